@@ -1,0 +1,39 @@
+"""What every component shares: the type-token scheme and the required labels and tags."""
+
+from __future__ import annotations
+
+PACKAGE = "modelops"
+"""The package part of every component's type token: `modelops:index:<ClassName>`."""
+
+
+def type_token(class_name: str) -> str:
+    return f"{PACKAGE}:index:{class_name}"
+
+
+def standard_labels(name: str, environment: str, cost_owner: str, version: str | None = None,
+                    component: str | None = None) -> dict[str, str]:
+    """The labels every Kubernetes object of the project carries (selectors use only the name)."""
+    labels = {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/part-of": PACKAGE,
+        "app.kubernetes.io/managed-by": "pulumi",
+        "modelops/environment": environment,
+        "modelops/cost-owner": cost_owner,
+    }
+    if version is not None:
+        labels["app.kubernetes.io/version"] = version
+    if component is not None:
+        labels["app.kubernetes.io/component"] = component
+    return labels
+
+
+def aws_tags(environment: str, cost_owner: str, **extra: str) -> dict[str, str]:
+    """Tags every AWS resource carries; `modelops/cost-owner` is what cost reports group by."""
+    return {"modelops/environment": environment, "modelops/cost-owner": cost_owner,
+            "managed-by": "pulumi", **extra}
+
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TAINT = {"key": GPU_RESOURCE, "value": "true", "effect": "NoSchedule"}
+POOL_LABEL = "modelops/gpu-pool"
+"""Node label Karpenter puts on a pool's nodes; serving workloads select it."""

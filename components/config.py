@@ -1,0 +1,448 @@
+"""The stack configuration schema: every `modelops:` key, validated once.
+
+The program reads config only through `load_stack_config()`; components receive the typed values.
+Errors name the key path as a user writes it in a stack file (`modelops:models.chat.replicas.min`)
+and the reason, one line per problem, so a broken stack fails before any resource is registered.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from .gpu_catalogue import load_catalogue
+
+NAMESPACE = "modelops"
+"""The config namespace: every key of this project is `modelops:<key>`."""
+
+Environment = Literal["dev", "staging", "prod"]
+CapacityType = Literal["spot", "on-demand"]
+FallbackMode = Literal["none", "standby", "auto", "only"]
+
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$"
+_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
+_DURATION = r"^([0-9]+(s|m|h))+$|^Never$"
+
+
+@dataclass(frozen=True)
+class EnvironmentDefaults:
+    """What an environment implies when a stack does not say otherwise."""
+
+    min_replicas: int
+    max_replicas: int
+    protect: bool
+    """Protect stateful and expensive resources (ECR repositories) from `pulumi destroy`."""
+    policy_enforcement: Literal["advisory", "mandatory"]
+    capacity_types: tuple[CapacityType, ...]
+    fallback: FallbackMode
+    log_retention_days: int
+
+
+ENVIRONMENT_DEFAULTS: dict[str, EnvironmentDefaults] = {
+    "dev": EnvironmentDefaults(1, 2, False, "advisory", ("spot",), "only", 7),
+    "staging": EnvironmentDefaults(2, 4, False, "mandatory", ("spot", "on-demand"), "none", 30),
+    "prod": EnvironmentDefaults(2, 6, True, "mandatory", ("on-demand",), "none", 90),
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+
+class GatewayRef(_Model):
+    """A Gateway API Gateway that model routes attach to."""
+
+    name: str
+    namespace: str
+    hostname: str | None = None
+
+
+class ClusterConfig(_Model):
+    name: str = Field(pattern=_DNS_LABEL)
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+    account_id: str = Field(pattern=r"^[0-9]{12}$")
+    kubernetes_version: str = Field(pattern=r"^1\.[0-9]{2}$")
+    kubeconfig_stack: str | None = Field(default=None, pattern=r"^[^/\s]+/[^/\s]+/[^/\s]+$")
+    """A StackReference (`org/project/stack`) to the stack that owns the cluster. Without it, the
+    kubeconfig is the secret config value `modelops:kubeconfig` (`pulumi config set --secret`)."""
+    kubeconfig_output: str = "kubeconfig"
+    """The output of that stack holding the kubeconfig."""
+    node_role: str
+    """The IAM role Karpenter gives the nodes it launches."""
+    discovery_tag: str | None = None
+    """Value of the `karpenter.sh/discovery` tag on the cluster's subnets and security groups (default: name)."""
+    oidc_provider_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/.+$")
+    availability_zones: tuple[str, ...] = ()
+    """Zones the pools may use; pre-flight checks offerings there (empty: every zone of the region)."""
+    ingress_namespace: str = Field(default="gateway-system", pattern=_DNS_LABEL)
+    """Namespace of the ingress or gateway pods allowed to reach model servers."""
+    monitoring_namespace: str = Field(default="monitoring", pattern=_DNS_LABEL)
+    gateway: GatewayRef | None = None
+    """When set, canaries split traffic exactly through an HTTPRoute on this Gateway."""
+
+    @property
+    def oidc_issuer(self) -> str:
+        return self.oidc_provider_arn.split(":oidc-provider/", 1)[1]
+
+    @property
+    def ecr_registry(self) -> str:
+        return f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com"
+
+
+class RegistryConfig(_Model):
+    repository_prefix: str = Field(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
+    """ECR repositories are named `<prefix>/<model>`."""
+    allowed_registries: tuple[str, ...] = ()
+    """Registries workloads may pull from besides this account's ECR (prefixes ending in `/`)."""
+    images_to_keep: int = Field(default=20, ge=1, le=1000)
+
+    @field_validator("allowed_registries")
+    @classmethod
+    def _trailing_slash(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for prefix in value:
+            if not prefix.endswith("/"):
+                raise ValueError(f"{prefix!r} must end with '/' so that a prefix cannot match another registry")
+        return value
+
+
+class GpuPoolConfig(_Model):
+    instance_families: tuple[str, ...] = ()
+    instance_types: tuple[str, ...] = ()
+    capacity_types: tuple[CapacityType, ...] | None = None
+    """Default from the environment table (spot in dev, on-demand in prod)."""
+    gpu_limit: int = Field(ge=1, le=4096)
+    """The most GPUs Karpenter may launch for this pool: the hard cost cap."""
+    ami_family: Literal["bottlerocket", "al2023"] = "bottlerocket"
+    ami_version: str = Field(default="latest", pattern=r"^(latest|v?[0-9][0-9.]*)$")
+    architecture: Literal["amd64", "arm64"] = "amd64"
+    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmpty"
+    consolidate_after: str = Field(default="10m", pattern=_DURATION)
+    disruption_budget: str = Field(default="10%", pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$")
+    """How many of the pool's nodes Karpenter may disrupt at once."""
+    expire_after: str = Field(default="720h", pattern=_DURATION)
+    weight: int | None = Field(default=None, ge=1, le=100)
+    """Higher weights are tried first: give a spot pool a higher weight than its on-demand backup."""
+    root_volume_gib: int = Field(default=50, ge=20, le=16384)
+    data_volume_gib: int = Field(default=200, ge=50, le=16384)
+    """Bottlerocket's data volume holds container images: model images are large."""
+    time_slicing_replicas: int | None = Field(default=None, ge=2, le=48)
+    """Share each GPU between this many pods (small models only; no memory isolation)."""
+
+    @model_validator(mode="after")
+    def _instances(self) -> GpuPoolConfig:
+        catalogue = load_catalogue()
+        if not self.instance_families and not self.instance_types:
+            raise ValueError("set instanceFamilies or instanceTypes")
+        unknown_families = sorted(set(self.instance_families) - catalogue.families())
+        if unknown_families:
+            raise ValueError(f"unknown GPU instance families {unknown_families} "
+                             f"(known: {', '.join(sorted(catalogue.families()))})")
+        unknown_types = sorted(set(self.instance_types) - set(catalogue.instance_types))
+        if unknown_types:
+            raise ValueError(f"unknown GPU instance types {unknown_types}")
+        return self
+
+
+class ImageConfig(_Model):
+    """Either a build (context + Dockerfile) or a pre-built reference."""
+
+    context: str | None = None
+    dockerfile: str = "Dockerfile"
+    platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
+    build_args: dict[str, str] = {}
+    target: str | None = None
+    ref: str | None = Field(default=None, pattern=r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$")
+    """A pre-built image; a tag is resolved to its digest at deploy time."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImageConfig:
+        if (self.context is None) == (self.ref is None):
+            raise ValueError("set exactly one of context (build) or ref (pre-built image)")
+        return self
+
+
+class Replicas(_Model):
+    min: int | None = Field(default=None, ge=1, le=1000)
+    max: int | None = Field(default=None, ge=1, le=1000)
+
+
+class Resources(_Model):
+    cpu: str = Field(default="2", pattern=_QUANTITY)
+    memory: str = Field(default="8Gi", pattern=_QUANTITY)
+
+
+class CanaryConfig(_Model):
+    version: str = Field(pattern=r"^[\w.-]{1,63}$")
+    weight: int = Field(ge=0, le=100)
+    """Percent of traffic sent to the canary."""
+    image: ImageConfig | None = None
+    """The canary's image (default: the model's image built at the canary version)."""
+
+
+class ProbeConfig(_Model):
+    ready_path: str = "/v2/health/ready"
+    live_path: str = "/v2/health/live"
+    startup_seconds: int = Field(default=600, ge=30, le=3600)
+    """How long a replica may take to load its model before Kubernetes restarts it."""
+
+
+class AutoscalingConfig(_Model):
+    target_cpu_utilization: int = Field(default=70, ge=10, le=100)
+    prometheus_query: str | None = None
+    """With this, a KEDA ScaledObject scales on the query (e.g. queue depth) instead of an HPA on CPU."""
+    prometheus_threshold: str = "10"
+    prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
+
+
+class ServerlessConfig(_Model):
+    memory_mb: int = Field(default=4096, ge=128, le=10240)
+    timeout_seconds: int = Field(default=60, ge=1, le=900)
+    ephemeral_storage_mb: int = Field(default=2048, ge=512, le=10240)
+    reserved_concurrency: int = Field(default=5, ge=1, le=1000)
+    """Hard cap on concurrent invocations: a runaway fallback is a runaway bill."""
+    sample_payload: dict[str, Any] = {"inputs": "ping"}
+    """What `modelops smoke` sends to the function."""
+
+
+class ModelConfig(_Model):
+    version: str = Field(pattern=r"^[\w.-]{1,63}$")
+    image: ImageConfig
+    cpu_image: ImageConfig | None = None
+    """A CPU build for the serverless fallback when the serving image needs a GPU."""
+    namespace: str = Field(default="models", pattern=_DNS_LABEL)
+    port: int = Field(default=8080, ge=1024, le=65535)
+    gpus: int = Field(default=0, ge=0, le=8)
+    """GPUs per replica."""
+    pool: str | None = None
+    replicas: Replicas = Replicas()
+    resources: Resources = Resources()
+    artifact_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9.-]{3,63}(/.*)?$")
+    canary: CanaryConfig | None = None
+    fallback: FallbackMode | None = None
+    serverless: ServerlessConfig = ServerlessConfig()
+    probes: ProbeConfig = ProbeConfig()
+    autoscaling: AutoscalingConfig = AutoscalingConfig()
+    env: dict[str, str] = {}
+
+    @property
+    def artifact_bucket(self) -> str | None:
+        return self.artifact_uri[len("s3://"):].split("/", 1)[0] if self.artifact_uri else None
+
+    @property
+    def artifact_prefix(self) -> str:
+        if not self.artifact_uri:
+            return ""
+        parts = self.artifact_uri[len("s3://"):].split("/", 1)
+        return parts[1].strip("/") if len(parts) > 1 else ""
+
+
+class BudgetConfig(_Model):
+    monthly_gpu_usd: float = Field(gt=0)
+
+
+class PreflightConfig(_Model):
+    during_up: bool = False
+    """Run the capacity and quota checks at the start of `pulumi up` (needs AWS credentials)."""
+
+
+class StackConfig(_Model):
+    environment: Environment
+    cluster: ClusterConfig
+    registry: RegistryConfig
+    gpu_pools: dict[str, GpuPoolConfig] = {}
+    models: dict[str, ModelConfig]
+    budget: BudgetConfig
+    preflight: PreflightConfig = PreflightConfig()
+    cost_owner: str = Field(default="ml-platform", pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
+    """The team billed for this stack: a tag on AWS resources and a label on Kubernetes objects."""
+
+    @property
+    def defaults(self) -> EnvironmentDefaults:
+        return ENVIRONMENT_DEFAULTS[self.environment]
+
+    def min_replicas(self, model: ModelConfig) -> int:
+        return model.replicas.min if model.replicas.min is not None else self.defaults.min_replicas
+
+    def max_replicas(self, model: ModelConfig) -> int:
+        if model.replicas.max is not None:
+            return model.replicas.max
+        return max(self.defaults.max_replicas, self.min_replicas(model))
+
+    def fallback(self, model: ModelConfig) -> FallbackMode:
+        return model.fallback if model.fallback is not None else self.defaults.fallback
+
+    def capacity_types(self, pool: GpuPoolConfig) -> tuple[CapacityType, ...]:
+        return pool.capacity_types if pool.capacity_types is not None else self.defaults.capacity_types
+
+    def allowed_registries(self) -> tuple[str, ...]:
+        """Every registry a workload of this stack may pull from: this account's ECR first."""
+        return (f"{self.cluster.ecr_registry}/", *self.registry.allowed_registries)
+
+
+class StackConfigError(Exception):
+    """A stack config that cannot be deployed: one `path: reason` line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+KUBECONFIG_SECRET_KEY = "kubeconfig"
+"""The secret config key holding the kubeconfig when the cluster is not read from its own stack."""
+SECRET_SET = object()
+"""Stands for a secret config value in `parse_stack_config`'s input: its presence matters, never its text."""
+
+# The keys a stack file may set in the `modelops` namespace, by their config name.
+CONFIG_KEYS: dict[str, str] = {field.alias or name: name for name, field in StackConfig.model_fields.items()}
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    head, *rest = loc
+    return f"{NAMESPACE}:{head}" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest)
+
+
+def _message(error: dict[str, Any]) -> str:
+    msg = error["msg"]
+    if error["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        msg = "unknown key"
+    if error["type"] == "missing":
+        msg = "required"
+    return msg
+
+
+def _cross_reference_problems(cfg: StackConfig) -> list[str]:
+    catalogue = load_catalogue()
+    problems = []
+    if cfg.cluster.region not in catalogue.on_demand_usd_per_hour:
+        problems.append(f"{NAMESPACE}:cluster.region: no GPU price list for {cfg.cluster.region} "
+                        f"(known: {', '.join(sorted(catalogue.on_demand_usd_per_hour))})")
+    if not cfg.models:
+        problems.append(f"{NAMESPACE}:models: define at least one model")
+    for pool_name in cfg.gpu_pools:
+        if not re.match(_DNS_LABEL, pool_name):
+            problems.append(f"{NAMESPACE}:gpuPools.{pool_name}: pool names must be DNS labels (a-z, 0-9, '-')")
+    for name, model in cfg.models.items():
+        path = f"{NAMESPACE}:models.{name}"
+        if not re.match(_DNS_LABEL, name):
+            problems.append(f"{path}: model names must be DNS labels (a-z, 0-9, '-'), at most 42 characters")
+        lo, hi = cfg.min_replicas(model), cfg.max_replicas(model)
+        if lo > hi:
+            problems.append(f"{path}.replicas.min: must be <= max ({lo} > {hi})")
+        mode = cfg.fallback(model)
+        if model.pool is not None and model.pool not in cfg.gpu_pools:
+            known = ", ".join(sorted(cfg.gpu_pools)) or "none defined"
+            problems.append(f"{path}.pool: unknown GPU pool {model.pool!r} (gpuPools: {known})")
+        elif model.gpus > 0 and model.pool is None and mode != "only":
+            problems.append(f"{path}.gpus: {model.gpus} GPUs requested but no pool is set")
+        elif model.pool is not None and model.gpus == 0:
+            problems.append(f"{path}.pool: a pool is set but gpus is 0 (set gpus, or remove pool for a CPU-only model)")
+        elif model.pool is not None:
+            pool = cfg.gpu_pools[model.pool]
+            types = catalogue.types_for(pool.instance_families, pool.instance_types)
+            if max(t.gpus for t in types) < model.gpus:
+                problems.append(f"{path}.gpus: {model.gpus} GPUs per replica, but pool {model.pool!r} has at most "
+                                f"{max(t.gpus for t in types)} GPUs per instance")
+            if model.gpus > pool.gpu_limit:
+                problems.append(f"{path}.gpus: {model.gpus} GPUs per replica exceeds pool {model.pool!r}'s gpuLimit "
+                                f"({pool.gpu_limit})")
+        if mode == "auto" and model.pool is None:
+            problems.append(f"{path}.fallback: 'auto' chooses between a GPU pool and serverless; set pool")
+        if model.canary is not None and model.canary.version == model.version:
+            problems.append(f"{path}.canary.version: equals the stable version {model.version!r}")
+        if mode != "none" and model.cpu_image is None and model.image.ref is not None \
+                and not model.image.ref.startswith(f"{cfg.cluster.ecr_registry}/"):
+            problems.append(f"{path}.image.ref: fallback {mode!r} runs the image on Lambda, which pulls only from "
+                            f"this account's ECR ({cfg.cluster.ecr_registry}); set cpuImage or use fallback 'none'")
+        if model.canary is not None and mode == "only":
+            problems.append(f"{path}.canary: canaries split Kubernetes traffic; fallback 'only' deploys none")
+    return problems
+
+
+def _kubeconfig_problems(cfg: StackConfig, kubeconfig: Any) -> list[str]:
+    key = f"{NAMESPACE}:{KUBECONFIG_SECRET_KEY}"
+    if cfg.cluster.kubeconfig_stack is not None:
+        if kubeconfig is not None:
+            return [f"{key}: set both this and {NAMESPACE}:cluster.kubeconfigStack; keep one"]
+        return []
+    if kubeconfig is None:
+        return [f"{key}: required unless {NAMESPACE}:cluster.kubeconfigStack is set "
+                f"(pulumi config set --secret {key} < kubeconfig)"]
+    if kubeconfig != SECRET_SET:
+        return [f"{key}: must be a secret (pulumi config set --secret {key} < kubeconfig); "
+                "a plain kubeconfig would be stored and shown in clear"]
+    return []
+
+
+def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
+    """Validate config values keyed without namespace (`models`, `gpuPools`, …).
+
+    Raises StackConfigError listing every problem found, each as `modelops:<path>: <reason>`.
+    """
+    raw = dict(raw)
+    kubeconfig = raw.pop(KUBECONFIG_SECRET_KEY, None)
+    try:
+        cfg = StackConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [f"{_key_path(e['loc']) if e['loc'] else NAMESPACE}: {_message(e)}" for e in exc.errors()]
+        raise StackConfigError(problems) from None
+    problems = _kubeconfig_problems(cfg, kubeconfig) + _cross_reference_problems(cfg)
+    if problems:
+        raise StackConfigError(problems)
+    return cfg
+
+
+def load_stack_config() -> StackConfig:
+    """Read and validate the `modelops:` keys of the running stack (under the CLI or the offline engine)."""
+    from pulumi.runtime import config as runtime_config
+
+    prefix = f"{NAMESPACE}:"
+    raw: dict[str, Any] = {}
+    for full_key, value in runtime_config.CONFIG.get().items():
+        if not full_key.startswith(prefix):
+            continue
+        key = full_key[len(prefix):]
+        if key == KUBECONFIG_SECRET_KEY:
+            raw[key] = SECRET_SET if runtime_config.is_config_secret(full_key) else value
+            continue
+        try:
+            raw[key] = json.loads(value)
+        except (json.JSONDecodeError, TypeError):
+            raw[key] = value  # plain strings such as `environment`
+    return parse_stack_config(raw)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a stack file's `config:` block, for editors."""
+    schema = StackConfig.model_json_schema(by_alias=True)
+    defs = schema.pop("$defs", {})
+    properties = {f"{NAMESPACE}:{k}": v for k, v in schema["properties"].items()}
+    required = [f"{NAMESPACE}:{k}" for k in schema.get("required", [])]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "modelops stack file",
+        "description": "stacks/Pulumi.<stack>.yaml: the `config:` block of a modelops stack.",
+        "type": "object",
+        "properties": {
+            "config": {
+                "type": "object",
+                "properties": {**properties, f"{NAMESPACE}:{KUBECONFIG_SECRET_KEY}": {
+                    "description": "The cluster's kubeconfig, as a secret (pulumi config set --secret).",
+                    "type": "object", "properties": {"secure": {"type": "string"}}, "required": ["secure"],
+                    "additionalProperties": False}},
+                "required": required,
+                "patternProperties": {f"^(?!{NAMESPACE}:)[a-zA-Z][\\w-]*:": {}},
+                "additionalProperties": False,
+            },
+            "secretsprovider": {"type": "string"},
+            "encryptedkey": {"type": "string"},
+            "encryptionsalt": {"type": "string"},
+        },
+        "$defs": defs,
+    }

@@ -1,0 +1,81 @@
+"""GPU instance catalogue: what each EC2 GPU instance type carries and what it costs on demand.
+
+The data lives in `policies/data/gpu_instances.json` because the policy pack (which runs in its own
+virtualenv and never imports this package) prices the GPU ceiling from the same table. This module
+turns it into typed values for the stack schema (can a pool hold the GPUs a model asks for per
+replica?), the GPU node pool (cpu/memory limits), pre-flight (vCPU quota) and the cost ceiling.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+CATALOGUE_PATH = Path(__file__).resolve().parent.parent / "policies" / "data" / "gpu_instances.json"
+
+
+@dataclass(frozen=True)
+class GpuInstanceType:
+    name: str
+    family: str
+    gpus: int
+    gpu_model: str
+    gpu_memory_gib: int
+    """Memory of one GPU."""
+    vcpus: int
+    memory_gib: int
+    quota_class: str
+    """Which EC2 vCPU quota the type counts against: "G" (G and VT) or "P"."""
+
+    @property
+    def gpu_name(self) -> str:
+        """The value Karpenter puts in the `karpenter.k8s.aws/instance-gpu-name` label."""
+        return self.gpu_model.lower()
+
+
+@dataclass(frozen=True)
+class VcpuQuota:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    hours_per_month: int
+    instance_types: dict[str, GpuInstanceType]
+    on_demand_usd_per_hour: dict[str, dict[str, float]]
+    vcpu_quotas: dict[tuple[str, str], VcpuQuota]
+    """By (quota class, capacity type)."""
+
+    def families(self) -> set[str]:
+        return {t.family for t in self.instance_types.values()}
+
+    def types_for(self, instance_families: tuple[str, ...] | list[str],
+                  instance_types: tuple[str, ...] | list[str]) -> list[GpuInstanceType]:
+        """The entries a pool may launch: its explicit types, else every type of its families."""
+        if instance_types:
+            return [self.instance_types[n] for n in instance_types if n in self.instance_types]
+        wanted = set(instance_families)
+        return [t for t in self.instance_types.values() if t.family in wanted]
+
+    def max_price_per_gpu_hour(self, types: list[GpuInstanceType], region: str) -> float:
+        """The most a pool can pay per GPU-hour: its most expensive allowed instance, per GPU."""
+        prices = self.on_demand_usd_per_hour.get(region)
+        if prices is None:
+            raise KeyError(f"no GPU price list for region {region} "
+                           f"(known: {', '.join(sorted(self.on_demand_usd_per_hour))})")
+        return max(prices[t.name] / t.gpus for t in types)
+
+
+@cache
+def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
+    raw = json.loads(path.read_text())
+    types = {
+        name: GpuInstanceType(name, t["family"], t["gpus"], t["gpuModel"], t["gpuMemoryGiB"], t["vcpus"],
+                              t["memoryGiB"], t["quotaClass"])
+        for name, t in raw["instanceTypes"].items()
+    }
+    quotas = {(q["quotaClass"], q["capacityType"]): VcpuQuota(q["code"], q["name"]) for q in raw["vcpuQuotas"]}
+    return Catalogue(raw["hoursPerMonth"], types, raw["onDemandUsdPerHour"], quotas)

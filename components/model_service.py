@@ -1,0 +1,398 @@
+"""ModelService: a model served from Kubernetes, production-grade by default.
+
+Creates, in the model's namespace:
+- a ServiceAccount, with an IAM role for service accounts (read-only on the artifact's S3 prefix)
+  when the model artifact lives in S3;
+- a Deployment per track (stable, and canary when configured), whose pods fetch the artifact in an
+  init container and serve it under the restricted Pod Security profile;
+- a Service for the model (both tracks) and, with a Gateway, one per track and an HTTPRoute that
+  splits traffic by weight;
+- autoscaling (an autoscaling/v2 HPA on CPU, or a KEDA ScaledObject on a Prometheus query), a
+  PodDisruptionBudget per Deployment, a NetworkPolicy (ingress from the gateway and monitoring
+  namespaces only), a ServiceMonitor and a PrometheusRule with latency, error and availability alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from .common import GPU_RESOURCE, standard_labels, type_token
+
+ARTIFACT_FETCHER_IMAGE = ("docker.io/amazon/aws-cli:2.15.0"
+                          "@sha256:e2a778146a45cb7cdcc55e3051c0de38ea9f180ed88383447f7ead6b0ba5e9a4")
+TRACK_LABEL = "modelops/track"
+MODEL_DIR = "/models"
+RUN_AS_USER = 65532
+
+
+@dataclass(frozen=True)
+class ModelServiceArgs:
+    environment: str
+    """dev, staging or prod: labels."""
+    cost_owner: str
+    """The team billed: the `modelops/cost-owner` label."""
+    namespace: str
+    """Namespace the model runs in."""
+    version: str
+    """The stable version."""
+    image: pulumi.Input[str]
+    """The stable image, pinned by digest."""
+    port: int = 8080
+    """The model server's HTTP port (serves /metrics too)."""
+    gpus: int = 0
+    """GPUs per replica (request == limit)."""
+    node_selector: pulumi.Input[dict[str, str]] | None = None
+    """From the GPU pool; None for CPU-only models."""
+    tolerations: pulumi.Input[list[dict[str, str]]] | None = None
+    """From the GPU pool; None for CPU-only models."""
+    min_replicas: int = 2
+    """Autoscaling lower bound of the stable track."""
+    max_replicas: int = 4
+    """Autoscaling upper bound of the stable track."""
+    cpu: str = "2"
+    """CPU request per replica."""
+    memory: str = "8Gi"
+    """Memory request and limit per replica."""
+    artifact_bucket: str | None = None
+    """S3 bucket of the model artifact; None when the image carries the model."""
+    artifact_prefix: str = ""
+    """Key prefix of the artifact in that bucket."""
+    oidc_provider_arn: str = ""
+    """The cluster's OIDC provider, trusted by the service-account role."""
+    ingress_namespace: str = "gateway-system"
+    """Namespace allowed to send traffic to the model."""
+    monitoring_namespace: str = "monitoring"
+    """Namespace allowed to scrape metrics."""
+    ready_path: str = "/v2/health/ready"
+    """Readiness endpoint."""
+    live_path: str = "/v2/health/live"
+    """Liveness endpoint."""
+    startup_seconds: int = 600
+    """How long model loading may take before the container is restarted."""
+    target_cpu_utilization: int = 70
+    """HPA target."""
+    prometheus_query: str | None = None
+    """When set, KEDA scales on this query instead of an HPA on CPU."""
+    prometheus_threshold: str = "10"
+    """KEDA target value per replica."""
+    prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
+    """Prometheus for KEDA."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Plain environment variables for the server."""
+    canary_version: str | None = None
+    """The canary version; None for no canary."""
+    canary_image: pulumi.Input[str] | None = None
+    """The canary image, pinned by digest."""
+    canary_weight: int = 0
+    """Percent of traffic for the canary."""
+    gateway_name: str | None = None
+    """A Gateway API Gateway for exact traffic splitting; None splits by replica ratio."""
+    gateway_namespace: str | None = None
+    """The Gateway's namespace."""
+    gateway_hostname: str | None = None
+    """Hostname the route answers on."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """AWS tags (the service-account role)."""
+
+
+class ModelService(pulumi.ComponentResource):
+    """A served model. Secure defaults: the restricted Pod Security profile (non-root, no privilege
+    escalation, all capabilities dropped, RuntimeDefault seccomp, read-only root filesystem), no
+    service-account token in pods, ingress only from the gateway and monitoring namespaces, and an
+    IAM role limited to reading the model's own S3 prefix."""
+
+    endpoint: pulumi.Output[str]
+    """Where clients reach the model: the gateway URL, else the in-cluster Service URL."""
+    service_name: pulumi.Output[str]
+    """The model's Service."""
+    role_arn: pulumi.Output[str | None]
+    """The service-account IAM role, when the artifact is in S3."""
+
+    def __init__(self, name: str, args: ModelServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(type_token("ModelService"), name, None, opts)
+        self._name = name
+        self._args = args
+        ns = args.namespace
+        labels = standard_labels(name, args.environment, args.cost_owner, args.version, "model-server")
+        match = {"app.kubernetes.io/name": name}
+
+        role = self._service_account_role(name, args) if args.artifact_bucket else None
+        annotations = {"eks.amazonaws.com/role-arn": role.arn} if role else {}
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata={"name": name, "namespace": ns, "labels": labels, "annotations": annotations},
+            automount_service_account_token=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        canary = args.canary_version is not None
+        canary_replicas = max(1, math.ceil(args.max_replicas * args.canary_weight / 100)) if canary else 0
+        stable = self._deployment(name, "stable", args.version, args.image, None, account)
+        self._disruption_budget(f"{name}-pdb", name, "stable", labels)
+        self._autoscaler(name, stable, args)
+        if canary:
+            canary_name = f"{name}-canary"
+            self._deployment(canary_name, "canary", args.canary_version, args.canary_image, canary_replicas, account)
+            self._disruption_budget(f"{canary_name}-pdb", canary_name, "canary", labels)
+
+        port = [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+        service = k8s.core.v1.Service(
+            f"{name}-svc",
+            metadata={"name": name, "namespace": ns, "labels": labels},
+            spec={"type": "ClusterIP", "selector": match, "ports": port},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        if args.gateway_name:
+            self._route(name, labels, port)
+        elif canary:
+            pulumi.log.warn(
+                f"model {name}: no gateway configured, so the {args.canary_weight}% canary split is approximate: "
+                f"{canary_replicas} canary replica(s) beside {args.min_replicas}-{args.max_replicas} stable ones "
+                "share one Service. Set modelops:cluster.gateway for an exact split.", resource=self)
+
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata={"name": name, "namespace": ns, "labels": labels},
+            spec={"podSelector": {"matchLabels": match}, "policyTypes": ["Ingress"],
+                  "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}}}
+                                        for n in sorted({args.ingress_namespace, args.monitoring_namespace})],
+                               "ports": [{"protocol": "TCP", "port": args.port}]}]},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata={"name": name, "namespace": ns, "labels": labels},
+            spec={"selector": {"matchLabels": match}, "namespaceSelector": {"matchNames": [ns]},
+                  "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}]},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
+        )
+        self._alerts(name, labels, args)
+
+        if args.gateway_name and args.gateway_hostname:
+            self.endpoint = pulumi.Output.from_input(f"https://{args.gateway_hostname}/{name}")
+        else:
+            self.endpoint = pulumi.Output.from_input(f"http://{name}.{ns}.svc.cluster.local")
+        self.service_name = service.metadata.name
+        self.role_arn = role.arn if role else pulumi.Output.from_input(None)
+        self.register_outputs({"endpoint": self.endpoint, "service_name": self.service_name,
+                               "role_arn": self.role_arn})
+
+    def _service_account_role(self, name: str, args: ModelServiceArgs) -> aws.iam.Role:
+        issuer = args.oidc_provider_arn.split(":oidc-provider/", 1)[1]
+        trust = {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": args.oidc_provider_arn},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {f"{issuer}:sub": f"system:serviceaccount:{args.namespace}:{name}",
+                                           f"{issuer}:aud": "sts.amazonaws.com"}},
+        }]}
+        role = aws.iam.Role(f"{name}-role", assume_role_policy=json.dumps(trust), tags=args.tags,
+                            opts=pulumi.ResourceOptions(parent=self))
+        aws.iam.RolePolicy(f"{name}-artifact-read", role=role.id,
+                           policy=json.dumps(artifact_read_policy(args.artifact_bucket, args.artifact_prefix)),
+                           opts=pulumi.ResourceOptions(parent=self))
+        return role
+
+    def _pod_spec(self, version: str, image: pulumi.Input[str], account: k8s.core.v1.ServiceAccount) -> dict:
+        args = self._args
+        resources = {"requests": {"cpu": args.cpu, "memory": args.memory}, "limits": {"memory": args.memory}}
+        if args.gpus:
+            resources["requests"][GPU_RESOURCE] = str(args.gpus)
+            resources["limits"][GPU_RESOURCE] = str(args.gpus)
+        container_security = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                              "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+                              "seccompProfile": {"type": "RuntimeDefault"}}
+        mounts = [{"name": "cache", "mountPath": "/tmp"}, {"name": "model", "mountPath": MODEL_DIR}]
+        env = [{"name": k, "value": v} for k, v in sorted(args.env.items())]
+        env += [{"name": "MODEL_VERSION", "value": version}, {"name": "MODEL_DIR", "value": MODEL_DIR},
+                {"name": "HOME", "value": "/tmp"}]
+        server = {
+            "name": "server",
+            "image": image,
+            "ports": [{"name": "http", "containerPort": args.port, "protocol": "TCP"}],
+            "env": env,
+            "resources": resources,
+            "securityContext": container_security,
+            "volumeMounts": mounts,
+            # Model loading can take minutes: the startup probe holds liveness off until it is done.
+            "startupProbe": {"httpGet": {"path": args.live_path, "port": "http"}, "periodSeconds": 10,
+                             "failureThreshold": math.ceil(args.startup_seconds / 10), "timeoutSeconds": 5},
+            "readinessProbe": {"httpGet": {"path": args.ready_path, "port": "http"}, "periodSeconds": 5,
+                               "failureThreshold": 3, "timeoutSeconds": 3},
+            "livenessProbe": {"httpGet": {"path": args.live_path, "port": "http"}, "periodSeconds": 10,
+                              "failureThreshold": 3, "timeoutSeconds": 5},
+            # Endpoints lag pod deletion: keep serving while the gateway stops sending traffic.
+            "lifecycle": {"preStop": {"sleep": {"seconds": 15}}},
+        }
+        spec = {
+            "serviceAccountName": account.metadata.name,
+            "automountServiceAccountToken": False,
+            "terminationGracePeriodSeconds": 60,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER,
+                                "fsGroup": RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [server],
+            "volumes": [{"name": "cache", "emptyDir": {"sizeLimit": "2Gi"}},
+                        {"name": "model", "emptyDir": {"sizeLimit": "50Gi"}}],
+            "topologySpreadConstraints": [
+                {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
+                 "labelSelector": {"matchLabels": {"app.kubernetes.io/name": self._name}}},
+                {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+                 "labelSelector": {"matchLabels": {"app.kubernetes.io/name": self._name}}},
+            ],
+        }
+        if args.artifact_bucket:
+            source = f"s3://{args.artifact_bucket}/{args.artifact_prefix}".rstrip("/")
+            spec["initContainers"] = [{
+                "name": "fetch-model",
+                "image": ARTIFACT_FETCHER_IMAGE,
+                "command": ["aws", "s3", "sync", "--only-show-errors", source, MODEL_DIR],
+                "env": [{"name": "HOME", "value": "/tmp"}],
+                "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+                "securityContext": container_security,
+                "volumeMounts": mounts,
+            }]
+        if args.node_selector is not None:
+            spec["nodeSelector"] = args.node_selector
+        if args.tolerations is not None:
+            spec["tolerations"] = args.tolerations
+        return spec
+
+    def _deployment(self, name: str, track: str, version: str, image: pulumi.Input[str],
+                    replicas: int | None, account: k8s.core.v1.ServiceAccount) -> k8s.apps.v1.Deployment:
+        args = self._args
+        labels = {**standard_labels(self._name, args.environment, args.cost_owner, version, "model-server"), TRACK_LABEL: track}
+        spec = {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": self._name, TRACK_LABEL: track}},
+            # Never below capacity during a rollout: a new replica is ready before an old one goes.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "revisionHistoryLimit": 5,
+            "template": {"metadata": {"labels": labels}, "spec": self._pod_spec(version, image, account)},
+        }
+        if replicas is not None:  # the stable track's replicas belong to its autoscaler
+            spec["replicas"] = replicas
+        return k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata={"name": name, "namespace": args.namespace, "labels": labels},
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _disruption_budget(self, resource_name: str, name: str, track: str, labels: dict[str, str]) -> None:
+        k8s.policy.v1.PodDisruptionBudget(
+            resource_name,
+            metadata={"name": name, "namespace": self._args.namespace, "labels": labels},
+            # One replica at a time may be evicted: node drains proceed, capacity never collapses.
+            spec={"maxUnavailable": 1,
+                  "selector": {"matchLabels": {"app.kubernetes.io/name": self._name, TRACK_LABEL: track}}},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _autoscaler(self, name: str, deployment: k8s.apps.v1.Deployment, args: ModelServiceArgs) -> None:
+        labels = standard_labels(name, args.environment, args.cost_owner, args.version, "autoscaler")
+        target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name}
+        if args.prometheus_query:
+            k8s.apiextensions.CustomResource(
+                f"{name}-scaler",
+                api_version="keda.sh/v1alpha1",
+                kind="ScaledObject",
+                metadata={"name": name, "namespace": args.namespace, "labels": labels},
+                spec={"scaleTargetRef": target, "minReplicaCount": args.min_replicas,
+                      "maxReplicaCount": args.max_replicas, "cooldownPeriod": 300,
+                      "triggers": [{"type": "prometheus", "metadata": {
+                          "serverAddress": args.prometheus_address, "query": args.prometheus_query,
+                          "threshold": args.prometheus_threshold}}]},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            return
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata={"name": name, "namespace": args.namespace, "labels": labels},
+            spec={"scaleTargetRef": target, "minReplicas": args.min_replicas, "maxReplicas": args.max_replicas,
+                  "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                      "type": "Utilization", "averageUtilization": args.target_cpu_utilization}}}],
+                  # Scale down slowly: a replica that goes takes a loaded model with it.
+                  "behavior": {"scaleDown": {"stabilizationWindowSeconds": 600,
+                                             "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}]}}},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _route(self, name: str, labels: dict[str, str], port: list[dict]) -> None:
+        args = self._args
+        backends = [(name if args.canary_version is None else f"{name}-stable", "stable",
+                     100 - args.canary_weight if args.canary_version else 100)]
+        if args.canary_version is not None:
+            backends.append((f"{name}-canary", "canary", args.canary_weight))
+            for service_name, track, _ in backends:
+                k8s.core.v1.Service(
+                    f"{service_name}-svc",
+                    metadata={"name": service_name, "namespace": args.namespace, "labels": labels},
+                    spec={"type": "ClusterIP", "ports": port,
+                          "selector": {"app.kubernetes.io/name": name, TRACK_LABEL: track}},
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+        route = {
+            "parentRefs": [{"name": args.gateway_name, "namespace": args.gateway_namespace}],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": f"/{name}"}}],
+                "filters": [{"type": "URLRewrite",
+                             "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}],
+                "backendRefs": [{"name": service_name, "port": 80, "weight": weight}
+                                for service_name, _, weight in backends],
+            }],
+        }
+        if args.gateway_hostname:
+            route["hostnames"] = [args.gateway_hostname]
+        k8s.apiextensions.CustomResource(
+            f"{name}-route",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata={"name": name, "namespace": args.namespace, "labels": labels},
+            spec=route,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _alerts(self, name: str, labels: dict[str, str], args: ModelServiceArgs) -> None:
+        sel = f'namespace="{args.namespace}",service="{name}"'
+        rules = [
+            {"alert": "ModelHighLatencyP99",
+             "expr": f"histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[5m]))) > 2",
+             "for": "10m", "labels": {"severity": "warning", "model": name},
+             "annotations": {"summary": f"{name}: p99 latency above 2s for 10 minutes"}},
+            {"alert": "ModelHighErrorRate",
+             "expr": (f'sum(rate(http_requests_total{{{sel},status=~"5.."}}[5m])) '
+                      f"/ sum(rate(http_requests_total{{{sel}}}[5m])) > 0.05"),
+             "for": "5m", "labels": {"severity": "critical", "model": name},
+             "annotations": {"summary": f"{name}: more than 5% of requests fail"}},
+            {"alert": "ModelUnavailable",
+             "expr": f'sum(kube_deployment_status_replicas_available{{namespace="{args.namespace}",deployment="{name}"}}) < 1',
+             "for": "2m", "labels": {"severity": "critical", "model": name},
+             "annotations": {"summary": f"{name}: no replica is available"}},
+        ]
+        k8s.apiextensions.CustomResource(
+            f"{name}-alerts",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata={"name": name, "namespace": args.namespace, "labels": labels},
+            spec={"groups": [{"name": f"modelops.{name}", "rules": rules}]},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+
+def artifact_read_policy(bucket: str, prefix: str) -> dict:
+    """Read-only access to one artifact prefix: get its objects and list under it, nothing else."""
+    keys = f"{prefix}/*" if prefix else "*"
+    list_statement = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"}
+    if prefix:
+        list_statement["Condition"] = {"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}}
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/{keys}"},
+        list_statement,
+    ]}

@@ -1,0 +1,284 @@
+"""The offline engine: run `__main__.py` under the Pulumi SDK's mock engine and capture a plan.
+
+The program is the one `pulumi up` runs, unchanged. A capturing monitor records every registration
+as the real engine would see it (URN, parent, provider, options, dependencies, inputs) and writes it
+in the shape of `pulumi preview --json`: secrets as "[secret]", values unknown at preview as the
+engine's unknown marker.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import os
+import runpy
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from google.protobuf import json_format
+from pulumi.runtime import mocks as sdk_mocks
+from pulumi.runtime import settings as sdk_settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+from components.preflight import PREFLIGHT_SWITCH
+
+from .mocks import OfflineMocks
+from .stackfile import StackSettings
+
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+"""The engine's marker for a value not known until the update runs."""
+SECRET = "[secret]"
+_SIG = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+class ProgramError(Exception):
+    """The program itself failed (a RunError, or an exception): the message is what it said."""
+
+
+@dataclass
+class _Registration:
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str | None
+    provider: str | None
+    protect: bool
+    retain_on_delete: bool
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    ignore_changes: list[str]
+    aliases: list[Any]
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    op: str = "create"
+    """`create`, or `read` for resources read from elsewhere (a StackReference)."""
+
+
+def _plain(value: Any, urn_of: dict[str, str]) -> Any:
+    """Protobuf JSON to plain JSON: secrets masked, resource references as URNs, whole numbers as ints."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG)
+        if sig == _SECRET_SIG:
+            return SECRET
+        if sig == _RESOURCE_SIG:
+            return urn_of.get(value.get("urn", ""), value.get("urn"))
+        return {k: _plain(value[k], urn_of) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_plain(v, urn_of) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class CapturingMonitor(sdk_mocks.MockMonitor):
+    """The SDK's mock monitor, plus a record of each registration with engine-accurate URNs."""
+
+    def __init__(self, mocks: OfflineMocks, project: str, stack: str):
+        super().__init__(mocks)
+        self.project = project
+        self.stack = stack
+        self.registrations: list[_Registration] = []
+        self._by_mock_urn: dict[str, _Registration] = {}
+        self._qualified: dict[str, str] = {}  # engine URN -> type chain used by children
+
+    def _engine_urn(self, parent: _Registration | None, type_: str, name: str) -> tuple[str, str]:
+        if parent is None or parent.type == STACK_TYPE:
+            qualified = type_
+        else:
+            qualified = f"{self._qualified[parent.urn]}${type_}"
+        return f"urn:pulumi:{self.stack}::{self.project}::{qualified}::{name}", qualified
+
+    def _urn(self, mock_urn: str) -> str:
+        reg = self._by_mock_urn.get(mock_urn)
+        return reg.urn if reg else mock_urn
+
+    def _provider_ref(self, ref: str) -> str | None:
+        if not ref:
+            return None
+        urn = ref.rsplit("::", 1)[0]
+        # A provider created in this update has no id yet: the real preview says so the same way.
+        return f"{self._urn(urn)}::{UNKNOWN}"
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        parent = self._by_mock_urn.get(request.parent) if request.parent else None
+        urn, qualified = self._engine_urn(parent, request.type, request.name)
+        urn_of = {k: v.urn for k, v in self._by_mock_urn.items()}
+        inputs = _plain(json_format.MessageToDict(request.object), urn_of) if request.type != STACK_TYPE else {}
+        reg = _Registration(
+            urn=urn, type=request.type, name=request.name, custom=bool(request.custom),
+            parent=parent.urn if parent else None,
+            provider=self._provider_ref(request.provider),
+            protect=bool(request.protect), retain_on_delete=bool(request.retainOnDelete),
+            dependencies=sorted({self._urn(d) for d in request.dependencies}),
+            property_dependencies={k: sorted({self._urn(u) for u in v.urns})
+                                   for k, v in sorted(request.propertyDependencies.items())},
+            ignore_changes=list(request.ignoreChanges),
+            aliases=[json_format.MessageToDict(a) for a in request.aliases],
+            inputs=inputs,
+        )
+        self._by_mock_urn[response.urn] = reg
+        self._qualified[urn] = qualified
+        self.registrations.append(reg)
+        return response
+
+    def ReadResource(self, request):
+        response = super().ReadResource(request)
+        parent = self._by_mock_urn.get(request.parent) if request.parent else None
+        urn, qualified = self._engine_urn(parent, request.type, request.name)
+        urn_of = {k: v.urn for k, v in self._by_mock_urn.items()}
+        reg = _Registration(
+            urn=urn, type=request.type, name=request.name, custom=True, parent=parent.urn if parent else None,
+            provider=self._provider_ref(request.provider), protect=False, retain_on_delete=False,
+            dependencies=sorted({self._urn(d) for d in request.dependencies}), property_dependencies={},
+            ignore_changes=[], aliases=[], inputs=_plain(json_format.MessageToDict(request.properties), urn_of),
+            op="read")
+        self._by_mock_urn[response.urn] = reg
+        self._qualified[urn] = qualified
+        self.registrations.append(reg)
+        return response
+
+    def RegisterResourceOutputs(self, request):
+        reg = self._by_mock_urn.get(request.urn)
+        if reg is not None:
+            urn_of = {k: v.urn for k, v in self._by_mock_urn.items()}
+            reg.outputs = _plain(json_format.MessageToDict(request.outputs), urn_of)
+        return super().RegisterResourceOutputs(request)
+
+
+class _RecordingEngine(sdk_mocks.MockEngine):
+    """Keeps the program's log messages (warnings, placement decisions) as plan diagnostics."""
+
+    def __init__(self, monitor: CapturingMonitor):
+        super().__init__(logging.getLogger("modelops.offline"))
+        self.monitor = monitor
+        self.diagnostics: list[dict[str, str]] = []
+
+    def Log(self, request):
+        severity = {0: "debug", 1: "info", 2: "warning", 3: "error"}.get(request.severity, "info")
+        if severity != "debug":
+            entry = {"severity": severity, "message": request.message}
+            if request.urn:
+                entry["urn"] = self.monitor._urn(request.urn)
+            self.diagnostics.append(entry)
+
+
+@contextmanager
+def _program_environment(settings: StackSettings, preflight: bool) -> Iterator[None]:
+    root = str(settings.project.root)
+    saved_path, saved_cwd = list(sys.path), os.getcwd()
+    saved_switch = os.environ.get(PREFLIGHT_SWITCH)
+    sys.path.insert(0, root)
+    os.chdir(root)  # as under the CLI: the program runs in the project directory
+    os.environ[PREFLIGHT_SWITCH] = "on" if preflight else "off"
+    try:
+        yield
+    finally:
+        sys.path[:] = saved_path
+        os.chdir(saved_cwd)
+        if saved_switch is None:
+            os.environ.pop(PREFLIGHT_SWITCH, None)
+        else:
+            os.environ[PREFLIGHT_SWITCH] = saved_switch
+
+
+def run_program(settings: StackSettings, preflight: bool = False) -> dict[str, Any]:
+    """Evaluate the program for a validated stack; return the plan (preview-JSON shape)."""
+    project = settings.project
+    cluster = settings.model.cluster
+    mocks = OfflineMocks(cluster.account_id, cluster.region)
+    monitor = CapturingMonitor(mocks, project.name, settings.stack)
+    engine = _RecordingEngine(monitor)
+    sdk_settings.ROOT.set(None)
+    set_all_config(dict(settings.config), list(settings.secret_keys))
+    sdk_settings.configure(sdk_mocks.MockSettings(
+        monitor=monitor, monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
+        engine=engine, project=project.name, stack=settings.stack, dry_run=True, organization="organization",
+        callbacks=None))
+
+    def program() -> None:
+        runpy.run_path(str(project.main), run_name="__main__")
+
+    with _program_environment(settings, preflight):
+        try:
+            _sync_await(run_in_stack(program))
+        except Exception as exc:  # noqa: BLE001 - reported to the user as the program's own failure
+            message = str(exc).strip() or type(exc).__name__
+            raise ProgramError(message) from exc
+        finally:
+            sdk_settings.ROOT.set(None)
+    return _to_preview_json(settings, monitor.registrations, engine.diagnostics)
+
+
+def _ordered(registrations: list[_Registration]) -> list[_Registration]:
+    """Parents and dependencies first, ties broken by URN: stable across runs whatever the scheduling."""
+    by_urn = {r.urn: r for r in registrations}
+    needs = {r.urn: {u for u in [r.parent, *r.dependencies, (r.provider or "").rsplit("::", 1)[0]]
+                     if u and u in by_urn and u != r.urn} for r in registrations}
+    waiting_on: dict[str, list[str]] = {}
+    for urn, deps in needs.items():
+        for dep in deps:
+            waiting_on.setdefault(dep, []).append(urn)
+    ready = [urn for urn, deps in needs.items() if not deps]
+    heapq.heapify(ready)
+    out = []
+    while ready:
+        urn = heapq.heappop(ready)
+        out.append(by_urn[urn])
+        for child in waiting_on.get(urn, []):
+            needs[child].discard(urn)
+            if not needs[child]:
+                heapq.heappush(ready, child)
+    return out
+
+
+def _to_preview_json(settings: StackSettings, registrations: list[_Registration],
+                     diagnostics: list[dict[str, str]]) -> dict[str, Any]:
+    steps = []
+    for reg in _ordered(registrations):
+        state: dict[str, Any] = {"urn": reg.urn, "custom": reg.custom, "type": reg.type}
+        if reg.type != STACK_TYPE:
+            state["inputs"] = reg.inputs
+        if reg.outputs:
+            state["outputs"] = reg.outputs
+        if reg.parent:
+            state["parent"] = reg.parent
+        if reg.protect:
+            state["protect"] = True
+        if reg.retain_on_delete:
+            state["retainOnDelete"] = True
+        if reg.dependencies:
+            state["dependencies"] = reg.dependencies
+        if reg.provider:
+            state["provider"] = reg.provider
+        if reg.property_dependencies:
+            state["propertyDependencies"] = reg.property_dependencies
+        if reg.ignore_changes:
+            state["ignoreChanges"] = reg.ignore_changes
+        step: dict[str, Any] = {"op": reg.op, "urn": reg.urn}
+        if reg.provider:
+            step["provider"] = reg.provider
+        step["newState"] = state
+        steps.append(step)
+    config = {k: (SECRET if k in settings.secret_keys else v) for k, v in sorted(settings.config.items())}
+    summary: dict[str, int] = {}
+    for step in steps:
+        summary[step["op"]] = summary.get(step["op"], 0) + 1
+    plan = {"config": config, "steps": steps, "changeSummary": dict(sorted(summary.items()))}
+    if diagnostics:
+        plan["diagnostics"] = diagnostics
+    return plan
+
+
+def dumps(plan: dict[str, Any]) -> str:
+    """The plan as stable JSON text (the same bytes for the same stack)."""
+    return json.dumps(plan, indent=2, sort_keys=False, ensure_ascii=False) + "\n"

@@ -1,0 +1,113 @@
+"""Reading a stack the way the Pulumi CLI does: project defaults from Pulumi.yaml, then the stack file.
+
+The result is the flat `namespace:key -> string` config map the language host hands a program
+(objects as JSON text), plus which keys are secret. `secure:` values become placeholders: the
+offline engine never decrypts, and the plan shows them as `[secret]`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.config import NAMESPACE, SECRET_SET, StackConfig, StackConfigError, parse_stack_config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SECRET_PLACEHOLDER = "offline-secret-placeholder"
+
+
+class StackNotFound(Exception):
+    def __init__(self, stack: str, known: list[str]):
+        self.stack = stack
+        self.known = known
+        super().__init__(f"no stack named {stack!r}; stacks: {', '.join(known) or 'none'}")
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    name: str
+    main: Path
+    stack_dir: Path
+    config_defaults: dict[str, Any] = field(default_factory=dict)
+
+    def stacks(self) -> list[str]:
+        return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in self.stack_dir.glob("Pulumi.*.yaml"))
+
+    def stack_file(self, stack: str) -> Path:
+        return self.stack_dir / f"Pulumi.{stack}.yaml"
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    project: Project
+    stack: str
+    config: dict[str, str]
+    """`namespace:key` -> value as the language host passes it (JSON text for objects)."""
+    secret_keys: list[str]
+    model: StackConfig
+    """The validated `modelops:` schema."""
+
+
+def load_project(root: Path = PROJECT_ROOT) -> Project:
+    data = _read_yaml(root / "Pulumi.yaml")
+    defaults = {}
+    for key, spec in (data.get("config") or {}).items():
+        full = key if ":" in key else f"{data['name']}:{key}"
+        if isinstance(spec, dict) and ("default" in spec or "value" in spec):
+            defaults[full] = spec.get("value", spec.get("default"))
+        elif not isinstance(spec, dict):
+            defaults[full] = spec
+    return Project(root, data["name"], root / data.get("main", "__main__.py"),
+                   root / data.get("stackConfigDir", "."), defaults)
+
+
+def load_stack(stack: str, project: Project | None = None, stack_file: Path | None = None) -> StackSettings:
+    """Read and validate a stack. Raises StackNotFound or StackConfigError (one line per problem)."""
+    project = project or load_project()
+    path = stack_file or project.stack_file(stack)
+    if not path.exists():
+        raise StackNotFound(stack, project.stacks())
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise StackConfigError([f"{path.name}: expected a mapping with a `config:` key"])
+    unknown_top = sorted(set(data) - {"config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment"})
+    if unknown_top:
+        raise StackConfigError([f"{path.name}: {k}: unknown top-level key" for k in unknown_top])
+    stack_config = data.get("config") or {}
+    if not isinstance(stack_config, dict):
+        raise StackConfigError([f"{path.name}: config: expected a mapping"])
+
+    merged = {**project.config_defaults}
+    for key, value in stack_config.items():
+        full = key if ":" in key else f"{project.name}:{key}"
+        merged[full] = value
+
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    raw: dict[str, Any] = {}
+    for key, value in sorted(merged.items()):
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secret_keys.append(key)
+            config[key] = SECRET_PLACEHOLDER
+        else:
+            config[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        if key.startswith(f"{NAMESPACE}:"):
+            raw[key.split(":", 1)[1]] = SECRET_SET if key in secret_keys else value
+    model = parse_stack_config(raw)
+    return StackSettings(project, stack, config, secret_keys, model)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise StackConfigError([f"{path.name}: {where}: {exc.problem or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise StackConfigError([f"{path.name}: {exc}"]) from None
