@@ -28,11 +28,9 @@ from pulumi.runtime.sync_await import _sync_await
 from components.preflight import PREFLIGHT_SWITCH
 
 from .mocks import OfflineMocks
+from .plan import SECRET, UNKNOWN
 from .stackfile import StackSettings
 
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-"""The engine's marker for a value not known until the update runs."""
-SECRET = "[secret]"
 _SIG = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 _RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"

@@ -53,6 +53,14 @@ class StackSettings:
     """The validated `modelops:` schema."""
 
 
+def stack_name_of(path: Path) -> str:
+    """`Pulumi.<stack>.yaml` -> `<stack>`; any other file name is the stack name without suffix."""
+    name = path.name
+    if name.startswith("Pulumi.") and name.endswith((".yaml", ".yml")):
+        return name[len("Pulumi."):].rsplit(".", 1)[0]
+    return path.stem
+
+
 def load_project(root: Path = PROJECT_ROOT) -> Project:
     data = _read_yaml(root / "Pulumi.yaml")
     defaults = {}

@@ -1,0 +1,127 @@
+"""`modelops`: the offline verbs. Exit codes: 0 ok, 1 a mandatory policy failed, 2 usage or config error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from components.config import StackConfigError
+
+EXIT_OK, EXIT_POLICY, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Reported on stderr, exit 2."""
+
+
+def _stack_settings(stack: str, stack_file: str | None = None):
+    from .stackfile import StackNotFound, load_stack, stack_name_of
+
+    try:
+        if stack_file:
+            return load_stack(stack_name_of(Path(stack_file)), stack_file=Path(stack_file))
+        return load_stack(stack)
+    except StackNotFound as exc:
+        raise UsageError(str(exc)) from None
+
+
+def plan_stack(stack: str, preflight: bool = False, stack_file: str | None = None) -> dict[str, Any]:
+    """Validate and plan a stack: the preview-JSON plan. Raises StackConfigError, UsageError."""
+    from .engine import ProgramError, run_program
+
+    settings = _stack_settings(stack, stack_file)
+    try:
+        return run_program(settings, preflight=preflight)
+    except ProgramError as exc:
+        raise UsageError(f"stack {stack}: the program failed: {exc}") from None
+
+
+def _write(text: str, destination: str | None) -> None:
+    if destination in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(destination).parent.mkdir(parents=True, exist_ok=True)
+        Path(destination).write_text(text)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .engine import dumps
+    from .tree import render_tree
+
+    plan = plan_stack(args.stack, preflight=args.preflight, stack_file=args.stack_file)
+    tree_out = sys.stderr if args.json == "-" else sys.stdout
+    print(render_tree(plan), file=tree_out)
+    if args.json:
+        _write(dumps(plan), args.json)
+    return EXIT_OK
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from components.preflight import format_report, run_preflight
+
+    settings = _stack_settings(args.stack)
+    report = run_preflight(settings.model)
+    print(format_report(report))
+    if args.json:
+        _write(json.dumps({"region": report.region, "skipped": report.skipped, "pools": {
+            n: {"status": c.status, "problems": list(c.problems), "notes": list(c.notes)}
+            for n, c in report.pools.items()}}, indent=2) + "\n", args.json)
+    return EXIT_OK if report.ok else EXIT_POLICY
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from components.config import json_schema
+
+    _write(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n", args.out)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelops", description="Plan, check and compare modelops stacks without a cloud (exit codes: "
+        "0 ok, 1 a mandatory policy or pre-flight check failed, 2 usage or config error).")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def verb(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    plan = verb("plan", cmd_plan, "Evaluate a stack's program under the mock engine and print its resources.")
+    plan.add_argument("--stack", default="dev", help="stack name (stacks/Pulumi.<stack>.yaml; default: dev)")
+    plan.add_argument("--stack-file", metavar="PATH", help="plan this stack file instead (Pulumi.<stack>.yaml)")
+    plan.add_argument("--json", metavar="PATH|-", help="also write the plan as `pulumi preview --json` JSON")
+    plan.add_argument("--preflight", action="store_true",
+                      help="let `auto` models ask AWS (credentials and AWS_ENDPOINT_URL from the environment)")
+
+    pre = verb("preflight", cmd_preflight, "Check GPU capacity offerings and vCPU quotas for a stack's pools.")
+    pre.add_argument("--stack", default="dev", help="stack name (default: dev)")
+    pre.add_argument("--json", metavar="PATH|-", help="also write the report as JSON")
+
+    schema = verb("schema", cmd_schema, "Print the JSON Schema of stack files (stacks/schema.json).")
+    schema.add_argument("--out", metavar="PATH|-", default="-", help="where to write it (default: stdout)")
+
+    from . import verbs as analysis
+    analysis.register(verb)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except StackConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"modelops: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Reading preview-JSON plans, ours or the Pulumi CLI's (`pulumi preview --json`).
+
+One view of a plan for every analysis verb (check, diff, render, cost): the resources it would leave
+behind, with their inputs, and the steps that get there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+SECRET = "[secret]"
+
+
+class PlanError(Exception):
+    """A file that is not a preview-JSON plan."""
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    urn: str
+    type: str
+    op: str
+    inputs: dict[str, Any]
+    """The inputs the resource will have (for a delete: the ones it had)."""
+    old_inputs: dict[str, Any] | None = None
+    parent: str | None = None
+    provider: str | None = None
+    dependencies: tuple[str, ...] = ()
+    custom: bool = True
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.urn.rsplit("::", 1)[-1]
+
+    @property
+    def is_kubernetes(self) -> bool:
+        return self.type.startswith("kubernetes:") and not self.type.startswith("kubernetes:helm")
+
+    @property
+    def kind(self) -> str:
+        return self.type.rsplit(":", 1)[-1]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        meta = self.inputs.get("metadata")
+        return meta if isinstance(meta, dict) else {}
+
+    @property
+    def k8s_name(self) -> str | None:
+        name = self.metadata.get("name")
+        return name if isinstance(name, str) else None
+
+    @property
+    def namespace(self) -> str | None:
+        ns = self.metadata.get("namespace")
+        return ns if isinstance(ns, str) else None
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: list[dict[str, Any]]
+    config: dict[str, Any]
+    source: str = "<plan>"
+
+    def resources(self, include_deleted: bool = False) -> list[PlannedResource]:
+        out = []
+        for step in self.steps:
+            op = step.get("op", "same")
+            new, old = step.get("newState"), step.get("oldState")
+            if op in ("delete", "discard", "delete-replaced", "discard-replaced", "remove-pending-replace"):
+                if not include_deleted or old is None:
+                    continue
+                state = old
+            elif new is not None:
+                state = new
+            else:
+                continue
+            out.append(PlannedResource(
+                urn=step["urn"], type=state.get("type") or _type_of(step["urn"]), op=op,
+                inputs=state.get("inputs") or {}, old_inputs=(old or {}).get("inputs") if old else None,
+                parent=state.get("parent"), provider=state.get("provider"),
+                dependencies=tuple(state.get("dependencies") or ()), custom=state.get("custom", True),
+                property_dependencies=state.get("propertyDependencies") or {}))
+        return out
+
+    def stack_name(self) -> str | None:
+        for step in self.steps:
+            parts = step.get("urn", "").split("::")
+            if len(parts) >= 2 and parts[0].startswith("urn:pulumi:"):
+                return parts[0][len("urn:pulumi:"):]
+        return None
+
+
+def _type_of(urn: str) -> str:
+    return urn.split("::")[2].rsplit("$", 1)[-1]
+
+
+def from_json(data: Any, source: str = "<plan>") -> Plan:
+    if not isinstance(data, dict) or not isinstance(data.get("steps", []), list):
+        raise PlanError(f"{source}: not a `pulumi preview --json` document (no steps list)")
+    for i, step in enumerate(data.get("steps", [])):
+        if not isinstance(step, dict) or "urn" not in step:
+            raise PlanError(f"{source}: steps[{i}] has no urn")
+    return Plan(data.get("steps", []), data.get("config") or {}, source)
+
+
+def load_plan(path: str | Path) -> Plan:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PlanError(f"{path}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    return from_json(data, str(path))
+
+
+def contains_unknown(value: Any) -> bool:
+    if value == UNKNOWN:
+        return True
+    if isinstance(value, dict):
+        return any(contains_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_unknown(v) for v in value)
+    return False

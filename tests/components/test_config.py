@@ -1,0 +1,144 @@
+"""The stack schema, as plain pytest: valid stacks pass, each broken one names its key path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.config import ENVIRONMENT_DEFAULTS, SECRET_SET, StackConfigError, json_schema, parse_stack_config
+from tests.conftest import ROOT, stack_raw
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_reference_stacks_validate(stack):
+    cfg = parse_stack_config(stack_raw(stack))
+    assert cfg.environment == stack
+    assert cfg.models
+
+
+def test_prod_reference_stack_has_the_promised_shape():
+    cfg = parse_stack_config(stack_raw("prod"))
+    pools_used = {m.pool for m in cfg.models.values() if m.pool}
+    assert len(cfg.models) >= 3 and len(pools_used) >= 2
+    assert any(m.canary for m in cfg.models.values())
+    assert any(cfg.fallback(m) == "auto" for m in cfg.models.values())
+    assert any(m.gpus == 0 and m.pool is None for m in cfg.models.values())
+
+
+def test_dev_is_serverless_only_without_gpu_pools():
+    cfg = parse_stack_config(stack_raw("dev"))
+    assert cfg.gpu_pools == {}
+    assert all(cfg.fallback(m) == "only" for m in cfg.models.values())
+
+
+def test_environment_defaults_come_from_one_table():
+    raw = stack_raw("staging")
+    raw["models"]["sentiment"].pop("fallback")
+    cfg = parse_stack_config(raw)
+    model = cfg.models["sentiment"]
+    assert cfg.min_replicas(model) == ENVIRONMENT_DEFAULTS["staging"].min_replicas
+    assert cfg.max_replicas(model) == ENVIRONMENT_DEFAULTS["staging"].max_replicas
+    assert cfg.fallback(model) == ENVIRONMENT_DEFAULTS["staging"].fallback
+    assert cfg.capacity_types(cfg.gpu_pools["l4"]) == ENVIRONMENT_DEFAULTS["staging"].capacity_types
+
+
+def problems_of(raw) -> list[str]:
+    with pytest.raises(StackConfigError) as info:
+        parse_stack_config(raw)
+    return info.value.problems
+
+
+def break_prod(path: str, value, delete: bool = False):
+    raw = stack_raw("prod")
+    *parents, last = path.split(".")
+    node = raw
+    for part in parents:
+        node = node[part]
+    if delete:
+        del node[last]
+    else:
+        node[last] = value
+    return raw
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    ("models.chat.replicas.min", 9, "modelops:models.chat.replicas.min: must be <= max (9 > 6)"),
+    ("models.chat.pool", "h100", "modelops:models.chat.pool: unknown GPU pool 'h100' (gpuPools: a10g, l4)"),
+    ("models.sentiment.gpus", 1, "modelops:models.sentiment.gpus: 1 GPUs requested but no pool is set"),
+    ("models.chat.canary.weight", 120, "modelops:models.chat.canary.weight: Input should be less than or equal to 100"),
+    ("models.chat.canary.weight", -5, "modelops:models.chat.canary.weight: Input should be greater than or equal to 0"),
+    ("models.chat.gpus", "two", "modelops:models.chat.gpus: Input should be a valid integer"),
+    ("models.chat.colour", "blue", "modelops:models.chat.colour: unknown key"),
+    ("environment", "qa", "modelops:environment: Input should be 'dev', 'staging' or 'prod'"),
+    ("gpuPools.a10g.gpuLimit", 0, "modelops:gpuPools.a10g.gpuLimit: Input should be greater than or equal to 1"),
+    ("gpuPools.a10g.instanceTypes", ["g5.mega"], "modelops:gpuPools.a10g: unknown GPU instance types ['g5.mega']"),
+    ("models.chat.gpus", 8, "modelops:models.chat.gpus: 8 GPUs per replica, but pool 'a10g' has at most 4 GPUs per instance"),
+    ("cluster.accountId", "1234", "modelops:cluster.accountId: String should match pattern"),
+    ("registry.allowedRegistries", ["nvcr.io"], "modelops:registry.allowedRegistries: 'nvcr.io' must end with '/'"),
+    ("models.chat.canary.version", "2.4.0", "modelops:models.chat.canary.version: equals the stable version '2.4.0'"),
+    ("models.summarizer.serverless.memoryMb", 20000,
+     "modelops:models.summarizer.serverless.memoryMb: Input should be less than or equal to 10240"),
+])
+def test_broken_values_name_their_key_path(path, value, expected):
+    problems = problems_of(break_prod(path, value))
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_lambda_fallback_needs_an_image_in_this_accounts_ecr():
+    raw = break_prod("models.vision.fallback", "standby")
+    assert parse_stack_config(raw)  # vision's pre-built image is in the stack's own ECR
+    raw["models"]["vision"]["image"] = {"ref": "nvcr.io/nvidia/tritonserver:24.08-py3"}
+    assert problems_of(raw)[0].startswith(
+        "modelops:models.vision.image.ref: fallback 'standby' runs the image on Lambda")
+
+
+def test_missing_required_key_is_named():
+    problems = problems_of(break_prod("budget", None, delete=True))
+    assert "modelops:budget: required" in problems
+
+
+def test_unknown_top_level_key_is_named():
+    raw = stack_raw("dev")
+    raw["colour"] = "blue"
+    assert "modelops:colour: unknown key" in problems_of(raw)
+
+
+def test_every_problem_is_reported_at_once():
+    raw = break_prod("models.chat.replicas.min", 9)
+    raw["models"]["vision"]["pool"] = "nope"
+    problems = problems_of(raw)
+    assert len(problems) == 2
+
+
+def test_kubeconfig_must_come_from_a_stack_or_a_secret():
+    raw = stack_raw("dev")
+    del raw["cluster"]["kubeconfigStack"]
+    assert problems_of(raw)[0].startswith("modelops:kubeconfig: required unless modelops:cluster.kubeconfigStack")
+    raw["kubeconfig"] = "apiVersion: v1"
+    assert problems_of(raw)[0].startswith("modelops:kubeconfig: must be a secret")
+    raw["kubeconfig"] = SECRET_SET
+    assert parse_stack_config(raw).cluster.kubeconfig_stack is None
+
+
+def test_published_json_schema_is_current():
+    committed = json.loads((ROOT / "stacks" / "schema.json").read_text())
+    assert committed == json.loads(json.dumps(json_schema(), sort_keys=True)), \
+        "stacks/schema.json is stale: run `modelops schema --out stacks/schema.json`"
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_reference_stack_files_match_the_published_schema(stack):
+    import jsonschema
+    import yaml
+
+    data = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    jsonschema.validate(data, json_schema())
+
+
+def test_published_schema_rejects_an_unknown_key():
+    import jsonschema
+
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"config": {"modelops:colour": "blue"}}, json_schema())

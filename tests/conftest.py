@@ -1,0 +1,59 @@
+"""Shared fixtures: stack configs as plain dicts, and plans of the reference stacks (computed once)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+CLI_FIXTURES = SHARED / "fixtures" / "pulumi-cli"
+CRDS = SHARED / "crds"
+
+
+def stack_raw(stack: str) -> dict[str, Any]:
+    """A reference stack's `modelops:` config, keys without the namespace."""
+    data = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return {k.split(":", 1)[1]: copy.deepcopy(v) for k, v in data.items() if k.startswith("modelops:")}
+
+
+_PLANS: dict[str, dict] = {}
+
+
+def reference_plan(stack: str) -> dict[str, Any]:
+    """The offline plan of a reference stack, computed once per test session."""
+    if stack not in _PLANS:
+        from offline.engine import run_program
+        from offline.stackfile import load_stack
+
+        _PLANS[stack] = run_program(load_stack(stack))
+    return copy.deepcopy(_PLANS[stack])
+
+
+@pytest.fixture
+def prod_plan() -> dict[str, Any]:
+    return reference_plan("prod")
+
+
+@pytest.fixture
+def dev_plan() -> dict[str, Any]:
+    return reference_plan("dev")
+
+
+@pytest.fixture
+def staging_plan() -> dict[str, Any]:
+    return reference_plan("staging")
+
+
+def steps_of(plan: dict[str, Any], type_suffix: str) -> list[dict[str, Any]]:
+    return [s for s in plan["steps"] if s["newState"]["type"].endswith(type_suffix)]
+
+
+def step_named(plan: dict[str, Any], name: str) -> dict[str, Any]:
+    matches = [s for s in plan["steps"] if s["urn"].rsplit("::", 1)[-1] == name]
+    assert len(matches) == 1, f"{name}: {len(matches)} steps"
+    return matches[0]

@@ -1,0 +1,197 @@
+"""The offline plan: what it captures, its preview-JSON shape, secrets, determinism and bad stacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from offline.cli import main
+from offline.engine import ProgramError, dumps, run_program
+from offline.stackfile import SECRET_PLACEHOLDER, StackSettings, load_project, load_stack
+from tests.conftest import CLI_FIXTURES, ROOT, reference_plan, step_named, steps_of
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_parent_and_dependency_is_another_step(stack):
+    plan = reference_plan(stack)
+    urns = {s["urn"] for s in plan["steps"]}
+    assert len(urns) == len(plan["steps"]), "URNs are unique"
+    for step in plan["steps"]:
+        state = step["newState"]
+        if state["type"] != "pulumi:pulumi:Stack":
+            assert state["parent"] in urns, step["urn"]
+        for dep in state.get("dependencies", []):
+            assert dep in urns, (step["urn"], dep)
+        for deps in state.get("propertyDependencies", {}).values():
+            assert set(deps) <= urns
+        if "provider" in state:
+            assert state["provider"].rsplit("::", 1)[0] in urns
+
+
+def test_urns_follow_the_engine_scheme(prod_plan):
+    step = step_named(prod_plan, "chat-deployment")
+    assert step["urn"] == ("urn:pulumi:prod::modelops::modelops:index:ModelService$"
+                           "kubernetes:apps/v1:Deployment::chat-deployment")
+    assert step["newState"]["parent"] == "urn:pulumi:prod::modelops::modelops:index:ModelService::chat"
+    component = next(s for s in prod_plan["steps"]
+                     if s["urn"] == "urn:pulumi:prod::modelops::modelops:index:ModelService::chat")
+    assert component["newState"]["parent"] == "urn:pulumi:prod::modelops::pulumi:pulumi:Stack::modelops-prod"
+    assert component["newState"]["custom"] is False
+
+
+def test_step_keys_match_the_real_cli(prod_plan):
+    real = json.loads((CLI_FIXTURES / "sample-preview-creates.json").read_text())
+    assert set(prod_plan) - {"diagnostics"} <= set(real)
+    assert {"config", "steps", "changeSummary"} <= set(prod_plan)
+    real_step_keys = {k for s in real["steps"] for k in s} | {"provider"}
+    real_state_keys = {k for s in real["steps"] for k in s["newState"]}
+    allowed_state = real_state_keys | {"outputs", "protect", "retainOnDelete", "ignoreChanges"}
+    for step in prod_plan["steps"]:
+        assert set(step) <= real_step_keys
+        assert set(step["newState"]) <= allowed_state, set(step["newState"]) - allowed_state
+    assert prod_plan["changeSummary"] == {"create": len(prod_plan["steps"]) - 1, "read": 1}
+
+
+def test_providers_protect_and_stack_reference_are_captured(prod_plan):
+    repo = step_named(prod_plan, "chat-repo")
+    assert repo["newState"]["protect"] is True  # prod protects its registries
+    assert repo["provider"].startswith("urn:pulumi:prod::modelops::pulumi:providers:aws::aws::")
+    deployment = step_named(prod_plan, "chat-deployment")
+    assert deployment["provider"].startswith("urn:pulumi:prod::modelops::pulumi:providers:kubernetes::k8s::")
+    ref = step_named(prod_plan, "acme/eks-platform/prod")
+    assert ref["op"] == "read"
+    aws = step_named(prod_plan, "aws")["newState"]["inputs"]
+    # provider configuration travels JSON-encoded, as the engine passes it
+    assert aws["region"] == "us-east-1" and json.loads(aws["allowedAccountIds"]) == ["123456789012"]
+
+
+def test_dependencies_follow_outputs(prod_plan):
+    function_deps = step_named(reference_plan("dev"), "sentiment-fallback-function")["newState"]["propertyDependencies"]
+    assert function_deps["role"] == ["urn:pulumi:dev::modelops::modelops:index:ServerlessFallback$aws:iam/role:Role::sentiment-fallback-role"]
+    pool = step_named(prod_plan, "a10g-node-pool")["newState"]
+    assert "urn:pulumi:prod::modelops::modelops:index:GpuNodePool$kubernetes:karpenter.k8s.aws/v1:EC2NodeClass::a10g-node-class" in pool["dependencies"]
+
+
+def test_values_unknown_at_preview_use_the_engine_marker(prod_plan):
+    deployment = step_named(prod_plan, "chat-deployment")["newState"]["inputs"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+    vision = step_named(prod_plan, "vision-deployment")["newState"]["inputs"]
+    assert "@sha256:" in vision["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_planning_twice_is_byte_identical():
+    first = dumps(run_program(load_stack("prod")))
+    second = dumps(run_program(load_stack("prod")))
+    assert first == second
+
+
+def write_stack(tmp_path, name: str, mutate) -> str:
+    data = yaml.safe_load((ROOT / "stacks" / "Pulumi.dev.yaml").read_text())
+    mutate(data["config"])
+    path = tmp_path / f"Pulumi.{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_secrets_never_appear_in_clear(tmp_path, capsys):
+    def use_secret_kubeconfig(config):
+        del config["modelops:cluster"]["kubeconfigStack"]
+        config["modelops:kubeconfig"] = {"secure": "v1:ZW5jcnlwdGVk:c2VjcmV0LWt1YmVjb25maWc="}
+
+    path = write_stack(tmp_path, "secretive", use_secret_kubeconfig)
+    out = tmp_path / "plan.json"
+    assert main(["plan", "--stack-file", path, "--json", str(out)]) == 0
+    text = out.read_text()
+    plan = json.loads(text)
+    assert plan["config"]["modelops:kubeconfig"] == "[secret]"
+    assert step_named(plan, "k8s")["newState"]["inputs"]["kubeconfig"] == "[secret]"
+    assert SECRET_PLACEHOLDER not in text and "c2VjcmV0LWt1YmVjb25maWc" not in text
+    assert "[secret]" in step_named(plan, "sentiment-image")["newState"]["inputs"]["registries"][0]["password"]
+
+
+def test_bad_stack_exits_2_with_key_paths_and_writes_nothing(tmp_path, capsys):
+    def break_it(config):
+        config["modelops:models"]["sentiment"]["replicas"] = {"min": 4, "max": 2}
+        config["modelops:models"]["sentiment"]["colour"] = "blue"
+
+    path = write_stack(tmp_path, "broken", break_it)
+    out = tmp_path / "plan.json"
+    assert main(["plan", "--stack-file", path, "--json", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "modelops:models.sentiment.colour: unknown key" in err
+    assert not out.exists()
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path, capsys):
+    path = tmp_path / "Pulumi.typo.yaml"
+    path.write_text("config:\n  modelops:environment: dev\n   bad: [\n")
+    assert main(["plan", "--stack-file", str(path)]) == 2
+    assert capsys.readouterr().err.startswith("Pulumi.typo.yaml: line 3")
+
+
+def test_min_above_max_message(tmp_path, capsys):
+    def break_it(config):
+        config["modelops:models"]["sentiment"]["replicas"] = {"min": 4, "max": 2}
+
+    assert main(["plan", "--stack-file", write_stack(tmp_path, "minmax", break_it)]) == 2
+    assert capsys.readouterr().err.strip() == "modelops:models.sentiment.replicas.min: must be <= max (4 > 2)"
+
+
+def test_unknown_stack_lists_the_stacks(capsys):
+    assert main(["plan", "--stack", "qa"]) == 2
+    assert "no stack named 'qa'; stacks: dev, prod, staging" in capsys.readouterr().err
+
+
+def test_the_program_itself_refuses_a_broken_config_before_registering_anything():
+    """What `pulumi up` does with a config that slipped past the offline check: nothing registered."""
+    good = load_stack("dev")
+    broken = dict(good.config)
+    broken["modelops:models"] = json.dumps({"sentiment": {"version": "1", "image": {"context": "x"}, "gpus": 2,
+                                                       "fallback": "none"}})
+    settings = StackSettings(good.project, "dev", broken, [], good.model)
+    from offline import engine
+
+    captured = {}
+    original = engine._to_preview_json
+
+    def keep(settings_, registrations, diagnostics):
+        captured["types"] = [r.type for r in registrations]
+        return original(settings_, registrations, diagnostics)
+
+    engine._to_preview_json = keep
+    try:
+        with pytest.raises(ProgramError) as info:
+            run_program(settings)
+    finally:
+        engine._to_preview_json = original
+    assert "modelops:models.sentiment.gpus: 2 GPUs requested but no pool is set" in str(info.value)
+    assert captured == {}
+
+
+def test_console_script_and_module_entry_point_agree():
+    result = subprocess.run([sys.executable, "-m", "offline", "plan", "--stack", "dev", "--json", "-"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan == reference_plan("dev")
+    assert "modelops-dev:" in result.stderr
+
+
+@pytest.mark.parametrize("verb", ["plan", "preflight", "schema"])
+def test_every_verb_has_help(verb, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([verb, "--help"])
+    assert info.value.code == 0
+    assert "usage: modelops" in capsys.readouterr().out
+
+
+def test_project_file_is_a_normal_pulumi_project():
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == "modelops"
+    assert project["runtime"]["name"] == "python"
+    assert project["stackConfigDir"] == "stacks"
+    assert load_project().stacks() == ["dev", "prod", "staging"]
