@@ -16,7 +16,7 @@ import runpy
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from google.protobuf import json_format
 from pulumi.runtime import mocks as sdk_mocks
@@ -193,28 +193,43 @@ def run_program(settings: StackSettings, preflight: bool = False) -> dict[str, A
     """Evaluate the program for a validated stack; return the plan (preview-JSON shape)."""
     project = settings.project
     cluster = settings.model.cluster
-    mocks = OfflineMocks(cluster.account_id, cluster.region)
-    monitor = CapturingMonitor(mocks, project.name, settings.stack)
-    engine = _RecordingEngine(monitor)
-    sdk_settings.ROOT.set(None)
-    set_all_config(dict(settings.config), list(settings.secret_keys))
-    sdk_settings.configure(sdk_mocks.MockSettings(
-        monitor=monitor, monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
-        engine=engine, project=project.name, stack=settings.stack, dry_run=True, organization="organization",
-        callbacks=None))
 
     def program() -> None:
         runpy.run_path(str(project.main), run_name="__main__")
 
     with _program_environment(settings, preflight):
-        try:
-            _sync_await(run_in_stack(program))
-        except Exception as exc:  # noqa: BLE001 - reported to the user as the program's own failure
-            message = str(exc).strip() or type(exc).__name__
-            raise ProgramError(message) from exc
-        finally:
-            sdk_settings.ROOT.set(None)
-    return _to_preview_json(settings, monitor.registrations, engine.diagnostics)
+        registrations, diagnostics = capture(program, project.name, settings.stack, cluster.account_id,
+                                             cluster.region, settings.config, settings.secret_keys)
+    return _to_preview_json(settings.config, settings.secret_keys, registrations, diagnostics)
+
+
+def capture(program: Callable[[], None], project: str, stack: str, account_id: str, region: str,
+            config: dict[str, str] | None = None, secret_keys: list[str] | None = None,
+            ) -> tuple[list[_Registration], list[dict[str, str]]]:
+    """Run `program` inside a fresh Stack under the mock engine; what it registered, and its log."""
+    monitor = CapturingMonitor(OfflineMocks(account_id, region), project, stack)
+    engine = _RecordingEngine(monitor)
+    sdk_settings.ROOT.set(None)
+    set_all_config(dict(config or {}), list(secret_keys or []))
+    sdk_settings.configure(sdk_mocks.MockSettings(
+        monitor=monitor, monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
+        engine=engine, project=project, stack=stack, dry_run=True, organization="organization",
+        callbacks=None))
+    try:
+        _sync_await(run_in_stack(program))
+    except Exception as exc:  # noqa: BLE001 - reported to the user as the program's own failure
+        message = str(exc).strip() or type(exc).__name__
+        raise ProgramError(message) from exc
+    finally:
+        sdk_settings.ROOT.set(None)
+    return monitor.registrations, engine.diagnostics
+
+
+def plan_of(program: Callable[[], None], stack: str = "test", account_id: str = "123456789012",
+            region: str = "us-east-1") -> dict[str, Any]:
+    """The preview-JSON plan of any Pulumi program function (components in isolation, benchmarks)."""
+    registrations, diagnostics = capture(program, "modelops", stack, account_id, region)
+    return _to_preview_json({}, [], registrations, diagnostics)
 
 
 def _ordered(registrations: list[_Registration]) -> list[_Registration]:
@@ -239,7 +254,7 @@ def _ordered(registrations: list[_Registration]) -> list[_Registration]:
     return out
 
 
-def _to_preview_json(settings: StackSettings, registrations: list[_Registration],
+def _to_preview_json(config: dict[str, str], secret_keys: list[str], registrations: list[_Registration],
                      diagnostics: list[dict[str, str]]) -> dict[str, Any]:
     steps = []
     for reg in _ordered(registrations):
@@ -267,11 +282,11 @@ def _to_preview_json(settings: StackSettings, registrations: list[_Registration]
             step["provider"] = reg.provider
         step["newState"] = state
         steps.append(step)
-    config = {k: (SECRET if k in settings.secret_keys else v) for k, v in sorted(settings.config.items())}
+    shown_config = {k: (SECRET if k in secret_keys else v) for k, v in sorted(config.items())}
     summary: dict[str, int] = {}
     for step in steps:
         summary[step["op"]] = summary.get(step["op"], 0) + 1
-    plan = {"config": config, "steps": steps, "changeSummary": dict(sorted(summary.items()))}
+    plan = {"config": shown_config, "steps": steps, "changeSummary": dict(sorted(summary.items()))}
     if diagnostics:
         plan["diagnostics"] = diagnostics
     return plan

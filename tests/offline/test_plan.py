@@ -146,30 +146,30 @@ def test_unknown_stack_lists_the_stacks(capsys):
     assert "no stack named 'qa'; stacks: dev, prod, staging" in capsys.readouterr().err
 
 
-def test_the_program_itself_refuses_a_broken_config_before_registering_anything():
+def test_the_program_itself_refuses_a_broken_config_before_registering_anything(monkeypatch):
     """What `pulumi up` does with a config that slipped past the offline check: nothing registered."""
+    from offline import engine
+
     good = load_stack("dev")
     broken = dict(good.config)
     broken["modelops:models"] = json.dumps({"sentiment": {"version": "1", "image": {"context": "x"}, "gpus": 2,
-                                                       "fallback": "none"}})
-    settings = StackSettings(good.project, "dev", broken, [], good.model)
-    from offline import engine
+                                                           "fallback": "none"}})
+    registered = []
 
-    captured = {}
-    original = engine._to_preview_json
+    class Recording(engine.CapturingMonitor):
+        def RegisterResource(self, request):
+            registered.append(request.type)
+            return super().RegisterResource(request)
 
-    def keep(settings_, registrations, diagnostics):
-        captured["types"] = [r.type for r in registrations]
-        return original(settings_, registrations, diagnostics)
+        def ReadResource(self, request):
+            registered.append(request.type)
+            return super().ReadResource(request)
 
-    engine._to_preview_json = keep
-    try:
-        with pytest.raises(ProgramError) as info:
-            run_program(settings)
-    finally:
-        engine._to_preview_json = original
+    monkeypatch.setattr(engine, "CapturingMonitor", Recording)
+    with pytest.raises(ProgramError) as info:
+        run_program(StackSettings(good.project, "dev", broken, [], good.model))
     assert "modelops:models.sentiment.gpus: 2 GPUs requested but no pool is set" in str(info.value)
-    assert captured == {}
+    assert registered == ["pulumi:pulumi:Stack"]  # the root the SDK opens, and nothing of ours
 
 
 def test_console_script_and_module_entry_point_agree():

@@ -1,0 +1,38 @@
+"""Components in isolation: build one under the mock engine and read back what it registered."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+from offline.engine import plan_of
+
+
+class Built:
+    def __init__(self, plan: dict[str, Any]):
+        self.plan = plan
+        self.steps = plan["steps"]
+
+    def named(self, name: str) -> dict[str, Any]:
+        matches = [s["newState"] for s in self.steps if s["urn"].rsplit("::", 1)[-1] == name]
+        assert len(matches) == 1, f"{name}: {len(matches)} resources; have {self.names()}"
+        return matches[0]
+
+    def inputs(self, name: str) -> dict[str, Any]:
+        return self.named(name)["inputs"]
+
+    def names(self) -> list[str]:
+        return [s["urn"].rsplit("::", 1)[-1] for s in self.steps]
+
+    def of_type(self, suffix: str) -> list[dict[str, Any]]:
+        return [s["newState"] for s in self.steps if s["newState"]["type"].endswith(suffix)]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [d["message"] for d in self.plan.get("diagnostics", []) if d["severity"] == "warning"]
+
+
+@pytest.fixture
+def build() -> Callable[[Callable[[], None]], Built]:
+    return lambda program: Built(plan_of(program))

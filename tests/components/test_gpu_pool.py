@@ -1,0 +1,106 @@
+"""GpuNodePool: the inputs it emits (taint, limits, requirements, IMDSv2, encryption), and what it adds."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from components import GpuNodePool, GpuNodePoolArgs
+from components.gpu_pool import DEVICE_PLUGIN_IMAGE
+from offline.plan import Plan
+from offline.render import kubernetes_resources, manifest
+from tests.k8s_schema import validate_object
+
+ARGS = GpuNodePoolArgs(environment="prod", cost_owner="ml", cluster_name="ml-prod", node_role="NodeRole",
+                       discovery_tag="ml-prod", gpu_limit=16, instance_types=("g5.xlarge", "g5.12xlarge"),
+                       capacity_types=("on-demand",), weight=10, tags={"team": "ml"})
+
+
+def test_node_pool_is_tainted_capped_and_selects_its_instances(build):
+    built = build(lambda: GpuNodePool("a10g", ARGS))
+    pool = built.inputs("a10g-node-pool")
+    assert pool["apiVersion"] == "karpenter.sh/v1" and pool["metadata"]["name"] == "a10g"
+    template = pool["spec"]["template"]
+    assert template["spec"]["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
+    assert template["metadata"]["labels"]["modelops/gpu-pool"] == "a10g"
+    requirements = {r["key"]: r["values"] for r in template["spec"]["requirements"]}
+    assert requirements["node.kubernetes.io/instance-type"] == ["g5.xlarge", "g5.12xlarge"]
+    assert requirements["karpenter.sh/capacity-type"] == ["on-demand"]
+    assert requirements["kubernetes.io/arch"] == ["amd64"]
+    # 16 GPUs: at most 16 g5.xlarge (4 vCPU, 16 GiB) or 4 g5.12xlarge (48 vCPU, 192 GiB)
+    assert pool["spec"]["limits"] == {"nvidia.com/gpu": "16", "cpu": "192", "memory": "768Gi", "nodes": "16"}
+    assert pool["spec"]["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "10m",
+                                          "budgets": [{"nodes": "10%"}]}
+    assert pool["spec"]["weight"] == 10
+    assert template["spec"]["nodeClassRef"] == {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "a10g"}
+
+
+def test_family_pools_require_the_family(build):
+    built = build(lambda: GpuNodePool("l4", replace(ARGS, instance_types=(), instance_families=("g6",),
+                                                    capacity_types=("spot", "on-demand"))))
+    requirements = {r["key"]: r["values"] for r in built.inputs("l4-node-pool")["spec"]["template"]["spec"]["requirements"]}
+    assert requirements["karpenter.k8s.aws/instance-family"] == ["g6"]
+    assert requirements["karpenter.sh/capacity-type"] == ["spot", "on-demand"]
+
+
+def test_node_class_requires_imdsv2_and_encrypts_volumes(build):
+    built = build(lambda: GpuNodePool("a10g", ARGS))
+    node_class = built.inputs("a10g-node-class")["spec"]
+    assert node_class["metadataOptions"]["httpTokens"] == "required"
+    assert node_class["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    assert node_class["amiSelectorTerms"] == [{"alias": "bottlerocket@latest"}]
+    assert all(d["ebs"]["encrypted"] is True for d in node_class["blockDeviceMappings"])
+    assert [d["ebs"]["volumeSize"] for d in node_class["blockDeviceMappings"]] == ["50Gi", "200Gi"]
+    assert node_class["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "ml-prod"}}]
+    assert node_class["role"] == "NodeRole" and node_class["tags"]["team"] == "ml"
+    assert "userData" not in node_class
+
+
+def test_bottlerocket_time_slicing_goes_to_user_data_not_a_device_plugin(build):
+    built = build(lambda: GpuNodePool("small", replace(ARGS, time_slicing_replicas=4)))
+    assert 'replicas = 4' in built.inputs("small-node-class")["spec"]["userData"]
+    assert not any("device-plugin" in n for n in built.names())
+
+
+def test_al2023_gets_a_pinned_device_plugin_on_gpu_nodes_only(build):
+    built = build(lambda: GpuNodePool("a10g", replace(ARGS, ami_family="al2023", time_slicing_replicas=2)))
+    daemon = built.inputs("a10g-device-plugin")["spec"]["template"]["spec"]
+    assert daemon["containers"][0]["image"] == DEVICE_PLUGIN_IMAGE and "@sha256:" in DEVICE_PLUGIN_IMAGE
+    assert daemon["nodeSelector"] == {"modelops/gpu-pool": "a10g"}
+    assert daemon["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert "replicas: 2" in built.inputs("a10g-time-slicing")["data"]["config.yaml"]
+    assert [d["ebs"]["volumeSize"] for d in built.inputs("a10g-node-class")["spec"]["blockDeviceMappings"]] == ["250Gi"]
+
+
+def test_gpu_metrics_are_scraped_and_pinned(build):
+    built = build(lambda: GpuNodePool("a10g", ARGS))
+    exporter = built.inputs("a10g-dcgm-exporter")["spec"]["template"]["spec"]
+    assert "@sha256:" in exporter["containers"][0]["image"]
+    assert exporter["nodeSelector"] == {"modelops/gpu-pool": "a10g"}
+    monitor = built.inputs("a10g-dcgm-monitor")
+    assert monitor["kind"] == "ServiceMonitor"
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    netpol = built.inputs("a10g-dcgm-netpol")["spec"]
+    assert netpol["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+
+
+@pytest.mark.parametrize("ami", ["bottlerocket", "al2023"])
+def test_every_object_passes_strict_schemas(build, ami):
+    built = build(lambda: GpuNodePool("a10g", replace(ARGS, ami_family=ami, time_slicing_replicas=2)))
+    for resource in kubernetes_resources(Plan(built.steps, {})):
+        validate_object(manifest(resource), "1.31")
+
+
+def test_outputs_are_what_workloads_need(build):
+    seen = {}
+
+    def program():
+        pool = GpuNodePool("a10g", ARGS)
+        pool.node_selector.apply(lambda v: seen.setdefault("selector", v))
+        pool.tolerations.apply(lambda v: seen.setdefault("tolerations", v))
+        pool.gpu_limit.apply(lambda v: seen.setdefault("limit", v))
+
+    build(program)
+    assert seen == {"selector": {"modelops/gpu-pool": "a10g"}, "limit": 16,
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}

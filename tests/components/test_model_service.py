@@ -1,0 +1,157 @@
+"""ModelService: restricted pods, probes, GPU scheduling, autoscaling, disruption, canary, monitoring."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from components import ModelService, ModelServiceArgs
+from offline.plan import Plan
+from offline.render import kubernetes_resources, manifest
+from tests.k8s_schema import validate_object
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat:1@sha256:" + "a" * 64
+GPU_POOL = {"node_selector": {"modelops/gpu-pool": "a10g"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
+ARGS = ModelServiceArgs(
+    environment="prod", cost_owner="ml", namespace="models", version="2.4.0", image=IMAGE, gpus=1,
+    min_replicas=3, max_replicas=6, cpu="6", memory="24Gi", artifact_bucket="acme-models", artifact_prefix="chat/2.4.0",
+    oidc_provider_arn="arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC",
+    startup_seconds=900, **GPU_POOL)
+
+
+def pod_of(built, name="chat-deployment"):
+    return built.inputs(name)["spec"]["template"]["spec"]
+
+
+def test_pods_follow_the_restricted_profile(build):
+    pod = pod_of(build(lambda: ModelService("chat", ARGS)))
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    for container in pod["containers"] + pod["initContainers"]:
+        ctx = container["securityContext"]
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["readOnlyRootFilesystem"] is True
+        assert ctx["capabilities"] == {"drop": ["ALL"]}
+    mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert {"/tmp", "/models"} <= mounts  # writable places on a read-only root
+    assert {v["name"]: "emptyDir" in v for v in pod["volumes"]} == {"cache": True, "model": True}
+
+
+def test_probes_survive_slow_model_loading(build):
+    server = pod_of(build(lambda: ModelService("chat", ARGS)))["containers"][0]
+    startup = server["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 900
+    assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert server["lifecycle"]["preStop"] == {"sleep": {"seconds": 15}}
+
+
+def test_gpu_request_equals_limit_and_pods_land_on_the_pool(build):
+    pod = pod_of(build(lambda: ModelService("chat", ARGS)))
+    resources = pod["containers"][0]["resources"]
+    assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == "1"
+    assert resources["requests"]["memory"] == resources["limits"]["memory"] == "24Gi"
+    assert pod["nodeSelector"] == {"modelops/gpu-pool": "a10g"}
+    assert pod["tolerations"] == GPU_POOL["tolerations"]
+    zones = [t["topologyKey"] for t in pod["topologySpreadConstraints"]]
+    assert "topology.kubernetes.io/zone" in zones
+
+
+def test_cpu_only_models_ask_for_no_gpu_and_no_pool(build):
+    pod = pod_of(build(lambda: ModelService("chat", replace(ARGS, gpus=0, node_selector=None, tolerations=None))))
+    assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
+    assert "nodeSelector" not in pod and "tolerations" not in pod
+
+
+def test_rollouts_never_drop_capacity_and_the_autoscaler_owns_replicas(build):
+    built = build(lambda: ModelService("chat", ARGS))
+    deployment = built.inputs("chat-deployment")["spec"]
+    assert deployment["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    assert "replicas" not in deployment
+    hpa = built.inputs("chat-hpa")["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 6)
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "chat"}
+    pdb = built.inputs("chat-pdb")["spec"]
+    assert pdb["maxUnavailable"] == 1 < hpa["minReplicas"]  # evictions proceed, capacity never collapses
+    assert pdb["selector"]["matchLabels"] == deployment["selector"]["matchLabels"]
+
+
+def test_keda_replaces_the_hpa_when_a_query_is_configured(build):
+    built = build(lambda: ModelService("chat", replace(ARGS, prometheus_query="sum(queue)", prometheus_threshold="5")))
+    assert not built.of_type("HorizontalPodAutoscaler")
+    scaler = built.inputs("chat-scaler")["spec"]
+    assert scaler["triggers"][0]["metadata"]["query"] == "sum(queue)"
+    assert (scaler["minReplicaCount"], scaler["maxReplicaCount"]) == (3, 6)
+
+
+def test_network_policy_admits_only_gateway_and_monitoring(build):
+    netpol = build(lambda: ModelService("chat", ARGS)).inputs("chat-netpol")["spec"]
+    sources = [f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for f in netpol["ingress"][0]["from"]]
+    assert sorted(sources) == ["gateway-system", "monitoring"]
+    assert netpol["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8080}]
+
+
+def test_service_account_role_reads_only_the_artifact_prefix(build):
+    built = build(lambda: ModelService("chat", ARGS))
+    policy = json.loads(built.inputs("chat-artifact-read")["policy"])
+    resources = {s["Action"]: s["Resource"] for s in policy["Statement"]}
+    assert resources == {"s3:GetObject": "arn:aws:s3:::acme-models/chat/2.4.0/*", "s3:ListBucket": "arn:aws:s3:::acme-models"}
+    trust = json.loads(built.inputs("chat-role")["assumeRolePolicy"])["Statement"][0]
+    assert trust["Condition"]["StringEquals"]["oidc.eks.us-east-1.amazonaws.com/id/ABC:sub"] == \
+        "system:serviceaccount:models:chat"
+    sa = built.inputs("chat-sa")
+    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::123456789012:role/")
+    init = pod_of(built)["initContainers"][0]
+    assert init["command"][-2:] == ["s3://acme-models/chat/2.4.0", "/models"]
+
+
+def test_no_role_and_no_init_container_without_an_s3_artifact(build):
+    built = build(lambda: ModelService("chat", replace(ARGS, artifact_bucket=None)))
+    assert not built.of_type("iam/role:Role")
+    assert "initContainers" not in pod_of(built)
+
+
+def test_canary_through_a_gateway_splits_by_weight(build):
+    built = build(lambda: ModelService("chat", replace(
+        ARGS, canary_version="2.5.0", canary_image=IMAGE, canary_weight=10, gateway_name="models",
+        gateway_namespace="gateway-system", gateway_hostname="models.example")))
+    route = built.inputs("chat-route")["spec"]
+    backends = route["rules"][0]["backendRefs"]
+    assert {b["name"]: b["weight"] for b in backends} == {"chat-stable": 90, "chat-canary": 10}
+    assert sum(b["weight"] for b in backends) == 100
+    assert built.inputs("chat-canary-svc")["spec"]["selector"]["modelops/track"] == "canary"
+    canary = built.inputs("chat-canary-deployment")
+    assert canary["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"] == "2.5.0"
+    assert canary["spec"]["replicas"] == 1
+    assert built.inputs("chat-canary-pdb")["spec"]["maxUnavailable"] == 1
+    assert not built.warnings
+
+
+def test_canary_without_a_gateway_warns_that_the_split_is_approximate(build):
+    built = build(lambda: ModelService("chat", replace(ARGS, canary_version="2.5.0", canary_image=IMAGE,
+                                                       canary_weight=50)))
+    assert built.inputs("chat-canary-deployment")["spec"]["replicas"] == 3
+    assert not built.of_type("HTTPRoute")
+    assert any("approximate" in w for w in built.warnings)
+
+
+def test_monitoring_and_alerts(build):
+    built = build(lambda: ModelService("chat", ARGS))
+    assert built.inputs("chat-monitor")["spec"]["endpoints"][0]["path"] == "/metrics"
+    alerts = {r["alert"] for r in built.inputs("chat-alerts")["spec"]["groups"][0]["rules"]}
+    assert alerts == {"ModelHighLatencyP99", "ModelHighErrorRate", "ModelUnavailable"}
+
+
+@pytest.mark.parametrize("variant", [
+    {}, {"prometheus_query": "sum(q)"},
+    {"canary_version": "2.5.0", "canary_image": IMAGE, "canary_weight": 20, "gateway_name": "g",
+     "gateway_namespace": "gateway-system", "gateway_hostname": "h.example"},
+])
+def test_every_object_passes_strict_schemas(build, variant):
+    built = build(lambda: ModelService("chat", replace(ARGS, **variant)))
+    for resource in kubernetes_resources(Plan(built.steps, {})):
+        validate_object(manifest(resource), "1.31")

@@ -1,0 +1,67 @@
+"""Strict schema validation of emitted Kubernetes objects: upstream OpenAPI schemas for core kinds
+(kubernetes-validate, strict) and the upstream CRDs in ../shared/crds for custom resources."""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+from tests.conftest import CRDS
+
+CUSTOM_GROUPS = ("karpenter.sh", "karpenter.k8s.aws", "monitoring.coreos.com", "keda.sh", "gateway.networking.k8s.io")
+
+
+def _strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """A CRD structural schema as JSON Schema where unknown fields fail, as the API server prunes them."""
+    schema = copy.deepcopy(schema)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.pop("x-kubernetes-int-or-string", False):
+                node.pop("type", None)
+                node.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
+            if node.get("type") == "object" and "properties" in node and "additionalProperties" not in node \
+                    and not node.get("x-kubernetes-preserve-unknown-fields"):
+                node["additionalProperties"] = False
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return schema
+
+
+@cache
+def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    schemas = {}
+    for path in CRDS.glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            root = _strict(version["schema"]["openAPIV3Schema"])
+            root.setdefault("properties", {})["metadata"] = {"type": "object"}
+            schemas[(f"{group}/{version['name']}", kind)] = root
+    return schemas
+
+
+def validate_object(doc: dict[str, Any], kubernetes_version: str) -> None:
+    """Raise AssertionError naming the object and the failing path when Kubernetes would reject it."""
+    api_version, kind = doc["apiVersion"], doc["kind"]
+    label = f"{kind} {doc.get('metadata', {}).get('namespace', '')}/{doc.get('metadata', {}).get('name')}"
+    if api_version.split("/")[0] in CUSTOM_GROUPS:
+        schema = crd_schemas().get((api_version, kind))
+        assert schema is not None, f"{label}: no CRD for {api_version} {kind} in ../shared/crds"
+        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=lambda e: list(e.path))
+        assert not errors, f"{label}: " + "; ".join(f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors[:5])
+        return
+    try:
+        kubernetes_validate.validate(doc, kubernetes_version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        raise AssertionError(f"{label}: {'.'.join(map(str, exc.path))}: {exc.message}") from None
