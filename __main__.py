@@ -15,6 +15,7 @@ from components.common import aws_tags, standard_labels
 from components.config import ImageConfig, StackConfig, StackConfigError, load_stack_config
 from components.images import source_revision
 from components.placement import place
+from components.serverless_fallback import function_name_for
 
 try:
     cfg: StackConfig = load_stack_config()
@@ -126,7 +127,7 @@ for name, model in cfg.models.items():
 
     if placement.serverless:
         fallback = ServerlessFallback(f"{name}-fallback", ServerlessFallbackArgs(
-            function_name=f"modelops-{stack}-{name}"[:64], image_uri=image.cpu_image_ref, version=model.version,
+            function_name=function_name_for(stack, name), image_uri=image.cpu_image_ref, version=model.version,
             region=cluster.region, account_id=cluster.account_id, memory_mb=model.serverless.memory_mb,
             timeout_seconds=model.serverless.timeout_seconds,
             ephemeral_storage_mb=model.serverless.ephemeral_storage_mb,

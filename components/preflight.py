@@ -90,7 +90,7 @@ def run_preflight(cfg: StackConfig, session: boto3.session.Session | None = None
     if session.get_credentials() is None:
         return PreflightReport(region, skipped="pre-flight could not run: no AWS credentials")
     client_config = botocore.config.Config(
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS)
     ec2 = session.client("ec2", region_name=region, config=client_config)
     quotas = session.client("service-quotas", region_name=region, config=client_config)

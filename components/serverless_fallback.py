@@ -165,6 +165,11 @@ class ServerlessFallback(pulumi.ComponentResource):
             )
 
 
+def function_name_for(stack: str, model: str) -> str:
+    """The fallback's Lambda name: known without reading state, so `modelops smoke` can find it."""
+    return f"modelops-{stack}-{model}"[:64]
+
+
 def alias_for(version: str) -> str:
     """Lambda alias names allow letters, digits, '-' and '_': `1.2.0` becomes `v1-2-0`."""
     return "v" + re.sub(r"[^A-Za-z0-9_-]", "-", version)

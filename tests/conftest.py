@@ -57,3 +57,24 @@ def step_named(plan: dict[str, Any], name: str) -> dict[str, Any]:
     matches = [s for s in plan["steps"] if s["urn"].rsplit("::", 1)[-1] == name]
     assert len(matches) == 1, f"{name}: {len(matches)} steps"
     return matches[0]
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    from tests.aws_fakes import MotoServer
+
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_aws(moto_server, monkeypatch):
+    """A moto-backed AWS endpoint with Service Quotas and fault injection; boto3 pointed at it."""
+    from tests.aws_fakes import FaultyAws, aws_env
+
+    moto_server.reset()
+    fake = FaultyAws(moto_server)
+    aws_env(monkeypatch, fake.url)
+    yield fake
+    fake.stop()

@@ -1,0 +1,70 @@
+"""Each fallback mode's plan, and `auto` switching on a moto-backed pre-flight."""
+
+from __future__ import annotations
+
+import json
+
+from offline.cli import main
+from tests.conftest import reference_plan
+
+G_ON_DEMAND, G_SPOT = "L-DB2E81BA", "L-3819A6DF"
+
+
+def names(plan):
+    return {s["urn"].rsplit("::", 1)[-1] for s in plan["steps"]}
+
+
+def test_dev_is_serverless_only_with_no_gpu_pool(dev_plan):
+    types = {s["newState"]["type"] for s in dev_plan["steps"]}
+    assert "modelops:index:ServerlessFallback" in types
+    assert not {"modelops:index:GpuNodePool", "modelops:index:ModelService"} & types
+    url = next(s for s in dev_plan["steps"] if s["newState"]["type"] == "aws:lambda/functionUrl:FunctionUrl")
+    assert url["newState"]["inputs"]["authorizationType"] == "AWS_IAM"
+
+
+def test_standby_deploys_both_and_exports_both(prod_plan):
+    assert {"sentiment-deployment", "sentiment-fallback-function"} <= names(prod_plan)
+    stack = prod_plan["steps"][0]["newState"]
+    exported = stack["outputs"]["models"]["sentiment"]
+    assert exported["endpoint"] == "https://models.acme.example/sentiment"
+    assert exported["fallback"]["url"].endswith(".lambda-url.us-east-1.on.aws/")
+
+
+def test_none_deploys_no_function(prod_plan):
+    assert not any(n.startswith("chat-fallback") for n in names(prod_plan))
+
+
+def test_no_function_url_anywhere_is_open():
+    for stack in ("dev", "staging", "prod"):
+        for step in reference_plan(stack)["steps"]:
+            if step["newState"]["type"] == "aws:lambda/functionUrl:FunctionUrl":
+                assert step["newState"]["inputs"]["authorizationType"] == "AWS_IAM"
+
+
+def plan_prod_with_preflight(tmp_path, capsys):
+    out = tmp_path / "plan.json"
+    assert main(["plan", "--stack", "prod", "--preflight", "--json", str(out)]) == 0
+    capsys.readouterr()
+    return json.loads(out.read_text())
+
+
+def test_auto_stays_on_gpus_when_the_quota_covers_the_pool(fake_aws, tmp_path, capsys):
+    fake_aws.quotas.update({G_ON_DEMAND: 512, G_SPOT: 512})
+    plan = plan_prod_with_preflight(tmp_path, capsys)
+    assert "summarizer-deployment" in names(plan)
+    assert not any(n.startswith("summarizer-fallback") for n in names(plan))
+    assert any(d["message"] == "model summarizer: auto: GPU pool l4 (pre-flight passed)" for d in plan["diagnostics"])
+
+
+def test_auto_switches_to_serverless_when_the_quota_is_short(fake_aws, tmp_path, capsys):
+    fake_aws.quotas.update({G_ON_DEMAND: 16, G_SPOT: 8})
+    plan = plan_prod_with_preflight(tmp_path, capsys)
+    assert "summarizer-deployment" not in names(plan)
+    assert "summarizer-fallback-function" in names(plan)
+    cpu_image = next(s for s in plan["steps"] if s["urn"].endswith("::summarizer-cpu-image"))
+    assert cpu_image["newState"]["inputs"]["dockerfile"]["location"] == "models/summarizer/Dockerfile.cpu"
+    message = next(d["message"] for d in plan["diagnostics"] if d["message"].startswith("model summarizer"))
+    assert message.startswith("model summarizer: auto: serverless, because pre-flight failed for pool l4:")
+    assert "quota L-DB2E81BA allows 16 vCPUs, the pool's limit of 8 GPUs on g6.2xlarge needs 64" in message
+    # the other models are untouched by the switch
+    assert {"chat-deployment", "vision-deployment", "sentiment-deployment"} <= names(plan)
