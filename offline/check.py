@@ -1,0 +1,229 @@
+"""`modelops check`: run the policy pack over a plan, with the CLI's config semantics, without the CLI.
+
+Enforcement: the pack's default (advisory), then the config's `all`, then each rule's own entry; settings
+are the rule's schema defaults, then the rule's entry, validated against its schema. Values unknown at
+preview make a rule "not evaluated" for that resource, never pass or fail (as `pulumi preview` does).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
+
+from .plan import Plan
+
+POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
+PACK_DEFAULT_LEVEL = "advisory"
+LEVELS = ("advisory", "mandatory", "remediate", "disabled")
+
+
+class PolicyConfigError(Exception):
+    """A policy config the CLI would refuse: one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def policy_rules():
+    """The pack's rules, imported the way the pack itself imports them (`rules`, from policies/)."""
+    if str(POLICIES_DIR) not in sys.path:
+        sys.path.insert(0, str(POLICIES_DIR))
+    rules = importlib.import_module("rules")
+    adapters = importlib.import_module("rules.adapters")
+    framework = importlib.import_module("rules.framework")
+    return rules.RULES, adapters, framework
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    level: str
+    outcome: str
+    """`fail`, `not-evaluated` or `exempt`."""
+    urn: str
+    message: str
+
+    @property
+    def resource(self) -> str:
+        return self.urn.rsplit("::", 1)[-1]
+
+
+@dataclass
+class CheckReport:
+    source: str
+    levels: dict[str, str]
+    descriptions: dict[str, str]
+    findings: list[Finding] = field(default_factory=list)
+    resources: int = 0
+
+    def count(self, outcome: str, level: str | None = None) -> int:
+        return sum(1 for f in self.findings if f.outcome == outcome and (level is None or f.level == level))
+
+    @property
+    def mandatory_failures(self) -> list[Finding]:
+        return [f for f in self.findings if f.outcome == "fail" and f.level in ("mandatory", "remediate")]
+
+    def summary(self) -> dict[str, int]:
+        return {"rules": sum(1 for lvl in self.levels.values() if lvl != "disabled"), "resources": self.resources,
+                "mandatoryFailures": len(self.mandatory_failures),
+                "advisoryFailures": self.count("fail", "advisory"),
+                "notEvaluated": self.count("not-evaluated"), "exempt": self.count("exempt")}
+
+
+def load_policy_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PolicyConfigError([f"{path}: no such policy config"]) from None
+    except json.JSONDecodeError as exc:
+        raise PolicyConfigError([f"{path}: not JSON ({exc.msg} at line {exc.lineno})"]) from None
+    if not isinstance(data, dict):
+        raise PolicyConfigError([f"{path}: expected an object of policy names"])
+    return data
+
+
+def resolve(config: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Rule id -> (enforcement level, settings), as the engine resolves a `--policy-pack-config` file."""
+    rules, _, framework = policy_rules()
+    by_id = {r.id: r for r in rules}
+    problems = [f"{key}: no such policy in the pack" for key in config if key != "all" and key not in by_id]
+    default = config.get("all", PACK_DEFAULT_LEVEL)
+    if default not in LEVELS:
+        problems.append(f"all: unknown enforcement level {default!r} (use one of {', '.join(LEVELS)})")
+    resolved = {}
+    for rule in rules:
+        entry = config.get(rule.id, {})
+        if isinstance(entry, str):
+            entry = {"enforcementLevel": entry}
+        level = entry.get("enforcementLevel", default)
+        if level not in LEVELS:
+            problems.append(f"{rule.id}: unknown enforcement level {level!r}")
+        settings = framework.rule_settings(rule, entry)
+        schema = {"type": "object", "properties": rule.config_schema(), "additionalProperties": False}
+        for error in jsonschema.Draft7Validator(schema).iter_errors(settings):
+            where = ".".join(str(p) for p in error.path)
+            problems.append(f"{rule.id}{'.' + where if where else ''}: {error.message}")
+        resolved[rule.id] = (level, settings)
+    if problems:
+        raise PolicyConfigError(problems)
+    return resolved
+
+
+def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
+    rules, adapters, framework = policy_rules()
+    resolved = resolve(config)
+    resources = plan.resources()
+    report = CheckReport(plan.source, {r: lvl for r, (lvl, _) in resolved.items()},
+                         {r.id: r.description for r in rules}, resources=len(resources))
+    proxied = [(r, unknown_checking_proxy(r.inputs)) for r in resources]
+    for rule in rules:
+        level, settings = resolved[rule.id]
+        if level == "disabled":
+            continue
+
+        def add(outcome: str, urn: str, message: str) -> None:
+            report.findings.append(Finding(rule.id, level, outcome, urn, message))
+
+        if rule.scope == "resource":
+            for resource, props in proxied:
+                try:
+                    namespace, name = adapters.identity(resource.type, props, resource.name)
+                    messages = list(rule.check(resource.type, props, settings))
+                except UnknownValueError as exc:
+                    add("not-evaluated", resource.urn, f"not evaluated at preview: {exc.message}")
+                    continue
+                reason = framework.is_exempt(settings, namespace, name)
+                for message in messages:
+                    add("exempt" if reason else "fail", resource.urn, f"{message} (exempt: {reason})" if reason else message)
+            continue
+        stack_resources = [framework.StackResource(r.type, r.name, r.urn, props) for r, props in proxied]
+        try:
+            violations = list(rule.check(stack_resources, settings))
+        except UnknownValueError as exc:
+            add("not-evaluated", "", f"not evaluated at preview: {exc.message}")
+            continue
+        for resource, message in violations:
+            namespace, name = adapters.identity(resource.type, resource.props, resource.name)
+            reason = framework.is_exempt(settings, namespace, name)
+            add("exempt" if reason else "fail", resource.urn, f"{message} (exempt: {reason})" if reason else message)
+    return report
+
+
+# ---- output ----
+
+def format_table(report: CheckReport) -> str:
+    rows = [(f.rule, f.level, f.outcome, f.resource or "(stack)", f.message) for f in report.findings]
+    order = {"fail": 0, "not-evaluated": 1, "exempt": 2}
+    rows.sort(key=lambda r: (order[r[2]], r[1] != "mandatory", r[0], r[3]))
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(("RULE", "LEVEL", "RESULT", "RESOURCE"))]
+    lines = []
+    if rows:
+        header = ("RULE", "LEVEL", "RESULT", "RESOURCE", "MESSAGE")
+        lines.append("  ".join(h.ljust(widths[i]) if i < 4 else h for i, h in enumerate(header)))
+        for row in rows:
+            lines.append("  ".join(c.ljust(widths[i]) if i < 4 else c for i, c in enumerate(row)))
+    s = report.summary()
+    lines.append(f"{report.source}: {s['rules']} rules over {s['resources']} resources: "
+                 f"{s['mandatoryFailures']} mandatory failure(s), {s['advisoryFailures']} advisory, "
+                 f"{s['notEvaluated']} not evaluated (unknown at preview), {s['exempt']} exempt")
+    return "\n".join(lines)
+
+
+def format_json(report: CheckReport) -> str:
+    return json.dumps({"source": report.source, "summary": report.summary(), "levels": report.levels,
+                       "findings": [{"rule": f.rule, "level": f.level, "outcome": f.outcome, "urn": f.urn,
+                                     "message": f.message} for f in report.findings]}, indent=2) + "\n"
+
+
+def format_markdown(report: CheckReport) -> str:
+    s = report.summary()
+    verdict = "❌ mandatory policy failures" if s["mandatoryFailures"] else "✅ no mandatory failures"
+    lines = [f"**Policies**: {verdict} — {s['mandatoryFailures']} mandatory, {s['advisoryFailures']} advisory, "
+             f"{s['notEvaluated']} not evaluated, {s['exempt']} exempt ({s['rules']} rules, {s['resources']} resources)"]
+    shown = [f for f in report.findings if f.outcome != "exempt"]
+    if shown:
+        lines += ["", "| rule | level | result | resource | message |", "| --- | --- | --- | --- | --- |"]
+        order = {"fail": 0, "not-evaluated": 1}
+        for f in sorted(shown, key=lambda f: (order[f.outcome], f.level != "mandatory", f.rule, f.resource)):
+            message = f.message.replace("|", "\\|")
+            lines.append(f"| `{f.rule}` | {f.level} | {f.outcome} | `{f.resource or '(stack)'}` | {message} |")
+    return "\n".join(lines) + "\n"
+
+
+def format_sarif(report: CheckReport, artifact: str) -> str:
+    rule_ids = sorted(report.levels)
+    sarif_level = {"mandatory": "error", "remediate": "error", "advisory": "warning", "disabled": "none"}
+    results = []
+    for f in report.findings:
+        result: dict[str, Any] = {
+            "ruleId": f.rule,
+            "ruleIndex": rule_ids.index(f.rule),
+            "message": {"text": f.message},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": artifact}},
+                           **({"logicalLocations": [{"fullyQualifiedName": f.urn, "kind": "resource"}]} if f.urn else {})}],
+        }
+        if f.outcome == "not-evaluated":
+            result.update(kind="review", level="none")
+        else:
+            result.update(kind="fail", level=sarif_level[f.level])
+        if f.outcome == "exempt":
+            result["suppressions"] = [{"kind": "external", "justification": f.message.rsplit("(exempt: ", 1)[-1][:-1]}]
+        results.append(result)
+    run = {
+        "tool": {"driver": {"name": "modelops-check", "informationUri": "https://www.pulumi.com/docs/using-pulumi/crossguard/",
+                            "rules": [{"id": r, "shortDescription": {"text": report.descriptions[r]},
+                                       "defaultConfiguration": {"level": sarif_level[report.levels[r]]}}
+                                      for r in rule_ids]}},
+        "results": results,
+    }
+    return json.dumps({"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
+                       "runs": [run]}, indent=2) + "\n"
+

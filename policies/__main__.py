@@ -1,0 +1,23 @@
+"""The modelops policy pack: wiring only. Rules live in rules/, enforcement in config/<env>.json.
+
+Run by the Pulumi CLI: `pulumi preview --policy-pack policies --policy-pack-config policies/config/prod.json`.
+Constructing PolicyPack starts the analyzer's gRPC server and never returns: nothing may import this file.
+"""
+
+from pulumi_policy import (EnforcementLevel, PolicyConfigSchema, PolicyPack, ResourceValidationPolicy,
+                           StackValidationPolicy)
+
+from rules import RULES
+from rules.adapters import resource_validator, stack_validator
+
+
+def _policy(rule):
+    schema = PolicyConfigSchema(properties=rule.config_schema())
+    if rule.scope == "stack":
+        return StackValidationPolicy(name=rule.id, description=rule.description, validate=stack_validator(rule),
+                                     config_schema=schema)
+    return ResourceValidationPolicy(name=rule.id, description=rule.description, validate=resource_validator(rule),
+                                    config_schema=schema)
+
+
+PolicyPack(name="modelops", enforcement_level=EnforcementLevel.ADVISORY, policies=[_policy(r) for r in RULES])

@@ -1,0 +1,36 @@
+"""Plain rules as pulumi-policy validate callbacks (duck-typed: no pulumi_policy import needed here)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .framework import Rule, StackResource, is_exempt, k8s_kind, object_name, object_namespace, rule_settings
+
+
+def identity(resource_type: str, props: Any, name: str) -> tuple[str | None, str]:
+    """(namespace, name) an exemption matches: the Kubernetes object's own, else the Pulumi resource name."""
+    if k8s_kind(resource_type):
+        return object_namespace(props), object_name(props, name)
+    return None, name
+
+
+def resource_validator(rule: Rule) -> Callable[[Any, Callable[..., None]], None]:
+    def validate(args: Any, report_violation: Callable[..., None]) -> None:
+        settings = rule_settings(rule, args.config)
+        namespace, name = identity(args.resource_type, args.props, args.name)
+        if is_exempt(settings, namespace, name):
+            return
+        for message in rule.check(args.resource_type, args.props, settings):
+            report_violation(message)
+    return validate
+
+
+def stack_validator(rule: Rule) -> Callable[[Any, Callable[..., None]], None]:
+    def validate(args: Any, report_violation: Callable[..., None]) -> None:
+        settings = rule_settings(rule, args.config)
+        resources = [StackResource(r.resource_type, r.name, r.urn, r.props) for r in args.resources]
+        for resource, message in rule.check(resources, settings):
+            namespace, name = identity(resource.type, resource.props, resource.name)
+            if not is_exempt(settings, namespace, name):
+                report_violation(message, resource.urn)
+    return validate

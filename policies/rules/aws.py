@@ -1,0 +1,138 @@
+"""Images, registries, serverless, storage and IAM rules (Checkov and Pulumi compliance anchors)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Iterator
+
+from .framework import StackResource, as_list, as_map, resource_rule, stack_rule
+
+ECR_REPOSITORY = "aws:ecr/repository:Repository"
+ECR_POLICY = "aws:ecr/repositoryPolicy:RepositoryPolicy"
+LAMBDA_FUNCTION = "aws:lambda/function:Function"
+IAM_POLICY_TYPES = {"aws:iam/policy:Policy", "aws:iam/rolePolicy:RolePolicy", "aws:iam/userPolicy:UserPolicy",
+                    "aws:iam/groupPolicy:GroupPolicy"}
+BUCKET_TYPES = {"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"}
+_READ_VERBS = ("Get", "List", "Describe", "Head", "BatchGet", "Query", "Scan", "Search", "View", "Lookup", "Select")
+
+
+def _statements(policy: Any) -> list[Mapping[str, Any]]:
+    """Statements of a policy document given as JSON text or as an object."""
+    if isinstance(policy, str):
+        try:
+            policy = json.loads(policy)
+        except json.JSONDecodeError:
+            return []
+    statements = as_map(policy).get("Statement")
+    if isinstance(statements, Mapping):
+        return [statements]
+    return [as_map(s) for s in as_list(statements)]
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(as_list(value)) if not isinstance(value, (str, Mapping)) else [value]
+
+
+def _public_principal(statement: Mapping[str, Any]) -> bool:
+    principal = statement.get("Principal")
+    if principal == "*":
+        return True
+    return "*" in _listed(as_map(principal).get("AWS"))
+
+
+@resource_rule("ecr-immutable-tags", "ECR repositories must have immutable tags.")
+def ecr_immutable_tags(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if resource_type == ECR_REPOSITORY and props.get("imageTagMutability", "MUTABLE") != "IMMUTABLE":
+        yield (f"imageTagMutability is {props.get('imageTagMutability', 'MUTABLE (default)')}; set IMMUTABLE so a "
+               "tag always names the same image")
+
+
+@resource_rule("ecr-scan-on-push", "ECR repositories must scan images on push.")
+def ecr_scan_on_push(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if resource_type == ECR_REPOSITORY and as_map(props.get("imageScanningConfiguration")).get("scanOnPush") is not True:
+        yield "imageScanningConfiguration.scanOnPush is not true; set it"
+
+
+@resource_rule("ecr-not-public", "ECR repository policies must not grant Principal '*'.")
+def ecr_not_public(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if resource_type != ECR_POLICY:
+        return
+    for statement in _statements(props.get("policy")):
+        if statement.get("Effect", "Allow") == "Allow" and _public_principal(statement):
+            yield "policy grants Principal '*'; name the accounts or roles that may pull"
+
+
+@resource_rule("lambda-url-iam", "Lambda function URLs must use AWS_IAM auth and no wildcard CORS origin.")
+def lambda_url_iam(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if resource_type != "aws:lambda/functionUrl:FunctionUrl":
+        return
+    if props.get("authorizationType") != "AWS_IAM":
+        yield f"authorizationType is {props.get('authorizationType')}; set AWS_IAM (NONE opens the model to anyone)"
+    if "*" in _listed(as_map(props.get("cors")).get("allowOrigins")):
+        yield "cors.allowOrigins contains '*'; list the origins that may call the model"
+
+
+@resource_rule("lambda-permission-scoped", "Lambda permissions must name a principal and a source.")
+def lambda_permission_scoped(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if resource_type != "aws:lambda/permission:Permission":
+        return
+    if props.get("principal") == "*":
+        yield "principal is '*'; name the service or account"
+    if not props.get("sourceArn") and not props.get("sourceAccount"):
+        yield "neither sourceArn nor sourceAccount is set; any resource of that principal could invoke it"
+
+
+@resource_rule("lambda-image-pinned", "Image Lambdas must run a digest-pinned image from the stack's ECR.",
+               settings={"repositoryPrefixes": {"type": "array", "items": {"type": "string"}, "default": [],
+                                                "description": "ECR prefixes the stack's functions may run from."}})
+def lambda_image_pinned(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if resource_type != LAMBDA_FUNCTION or props.get("packageType") != "Image":
+        return
+    image = str(props.get("imageUri") or "")
+    prefixes = [str(p) for p in as_list(settings.get("repositoryPrefixes"))]
+    if not any(image.startswith(p) for p in prefixes):
+        yield f"imageUri {image} is outside the stack's ECR repositories ({', '.join(prefixes) or 'none configured'})"
+    if "@sha256:" not in image:
+        yield f"imageUri {image} is not pinned by digest; use repo@sha256:…"
+
+
+@resource_rule("lambda-concurrency-cap", "Fallback functions must reserve (and so cap) their concurrency.")
+def lambda_concurrency_cap(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if resource_type == LAMBDA_FUNCTION and props.get("reservedConcurrentExecutions") in (None, -1):
+        yield "reservedConcurrentExecutions is not set; a runaway fallback is a runaway bill; set a cap"
+
+
+@resource_rule("iam-no-wildcard", "IAM policies must not allow Action '*', nor write actions on Resource '*'.")
+def iam_no_wildcard(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if resource_type not in IAM_POLICY_TYPES:
+        return
+    for i, statement in enumerate(_statements(props.get("policy"))):
+        if statement.get("Effect", "Allow") != "Allow":
+            continue
+        actions = [str(a) for a in _listed(statement.get("Action"))]
+        resources = [str(r) for r in _listed(statement.get("Resource"))]
+        if any(a in ("*", "*:*") for a in actions):
+            yield f"Statement[{i}] allows Action '*'; list the actions the workload needs"
+            continue
+        writes = [a for a in actions if "*" in a.split(":", 1)[-1] or not a.split(":", 1)[-1].startswith(_READ_VERBS)]
+        if "*" in resources and writes:
+            yield f"Statement[{i}] allows write actions {writes} on Resource '*'; name the resources"
+
+
+@stack_rule("s3-model-bucket-private", "Model buckets must block all public access and grant no Principal '*'.")
+def s3_model_bucket_private(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
+    blocks = [r for r in resources if r.type == "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]
+    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    for bucket in (r for r in resources if r.type in BUCKET_TYPES):
+        names = {bucket.name, bucket.urn, str(bucket.props.get("bucket", ""))}
+        block = next((b for b in blocks if str(b.props.get("bucket")) in names), None)
+        if block is None:
+            yield bucket, f"bucket {bucket.name}: no BucketPublicAccessBlock; add one with all four flags true"
+        elif not all(block.props.get(f) is True for f in flags):
+            off = [f for f in flags if block.props.get(f) is not True]
+            yield block, f"bucket {bucket.name}: public access block leaves {', '.join(off)} off; set all four true"
+    for policy in (r for r in resources if r.type == "aws:s3/bucketPolicy:BucketPolicy"):
+        for statement in _statements(policy.props.get("policy")):
+            if statement.get("Effect", "Allow") == "Allow" and _public_principal(statement):
+                yield policy, f"bucket policy {policy.name} grants Principal '*'; name the principals"

@@ -1,0 +1,197 @@
+"""How a rule is declared, configured and run, the same way under the Pulumi CLI and `modelops check`.
+
+A rule is a plain function. Resource rules take `(resource_type, props, settings)` and yield messages;
+stack rules take `(resources, settings)` and yield `(resource, message)`. Props are read through
+pulumi-policy's unknown-checking proxy in both places, so a rule that touches a value unknown at
+preview raises `UnknownValueError` and is reported as not evaluated, never as pass or fail.
+Exemptions are data in the policy config: `{"namespace": ..., "name": ..., "reason": ...}` per rule.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Literal
+
+Scope = Literal["resource", "stack"]
+ENFORCEMENT_LEVELS = ("advisory", "mandatory", "remediate", "disabled")
+
+
+@dataclass(frozen=True)
+class StackResource:
+    """One resource as a stack rule sees it."""
+
+    type: str
+    name: str
+    urn: str
+    props: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    description: str
+    scope: Scope
+    check: Callable[..., Iterable[Any]]
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """JSON-schema properties of the rule's settings (with defaults)."""
+
+    def config_schema(self) -> dict[str, Any]:
+        return {**self.settings, "exemptions": EXEMPTIONS_SCHEMA}
+
+    def defaults(self) -> dict[str, Any]:
+        return {k: v["default"] for k, v in self.config_schema().items() if "default" in v}
+
+
+EXEMPTIONS_SCHEMA = {
+    "type": "array",
+    "default": [],
+    "description": "Resources this rule does not apply to, each with the reason.",
+    "items": {"type": "object", "required": ["name", "reason"], "additionalProperties": False,
+              "properties": {"namespace": {"type": "string"}, "name": {"type": "string"},
+                             "reason": {"type": "string", "minLength": 1}}},
+}
+
+RULES: list[Rule] = []
+
+
+def resource_rule(rule_id: str, description: str, settings: dict[str, dict[str, Any]] | None = None):
+    def register(fn: Callable[[str, Mapping[str, Any], dict[str, Any]], Iterable[str]]):
+        RULES.append(Rule(rule_id, description, "resource", fn, settings or {}))
+        return fn
+    return register
+
+
+def stack_rule(rule_id: str, description: str, settings: dict[str, dict[str, Any]] | None = None):
+    def register(fn: Callable[[list[StackResource], dict[str, Any]], Iterable[tuple[StackResource, str]]]):
+        RULES.append(Rule(rule_id, description, "stack", fn, settings or {}))
+        return fn
+    return register
+
+
+# ---- reading props (proxied Mappings/Sequences under pulumi-policy) ----
+
+def as_map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def as_list(value: Any) -> Sequence[Any]:
+    return value if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) else []
+
+
+def dig(value: Any, *path: str) -> Any:
+    for key in path:
+        value = as_map(value).get(key)
+    return value
+
+
+# ---- Kubernetes helpers ----
+
+WORKLOAD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
+CLUSTER_SCOPED_KINDS = {
+    "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "StorageClass",
+    "CustomResourceDefinition", "PriorityClass", "NodePool", "EC2NodeClass", "NodeClaim", "IngressClass",
+    "RuntimeClass", "APIService", "CSIDriver", "CSINode", "VolumeAttachment", "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+    "GatewayClass", "ClusterIssuer"}
+
+
+def k8s_kind(resource_type: str) -> str | None:
+    """`kubernetes:apps/v1:Deployment` -> `Deployment`; None for anything not a Kubernetes object."""
+    if not resource_type.startswith("kubernetes:") or resource_type.startswith("kubernetes:helm"):
+        return None
+    if resource_type.startswith("kubernetes:yaml") or resource_type.endswith("List"):
+        return None
+    return resource_type.rsplit(":", 1)[-1]
+
+
+def pod_spec(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    kind = k8s_kind(resource_type)
+    if kind == "Pod":
+        return as_map(props.get("spec"))
+    if kind == "CronJob":
+        return as_map(dig(props, "spec", "jobTemplate", "spec", "template", "spec"))
+    if kind in WORKLOAD_KINDS:
+        return as_map(dig(props, "spec", "template", "spec"))
+    return None
+
+
+def pod_labels(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any]:
+    kind = k8s_kind(resource_type)
+    if kind == "Pod":
+        return as_map(dig(props, "metadata", "labels"))
+    if kind == "CronJob":
+        return as_map(dig(props, "spec", "jobTemplate", "spec", "template", "metadata", "labels"))
+    return as_map(dig(props, "spec", "template", "metadata", "labels"))
+
+
+def containers(spec: Mapping[str, Any], include_init: bool = True) -> list[Mapping[str, Any]]:
+    found = [as_map(c) for c in as_list(spec.get("containers"))]
+    if include_init:
+        found += [as_map(c) for c in as_list(spec.get("initContainers"))]
+        found += [as_map(c) for c in as_list(spec.get("ephemeralContainers"))]
+    return found
+
+
+def is_gpu_resource(name: str) -> bool:
+    return name == "nvidia.com/gpu" or name.startswith("nvidia.com/mig-")
+
+
+def gpu_count(container: Mapping[str, Any]) -> int:
+    limits = as_map(dig(container, "resources", "limits"))
+    requests = as_map(dig(container, "resources", "requests"))
+    total = 0
+    for name in set(limits) | set(requests):
+        if is_gpu_resource(name):
+            total += int(float(str(limits.get(name, requests.get(name)) or 0)))
+    return total
+
+
+def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions) against a label set."""
+    for key, value in as_map(selector.get("matchLabels")).items():
+        if labels.get(key) != value:
+            return False
+    for expr in as_list(selector.get("matchExpressions")):
+        expr = as_map(expr)
+        key, op, values = expr.get("key"), expr.get("operator"), list(as_list(expr.get("values")))
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def object_name(props: Mapping[str, Any], fallback: str) -> str:
+    name = dig(props, "metadata", "name")
+    return name if isinstance(name, str) else fallback
+
+
+def object_namespace(props: Mapping[str, Any]) -> str | None:
+    ns = dig(props, "metadata", "namespace")
+    return ns if isinstance(ns, str) else None
+
+
+def is_exempt(settings: Mapping[str, Any], namespace: str | None, name: str) -> str | None:
+    """The reason, when the resource is exempted from this rule by the policy config."""
+    for entry in as_list(settings.get("exemptions")):
+        entry = as_map(entry)
+        if not fnmatch.fnmatchcase(name, str(entry.get("name", ""))):
+            continue
+        wanted_ns = entry.get("namespace")
+        if wanted_ns is not None and wanted_ns != namespace:
+            continue
+        return str(entry.get("reason", "exempted"))
+    return None
+
+
+def rule_settings(rule: Rule, config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Schema defaults, then what the policy config sets for this rule."""
+    merged = rule.defaults()
+    merged.update({k: v for k, v in as_map(config).items() if k != "enforcementLevel"})
+    return merged

@@ -1,0 +1,217 @@
+"""GPU serving rules: this project's own (no public anchor has them)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any, Iterator
+
+from .framework import (StackResource, as_list, as_map, containers, dig, gpu_count, is_gpu_resource, k8s_kind,
+                        object_name, pod_spec, resource_rule, stack_rule)
+from .k8s_stack import gpu_pools, replicas_range, workload_pool
+
+GPU_TAINT_KEY = "nvidia.com/gpu"
+CATALOGUE = Path(__file__).resolve().parent.parent / "data" / "gpu_instances.json"
+
+
+@cache
+def catalogue() -> dict[str, Any]:
+    return json.loads(CATALOGUE.read_text())
+
+
+def _gpu_families() -> set[str]:
+    return {t["family"] for t in catalogue()["instanceTypes"].values()}
+
+
+def _requirements(props: Mapping[str, Any]) -> dict[str, list[str]]:
+    return {str(as_map(r).get("key")): [str(v) for v in as_list(as_map(r).get("values"))]
+            for r in as_list(dig(props, "spec", "template", "spec", "requirements"))
+            if as_map(r).get("operator", "In") == "In"}
+
+
+def admits_gpus(props: Mapping[str, Any]) -> bool:
+    """Whether a NodePool can launch GPU instances (families, types or GPU-name requirements, or the taint)."""
+    reqs = _requirements(props)
+    families = set(reqs.get("karpenter.k8s.aws/instance-family", []))
+    types = reqs.get("node.kubernetes.io/instance-type", [])
+    return bool(families & _gpu_families()
+                or any(t.split(".", 1)[0] in _gpu_families() for t in types)
+                or any(k.startswith("karpenter.k8s.aws/instance-gpu") for k in reqs)
+                or any(as_map(t).get("key") == GPU_TAINT_KEY for t in as_list(dig(props, "spec", "template", "spec", "taints"))))
+
+
+def pool_instance_types(props: Mapping[str, Any]) -> list[str]:
+    """Catalogue types a NodePool allows: its explicit types, else all types of its families."""
+    reqs = _requirements(props)
+    if reqs.get("node.kubernetes.io/instance-type"):
+        return reqs["node.kubernetes.io/instance-type"]
+    families = set(reqs.get("karpenter.k8s.aws/instance-family", []))
+    return [n for n, t in catalogue()["instanceTypes"].items() if t["family"] in families]
+
+
+def pool_gpu_limit(props: Mapping[str, Any]) -> int | None:
+    value = as_map(dig(props, "spec", "limits")).get(GPU_TAINT_KEY)
+    return int(float(str(value))) if value is not None else None
+
+
+@resource_rule("gpu-limits-match-requests", "GPU requests must equal GPU limits.")
+def gpu_limits_match_requests(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    for c in containers(spec) if spec is not None else []:
+        requests = as_map(dig(c, "resources", "requests"))
+        limits = as_map(dig(c, "resources", "limits"))
+        for name in sorted(set(requests) | set(limits)):
+            if is_gpu_resource(name) and str(requests.get(name, limits.get(name))) != str(limits.get(name)):
+                yield (f"container {c.get('name')!r}: {name} request {requests.get(name)} != limit "
+                       f"{limits.get(name)}; Kubernetes needs them equal (set resources.limits.{name})")
+
+
+@resource_rule("gpu-scheduling", "GPU pods must tolerate the GPU taint and select a GPU pool.")
+def gpu_scheduling(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    if spec is None or not any(gpu_count(c) for c in containers(spec)):
+        return
+    tolerates = any(
+        (as_map(t).get("key") == GPU_TAINT_KEY or (as_map(t).get("key") in (None, "") and as_map(t).get("operator") == "Exists"))
+        and as_map(t).get("effect") in (None, "", "NoSchedule")
+        for t in as_list(spec.get("tolerations")))
+    if not tolerates:
+        yield f"no toleration for the {GPU_TAINT_KEY}:NoSchedule taint; the pod can never schedule on a GPU pool"
+    required = dig(spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
+    if not as_map(spec.get("nodeSelector")) and not required:
+        yield "no nodeSelector or required node affinity for a GPU pool; set the pool's node selector"
+
+
+@resource_rule("gpu-env-bypass", "Containers without a GPU limit must not set NVIDIA_VISIBLE_DEVICES.")
+def gpu_env_bypass(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    for c in containers(spec) if spec is not None else []:
+        if gpu_count(c):
+            continue
+        for env in as_list(c.get("env")):
+            env = as_map(env)
+            if env.get("name") == "NVIDIA_VISIBLE_DEVICES" and env.get("value") not in ("void", "none", ""):
+                yield (f"container {c.get('name')!r}: sets NVIDIA_VISIBLE_DEVICES without a GPU limit; it would "
+                       "reach GPUs it was not given; request nvidia.com/gpu instead")
+
+
+@resource_rule("gpu-startup-probe", "GPU containers need a startupProbe (model loading outlasts liveness).")
+def gpu_startup_probe(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    for c in containers(spec, include_init=False) if spec is not None else []:
+        if gpu_count(c) and c.get("startupProbe") is None:
+            yield f"container {c.get('name')!r}: GPU container without a startupProbe; liveness would kill it mid-load"
+
+
+@stack_rule("gpu-hpa-within-pool", "The GPUs models can scale to must fit their pool's GPU limit.")
+def gpu_hpa_within_pool(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
+    pools = gpu_pools(resources)
+    demand: dict[str, list[tuple[str, int]]] = {}
+    for r in resources:
+        if k8s_kind(r.type) not in ("Deployment", "StatefulSet"):
+            continue
+        spec = pod_spec(r.type, r.props) or {}
+        per_pod = sum(gpu_count(c) for c in containers(spec, include_init=False))
+        if not per_pod:
+            continue
+        pool = workload_pool(r.props, r.type, pools)
+        if pool is None:
+            continue
+        _, high = replicas_range(r, resources)
+        demand.setdefault(pool.urn, []).append((object_name(r.props, r.name), high * per_pod))
+    for pool in pools:
+        users = demand.get(pool.urn, [])
+        limit = pool_gpu_limit(pool.props)
+        total = sum(n for _, n in users)
+        if users and limit is not None and total > limit:
+            detail = " + ".join(f"{name} {n}" for name, n in users)
+            yield pool, (f"NodePool {object_name(pool.props, pool.name)}: models can scale to {total} GPUs "
+                         f"({detail}) but the pool's limit is {limit}; raise the limit or lower maxReplicas")
+
+
+@resource_rule("karpenter-gpu-limit", "GPU NodePools must cap GPUs, within the stack's ceiling.",
+               settings={"maxGpusPerPool": {"type": "integer", "default": 64,
+                                            "description": "The most GPUs one pool may allow."}})
+def karpenter_gpu_limit(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if k8s_kind(resource_type) != "NodePool" or not admits_gpus(props):
+        return
+    limit = pool_gpu_limit(props)
+    ceiling = int(settings.get("maxGpusPerPool", 64))
+    if limit is None:
+        yield f'spec.limits["{GPU_TAINT_KEY}"] is not set; an uncapped GPU pool is an uncapped bill'
+    elif limit > ceiling:
+        yield f'spec.limits["{GPU_TAINT_KEY}"] is {limit}, above this stack\'s ceiling of {ceiling}'
+
+
+@resource_rule("karpenter-gpu-taint", "GPU NodePools must taint nodes nvidia.com/gpu:NoSchedule.")
+def karpenter_gpu_taint(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if k8s_kind(resource_type) != "NodePool" or not admits_gpus(props):
+        return
+    taints = as_list(dig(props, "spec", "template", "spec", "taints"))
+    if not any(as_map(t).get("key") == GPU_TAINT_KEY and as_map(t).get("effect") == "NoSchedule" for t in taints):
+        yield f"spec.template.spec.taints lacks {GPU_TAINT_KEY}:NoSchedule; CPU pods would fill GPU nodes"
+
+
+@resource_rule("node-imdsv2", "EC2NodeClasses must require IMDSv2 with a hop limit of 1.")
+def node_imdsv2(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if k8s_kind(resource_type) != "EC2NodeClass":
+        return
+    options = as_map(dig(props, "spec", "metadataOptions"))
+    tokens = options.get("httpTokens")
+    if tokens is not None and tokens != "required":
+        yield f"spec.metadataOptions.httpTokens is {tokens}; set required (IMDSv2)"
+    hops = options.get("httpPutResponseHopLimit")
+    if hops is not None and int(hops) > 1:
+        yield f"spec.metadataOptions.httpPutResponseHopLimit is {hops}; set 1 so pods cannot reach node credentials"
+
+
+@resource_rule("node-disk-encrypted", "EC2NodeClass block devices must be encrypted.")
+def node_disk_encrypted(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if k8s_kind(resource_type) != "EC2NodeClass":
+        return
+    for device in as_list(dig(props, "spec", "blockDeviceMappings")):
+        if dig(device, "ebs", "encrypted") is not True:
+            yield f"blockDeviceMappings {as_map(device).get('deviceName')}: ebs.encrypted is not true; set it"
+
+
+def monthly_ceiling(props: Mapping[str, Any], region: str) -> tuple[float, str | None]:
+    """(USD per month at the pool's GPU limit on its priciest allowed instance, or a reason it can't be priced)."""
+    limit = pool_gpu_limit(props)
+    data = catalogue()
+    prices = data["onDemandUsdPerHour"].get(region)
+    if prices is None:
+        return 0.0, f"no GPU prices for region {region}"
+    types = pool_instance_types(props)
+    unpriced = [t for t in types if t not in prices or t not in data["instanceTypes"]]
+    if not types or unpriced:
+        return 0.0, f"no price for {', '.join(unpriced) or 'its instances'}"
+    if limit is None:
+        return math.inf, "no GPU limit"
+    per_gpu = max(prices[t] / data["instanceTypes"][t]["gpus"] for t in types)
+    return limit * per_gpu * data["hoursPerMonth"], None
+
+
+@stack_rule("gpu-cost-ceiling", "The stack's monthly GPU ceiling must stay within its budget.",
+            settings={"budgetUsd": {"type": "number", "default": 0, "description": "Monthly GPU budget in USD."},
+                      "region": {"type": "string", "default": "us-east-1", "description": "Region the prices come from."}})
+def gpu_cost_ceiling(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
+    pools = gpu_pools(resources)
+    if not pools:
+        return
+    budget = float(settings.get("budgetUsd") or 0)
+    region = str(settings.get("region", "us-east-1"))
+    total = 0.0
+    parts = []
+    for pool in pools:
+        cost, problem = monthly_ceiling(pool.props, region)
+        if problem:
+            yield pool, f"NodePool {object_name(pool.props, pool.name)}: cannot price its GPU ceiling ({problem})"
+            continue
+        total += cost
+        parts.append(f"{object_name(pool.props, pool.name)} ${cost:,.0f}")
+    if total > budget:
+        yield pools[0], (f"monthly GPU ceiling ${total:,.0f} ({', '.join(parts)}) exceeds the budget of "
+                         f"${budget:,.0f}; lower pool GPU limits or raise modelops:budget")

@@ -1,0 +1,131 @@
+"""Kubernetes rules that need the whole stack: network policy coverage, disruption budgets, autoscaling."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Iterator
+
+from .framework import (StackResource, as_list, as_map, dig, k8s_kind, object_name, object_namespace, pod_labels,
+                        pod_spec, selector_matches, stack_rule)
+
+_WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod", "ReplicaSet"}
+
+
+def _of_kind(resources: list[StackResource], *kinds: str) -> list[StackResource]:
+    return [r for r in resources if k8s_kind(r.type) in kinds]
+
+
+def _label(r: StackResource) -> str:
+    return f"{k8s_kind(r.type)} {object_namespace(r.props) or '-'}/{object_name(r.props, r.name)}"
+
+
+@stack_rule("k8s-netpol-coverage", "Every workload's pods must be selected by a NetworkPolicy.")
+def k8s_netpol_coverage(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
+    policies = _of_kind(resources, "NetworkPolicy")
+    for workload in _of_kind(resources, *_WORKLOADS):
+        labels = pod_labels(workload.type, workload.props)
+        ns = object_namespace(workload.props)
+        covered = any(object_namespace(p.props) == ns
+                      and selector_matches(as_map(dig(p.props, "spec", "podSelector")), labels) for p in policies)
+        if not covered:
+            yield workload, f"{_label(workload)}: no NetworkPolicy selects its pods; add one that admits only expected callers"
+
+
+def _autoscalers(resources: list[StackResource]) -> dict[tuple[str | None, str], tuple[StackResource, int, int]]:
+    """(namespace, Deployment name) -> (autoscaler, min, max) for HPAs and KEDA ScaledObjects."""
+    found = {}
+    for r in _of_kind(resources, "HorizontalPodAutoscaler", "ScaledObject"):
+        spec = as_map(r.props.get("spec"))
+        target = as_map(spec.get("scaleTargetRef"))
+        if target.get("kind", "Deployment") != "Deployment":
+            continue
+        if k8s_kind(r.type) == "ScaledObject":
+            low, high = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 100)
+        else:
+            low, high = spec.get("minReplicas", 1), spec.get("maxReplicas")
+        found[(object_namespace(r.props), target.get("name"))] = (r, int(low or 0), int(high or 0))
+    return found
+
+
+def _deployment_replicas(deployment: StackResource, scalers: dict) -> tuple[int, int]:
+    """The replica range a Deployment runs at: its autoscaler's, else its fixed count (default 1)."""
+    key = (object_namespace(deployment.props), object_name(deployment.props, deployment.name))
+    if key in scalers:
+        _, low, high = scalers[key]
+        return low, high
+    replicas = int(dig(deployment.props, "spec", "replicas") or 1)
+    return replicas, replicas
+
+
+def _percent_or_count(value: Any, total: int) -> int:
+    if isinstance(value, str) and value.endswith("%"):
+        return int(total * int(value[:-1]) / 100)
+    return int(value)
+
+
+@stack_rule("k8s-pdb", "Every Deployment needs a PodDisruptionBudget that allows voluntary disruption.")
+def k8s_pdb(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
+    budgets = _of_kind(resources, "PodDisruptionBudget")
+    scalers = _autoscalers(resources)
+    for deployment in _of_kind(resources, "Deployment"):
+        labels = pod_labels(deployment.type, deployment.props)
+        ns = object_namespace(deployment.props)
+        matching = [b for b in budgets if object_namespace(b.props) == ns
+                    and selector_matches(as_map(dig(b.props, "spec", "selector")), labels)]
+        if not matching:
+            yield deployment, f"{_label(deployment)}: no PodDisruptionBudget; add one with maxUnavailable: 1"
+            continue
+        low, _ = _deployment_replicas(deployment, scalers)
+        for budget in matching:
+            spec = as_map(budget.props.get("spec"))
+            if "maxUnavailable" in spec:
+                allowed = _percent_or_count(spec["maxUnavailable"], low)
+            else:
+                allowed = low - _percent_or_count(spec.get("minAvailable", 0), low)
+            if allowed < 1:
+                yield budget, (f"{_label(budget)}: allows no voluntary disruption at {low} replica(s); node drains "
+                               "would hang; use maxUnavailable: 1")
+
+
+@stack_rule("k8s-replicas-hpa", "Autoscalers keep enough replicas, can scale, and own their Deployment's replicas.",
+            settings={"minReplicas": {"type": "integer", "default": 2,
+                                      "description": "Smallest minReplicas an autoscaler may have."}})
+def k8s_replicas_hpa(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
+    floor = int(settings.get("minReplicas", 2))
+    scalers = _autoscalers(resources)
+    for (ns, target), (scaler, low, high) in sorted(scalers.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+        if low < floor:
+            yield scaler, f"{_label(scaler)}: minimum replicas {low} < {floor}; one replica is one failure from an outage"
+        if high <= low:
+            yield scaler, f"{_label(scaler)}: maximum replicas {high} <= minimum {low}; it cannot scale"
+    for deployment in _of_kind(resources, "Deployment"):
+        key = (object_namespace(deployment.props), object_name(deployment.props, deployment.name))
+        if key in scalers and dig(deployment.props, "spec", "replicas") is not None:
+            yield deployment, (f"{_label(deployment)}: spec.replicas is set while an autoscaler targets it; "
+                               "every apply would reset the scale; remove spec.replicas")
+
+
+def gpu_pools(resources: list[StackResource]) -> list[StackResource]:
+    from .gpu import admits_gpus
+
+    return [r for r in resources if k8s_kind(r.type) == "NodePool" and admits_gpus(r.props)]
+
+
+def workload_pool(props: Mapping[str, Any], resource_type: str, pools: list[StackResource]) -> StackResource | None:
+    """The NodePool whose node labels satisfy the workload's node selector."""
+    spec = pod_spec(resource_type, props) or {}
+    wanted = as_map(spec.get("nodeSelector"))
+    if not wanted:
+        return None
+    for pool in pools:
+        labels = as_map(dig(pool.props, "spec", "template", "metadata", "labels"))
+        if all(labels.get(k) == v for k, v in wanted.items()):
+            return pool
+    return None
+
+
+def replicas_range(deployment: StackResource, resources: list[StackResource]) -> tuple[int, int]:
+    return _deployment_replicas(deployment, _autoscalers(resources))
+
+
+__all__ = ["as_list", "gpu_pools", "replicas_range", "workload_pool"]

@@ -1,0 +1,243 @@
+"""Kubernetes workload rules (Pod Security Standards, Kyverno, Checkov, kube-score, Polaris)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Iterator
+
+from .framework import (CLUSTER_SCOPED_KINDS, as_list, as_map, containers, dig, k8s_kind, object_name,
+                        object_namespace, pod_spec, resource_rule)
+
+_SECRET_NAME = re.compile(r"(^|_)(PASSWORD|PASSWD|PWD|TOKEN|SECRET|CREDENTIALS?|[A-Z]*KEY)(_|$)", re.IGNORECASE)
+
+
+def _where(container: Mapping[str, Any]) -> str:
+    return f"container {container.get('name')!r}"
+
+
+@resource_rule("k8s-no-privileged", "Containers must not run privileged.")
+def k8s_no_privileged(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    for c in containers(spec) if spec is not None else []:
+        if dig(c, "securityContext", "privileged") is True:
+            yield f"{_where(c)}: securityContext.privileged is true; remove it (privileged containers own the node)"
+
+
+@resource_rule("k8s-no-host-namespaces", "Pods must not share the host's network, PID or IPC namespace, nor bind host ports.")
+def k8s_no_host_namespaces(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    if spec is None:
+        return
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(key) is True:
+            yield f"spec.{key} is true; remove it"
+    for c in containers(spec):
+        for port in as_list(c.get("ports")):
+            if as_map(port).get("hostPort"):
+                yield f"{_where(c)}: ports.hostPort {as_map(port).get('hostPort')} is set; use a Service instead"
+
+
+@resource_rule("k8s-no-hostpath", "Pods must not mount host paths, except allowlisted (namespace, name, path).",
+               settings={"allowlist": {"type": "array", "default": [], "items": {"type": "object", "properties": {
+                   "namespace": {"type": "string"}, "name": {"type": "string"}, "path": {"type": "string"}}},
+                   "description": "hostPath volumes allowed for named workloads (e.g. GPU system daemons)."}})
+def k8s_no_hostpath(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    if spec is None:
+        return
+    ns, name = object_namespace(props), object_name(props, "")
+    allowed = {(as_map(a).get("namespace"), as_map(a).get("name"), as_map(a).get("path"))
+               for a in as_list(settings.get("allowlist"))}
+    for volume in as_list(spec.get("volumes")):
+        path = dig(volume, "hostPath", "path")
+        if path is not None and (ns, name, path) not in allowed:
+            yield (f"volume {as_map(volume).get('name')!r}: hostPath {path} is mounted; use an emptyDir or a "
+                   "PersistentVolumeClaim, or allowlist (namespace, name, path) in the policy config")
+
+
+@resource_rule("k8s-drop-capabilities", "Containers must drop ALL capabilities and add none but NET_BIND_SERVICE.")
+def k8s_drop_capabilities(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    for c in containers(spec) if spec is not None else []:
+        caps = as_map(dig(c, "securityContext", "capabilities"))
+        if "ALL" not in list(as_list(caps.get("drop"))):
+            yield f"{_where(c)}: securityContext.capabilities.drop lacks ALL; add drop: [ALL]"
+        extra = [a for a in as_list(caps.get("add")) if a != "NET_BIND_SERVICE"]
+        if extra:
+            yield f"{_where(c)}: securityContext.capabilities.add has {extra}; only NET_BIND_SERVICE is allowed"
+
+
+@resource_rule("k8s-no-privilege-escalation", "Containers must set allowPrivilegeEscalation: false.")
+def k8s_no_privilege_escalation(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    for c in containers(spec) if spec is not None else []:
+        if dig(c, "securityContext", "allowPrivilegeEscalation") is not False:
+            yield f"{_where(c)}: securityContext.allowPrivilegeEscalation is not false; set it to false"
+
+
+@resource_rule("k8s-run-as-non-root", "Pods must run as non-root: runAsNonRoot true, and never runAsUser 0.")
+def k8s_run_as_non_root(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    if spec is None:
+        return
+    pod_ctx = as_map(spec.get("securityContext"))
+    if pod_ctx.get("runAsUser") == 0:
+        yield "spec.securityContext.runAsUser is 0 (root); use a non-zero user"
+    pod_non_root = pod_ctx.get("runAsNonRoot") is True
+    for c in containers(spec):
+        ctx = as_map(c.get("securityContext"))
+        if ctx.get("runAsUser") == 0:
+            yield f"{_where(c)}: securityContext.runAsUser is 0 (root); use a non-zero user"
+        if ctx.get("runAsNonRoot") is False or (not pod_non_root and ctx.get("runAsNonRoot") is not True):
+            yield (f"{_where(c)}: runAsNonRoot is not true; set securityContext.runAsNonRoot: true "
+                   "on the pod or the container")
+
+
+@resource_rule("k8s-seccomp", "Pods must use the RuntimeDefault or a Localhost seccomp profile.")
+def k8s_seccomp(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    if spec is None:
+        return
+    good = ("RuntimeDefault", "Localhost")
+    pod_ok = dig(spec, "securityContext", "seccompProfile", "type") in good
+    for c in containers(spec):
+        own = dig(c, "securityContext", "seccompProfile", "type")
+        if own is not None and own not in good:
+            yield f"{_where(c)}: seccompProfile.type is {own}; use RuntimeDefault"
+        elif own is None and not pod_ok:
+            yield f"{_where(c)}: no seccompProfile; set spec.securityContext.seccompProfile.type: RuntimeDefault"
+
+
+@resource_rule("k8s-readonly-rootfs", "Containers must have a read-only root filesystem (caches go to an emptyDir).")
+def k8s_readonly_rootfs(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    for c in containers(spec) if spec is not None else []:
+        if dig(c, "securityContext", "readOnlyRootFilesystem") is not True:
+            yield (f"{_where(c)}: securityContext.readOnlyRootFilesystem is not true; set it and mount an "
+                   "emptyDir where the server writes")
+
+
+def split_image(image: str) -> tuple[str, str | None, str | None]:
+    """`repo[:tag][@digest]` -> (repo, tag, digest)."""
+    digest = None
+    if "@" in image:
+        image, digest = image.split("@", 1)
+    tag = None
+    last = image.rsplit("/", 1)[-1]
+    if ":" in last:
+        image, tag = image.rsplit(":", 1)
+    return image, tag, digest
+
+
+def _images(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], str]]:
+    spec = pod_spec(resource_type, props)
+    for c in containers(spec) if spec is not None else []:
+        image = c.get("image")
+        if isinstance(image, str):
+            yield c, image
+
+
+@resource_rule("k8s-image-tag", "Images must carry a tag other than latest (or a digest).")
+def k8s_image_tag(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    for c, image in _images(resource_type, props):
+        _, tag, digest = split_image(image)
+        if digest is None and (tag is None or tag == "latest"):
+            yield f"{_where(c)}: image {image} has {'the tag latest' if tag else 'no tag'}; pin a version or a digest"
+
+
+@resource_rule("k8s-image-digest", "Images must be pinned by @sha256 digest.")
+def k8s_image_digest(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    for c, image in _images(resource_type, props):
+        if "@sha256:" not in image:
+            yield f"{_where(c)}: image {image} is not pinned by digest; use repo:tag@sha256:…"
+
+
+def normalise_image(image: str) -> str:
+    """Docker Hub short names in full: `nginx` -> `docker.io/library/nginx`."""
+    first = image.split("/", 1)[0]
+    if "/" not in image:
+        return f"docker.io/library/{image}"
+    if "." not in first and ":" not in first and first != "localhost":
+        return f"docker.io/{image}"
+    return image
+
+
+@resource_rule("k8s-allowed-registries", "Images must come from the stack's registry allowlist.",
+               settings={"registries": {"type": "array", "items": {"type": "string"}, "default": [],
+                                        "description": "Allowed prefixes, each ending with '/'."}})
+def k8s_allowed_registries(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    allowed = [str(r) for r in as_list(settings.get("registries"))]
+    for c, image in _images(resource_type, props):
+        if not any(normalise_image(image).startswith(prefix) for prefix in allowed):
+            yield (f"{_where(c)}: image {image} is outside the registry allowlist "
+                   f"({', '.join(allowed) or 'empty'}); push it to an allowed registry")
+
+
+@resource_rule("k8s-requests-limits", "Containers must request cpu and memory and limit memory.")
+def k8s_requests_limits(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    for c in containers(spec) if spec is not None else []:
+        resources = as_map(c.get("resources"))
+        missing = [f"{kind}.{res}" for kind, res in (("requests", "cpu"), ("requests", "memory"), ("limits", "memory"))
+                   if as_map(resources.get(kind)).get(res) in (None, "")]
+        if missing:
+            yield f"{_where(c)}: resources {', '.join(missing)} missing; set them so the scheduler and OOM killer can plan"
+
+
+@resource_rule("k8s-probes", "Serving containers need a readinessProbe, and every container a liveness or startup probe.")
+def k8s_probes(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    if spec is None or k8s_kind(resource_type) in ("Job", "CronJob"):
+        return
+    for c in containers(spec, include_init=False):
+        # A container that declares ports is what a Service sends traffic to.
+        if as_list(c.get("ports")) and c.get("readinessProbe") is None:
+            yield f"{_where(c)}: no readinessProbe; traffic would reach it before it is ready"
+        if c.get("livenessProbe") is None and c.get("startupProbe") is None:
+            yield f"{_where(c)}: no livenessProbe or startupProbe; a hung process would never restart"
+
+
+@resource_rule("k8s-namespace", "Namespaced objects must name a namespace other than default.")
+def k8s_namespace(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    kind = k8s_kind(resource_type)
+    if kind is None or kind in CLUSTER_SCOPED_KINDS:
+        return
+    ns = dig(props, "metadata", "namespace")
+    if ns in (None, "", "default"):
+        yield f"metadata.namespace is {ns or 'unset'}; put {kind} in a namespace of its own"
+
+
+@resource_rule("k8s-sa-token", "Pods must not mount a service-account token unless they use the API.")
+def k8s_sa_token(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    if spec is not None and spec.get("automountServiceAccountToken") is not False:
+        yield ("spec.automountServiceAccountToken is not false; set it to false (or exempt the workload "
+               "in the policy config if it calls the Kubernetes API)")
+
+
+@resource_rule("k8s-no-secret-env", "Secrets must not be literal env values.")
+def k8s_no_secret_env(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    for c in containers(spec) if spec is not None else []:
+        for env in as_list(c.get("env")):
+            env = as_map(env)
+            name = str(env.get("name", ""))
+            if "value" in env and _SECRET_NAME.search(name):
+                yield f"{_where(c)}: env {name} is a literal value; read it from a Secret (valueFrom.secretKeyRef)"
+
+
+@resource_rule("k8s-service-exposure", "Services must not be NodePort, unapproved LoadBalancers or use externalIPs.",
+               settings={"allowLoadBalancer": {"type": "boolean", "default": False,
+                                               "description": "Whether LoadBalancer Services are allowed."}})
+def k8s_service_exposure(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if k8s_kind(resource_type) != "Service":
+        return
+    spec = as_map(props.get("spec"))
+    kind = spec.get("type", "ClusterIP")
+    if kind == "NodePort":
+        yield "spec.type is NodePort; use ClusterIP behind the gateway"
+    if kind == "LoadBalancer" and not settings.get("allowLoadBalancer"):
+        yield "spec.type is LoadBalancer, which this stack's policy config does not allow; route through the gateway"
+    if as_list(spec.get("externalIPs")):
+        yield "spec.externalIPs is set; remove it (it can hijack cluster traffic)"
