@@ -1,0 +1,101 @@
+"""`modelops check`: the reference stacks pass, broken plans exit 1 naming rule and resource, every
+format is well formed (SARIF against the OASIS 2.1.0 schema), and real CLI plans are read."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from offline.cli import main
+from tests.conftest import CLI_FIXTURES, SHARED
+from tests.policies.test_rules import CASES, compliant, preview_json
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_reference_stacks_have_no_mandatory_failure(stack, capsys):
+    assert main(["check", "--stack", stack]) == 0
+    out = capsys.readouterr().out
+    assert "0 mandatory failure(s), 0 advisory" in out
+
+
+def test_a_plan_with_the_classic_mistakes_exits_1_naming_rule_and_resource(tmp_path, capsys):
+    resources = compliant()
+    for rule in ("k8s-no-privileged", "k8s-image-tag", "gpu-scheduling", "karpenter-gpu-limit", "lambda-url-iam"):
+        resources = CASES[rule][0](resources)
+    plan = tmp_path / "bad.json"
+    plan.write_text(json.dumps(preview_json(resources)))
+    code = main(["check", "--plan", str(plan), "--policy-config", "policies/config/prod.json", "--format", "json"])
+    assert code == 1
+    report = json.loads(capsys.readouterr().out)
+    failed = {(f["rule"], f["urn"].rsplit("::", 1)[-1]) for f in report["findings"] if f["outcome"] == "fail"}
+    assert {("k8s-no-privileged", "chat-deployment"), ("k8s-image-tag", "chat-deployment"),
+            ("gpu-scheduling", "chat-deployment"), ("karpenter-gpu-limit", "a10g-node-pool"),
+            ("lambda-url-iam", "chat-fallback-url")} <= failed
+
+
+def test_table_output_names_rule_and_resource(tmp_path, capsys):
+    plan = tmp_path / "bad.json"
+    plan.write_text(json.dumps(preview_json(CASES["lambda-url-iam"][0](compliant()))))
+    assert main(["check", "--plan", str(plan), "--policy-config", "policies/config/dev.json"]) == 1
+    out = capsys.readouterr().out
+    assert "lambda-url-iam" in out and "chat-fallback-url" in out and "mandatory" in out
+
+
+def test_sarif_is_valid_sarif_2_1_0(tmp_path, capsys):
+    plan = tmp_path / "bad.json"
+    plan.write_text(json.dumps(preview_json(CASES["k8s-no-privileged"][0](compliant()))))
+    out = tmp_path / "report.sarif"
+    assert main(["check", "--plan", str(plan), "--policy-config", "policies/config/prod.json",
+                 "--format", "sarif", "--out", str(out)]) == 1
+    sarif = json.loads(out.read_text())
+    schema = json.loads((SHARED / "schemas" / "sarif-schema-2.1.0.json").read_text())
+    jsonschema.validate(sarif, schema)
+    results = sarif["runs"][0]["results"]
+    assert any(r["ruleId"] == "k8s-no-privileged" and r["level"] == "error" for r in results)
+
+
+def test_sarif_of_prod_carries_not_evaluated_and_exempt_results(tmp_path):
+    out = tmp_path / "prod.sarif"
+    assert main(["check", "--stack", "prod", "--format", "sarif", "--out", str(out)]) == 0
+    sarif = json.loads(out.read_text())
+    jsonschema.validate(sarif, json.loads((SHARED / "schemas" / "sarif-schema-2.1.0.json").read_text()))
+    results = sarif["runs"][0]["results"]
+    assert any(r["kind"] == "review" and r["level"] == "none" for r in results)
+    assert any("suppressions" in r for r in results)
+
+
+def test_markdown_summarises(capsys):
+    assert main(["check", "--stack", "prod", "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("**Policies**: ✅ no mandatory failures")
+    assert "| `k8s-image-digest` | mandatory | not-evaluated |" in out
+
+
+@pytest.mark.parametrize("fixture, failing", [
+    ("sample-preview-creates.json", {("lambda-concurrency-cap", "docsHandler"), ("s3-model-bucket-private", "docs")}),
+    ("sample-preview-update.json", {("lambda-concurrency-cap", "docsHandler"), ("s3-model-bucket-private", "docs")}),
+    ("sample-preview-deletes.json", {("s3-model-bucket-private", "docs")}),
+])
+def test_real_cli_plans_are_checked(fixture, failing, capsys):
+    code = main(["check", "--plan", str(CLI_FIXTURES / fixture), "--policy-config", "policies/config/prod.json",
+                 "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert {(f["rule"], f["urn"].rsplit("::", 1)[-1]) for f in report["findings"] if f["outcome"] == "fail"} == failing
+    if fixture == "sample-preview-creates.json":
+        # the permission's sourceArn is unknown in the real preview: not evaluated, not failed
+        assert any(f["rule"] == "lambda-permission-scoped" and f["outcome"] == "not-evaluated" for f in report["findings"])
+    if fixture == "sample-preview-deletes.json":
+        assert report["summary"]["resources"] == 2  # deleted resources are not checked
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert main(["check", "--plan", str(tmp_path / "missing.json"), "--policy-config", "policies/config/prod.json"]) == 2
+    assert main(["check", "--plan", str(CLI_FIXTURES / "sample-preview-creates.json")]) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"all": "strict"}')
+    assert main(["check", "--plan", str(CLI_FIXTURES / "sample-preview-creates.json"), "--policy-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "no such file" in err and "needs --policy-config" in err and "unknown enforcement level 'strict'" in err

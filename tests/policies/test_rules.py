@@ -1,0 +1,335 @@
+"""Every rule of the catalogue, both ways: a compliant stack passes it, and a broken variant fails it.
+
+Plans are built as `pulumi preview --json` documents, written to disk and read back like the CLI's.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from offline.check import policy_rules, run_checks
+from offline.plan import UNKNOWN, load_plan
+from tests.conftest import SHARED
+
+ALL_MANDATORY = {"all": "mandatory",
+                 "k8s-allowed-registries": {"registries": ["123456789012.dkr.ecr.us-east-1.amazonaws.com/"]},
+                 "lambda-image-pinned": {"repositoryPrefixes": ["123456789012.dkr.ecr.us-east-1.amazonaws.com/m/"]},
+                 "gpu-cost-ceiling": {"budgetUsd": 20000, "region": "us-east-1"},
+                 "karpenter-gpu-limit": {"maxGpusPerPool": 16}}
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat:1.0@sha256:" + "a" * 64
+LABELS = {"app.kubernetes.io/name": "chat"}
+
+
+def container(**extra) -> dict:
+    c = {"name": "server", "image": IMAGE, "ports": [{"name": "http", "containerPort": 8080}],
+         "resources": {"requests": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"},
+                       "limits": {"memory": "1Gi", "nvidia.com/gpu": "1"}},
+         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                             "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
+         "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}},
+         "livenessProbe": {"httpGet": {"path": "/live", "port": "http"}},
+         "startupProbe": {"httpGet": {"path": "/live", "port": "http"}, "failureThreshold": 60},
+         "env": [{"name": "MODEL_DIR", "value": "/models"}]}
+    c.update(extra)
+    return c
+
+
+def compliant() -> list[tuple[str, str, dict]]:
+    """(type, name, inputs) of a small stack that every rule accepts."""
+    meta = {"name": "chat", "namespace": "models"}
+    pod = {"automountServiceAccountToken": False, "containers": [container()],
+           "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+           "nodeSelector": {"modelops/gpu-pool": "a10g"},
+           "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+           "volumes": [{"name": "cache", "emptyDir": {}}]}
+    pool_reqs = [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["g5.xlarge"]}]
+    return [
+        ("kubernetes:apps/v1:Deployment", "chat-deployment", {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+            "spec": {"selector": {"matchLabels": LABELS}, "template": {"metadata": {"labels": LABELS}, "spec": pod}}}),
+        ("kubernetes:core/v1:Service", "chat-svc", {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+                                                    "spec": {"type": "ClusterIP", "selector": LABELS, "ports": [{"port": 80}]}}),
+        ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "chat-hpa", {
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": meta,
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "chat"},
+                     "minReplicas": 2, "maxReplicas": 4}}),
+        ("kubernetes:policy/v1:PodDisruptionBudget", "chat-pdb", {
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta,
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": LABELS}}}),
+        ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "chat-netpol", {
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta,
+            "spec": {"podSelector": {"matchLabels": LABELS}, "policyTypes": ["Ingress"]}}),
+        ("kubernetes:karpenter.sh/v1:NodePool", "a10g-node-pool", {
+            "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "a10g"},
+            "spec": {"template": {"metadata": {"labels": {"modelops/gpu-pool": "a10g"}},
+                                  "spec": {"requirements": pool_reqs,
+                                           "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]}},
+                     "limits": {"nvidia.com/gpu": "8"}}}),
+        ("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass", "a10g-node-class", {
+            "apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "a10g"},
+            "spec": {"metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
+                     "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": True}}]}}),
+        ("aws:ecr/repository:Repository", "chat-repo", {"imageTagMutability": "IMMUTABLE",
+                                                        "imageScanningConfiguration": {"scanOnPush": True}}),
+        ("aws:ecr/repositoryPolicy:RepositoryPolicy", "chat-repo-policy", {"repository": "m/chat", "policy": json.dumps(
+            {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                            "Action": "ecr:BatchGetImage"}]})}),
+        ("aws:lambda/function:Function", "chat-fallback-function", {
+            "packageType": "Image", "imageUri": IMAGE, "reservedConcurrentExecutions": 5}),
+        ("aws:lambda/functionUrl:FunctionUrl", "chat-fallback-url", {"authorizationType": "AWS_IAM"}),
+        ("aws:lambda/permission:Permission", "chat-permission", {
+            "principal": "s3.amazonaws.com", "sourceArn": "arn:aws:s3:::bucket", "action": "lambda:InvokeFunction"}),
+        ("aws:iam/rolePolicy:RolePolicy", "chat-artifact-read", {"policy": json.dumps({"Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::models/chat/*"},
+            {"Effect": "Allow", "Action": "xray:GetSamplingRules", "Resource": "*"}]})}),
+        ("aws:s3/bucket:Bucket", "models", {"bucket": "acme-models"}),
+        ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "models-block", {
+            "bucket": "acme-models", "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True,
+            "restrictPublicBuckets": True}),
+    ]
+
+
+def preview_json(resources: list[tuple[str, str, dict]]) -> dict:
+    stack_urn = "urn:pulumi:test::modelops::pulumi:pulumi:Stack::modelops-test"
+    steps = [{"op": "create", "urn": stack_urn, "newState": {"urn": stack_urn, "custom": False,
+                                                              "type": "pulumi:pulumi:Stack"}}]
+    for type_, name, inputs in resources:
+        urn = f"urn:pulumi:test::modelops::{type_}::{name}"
+        steps.append({"op": "create", "urn": urn, "newState": {"urn": urn, "custom": True, "type": type_,
+                                                                 "inputs": inputs, "parent": stack_urn}})
+    return {"config": {}, "steps": steps, "changeSummary": {"create": len(steps)}}
+
+
+def check(resources, tmp_path: Path, config=None):
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(preview_json(resources)))
+    return run_checks(load_plan(path), ALL_MANDATORY if config is None else config)
+
+
+def edit(name: str, change: Callable[[dict], None]) -> Callable[[list], list]:
+    def mutate(resources):
+        resources = copy.deepcopy(resources)
+        for _, resource_name, inputs in resources:
+            if resource_name == name:
+                change(inputs)
+        return resources
+    return mutate
+
+
+def pod(inputs):
+    return inputs["spec"]["template"]["spec"]
+
+
+def server(inputs):
+    return pod(inputs)["containers"][0]
+
+
+def drop(name: str) -> Callable[[list], list]:
+    return lambda resources: [r for r in copy.deepcopy(resources) if r[1] != name]
+
+
+def add(*extra: tuple[str, str, dict]) -> Callable[[list], list]:
+    return lambda resources: copy.deepcopy(resources) + list(extra)
+
+
+D = "chat-deployment"
+CASES: dict[str, tuple[Callable[[list], list], str]] = {
+    "k8s-no-privileged": (edit(D, lambda i: server(i)["securityContext"].update(privileged=True)), D),
+    "k8s-no-host-namespaces": (edit(D, lambda i: pod(i).update(hostNetwork=True)), D),
+    "k8s-no-hostpath": (edit(D, lambda i: pod(i)["volumes"].append({"name": "h", "hostPath": {"path": "/etc"}})), D),
+    "k8s-drop-capabilities": (edit(D, lambda i: server(i)["securityContext"]["capabilities"].update(add=["NET_ADMIN"])), D),
+    "k8s-no-privilege-escalation": (edit(D, lambda i: server(i)["securityContext"].pop("allowPrivilegeEscalation")), D),
+    "k8s-run-as-non-root": (edit(D, lambda i: server(i)["securityContext"].update(runAsUser=0)), D),
+    "k8s-seccomp": (edit(D, lambda i: server(i)["securityContext"].update(seccompProfile={"type": "Unconfined"})), D),
+    "k8s-readonly-rootfs": (edit(D, lambda i: server(i)["securityContext"].update(readOnlyRootFilesystem=False)), D),
+    "k8s-image-tag": (edit(D, lambda i: server(i).update(image="123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat:latest")), D),
+    "k8s-image-digest": (edit(D, lambda i: server(i).update(image="123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat:1.0")), D),
+    "k8s-allowed-registries": (edit(D, lambda i: server(i).update(image="nginx@sha256:" + "b" * 64)), D),
+    "k8s-requests-limits": (edit(D, lambda i: server(i)["resources"]["limits"].pop("memory")), D),
+    "k8s-probes": (edit(D, lambda i: server(i).pop("readinessProbe")), D),
+    "k8s-namespace": (edit("chat-svc", lambda i: i["metadata"].update(namespace="default")), "chat-svc"),
+    "k8s-sa-token": (edit(D, lambda i: pod(i).pop("automountServiceAccountToken")), D),
+    "k8s-no-secret-env": (edit(D, lambda i: server(i)["env"].append({"name": "HF_TOKEN", "value": "hf_abc"})), D),
+    "k8s-service-exposure": (edit("chat-svc", lambda i: i["spec"].update(type="NodePort")), "chat-svc"),
+    "k8s-netpol-coverage": (drop("chat-netpol"), D),
+    "k8s-pdb": (edit("chat-pdb", lambda i: i["spec"].update(maxUnavailable=0)), "chat-pdb"),
+    "k8s-replicas-hpa": (edit("chat-hpa", lambda i: i["spec"].update(minReplicas=1)), "chat-hpa"),
+    "gpu-limits-match-requests": (edit(D, lambda i: server(i)["resources"]["limits"].update({"nvidia.com/gpu": "2"})), D),
+    "gpu-scheduling": (edit(D, lambda i: pod(i).pop("tolerations")), D),
+    "gpu-env-bypass": (edit(D, lambda i: pod(i)["containers"].append(container(
+        name="sidecar", resources={"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
+        env=[{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}]))), D),
+    "gpu-startup-probe": (edit(D, lambda i: server(i).pop("startupProbe")), D),
+    "gpu-hpa-within-pool": (edit("chat-hpa", lambda i: i["spec"].update(maxReplicas=9)), "a10g-node-pool"),
+    "karpenter-gpu-limit": (edit("a10g-node-pool", lambda i: i["spec"].pop("limits")), "a10g-node-pool"),
+    "karpenter-gpu-taint": (edit("a10g-node-pool", lambda i: i["spec"]["template"]["spec"].pop("taints")), "a10g-node-pool"),
+    "node-imdsv2": (edit("a10g-node-class", lambda i: i["spec"]["metadataOptions"].update(httpTokens="optional")), "a10g-node-class"),
+    "node-disk-encrypted": (edit("a10g-node-class", lambda i: i["spec"]["blockDeviceMappings"][0]["ebs"].update(encrypted=False)), "a10g-node-class"),
+    "gpu-cost-ceiling": (edit("a10g-node-pool", lambda i: i["spec"]["limits"].update({"nvidia.com/gpu": "16"})
+                              or i["spec"]["template"]["spec"]["requirements"][0].update(values=["g5.16xlarge"])), "a10g-node-pool"),
+    "ecr-immutable-tags": (edit("chat-repo", lambda i: i.pop("imageTagMutability")), "chat-repo"),
+    "ecr-scan-on-push": (edit("chat-repo", lambda i: i.pop("imageScanningConfiguration")), "chat-repo"),
+    "ecr-not-public": (edit("chat-repo-policy", lambda i: i.update(policy=json.dumps(
+        {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}]}))), "chat-repo-policy"),
+    "lambda-url-iam": (edit("chat-fallback-url", lambda i: i.update(authorizationType="NONE")), "chat-fallback-url"),
+    "lambda-permission-scoped": (edit("chat-permission", lambda i: i.update(principal="*")), "chat-permission"),
+    "lambda-image-pinned": (edit("chat-fallback-function", lambda i: i.update(imageUri="public.ecr.aws/x/y:1")), "chat-fallback-function"),
+    "lambda-concurrency-cap": (edit("chat-fallback-function", lambda i: i.pop("reservedConcurrentExecutions")), "chat-fallback-function"),
+    "s3-model-bucket-private": (edit("models-block", lambda i: i.update(restrictPublicBuckets=False)), "models-block"),
+    "iam-no-wildcard": (edit("chat-artifact-read", lambda i: i.update(policy=json.dumps(
+        {"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}]}))), "chat-artifact-read"),
+}
+
+
+def failures(report, rule_id: str) -> list[str]:
+    return [f.resource for f in report.findings if f.rule == rule_id and f.outcome == "fail"]
+
+
+def test_the_compliant_stack_passes_every_rule(tmp_path):
+    report = check(compliant(), tmp_path)
+    assert [f for f in report.findings if f.outcome != "exempt"] == []
+
+
+def test_every_catalogue_rule_has_a_case():
+    catalogue = set(re.findall(r"^\| ([a-z0-9-]+)(?: \(stack\))? \|", (SHARED / "POLICY_RULES.md").read_text(), re.M))
+    catalogue -= {"id", "---"}
+    rules, _, _ = policy_rules()
+    assert {r.id for r in rules} == catalogue == set(CASES)
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_rule_fails_the_broken_variant_and_names_the_resource(rule_id, tmp_path):
+    mutate, culprit = CASES[rule_id]
+    report = check(mutate(compliant()), tmp_path)
+    assert culprit in failures(report, rule_id), [f for f in report.findings if f.rule == rule_id]
+    others = {f.rule for f in report.findings if f.outcome == "fail"} - {rule_id}
+    # a broken variant breaks its own rule; a few break a related one too, never a random one
+    assert len(others) <= 2, others
+    assert report.mandatory_failures
+
+
+def test_unknown_values_are_not_evaluated_never_pass_or_fail(tmp_path):
+    resources = edit(D, lambda i: server(i).update(image=UNKNOWN))(compliant())
+    report = check(resources, tmp_path)
+    outcomes = {(f.rule, f.outcome) for f in report.findings if f.resource == D}
+    assert ("k8s-image-digest", "not-evaluated") in outcomes and ("k8s-image-tag", "not-evaluated") in outcomes
+    assert not any(o == "fail" for _, o in outcomes)
+
+
+def test_enforcement_levels_follow_the_cli_semantics(tmp_path):
+    broken = CASES["k8s-readonly-rootfs"][0](compliant())
+    advisory = check(broken, tmp_path, {"all": "advisory"})
+    assert failures(advisory, "k8s-readonly-rootfs") and not advisory.mandatory_failures
+    per_rule = check(broken, tmp_path, {"all": "advisory", "k8s-readonly-rootfs": {"enforcementLevel": "mandatory"}})
+    assert [f.rule for f in per_rule.mandatory_failures] == ["k8s-readonly-rootfs"]
+    shorthand = check(broken, tmp_path, {"all": "mandatory", "k8s-readonly-rootfs": "disabled"})
+    assert not failures(shorthand, "k8s-readonly-rootfs")
+    default = check(broken, tmp_path, {})
+    assert {f.level for f in default.findings} == {"advisory"}  # the pack's default
+
+
+def test_exemptions_are_config_data_with_a_reason(tmp_path):
+    broken = CASES["k8s-sa-token"][0](compliant())
+    config = {"all": "mandatory", "k8s-sa-token": {"exemptions": [
+        {"namespace": "models", "name": "chat", "reason": "calls the Kubernetes API to watch its ConfigMap"}]}}
+    report = check(broken, tmp_path, config)
+    exempt = [f for f in report.findings if f.rule == "k8s-sa-token"]
+    assert [f.outcome for f in exempt] == ["exempt"] and "watch its ConfigMap" in exempt[0].message
+    wrong_namespace = {"all": "mandatory", "k8s-sa-token": {"exemptions": [
+        {"namespace": "other", "name": "chat", "reason": "x"}]}}
+    assert failures(check(broken, tmp_path, wrong_namespace), "k8s-sa-token")
+
+
+def test_bad_policy_configs_are_refused(tmp_path):
+    from offline.check import PolicyConfigError
+
+    with pytest.raises(PolicyConfigError) as info:
+        check(compliant(), tmp_path, {"all": "strict", "k8s-nope": "advisory",
+                                      "k8s-sa-token": {"exemptions": [{"name": "x"}]}})
+    problems = "\n".join(info.value.problems)
+    assert "all: unknown enforcement level 'strict'" in problems
+    assert "k8s-nope: no such policy in the pack" in problems
+    assert "k8s-sa-token.exemptions.0: 'reason' is a required property" in problems
+
+
+def test_the_pack_registers_every_rule_id(monkeypatch):
+    """Run policies/__main__.py with PolicyPack replaced by a recorder (the real one blocks forever)."""
+    import runpy
+
+    import pulumi_policy
+
+    from offline.check import POLICIES_DIR
+
+    recorded = {}
+
+    class Recorder:
+        def __init__(self, name, enforcement_level, policies, **_):
+            recorded.update(name=name, level=enforcement_level, policies=policies)
+
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", Recorder)
+    runpy.run_path(str(POLICIES_DIR / "__main__.py"), run_name="__main__")
+    ids = [p.name for p in recorded["policies"]]
+    assert sorted(ids) == sorted(CASES) and len(ids) == len(set(ids))
+    stack_ids = {p.name for p in recorded["policies"] if isinstance(p, pulumi_policy.StackValidationPolicy)}
+    assert stack_ids == {"k8s-netpol-coverage", "k8s-pdb", "k8s-replicas-hpa", "gpu-hpa-within-pool",
+                         "gpu-cost-ceiling", "s3-model-bucket-private"}
+    assert recorded["level"] == pulumi_policy.EnforcementLevel.ADVISORY
+
+
+def test_pack_validators_report_through_the_cli_callback(monkeypatch):
+    """The adapters the pack registers report the same violations the offline check finds."""
+    from pulumi_policy.proxy import unknown_checking_proxy
+
+    rules, adapters, _ = policy_rules()
+    rule = next(r for r in rules if r.id == "lambda-url-iam")
+    reported = []
+
+    class Args:
+        resource_type = "aws:lambda/functionUrl:FunctionUrl"
+        props = unknown_checking_proxy({"authorizationType": "NONE"})
+        name = "open-url"
+        config = {}
+
+    adapters.resource_validator(rule)(Args(), lambda message, urn=None: reported.append(message))
+    assert reported == ["authorizationType is NONE; set AWS_IAM (NONE opens the model to anyone)"]
+
+
+def test_the_pack_project_files_are_a_normal_policy_pack():
+    import yaml
+
+    from offline.check import POLICIES_DIR
+
+    pack = yaml.safe_load((POLICIES_DIR / "PulumiPolicy.yaml").read_text())
+    assert pack["runtime"]["name"] == "python" and pack["version"]
+    requirements = (POLICIES_DIR / "requirements.txt").read_text()
+    assert "pulumi-policy" in requirements
+    source = "\n".join(p.read_text() for p in (POLICIES_DIR).rglob("*.py"))
+    assert "import components" not in source and "from components" not in source
+    assert "import offline" not in source and "from offline" not in source
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_policy_configs_agree_with_their_stacks(env):
+    """The allowlist, budget and region a policy config enforces are the stack's own."""
+    from components.config import parse_stack_config
+    from offline.check import POLICIES_DIR, resolve
+    from tests.conftest import stack_raw
+
+    cfg = parse_stack_config(stack_raw(env))
+    resolved = resolve(json.loads((POLICIES_DIR / "config" / f"{env}.json").read_text()))
+    assert resolved["k8s-allowed-registries"][1]["registries"] == list(cfg.allowed_registries())
+    cost = resolved["gpu-cost-ceiling"][1]
+    assert (cost["budgetUsd"], cost["region"]) == (cfg.budget.monthly_gpu_usd, cfg.cluster.region)
+    assert resolved["lambda-image-pinned"][1]["repositoryPrefixes"] == [
+        f"{cfg.cluster.ecr_registry}/{cfg.registry.repository_prefix}/"]
+    mandatory_in_prod = {"k8s-readonly-rootfs", "k8s-image-digest", "gpu-cost-ceiling"}
+    levels = {r: lvl for r, (lvl, _) in resolved.items()}
+    expected = "advisory" if env == "dev" else "mandatory"
+    assert {levels[r] for r in mandatory_in_prod} == {expected}
+    assert levels["k8s-no-privileged"] == "mandatory"
