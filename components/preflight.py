@@ -16,13 +16,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
 
-import boto3
-import botocore.config
-from botocore import xform_name
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from typing import TYPE_CHECKING
 
 from .config import GpuPoolConfig, StackConfig
 from .gpu_catalogue import GpuInstanceType, load_catalogue
+
+if TYPE_CHECKING:
+    import boto3
 
 Status = Literal["pass", "fail", "unknown"]
 
@@ -86,6 +86,10 @@ def run_preflight(cfg: StackConfig, session: boto3.session.Session | None = None
     names = [p for p in (pools or list(cfg.gpu_pools)) if p in cfg.gpu_pools]
     if not names:
         return PreflightReport(region)
+    # boto3 costs half a second to import: only pay for it when pre-flight really runs.
+    import boto3
+    import botocore.config
+
     session = session or boto3.session.Session()
     if session.get_credentials() is None:
         return PreflightReport(region, skipped="pre-flight could not run: no AWS credentials")
@@ -179,6 +183,9 @@ def _check_pool(name: str, pool: GpuPoolConfig, cfg: StackConfig, types: list[Gp
 
 
 def _call(client, operation: str, **kwargs):
+    from botocore import xform_name
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
     try:
         return getattr(client, xform_name(operation))(**kwargs)
     except NoCredentialsError as exc:
@@ -211,6 +218,8 @@ def _offerings(ec2, type_names: list[str]) -> dict[str, set[str]]:
 
 
 def _quota_value(quotas, code: str) -> float:
+    from botocore.exceptions import ClientError
+
     try:
         answer = _call(quotas, "GetServiceQuota", ServiceCode="ec2", QuotaCode=code)
     except _CheckFailed as exc:

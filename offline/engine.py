@@ -8,12 +8,14 @@ engine's unknown marker.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import json
 import logging
 import os
 import runpy
 import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -22,6 +24,7 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as sdk_mocks
 from pulumi.runtime import settings as sdk_settings
 from pulumi.runtime.config import set_all_config
+from pulumi.runtime import stack as sdk_stack
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
@@ -86,7 +89,10 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
         self.stack = stack
         self.registrations: list[_Registration] = []
         self._by_mock_urn: dict[str, _Registration] = {}
+        self._urn_by_mock: dict[str, str] = {}
         self._qualified: dict[str, str] = {}  # engine URN -> type chain used by children
+        # The SDK calls the monitor from its thread pool: registrations arrive concurrently.
+        self._lock = threading.Lock()
 
     def _engine_urn(self, parent: _Registration | None, type_: str, name: str) -> tuple[str, str]:
         if parent is None or parent.type == STACK_TYPE:
@@ -96,8 +102,7 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
         return f"urn:pulumi:{self.stack}::{self.project}::{qualified}::{name}", qualified
 
     def _urn(self, mock_urn: str) -> str:
-        reg = self._by_mock_urn.get(mock_urn)
-        return reg.urn if reg else mock_urn
+        return self._urn_by_mock.get(mock_urn, mock_urn)
 
     def _provider_ref(self, ref: str) -> str | None:
         if not ref:
@@ -108,10 +113,15 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
+        raw_inputs = json_format.MessageToDict(request.object) if request.type != STACK_TYPE else {}
+        with self._lock:
+            self._record(request, response.urn, raw_inputs)
+        return response
+
+    def _record(self, request, mock_urn: str, raw_inputs: dict) -> None:
         parent = self._by_mock_urn.get(request.parent) if request.parent else None
         urn, qualified = self._engine_urn(parent, request.type, request.name)
-        urn_of = {k: v.urn for k, v in self._by_mock_urn.items()}
-        inputs = _plain(json_format.MessageToDict(request.object), urn_of) if request.type != STACK_TYPE else {}
+        inputs = _plain(raw_inputs, self._urn_by_mock)
         reg = _Registration(
             urn=urn, type=request.type, name=request.name, custom=bool(request.custom),
             parent=parent.urn if parent else None,
@@ -124,32 +134,34 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
             aliases=[json_format.MessageToDict(a) for a in request.aliases],
             inputs=inputs,
         )
-        self._by_mock_urn[response.urn] = reg
-        self._qualified[urn] = qualified
+        self._remember(mock_urn, reg, qualified)
+
+    def _remember(self, mock_urn: str, reg: _Registration, qualified: str) -> None:
+        self._by_mock_urn[mock_urn] = reg
+        self._urn_by_mock[mock_urn] = reg.urn
+        self._qualified[reg.urn] = qualified
         self.registrations.append(reg)
-        return response
 
     def ReadResource(self, request):
         response = super().ReadResource(request)
-        parent = self._by_mock_urn.get(request.parent) if request.parent else None
-        urn, qualified = self._engine_urn(parent, request.type, request.name)
-        urn_of = {k: v.urn for k, v in self._by_mock_urn.items()}
-        reg = _Registration(
-            urn=urn, type=request.type, name=request.name, custom=True, parent=parent.urn if parent else None,
-            provider=self._provider_ref(request.provider), protect=False, retain_on_delete=False,
-            dependencies=sorted({self._urn(d) for d in request.dependencies}), property_dependencies={},
-            ignore_changes=[], aliases=[], inputs=_plain(json_format.MessageToDict(request.properties), urn_of),
-            op="read")
-        self._by_mock_urn[response.urn] = reg
-        self._qualified[urn] = qualified
-        self.registrations.append(reg)
+        raw_inputs = json_format.MessageToDict(request.properties)
+        with self._lock:
+            parent = self._by_mock_urn.get(request.parent) if request.parent else None
+            urn, qualified = self._engine_urn(parent, request.type, request.name)
+            reg = _Registration(
+                urn=urn, type=request.type, name=request.name, custom=True, parent=parent.urn if parent else None,
+                provider=self._provider_ref(request.provider), protect=False, retain_on_delete=False,
+                dependencies=sorted({self._urn(d) for d in request.dependencies}), property_dependencies={},
+                ignore_changes=[], aliases=[], inputs=_plain(raw_inputs, self._urn_by_mock), op="read")
+            self._remember(response.urn, reg, qualified)
         return response
 
     def RegisterResourceOutputs(self, request):
-        reg = self._by_mock_urn.get(request.urn)
-        if reg is not None:
-            urn_of = {k: v.urn for k, v in self._by_mock_urn.items()}
-            reg.outputs = _plain(json_format.MessageToDict(request.outputs), urn_of)
+        raw_outputs = json_format.MessageToDict(request.outputs)
+        with self._lock:
+            reg = self._by_mock_urn.get(request.urn)
+            if reg is not None:
+                reg.outputs = _plain(raw_outputs, self._urn_by_mock)
         return super().RegisterResourceOutputs(request)
 
 
@@ -203,6 +215,49 @@ def run_program(settings: StackSettings, preflight: bool = False) -> dict[str, A
     return _to_preview_json(settings.config, settings.secret_keys, registrations, diagnostics)
 
 
+async def _wait_for_rpcs_linear(await_all_outstanding_tasks: bool = True) -> None:
+    """The SDK's `wait_for_rpcs`, waiting for each outstanding output once.
+
+    The SDK waits with `asyncio.wait(all pending, FIRST_COMPLETED)` in a loop, which re-registers a
+    callback on every pending output after each completion: quadratic in the number of outputs, and
+    the larger part of planning a 100-model stack (profiled). Gathering them settles the same set.
+    """
+    rpc_manager = sdk_settings._get_rpc_manager()
+    while True:
+        while rpc_manager.rpcs:
+            await asyncio.sleep(0)
+            try:
+                await rpc_manager.rpcs.pop()
+            except Exception as exn:
+                if rpc_manager.unhandled_exception is not None:
+                    raise exn from rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+                raise
+        if rpc_manager.unhandled_exception is not None:
+            raise rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+        if await_all_outstanding_tasks:
+            while True:
+                with sdk_settings.SETTINGS.lock:
+                    pending = list(sdk_settings.SETTINGS.outputs)
+                    sdk_settings.SETTINGS.outputs.clear()
+                if not pending:
+                    break
+                for result in await asyncio.gather(*pending, return_exceptions=True):
+                    if isinstance(result, BaseException):
+                        raise result
+        if not rpc_manager.rpcs:
+            break
+
+
+@contextmanager
+def _linear_waits() -> Iterator[None]:
+    saved = sdk_stack.wait_for_rpcs
+    sdk_stack.wait_for_rpcs = _wait_for_rpcs_linear
+    try:
+        yield
+    finally:
+        sdk_stack.wait_for_rpcs = saved
+
+
 def capture(program: Callable[[], None], project: str, stack: str, account_id: str, region: str,
             config: dict[str, str] | None = None, secret_keys: list[str] | None = None,
             ) -> tuple[list[_Registration], list[dict[str, str]]]:
@@ -216,7 +271,8 @@ def capture(program: Callable[[], None], project: str, stack: str, account_id: s
         engine=engine, project=project, stack=stack, dry_run=True, organization="organization",
         callbacks=None))
     try:
-        _sync_await(run_in_stack(program))
+        with _linear_waits():
+            _sync_await(run_in_stack(program))
     except Exception as exc:  # noqa: BLE001 - reported to the user as the program's own failure
         message = str(exc).strip() or type(exc).__name__
         raise ProgramError(message) from exc

@@ -1,0 +1,234 @@
+"""The offline engine's benchmark: prints six figures for this machine, measured in one run.
+
+  ./run bench            (or: .venv/bin/python bench/run.py [--repeat N] [--skip-cold-start])
+
+1. floor ratio: `modelops check --stack prod` (which plans, then checks) and `plan` + `check` as two
+   commands, over a bare import of the SDKs with the same lazy sub-module imports (medians);
+2. SDK ratio: planning a generated 100-model stack over the SDK's stock mocks registering the same
+   resources with the same inputs directly;
+3. scaling: plan + check time per model and peak RSS at N = 10, 50, 200;
+4. graph shape: the longest dependency chain (parents, depends_on, output-to-input) in prod and at N = 200;
+5. blast radius: resources of other models whose inputs change when one model's version moves (50 models);
+6. cold start: the environment set-up into an empty virtualenv (uv, warm package cache).
+
+Figures only: it exits non-zero when it cannot run, never because a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PYTHON = sys.executable
+MODELOPS = str(Path(PYTHON).parent / "modelops")
+# What the program imports when it plans prod: the same sub-modules the bare-import floor loads.
+FLOOR_IMPORTS = ("import pulumi, pulumi_kubernetes, pulumi_aws, pulumi_docker_build, pydantic, pulumi_docker; "
+                 "import pulumi_kubernetes.core.v1, pulumi_kubernetes.apps.v1, pulumi_kubernetes.networking.v1, "
+                 "pulumi_kubernetes.policy.v1, pulumi_kubernetes.autoscaling.v2, pulumi_kubernetes.apiextensions, "
+                 "pulumi_aws.ecr, pulumi_aws.iam, pulumi_aws.lambda_, pulumi_aws.cloudwatch")
+
+
+def wall(cmd: list[str], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def floor_ratio(repeat: int) -> dict:
+    imports = wall([PYTHON, "-c", FLOOR_IMPORTS], repeat)
+    plan = wall([MODELOPS, "plan", "--stack", "prod"], repeat)
+    check = wall([MODELOPS, "check", "--stack", "prod"], repeat)
+    return {"import_s": imports, "plan_s": plan, "check_s": check,
+            "check_over_import": check / imports, "plan_plus_check_over_import": (plan + check) / imports}
+
+
+def _plan_file(n: int, directory: Path, version_bump: str | None = None, name: str | None = None) -> dict:
+    from bench.generate import write_stack
+    from offline.cli import plan_stack
+
+    path = write_stack(n, directory, version_bump, name)
+    return plan_stack(path.stem.split(".", 1)[1], stack_file=str(path))
+
+
+def _stock_registration(plan: dict) -> float:
+    """Register every resource of `plan` with the same inputs through the SDK's stock mocks, timed."""
+    import pulumi
+
+    class Stock(pulumi.runtime.Mocks):
+        def new_resource(self, args):
+            return f"{args.name}-id", args.inputs
+
+        def call(self, args):
+            return {}
+
+    steps = [s for s in plan["steps"] if s["op"] == "create" and s["newState"].get("custom")
+             and not s["newState"]["type"].startswith("pulumi:")]
+
+    def program():
+        for s in steps:
+            pulumi.CustomResource(s["newState"]["type"], s["urn"].rsplit("::", 1)[-1], dict(s["newState"]["inputs"]))
+
+    pulumi.runtime.settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(Stock(), project="modelops", stack="stock", preview=True)
+    started = time.perf_counter()
+    pulumi.runtime.mocks.test(program)()
+    return time.perf_counter() - started
+
+
+def sdk_ratio(directory: Path, repeat: int, n: int = 100) -> dict:
+    from bench.generate import write_stack
+    from offline.cli import plan_stack
+
+    path = write_stack(n, directory)
+    stack = path.stem.split(".", 1)[1]
+    plan = plan_stack(stack, stack_file=str(path))  # warms imports for both sides
+    _stock_registration(plan)
+    ours, stock = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        plan = plan_stack(stack, stack_file=str(path))
+        ours.append(time.perf_counter() - started)
+        stock.append(_stock_registration(plan))
+    resources = sum(1 for s in plan["steps"] if s["newState"].get("custom"))
+    return {"models": n, "resources": resources, "plan_s": statistics.median(ours),
+            "stock_mocks_s": statistics.median(stock), "ratio": statistics.median(ours) / statistics.median(stock)}
+
+
+def _child_scaling(n: int) -> None:
+    """In a fresh process: plan + check N models; print time (imports excluded) and peak RSS."""
+    from offline.check import load_policy_config, run_checks
+    from offline.plan import from_json
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _plan_file(1, Path(tmp), name="warm")  # imports and first-use costs, not per-model work
+        started = time.perf_counter()
+        plan = _plan_file(n, Path(tmp))
+        run_checks(from_json(plan), load_policy_config(ROOT / "policies" / "config" / "prod.json"))
+        elapsed = time.perf_counter() - started
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"models": n, "seconds": elapsed, "rss_mib": rss_mib, "resources": len(plan["steps"])}))
+
+
+def scaling(sizes: tuple[int, ...]) -> list[dict]:
+    rows = []
+    for n in sizes:
+        out = subprocess.run([PYTHON, __file__, "--child-scaling", str(n)], cwd=ROOT, capture_output=True,
+                             text=True, check=True)
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        row["per_model_ms"] = row["seconds"] / n * 1000
+        rows.append(row)
+    return rows
+
+
+def longest_chain(plan: dict) -> tuple[int, int]:
+    """The longest path of parent, depends_on and output-to-input edges: (all resources on it, custom
+    resources on it). Components and the stack create nothing, so only the second waits in `pulumi up`."""
+    edges, custom = {}, {}
+    for s in plan["steps"]:
+        state = s["newState"]
+        deps = set(state.get("dependencies", []))
+        if state.get("parent"):
+            deps.add(state["parent"])
+        for urns in state.get("propertyDependencies", {}).values():
+            deps.update(urns)
+        edges[s["urn"]] = deps
+        custom[s["urn"]] = bool(state.get("custom")) and not state["type"].startswith("pulumi:providers:")
+    depth: dict[str, tuple[int, int]] = {}
+
+    def visit(urn: str) -> tuple[int, int]:
+        if urn not in depth:
+            below = max((visit(d) for d in edges.get(urn, ()) if d in edges), default=(0, 0))
+            depth[urn] = (below[0] + 1, below[1] + int(custom[urn]))
+        return depth[urn]
+
+    sys.setrecursionlimit(10000)
+    return max(visit(u) for u in edges)
+
+
+def blast_radius(directory: Path, n: int = 50) -> dict:
+    from bench.generate import model_name
+
+    bumped = model_name(7)
+    before = _plan_file(n, directory, name="blast")
+    after = _plan_file(n, directory, version_bump=bumped, name="blast")
+    old = {s["urn"]: s["newState"].get("inputs") for s in before["steps"]}
+    new = {s["urn"]: s["newState"].get("inputs") for s in after["steps"]}
+    changed = [u for u in old if old[u] != new.get(u)]
+    own = [u for u in changed if u.rsplit("::", 1)[-1].startswith(bumped)]
+    return {"models": n, "changed": len(changed), "of_the_bumped_model": len(own),
+            "of_other_models": len(changed) - len(own)}
+
+
+def cold_start() -> dict:
+    uv = ROOT / ".tools" / "bin" / "uv"
+    if not uv.exists():
+        return {"skipped": "no .tools/bin/uv (run ./run once)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(Path(tmp) / "venv")}
+        started = time.perf_counter()
+        subprocess.run([str(uv), "sync", "--locked", "--compile-bytecode", "--quiet"], cwd=ROOT, env=env, check=True)
+        return {"seconds": time.perf_counter() - started, "cache": "warm uv cache (packages already downloaded)"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5, help="runs per median (default 5)")
+    parser.add_argument("--skip-cold-start", action="store_true")
+    parser.add_argument("--child-scaling", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_scaling:
+        _child_scaling(args.child_scaling)
+        return 0
+
+    print(f"modelops bench on {os.cpu_count()} cores, Python {sys.version.split()[0]}; medians of {args.repeat}")
+    f = floor_ratio(args.repeat)
+    print(f"1. floor ratio: check --stack prod {f['check_s']:.2f}s / bare imports {f['import_s']:.2f}s = "
+          f"{f['check_over_import']:.2f} (target <= 1.5); plan {f['plan_s']:.2f}s + check as two commands = "
+          f"{f['plan_plus_check_over_import']:.2f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        s = sdk_ratio(Path(tmp), max(3, args.repeat // 2))
+        print(f"2. SDK ratio at N={s['models']} ({s['resources']} resources): plan {s['plan_s']:.2f}s / stock mocks "
+              f"{s['stock_mocks_s']:.2f}s = {s['ratio']:.2f} (target <= 1.25)")
+        rows = scaling((10, 50, 200))
+        for r in rows:
+            print(f"3. scaling N={r['models']:>3}: plan+check {r['seconds']:.2f}s, {r['per_model_ms']:.1f} ms/model, "
+                  f"{r['resources']} resources, peak RSS {r['rss_mib']:.0f} MiB")
+        print(f"   per-model cost at 200 / at 10 = {rows[-1]['per_model_ms'] / rows[0]['per_model_ms']:.2f} "
+              "(target <= 1.3); 200 models within 1 GiB: "
+              f"{'yes' if rows[-1]['rss_mib'] < 1024 else 'no'}")
+        from offline.cli import plan_stack
+
+        prod_chain = longest_chain(plan_stack("prod"))
+        big_chain = longest_chain(_plan_file(200, Path(tmp)))
+        print(f"4. graph shape: longest dependency chain prod = {prod_chain[1]} resources to create "
+              f"({prod_chain[0]} with the stack and components), N=200 = {big_chain[1]} ({big_chain[0]}) "
+              "(target <= 6, not growing with N)")
+        b = blast_radius(Path(tmp))
+        print(f"5. blast radius: bumping one model of {b['models']} changes {b['of_the_bumped_model']} of its own "
+              f"resources and {b['of_other_models']} of other models (target 0)")
+    if args.skip_cold_start:
+        print("6. cold start: skipped")
+    else:
+        c = cold_start()
+        print("6. cold start: " + (c["skipped"] if "skipped" in c else
+                                   f"set-up into an empty virtualenv {c['seconds']:.1f}s ({c['cache']})"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
