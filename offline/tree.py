@@ -30,4 +30,6 @@ def render_tree(plan: dict[str, Any]) -> str:
             walk(step["urn"], depth + 1)
 
     walk(root["urn"] if root else None, 1)
+    for diagnostic in plan.get("diagnostics", []):
+        lines.append(f"{diagnostic['severity']}: {diagnostic['message']}")
     return "\n".join(lines)

@@ -6,6 +6,10 @@ from bench.generate import generate_stack, model_name
 from bench.run import blast_radius, longest_chain
 from components.config import parse_stack_config
 
+import pytest
+
+pytestmark = pytest.mark.slow  # plans several stacks or starts servers
+
 
 def test_generated_stacks_are_valid_and_mixed():
     config = generate_stack(30)["config"]

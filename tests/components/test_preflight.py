@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts servers or plans several stacks
+
 from components import preflight
 from components.config import parse_stack_config
 from offline.cli import main

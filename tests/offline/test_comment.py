@@ -9,6 +9,10 @@ import yaml
 from offline.cli import main, plan_stack
 from tests.conftest import ROOT, reference_plan
 
+import pytest
+
+pytestmark = pytest.mark.slow  # plans several stacks or starts servers
+
 
 def write_plans(tmp_path, mutate):
     data = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod.yaml").read_text())

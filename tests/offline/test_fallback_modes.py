@@ -7,6 +7,10 @@ import json
 from offline.cli import main
 from tests.conftest import reference_plan
 
+import pytest
+
+pytestmark = pytest.mark.slow  # plans several stacks or starts servers
+
 G_ON_DEMAND, G_SPOT = "L-DB2E81BA", "L-3819A6DF"
 
 

@@ -179,9 +179,11 @@ def test_console_script_and_module_entry_point_agree():
     plan = json.loads(result.stdout)
     assert plan == reference_plan("dev")
     assert "modelops-dev:" in result.stderr
+    assert "info: model sentiment: fallback only: serverless only" in result.stderr
 
 
-@pytest.mark.parametrize("verb", ["plan", "preflight", "schema"])
+@pytest.mark.parametrize("verb", ["plan", "preflight", "schema", "check", "diff", "comment", "render", "cost",
+                                  "smoke"])
 def test_every_verb_has_help(verb, capsys):
     with pytest.raises(SystemExit) as info:
         main([verb, "--help"])

@@ -7,6 +7,8 @@ import json
 import boto3
 import pytest
 
+pytestmark = pytest.mark.slow  # starts servers or plans several stacks
+
 from components.config import parse_stack_config
 from offline.cli import main
 from offline.smoke import smoke
