@@ -86,10 +86,6 @@ class ClusterConfig(_Model):
     """When set, canaries split traffic exactly through an HTTPRoute on this Gateway."""
 
     @property
-    def oidc_issuer(self) -> str:
-        return self.oidc_provider_arn.split(":oidc-provider/", 1)[1]
-
-    @property
     def ecr_registry(self) -> str:
         return f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com"
 
@@ -296,10 +292,6 @@ KUBECONFIG_SECRET_KEY = "kubeconfig"
 """The secret config key holding the kubeconfig when the cluster is not read from its own stack."""
 SECRET_SET = object()
 """Stands for a secret config value in `parse_stack_config`'s input: its presence matters, never its text."""
-
-# The keys a stack file may set in the `modelops` namespace, by their config name.
-CONFIG_KEYS: dict[str, str] = {field.alias or name: name for name, field in StackConfig.model_fields.items()}
-
 
 def _key_path(loc: tuple[Any, ...]) -> str:
     head, *rest = loc

@@ -60,14 +60,6 @@ class Catalogue:
         wanted = set(instance_families)
         return [t for t in self.instance_types.values() if t.family in wanted]
 
-    def max_price_per_gpu_hour(self, types: list[GpuInstanceType], region: str) -> float:
-        """The most a pool can pay per GPU-hour: its most expensive allowed instance, per GPU."""
-        prices = self.on_demand_usd_per_hour.get(region)
-        if prices is None:
-            raise KeyError(f"no GPU price list for region {region} "
-                           f"(known: {', '.join(sorted(self.on_demand_usd_per_hour))})")
-        return max(prices[t.name] / t.gpus for t in types)
-
 
 @cache
 def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:

@@ -129,8 +129,8 @@ def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
         if level == "disabled":
             continue
 
-        def add(outcome: str, urn: str, message: str) -> None:
-            report.findings.append(Finding(rule.id, level, outcome, urn, message))
+        def add(outcome: str, urn: str, message: str, rule_id: str = rule.id, level: str = level) -> None:
+            report.findings.append(Finding(rule_id, level, outcome, urn, message))
 
         if rule.scope == "resource":
             for resource, props in proxied:

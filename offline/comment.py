@@ -6,6 +6,7 @@ find its earlier comment and edit it in place.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import check, cost, diff
-from .plan import Plan, from_json
+from .plan import Plan
 from .stackfile import PROJECT_ROOT
 
 
@@ -45,8 +46,6 @@ def plan_at_revision(ref: str, stack: str, root: Path = PROJECT_ROOT) -> dict[st
                                     cwd=tree, env=env, capture_output=True, text=True, timeout=600)
             if result.returncode != 0:
                 raise BaseRevisionError(f"planning {stack} at {ref} failed: {result.stderr.strip()[-500:]}")
-            import json
-
             return json.loads(result.stdout)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
@@ -80,6 +79,3 @@ def render_comment(stack: str, base: Plan, head: Plan, policy_report: check.Chec
     ]
     return "\n".join(lines) + "\n"
 
-
-def plan_from_dict(data: dict[str, Any], source: str) -> Plan:
-    return from_json(data, source)

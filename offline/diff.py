@@ -100,7 +100,7 @@ def _changes(old: Any, new: Any, path: str = "") -> list[Change]:
         return out
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
         out = []
-        for i, (a, b) in enumerate(zip(old, new)):
+        for i, (a, b) in enumerate(zip(old, new, strict=False)):
             out += _changes(a, b, f"{path}[{i}]")
         return out
     return [] if old == new else [Change(path or ".", old, new)]

@@ -57,7 +57,6 @@ class _Registration:
     dependencies: list[str]
     property_dependencies: dict[str, list[str]]
     ignore_changes: list[str]
-    aliases: list[Any]
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
     op: str = "create"
@@ -131,7 +130,6 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
             property_dependencies={k: sorted({self._urn(u) for u in v.urns})
                                    for k, v in sorted(request.propertyDependencies.items())},
             ignore_changes=list(request.ignoreChanges),
-            aliases=[json_format.MessageToDict(a) for a in request.aliases],
             inputs=inputs,
         )
         self._remember(mock_urn, reg, qualified)
@@ -152,7 +150,7 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
                 urn=urn, type=request.type, name=request.name, custom=True, parent=parent.urn if parent else None,
                 provider=self._provider_ref(request.provider), protect=False, retain_on_delete=False,
                 dependencies=sorted({self._urn(d) for d in request.dependencies}), property_dependencies={},
-                ignore_changes=[], aliases=[], inputs=_plain(raw_inputs, self._urn_by_mock), op="read")
+                ignore_changes=[], inputs=_plain(raw_inputs, self._urn_by_mock), op="read")
             self._remember(response.urn, reg, qualified)
         return response
 

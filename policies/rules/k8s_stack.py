@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Iterator
 
-from .framework import (StackResource, as_list, as_map, dig, k8s_kind, object_name, object_namespace, pod_labels,
+from .framework import (StackResource, as_map, dig, k8s_kind, object_name, object_namespace, pod_labels,
                         pod_spec, selector_matches, stack_rule)
 
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod", "ReplicaSet"}
@@ -93,7 +93,7 @@ def k8s_pdb(resources: list[StackResource], settings: dict) -> Iterator[tuple[St
 def k8s_replicas_hpa(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
     floor = int(settings.get("minReplicas", 2))
     scalers = _autoscalers(resources)
-    for (ns, target), (scaler, low, high) in sorted(scalers.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+    for (_ns, _target), (scaler, low, high) in sorted(scalers.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
         if low < floor:
             yield scaler, f"{_label(scaler)}: minimum replicas {low} < {floor}; one replica is one failure from an outage"
         if high <= low:
@@ -127,5 +127,3 @@ def workload_pool(props: Mapping[str, Any], resource_type: str, pools: list[Stac
 def replicas_range(deployment: StackResource, resources: list[StackResource]) -> tuple[int, int]:
     return _deployment_replicas(deployment, _autoscalers(resources))
 
-
-__all__ = ["as_list", "gpu_pools", "replicas_range", "workload_pool"]

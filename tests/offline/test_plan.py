@@ -12,7 +12,7 @@ import yaml
 from offline.cli import main
 from offline.engine import ProgramError, dumps, run_program
 from offline.stackfile import SECRET_PLACEHOLDER, StackSettings, load_project, load_stack
-from tests.conftest import CLI_FIXTURES, ROOT, reference_plan, step_named, steps_of
+from tests.conftest import CLI_FIXTURES, ROOT, reference_plan, step_named
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])

@@ -9,7 +9,7 @@ import copy
 import json
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
