@@ -28,15 +28,6 @@ env = cfg.environment
 cluster = cfg.cluster
 tags = aws_tags(env, cfg.cost_owner, **{"modelops/stack": stack})
 
-aws_provider = aws.Provider("aws", region=cluster.region, allowed_account_ids=[cluster.account_id],
-                            default_tags={"tags": tags})
-if cluster.kubeconfig_stack:
-    kubeconfig = pulumi.StackReference(cluster.kubeconfig_stack).require_output(cluster.kubeconfig_output)
-else:
-    kubeconfig = pulumi.Config("modelops").require_secret("kubeconfig")
-k8s_provider = k8s.Provider("k8s", kubeconfig=pulumi.Output.secret(kubeconfig), enable_server_side_apply=True)
-providers = pulumi.ResourceOptions(providers=[aws_provider, k8s_provider])
-
 # Pre-flight: asked for by `auto` models (to choose) and by `preflight.duringUp` (to stop a doomed up).
 auto_pools = sorted({m.pool for m in cfg.models.values() if cfg.fallback(m) == "auto" and m.pool})
 gate = cfg.preflight.during_up and not pulumi.runtime.is_dry_run()
@@ -50,6 +41,15 @@ if auto_pools or gate:
             "without --preflight)"))
     if gate and not report.ok:
         raise pulumi.RunError("pre-flight failed (modelops:preflight.duringUp):\n" + preflight.format_report(report))
+
+aws_provider = aws.Provider("aws", region=cluster.region, allowed_account_ids=[cluster.account_id],
+                            default_tags={"tags": tags})
+if cluster.kubeconfig_stack:
+    kubeconfig = pulumi.StackReference(cluster.kubeconfig_stack).require_output(cluster.kubeconfig_output)
+else:
+    kubeconfig = pulumi.Config("modelops").require_secret("kubeconfig")
+k8s_provider = k8s.Provider("k8s", kubeconfig=pulumi.Output.secret(kubeconfig), enable_server_side_apply=True)
+providers = pulumi.ResourceOptions(providers=[aws_provider, k8s_provider])
 
 pools = {
     name: GpuNodePool(name, GpuNodePoolArgs(

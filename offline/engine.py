@@ -199,8 +199,12 @@ def _program_environment(settings: StackSettings, preflight: bool) -> Iterator[N
             os.environ[PREFLIGHT_SWITCH] = saved_switch
 
 
-def run_program(settings: StackSettings, preflight: bool = False) -> dict[str, Any]:
-    """Evaluate the program for a validated stack; return the plan (preview-JSON shape)."""
+def run_program(settings: StackSettings, preflight: bool = False, preview: bool = True) -> dict[str, Any]:
+    """Evaluate the program for a validated stack; return the plan (preview-JSON shape).
+
+    `preview=False` evaluates it as `pulumi up` would (the program sees `is_dry_run()` false), for
+    testing what the program does only at update time, such as the pre-flight gate.
+    """
     project = settings.project
     cluster = settings.model.cluster
 
@@ -209,7 +213,7 @@ def run_program(settings: StackSettings, preflight: bool = False) -> dict[str, A
 
     with _program_environment(settings, preflight):
         registrations, diagnostics = capture(program, project.name, settings.stack, cluster.account_id,
-                                             cluster.region, settings.config, settings.secret_keys)
+                                             cluster.region, settings.config, settings.secret_keys, preview)
     return _to_preview_json(settings.config, settings.secret_keys, registrations, diagnostics)
 
 
@@ -258,7 +262,7 @@ def _linear_waits() -> Iterator[None]:
 
 def capture(program: Callable[[], None], project: str, stack: str, account_id: str, region: str,
             config: dict[str, str] | None = None, secret_keys: list[str] | None = None,
-            ) -> tuple[list[_Registration], list[dict[str, str]]]:
+            preview: bool = True) -> tuple[list[_Registration], list[dict[str, str]]]:
     """Run `program` inside a fresh Stack under the mock engine; what it registered, and its log."""
     monitor = CapturingMonitor(OfflineMocks(account_id, region), project, stack)
     engine = _RecordingEngine(monitor)
@@ -266,7 +270,7 @@ def capture(program: Callable[[], None], project: str, stack: str, account_id: s
     set_all_config(dict(config or {}), list(secret_keys or []))
     sdk_settings.configure(sdk_mocks.MockSettings(
         monitor=monitor, monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
-        engine=engine, project=project, stack=stack, dry_run=True, organization="organization",
+        engine=engine, project=project, stack=stack, dry_run=preview, organization="organization",
         callbacks=None))
     try:
         with _linear_waits():

@@ -119,3 +119,30 @@ def test_cli_reports_passing_and_failing_accounts(fake_aws, capsys, tmp_path):
     assert main(["preflight", "--stack", "prod", "--json", str(out)]) == 1
     assert "FAIL    pool a10g" in capsys.readouterr().out
     assert json.loads(out.read_text())["pools"]["a10g"]["status"] == "fail"
+
+
+def test_during_up_a_failing_preflight_stops_the_update_before_any_resource(fake_aws, monkeypatch):
+    """`preflight.duringUp`: evaluated as `pulumi up` (not a preview), a short quota registers nothing."""
+    from offline import engine
+    from offline.stackfile import load_stack
+
+    fake_aws.quotas.update({G_ON_DEMAND: 64, G_SPOT: 512})
+    settings = load_stack("prod")
+    config = dict(settings.config)
+    config["modelops:preflight"] = json.dumps({"duringUp": True})
+    settings = type(settings)(settings.project, settings.stack, config, settings.secret_keys, settings.model)
+    registered = []
+
+    class Recording(engine.CapturingMonitor):
+        def RegisterResource(self, request):
+            registered.append(request.type)
+            return super().RegisterResource(request)
+
+    monkeypatch.setattr(engine, "CapturingMonitor", Recording)
+    with pytest.raises(engine.ProgramError) as info:
+        engine.run_program(settings, preflight=True, preview=False)
+    assert "pre-flight failed (modelops:preflight.duringUp)" in str(info.value)
+    assert "quota L-DB2E81BA allows 64 vCPUs" in str(info.value)
+    assert registered == ["pulumi:pulumi:Stack"]
+    # a preview with the same config plans normally: the gate is for `pulumi up` only
+    assert engine.run_program(settings, preflight=True)["steps"]
