@@ -42,14 +42,19 @@ if auto_pools or gate:
     if gate and not report.ok:
         raise pulumi.RunError("pre-flight failed (modelops:preflight.duringUp):\n" + preflight.format_report(report))
 
+placements = {name: place(cfg, name, model, report) for name, model in cfg.models.items()}
+
 aws_provider = aws.Provider("aws", region=cluster.region, allowed_account_ids=[cluster.account_id],
                             default_tags={"tags": tags})
-if cluster.kubeconfig_stack:
-    kubeconfig = pulumi.StackReference(cluster.kubeconfig_stack).require_output(cluster.kubeconfig_output)
-else:
-    kubeconfig = pulumi.Config("modelops").require_secret("kubeconfig")
-k8s_provider = k8s.Provider("k8s", kubeconfig=pulumi.Output.secret(kubeconfig), enable_server_side_apply=True)
-providers = pulumi.ResourceOptions(providers=[aws_provider, k8s_provider])
+k8s_provider = None
+# A serverless-only stack (dev) never talks to the cluster: no kubeconfig is read, no provider made.
+if cfg.gpu_pools or any(p.kubernetes for p in placements.values()):
+    if cluster.kubeconfig_stack:
+        kubeconfig = pulumi.StackReference(cluster.kubeconfig_stack).require_output(cluster.kubeconfig_output)
+    else:
+        kubeconfig = pulumi.Config("modelops").require_secret("kubeconfig")
+    k8s_provider = k8s.Provider("k8s", kubeconfig=pulumi.Output.secret(kubeconfig), enable_server_side_apply=True)
+providers = pulumi.ResourceOptions(providers=[p for p in (aws_provider, k8s_provider) if p is not None])
 
 pools = {
     name: GpuNodePool(name, GpuNodePoolArgs(
@@ -72,7 +77,6 @@ def image_build(image: ImageConfig, version: str) -> ImageBuildArgs:
                           revision=source_revision(image.context) if image.context else None)
 
 
-placements = {name: place(cfg, name, model, report) for name, model in cfg.models.items()}
 namespaces = {}
 for namespace in sorted({m.namespace for n, m in cfg.models.items() if placements[n].kubernetes}):
     namespaces[namespace] = k8s.core.v1.Namespace(

@@ -69,6 +69,11 @@ def test_providers_protect_and_stack_reference_are_captured(prod_plan):
     assert aws["region"] == "us-east-1" and json.loads(aws["allowedAccountIds"]) == ["123456789012"]
 
 
+def test_a_serverless_only_stack_never_reads_the_cluster(dev_plan):
+    types = {s["newState"]["type"] for s in dev_plan["steps"]}
+    assert "pulumi:providers:kubernetes" not in types and "pulumi:pulumi:StackReference" not in types
+
+
 def test_dependencies_follow_outputs(prod_plan):
     function_deps = step_named(reference_plan("dev"), "sentiment-fallback-function")["newState"]["propertyDependencies"]
     assert function_deps["role"] == ["urn:pulumi:dev::modelops::modelops:index:ServerlessFallback$aws:iam/role:Role::sentiment-fallback-role"]
@@ -101,6 +106,7 @@ def test_secrets_never_appear_in_clear(tmp_path, capsys):
     def use_secret_kubeconfig(config):
         del config["modelops:cluster"]["kubeconfigStack"]
         config["modelops:kubeconfig"] = {"secure": "v1:ZW5jcnlwdGVk:c2VjcmV0LWt1YmVjb25maWc="}
+        config["modelops:models"]["sentiment"]["fallback"] = "standby"  # on the cluster too: it needs the kubeconfig
 
     path = write_stack(tmp_path, "secretive", use_secret_kubeconfig)
     out = tmp_path / "plan.json"
