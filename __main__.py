@@ -77,6 +77,9 @@ def image_build(image: ImageConfig, version: str) -> ImageBuildArgs:
                           revision=source_revision(image.context) if image.context else None)
 
 
+# One ECR token for every image of the deploy, not one per model.
+ecr_token = aws.ecr.get_authorization_token_output(registry_id=cluster.account_id,
+                                                   opts=pulumi.InvokeOutputOptions(provider=aws_provider))
 namespaces = {}
 for namespace in sorted({m.namespace for n, m in cfg.models.items() if placements[n].kubernetes}):
     namespaces[namespace] = k8s.core.v1.Namespace(
@@ -99,7 +102,8 @@ for name, model in cfg.models.items():
         canary_image=(image_build(canary.image or model.image, canary.version)
                       if canary and placement.kubernetes else None),
         cpu_image=image_build(model.cpu_image, model.version) if model.cpu_image and placement.serverless else None,
-        images_to_keep=cfg.registry.images_to_keep, protect=cfg.defaults.protect, tags=tags), opts=providers)
+        images_to_keep=cfg.registry.images_to_keep, protect=cfg.defaults.protect, tags=tags,
+        registry_username=ecr_token.user_name, registry_password=ecr_token.password), opts=providers)
     exported = {"version": model.version, "image": image.image_ref, "placement": placement.reason}
 
     if placement.kubernetes:

@@ -63,6 +63,10 @@ class ModelImageArgs:
     """Protect the repository (and so its images) from deletion."""
     tags: dict[str, str] = field(default_factory=dict)
     """AWS tags."""
+    registry_username: pulumi.Input[str] | None = None
+    """ECR credentials shared by the stack's images (one token per deploy); fetched here when None."""
+    registry_password: pulumi.Input[str] | None = None
+    """Kept secret either way."""
 
 
 class ModelImage(pulumi.ComponentResource):
@@ -122,12 +126,15 @@ class ModelImage(pulumi.ComponentResource):
 
     def _registry(self) -> dict:
         if self._credentials is None:
-            token = aws.ecr.get_authorization_token_output(
-                registry_id=self.repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self))
+            username, password = self._args.registry_username, self._args.registry_password
+            if username is None or password is None:
+                token = aws.ecr.get_authorization_token_output(
+                    registry_id=self.repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self))
+                username, password = token.user_name, token.password
             self._credentials = {
                 "address": self.repository.repository_url.apply(lambda url: url.split("/", 1)[0]),
-                "username": token.user_name,
-                "password": pulumi.Output.secret(token.password),
+                "username": username,
+                "password": pulumi.Output.secret(password),
             }
         return self._credentials
 
