@@ -116,7 +116,9 @@ for name, model in cfg.models.items():
             min_replicas=cfg.min_replicas(model), max_replicas=cfg.max_replicas(model),
             cpu=model.resources.cpu, memory=model.resources.memory,
             artifact_bucket=model.artifact_bucket, artifact_prefix=model.artifact_prefix,
-            oidc_provider_arn=cluster.oidc_provider_arn, ingress_namespace=cluster.ingress_namespace,
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            # traffic arrives from the Gateway's pods when there is one, else from the ingress namespace
+            ingress_namespace=gateway.namespace if gateway else cluster.ingress_namespace,
             monitoring_namespace=cluster.monitoring_namespace, ready_path=model.probes.ready_path,
             live_path=model.probes.live_path, startup_seconds=model.probes.startup_seconds,
             target_cpu_utilization=model.autoscaling.target_cpu_utilization,
