@@ -12,9 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .plan import SECRET, UNKNOWN, Plan, PlannedResource
+from .plan import SECRET, UNKNOWN, Plan, PlannedResource, mask_secrets
 
-_SECRET_SIG = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
 _SECRET_KEY = re.compile(r"(password|secret|token|credential|kubeconfig|private.?key)", re.IGNORECASE)
 SHOWN_UNKNOWN = "(known after apply)"
 
@@ -70,10 +69,8 @@ class PlanDiff:
 
 
 def mask(value: Any, key: str = "") -> Any:
-    """Secrets as [secret] (by marker or by a secret-looking key), unknowns as a readable placeholder."""
+    """Secrets as [secret] (secret-looking keys too: a diff shows values), unknowns as a placeholder."""
     if isinstance(value, dict):
-        if (value.get(_SECRET_SIG[0]) == _SECRET_SIG[1]):
-            return SECRET
         return {k: mask(v, k) for k, v in value.items() if not k.startswith("__")}
     if isinstance(value, list):
         return [mask(v, key) for v in value]
@@ -161,7 +158,7 @@ def diff_steps(plan: Plan) -> PlanDiff:
         elif op in ("delete", "discard"):
             out.resources.append(ResourceDiff(resource.urn, resource.type, "delete"))
         else:
-            old = (step.get("oldState") or {}).get("inputs") or {}
+            old = mask_secrets((step.get("oldState") or {}).get("inputs") or {})
             entry = _resource_diff(resource.urn, resource.type, old, resource.inputs, op)
             if entry is None:
                 detailed = sorted((step.get("detailedDiff") or {}).keys()) or list(step.get("diffReasons") or [])

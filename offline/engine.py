@@ -31,11 +31,9 @@ from pulumi.runtime.sync_await import _sync_await
 from components.preflight import PREFLIGHT_SWITCH
 
 from .mocks import OfflineMocks
-from .plan import SECRET, UNKNOWN
+from .plan import SECRET, SECRET_SIG, SIG_KEY, UNKNOWN
 from .stackfile import StackSettings
 
-_SIG = "4dabf18193072939515e22adb298388d"
-_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 _RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -66,8 +64,8 @@ class _Registration:
 def _plain(value: Any, urn_of: dict[str, str]) -> Any:
     """Protobuf JSON to plain JSON: secrets masked, resource references as URNs, whole numbers as ints."""
     if isinstance(value, dict):
-        sig = value.get(_SIG)
-        if sig == _SECRET_SIG:
+        sig = value.get(SIG_KEY)
+        if sig == SECRET_SIG:
             return SECRET
         if sig == _RESOURCE_SIG:
             return urn_of.get(value.get("urn", ""), value.get("urn"))

@@ -13,6 +13,20 @@ from typing import Any
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET = "[secret]"
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+"""The key under which the engine marks special values (secrets, resource references) in a map."""
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def mask_secrets(value: Any) -> Any:
+    """Secret values (the engine's secret envelope) as `[secret]`, wherever a plan came from."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return SECRET
+        return {k: mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
 
 
 class PlanError(Exception):
@@ -82,7 +96,8 @@ class Plan:
                 continue
             out.append(PlannedResource(
                 urn=step["urn"], type=state.get("type") or _type_of(step["urn"]), op=op,
-                inputs=state.get("inputs") or {}, old_inputs=(old or {}).get("inputs") if old else None,
+                inputs=mask_secrets(state.get("inputs") or {}),
+                old_inputs=mask_secrets((old or {}).get("inputs")) if old else None,
                 parent=state.get("parent"), provider=state.get("provider"),
                 dependencies=tuple(state.get("dependencies") or ()), custom=state.get("custom", True),
                 property_dependencies=state.get("propertyDependencies") or {}))

@@ -31,3 +31,22 @@ def test_unknown_images_are_marked_not_invented(tmp_path):
     assert "image: (known after pulumi up)" in text
     vision = (tmp_path / "models" / "deployment-vision.yaml").read_text()
     assert "unknown until" not in vision and "@sha256:" in vision
+
+
+def test_secret_envelopes_from_any_plan_are_masked(tmp_path):
+    """A preview written with the engine's secret envelope renders [secret], never the value."""
+    import json
+
+    from offline.plan import load_plan
+    from offline.render import kubernetes_resources, render_text
+
+    envelope = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "plaintext": "\"hunter2\""}
+    urn = "urn:pulumi:x::p::kubernetes:core/v1:Secret::db"
+    plan = {"steps": [{"op": "create", "urn": urn, "newState": {"urn": urn, "custom": True,
+            "type": "kubernetes:core/v1:Secret", "inputs": {"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "models"}, "stringData": {"password": envelope}}}}]}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    [resource] = kubernetes_resources(load_plan(path))
+    _, text = render_text(resource)
+    assert "hunter2" not in text and "password: '[secret]'" in text
