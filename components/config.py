@@ -312,9 +312,11 @@ def _message(error: dict[str, Any]) -> str:
 def _cross_reference_problems(cfg: StackConfig) -> list[str]:
     catalogue = load_catalogue()
     problems = []
-    if cfg.cluster.region not in catalogue.on_demand_usd_per_hour:
+    if cfg.gpu_pools and cfg.cluster.region not in catalogue.on_demand_usd_per_hour:
+        # the GPU ceiling could not be priced; a stack without GPU pools may live in any region
         problems.append(f"{NAMESPACE}:cluster.region: no GPU price list for {cfg.cluster.region} "
-                        f"(known: {', '.join(sorted(catalogue.on_demand_usd_per_hour))})")
+                        f"(known: {', '.join(sorted(catalogue.on_demand_usd_per_hour))}); add it to "
+                        "policies/data/gpu_instances.json")
     if not cfg.models:
         problems.append(f"{NAMESPACE}:models: define at least one model")
     for pool_name in cfg.gpu_pools:

@@ -93,6 +93,15 @@ def test_lambda_fallback_needs_an_image_in_this_accounts_ecr():
         "modelops:models.vision.image.ref: fallback 'standby' runs the image on Lambda")
 
 
+def test_gpu_pools_need_a_priced_region_but_serverless_stacks_do_not():
+    raw = stack_raw("prod")
+    raw["cluster"]["region"] = "eu-west-1"
+    assert any(p.startswith("modelops:cluster.region: no GPU price list for eu-west-1") for p in problems_of(raw))
+    dev = stack_raw("dev")
+    dev["cluster"]["region"] = "eu-west-1"
+    assert parse_stack_config(dev).cluster.region == "eu-west-1"
+
+
 def test_missing_required_key_is_named():
     problems = problems_of(break_prod("budget", None, delete=True))
     assert "modelops:budget: required" in problems
