@@ -17,7 +17,7 @@ class UsageError(Exception):
     """Reported on stderr, exit 2."""
 
 
-def _stack_settings(stack: str, stack_file: str | None = None):
+def stack_settings(stack: str, stack_file: str | None = None):
     from .stackfile import StackNotFound, load_stack, stack_name_of
 
     try:
@@ -32,14 +32,14 @@ def plan_stack(stack: str, preflight: bool = False, stack_file: str | None = Non
     """Validate and plan a stack: the preview-JSON plan. Raises StackConfigError, UsageError."""
     from .engine import ProgramError, run_program
 
-    settings = _stack_settings(stack, stack_file)
+    settings = stack_settings(stack, stack_file)
     try:
         return run_program(settings, preflight=preflight)
     except ProgramError as exc:
         raise UsageError(f"stack {stack}: the program failed: {exc}") from None
 
 
-def _write(text: str, destination: str | None) -> None:
+def write_output(text: str, destination: str | None) -> None:
     if destination in (None, "-"):
         sys.stdout.write(text)
     else:
@@ -55,18 +55,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     tree_out = sys.stderr if args.json == "-" else sys.stdout
     print(render_tree(plan), file=tree_out)
     if args.json:
-        _write(dumps(plan), args.json)
+        write_output(dumps(plan), args.json)
     return EXIT_OK
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     from components.preflight import format_report, run_preflight
 
-    settings = _stack_settings(args.stack)
+    settings = stack_settings(args.stack)
     report = run_preflight(settings.model)
     print(format_report(report))
     if args.json:
-        _write(json.dumps({"region": report.region, "skipped": report.skipped, "pools": {
+        write_output(json.dumps({"region": report.region, "skipped": report.skipped, "pools": {
             n: {"status": c.status, "problems": list(c.problems), "notes": list(c.notes)}
             for n, c in report.pools.items()}}, indent=2) + "\n", args.json)
     return EXIT_OK if report.ok else EXIT_POLICY
@@ -75,7 +75,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from components.config import json_schema
 
-    _write(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n", args.out)
+    write_output(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n", args.out)
     return EXIT_OK
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .cli import EXIT_OK, EXIT_POLICY, UsageError, _stack_settings, _write, plan_stack
+from .cli import EXIT_OK, EXIT_POLICY, UsageError, plan_stack, stack_settings, write_output
 
 
 def _plan_from(args: argparse.Namespace):
@@ -34,13 +34,13 @@ def policy_config_path(args: argparse.Namespace) -> Path:
     by_stack = POLICIES_DIR / "config" / f"{args.stack}.json"
     if by_stack.exists():
         return by_stack
-    return POLICIES_DIR / "config" / f"{_stack_settings(args.stack).model.environment}.json"
+    return POLICIES_DIR / "config" / f"{stack_settings(args.stack).model.environment}.json"
 
 
-def check_report(args: argparse.Namespace):
+def check_plan(plan, args: argparse.Namespace):
+    """The policy report of `plan` under the policy config the arguments name."""
     from .check import PolicyConfigError, load_policy_config, run_checks
 
-    plan = _plan_from(args)
     try:
         return run_checks(plan, load_policy_config(policy_config_path(args)))
     except PolicyConfigError as exc:
@@ -50,12 +50,12 @@ def check_report(args: argparse.Namespace):
 def cmd_check(args: argparse.Namespace) -> int:
     from . import check
 
-    report = check_report(args)
+    report = check_plan(_plan_from(args), args)
     artifact = args.plan or f"stacks/Pulumi.{args.stack}.yaml"
     text = {"table": lambda: check.format_table(report) + "\n", "json": lambda: check.format_json(report),
             "markdown": lambda: check.format_markdown(report),
             "sarif": lambda: check.format_sarif(report, artifact)}[args.format]()
-    _write(text, args.out)
+    write_output(text, args.out)
     return EXIT_POLICY if report.mandatory_failures else EXIT_OK
 
 
@@ -70,13 +70,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
     result = diff.diff_plans(*plans) if len(plans) == 2 else diff.diff_steps(plans[0])
     text = {"text": lambda: diff.format_text(result), "markdown": lambda: diff.format_markdown(result),
             "json": lambda: json.dumps(diff.to_json(result), indent=2) + "\n"}[args.format]()
-    _write(text, args.out)
+    write_output(text, args.out)
     return EXIT_OK
 
 
 def _budget_and_region(args: argparse.Namespace) -> tuple[str, float | None]:
     if getattr(args, "stack", None):
-        model = _stack_settings(args.stack).model
+        model = stack_settings(args.stack).model
         return args.region or model.cluster.region, args.budget if args.budget is not None else model.budget.monthly_gpu_usd
     return args.region or "us-east-1", args.budget
 
@@ -86,13 +86,12 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
     region, budget = _budget_and_region(args)
     report = cost.estimate(_plan_from(args), region, budget)
-    _write(cost.format_json(report) if args.format == "json" else cost.format_text(report), args.out)
+    write_output(cost.format_json(report) if args.format == "json" else cost.format_text(report), args.out)
     return EXIT_OK
 
 
 def cmd_comment(args: argparse.Namespace) -> int:
     from . import comment
-    from .check import PolicyConfigError, load_policy_config, run_checks
     from .plan import PlanError, from_json, load_plan
 
     try:
@@ -105,12 +104,9 @@ def cmd_comment(args: argparse.Namespace) -> int:
         head = load_plan(args.head_plan) if args.head_plan else from_json(plan_stack(args.stack), f"stack {args.stack}")
     except (PlanError, comment.BaseRevisionError) as exc:
         raise UsageError(str(exc)) from None
-    try:
-        report = run_checks(head, load_policy_config(policy_config_path(args)))
-    except PolicyConfigError as exc:
-        raise UsageError("policy config: " + "; ".join(exc.problems)) from None
+    report = check_plan(head, args)
     region, budget = _budget_and_region(args)
-    _write(comment.render_comment(args.stack, base, head, report, region, budget), args.out)
+    write_output(comment.render_comment(args.stack, base, head, report, region, budget), args.out)
     return EXIT_POLICY if report.mandatory_failures else EXIT_OK
 
 
@@ -125,7 +121,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_smoke(args: argparse.Namespace) -> int:
     from .smoke import format_results, smoke
 
-    settings = _stack_settings(args.stack)
+    settings = stack_settings(args.stack)
     results = smoke(settings.model, settings.stack)
     print(format_results(results))
     return EXIT_POLICY if any(r.outcome == "fail" for r in results) else EXIT_OK
