@@ -74,11 +74,11 @@ class CostReport:
 
 
 def _load_rule_modules():
-    policy_rules()
-    import importlib
+    """The policy pack's GPU and stack helpers: the cost here is the `gpu-cost-ceiling` rule's cost."""
+    policy_rules()  # puts policies/ on the path, the way the pack imports its rules
+    from rules import framework, gpu, k8s_stack
 
-    return importlib.import_module("rules.gpu"), importlib.import_module("rules.k8s_stack"), \
-        importlib.import_module("rules.framework")
+    return gpu, k8s_stack, framework
 
 
 def estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
