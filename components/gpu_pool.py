@@ -193,7 +193,8 @@ class GpuNodePool(pulumi.ComponentResource):
             "blockDeviceMappings": devices,
             "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
                                 "httpPutResponseHopLimit": 1, "httpTokens": "required"},
-            "tags": {**args.tags, "modelops/gpu-pool": name, "eks:eks-cluster-name": args.cluster_name},
+            # Karpenter adds eks:eks-cluster-name itself and refuses it here (a CEL rule of the CRD).
+            "tags": {**args.tags, "modelops/gpu-pool": name, "modelops/cluster": args.cluster_name},
         }
         if args.ami_family == "bottlerocket" and args.time_slicing_replicas:
             spec["userData"] = (
