@@ -16,7 +16,7 @@ def identity(resource_type: str, props: Any, name: str) -> tuple[str | None, str
 
 def resource_validator(rule: Rule) -> Callable[[Any, Callable[..., None]], None]:
     def validate(args: Any, report_violation: Callable[..., None]) -> None:
-        settings = rule_settings(rule, args.config)
+        settings = rule_settings(rule, args.get_config())
         namespace, name = identity(args.resource_type, args.props, args.name)
         if is_exempt(settings, namespace, name):
             return
@@ -27,7 +27,7 @@ def resource_validator(rule: Rule) -> Callable[[Any, Callable[..., None]], None]
 
 def stack_validator(rule: Rule) -> Callable[[Any, Callable[..., None]], None]:
     def validate(args: Any, report_violation: Callable[..., None]) -> None:
-        settings = rule_settings(rule, args.config)
+        settings = rule_settings(rule, args.get_config())
         resources = [StackResource(r.resource_type, r.name, r.urn, r.props) for r in args.resources]
         for resource, message in rule.check(resources, settings):
             namespace, name = identity(resource.type, resource.props, resource.name)

@@ -290,13 +290,12 @@ def test_pack_validators_report_through_the_cli_callback(monkeypatch):
     rule = next(r for r in rules if r.id == "lambda-url-iam")
     reported = []
 
-    class Args:
-        resource_type = "aws:lambda/functionUrl:FunctionUrl"
-        props = unknown_checking_proxy({"authorizationType": "NONE"})
-        name = "open-url"
-        config = {}
+    from pulumi_policy import ResourceValidationArgs
 
-    adapters.resource_validator(rule)(Args(), lambda message, urn=None: reported.append(message))
+    args = ResourceValidationArgs("aws:lambda/functionUrl:FunctionUrl", unknown_checking_proxy(
+        {"authorizationType": "NONE"}), "urn:pulumi:s::p::aws:lambda/functionUrl:FunctionUrl::open-url", "open-url",
+        None, None, config={})
+    adapters.resource_validator(rule)(args, lambda message, urn=None: reported.append(message))
     assert reported == ["authorizationType is NONE; set AWS_IAM (NONE opens the model to anyone)"]
 
 
