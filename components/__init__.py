@@ -1,13 +1,22 @@
-"""Reusable Pulumi components of modelops: one ComponentResource per module."""
+"""Reusable Pulumi components of modelops: one ComponentResource per module.
 
-from .gpu_pool import GpuNodePool, GpuNodePoolArgs
-from .model_image import ImageBuildArgs, ModelImage, ModelImageArgs
-from .model_service import ModelService, ModelServiceArgs
-from .serverless_fallback import ServerlessFallback, ServerlessFallbackArgs
+The re-exports load their module on first use (PEP 562): the schema and catalogue modules, which
+`modelops diff` or `check --plan` need, then do not pull in the Kubernetes and AWS SDKs.
+"""
 
-__all__ = [
-    "GpuNodePool", "GpuNodePoolArgs",
-    "ImageBuildArgs", "ModelImage", "ModelImageArgs",
-    "ModelService", "ModelServiceArgs",
-    "ServerlessFallback", "ServerlessFallbackArgs",
-]
+from importlib import import_module
+
+_MODULE_OF = {
+    "GpuNodePool": "gpu_pool", "GpuNodePoolArgs": "gpu_pool",
+    "ImageBuildArgs": "model_image", "ModelImage": "model_image", "ModelImageArgs": "model_image",
+    "ModelService": "model_service", "ModelServiceArgs": "model_service",
+    "ServerlessFallback": "serverless_fallback", "ServerlessFallbackArgs": "serverless_fallback",
+}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_MODULE_OF[name]}", __name__), name)
