@@ -134,6 +134,13 @@ def containers(spec: Mapping[str, Any], include_init: bool = True) -> list[Mappi
     return found
 
 
+def workload_containers(resource_type: str, props: Mapping[str, Any],
+                        include_init: bool = True) -> list[Mapping[str, Any]]:
+    """The containers of a workload's pods; none for anything that is not a workload."""
+    spec = pod_spec(resource_type, props)
+    return containers(spec, include_init) if spec is not None else []
+
+
 def is_gpu_resource(name: str) -> bool:
     return name == "nvidia.com/gpu" or name.startswith("nvidia.com/mig-")
 

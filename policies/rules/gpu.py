@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .framework import (StackResource, as_list, as_map, containers, dig, gpu_count, is_gpu_resource, k8s_kind,
-                        object_name, pod_spec, resource_rule, stack_rule)
+                        object_name, pod_spec, resource_rule, stack_rule, workload_containers)
 from .k8s_stack import gpu_pools, replicas_range, workload_pool
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
@@ -59,8 +59,7 @@ def pool_gpu_limit(props: Mapping[str, Any]) -> int | None:
 
 @resource_rule("gpu-limits-match-requests", "GPU requests must equal GPU limits.")
 def gpu_limits_match_requests(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    for c in containers(spec) if spec is not None else []:
+    for c in workload_containers(resource_type, props):
         requests = as_map(dig(c, "resources", "requests"))
         limits = as_map(dig(c, "resources", "limits"))
         for name in sorted(set(requests) | set(limits)):
@@ -87,8 +86,7 @@ def gpu_scheduling(resource_type: str, props: Mapping[str, Any], settings: dict)
 
 @resource_rule("gpu-env-bypass", "Containers without a GPU limit must not set NVIDIA_VISIBLE_DEVICES.")
 def gpu_env_bypass(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    for c in containers(spec) if spec is not None else []:
+    for c in workload_containers(resource_type, props):
         if gpu_count(c):
             continue
         for env in as_list(c.get("env")):
@@ -100,8 +98,7 @@ def gpu_env_bypass(resource_type: str, props: Mapping[str, Any], settings: dict)
 
 @resource_rule("gpu-startup-probe", "GPU containers need a startupProbe (model loading outlasts liveness).")
 def gpu_startup_probe(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    for c in containers(spec, include_init=False) if spec is not None else []:
+    for c in workload_containers(resource_type, props, include_init=False):
         if gpu_count(c) and c.get("startupProbe") is None:
             yield f"container {c.get('name')!r}: GPU container without a startupProbe; liveness would kill it mid-load"
 

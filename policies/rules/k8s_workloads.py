@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Iterator
 
 from .framework import (CLUSTER_SCOPED_KINDS, as_list, as_map, containers, dig, k8s_kind, object_name,
-                        object_namespace, pod_spec, resource_rule)
+                        object_namespace, pod_spec, resource_rule, workload_containers)
 
 _SECRET_NAME = re.compile(r"(^|_)(PASSWORD|PASSWD|PWD|TOKEN|SECRET|CREDENTIALS?|[A-Z]*KEY)(_|$)", re.IGNORECASE)
 
@@ -18,8 +18,7 @@ def _where(container: Mapping[str, Any]) -> str:
 
 @resource_rule("k8s-no-privileged", "Containers must not run privileged.")
 def k8s_no_privileged(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    for c in containers(spec) if spec is not None else []:
+    for c in workload_containers(resource_type, props):
         if dig(c, "securityContext", "privileged") is True:
             yield f"{_where(c)}: securityContext.privileged is true; remove it (privileged containers own the node)"
 
@@ -58,8 +57,7 @@ def k8s_no_hostpath(resource_type: str, props: Mapping[str, Any], settings: dict
 
 @resource_rule("k8s-drop-capabilities", "Containers must drop ALL capabilities and add none but NET_BIND_SERVICE.")
 def k8s_drop_capabilities(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    for c in containers(spec) if spec is not None else []:
+    for c in workload_containers(resource_type, props):
         caps = as_map(dig(c, "securityContext", "capabilities"))
         if "ALL" not in list(as_list(caps.get("drop"))):
             yield f"{_where(c)}: securityContext.capabilities.drop lacks ALL; add drop: [ALL]"
@@ -70,8 +68,7 @@ def k8s_drop_capabilities(resource_type: str, props: Mapping[str, Any], settings
 
 @resource_rule("k8s-no-privilege-escalation", "Containers must set allowPrivilegeEscalation: false.")
 def k8s_no_privilege_escalation(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    for c in containers(spec) if spec is not None else []:
+    for c in workload_containers(resource_type, props):
         if dig(c, "securityContext", "allowPrivilegeEscalation") is not False:
             yield f"{_where(c)}: securityContext.allowPrivilegeEscalation is not false; set it to false"
 
@@ -111,8 +108,7 @@ def k8s_seccomp(resource_type: str, props: Mapping[str, Any], settings: dict) ->
 
 @resource_rule("k8s-readonly-rootfs", "Containers must have a read-only root filesystem (caches go to an emptyDir).")
 def k8s_readonly_rootfs(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    for c in containers(spec) if spec is not None else []:
+    for c in workload_containers(resource_type, props):
         if dig(c, "securityContext", "readOnlyRootFilesystem") is not True:
             yield (f"{_where(c)}: securityContext.readOnlyRootFilesystem is not true; set it and mount an "
                    "emptyDir where the server writes")
@@ -131,8 +127,7 @@ def split_image(image: str) -> tuple[str, str | None, str | None]:
 
 
 def _images(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], str]]:
-    spec = pod_spec(resource_type, props)
-    for c in containers(spec) if spec is not None else []:
+    for c in workload_containers(resource_type, props):
         image = c.get("image")
         if isinstance(image, str):
             yield c, image
@@ -176,8 +171,7 @@ def k8s_allowed_registries(resource_type: str, props: Mapping[str, Any], setting
 
 @resource_rule("k8s-requests-limits", "Containers must request cpu and memory and limit memory.")
 def k8s_requests_limits(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    for c in containers(spec) if spec is not None else []:
+    for c in workload_containers(resource_type, props):
         resources = as_map(c.get("resources"))
         missing = [f"{kind}.{res}" for kind, res in (("requests", "cpu"), ("requests", "memory"), ("limits", "memory"))
                    if as_map(resources.get(kind)).get(res) in (None, "")]
@@ -218,8 +212,7 @@ def k8s_sa_token(resource_type: str, props: Mapping[str, Any], settings: dict) -
 
 @resource_rule("k8s-no-secret-env", "Secrets must not be literal env values.")
 def k8s_no_secret_env(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    for c in containers(spec) if spec is not None else []:
+    for c in workload_containers(resource_type, props):
         for env in as_list(c.get("env")):
             env = as_map(env)
             name = str(env.get("name", ""))
