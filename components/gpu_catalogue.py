@@ -29,11 +29,6 @@ class GpuInstanceType:
     quota_class: str
     """Which EC2 vCPU quota the type counts against: "G" (G and VT) or "P"."""
 
-    @property
-    def gpu_name(self) -> str:
-        """The value Karpenter puts in the `karpenter.k8s.aws/instance-gpu-name` label."""
-        return self.gpu_model.lower()
-
 
 @dataclass(frozen=True)
 class VcpuQuota:

@@ -101,14 +101,12 @@ def cel_violations(schema: dict[str, Any], value: Any, path: str = "") -> list[s
 
 @cache
 def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """The CRDs' schemas made strict, with `metadata` left to the API server's own schema."""
     schemas = {}
-    for path in CRDS.glob("*.yaml"):
-        crd = yaml.safe_load(path.read_text())
-        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-        for version in crd["spec"]["versions"]:
-            root = _strict(version["schema"]["openAPIV3Schema"])
-            root.setdefault("properties", {})["metadata"] = {"type": "object"}
-            schemas[(f"{group}/{version['name']}", kind)] = root
+    for key, raw in _raw_crd_schemas().items():
+        root = _strict(raw)
+        root.setdefault("properties", {})["metadata"] = {"type": "object"}
+        schemas[key] = root
     return schemas
 
 
