@@ -30,13 +30,17 @@ def stack_settings(stack: str, stack_file: str | None = None):
 
 def plan_stack(stack: str, preflight: bool = False, stack_file: str | None = None) -> dict[str, Any]:
     """Validate and plan a stack: the preview-JSON plan. Raises StackConfigError, UsageError."""
+    return plan_settings(stack_settings(stack, stack_file), preflight)
+
+
+def plan_settings(settings, preflight: bool = False) -> dict[str, Any]:
+    """The plan of an already loaded and validated stack."""
     from .engine import ProgramError, run_program
 
-    settings = stack_settings(stack, stack_file)
     try:
         return run_program(settings, preflight=preflight)
     except ProgramError as exc:
-        raise UsageError(f"stack {stack}: the program failed: {exc}") from None
+        raise UsageError(f"stack {settings.stack}: the program failed: {exc}") from None
 
 
 def write_output(text: str, destination: str | None) -> None:

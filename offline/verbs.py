@@ -6,7 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
-from .cli import EXIT_OK, EXIT_POLICY, UsageError, plan_stack, stack_settings, write_output
+from .cli import EXIT_OK, EXIT_POLICY, UsageError, plan_settings, stack_settings, write_output
+
+
+def _settings(args: argparse.Namespace):
+    """The `--stack` named by the arguments, read and validated once per command."""
+    if getattr(args, "_settings", None) is None:
+        args._settings = stack_settings(args.stack)
+    return args._settings
 
 
 def _plan_from(args: argparse.Namespace):
@@ -20,7 +27,7 @@ def _plan_from(args: argparse.Namespace):
             raise UsageError(str(exc)) from None
     if not getattr(args, "stack", None):
         raise UsageError("give --stack NAME or --plan FILE")
-    return from_json(plan_stack(args.stack), f"stack {args.stack}")
+    return from_json(plan_settings(_settings(args)), f"stack {args.stack}")
 
 
 def policy_config_path(args: argparse.Namespace) -> Path:
@@ -34,7 +41,7 @@ def policy_config_path(args: argparse.Namespace) -> Path:
     by_stack = POLICIES_DIR / "config" / f"{args.stack}.json"
     if by_stack.exists():
         return by_stack
-    return POLICIES_DIR / "config" / f"{stack_settings(args.stack).model.environment}.json"
+    return POLICIES_DIR / "config" / f"{_settings(args).model.environment}.json"
 
 
 def check_plan(plan, args: argparse.Namespace):
@@ -76,7 +83,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def _budget_and_region(args: argparse.Namespace) -> tuple[str, float | None]:
     if getattr(args, "stack", None):
-        model = stack_settings(args.stack).model
+        model = _settings(args).model
         return args.region or model.cluster.region, args.budget if args.budget is not None else model.budget.monthly_gpu_usd
     return args.region or "us-east-1", args.budget
 
@@ -101,7 +108,8 @@ def cmd_comment(args: argparse.Namespace) -> int:
             base = from_json(comment.plan_at_revision(args.base, args.stack), f"{args.stack}@{args.base}")
         else:
             raise UsageError("give --base REF or --base-plan FILE")
-        head = load_plan(args.head_plan) if args.head_plan else from_json(plan_stack(args.stack), f"stack {args.stack}")
+        head = (load_plan(args.head_plan) if args.head_plan
+                else from_json(plan_settings(_settings(args)), f"stack {args.stack}"))
     except (PlanError, comment.BaseRevisionError) as exc:
         raise UsageError(str(exc)) from None
     report = check_plan(head, args)
@@ -121,7 +129,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_smoke(args: argparse.Namespace) -> int:
     from .smoke import format_results, smoke
 
-    settings = stack_settings(args.stack)
+    settings = _settings(args)
     results = smoke(settings.model, settings.stack)
     print(format_results(results))
     return EXIT_POLICY if any(r.outcome == "fail" for r in results) else EXIT_OK
