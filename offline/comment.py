@@ -51,20 +51,16 @@ def plan_at_revision(ref: str, stack: str, root: Path = PROJECT_ROOT) -> dict[st
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
 
 
-def _usd(value: float) -> str:
-    return f"${value:,.0f}"
-
-
 def render_comment(stack: str, base: Plan, head: Plan, policy_report: check.CheckReport,
                    region: str, budget_usd: float | None) -> str:
     changes = diff.diff_plans(base, head)
     before = cost.estimate(base, region, budget_usd)
     after = cost.estimate(head, region, budget_usd)
     if before.ceiling_usd == after.ceiling_usd:
-        ceiling = f"{_usd(after.ceiling_usd)}/month (unchanged)"
+        ceiling = f"{cost.usd(after.ceiling_usd)}/month (unchanged)"
     else:
         delta = after.ceiling_usd - before.ceiling_usd
-        ceiling = f"{_usd(before.ceiling_usd)} → {_usd(after.ceiling_usd)}/month ({'+' if delta > 0 else '−'}{_usd(abs(delta))})"
+        ceiling = f"{cost.usd(before.ceiling_usd)} → {cost.usd(after.ceiling_usd)}/month ({'+' if delta > 0 else '−'}{cost.usd(abs(delta))})"
     budget_mark = {True: "✅", False: "❌", None: "ℹ️"}[after.within_budget]
     lines = [
         marker(stack),
@@ -75,7 +71,7 @@ def render_comment(stack: str, base: Plan, head: Plan, policy_report: check.Chec
         check.format_markdown(policy_report).rstrip(),
         "",
         f"**GPU cost ceiling**: {ceiling} {budget_mark} {cost.verdict(after)}; expected at min replicas "
-        f"{_usd(before.expected_usd)} → {_usd(after.expected_usd)}; serverless cap {_usd(after.fallback_cap_usd)}",
+        f"{cost.usd(before.expected_usd)} → {cost.usd(after.expected_usd)}; serverless cap {cost.usd(after.fallback_cap_usd)}",
     ]
     return "\n".join(lines) + "\n"
 

@@ -123,7 +123,7 @@ def estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
     return report
 
 
-def _usd(value: float | None) -> str:
+def usd(value: float | None) -> str:
     return "unbounded" if value is None else f"${value:,.0f}"
 
 
@@ -131,27 +131,27 @@ def verdict(report: CostReport) -> str:
     if report.budget_usd is None:
         return "no budget to compare with"
     if report.within_budget:
-        return f"within the budget of {_usd(report.budget_usd)}"
-    return f"OVER the budget of {_usd(report.budget_usd)}"
+        return f"within the budget of {usd(report.budget_usd)}"
+    return f"OVER the budget of {usd(report.budget_usd)}"
 
 
 def format_text(report: CostReport) -> str:
-    lines = [f"GPU ceiling {_usd(report.ceiling_usd)}/month ({verdict(report)}); expected at min replicas "
-             f"{_usd(report.expected_usd)}/month; serverless cap {_usd(report.fallback_cap_usd)}/month "
+    lines = [f"GPU ceiling {usd(report.ceiling_usd)}/month ({verdict(report)}); expected at min replicas "
+             f"{usd(report.expected_usd)}/month; serverless cap {usd(report.fallback_cap_usd)}/month "
              f"(region {report.region})"]
     for p in report.pools:
         if p.problem:
             lines.append(f"  pool {p.pool}: cannot price ({p.problem})")
         else:
             lines.append(f"  pool {p.pool}: {p.gpu_limit} GPUs x ${p.usd_per_gpu_hour:.4f}/GPU-hour x 730 = "
-                         f"{_usd(p.ceiling_usd)}")
+                         f"{usd(p.ceiling_usd)}")
     for w in report.workloads:
-        lines.append(f"  model {w.name} on {w.pool}: {w.min_replicas} x {w.gpus_per_pod} GPU = {_usd(w.expected_usd)}")
+        lines.append(f"  model {w.name} on {w.pool}: {w.min_replicas} x {w.gpus_per_pod} GPU = {usd(w.expected_usd)}")
     for f in report.fallbacks:
         if f.reserved_concurrency is None:
             lines.append(f"  fallback {f.function}: no reserved concurrency, so no cap")
         else:
-            lines.append(f"  fallback {f.function}: {f.reserved_concurrency} x {f.memory_mb} MB = {_usd(f.cap_usd)}")
+            lines.append(f"  fallback {f.function}: {f.reserved_concurrency} x {f.memory_mb} MB = {usd(f.cap_usd)}")
     return "\n".join(lines) + "\n"
 
 

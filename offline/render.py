@@ -60,10 +60,10 @@ def render_text(resource: PlannedResource) -> tuple[str, str]:
     header = [f"# {resource.urn}"]
     if unknown:
         header.append(f"# unknown until `pulumi up`: {', '.join(unknown)}")
-    if SECRET in yaml.safe_dump(doc):
+    body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+    if SECRET in body:
         header.append("# secret values are masked as [secret]")
-    text = "\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
-    return file_name(doc), text
+    return file_name(doc), "\n".join(header) + "\n" + body
 
 
 def write_manifests(plan: Plan, out_dir: Path) -> list[Path]:
