@@ -10,9 +10,11 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-CLI_FIXTURES = SHARED / "fixtures" / "pulumi-cli"
-CRDS = SHARED / "crds"
+# Upstream files the tests check against, vendored with their provenance (tests/upstream/README.md): the
+# repository tests itself with nothing beside it.
+UPSTREAM = ROOT / "tests" / "upstream"
+CLI_FIXTURES = UPSTREAM / "fixtures" / "pulumi-cli"
+CRDS = UPSTREAM / "crds"
 
 
 def stack_raw(stack: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Strict schema validation of emitted Kubernetes objects: upstream OpenAPI schemas for core kinds
-(kubernetes-validate, strict) and the upstream CRDs in ../shared/crds for custom resources."""
+(kubernetes-validate, strict) and the upstream CRDs in tests/upstream/crds for custom resources."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def validate_object(doc: dict[str, Any], kubernetes_version: str) -> None:
     label = f"{kind} {doc.get('metadata', {}).get('namespace', '')}/{doc.get('metadata', {}).get('name')}"
     if api_version.split("/")[0] in CUSTOM_GROUPS:
         schema = crd_schemas().get((api_version, kind))
-        assert schema is not None, f"{label}: no CRD for {api_version} {kind} in ../shared/crds"
+        assert schema is not None, f"{label}: no CRD for {api_version} {kind} in tests/upstream/crds"
         errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=lambda e: list(e.path))
         assert not errors, f"{label}: " + "; ".join(f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors[:5])
         violations = cel_violations(_raw_crd_schemas()[(api_version, kind)], doc)

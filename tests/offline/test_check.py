@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from offline.cli import main
-from tests.conftest import CLI_FIXTURES, SHARED
+from tests.conftest import CLI_FIXTURES, UPSTREAM
 from tests.policies.test_rules import CASES, compliant, preview_json
 
 
@@ -50,7 +50,7 @@ def test_sarif_is_valid_sarif_2_1_0(tmp_path, capsys):
     assert main(["check", "--plan", str(plan), "--policy-config", "policies/config/prod.json",
                  "--format", "sarif", "--out", str(out)]) == 1
     sarif = json.loads(out.read_text())
-    schema = json.loads((SHARED / "schemas" / "sarif-schema-2.1.0.json").read_text())
+    schema = json.loads((UPSTREAM / "schemas" / "sarif-schema-2.1.0.json").read_text())
     jsonschema.validate(sarif, schema)
     results = sarif["runs"][0]["results"]
     assert any(r["ruleId"] == "k8s-no-privileged" and r["level"] == "error" for r in results)
@@ -60,7 +60,7 @@ def test_sarif_of_prod_carries_not_evaluated_and_exempt_results(tmp_path):
     out = tmp_path / "prod.sarif"
     assert main(["check", "--stack", "prod", "--format", "sarif", "--out", str(out)]) == 0
     sarif = json.loads(out.read_text())
-    jsonschema.validate(sarif, json.loads((SHARED / "schemas" / "sarif-schema-2.1.0.json").read_text()))
+    jsonschema.validate(sarif, json.loads((UPSTREAM / "schemas" / "sarif-schema-2.1.0.json").read_text()))
     results = sarif["runs"][0]["results"]
     assert any(r["kind"] == "review" and r["level"] == "none" for r in results)
     assert any("suppressions" in r for r in results)

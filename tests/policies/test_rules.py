@@ -15,7 +15,7 @@ import pytest
 
 from offline.check import policy_rules, run_checks
 from offline.plan import UNKNOWN, load_plan
-from tests.conftest import SHARED
+from tests.conftest import UPSTREAM
 
 ALL_MANDATORY = {"all": "mandatory",
                  "k8s-allowed-registries": {"registries": ["123456789012.dkr.ecr.us-east-1.amazonaws.com/"]},
@@ -197,7 +197,7 @@ def test_the_compliant_stack_passes_every_rule(tmp_path):
 
 
 def test_every_catalogue_rule_has_a_case():
-    catalogue = set(re.findall(r"^\| ([a-z0-9-]+)(?: \(stack\))? \|", (SHARED / "POLICY_RULES.md").read_text(), re.M))
+    catalogue = set(re.findall(r"^\| ([a-z0-9-]+)(?: \(stack\))? \|", (UPSTREAM / "POLICY_RULES.md").read_text(), re.M))
     catalogue -= {"id", "---"}
     rules, _, _ = policy_rules()
     assert {r.id for r in rules} == catalogue == set(CASES)
