@@ -1,8 +1,9 @@
 """`modelops check`: run the policy pack over a plan, with the CLI's config semantics, without the CLI.
 
 Enforcement: the pack's default (advisory), then the config's `all`, then each rule's own entry; settings
-are the rule's schema defaults, then the rule's entry, validated against its schema. Values unknown at
-preview make a rule "not evaluated" for that resource, never pass or fail (as `pulumi preview` does).
+are the rule's schema defaults, then the rule's entry, validated against its schema. A value unknown at
+preview makes a rule "not evaluated" for that resource, never a pass; violations the rule found before
+meeting it still fail (as `pulumi preview --policy-pack` reports them).
 """
 
 from __future__ import annotations
@@ -117,6 +118,21 @@ def resolve(config: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
     return resolved
 
 
+def _until_unknown(results) -> tuple[list[Any], UnknownValueError | None]:
+    """A rule's violations up to the first value unknown at preview, and that unknown (or None).
+
+    The pack reports each violation as the rule yields it, so violations found before the rule meets
+    an unknown stand (a mandatory one fails the preview) beside the "can't run during preview" note.
+    """
+    found: list[Any] = []
+    try:
+        for item in results:
+            found.append(item)
+    except UnknownValueError as exc:
+        return found, exc
+    return found, None
+
+
 def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
     rules, adapters, framework = policy_rules()
     resolved = resolve(config)
@@ -136,20 +152,20 @@ def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
             for resource, props in proxied:
                 try:
                     namespace, name = adapters.identity(resource.type, props, resource.name)
-                    messages = list(rule.check(resource.type, props, settings))
                 except UnknownValueError as exc:
                     add("not-evaluated", resource.urn, f"not evaluated at preview: {exc.message}")
                     continue
                 reason = framework.is_exempt(settings, namespace, name)
+                messages, unknown = _until_unknown(rule.check(resource.type, props, settings))
                 for message in messages:
                     add("exempt" if reason else "fail", resource.urn, f"{message} (exempt: {reason})" if reason else message)
+                if unknown is not None and not reason:
+                    add("not-evaluated", resource.urn, f"not evaluated at preview: {unknown.message}")
             continue
         stack_resources = [framework.StackResource(r.type, r.name, r.urn, props) for r, props in proxied]
-        try:
-            violations = list(rule.check(stack_resources, settings))
-        except UnknownValueError as exc:
-            add("not-evaluated", "", f"not evaluated at preview: {exc.message}")
-            continue
+        violations, unknown = _until_unknown(rule.check(stack_resources, settings))
+        if unknown is not None:
+            add("not-evaluated", "", f"not evaluated at preview: {unknown.message}")
         for resource, message in violations:
             namespace, name = adapters.identity(resource.type, resource.props, resource.name)
             reason = framework.is_exempt(settings, namespace, name)

@@ -101,9 +101,15 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
     def _urn(self, mock_urn: str) -> str:
         return self._urn_by_mock.get(mock_urn, mock_urn)
 
-    def _provider_ref(self, ref: str) -> str | None:
+    def _provider_ref(self, ref: str, type_: str = "", custom: bool = False, version: str = "") -> str | None:
         if not ref:
-            return None
+            if not custom or type_.startswith("pulumi:providers:") or not version:
+                return None
+            # No explicit provider: the engine makes the package's default provider, named after the version
+            # the SDK asks for (`default_0_0_22`), and shows it as the resource's provider.
+            package = type_.split(":", 1)[0]
+            return (f"urn:pulumi:{self.stack}::{self.project}::pulumi:providers:{package}::"
+                    f"default_{version.replace('.', '_').replace('-', '_')}::{UNKNOWN}")
         urn = ref.rsplit("::", 1)[0]
         # A provider created in this update has no id yet: the real preview says so the same way.
         return f"{self._urn(urn)}::{UNKNOWN}"
@@ -122,7 +128,7 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
         reg = _Registration(
             urn=urn, type=request.type, name=request.name, custom=bool(request.custom),
             parent=parent.urn if parent else None,
-            provider=self._provider_ref(request.provider),
+            provider=self._provider_ref(request.provider, request.type, bool(request.custom), request.version),
             protect=bool(request.protect), retain_on_delete=bool(request.retainOnDelete),
             dependencies=sorted({self._urn(d) for d in request.dependencies}),
             property_dependencies={k: sorted({self._urn(u) for u in v.urns})

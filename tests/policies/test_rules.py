@@ -222,6 +222,19 @@ def test_unknown_values_are_not_evaluated_never_pass_or_fail(tmp_path):
     assert not any(o == "fail" for _, o in outcomes)
 
 
+def test_violations_found_before_an_unknown_still_fail(tmp_path):
+    # The pack reports each violation as the rule yields it; meeting an unknown afterwards adds the
+    # "can't run during preview" note but does not take the violation back (a mandatory one fails the preview).
+    def privileged_then_unknown(inputs):
+        server(inputs)["securityContext"]["privileged"] = True
+        pod(inputs)["containers"].append({**copy.deepcopy(server(inputs)), "name": "sidecar", "securityContext": UNKNOWN})
+
+    report = check(edit(D, privileged_then_unknown)(compliant()), tmp_path, {"all": "mandatory"})
+    outcomes = {f.outcome for f in report.findings if f.rule == "k8s-no-privileged" and f.resource == D}
+    assert outcomes == {"fail", "not-evaluated"}
+    assert "k8s-no-privileged" in {f.rule for f in report.mandatory_failures if f.resource == D}
+
+
 def test_enforcement_levels_follow_the_cli_semantics(tmp_path):
     broken = CASES["k8s-readonly-rootfs"][0](compliant())
     advisory = check(broken, tmp_path, {"all": "advisory"})
