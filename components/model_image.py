@@ -18,7 +18,7 @@ import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
 from .common import type_token
-from .images import pinned_image
+from .images import by_digest, pinned_image
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class ModelImage(pulumi.ComponentResource):
     repository_arn: pulumi.Output[str]
     """The ECR repository ARN (what a Lambda's pull permission names)."""
     image_ref: pulumi.Output[str]
-    """The serving image, `repo:tag@sha256:…`."""
+    """The serving image, `repo@sha256:…`."""
     canary_image_ref: pulumi.Output[str | None]
     """The canary image, pinned the same way, or None."""
     cpu_image_ref: pulumi.Output[str]
@@ -160,4 +160,6 @@ class ModelImage(pulumi.ComponentResource):
             cache_to=[{"inline": {}}],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.repository]),
         )
-        return image.ref
+        # `ref` is `repo:tag@sha256:…`, which Lambda refuses: consumers get the repository and digest.
+        return pulumi.Output.all(self.repository.repository_url, image.digest).apply(
+            lambda parts: by_digest(parts[0], parts[1]))

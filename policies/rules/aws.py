@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Iterator
 
-from .framework import StackResource, as_list, as_map, resource_rule, stack_rule
+from .framework import StackResource, as_list, as_map, is_full_digest, resource_rule, split_image, stack_rule
 
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
 ECR_POLICY = "aws:ecr/repositoryPolicy:RepositoryPolicy"
@@ -93,8 +93,12 @@ def lambda_image_pinned(resource_type: str, props: Mapping[str, Any], settings: 
     prefixes = [str(p) for p in as_list(settings.get("repositoryPrefixes"))]
     if not any(image.startswith(p) for p in prefixes):
         yield f"imageUri {image} is outside the stack's ECR repositories ({', '.join(prefixes) or 'none configured'})"
-    if "@sha256:" not in image:
-        yield f"imageUri {image} is not pinned by digest; use repo@sha256:…"
+    _, tag, digest = split_image(image)
+    if not is_full_digest(digest):
+        yield f"imageUri {image} is not pinned by a full digest; use repo@sha256:<64 hex digits>"
+    elif tag is not None:
+        # Lambda takes `repo:tag` or `repo@sha256:…`; it refuses `repo:tag@sha256:…` at create.
+        yield f"imageUri {image} names both a tag and a digest, which Lambda refuses; use repo@sha256:…"
 
 
 @resource_rule("lambda-concurrency-cap", "Fallback functions must reserve (and so cap) their concurrency.")

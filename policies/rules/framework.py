@@ -10,6 +10,7 @@ Exemptions are data in the policy config: `{"namespace": ..., "name": ..., "reas
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal
@@ -68,6 +69,28 @@ def stack_rule(rule_id: str, description: str, settings: dict[str, dict[str, Any
         RULES.append(Rule(rule_id, description, "stack", fn, settings or {}))
         return fn
     return register
+
+
+# ---- image references ----
+
+DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def split_image(image: str) -> tuple[str, str | None, str | None]:
+    """`repo[:tag][@digest]` -> (repo, tag, digest); a registry's port is not a tag."""
+    digest = None
+    if "@" in image:
+        image, digest = image.split("@", 1)
+    tag = None
+    last = image.rsplit("/", 1)[-1]
+    if ":" in last:
+        image, tag = image.rsplit(":", 1)
+    return image, tag, digest
+
+
+def is_full_digest(digest: str | None) -> bool:
+    """`sha256:` and 64 lower-case hex digits: what registries resolve (a prefix pins nothing)."""
+    return digest is not None and DIGEST_PATTERN.fullmatch(digest) is not None
 
 
 # ---- reading props (proxied Mappings/Sequences under pulumi-policy) ----

@@ -6,8 +6,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Iterator
 
-from .framework import (CLUSTER_SCOPED_KINDS, as_list, as_map, containers, dig, k8s_kind, object_name,
-                        object_namespace, pod_spec, resource_rule, workload_containers)
+from .framework import (CLUSTER_SCOPED_KINDS, as_list, as_map, containers, dig, is_full_digest, k8s_kind, object_name,
+                        object_namespace, pod_spec, resource_rule, split_image, workload_containers)
 
 _SECRET_NAME = re.compile(r"(^|_)(PASSWORD|PASSWD|PWD|TOKEN|SECRET|CREDENTIALS?|[A-Z]*KEY)(_|$)", re.IGNORECASE)
 
@@ -114,18 +114,6 @@ def k8s_readonly_rootfs(resource_type: str, props: Mapping[str, Any], settings: 
                    "emptyDir where the server writes")
 
 
-def split_image(image: str) -> tuple[str, str | None, str | None]:
-    """`repo[:tag][@digest]` -> (repo, tag, digest)."""
-    digest = None
-    if "@" in image:
-        image, digest = image.split("@", 1)
-    tag = None
-    last = image.rsplit("/", 1)[-1]
-    if ":" in last:
-        image, tag = image.rsplit(":", 1)
-    return image, tag, digest
-
-
 def _images(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], str]]:
     for c in workload_containers(resource_type, props):
         image = c.get("image")
@@ -141,11 +129,13 @@ def k8s_image_tag(resource_type: str, props: Mapping[str, Any], settings: dict) 
             yield f"{_where(c)}: image {image} has {'the tag latest' if tag else 'no tag'}; pin a version or a digest"
 
 
-@resource_rule("k8s-image-digest", "Images must be pinned by @sha256 digest.")
+@resource_rule("k8s-image-digest", "Images must be pinned by a full @sha256 digest.")
 def k8s_image_digest(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    # The kubelet accepts `repo@sha256:…` and `repo:tag@sha256:…` (the tag is then ignored): both pin.
     for c, image in _images(resource_type, props):
-        if "@sha256:" not in image:
-            yield f"{_where(c)}: image {image} is not pinned by digest; use repo:tag@sha256:…"
+        _, _, digest = split_image(image)
+        if not is_full_digest(digest):
+            yield f"{_where(c)}: image {image} is not pinned by a full digest; use repo@sha256:<64 hex digits>"
 
 
 def normalise_image(image: str) -> str:

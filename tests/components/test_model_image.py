@@ -50,8 +50,9 @@ def test_image_ref_is_pinned_by_digest_and_unknown_until_built(build):
         tagged.image_ref.apply(lambda v: refs.setdefault("tagged", v))
 
     built = build(program)
-    assert refs["prebuilt"] == PINNED
-    assert refs["tagged"].startswith("nvcr.io/nvidia/tritonserver:24.08-py3@sha256:")
+    # repo@digest, the one form Lambda and the kubelet both take (Lambda refuses repo:tag@digest)
+    assert refs["prebuilt"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/vision@sha256:" + "b" * 64
+    assert refs["tagged"].startswith("nvcr.io/nvidia/tritonserver@sha256:")
     assert not built.of_type("docker-build:index:Image")  # nothing to build for pre-built images
 
 
@@ -65,3 +66,12 @@ def test_canary_and_cpu_builds_share_the_repository(build):
     assert built.inputs("chat-cpu-image")["dockerfile"]["location"] == "models/chat/Dockerfile.cpu"
     assert len(built.of_type("Repository")) == 1
     assert UNKNOWN not in json.dumps(built.inputs("chat-image"))
+
+
+def test_built_images_are_consumed_as_repository_at_digest():
+    from components.images import by_digest, repository_of
+
+    assert repository_of("host:5000/team/model:1.0@sha256:" + "a" * 64) == "host:5000/team/model"
+    assert repository_of("nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9") == "nvcr.io/nvidia/k8s/dcgm-exporter"
+    assert repository_of("busybox") == "busybox"
+    assert by_digest("r.example/m", "sha256:" + "c" * 64) == "r.example/m@sha256:" + "c" * 64

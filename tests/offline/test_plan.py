@@ -29,7 +29,9 @@ def test_every_parent_and_dependency_is_another_step(stack):
         for deps in state.get("propertyDependencies", {}).values():
             assert set(deps) <= urns
         if "provider" in state:
-            assert state["provider"].rsplit("::", 1)[0] in urns
+            provider = state["provider"].rsplit("::", 1)[0]
+            # a default provider is the engine's own: the real preview names it but lists no step for it
+            assert provider in urns or provider.rsplit("::", 1)[1].startswith("default_"), provider
 
 
 def test_urns_follow_the_engine_scheme(prod_plan):

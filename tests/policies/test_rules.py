@@ -22,7 +22,7 @@ ALL_MANDATORY = {"all": "mandatory",
                  "lambda-image-pinned": {"repositoryPrefixes": ["123456789012.dkr.ecr.us-east-1.amazonaws.com/m/"]},
                  "gpu-cost-ceiling": {"budgetUsd": 20000, "region": "us-east-1"},
                  "karpenter-gpu-limit": {"maxGpusPerPool": 16}}
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat:1.0@sha256:" + "a" * 64
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat@sha256:" + "a" * 64
 LABELS = {"app.kubernetes.io/name": "chat"}
 
 
@@ -233,6 +233,35 @@ def test_violations_found_before_an_unknown_still_fail(tmp_path):
     outcomes = {f.outcome for f in report.findings if f.rule == "k8s-no-privileged" and f.resource == D}
     assert outcomes == {"fail", "not-evaluated"}
     assert "k8s-no-privileged" in {f.rule for f in report.mandatory_failures if f.resource == D}
+
+
+ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat"
+
+
+@pytest.mark.parametrize("image, passes", [
+    (f"{ECR}@sha256:" + "a" * 64, True),
+    (f"{ECR}:1.0@sha256:" + "a" * 64, False),  # Lambda refuses a tag and a digest together
+    (f"{ECR}:1.0", False),
+    (f"{ECR}@sha256:" + "a" * 12, False),  # a digest prefix pins nothing
+    (f"{ECR}@sha256:" + "A" * 64, False),
+    (f"{ECR}@sha512:" + "a" * 128, False),
+])
+def test_lambda_images_take_exactly_the_form_lambda_accepts(image, passes, tmp_path):
+    report = check(edit("chat-fallback-function", lambda i: i.update(imageUri=image))(compliant()), tmp_path)
+    assert bool(failures(report, "lambda-image-pinned")) is not passes
+
+
+@pytest.mark.parametrize("image, passes", [
+    (f"{ECR}@sha256:" + "a" * 64, True),
+    (f"{ECR}:1.0@sha256:" + "a" * 64, True),  # the kubelet pulls by the digest and ignores the tag
+    ("registry.local:5000/m/chat@sha256:" + "b" * 64, True),
+    (f"{ECR}:1.0", False),
+    ("registry.local:5000/m/chat", False),  # a port is not a tag, nor a digest
+    (f"{ECR}@sha256:abc", False),
+])
+def test_pod_images_must_carry_a_full_digest(image, passes, tmp_path):
+    report = check(edit(D, lambda i: server(i).update(image=image))(compliant()), tmp_path)
+    assert bool(failures(report, "k8s-image-digest")) is not passes
 
 
 def test_enforcement_levels_follow_the_cli_semantics(tmp_path):

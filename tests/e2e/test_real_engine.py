@@ -1,0 +1,186 @@
+"""The real Pulumi engine on every reference stack: preview with the policy pack, up, no perpetual diff,
+a version bump's blast radius, recovery from a fault in the middle of an up, destroy; and the offline
+engine held to the real preview (shape, Kubernetes inputs, policy verdicts).
+
+The tests of one stack run in order (pytest keeps the file's order): each leaves the stack in the state
+the next one starts from.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from offline.check import load_policy_config, run_checks
+from offline.engine import run_program
+from offline.plan import from_json
+from offline.stackfile import load_stack
+from tests.e2e.conftest import ENVIRONMENTS, Tier
+from tests.e2e.fidelity import differences, kubernetes_inputs, offline_verdicts, real_verdicts, shape
+from tests.e2e.pulumi_cli import read_event_log
+
+ROOT = Path(__file__).resolve().parents[2]
+PART_OF = "app.kubernetes.io/part-of=modelops"
+
+
+def offline_plan(tier: Tier, env: str) -> dict:
+    """The offline plan of the very stack file the real CLI runs."""
+    return run_program(load_stack(env, stack_file=tier.cli.project / "stacks" / f"Pulumi.{env}.yaml"))
+
+
+def first_preview(tier: Tier, env: str) -> dict:
+    if env not in tier.previews:
+        log = tier.cli.workdir / f"{env}-preview-events.json"
+        result = tier.cli.preview(env, event_log=log)
+        assert result.returncode == 0, result.explain()
+        tier.previews[env] = result.json()
+        tier.events[env] = read_event_log(log)
+    return tier.previews[env]
+
+
+def changed(plan: dict) -> dict[str, str]:
+    return {s["urn"]: s["op"] for s in plan.get("steps", []) if s["op"] not in ("same", "read")}
+
+
+def stack_objects(tier: Tier, env: str) -> list[dict]:
+    return tier.cluster.objects(f"{PART_OF},modelops/environment={env}")
+
+
+# ---- preview with the policy pack ----
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_preview_with_the_policy_pack_succeeds(tier, env):
+    plan = first_preview(tier, env)
+    assert plan["changeSummary"].get("create", 0) > 10
+    # the pack ran: one analysis summary per resource, and the stack's own
+    assert any("policyAnalyzeStackSummaryEvent" in e for e in tier.events[env])
+    if env != "dev":
+        # Every Kubernetes object went through the API server's dry run: the provider reports the
+        # server's defaults back (a Deployment's revisionHistoryLimit is never set by the program).
+        deployment = next(s for s in plan["steps"] if s["newState"]["type"] == "kubernetes:apps/v1:Deployment")
+        assert deployment["newState"]["outputs"]["spec"]["revisionHistoryLimit"] == 10
+
+
+# ---- fidelity: offline vs real ----
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_offline_plan_has_the_real_preview_shape(tier, env):
+    real, offline = shape(first_preview(tier, env)), shape(offline_plan(tier, env))
+    assert sorted(set(real) - set(offline)) == [] and sorted(set(offline) - set(real)) == []
+    mismatched = {urn: (offline[urn], real[urn]) for urn in real if offline[urn] != real[urn]}
+    assert mismatched == {}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_offline_plan_has_the_real_kubernetes_inputs(tier, env):
+    real, offline = kubernetes_inputs(first_preview(tier, env)), kubernetes_inputs(offline_plan(tier, env))
+    assert set(real) == set(offline)
+    problems = {urn: differences(offline[urn], real[urn]) for urn in real if offline[urn] != real[urn]}
+    assert problems == {}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_check_gives_the_real_policy_verdicts(tier, env):
+    first_preview(tier, env)
+    config = load_policy_config(ROOT / "policies" / "config" / f"{env}.json")
+    report = run_checks(from_json(tier.previews[env], f"real preview of {env}"), config)
+    assert offline_verdicts(report) == real_verdicts(tier.events[env])
+    # and on the offline engine's own plan of the same stack
+    offline_report = run_checks(from_json(offline_plan(tier, env), f"offline plan of {env}"), config)
+    assert offline_verdicts(offline_report) == real_verdicts(tier.events[env])
+
+
+# ---- update lifecycle ----
+
+def test_a_fault_in_the_middle_of_up_leaves_a_state_a_second_up_converges_from(tier):
+    # The stand-in refuses to create the summarizer's IAM role: everything that does not depend on it
+    # is created, the rest is not; nothing is recorded that does not exist.
+    failed = tier.cli.up("staging", MODELOPS_STANDIN_FAIL_CREATE="summarizer-role")
+    assert failed.returncode != 0
+    assert "injected failure creating summarizer-role" in failed.stdout + failed.stderr
+    state = tier.cli.export("staging")["deployment"]["resources"]
+    assert not any(r["urn"].endswith("::summarizer-role") for r in state)
+    converged = tier.cli.up("staging")
+    assert converged.returncode == 0, converged.explain()
+    assert_state_matches_the_world(tier, "staging")
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_up_creates_every_object(tier, env):
+    result = tier.cli.up(env)
+    assert result.returncode == 0, result.explain()
+    assert_state_matches_the_world(tier, env)
+
+
+def assert_state_matches_the_world(tier: Tier, env: str) -> None:
+    """Each resource once in the state; each Kubernetes object in the API server; each stand-in resource
+    in its ledger, and no ledger entry the state does not know (nothing orphaned, nothing duplicated)."""
+    resources = tier.cli.export(env)["deployment"]["resources"]
+    urns = [r["urn"] for r in resources]
+    assert len(urns) == len(set(urns))
+    live = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in stack_objects(tier, env)}
+    for r in resources:
+        if r["type"].startswith("kubernetes:") and not r["type"].startswith("pulumi:providers"):
+            outputs = r.get("outputs", {})
+            meta = outputs.get("metadata", {})
+            key = (outputs.get("kind"), meta.get("namespace"), meta.get("name"))
+            labels = meta.get("labels", {})
+            if labels.get("app.kubernetes.io/part-of") == "modelops" and labels.get("modelops/environment") == env:
+                assert key in live, key
+    standin = {r["urn"] for r in resources if r["type"].split(":")[0] in ("aws", "docker-build")}
+    ledger_urns = [e["urn"] for e in tier.cli.ledger_entries().values() if f"urn:pulumi:{env}::" in e["urn"]]
+    assert sorted(ledger_urns) == sorted(standin)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_second_preview_after_up_reports_no_changes(tier, env):
+    result = tier.cli.preview(env)
+    assert result.returncode == 0, result.explain()
+    assert changed(result.json()) == {}
+
+
+@pytest.mark.parametrize("env, model", [("staging", "summarizer"), ("prod", "sentiment")])
+def test_a_version_bump_changes_that_model_only(tier, env, model):
+    def bump(config):
+        spec = config["modelops:models"][model]
+        spec["version"] = spec["version"].rsplit(".", 1)[0] + ".99"
+        spec["artifactUri"] = spec["artifactUri"].rsplit("/", 1)[0] + "/" + spec["version"]
+
+    tier.cli.stack_config(env, edit=bump)
+    try:
+        result = tier.cli.preview(env)
+    finally:
+        tier.cli.stack_config(env)
+    assert result.returncode == 0, result.explain()
+    touched = changed(result.json())
+    assert touched, "a version bump changes something"
+    outside = sorted(urn for urn in touched if f"::{model}-" not in urn and not urn.endswith(f"::{model}"))
+    assert outside == []
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_destroy_removes_everything_but_what_is_protected(tier, env):
+    result = tier.cli.run("destroy", "--yes", "--skip-preview", "--exclude-protected", "-s", env)
+    assert result.returncode == 0, result.explain()
+    left = tier.cli.export(env)["deployment"].get("resources") or []
+    kept = sorted(r["urn"].rsplit("::", 1)[-1] for r in left
+                  if not r["type"].startswith(("pulumi:providers:", "pulumi:pulumi:")) and r["custom"])
+    protected = sorted(r["urn"].rsplit("::", 1)[-1] for r in left if r.get("protect"))
+    assert kept == protected
+    if env == "prod":
+        assert protected == sorted(f"{m}-repo" for m in ("chat", "sentiment", "summarizer", "vision"))
+    deadline = time.monotonic() + 120
+    while stack_objects(tier, env) and time.monotonic() < deadline:
+        time.sleep(2)  # namespace deletion finishes in the background, as in any cluster
+    assert stack_objects(tier, env) == []
+    ledger = [e["urn"] for e in tier.cli.ledger_entries().values() if f"urn:pulumi:{env}::" in e["urn"]]
+    assert sorted(u.rsplit("::", 1)[-1] for u in ledger) == [p for p in protected]
+
+
+def test_the_event_logs_are_json_lines(tier):
+    for env, events in tier.events.items():
+        assert events and all(isinstance(e, dict) for e in events), env
+        json.dumps(events)
