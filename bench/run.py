@@ -1,4 +1,4 @@
-"""The offline engine's benchmark: prints six figures for this machine, measured in one run.
+"""The offline engine's benchmark: prints seven figures for this machine, measured in one run.
 
   ./run bench            (or: .venv/bin/python bench/run.py [--repeat N] [--skip-cold-start])
 
@@ -9,7 +9,9 @@
 3. scaling: plan + check time per model and peak RSS at N = 10, 50, 200;
 4. graph shape: the longest dependency chain (parents, depends_on, output-to-input) in prod and at N = 200;
 5. blast radius: resources of other models whose inputs change when one model's version moves (50 models);
-6. cold start: the environment set-up into an empty virtualenv (uv, warm package cache).
+6. cold start: the environment set-up into an empty virtualenv (uv, warm package cache);
+7. real engine: the real `pulumi preview -s prod --policy-pack` against a local API server (the tier of
+   tests/e2e, tools built by ./run tools) over `modelops check` of the same stack file.
 
 Figures only: it exits non-zero when it cannot run, never because a target is missed.
 """
@@ -191,10 +193,44 @@ def cold_start() -> dict:
         return {"seconds": time.perf_counter() - started, "cache": "warm uv cache (packages already downloaded)"}
 
 
+def real_preview(repeat: int) -> dict:
+    """Median wall time of the real CLI's policy-checked preview of prod and of `modelops check` on it."""
+    from tests.e2e.cluster import LocalCluster, tools_bin_dir
+    from tests.e2e.pulumi_cli import PulumiCli
+
+    bin_dir = tools_bin_dir()
+    if bin_dir is None:
+        return {"skipped": "the real-engine tools are not built (./run tools)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = LocalCluster(bin_dir, Path(tmp) / "cluster")
+        try:
+            cluster.start()
+            cli = PulumiCli(bin_dir, Path(tmp) / "pulumi")
+            cli.platform_stack("prod", cluster.kubeconfig())
+            cli.init_stack("prod")
+            real, offline = [], []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                result = cli.preview("prod")
+                real.append(time.perf_counter() - started)
+                if result.returncode != 0:
+                    return {"skipped": "the real preview failed:\n" + result.explain()}
+                started = time.perf_counter()
+                # the repository's prod stack: the same stack as the copy but for the kubeconfig stack's name
+                subprocess.run([MODELOPS, "check", "--stack", "prod"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, check=False)
+                offline.append(time.perf_counter() - started)
+        finally:
+            cluster.stop()
+    real_s, offline_s = statistics.median(real), statistics.median(offline)
+    return {"real_s": real_s, "offline_s": offline_s, "ratio": real_s / offline_s}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5, help="runs per median (default 5)")
     parser.add_argument("--skip-cold-start", action="store_true")
+    parser.add_argument("--skip-real-engine", action="store_true")
     parser.add_argument("--child-scaling", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_scaling:
@@ -234,6 +270,13 @@ def main() -> int:
         c = cold_start()
         print("6. cold start: " + (c["skipped"] if "skipped" in c else
                                    f"set-up into an empty virtualenv {c['seconds']:.1f}s ({c['cache']})"))
+    if args.skip_real_engine:
+        print("7. real engine: skipped")
+    else:
+        r = real_preview(max(1, min(3, args.repeat)))
+        print("7. real engine: " + (r["skipped"] if "skipped" in r else
+                                    f"pulumi preview -s prod --policy-pack {r['real_s']:.1f}s / modelops check "
+                                    f"--stack prod {r['offline_s']:.1f}s = {r['ratio']:.1f}x (target >= 10)"))
     return 0
 
 

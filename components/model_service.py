@@ -27,6 +27,13 @@ from .common import GPU_RESOURCE, standard_labels, type_token
 ARTIFACT_FETCHER_IMAGE = ("docker.io/amazon/aws-cli:2.15.0"
                           "@sha256:e2a778146a45cb7cdcc55e3051c0de38ea9f180ed88383447f7ead6b0ba5e9a4")
 TRACK_LABEL = "modelops/track"
+# What a replica waits for before it can serve, besides its own start-up: a node launched for it
+# (Karpenter: instance start and join, a few minutes for GPU AMIs), a multi-GB image pull on a fresh
+# node, the artifact copy of the init container. Generous on purpose: the await fails an `up` that is
+# only slow, and the deadline marks the Deployment failed if no replica becomes available in time.
+NODE_LAUNCH_SECONDS = 300
+IMAGE_PULL_SECONDS = 600
+ARTIFACT_COPY_SECONDS = 300
 MODEL_DIR = "/models"
 RUN_AS_USER = 65532
 
@@ -265,6 +272,17 @@ class ModelService(pulumi.ComponentResource):
             spec["tolerations"] = args.tolerations
         return spec
 
+    def _replica_ready_seconds(self) -> int:
+        """The longest a single replica may take from scheduling to ready."""
+        args = self._args
+        return (NODE_LAUNCH_SECONDS + IMAGE_PULL_SECONDS + (ARTIFACT_COPY_SECONDS if args.artifact_bucket else 0)
+                + args.startup_seconds)
+
+    def _rollout_seconds(self, replicas: int) -> int:
+        """How long Pulumi may await a rollout: replicas are replaced one at a time (maxSurge 1,
+        maxUnavailable 0), each taking up to a replica's ready time."""
+        return self._replica_ready_seconds() * max(1, replicas) + 120
+
     def _deployment(self, name: str, track: str, version: str, image: pulumi.Input[str],
                     replicas: int | None, account: k8s.core.v1.ServiceAccount) -> k8s.apps.v1.Deployment:
         args = self._args
@@ -274,15 +292,21 @@ class ModelService(pulumi.ComponentResource):
             # Never below capacity during a rollout: a new replica is ready before an old one goes.
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "revisionHistoryLimit": 5,
+            # Kubernetes' default (600 s) marks a Deployment failed before one GPU replica can be ready,
+            # and the provider's await gives up on that condition.
+            "progressDeadlineSeconds": self._replica_ready_seconds() + 60,
             "template": {"metadata": {"labels": labels}, "spec": self._pod_spec(version, image, account)},
         }
         if replicas is not None:  # the stable track's replicas belong to its autoscaler
             spec["replicas"] = replicas
+        # The provider awaits a rollout for 10 minutes by default: a GPU model's takes longer.
+        rollout = f"{self._rollout_seconds(replicas if replicas is not None else args.max_replicas)}s"
         return k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={"name": name, "namespace": args.namespace, "labels": labels},
             spec=spec,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(
+                create=rollout, update=rollout)),
         )
 
     def _disruption_budget(self, resource_name: str, name: str, track: str, labels: dict[str, str]) -> None:

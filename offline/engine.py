@@ -57,6 +57,8 @@ class _Registration:
     ignore_changes: list[str]
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
+    custom_timeouts: dict[str, float] = field(default_factory=dict)
+    """Seconds per operation (the engine's state form), from the resource's custom timeouts."""
     op: str = "create"
     """`create`, or `read` for resources read from elsewhere (a StackReference)."""
 
@@ -75,6 +77,36 @@ def _plain(value: Any, urn_of: dict[str, str]) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _timeouts(request) -> dict[str, float]:
+    """`customTimeouts` as the engine keeps them in state: seconds per operation, unset ones left out."""
+    if not request.HasField("customTimeouts"):
+        return {}
+    seconds = {}
+    for op in ("create", "update", "delete"):
+        text = getattr(request.customTimeouts, op)
+        if text:
+            seconds[op] = _duration_seconds(text)
+    return seconds
+
+
+def _duration_seconds(text: str) -> float:
+    """A Go duration (`90m`, `1h30m`, `5400s`) in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    total, number = 0.0, ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isdigit() or ch == ".":
+            number += ch
+            i += 1
+            continue
+        unit = "ms" if text.startswith("ms", i) else ch
+        total += float(number) * units[unit]
+        number = ""
+        i += len(unit)
+    return total
 
 
 class CapturingMonitor(sdk_mocks.MockMonitor):
@@ -135,6 +167,7 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
                                    for k, v in sorted(request.propertyDependencies.items())},
             ignore_changes=list(request.ignoreChanges),
             inputs=inputs,
+            custom_timeouts=_timeouts(request),
         )
         self._remember(mock_urn, reg, qualified)
 
@@ -339,6 +372,8 @@ def _to_preview_json(config: dict[str, str], secret_keys: list[str], registratio
             state["propertyDependencies"] = reg.property_dependencies
         if reg.ignore_changes:
             state["ignoreChanges"] = reg.ignore_changes
+        if reg.custom_timeouts:
+            state["customTimeouts"] = reg.custom_timeouts
         step: dict[str, Any] = {"op": reg.op, "urn": reg.urn}
         if reg.provider:
             step["provider"] = reg.provider

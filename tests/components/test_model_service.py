@@ -50,6 +50,22 @@ def test_probes_survive_slow_model_loading(build):
     assert server["lifecycle"]["preStop"] == {"sleep": {"seconds": 15}}
 
 
+def test_rollouts_get_the_time_a_gpu_model_needs(build):
+    # Kubernetes' progress deadline (600 s) and the provider's await (10 min) both end a GPU rollout
+    # early: one replica may wait for a node, a multi-GB pull, the artifact copy and a 15-minute load.
+    built = build(lambda: ModelService("chat", replace(ARGS, canary_version="2.5.0", canary_image=IMAGE,
+                                                       canary_weight=10)))
+    replica = 300 + 600 + 300 + 900
+    stable, canary = built.named("chat-deployment"), built.named("chat-canary-deployment")
+    assert stable["inputs"]["spec"]["progressDeadlineSeconds"] == replica + 60
+    # the stable track may be at max replicas (6) when a rollout starts; one replica is replaced at a time
+    assert stable["customTimeouts"] == {"create": replica * 6 + 120, "update": replica * 6 + 120}
+    assert canary["customTimeouts"]["update"] == replica * 1 + 120
+    cpu_only = build(lambda: ModelService("small", replace(ARGS, gpus=0, node_selector=None, tolerations=None,
+                                                           artifact_bucket=None, startup_seconds=60)))
+    assert cpu_only.named("small-deployment")["customTimeouts"]["create"] == (300 + 600 + 60) * 6 + 120
+
+
 def test_gpu_request_equals_limit_and_pods_land_on_the_pool(build):
     pod = pod_of(build(lambda: ModelService("chat", ARGS)))
     resources = pod["containers"][0]["resources"]
