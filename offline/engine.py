@@ -135,13 +135,14 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
 
     def _provider_ref(self, ref: str, type_: str = "", custom: bool = False, version: str = "") -> str | None:
         if not ref:
-            if not custom or type_.startswith("pulumi:providers:") or not version:
+            if not custom or type_.startswith("pulumi:providers:"):
                 return None
             # No explicit provider: the engine makes the package's default provider, named after the version
-            # the SDK asks for (`default_0_0_22`), and shows it as the resource's provider.
+            # the SDK asks for (`default_0_0_22`; plain `default` for the engine's own `pulumi` package, whose
+            # StackReference asks for none), and shows it as the resource's provider.
             package = type_.split(":", 1)[0]
-            return (f"urn:pulumi:{self.stack}::{self.project}::pulumi:providers:{package}::"
-                    f"default_{version.replace('.', '_').replace('-', '_')}::{UNKNOWN}")
+            name = f"default_{version.replace('.', '_').replace('-', '_')}" if version else "default"
+            return f"urn:pulumi:{self.stack}::{self.project}::pulumi:providers:{package}::{name}::{UNKNOWN}"
         urn = ref.rsplit("::", 1)[0]
         # A provider created in this update has no id yet: the real preview says so the same way.
         return f"{self._urn(urn)}::{UNKNOWN}"
@@ -185,7 +186,7 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
             urn, qualified = self._engine_urn(parent, request.type, request.name)
             reg = _Registration(
                 urn=urn, type=request.type, name=request.name, custom=True, parent=parent.urn if parent else None,
-                provider=self._provider_ref(request.provider), protect=False, retain_on_delete=False,
+                provider=self._provider_ref(request.provider, request.type, True, request.version), protect=False, retain_on_delete=False,
                 dependencies=sorted({self._urn(d) for d in request.dependencies}), property_dependencies={},
                 ignore_changes=[], inputs=_plain(raw_inputs, self._urn_by_mock), op="read")
             self._remember(response.urn, reg, qualified)

@@ -71,6 +71,37 @@ def stack_rule(rule_id: str, description: str, settings: dict[str, dict[str, Any
     return register
 
 
+# ---- what the program declared ----
+
+PROGRAM_FIELD_MANAGER = "pulumi-kubernetes"
+"""Prefix of the field manager the Kubernetes provider applies with (server-side apply)."""
+
+
+def declares(props: Mapping[str, Any], *path: str) -> bool:
+    """Whether the program sets the field at `path` of a Kubernetes object.
+
+    Resource policies and previews see the program's inputs. Stack policies at `pulumi up` see the
+    provider's outputs instead: the live object, with the API server's defaults filled in (a Deployment
+    always has spec.replicas) and without the inputs. There, the object's managedFields tell which fields
+    the provider's field manager applied.
+    """
+    managed = as_list(as_map(props.get("metadata")).get("managedFields"))
+    if not managed:
+        return dig(props, *path) is not None
+    for entry in managed:
+        entry = as_map(entry)
+        if not str(entry.get("manager", "")).startswith(PROGRAM_FIELD_MANAGER):
+            continue
+        fields: Any = as_map(entry.get("fieldsV1"))
+        for key in path:
+            fields = as_map(fields).get(f"f:{key}")
+            if fields is None:
+                break
+        else:
+            return True
+    return False
+
+
 # ---- image references ----
 
 DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Iterator
 
-from .framework import (StackResource, as_map, dig, k8s_kind, object_name, object_namespace, pod_labels,
+from .framework import (StackResource, as_map, declares, dig, k8s_kind, object_name, object_namespace, pod_labels,
                         pod_spec, selector_matches, stack_rule)
 
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod", "ReplicaSet"}
@@ -100,7 +100,7 @@ def k8s_replicas_hpa(resources: list[StackResource], settings: dict) -> Iterator
             yield scaler, f"{_label(scaler)}: maximum replicas {high} <= minimum {low}; it cannot scale"
     for deployment in _of_kind(resources, "Deployment"):
         key = (object_namespace(deployment.props), object_name(deployment.props, deployment.name))
-        if key in scalers and dig(deployment.props, "spec", "replicas") is not None:
+        if key in scalers and declares(deployment.props, "spec", "replicas"):
             yield deployment, (f"{_label(deployment)}: spec.replicas is set while an autoscaler targets it; "
                                "every apply would reset the scale; remove spec.replicas")
 

@@ -20,8 +20,11 @@ import os
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,11 +185,21 @@ class LocalCluster:
             for name, proc in self.processes:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited ({proc.returncode}):\n{self.logs(name)}")
-            done = self.kubectl("get", "--raw", "/readyz", check=False)
-            if done.returncode == 0 and done.stdout.strip() == "ok":
+            if self._get("/readyz") == "ok":
                 return
             time.sleep(0.5)
         raise RuntimeError(f"the API server did not become ready:\n{self.logs('kube-apiserver')}")
+
+    def _get(self, path: str) -> str | None:
+        """GET a path of the API server (None while it does not answer 200)."""
+        context = ssl.create_default_context(cafile=str(self.workdir / "pki" / "apiserver.crt"))
+        request = urllib.request.Request(f"https://127.0.0.1:{self.api_port}{path}",
+                                         headers={"Authorization": f"Bearer {self.token}"})
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=5) as response:
+                return response.read().decode()
+        except (OSError, urllib.error.URLError):
+            return None
 
     def install_crds(self) -> None:
         self.kubectl("apply", "--server-side", "-f", str(CRDS))

@@ -1,4 +1,5 @@
-"""The real-engine tier: one local control plane and one Pulumi workspace for the whole module.
+"""The real-engine tier: a local control plane per environment with a cluster (staging, prod: different
+clusters, as in production, so their cluster-wide objects do not meet) and one Pulumi workspace.
 
 `./run e2e` builds the tools first and sets MODELOPS_E2E=required, so that a missing tool fails the run
 instead of skipping it; a plain `pytest` skips the tier when the tools are not built.
@@ -21,9 +22,19 @@ ZONES = {"staging": ["us-west-2a", "us-west-2b", "us-west-2c"], "prod": ["us-eas
 POOLS = {"staging": ["l4"], "prod": ["a10g", "l4"]}
 
 
+UNREACHABLE_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
+"""dev's platform stack: dev never talks to a cluster, and would fail the preview if it tried."""
+
+
 @dataclass
 class Tier:
-    cluster: LocalCluster
+    clusters: dict[str, LocalCluster]
     cli: PulumiCli
     previews: dict[str, Any] = field(default_factory=dict)
     """The first real preview of each stack (`pulumi preview --json`)."""
@@ -31,15 +42,13 @@ class Tier:
     """Its engine events (`--event-log`)."""
 
 
-def _simulated_nodes() -> list[SimulatedNode]:
-    """What Karpenter would have launched for each pool of each stack, and two CPU nodes per stack."""
+def simulated_nodes(env: str) -> list[SimulatedNode]:
+    """What Karpenter would have launched for each GPU pool of a stack, and two CPU nodes."""
+    zones = ZONES[env]
     nodes = []
-    for env, pools in POOLS.items():
-        zones = ZONES[env]
-        for pool in pools:
-            nodes += [SimulatedNode(f"{env}-{pool}-{i}", zones[i % len(zones)], pool=pool, gpus=4) for i in range(3)]
-        nodes += [SimulatedNode(f"{env}-cpu-{i}", zones[i % len(zones)]) for i in range(2)]
-    return nodes
+    for pool in POOLS[env]:
+        nodes += [SimulatedNode(f"{pool}-{i}", zones[i % len(zones)], pool=pool, gpus=4) for i in range(3)]
+    return nodes + [SimulatedNode(f"cpu-{i}", zones[i % len(zones)]) for i in range(2)]
 
 
 @pytest.fixture(scope="session")
@@ -50,20 +59,26 @@ def tier(tmp_path_factory) -> Tier:
             pytest.fail("the real-engine tools are not built (./run tools)")
         pytest.skip("the real-engine tools are not built: ./run e2e builds them and runs this tier")
     workdir = tmp_path_factory.mktemp("e2e")
-    cluster = LocalCluster(bin_dir, workdir / "cluster")
+    clusters = {env: LocalCluster(bin_dir, workdir / f"cluster-{env}") for env in POOLS}
     try:
-        cluster.start()
-        # What a cluster these stacks deploy to already has: the monitoring and gateway namespaces.
-        cluster.apply(*({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-                        for ns in ("monitoring", "gateway-system")))
-        cluster.add_nodes(_simulated_nodes())
+        for env, cluster in clusters.items():
+            start_cluster(cluster, env)
         cli = PulumiCli(bin_dir, workdir / "pulumi")
         for env in ENVIRONMENTS:
-            cli.platform_stack(env, cluster.kubeconfig())
+            cli.platform_stack(env, clusters[env].kubeconfig() if env in clusters else UNREACHABLE_KUBECONFIG)
             cli.init_stack(env)
-        yield Tier(cluster, cli)
+        yield Tier(clusters, cli)
     finally:
-        cluster.stop()
+        for cluster in clusters.values():
+            cluster.stop()
+
+
+def start_cluster(cluster: LocalCluster, env: str) -> None:
+    cluster.start()
+    # What a cluster these stacks deploy to already has: the monitoring and gateway namespaces.
+    cluster.apply(*({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                    for ns in ("monitoring", "gateway-system")))
+    cluster.add_nodes(simulated_nodes(env))
 
 
 def pytest_collection_modifyitems(config, items):

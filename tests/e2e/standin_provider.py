@@ -99,6 +99,13 @@ def _type_of(urn: str) -> str:
     return urn.split("::")[2].rsplit("$", 1)[-1]
 
 
+def _ledger_key(urn: str, type_: str, resource_id: str) -> str:
+    """Stacks stand for separate accounts: the mocks' names are unique per stack, not across stacks
+    (the real provider's autonaming adds a random suffix)."""
+    stack = urn.split("::")[0].rsplit(":", 1)[-1]
+    return f"{stack}/{type_}/{resource_id}"
+
+
 class Ledger:
     """What exists in the stand-in's "account": one JSON object of id -> {urn, type}, locked per write."""
 
@@ -238,7 +245,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         resource_id, outputs = self._outputs(type_, name, inputs)
         if _contains_unknown(inputs):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"stand-in: unknown input in a create of {name}")
-        self.ledger.add(f"{type_}/{resource_id}", request.urn, type_)
+        self.ledger.add(_ledger_key(request.urn, type_, resource_id), request.urn, type_)
         return provider_pb2.CreateResponse(id=resource_id, properties=_to_struct(outputs))
 
     def Read(self, request, context):
@@ -256,7 +263,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
 
     def Delete(self, request, context):
         type_ = request.type or _type_of(request.urn)
-        self.ledger.remove(f"{type_}/{request.id}")
+        self.ledger.remove(_ledger_key(request.urn, type_, request.id))
         return empty_pb2.Empty()
 
     def Invoke(self, request, context):

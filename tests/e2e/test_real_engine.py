@@ -19,7 +19,8 @@ from offline.engine import run_program
 from offline.plan import from_json
 from offline.stackfile import load_stack
 from tests.e2e.conftest import ENVIRONMENTS, Tier
-from tests.e2e.fidelity import differences, kubernetes_inputs, offline_verdicts, real_verdicts, shape
+from tests.e2e.fidelity import (differences, known_divergence, kubernetes_inputs, offline_verdicts, real_verdicts,
+                                shape)
 from tests.e2e.pulumi_cli import read_event_log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +47,9 @@ def changed(plan: dict) -> dict[str, str]:
 
 
 def stack_objects(tier: Tier, env: str) -> list[dict]:
-    return tier.cluster.objects(f"{PART_OF},modelops/environment={env}")
+    if env not in tier.clusters:
+        return []
+    return tier.clusters[env].objects(f"{PART_OF},modelops/environment={env}")
 
 
 # ---- preview with the policy pack ----
@@ -58,10 +61,14 @@ def test_preview_with_the_policy_pack_succeeds(tier, env):
     # the pack ran: one analysis summary per resource, and the stack's own
     assert any("policyAnalyzeStackSummaryEvent" in e for e in tier.events[env])
     if env != "dev":
-        # Every Kubernetes object went through the API server's dry run: the provider reports the
-        # server's defaults back (a Deployment's revisionHistoryLimit is never set by the program).
-        deployment = next(s for s in plan["steps"] if s["newState"]["type"] == "kubernetes:apps/v1:Deployment")
-        assert deployment["newState"]["outputs"]["spec"]["revisionHistoryLimit"] == 10
+        # Objects whose inputs are known went through the API server's dry run: their previewed outputs
+        # carry what only the server adds (the namespace's name label, a creation timestamp).
+        # Objects with values unknown until the update (an image built in it) cannot be dry-run.
+        outputs = {e["resOutputsEvent"]["metadata"]["urn"]: e["resOutputsEvent"]["metadata"]["new"]["outputs"]
+                   for e in tier.events[env] if "resOutputsEvent" in e}
+        namespace = next(o for urn, o in outputs.items() if urn.endswith("::ns-models"))
+        assert namespace["metadata"]["labels"]["kubernetes.io/metadata.name"] == "models"
+        assert namespace["metadata"]["creationTimestamp"]
 
 
 # ---- fidelity: offline vs real ----
@@ -71,15 +78,26 @@ def test_offline_plan_has_the_real_preview_shape(tier, env):
     real, offline = shape(first_preview(tier, env)), shape(offline_plan(tier, env))
     assert sorted(set(real) - set(offline)) == [] and sorted(set(offline) - set(real)) == []
     mismatched = {urn: (offline[urn], real[urn]) for urn in real if offline[urn] != real[urn]}
-    assert mismatched == {}
+    assert mismatched == {}, json.dumps(mismatched, indent=1)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_offline_plan_has_the_real_kubernetes_inputs(tier, env):
     real, offline = kubernetes_inputs(first_preview(tier, env)), kubernetes_inputs(offline_plan(tier, env))
     assert set(real) == set(offline)
-    problems = {urn: differences(offline[urn], real[urn]) for urn in real if offline[urn] != real[urn]}
-    assert problems == {}
+    explained, unexplained = set(), []
+    for urn in sorted(real):
+        for path, offline_value, real_value in differences(offline[urn], real[urn]):
+            reason = known_divergence(path, offline_value, real_value)
+            if reason is None:
+                unexplained.append(f"{urn}{path}: offline {offline_value!r} != real {real_value!r}")
+            else:
+                explained.add((urn.rsplit("::", 1)[-1], reason))
+    assert unexplained == []
+    # Pinned: exactly the service accounts of models whose artifact is in S3 carry the known divergence,
+    # so a change on either side (the mocks answering unknown, the provider knowing ARNs) fails here.
+    accounts = {urn.rsplit("::", 1)[-1] for urn in real if urn.endswith("-sa")}
+    assert explained == {(sa, "aws-output-unknown-at-create") for sa in accounts}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

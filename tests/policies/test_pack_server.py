@@ -120,3 +120,34 @@ def test_stack_rules_run_through_analyze_stack(analyzer):
     broken = CASES["k8s-netpol-coverage"][0](compliant())
     found = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources(broken))).diagnostics
     assert [(d.policyName, d.urn.rsplit("::", 1)[-1]) for d in found] == [("k8s-netpol-coverage", "chat-deployment")]
+
+
+def test_stack_rules_judge_what_the_program_declared_not_server_defaults(analyzer):
+    # At `pulumi up`, stack policies see the Kubernetes provider's outputs: the live object, where the
+    # API server set a Deployment's spec.replicas to 1. The program left replicas to the autoscaler;
+    # managedFields show what the provider's field manager applied, and the rule reads those.
+    configure(analyzer, json.loads((POLICIES_DIR / "config" / "prod.json").read_text()))
+
+    def as_outputs(stack, program_sets_replicas):
+        out = []
+        for type_, name, inputs in stack:
+            props = json.loads(json.dumps(inputs))
+            if type_ == "kubernetes:apps/v1:Deployment":
+                applied = {"f:spec": {"f:selector": {}, "f:template": {}}}
+                if program_sets_replicas:
+                    applied["f:spec"]["f:replicas"] = {}
+                props["spec"]["replicas"] = 1
+                props["metadata"]["managedFields"] = [
+                    {"manager": "pulumi-kubernetes-cc3525dd", "operation": "Apply", "fieldsV1": applied},
+                    {"manager": "kube-controller-manager", "operation": "Update",
+                     "fieldsV1": {"f:status": {"f:replicas": {}}}}]
+            properties = struct_pb2.Struct()
+            properties.update(props)
+            out.append(analyzer_pb2.AnalyzerResource(type=type_, properties=properties, name=name,
+                                                     urn=f"urn:pulumi:prod::modelops::{type_}::{name}"))
+        return out
+
+    live = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=as_outputs(compliant(), False)))
+    assert list(live.diagnostics) == []
+    declared = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=as_outputs(compliant(), True)))
+    assert [d.policyName for d in declared.diagnostics] == ["k8s-replicas-hpa"]
