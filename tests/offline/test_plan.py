@@ -31,7 +31,7 @@ def test_every_parent_and_dependency_is_another_step(stack):
         if "provider" in state:
             provider = state["provider"].rsplit("::", 1)[0]
             # a default provider is the engine's own: the real preview names it but lists no step for it
-            assert provider in urns or provider.rsplit("::", 1)[1].startswith("default_"), provider
+            assert provider in urns or provider.rsplit("::", 1)[1].startswith("default"), provider
 
 
 def test_urns_follow_the_engine_scheme(prod_plan):
