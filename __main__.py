@@ -103,6 +103,7 @@ for name, model in cfg.models.items():
                       if canary and placement.kubernetes else None),
         cpu_image=image_build(model.cpu_image, model.version) if model.cpu_image and placement.serverless else None,
         images_to_keep=cfg.registry.images_to_keep, protect=cfg.defaults.protect, tags=tags,
+        build_on_preview=cfg.registry.build_on_preview,
         registry_username=ecr_token.user_name, registry_password=ecr_token.password), opts=providers)
     exported = {"version": model.version, "image": image.image_ref, "placement": placement.reason}
 

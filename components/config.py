@@ -96,6 +96,9 @@ class RegistryConfig(_Model):
     allowed_registries: tuple[str, ...] = ()
     """Registries workloads may pull from besides this account's ECR (prefixes ending in `/`)."""
     images_to_keep: int = Field(default=20, ge=1, le=1000)
+    build_on_preview: bool = False
+    """Build images during `pulumi preview` too. Off by default: a preview then needs no BuildKit builder
+    and no Docker engine (PR previews run without either), and shows the images' digests as unknown."""
 
     @field_validator("allowed_registries")
     @classmethod

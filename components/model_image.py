@@ -67,6 +67,8 @@ class ModelImageArgs:
     """ECR credentials shared by the stack's images (one token per deploy); fetched here when None."""
     registry_password: pulumi.Input[str] | None = None
     """Kept secret either way."""
+    build_on_preview: bool = False
+    """Build during previews too (needs a BuildKit builder); off, previews show digests as unknown."""
 
 
 class ModelImage(pulumi.ComponentResource):
@@ -153,6 +155,7 @@ class ModelImage(pulumi.ComponentResource):
             labels={"org.opencontainers.image.version": build.version,
                     **({"org.opencontainers.image.revision": build.revision} if build.revision else {})},
             push=True,
+            build_on_preview=self._args.build_on_preview,
             registries=[self._registry()],
             # Inline cache metadata travels inside the pushed image: it works with immutable tags,
             # where a shared mutable `buildcache` tag could not be overwritten.

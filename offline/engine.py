@@ -251,7 +251,8 @@ def run_program(settings: StackSettings, preflight: bool = False, preview: bool 
 
     with _program_environment(settings, preflight):
         registrations, diagnostics = capture(program, project.name, settings.stack, cluster.account_id,
-                                             cluster.region, settings.config, settings.secret_keys, preview)
+                                             cluster.region, settings.config, settings.secret_keys, preview,
+                                             reference_outputs=(cluster.kubeconfig_output,))
     return _to_preview_json(settings.config, settings.secret_keys, registrations, diagnostics)
 
 
@@ -300,9 +301,10 @@ def _linear_waits() -> Iterator[None]:
 
 def capture(program: Callable[[], None], project: str, stack: str, account_id: str, region: str,
             config: dict[str, str] | None = None, secret_keys: list[str] | None = None,
-            preview: bool = True) -> tuple[list[_Registration], list[dict[str, str]]]:
+            preview: bool = True, reference_outputs: tuple[str, ...] = ("kubeconfig",),
+            ) -> tuple[list[_Registration], list[dict[str, str]]]:
     """Run `program` inside a fresh Stack under the mock engine; what it registered, and its log."""
-    monitor = CapturingMonitor(OfflineMocks(account_id, region), project, stack)
+    monitor = CapturingMonitor(OfflineMocks(account_id, region, reference_outputs), project, stack)
     engine = _RecordingEngine(monitor)
     sdk_settings.ROOT.set(None)
     set_all_config(dict(config or {}), list(secret_keys or []))
@@ -383,7 +385,9 @@ def _to_preview_json(config: dict[str, str], secret_keys: list[str], registratio
     shown_config = {k: (SECRET if k in secret_keys else v) for k, v in sorted(config.items())}
     summary: dict[str, int] = {}
     for step in steps:
-        summary[step["op"]] = summary.get(step["op"], 0) + 1
+        # The CLI's summary leaves reads out (a StackReference's read step is not a change of this stack).
+        if step["op"] != "read":
+            summary[step["op"]] = summary.get(step["op"], 0) + 1
     plan = {"config": shown_config, "steps": steps, "changeSummary": dict(sorted(summary.items()))}
     if diagnostics:
         plan["diagnostics"] = diagnostics

@@ -24,9 +24,11 @@ class UnansweredInvoke(Exception):
 
 
 class OfflineMocks(pulumi.runtime.Mocks):
-    def __init__(self, account_id: str, region: str):
+    def __init__(self, account_id: str, region: str, reference_outputs: tuple[str, ...] = ("kubeconfig",)):
         self.account_id = account_id
         self.region = region
+        self.reference_outputs = reference_outputs
+        """The outputs a StackReference answers with (secret placeholders): the ones the stack config names."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         t, name, inputs = args.typ, args.name, dict(args.inputs)
@@ -37,7 +39,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
         if t.startswith("pulumi:providers:"):
             resource_id = f"{_short(t, name, n=8)}-offline-provider"
         elif t == "pulumi:pulumi:StackReference":
-            output_names = ["kubeconfig"]
+            output_names = list(self.reference_outputs)
             outputs = {"name": inputs.get("name", name),
                        "outputs": {o: f"{SECRET_PLACEHOLDER}-{o}" for o in output_names},
                        "secretOutputNames": output_names}

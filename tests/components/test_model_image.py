@@ -36,6 +36,8 @@ def test_build_pushes_with_secret_ecr_credentials_and_versioned_tags(build):
     assert registry["password"] == "[secret]" and registry["username"] == "AWS"
     assert registry["address"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com"
     assert built["cacheTo"] == [{"inline": {}}]
+    # previews build nothing unless asked: no BuildKit builder is needed to preview a pull request
+    assert built["buildOnPreview"] is False
 
 
 def test_image_ref_is_pinned_by_digest_and_unknown_until_built(build):

@@ -19,12 +19,14 @@ def steps_by_urn(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["urn"]: s for s in plan.get("steps", []) if s.get("op") != "same" or s.get("newState")}
 
 
-def shape(plan: dict[str, Any]) -> dict[str, tuple[str, str | None, str | None]]:
-    """URN -> (type, parent, provider) of every resource the plan registers."""
+def shape(plan: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """URN -> (type, parent, provider, protect, custom timeouts) of every resource the plan registers."""
     out = {}
     for urn, step in steps_by_urn(plan).items():
         state = step.get("newState") or step.get("oldState") or {}
-        out[urn] = (state.get("type"), state.get("parent"), state.get("provider"))
+        timeouts = tuple(sorted((state.get("customTimeouts") or {}).items()))
+        out[urn] = (state.get("type"), state.get("parent"), state.get("provider"), bool(state.get("protect")),
+                    timeouts)
     return out
 
 

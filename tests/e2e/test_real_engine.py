@@ -75,7 +75,9 @@ def test_preview_with_the_policy_pack_succeeds(tier, env):
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_offline_plan_has_the_real_preview_shape(tier, env):
-    real, offline = shape(first_preview(tier, env)), shape(offline_plan(tier, env))
+    real_plan, offline_plan_ = first_preview(tier, env), offline_plan(tier, env)
+    assert offline_plan_["changeSummary"] == real_plan["changeSummary"]
+    real, offline = shape(real_plan), shape(offline_plan_)
     assert sorted(set(real) - set(offline)) == [] and sorted(set(offline) - set(real)) == []
     mismatched = {urn: (offline[urn], real[urn]) for urn in real if offline[urn] != real[urn]}
     assert mismatched == {}, json.dumps(mismatched, indent=1)
