@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .plan import SECRET, UNKNOWN, Plan, PlannedResource, mask_secrets
@@ -47,10 +47,16 @@ class ResourceDiff:
     """create, delete, update or replace."""
     changes: tuple[Change, ...] = ()
     replace_reasons: tuple[str, ...] = ()
+    protected: bool = False
+    """The resource is protected: the engine refuses this delete or replace, and the update fails."""
 
     @property
     def name(self) -> str:
         return self.urn.rsplit("::", 1)[-1]
+
+    @property
+    def refused(self) -> bool:
+        return self.protected and self.op in ("delete", "replace")
 
 
 @dataclass
@@ -66,6 +72,11 @@ class PlanDiff:
     @property
     def empty(self) -> bool:
         return not self.resources
+
+    @property
+    def refused(self) -> list[ResourceDiff]:
+        """Deletes and replaces of protected resources: a real preview fails on each."""
+        return [r for r in self.resources if r.refused]
 
 
 def mask(value: Any, key: str = "") -> Any:
@@ -138,7 +149,7 @@ def diff_plans(base: Plan, head: Plan) -> PlanDiff:
             continue
         entry = _resource_diff(urn, (new or old).type, old.inputs if old else None, new.inputs if new else None)
         if entry:
-            out.resources.append(entry)
+            out.resources.append(replace(entry, protected=bool(old and old.protect)))
     return out
 
 
@@ -153,10 +164,11 @@ def diff_steps(plan: Plan) -> PlanDiff:
         resource: PlannedResource | None = resources.get((step["urn"], op))
         if resource is None:
             continue
+        protected = bool((step.get("oldState") or {}).get("protect"))
         if op == "create":
             out.resources.append(ResourceDiff(resource.urn, resource.type, "create"))
         elif op in ("delete", "discard"):
-            out.resources.append(ResourceDiff(resource.urn, resource.type, "delete"))
+            out.resources.append(ResourceDiff(resource.urn, resource.type, "delete", protected=protected))
         else:
             old = mask_secrets((step.get("oldState") or {}).get("inputs") or {})
             entry = _resource_diff(resource.urn, resource.type, old, resource.inputs, op)
@@ -164,7 +176,7 @@ def diff_steps(plan: Plan) -> PlanDiff:
                 detailed = sorted((step.get("detailedDiff") or {}).keys()) or list(step.get("diffReasons") or [])
                 entry = ResourceDiff(resource.urn, resource.type, "update",
                                      tuple(Change(p, "(changed)", "(changed)") for p in detailed))
-            out.resources.append(entry)
+            out.resources.append(replace(entry, protected=protected))
     return out
 
 
@@ -184,10 +196,16 @@ def summary_line(d: PlanDiff) -> str:
             f"{c['delete']} to delete")
 
 
+def refusal(r: ResourceDiff) -> str:
+    return (f"{r.name} is protected: `pulumi preview` and `up` refuse to {r.op} it; unprotect it first "
+            f"(`pulumi state unprotect '{r.urn}'`) if the {r.op} is intended")
+
+
 def format_text(d: PlanDiff) -> str:
     if d.empty:
         return "no changes\n"
     lines = [summary_line(d)]
+    lines += [f"error: {refusal(r)}" for r in d.refused]
     for r in d.resources:
         lines.append(f"{_SYMBOL[r.op]} {r.op:7} {r.type} {r.name}")
         if r.replace_reasons:
@@ -198,7 +216,7 @@ def format_text(d: PlanDiff) -> str:
 
 
 def to_json(d: PlanDiff) -> dict[str, Any]:
-    return {"summary": d.counts(), "resources": [
+    return {"summary": d.counts(), "refused": [refusal(r) for r in d.refused], "resources": [
         {"urn": r.urn, "type": r.type, "op": r.op, "replaceReasons": list(r.replace_reasons),
          "changes": [{"path": c.path, "old": c.old, "new": c.new} for c in r.changes]} for r in d.resources]}
 
@@ -216,6 +234,8 @@ def format_markdown(d: PlanDiff, collapse_after: int = 25) -> str:
         rows.append(f"| {_SYMBOL[r.op]} | `{r.name}` | `{r.type}` | {detail.replace('|', chr(92) + '|') or r.op} |")
     table = "\n".join(rows)
     head = f"**Changes**: {summary_line(d)}"
+    if d.refused:
+        head += "\n\n" + "\n".join(f"❌ {refusal(r)}" for r in d.refused)
     if len(d.resources) > collapse_after:
         return f"{head}\n\n<details><summary>{len(d.resources)} resources</summary>\n\n{table}\n\n</details>\n"
     return f"{head}\n\n{table}\n"

@@ -46,6 +46,8 @@ class PlannedResource:
     dependencies: tuple[str, ...] = ()
     custom: bool = True
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    protect: bool = False
+    """Protected: the engine refuses to delete or replace it."""
 
     @property
     def name(self) -> str:
@@ -100,7 +102,8 @@ class Plan:
                 old_inputs=mask_secrets((old or {}).get("inputs")) if old else None,
                 parent=state.get("parent"), provider=state.get("provider"),
                 dependencies=tuple(state.get("dependencies") or ()), custom=state.get("custom", True),
-                property_dependencies=state.get("propertyDependencies") or {}))
+                property_dependencies=state.get("propertyDependencies") or {},
+                protect=bool(state.get("protect"))))
         return out
 
     def stack_name(self) -> str | None:

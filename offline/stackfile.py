@@ -102,16 +102,59 @@ def load_stack(stack: str, project: Project | None = None, stack_file: Path | No
         if isinstance(value, dict) and set(value) == {"secure"}:
             secret_keys.append(key)
             config[key] = SECRET_PLACEHOLDER
+        elif _has_secure(value):
+            # The CLI decrypts `secure:` values nested in an object and makes the whole key secret.
+            secret_keys.append(key)
+            value = _placeholders(value)
+            config[key] = json.dumps(value, sort_keys=True)
         else:
             config[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         if key.startswith(f"{NAMESPACE}:"):
-            raw[key.split(":", 1)[1]] = SECRET_SET if key in secret_keys else value
+            raw[key.split(":", 1)[1]] = SECRET_SET if config[key] == SECRET_PLACEHOLDER else value
     model = parse_stack_config(raw)
     return StackSettings(project, stack, config, secret_keys, model)
 
 
-# libyaml's loader when PyYAML has it (its wheels do): a 100-model stack file parses 10x faster.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def _has_secure(value: Any) -> bool:
+    if _is_secure(value):
+        return True
+    if isinstance(value, dict):
+        return any(_has_secure(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_secure(v) for v in value)
+    return False
+
+
+def _placeholders(value: Any) -> Any:
+    if _is_secure(value):
+        return SECRET_PLACEHOLDER
+    if isinstance(value, dict):
+        return {k: _placeholders(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_placeholders(v) for v in value]
+    return value
+
+
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's safe loader when PyYAML has it (a 100-model stack file parses 10x faster), refusing
+    duplicate keys as the Pulumi CLI does (PyYAML would keep the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_YAML_LOADER = _UniqueKeyLoader
 
 
 def _read_yaml(path: Path) -> Any:

@@ -78,7 +78,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     text = {"text": lambda: diff.format_text(result), "markdown": lambda: diff.format_markdown(result),
             "json": lambda: json.dumps(diff.to_json(result), indent=2) + "\n"}[args.format]()
     write_output(text, args.out)
-    return EXIT_OK
+    # A real preview fails on a protected resource's delete or replace: so does the diff.
+    return EXIT_POLICY if result.refused else EXIT_OK
 
 
 def _budget_and_region(args: argparse.Namespace) -> tuple[str, float | None]:

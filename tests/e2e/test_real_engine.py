@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from offline.check import load_policy_config, run_checks
+from offline.diff import diff_plans
 from offline.engine import run_program
 from offline.plan import from_json
 from offline.stackfile import load_stack
@@ -179,6 +180,24 @@ def test_a_version_bump_changes_that_model_only(tier, env, model):
     assert touched, "a version bump changes something"
     outside = sorted(urn for urn in touched if f"::{model}-" not in urn and not urn.endswith(f"::{model}"))
     assert outside == []
+
+
+def test_a_protected_resource_is_never_deleted_offline_or_for_real(tier):
+    # Removing a model from prod deletes its ECR repository, which prod protects: the real preview
+    # refuses, and the offline diff (and so the PR comment) reports the refusal, exiting 1.
+    def drop_vision(config):
+        del config["modelops:models"]["vision"]
+
+    base = offline_plan(tier, "prod")
+    tier.cli.stack_config("prod", edit=drop_vision)
+    try:
+        result = tier.cli.preview("prod")
+        head = offline_plan(tier, "prod")
+    finally:
+        tier.cli.stack_config("prod")
+    assert result.returncode != 0
+    assert "vision-repo" in result.stdout + result.stderr and "protect" in result.stdout + result.stderr
+    assert [r.name for r in diff_plans(from_json(base), from_json(head)).refused] == ["vision-repo"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

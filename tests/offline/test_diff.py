@@ -98,3 +98,30 @@ def test_cli_formats(fmt, capsys):
 def test_long_markdown_diffs_are_collapsed():
     d = diff_plans(from_json(reference_plan("dev")), from_json(reference_plan("prod")))
     assert "<details>" in format_markdown(d)
+
+
+@pytest.mark.parametrize("change", ["delete", "replace"])
+def test_deleting_or_replacing_a_protected_resource_is_refused_as_the_engine_refuses_it(change, tmp_path, capsys):
+    # prod protects its ECR repositories; a real preview fails on their delete or replace, so the diff
+    # (and the PR comment) must not read as a clean change.
+    base = reference_plan("prod")
+    head = reference_plan("prod")
+    if change == "delete":
+        head["steps"] = [s for s in head["steps"] if not s["urn"].endswith("::chat-repo")]
+    else:
+        next(s for s in head["steps"] if s["urn"].endswith("::chat-repo"))["newState"]["inputs"]["name"] = "x/chat"
+    d = diff_plans(from_json(base), from_json(head))
+    assert [r.name for r in d.refused] == ["chat-repo"]
+    assert "chat-repo is protected" in format_markdown(d)
+    paths = []
+    for name, plan in (("base", base), ("head", head)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(plan))
+    assert main(["diff", *map(str, paths)]) == 1
+    assert f"error: chat-repo is protected: `pulumi preview` and `up` refuse to {change} it" in capsys.readouterr().out
+
+
+def test_unprotected_deletes_are_not_refused():
+    head = reference_plan("prod")
+    head["steps"] = [s for s in head["steps"] if not s["urn"].endswith("::chat-hpa")]
+    assert diff_plans(from_json(reference_plan("prod")), from_json(head)).refused == []

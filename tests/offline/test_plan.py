@@ -135,6 +135,31 @@ def test_the_stack_reference_answers_the_output_the_config_names(tmp_path):
     assert step_named(json.loads(out.read_text()), "k8s")["newState"]["inputs"]["kubeconfig"] == "[secret]"
 
 
+def test_secure_values_nested_in_an_object_keep_the_key_secret(tmp_path):
+    # The CLI decrypts a `secure:` value anywhere in an object and makes the whole key secret.
+    def nested_secret(config):
+        config["modelops:models"]["sentiment"]["serverless"]["samplePayload"] = {
+            "inputs": {"secure": "v1:bm9uY2U=:c2FtcGxlLXBheWxvYWQtc2VjcmV0"}}
+
+    out = tmp_path / "plan.json"
+    assert main(["plan", "--stack-file", write_stack(tmp_path, "nested", nested_secret), "--json", str(out)]) == 0
+    text = out.read_text()
+    assert json.loads(text)["config"]["modelops:models"] == "[secret]"
+    assert "c2FtcGxlLXBheWxvYWQtc2VjcmV0" not in text and SECRET_PLACEHOLDER not in text
+
+
+@pytest.mark.parametrize("text, where", [
+    ("config:\n  modelops:environment: dev\n  modelops:environment: prod\n", "line 3"),
+    ("config:\n  modelops:models:\n    a: {version: 1.0.0}\n    a: {version: 2.0.0}\n", "line 4"),
+])
+def test_duplicate_keys_are_refused_as_the_cli_refuses_them(text, where, tmp_path, capsys):
+    path = tmp_path / "Pulumi.dup.yaml"
+    path.write_text(text)
+    assert main(["plan", "--stack-file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "duplicate key" in err and where in err
+
+
 def test_bad_stack_exits_2_with_key_paths_and_writes_nothing(tmp_path, capsys):
     def break_it(config):
         config["modelops:models"]["sentiment"]["replicas"] = {"min": 4, "max": 2}
