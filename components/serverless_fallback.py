@@ -6,14 +6,14 @@ Creates:
 - a log group with retention;
 - an image-package Lambda function from the model's image pinned by digest, with memory, timeout and
   ephemeral storage within Lambda's limits, reserved concurrency as a cost cap and active tracing;
-- an alias named after the model version, and a function URL on it with AWS_IAM authorisation;
+- a stable alias (`live`) that each release moves to the new function version, and a function URL
+  on it with AWS_IAM authorisation (the URL, and so the exported endpoint, survives releases);
 - CloudWatch alarms on errors, throttles and duration.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 
 import pulumi
@@ -115,12 +115,14 @@ class ServerlessFallback(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
         )
+        # One alias for every release: renaming it per version would replace the alias and its function
+        # URL at each release, changing the endpoint clients call. The version moves; the name stays.
         alias = aws.lambda_.Alias(
             f"{name}-alias",
-            name=alias_for(args.version),
+            name=LIVE_ALIAS,
             function_name=function.name,
             function_version=function.version,
-            description=f"model version {args.version}",
+            description=alias_description(args.version),
             opts=child,
         )
         url = aws.lambda_.FunctionUrl(
@@ -170,9 +172,13 @@ def function_name_for(stack: str, model: str) -> str:
     return f"modelops-{stack}-{model}"[:64]
 
 
-def alias_for(version: str) -> str:
-    """Lambda alias names allow letters, digits, '-' and '_': `1.2.0` becomes `v1-2-0`."""
-    return "v" + re.sub(r"[^A-Za-z0-9_-]", "-", version)
+LIVE_ALIAS = "live"
+"""The alias clients and the function URL use; each release points it at the new function version."""
+
+
+def alias_description(version: str) -> str:
+    """The alias's description names the model version it serves (what `modelops smoke` verifies)."""
+    return f"model version {version}"
 
 
 def execution_policy(args: ServerlessFallbackArgs, log_group_name: str) -> dict:

@@ -15,7 +15,7 @@ import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from components.config import StackConfig
-from components.serverless_fallback import alias_for, function_name_for
+from components.serverless_fallback import LIVE_ALIAS, alias_description, function_name_for
 
 
 @dataclass(frozen=True)
@@ -36,15 +36,22 @@ def smoke(cfg: StackConfig, stack: str, session: boto3.session.Session | None = 
         mode = cfg.fallback(model)
         if mode == "none":
             continue
-        function, alias = function_name_for(stack, name), alias_for(model.version)
+        function, alias = function_name_for(stack, name), LIVE_ALIAS
         target = f"{function}:{alias}"
         client = session.client("lambda", region_name=cfg.cluster.region, config=botocore.config.Config(
             retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=5,
             read_timeout=model.serverless.timeout_seconds + 5))
         payload = json.dumps(model.serverless.sample_payload).encode()
         try:
-            # The alias first: it proves this version is deployed and says which function version serves it.
-            version = client.get_alias(FunctionName=function, Name=alias)["FunctionVersion"]
+            # The alias first: its description says which model version it serves, and it names the
+            # function version that serves it.
+            described = client.get_alias(FunctionName=function, Name=alias)
+            version = described["FunctionVersion"]
+            if described.get("Description") != alias_description(model.version):
+                results.append(SmokeResult(name, target, "fail", None, None,
+                                           f"the {alias} alias serves {described.get('Description') or 'an unknown version'}, "
+                                           f"not model version {model.version}: deploy this version first"))
+                continue
             started = time.perf_counter()
             answer = client.invoke(FunctionName=function, Qualifier=alias, Payload=payload)
         except ClientError as exc:

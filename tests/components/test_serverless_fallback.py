@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from components import ServerlessFallback, ServerlessFallbackArgs
-from components.serverless_fallback import _check_limits, alias_for
+from components.serverless_fallback import _check_limits
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/sentiment:1.2.0@sha256:" + "c" * 64
 ARGS = ServerlessFallbackArgs(function_name="modelops-dev-sentiment", image_uri=IMAGE, version="1.2.0",
@@ -26,12 +26,18 @@ def test_function_is_capped_traced_and_pinned(build):
     assert function["environment"]["variables"]["MODEL_URI"] == "s3://acme-models-dev/sentiment/1.2.0"
 
 
-def test_url_requires_iam_on_the_version_alias(build):
+def test_url_requires_iam_on_a_stable_alias_whose_version_moves(build):
     built = build(lambda: ServerlessFallback("s", ARGS))
     url = built.inputs("s-url")
     assert url["authorizationType"] == "AWS_IAM"
-    assert url["qualifier"] == "v1-2-0" == built.inputs("s-alias")["name"]
+    assert url["qualifier"] == "live" == built.inputs("s-alias")["name"]
     assert built.inputs("s-alias")["functionVersion"] == "1"
+    assert built.inputs("s-alias")["description"] == "model version 1.2.0"
+    # A release changes the alias's version and description only: alias and URL are not replaced, so
+    # the exported endpoint stays the same.
+    release = build(lambda: ServerlessFallback("s", replace(ARGS, version="1.3.0")))
+    assert release.inputs("s-url") == url
+    assert release.inputs("s-alias")["name"] == "live"
 
 
 def test_role_names_every_resource_it_writes(build):
@@ -62,5 +68,3 @@ def test_lambda_limits_are_enforced(change, message):
         _check_limits(replace(ARGS, **change))
 
 
-def test_alias_names_are_valid_lambda_aliases():
-    assert alias_for("2.4.0-rc.1") == "v2-4-0-rc-1"

@@ -25,7 +25,7 @@ def moto_lambda(moto_server, monkeypatch):
     return boto3.client("lambda", region_name="us-east-1")
 
 
-def deploy(client, name: str, alias: str) -> None:
+def deploy(client, name: str, version: str, alias: str = "live") -> None:
     iam = boto3.client("iam", region_name="us-east-1")
     role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
@@ -33,16 +33,23 @@ def deploy(client, name: str, alias: str) -> None:
     client.create_function(FunctionName=name, Role=role, PackageType="Image",
                            Code={"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/s@sha256:" + "d" * 64},
                            Publish=True)
-    client.create_alias(FunctionName=name, Name=alias, FunctionVersion="1")
+    client.create_alias(FunctionName=name, Name=alias, FunctionVersion="1", Description=f"model version {version}")
 
 
 def test_a_deployed_fallback_answers(moto_lambda, capsys):
-    deploy(moto_lambda, "modelops-dev-sentiment", "v1-2-0")
+    deploy(moto_lambda, "modelops-dev-sentiment", "1.2.0")
     results = smoke(parse_stack_config(stack_raw("dev")), "dev")
     assert [(r.model, r.outcome, r.status) for r in results] == [("sentiment", "ok", 200)]
     assert results[0].latency_ms is not None and results[0].latency_ms > 0
     assert main(["smoke", "--stack", "dev"]) == 0
-    assert "modelops-dev-sentiment:v1-2-0" in capsys.readouterr().out
+    assert "modelops-dev-sentiment:live" in capsys.readouterr().out
+
+
+def test_a_fallback_still_serving_the_previous_version_fails(moto_lambda, capsys):
+    deploy(moto_lambda, "modelops-dev-sentiment", "1.1.0")
+    results = smoke(parse_stack_config(stack_raw("dev")), "dev")
+    assert [(r.model, r.outcome) for r in results] == [("sentiment", "fail")]
+    assert "serves model version 1.1.0, not model version 1.2.0" in results[0].detail
 
 
 def test_a_missing_fallback_fails_the_smoke_check(moto_lambda, capsys):
@@ -52,7 +59,7 @@ def test_a_missing_fallback_fails_the_smoke_check(moto_lambda, capsys):
 
 
 def test_auto_models_without_a_function_are_skipped_not_failed(moto_lambda):
-    deploy(moto_lambda, "modelops-prod-sentiment", "v1-3-0")
+    deploy(moto_lambda, "modelops-prod-sentiment", "1.3.0")
     results = {r.model: r for r in smoke(parse_stack_config(stack_raw("prod")), "prod")}
     assert results["sentiment"].outcome == "ok"
     assert results["summarizer"].outcome == "skipped"
