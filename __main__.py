@@ -128,6 +128,7 @@ for name, model in cfg.models.items():
             prometheus_address=model.autoscaling.prometheus_address, env=model.env,
             canary_version=canary.version if canary else None,
             canary_image=image.canary_image_ref if canary else None, canary_weight=canary.weight if canary else 0,
+            canary_artifact_prefix=model.canary_artifact_prefix,
             gateway_name=gateway.name if gateway else None, gateway_namespace=gateway.namespace if gateway else None,
             gateway_hostname=gateway.hostname if gateway else None, tags=tags),
             opts=pulumi.ResourceOptions(providers=[aws_provider, k8s_provider],

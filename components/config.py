@@ -181,6 +181,9 @@ class CanaryConfig(_Model):
     """Percent of traffic sent to the canary."""
     image: ImageConfig | None = None
     """The canary's image (default: the model's image built at the canary version)."""
+    artifact_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9.-]{3,63}(/.*)?$")
+    """The canary version's weights (default: the model's artifactUri with its version segment replaced
+    by the canary version): the canary must serve the new version, not the stable weights."""
 
 
 class ProbeConfig(_Model):
@@ -234,10 +237,30 @@ class ModelConfig(_Model):
 
     @property
     def artifact_prefix(self) -> str:
-        if not self.artifact_uri:
-            return ""
-        parts = self.artifact_uri[len("s3://"):].split("/", 1)
-        return parts[1].strip("/") if len(parts) > 1 else ""
+        return _s3_prefix(self.artifact_uri)
+
+    @property
+    def canary_artifact_uri(self) -> str | None:
+        """The canary's artifact: its own, else the stable one with the version segment moved on."""
+        if self.canary is None or not self.artifact_uri:
+            return None
+        if self.canary.artifact_uri:
+            return self.canary.artifact_uri
+        segments = self.artifact_uri.split("/")
+        if self.version not in segments[3:]:
+            return None
+        return "/".join(self.canary.version if i >= 3 and s == self.version else s for i, s in enumerate(segments))
+
+    @property
+    def canary_artifact_prefix(self) -> str:
+        return _s3_prefix(self.canary_artifact_uri)
+
+
+def _s3_prefix(uri: str | None) -> str:
+    if not uri:
+        return ""
+    parts = uri[len("s3://"):].split("/", 1)
+    return parts[1].strip("/") if len(parts) > 1 else ""
 
 
 class BudgetConfig(_Model):
@@ -353,6 +376,17 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
             problems.append(f"{path}.fallback: 'auto' chooses between a GPU pool and serverless; set pool")
         if model.canary is not None and model.canary.version == model.version:
             problems.append(f"{path}.canary.version: equals the stable version {model.version!r}")
+        if model.canary is not None and model.artifact_uri:
+            canary_uri = model.canary_artifact_uri
+            if canary_uri is None:
+                problems.append(f"{path}.canary.artifactUri: required: artifactUri has no {model.version!r} path "
+                                "segment to derive the canary's weights from, and the canary must not serve the "
+                                "stable weights")
+            elif canary_uri.split("/")[2] != model.artifact_bucket:
+                problems.append(f"{path}.canary.artifactUri: must be in the model's bucket {model.artifact_bucket!r}")
+            elif canary_uri.rstrip("/") == model.artifact_uri.rstrip("/"):
+                problems.append(f"{path}.canary.artifactUri: is the stable version's artifact; the canary would "
+                                "serve the stable weights")
         if mode != "none" and model.cpu_image is None and model.image.ref is not None \
                 and not model.image.ref.startswith(f"{cfg.cluster.ecr_registry}/"):
             problems.append(f"{path}.image.ref: fallback {mode!r} runs the image on Lambda, which pulls only from "

@@ -97,7 +97,9 @@ class ModelServiceArgs:
     canary_image: pulumi.Input[str] | None = None
     """The canary image, pinned by digest."""
     canary_weight: int = 0
-    """Percent of traffic for the canary."""
+    """Percent of traffic for the canary; 0 stops the canary's traffic and pods (the roll-back)."""
+    canary_artifact_prefix: str = ""
+    """Key prefix of the canary version's artifact, in the same bucket."""
     gateway_name: str | None = None
     """A Gateway API Gateway for exact traffic splitting; None splits by replica ratio."""
     gateway_namespace: str | None = None
@@ -139,14 +141,17 @@ class ModelService(pulumi.ComponentResource):
         )
 
         canary = args.canary_version is not None
-        canary_replicas = max(1, math.ceil(args.max_replicas * args.canary_weight / 100)) if canary else 0
-        stable = self._deployment(name, "stable", args.version, args.image, None, account)
+        canary_replicas = self._canary_replicas() if canary else 0
+        stable = self._deployment(name, "stable", args.version, args.image, None, account, args.artifact_prefix)
         self._disruption_budget(f"{name}-pdb", name, "stable", labels)
         self._autoscaler(name, stable, args)
+        tracks = [stable]
         if canary:
             canary_name = f"{name}-canary"
-            self._deployment(canary_name, "canary", args.canary_version, args.canary_image, canary_replicas, account)
-            self._disruption_budget(f"{canary_name}-pdb", canary_name, "canary", labels)
+            tracks.append(self._deployment(canary_name, "canary", args.canary_version, args.canary_image,
+                                           canary_replicas, account, args.canary_artifact_prefix))
+            if canary_replicas:
+                self._disruption_budget(f"{canary_name}-pdb", canary_name, "canary", labels)
 
         port = [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
         service = k8s.core.v1.Service(
@@ -156,7 +161,7 @@ class ModelService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         if args.gateway_name:
-            self._route(name, labels, port)
+            self._route(name, labels, port, tracks)
         elif canary:
             pulumi.log.warn(
                 f"model {name}: no gateway configured, so the {args.canary_weight}% canary split is approximate: "
@@ -203,12 +208,16 @@ class ModelService(pulumi.ComponentResource):
         }]}
         role = aws.iam.Role(f"{name}-role", assume_role_policy=json.dumps(trust), tags=args.tags,
                             opts=pulumi.ResourceOptions(parent=self))
+        prefixes = [args.artifact_prefix]
+        if args.canary_version is not None and args.canary_artifact_prefix:
+            prefixes.append(args.canary_artifact_prefix)
         aws.iam.RolePolicy(f"{name}-artifact-read", role=role.id,
-                           policy=json.dumps(artifact_read_policy(args.artifact_bucket, args.artifact_prefix)),
+                           policy=json.dumps(artifact_read_policy(args.artifact_bucket, *prefixes)),
                            opts=pulumi.ResourceOptions(parent=self))
         return role
 
-    def _pod_spec(self, version: str, image: pulumi.Input[str], account: k8s.core.v1.ServiceAccount) -> dict:
+    def _pod_spec(self, version: str, image: pulumi.Input[str], account: k8s.core.v1.ServiceAccount,
+                  artifact_prefix: str) -> dict:
         args = self._args
         resources = {"requests": {"cpu": args.cpu, "memory": args.memory}, "limits": {"memory": args.memory}}
         if args.gpus:
@@ -256,7 +265,7 @@ class ModelService(pulumi.ComponentResource):
             ],
         }
         if args.artifact_bucket:
-            source = f"s3://{args.artifact_bucket}/{args.artifact_prefix}".rstrip("/")
+            source = f"s3://{args.artifact_bucket}/{artifact_prefix}".rstrip("/")
             spec["initContainers"] = [{
                 "name": "fetch-model",
                 "image": ARTIFACT_FETCHER_IMAGE,
@@ -284,7 +293,8 @@ class ModelService(pulumi.ComponentResource):
         return self._replica_ready_seconds() * max(1, replicas) + 120
 
     def _deployment(self, name: str, track: str, version: str, image: pulumi.Input[str],
-                    replicas: int | None, account: k8s.core.v1.ServiceAccount) -> k8s.apps.v1.Deployment:
+                    replicas: int | None, account: k8s.core.v1.ServiceAccount,
+                    artifact_prefix: str) -> k8s.apps.v1.Deployment:
         args = self._args
         labels = {**standard_labels(self._name, args.environment, args.cost_owner, version, "model-server"), TRACK_LABEL: track}
         spec = {
@@ -295,7 +305,8 @@ class ModelService(pulumi.ComponentResource):
             # Kubernetes' default (600 s) marks a Deployment failed before one GPU replica can be ready,
             # and the provider's await gives up on that condition.
             "progressDeadlineSeconds": self._replica_ready_seconds() + 60,
-            "template": {"metadata": {"labels": labels}, "spec": self._pod_spec(version, image, account)},
+            "template": {"metadata": {"labels": labels},
+                         "spec": self._pod_spec(version, image, account, artifact_prefix)},
         }
         if replicas is not None:  # the stable track's replicas belong to its autoscaler
             spec["replicas"] = replicas
@@ -348,7 +359,19 @@ class ModelService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _route(self, name: str, labels: dict[str, str], port: list[dict]) -> None:
+    def _canary_replicas(self) -> int:
+        """0 at weight 0 (the roll-back stops the canary's pods too). Through a gateway, at least 2: the
+        route sends the canary its share whatever its size, and with one replica every node drain (the
+        PDB allows one eviction) would leave that share without a backend. By replica ratio, the share
+        of the stable replicas' count the weight asks for."""
+        args = self._args
+        if args.canary_weight == 0:
+            return 0
+        by_ratio = max(1, math.ceil(args.max_replicas * args.canary_weight / 100))
+        return max(2, by_ratio) if args.gateway_name else by_ratio
+
+    def _route(self, name: str, labels: dict[str, str], port: list[dict],
+               tracks: list[k8s.apps.v1.Deployment]) -> None:
         args = self._args
         backends = [(name if args.canary_version is None else f"{name}-stable", "stable",
                      100 - args.canary_weight if args.canary_version else 100)]
@@ -380,7 +403,9 @@ class ModelService(pulumi.ComponentResource):
             kind="HTTPRoute",
             metadata={"name": name, "namespace": args.namespace, "labels": labels},
             spec=route,
-            opts=pulumi.ResourceOptions(parent=self),
+            # The split changes only once every track's rollout is available (Pulumi awaits each
+            # Deployment): no traffic reaches a canary that is not ready.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=tracks),
         )
 
     def _alerts(self, name: str, labels: dict[str, str], args: ModelServiceArgs) -> None:
@@ -410,13 +435,18 @@ class ModelService(pulumi.ComponentResource):
         )
 
 
-def artifact_read_policy(bucket: str, prefix: str) -> dict:
-    """Read-only access to one artifact prefix: get its objects and list under it, nothing else."""
-    keys = f"{prefix}/*" if prefix else "*"
-    list_statement = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"}
-    if prefix:
-        list_statement["Condition"] = {"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}}
+def artifact_read_policy(bucket: str, prefix: str, *more_prefixes: str) -> dict:
+    """Read-only access to artifact prefixes (the stable version's, and the canary's when there is one):
+    get their objects and list under them, nothing else."""
+    prefixes = [prefix, *more_prefixes]
+    if not all(prefixes):
+        return {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"}]}
+    keys = [f"arn:aws:s3:::{bucket}/{p}/*" for p in prefixes]
+    listed = [v for p in prefixes for v in (p, f"{p}/*")]
     return {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/{keys}"},
-        list_statement,
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": keys[0] if len(keys) == 1 else keys},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}",
+         "Condition": {"StringLike": {"s3:prefix": listed}}},
     ]}

@@ -150,3 +150,25 @@ def test_published_schema_rejects_an_unknown_key():
 
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"config": {"modelops:colour": "blue"}}, json_schema())
+
+
+def test_the_canary_fetches_its_own_version_weights():
+    # "2.5.0 at 10%" must serve 2.5.0: the canary's artifact is derived from the stable one's version
+    # segment, or given; a URI with no version segment and no canary artifact is refused.
+    cfg = parse_stack_config(stack_raw("prod"))
+    assert cfg.models["chat"].canary_artifact_uri == "s3://acme-models-prod/chat/2.5.0"
+    assert cfg.models["chat"].canary_artifact_prefix == "chat/2.5.0"
+
+    raw = stack_raw("prod")
+    raw["models"]["chat"]["artifactUri"] = "s3://acme-models-prod/chat/current"
+    assert problems_of(raw) == ["modelops:models.chat.canary.artifactUri: required: artifactUri has no '2.4.0' path "
+                                "segment to derive the canary's weights from, and the canary must not serve the "
+                                "stable weights"]
+    raw["models"]["chat"]["canary"]["artifactUri"] = "s3://acme-models-prod/chat/current"
+    assert problems_of(raw) == ["modelops:models.chat.canary.artifactUri: is the stable version's artifact; the "
+                                "canary would serve the stable weights"]
+    raw["models"]["chat"]["canary"]["artifactUri"] = "s3://other-bucket/chat/2.5.0"
+    assert problems_of(raw) == ["modelops:models.chat.canary.artifactUri: must be in the model's bucket "
+                                "'acme-models-prod'"]
+    raw["models"]["chat"]["canary"]["artifactUri"] = "s3://acme-models-prod/chat/next"
+    assert parse_stack_config(raw).models["chat"].canary_artifact_prefix == "chat/next"

@@ -131,25 +131,51 @@ def test_no_role_and_no_init_container_without_an_s3_artifact(build):
     assert "initContainers" not in pod_of(built)
 
 
+GATEWAY = {"gateway_name": "models", "gateway_namespace": "gateway-system", "gateway_hostname": "models.example"}
+CANARY = {"canary_version": "2.5.0", "canary_image": IMAGE, "canary_artifact_prefix": "chat/2.5.0"}
+
+
 def test_canary_through_a_gateway_splits_by_weight(build):
-    built = build(lambda: ModelService("chat", replace(
-        ARGS, canary_version="2.5.0", canary_image=IMAGE, canary_weight=10, gateway_name="models",
-        gateway_namespace="gateway-system", gateway_hostname="models.example")))
-    route = built.inputs("chat-route")["spec"]
-    backends = route["rules"][0]["backendRefs"]
+    built = build(lambda: ModelService("chat", replace(ARGS, canary_weight=10, **CANARY, **GATEWAY)))
+    route = built.named("chat-route")
+    backends = route["inputs"]["spec"]["rules"][0]["backendRefs"]
     assert {b["name"]: b["weight"] for b in backends} == {"chat-stable": 90, "chat-canary": 10}
     assert sum(b["weight"] for b in backends) == 100
+    # the split applies only once both tracks' rollouts are available (Pulumi awaits each Deployment)
+    assert {d.rsplit("::", 1)[-1] for d in route["dependencies"]} >= {"chat-deployment", "chat-canary-deployment"}
     assert built.inputs("chat-canary-svc")["spec"]["selector"]["modelops/track"] == "canary"
     canary = built.inputs("chat-canary-deployment")
     assert canary["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"] == "2.5.0"
-    assert canary["spec"]["replicas"] == 1
+    # two replicas: a node drain (the PDB allows one eviction) never leaves the canary's 10% without a backend
+    assert canary["spec"]["replicas"] == 2
     assert built.inputs("chat-canary-pdb")["spec"]["maxUnavailable"] == 1
     assert not built.warnings
 
 
+def test_the_canary_serves_the_canary_version_weights(build):
+    built = build(lambda: ModelService("chat", replace(ARGS, canary_weight=10, **CANARY, **GATEWAY)))
+    fetch = pod_of(built, "chat-canary-deployment")["initContainers"][0]["command"]
+    assert fetch[-2:] == ["s3://acme-models/chat/2.5.0", "/models"]
+    assert pod_of(built)["initContainers"][0]["command"][-2:] == ["s3://acme-models/chat/2.4.0", "/models"]
+    policy = json.loads(built.inputs("chat-artifact-read")["policy"])
+    get = next(s for s in policy["Statement"] if s["Action"] == "s3:GetObject")
+    assert get["Resource"] == ["arn:aws:s3:::acme-models/chat/2.4.0/*", "arn:aws:s3:::acme-models/chat/2.5.0/*"]
+
+
+@pytest.mark.parametrize("gateway", [True, False])
+def test_weight_zero_stops_the_canary_traffic_and_pods(build, gateway):
+    # the documented roll-back: `canary.weight: 0`
+    extra = GATEWAY if gateway else {}
+    built = build(lambda: ModelService("chat", replace(ARGS, canary_weight=0, **CANARY, **extra)))
+    assert built.inputs("chat-canary-deployment")["spec"]["replicas"] == 0
+    assert "chat-canary-pdb" not in built.names()  # a PDB over no pods would only block drains
+    if gateway:
+        backends = built.inputs("chat-route")["spec"]["rules"][0]["backendRefs"]
+        assert {b["name"]: b["weight"] for b in backends} == {"chat-stable": 100, "chat-canary": 0}
+
+
 def test_canary_without_a_gateway_warns_that_the_split_is_approximate(build):
-    built = build(lambda: ModelService("chat", replace(ARGS, canary_version="2.5.0", canary_image=IMAGE,
-                                                       canary_weight=50)))
+    built = build(lambda: ModelService("chat", replace(ARGS, canary_weight=50, **CANARY)))
     assert built.inputs("chat-canary-deployment")["spec"]["replicas"] == 3
     assert not built.of_type("HTTPRoute")
     assert any("approximate" in w for w in built.warnings)
