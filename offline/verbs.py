@@ -136,6 +136,25 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return EXIT_POLICY if any(r.outcome == "fail" for r in results) else EXIT_OK
 
 
+def cmd_policy_config(args: argparse.Namespace) -> int:
+    from . import policy_config
+    from .check import POLICIES_DIR, PolicyConfigError, load_policy_config
+
+    settings = _settings(args)
+    path = POLICIES_DIR / "config" / f"{settings.stack}.json"
+    try:
+        current = load_policy_config(path) if path.exists() else {}
+    except PolicyConfigError as exc:
+        raise UsageError(str(exc)) from None
+    text = policy_config.dumps(policy_config.merged(current, settings.model))
+    if args.write:
+        path.write_text(text)
+        print(f"wrote {path}")
+        return EXIT_OK
+    write_output(text, "-")
+    return EXIT_OK
+
+
 def register(verb) -> None:
     check = verb("check", cmd_check, "Run the policy pack over a stack's plan or any preview-JSON file "
                  "(exit 1 when a mandatory rule fails).")
@@ -174,6 +193,11 @@ def register(verb) -> None:
     render.add_argument("--stack", default="dev", help="stack to plan (default: dev)")
     render.add_argument("--plan", metavar="FILE", help="render this preview-JSON file instead of planning")
     render.add_argument("--out", metavar="DIR", required=True, help="output directory")
+
+    policy = verb("policy-config", cmd_policy_config, "Print (or --write) a stack's policy-pack config with the "
+                  "settings its stack file decides: registries, repository prefix, GPU budget and region.")
+    policy.add_argument("--stack", default="dev", help="stack name (default: dev)")
+    policy.add_argument("--write", action="store_true", help="update policies/config/<stack>.json in place")
 
     smoke = verb("smoke", cmd_smoke, "Invoke each deployed serverless fallback with its sample payload.")
     smoke.add_argument("--stack", default="dev", help="stack name (default: dev)")

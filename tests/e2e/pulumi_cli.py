@@ -89,8 +89,8 @@ class PulumiCli:
         uv = str(ROOT / ".tools" / "bin" / "uv")
         pack = self.project / "policies"
         subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(pack / "venv")], check=True)
-        subprocess.run([uv, "pip", "install", "--quiet", "--python", str(pack / "venv" / "bin" / "python"),
-                        "-r", str(pack / "requirements.txt")], check=True)
+        subprocess.run([uv, "pip", "install", "--quiet", "--require-hashes", "--python",
+                        str(pack / "venv" / "bin" / "python"), "-r", str(pack / "requirements.txt")], check=True)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "AWS_", "KUBECONFIG"))}

@@ -47,3 +47,14 @@ def test_merges_go_up_dev_then_staging_then_prod_behind_environments():
     assert up["environment"] == "${{ inputs.stack }}"
     action = next(s for s in up["steps"] if s.get("uses", "").startswith("pulumi/actions"))
     assert action["with"]["command"] == "up"
+
+
+def test_the_policy_pack_environment_is_installed_before_pulumi_runs_it():
+    # `--policy-pack policies` runs the pack in its own virtualenv (PulumiPolicy.yaml): the CLI fails
+    # when policies/venv lacks pulumi-policy.
+    for name, job in (("pull-request.yml", "preview"), ("up.yml", "up")):
+        steps = load(name)["jobs"][job]["steps"]
+        action = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("pulumi/actions"))
+        installs = [i for i, s in enumerate(steps)
+                    if "policies/venv/bin/pip install --require-hashes -r policies/requirements.txt" in s.get("run", "")]
+        assert installs and installs[0] < action, name

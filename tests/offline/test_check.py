@@ -99,3 +99,25 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert main(["check", "--plan", str(CLI_FIXTURES / "sample-preview-creates.json"), "--policy-config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "no such file" in err and "needs --policy-config" in err and "unknown enforcement level 'strict'" in err
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_policy_configs_carry_what_their_stack_file_decides(stack, capsys):
+    # Registries, repository prefix, budget and region live in the stack file; the policy config the CLI
+    # reads repeats them, written by `modelops policy-config --write`: this keeps them from drifting.
+    assert main(["policy-config", "--stack", stack]) == 0
+    assert capsys.readouterr().out == (UPSTREAM.parent.parent / "policies" / "config" / f"{stack}.json").read_text()
+
+
+def test_policy_config_follows_a_changed_stack_file(tmp_path, monkeypatch, capsys):
+    from components.config import parse_stack_config
+    from offline.policy_config import derived_settings
+    from tests.conftest import stack_raw
+
+    raw = stack_raw("prod")
+    raw["budget"]["monthlyGpuUsd"] = 30000
+    raw["registry"]["allowedRegistries"] = ["public.ecr.aws/neuron/"]
+    derived = derived_settings(parse_stack_config(raw))
+    assert derived["gpu-cost-ceiling"] == {"budgetUsd": 30000, "region": "us-east-1"}
+    assert derived["k8s-allowed-registries"]["registries"] == [
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/", "public.ecr.aws/neuron/"]
