@@ -152,6 +152,19 @@ def karpenter_gpu_taint(resource_type: str, props: Mapping[str, Any], settings: 
         yield f"spec.template.spec.taints lacks {GPU_TAINT_KEY}:NoSchedule; CPU pods would fill GPU nodes"
 
 
+@resource_rule("karpenter-ami-pinned", "EC2NodeClasses must pin their AMI alias to a version, not @latest.")
+def karpenter_ami_pinned(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    # Karpenter treats a new AMI behind `@latest` as drift and replaces every node of the class: each AMI
+    # release would roll every GPU node (and restart every model on it) outside any change review.
+    if k8s_kind(resource_type) != "EC2NodeClass":
+        return
+    for term in as_list(dig(props, "spec", "amiSelectorTerms")):
+        alias = as_map(term).get("alias")
+        if isinstance(alias, str) and alias.endswith("@latest"):
+            yield (f"amiSelectorTerms alias {alias} follows every AMI release, and each release replaces every "
+                   "node; pin a version (e.g. bottlerocket@v1.66.0) and move it in a reviewed change")
+
+
 @resource_rule("node-imdsv2", "EC2NodeClasses must require IMDSv2 with a hop limit of 1.")
 def node_imdsv2(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if k8s_kind(resource_type) != "EC2NodeClass":
