@@ -6,6 +6,7 @@ are written as a visible placeholder and listed at the top of the file; secrets 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,13 @@ import yaml
 from .plan import SECRET, UNKNOWN, Plan, PlannedResource
 
 UNKNOWN_PLACEHOLDER = "(known after pulumi up)"
+# What Kubernetes allows in a namespace, kind or object name that lands in a file name: DNS subdomain
+# characters. Anything else (a plan from elsewhere with `../` or `/` in a name) could write outside --out.
+_SAFE_SEGMENT = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
+
+
+class RenderError(Exception):
+    """A plan or output directory render refuses: nothing is written."""
 _FIRST_KEYS = ("apiVersion", "kind", "metadata")
 
 
@@ -50,8 +58,13 @@ def _unknown_paths(value: Any, path: str = "") -> tuple[Any, list[str]]:
 
 def file_name(doc: dict[str, Any]) -> str:
     meta = doc.get("metadata") or {}
-    folder = meta.get("namespace") or "_cluster"
-    return f"{folder}/{doc['kind'].lower()}-{meta.get('name', 'unnamed')}.yaml"
+    namespace, kind, name = meta.get("namespace"), str(doc.get("kind", "")).lower(), meta.get("name", "unnamed")
+    for what, value in (("namespace", namespace), ("kind", kind), ("name", name)):
+        if value is not None and not (isinstance(value, str) and _SAFE_SEGMENT.fullmatch(value)
+                                      and ".." not in value):
+            raise RenderError(f"{what} {value!r} of a {doc.get('kind')} is not a Kubernetes name; refusing to "
+                              "write a file for it")
+    return f"{namespace or '_cluster'}/{kind}-{name}.yaml"
 
 
 def render_text(resource: PlannedResource) -> tuple[str, str]:
@@ -67,11 +80,25 @@ def render_text(resource: PlannedResource) -> tuple[str, str]:
 
 
 def write_manifests(plan: Plan, out_dir: Path) -> list[Path]:
-    written = []
+    """Write every object under `out_dir`; check them all first, so a refused plan writes nothing."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RenderError(f"{out_dir} exists and is not a directory")
+    files: dict[str, tuple[str, str]] = {}
     for resource in kubernetes_resources(plan):
         name, text = render_text(resource)
-        path = out_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
+        if name in files:
+            raise RenderError(f"{files[name][0]} and {resource.urn} would both be written to {name}")
+        files[name] = (resource.urn, text)
+    root = out_dir.resolve()
+    written = []
+    try:
+        for name, (_, text) in files.items():
+            path = out_dir / name
+            if root not in path.resolve().parents:
+                raise RenderError(f"{name} is outside {out_dir}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            written.append(path)
+    except OSError as exc:
+        raise RenderError(f"cannot write under {out_dir}: {exc.strerror or exc}") from None
     return written

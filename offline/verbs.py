@@ -120,9 +120,12 @@ def cmd_comment(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .render import write_manifests
+    from .render import RenderError, write_manifests
 
-    written = write_manifests(_plan_from(args), Path(args.out))
+    try:
+        written = write_manifests(_plan_from(args), Path(args.out))
+    except RenderError as exc:
+        raise UsageError(str(exc)) from None
     print(f"wrote {len(written)} manifests to {args.out}")
     return EXIT_OK
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from offline.cli import main
@@ -50,3 +51,43 @@ def test_secret_envelopes_from_any_plan_are_masked(tmp_path):
     [resource] = kubernetes_resources(load_plan(path))
     _, text = render_text(resource)
     assert "hunter2" not in text and "password: '[secret]'" in text
+
+
+def _plan_with_names(tmp_path, *names):
+    from tests.policies.test_rules import preview_json
+
+    resources = [("kubernetes:core/v1:ConfigMap", f"cm{i}", {"apiVersion": "v1", "kind": "ConfigMap",
+                                                              "metadata": {"name": name, "namespace": ns}})
+                 for i, (ns, name) in enumerate(names)]
+    path = tmp_path / "plan.json"
+    path.write_text(__import__("json").dumps(preview_json(resources)))
+    return str(path)
+
+
+@pytest.mark.parametrize("namespace, name", [
+    ("../../etc", "passwd"), ("models", "../../../tmp/x"), ("/abs", "x"), ("models", "a/b"), ("Models", "x"),
+    ("models", ".."), ("models", "x\n"),
+])
+def test_render_never_writes_outside_out(tmp_path, capsys, namespace, name):
+    plan = _plan_with_names(tmp_path, ("models", "fine"), (namespace, name))
+    out = tmp_path / "out"
+    assert main(["render", "--plan", plan, "--out", str(out)]) == 2
+    assert "is not a Kubernetes name" in capsys.readouterr().err
+    assert not out.exists()  # checked before anything is written
+
+
+def test_render_refuses_two_objects_in_one_file(tmp_path, capsys):
+    plan = _plan_with_names(tmp_path, ("models", "same"), ("models", "same"))
+    assert main(["render", "--plan", plan, "--out", str(tmp_path / "out")]) == 2
+    assert "would both be written to models/configmap-same.yaml" in capsys.readouterr().err
+
+
+def test_render_output_errors_are_exit_2_not_tracebacks(tmp_path, capsys):
+    plan = _plan_with_names(tmp_path, ("models", "fine"))
+    a_file = tmp_path / "not-a-dir"
+    a_file.write_text("x")
+    assert main(["render", "--plan", plan, "--out", str(a_file)]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
+    # a directory that cannot be created, even as root (CI runs as root)
+    assert main(["render", "--plan", plan, "--out", "/proc/modelops-render-test"]) == 2
+    assert "cannot write under /proc/modelops-render-test" in capsys.readouterr().err
