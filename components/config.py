@@ -25,6 +25,13 @@ CapacityType = Literal["spot", "on-demand"]
 FallbackMode = Literal["none", "standby", "auto", "only"]
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+_HOSTNAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+_MODEL_NAME = re.compile(r"[a-z]([-a-z0-9]{0,40}[a-z0-9])?")
+"""A model's name names its Service (RFC 1035: starts with a letter), Deployment and IAM role."""
+_POOL_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
+RESERVED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "default")
+"""Namespaces a model may not use: the program would label them `restricted` and take them over."""
 _QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
 _DURATION = r"^([0-9]+(s|m|h))+$|^Never$"
 
@@ -57,9 +64,9 @@ class _Model(BaseModel):
 class GatewayRef(_Model):
     """A Gateway API Gateway that model routes attach to."""
 
-    name: str
-    namespace: str
-    hostname: str | None = None
+    name: str = Field(pattern=_DNS_SUBDOMAIN)
+    namespace: str = Field(pattern=_DNS_LABEL)
+    hostname: str | None = Field(default=None, pattern=_HOSTNAME)
 
 
 class ClusterConfig(_Model):
@@ -72,9 +79,9 @@ class ClusterConfig(_Model):
     kubeconfig is the secret config value `modelops:kubeconfig` (`pulumi config set --secret`)."""
     kubeconfig_output: str = "kubeconfig"
     """The output of that stack holding the kubeconfig."""
-    node_role: str
+    node_role: str = Field(pattern=r"^[\w+=,.@-]{1,64}$")
     """The IAM role Karpenter gives the nodes it launches."""
-    discovery_tag: str | None = None
+    discovery_tag: str | None = Field(default=None, min_length=1, max_length=256)
     """Value of the `karpenter.sh/discovery` tag on the cluster's subnets and security groups (default: name)."""
     oidc_provider_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/.+$")
     availability_zones: tuple[str, ...] = ()
@@ -264,7 +271,7 @@ def _s3_prefix(uri: str | None) -> str:
 
 
 class BudgetConfig(_Model):
-    monthly_gpu_usd: float = Field(gt=0)
+    monthly_gpu_usd: float = Field(gt=0, allow_inf_nan=False)
 
 
 class PreflightConfig(_Model):
@@ -346,12 +353,25 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
     if not cfg.models:
         problems.append(f"{NAMESPACE}:models: define at least one model")
     for pool_name in cfg.gpu_pools:
-        if not re.match(_DNS_LABEL, pool_name):
-            problems.append(f"{NAMESPACE}:gpuPools.{pool_name}: pool names must be DNS labels (a-z, 0-9, '-')")
+        if not _POOL_NAME.fullmatch(pool_name):
+            problems.append(f"{NAMESPACE}:gpuPools.{pool_name!r}: pool names must be DNS labels (a-z, 0-9, '-')")
+    not_owned = {*RESERVED_NAMESPACES, cfg.cluster.monitoring_namespace, cfg.cluster.ingress_namespace}
+    if cfg.cluster.gateway:
+        not_owned.add(cfg.cluster.gateway.namespace)
+    derived_names = {f"{name}-{track}": name for name, m in cfg.models.items() if m.canary
+                     for track in ("canary", "stable")}
     for name, model in cfg.models.items():
         path = f"{NAMESPACE}:models.{name}"
-        if not re.match(_DNS_LABEL, name):
-            problems.append(f"{path}: model names must be DNS labels (a-z, 0-9, '-'), at most 42 characters")
+        if not _MODEL_NAME.fullmatch(name):
+            problems.append(f"{path!r}: model names must be DNS labels starting with a letter (a-z, 0-9, '-'), "
+                            "at most 42 characters: they name the model's Service")
+        if name in derived_names:
+            problems.append(f"{path}: collides with model {derived_names[name]!r}'s {name.rsplit('-', 1)[1]} "
+                            "track (its Deployment and Service have this name); rename one")
+        if model.namespace in not_owned:
+            problems.append(f"{path}.namespace: {model.namespace!r} is not the project's to take over (the "
+                            "program labels a model's namespace and enforces the restricted Pod Security profile "
+                            "on it); use a namespace of its own")
         lo, hi = cfg.min_replicas(model), cfg.max_replicas(model)
         if lo > hi:
             problems.append(f"{path}.replicas.min: must be <= max ({lo} > {hi})")

@@ -38,6 +38,10 @@ _RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 STACK_TYPE = "pulumi:pulumi:Stack"
 
 
+class DuplicateUrnError(Exception):
+    """Two resources registered under one URN (the real engine fails the update the same way)."""
+
+
 class ProgramError(Exception):
     """The program itself failed (a RunError, or an exception): the message is what it said."""
 
@@ -173,6 +177,9 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
         self._remember(mock_urn, reg, qualified)
 
     def _remember(self, mock_urn: str, reg: _Registration, qualified: str) -> None:
+        if reg.urn in self._qualified:
+            # The engine refuses a second registration of a URN; keeping one of the two would hide it.
+            raise DuplicateUrnError(f"Duplicate resource URN '{reg.urn}'; try giving it a unique name")
         self._by_mock_urn[mock_urn] = reg
         self._urn_by_mock[mock_urn] = reg.urn
         self._qualified[reg.urn] = qualified

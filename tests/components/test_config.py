@@ -79,6 +79,20 @@ def break_prod(path: str, value, delete: bool = False):
     ("models.chat.canary.version", "2.4.0", "modelops:models.chat.canary.version: equals the stable version '2.4.0'"),
     ("models.summarizer.serverless.memoryMb", 20000,
      "modelops:models.summarizer.serverless.memoryMb: Input should be less than or equal to 10240"),
+    # values the real systems would refuse, refused here with the key named
+    ("budget.monthlyGpuUsd", float("nan"), "modelops:budget.monthlyGpuUsd: Input should be a finite number"),
+    ("budget.monthlyGpuUsd", float("inf"), "modelops:budget.monthlyGpuUsd: Input should be a finite number"),
+    ("cluster.nodeRole", "", "modelops:cluster.nodeRole: String should match pattern"),
+    ("cluster.nodeRole", "role with spaces", "modelops:cluster.nodeRole: String should match pattern"),
+    ("cluster.discoveryTag", "", "modelops:cluster.discoveryTag: String should have at least 1 character"),
+    ("cluster.gateway.name", "", "modelops:cluster.gateway.name: String should match pattern"),
+    ("cluster.gateway.hostname", "Models.Acme.Example", "modelops:cluster.gateway.hostname: String should match pattern"),
+    ("cluster.gateway.namespace", "gateway_system", "modelops:cluster.gateway.namespace: String should match pattern"),
+    ("models.chat.namespace", "kube-system", "modelops:models.chat.namespace: 'kube-system' is not the project's"),
+    ("models.chat.namespace", "kube-public", "modelops:models.chat.namespace: 'kube-public' is not the project's"),
+    ("models.chat.namespace", "default", "modelops:models.chat.namespace: 'default' is not the project's"),
+    ("models.chat.namespace", "monitoring", "modelops:models.chat.namespace: 'monitoring' is not the project's"),
+    ("models.chat.namespace", "gateway-system", "modelops:models.chat.namespace: 'gateway-system' is not the"),
 ])
 def test_broken_values_name_their_key_path(path, value, expected):
     problems = problems_of(break_prod(path, value))
@@ -172,3 +186,19 @@ def test_the_canary_fetches_its_own_version_weights():
                                 "'acme-models-prod'"]
     raw["models"]["chat"]["canary"]["artifactUri"] = "s3://acme-models-prod/chat/next"
     assert parse_stack_config(raw).models["chat"].canary_artifact_prefix == "chat/next"
+
+
+@pytest.mark.parametrize("name", ["9lives", "chat\n", "Chat", "chat_bot", "-chat", "chat-", "x" * 43])
+def test_model_names_must_be_service_names(name):
+    raw = stack_raw("prod")
+    raw["models"][name] = raw["models"].pop("sentiment")
+    expected = f"{'modelops:models.' + name!r}: model names must be DNS labels starting with a letter"
+    assert any(p.startswith(expected) for p in problems_of(raw)), problems_of(raw)
+
+
+@pytest.mark.parametrize("name, track", [("chat-canary", "canary"), ("chat-stable", "stable")])
+def test_a_model_named_like_another_models_track_is_refused(name, track):
+    raw = stack_raw("prod")
+    raw["models"][name] = raw["models"].pop("sentiment")
+    assert f"modelops:models.{name}: collides with model 'chat''s {track} track (its Deployment and Service have " \
+           "this name); rename one" in problems_of(raw)

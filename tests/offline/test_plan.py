@@ -244,3 +244,16 @@ def test_project_file_is_a_normal_pulumi_project():
     assert project["runtime"]["name"] == "python"
     assert project["stackConfigDir"] == "stacks"
     assert load_project().stacks() == ["dev", "prod", "staging"]
+
+
+def test_two_resources_with_one_urn_fail_the_plan_as_the_engine_fails_the_update():
+    import pulumi_kubernetes as k8s
+
+    from offline.engine import ProgramError, plan_of
+
+    def program():
+        for _ in range(2):
+            k8s.core.v1.ConfigMap("same", metadata={"name": "a"})
+
+    with pytest.raises(ProgramError, match="Duplicate resource URN 'urn:pulumi:test::modelops::kubernetes:core/v1:ConfigMap::same'"):
+        plan_of(program)
