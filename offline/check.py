@@ -81,9 +81,13 @@ class CheckReport:
 
 def load_policy_config(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise PolicyConfigError([f"{path}: no such policy config"]) from None
+    except (IsADirectoryError, UnicodeDecodeError, RecursionError) as exc:
+        what = {IsADirectoryError: "is a directory", UnicodeDecodeError: "not UTF-8 text",
+                RecursionError: "nested too deeply"}[type(exc)]
+        raise PolicyConfigError([f"{path}: {what}, not a policy config"]) from None
     except json.JSONDecodeError as exc:
         raise PolicyConfigError([f"{path}: not JSON ({exc.msg} at line {exc.lineno})"]) from None
     if not isinstance(data, dict):

@@ -119,22 +119,45 @@ def _type_of(urn: str) -> str:
 
 
 def from_json(data: Any, source: str = "<plan>") -> Plan:
-    if not isinstance(data, dict) or not isinstance(data.get("steps", []), list):
+    """A preview-JSON document as a Plan; anything else (an empty object, a policy config, a failed
+    preview, steps of the wrong shape) is a PlanError naming what is wrong."""
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
         raise PlanError(f"{source}: not a `pulumi preview --json` document (no steps list)")
-    for i, step in enumerate(data.get("steps", [])):
-        if not isinstance(step, dict) or "urn" not in step:
+    errors = [d.get("message", "").strip() for d in data.get("diagnostics") or []
+              if isinstance(d, dict) and d.get("severity") == "error"]
+    if errors:
+        raise PlanError(f"{source}: the preview failed, so it plans nothing: {errors[0][:300]}")
+    for i, step in enumerate(data["steps"]):
+        if not isinstance(step, dict) or not isinstance(step.get("urn"), str) or not step["urn"].startswith("urn:"):
             raise PlanError(f"{source}: steps[{i}] has no urn")
-    return Plan(data.get("steps", []), data.get("config") or {}, source)
+        if not isinstance(step.get("op", "same"), str):
+            raise PlanError(f"{source}: steps[{i}].op is not a string")
+        for key in ("newState", "oldState"):
+            state = step.get(key)
+            if state is not None and (not isinstance(state, dict)
+                                      or not isinstance(state.get("inputs", {}), dict)):
+                raise PlanError(f"{source}: steps[{i}].{key} is not a resource state")
+    if data.get("config") is not None and not isinstance(data["config"], dict):
+        raise PlanError(f"{source}: config is not an object")
+    return Plan(data["steps"], data.get("config") or {}, source)
 
 
 def load_plan(path: str | Path) -> Plan:
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise PlanError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise PlanError(f"{path}: is a directory, not a plan file") from None
+    except UnicodeDecodeError:
+        raise PlanError(f"{path}: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise PlanError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise PlanError(f"{path}: nested too deeply to be a plan") from None
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return from_json(data, str(path))
 
 

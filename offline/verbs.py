@@ -70,6 +70,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from . import diff
     from .plan import PlanError, load_plan
 
+    if len(args.plans) > 2:
+        raise UsageError(f"diff takes one plan or two (BASE HEAD), not {len(args.plans)}")
     try:
         plans = [load_plan(p) for p in args.plans]
     except PlanError as exc:

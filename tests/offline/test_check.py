@@ -121,3 +121,43 @@ def test_policy_config_follows_a_changed_stack_file(tmp_path, monkeypatch, capsy
     assert derived["gpu-cost-ceiling"] == {"budgetUsd": 30000, "region": "us-east-1"}
     assert derived["k8s-allowed-registries"]["registries"] == [
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/", "public.ecr.aws/neuron/"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"{}", "not a `pulumi preview --json` document (no steps list)"),
+    (b'{"all": "mandatory"}', "not a `pulumi preview --json` document"),  # a policy config
+    (b'{"steps": "x"}', "no steps list"),
+    (b'{"steps": [{"urn": 3}]}', "steps[0] has no urn"),
+    (b'{"steps": [{"urn": "urn:pulumi:s::p::t::n", "op": 7}]}', "steps[0].op is not a string"),
+    (b'{"steps": [{"urn": "urn:pulumi:s::p::t::n", "newState": []}]}', "steps[0].newState is not a resource state"),
+    (b'{"steps": [], "diagnostics": [{"severity": "error", "message": "error: preview failed: boom"}]}',
+     "the preview failed, so it plans nothing: error: preview failed: boom"),
+    (b"\xff\xfe{}", "not UTF-8 text"),
+    (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
+])
+def test_files_that_are_not_plans_are_usage_errors_never_a_pass(content, message, tmp_path, capsys):
+    plan = tmp_path / "plan.json"
+    plan.write_bytes(content)
+    for argv in (["check", "--plan", str(plan), "--policy-config", "policies/config/prod.json"],
+                 ["diff", str(plan)], ["cost", "--plan", str(plan)], ["render", "--plan", str(plan), "--out",
+                                                                     str(tmp_path / "out")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+
+
+def test_a_directory_or_three_plans_are_usage_errors(tmp_path, capsys):
+    assert main(["check", "--plan", str(tmp_path), "--policy-config", "policies/config/prod.json"]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    plan = CLI_FIXTURES / "sample-preview-creates.json"
+    assert main(["diff", str(plan), str(plan), str(plan)]) == 2
+    assert "diff takes one plan or two (BASE HEAD), not 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"\xff", b'"all"', b"[" * 100000])
+def test_broken_policy_configs_are_usage_errors(content, tmp_path, capsys):
+    config = tmp_path / "policy.json"
+    config.write_bytes(content)
+    assert main(["check", "--plan", str(CLI_FIXTURES / "sample-preview-creates.json"),
+                 "--policy-config", str(config)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
