@@ -7,6 +7,7 @@ offline engine never decrypts, and the plan shows them as `[secret]`.
 
 from __future__ import annotations
 
+import datetime
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,12 +158,52 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: 
 _YAML_LOADER = _UniqueKeyLoader
 
 
+MAX_YAML_VALUES = 200_000
+"""More values than any stack needs: what an alias bomb expands to is refused before it is expanded."""
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.load(path.read_text(), Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+        text = path.read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        raise StackConfigError([f"{path.name}: is a directory, not a stack file"]) from None
+    except UnicodeDecodeError as exc:
+        raise StackConfigError([f"{path.name}: not UTF-8 text (byte {exc.start})"]) from None
+    try:
+        data = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
+        mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
         raise StackConfigError([f"{path.name}: {where}: {exc.problem or exc}"]) from None
     except yaml.YAMLError as exc:
         raise StackConfigError([f"{path.name}: {exc}"]) from None
+    problems: list[str] = []
+    _check_plain(data, "", problems, [0])
+    if problems:
+        raise StackConfigError([f"{path.name}: {p}" for p in problems])
+    return data
+
+
+def _check_plain(value: Any, where: str, problems: list[str], seen: list[int]) -> None:
+    """Only what the CLI's config holds: strings, numbers, booleans, null, lists and string-keyed maps."""
+    seen[0] += 1
+    if seen[0] > MAX_YAML_VALUES:
+        if not any("aliases expand" in p for p in problems):
+            problems.append(f"{where or 'document'}: aliases expand to more than {MAX_YAML_VALUES} values; refused")
+        return
+    here = where or "document"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.append(f"{here}: key {key!r} is not a string; quote it")
+                continue
+            _check_plain(item, f"{where}.{key}" if where else key, problems, seen)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{here}[{i}]", problems, seen)
+    elif isinstance(value, (datetime.date, datetime.datetime)):
+        problems.append(f"{here}: an unquoted date ({value}); quote it, config values are strings")
+    elif isinstance(value, (bytes, set, frozenset)):
+        problems.append(f"{here}: a {type(value).__name__} value (a YAML !!binary or !!set tag); not a config value")
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        problems.append(f"{here}: a {type(value).__name__} value; not a config value")

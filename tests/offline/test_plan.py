@@ -257,3 +257,35 @@ def test_two_resources_with_one_urn_fail_the_plan_as_the_engine_fails_the_update
 
     with pytest.raises(ProgramError, match="Duplicate resource URN 'urn:pulumi:test::modelops::kubernetes:core/v1:ConfigMap::same'"):
         plan_of(program)
+
+
+BOMB = "config:\n  modelops:environment: dev\n  modelops:bomb:\n    a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"    {chr(97 + i)}: &{chr(97 + i)} [{', '.join(['*' + chr(96 + i)] * 9)}]\n" for i in range(1, 10))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("config:\n  modelops:models:\n    s:\n      version: 2024-01-01\n",
+     "config.modelops:models.s.version: an unquoted date (2024-01-01); quote it"),
+    ("config:\n  modelops:models:\n    1: {version: '1'}\n", "config.modelops:models: key 1 is not a string; quote it"),
+    ("config:\n  modelops:environment: !!binary aGVsbG8=\n", "config.modelops:environment: a bytes value"),
+    ("config:\n  modelops:environment: !!set {a, b}\n", "config.modelops:environment: a set value"),
+    (BOMB, "aliases expand to more than 200000 values; refused"),
+])
+def test_yaml_the_cli_would_not_read_as_config_is_exit_2_naming_file_and_key(text, expected, tmp_path, capsys):
+    path = tmp_path / "Pulumi.odd.yaml"
+    path.write_text(text)
+    assert main(["plan", "--stack-file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"Pulumi.odd.yaml: {expected}" in err or expected in err, err
+    assert "Traceback" not in err
+
+
+def test_non_utf8_and_directory_stack_files_are_exit_2(tmp_path, capsys):
+    bad = tmp_path / "Pulumi.bytes.yaml"
+    bad.write_bytes(b"config:\n  modelops:environment: \xff\n")
+    assert main(["plan", "--stack-file", str(bad)]) == 2
+    assert "Pulumi.bytes.yaml: not UTF-8 text" in capsys.readouterr().err
+    folder = tmp_path / "Pulumi.folder.yaml"
+    folder.mkdir()
+    assert main(["plan", "--stack-file", str(folder)]) == 2
+    assert "is a directory" in capsys.readouterr().err
