@@ -9,7 +9,18 @@ from typing import Any, Iterator
 from .framework import (CLUSTER_SCOPED_KINDS, as_list, as_map, containers, dig, is_full_digest, k8s_kind, object_name,
                         object_namespace, pod_spec, resource_rule, split_image, workload_containers)
 
-_SECRET_NAME = re.compile(r"(^|_)(PASSWORD|PASSWD|PWD|TOKEN|SECRET|CREDENTIALS?|[A-Z]*KEY)(_|$)", re.IGNORECASE)
+_SECRET_WORDS = {"password", "passwd", "pwd", "pass", "passphrase", "token", "secret", "secrets", "credential",
+                 "credentials", "key", "apikey", "accesskey", "secretkey", "privatekey", "authtoken", "accesstoken",
+                 "bearer", "auth"}
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether an environment variable's name says it holds a secret, in any case or separator:
+    DB_PASSWORD, hfToken, api-key, OPENAI_APIKEY, aws.secretAccessKey."""
+    words = [w.lower() for w in _WORD.findall(name)]
+    return any(w in _SECRET_WORDS for w in words) or any(
+        f"{a}{b}" in _SECRET_WORDS for a, b in zip(words, words[1:]))
 
 
 def _where(container: Mapping[str, Any]) -> str:
@@ -200,14 +211,19 @@ def k8s_sa_token(resource_type: str, props: Mapping[str, Any], settings: dict) -
                "in the policy config if it calls the Kubernetes API)")
 
 
-@resource_rule("k8s-no-secret-env", "Secrets must not be literal env values.")
+@resource_rule("k8s-no-secret-env", "Secrets must not be literal env values (pods and Lambda functions).")
 def k8s_no_secret_env(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):
         for env in as_list(c.get("env")):
             env = as_map(env)
             name = str(env.get("name", ""))
-            if "value" in env and _SECRET_NAME.search(name):
+            if "value" in env and is_secret_name(name):
                 yield f"{_where(c)}: env {name} is a literal value; read it from a Secret (valueFrom.secretKeyRef)"
+    if resource_type == "aws:lambda/function:Function":
+        for name in as_map(dig(props, "environment", "variables")):
+            if is_secret_name(str(name)):
+                yield (f"environment variable {name} is a literal value in the function's configuration (readable "
+                       "with lambda:GetFunctionConfiguration); read it from Secrets Manager or SSM at start")
 
 
 @resource_rule("k8s-service-exposure", "Services must not be NodePort, unapproved LoadBalancers or use externalIPs.",

@@ -380,3 +380,18 @@ def test_policy_configs_agree_with_their_stacks(env):
     expected = "advisory" if env == "dev" else "mandatory"
     assert {levels[r] for r in mandatory_in_prod} == {expected}
     assert levels["k8s-no-privileged"] == "mandatory"
+
+
+@pytest.mark.parametrize("name, secret", [
+    ("DB_PASSWORD", True), ("db-password", True), ("hfToken", True), ("HF_TOKEN", True), ("api-key", True),
+    ("OPENAI_APIKEY", True), ("openaiApiKey", True), ("aws.secretAccessKey", True), ("Passphrase", True),
+    ("GITHUB_AUTH", True), ("client_secret", True),
+    ("MODEL_VERSION", False), ("MONKEY", False), ("KEYBOARD_LAYOUT", False), ("TOKENIZERS_PARALLELISM", False),
+    ("HOME", False), ("PASSAGE_LIMIT", False),
+])
+def test_secret_env_names_in_any_spelling(name, secret, tmp_path):
+    pod_env = edit(D, lambda i: server(i).setdefault("env", []).append({"name": name, "value": "x"}))
+    lambda_env = edit("chat-fallback-function", lambda i: i.update(environment={"variables": {name: "x"}}))
+    for mutate, culprit in ((pod_env, D), (lambda_env, "chat-fallback-function")):
+        report = check(mutate(compliant()), tmp_path)
+        assert (culprit in failures(report, "k8s-no-secret-env")) is secret, (name, culprit)
