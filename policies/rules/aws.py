@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Iterator
 
@@ -17,14 +18,16 @@ BUCKET_TYPES = {"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"}
 _READ_VERBS = ("Get", "List", "Describe", "Head", "BatchGet", "Query", "Scan", "Search", "View", "Lookup", "Select")
 
 
-def _statements(policy: Any) -> list[Mapping[str, Any]]:
-    """Statements of a policy document given as JSON text or as an object."""
+def _statements(policy: Any) -> list[Mapping[str, Any]] | None:
+    """Statements of a policy document given as JSON text or as an object; None when it is neither."""
     if isinstance(policy, str):
         try:
             policy = json.loads(policy)
         except json.JSONDecodeError:
-            return []
-    statements = as_map(policy).get("Statement")
+            return None
+    if not isinstance(policy, Mapping):
+        return None
+    statements = policy.get("Statement")
     if isinstance(statements, Mapping):
         return [statements]
     return [as_map(s) for s in as_list(statements)]
@@ -58,7 +61,11 @@ def ecr_scan_on_push(resource_type: str, props: Mapping[str, Any], settings: dic
 def ecr_not_public(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if resource_type != ECR_POLICY:
         return
-    for statement in _statements(props.get("policy")):
+    statements = _statements(props.get("policy"))
+    if statements is None:
+        yield "policy is not a JSON policy document; it cannot be judged, so it is refused"
+        return
+    for statement in statements:
         if statement.get("Effect", "Allow") == "Allow" and _public_principal(statement):
             yield "policy grants Principal '*'; name the accounts or roles that may pull"
 
@@ -107,21 +114,68 @@ def lambda_concurrency_cap(resource_type: str, props: Mapping[str, Any], setting
         yield "reservedConcurrentExecutions is not set; a runaway fallback is a runaway bill; set a cap"
 
 
-@resource_rule("iam-no-wildcard", "IAM policies must not allow Action '*', nor write actions on Resource '*'.")
+ADMIN_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
+"""AWS managed policies that grant (nearly) everything: attaching one is Action '*' by another name."""
+ATTACHMENT_TYPES = {"aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+                    "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+                    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
+                    "aws:iam/policyAttachment:PolicyAttachment"}
+_MANAGED_ADMIN = re.compile(r"arn:aws[a-z-]*:iam::aws:policy/(?:[\w+=,.@-]+/)*(" + "|".join(ADMIN_POLICIES) + r")")
+_WIDE_RESOURCE = re.compile(r"\*|arn:[^:]+:[^:]*:[^:]*:[^:]*:\*|arn:[^:]+:s3:::\*")
+
+
+def _policy_documents(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(where, document) for every policy document a resource carries."""
+    if resource_type in IAM_POLICY_TYPES:
+        yield "policy", props.get("policy")
+    if resource_type == "aws:iam/role:Role":
+        for i, inline in enumerate(as_list(props.get("inlinePolicies"))):
+            yield f"inlinePolicies[{i}].policy", as_map(inline).get("policy")
+
+
+def _managed_arns(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    if resource_type in ATTACHMENT_TYPES:
+        yield "policyArn", str(props.get("policyArn") or "")
+    if resource_type == "aws:iam/role:Role":
+        for i, arn in enumerate(as_list(props.get("managedPolicyArns"))):
+            yield f"managedPolicyArns[{i}]", str(arn)
+
+
+@resource_rule("iam-no-wildcard", "IAM policies must not allow Action '*' (nor NotAction, nor an AWS admin policy), "
+               "nor service-wide or write actions on every resource.")
 def iam_no_wildcard(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    if resource_type not in IAM_POLICY_TYPES:
+    for where, arn in _managed_arns(resource_type, props):
+        if _MANAGED_ADMIN.fullmatch(arn):
+            yield f"{where} attaches {arn}, which grants (nearly) every action; attach a policy listing what is needed"
+    for where, document in _policy_documents(resource_type, props):
+        statements = _statements(document)
+        if statements is None:
+            yield f"{where} is not a JSON policy document; it cannot be judged, so it is refused"
+            continue
+        for i, statement in enumerate(statements):
+            yield from (f"{where} {m}" for m in _statement_findings(i, statement))
+
+
+def _statement_findings(i: int, statement: Mapping[str, Any]) -> Iterator[str]:
+    if statement.get("Effect", "Allow") != "Allow":
         return
-    for i, statement in enumerate(_statements(props.get("policy"))):
-        if statement.get("Effect", "Allow") != "Allow":
-            continue
-        actions = [str(a) for a in _listed(statement.get("Action"))]
-        resources = [str(r) for r in _listed(statement.get("Resource"))]
-        if any(a in ("*", "*:*") for a in actions):
-            yield f"Statement[{i}] allows Action '*'; list the actions the workload needs"
-            continue
-        writes = [a for a in actions if "*" in a.split(":", 1)[-1] or not a.split(":", 1)[-1].startswith(_READ_VERBS)]
-        if "*" in resources and writes:
-            yield f"Statement[{i}] allows write actions {writes} on Resource '*'; name the resources"
+    if "NotAction" in statement:
+        yield f"Statement[{i}] allows NotAction: every action but those listed; list the actions allowed instead"
+        return
+    actions = [str(a).lower() for a in _listed(statement.get("Action"))]
+    resources = [str(r) for r in _listed(statement.get("Resource"))]
+    every_resource = "NotResource" in statement or any(_WIDE_RESOURCE.fullmatch(r) for r in resources)
+    if any(a in ("*", "*:*") for a in actions):
+        yield f"Statement[{i}] allows Action '*'; list the actions the workload needs"
+        return
+    service_wide = [a for a in actions if a.split(":", 1)[-1] == "*"]
+    if service_wide and every_resource:
+        yield f"Statement[{i}] allows every action of {service_wide} on every resource; list actions and resources"
+        return
+    writes = [a for a in actions
+              if "*" in a.split(":", 1)[-1] or not a.split(":", 1)[-1].startswith(tuple(v.lower() for v in _READ_VERBS))]
+    if every_resource and writes:
+        yield f"Statement[{i}] allows write actions {writes} on every resource; name the resources"
 
 
 @stack_rule("s3-model-bucket-private", "Model buckets must block all public access and grant no Principal '*'.")
@@ -137,6 +191,10 @@ def s3_model_bucket_private(resources: list[StackResource], settings: dict) -> I
             off = [f for f in flags if block.props.get(f) is not True]
             yield block, f"bucket {bucket.name}: public access block leaves {', '.join(off)} off; set all four true"
     for policy in (r for r in resources if r.type == "aws:s3/bucketPolicy:BucketPolicy"):
-        for statement in _statements(policy.props.get("policy")):
+        statements = _statements(policy.props.get("policy"))
+        if statements is None:
+            yield policy, f"bucket policy {policy.name} is not a JSON policy document; it cannot be judged"
+            continue
+        for statement in statements:
             if statement.get("Effect", "Allow") == "Allow" and _public_principal(statement):
                 yield policy, f"bucket policy {policy.name} grants Principal '*'; name the principals"

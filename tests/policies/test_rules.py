@@ -395,3 +395,30 @@ def test_secret_env_names_in_any_spelling(name, secret, tmp_path):
     for mutate, culprit in ((pod_env, D), (lambda_env, "chat-fallback-function")):
         report = check(mutate(compliant()), tmp_path)
         assert (culprit in failures(report, "k8s-no-secret-env")) is secret, (name, culprit)
+
+
+
+@pytest.mark.parametrize("resource, passes", [
+    # every way the program can grant a privilege, as a role policy document (string or object)
+    (("aws:iam/rolePolicy:RolePolicy", {"policy": {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}}), False),
+    (("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": {"Effect": "Allow", "NotAction": "s3:DeleteBucket", "Resource": "*"}})}), False),
+    (("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "arn:aws:iam::123456789012:*"}]})}), False),
+    (("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "S3:*", "Resource": "arn:aws:s3:::*"}]})}), False),
+    (("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "NotResource": "arn:aws:s3:::x/*"}]})}), False),
+    (("aws:iam/rolePolicy:RolePolicy", {"policy": "{not json"}), False),
+    (("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::models/chat/*"}]})}), True),
+    (("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]})}), True),
+    # managed policies: AWS's admin ones are Action '*' by another name, in any partition
+    (("aws:iam/rolePolicyAttachment:RolePolicyAttachment", {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}), False),
+    (("aws:iam/rolePolicyAttachment:RolePolicyAttachment", {"role": "r", "policyArn": "arn:aws-us-gov:iam::aws:policy/PowerUserAccess"}), False),
+    (("aws:iam/policyAttachment:PolicyAttachment", {"roles": ["r"], "policyArn": "arn:aws:iam::aws:policy/IAMFullAccess"}), False),
+    (("aws:iam/rolePolicyAttachment:RolePolicyAttachment", {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"}), True),
+    # a role's own properties
+    (("aws:iam/role:Role", {"managedPolicyArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]}), False),
+    (("aws:iam/role:Role", {"inlinePolicies": [{"name": "x", "policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})}]}), False),
+    (("aws:iam/role:Role", {"inlinePolicies": [{"name": "x", "policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})}]}), True),
+])
+def test_iam_privileges_are_judged_however_they_are_granted(resource, passes, tmp_path):
+    type_, inputs = resource
+    report = check(compliant() + [(type_, "granted", inputs)], tmp_path)
+    assert ("granted" not in failures(report, "iam-no-wildcard")) is passes, [f.message for f in report.findings]
