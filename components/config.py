@@ -389,6 +389,11 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
             if max(t.gpus for t in types) < model.gpus:
                 problems.append(f"{path}.gpus: {model.gpus} GPUs per replica, but pool {model.pool!r} has at most "
                                 f"{max(t.gpus for t in types)} GPUs per instance")
+            elif not any(catalogue.fits(t, model.gpus, model.resources.cpu, model.resources.memory) for t in types):
+                problems.append(f"{path}.resources: {model.resources.cpu} CPU and {model.resources.memory} with "
+                                f"{model.gpus} GPU(s) fit none of pool {model.pool}'s instance types "
+                                f"({', '.join(t.name for t in types)}) once the node's own reservations are taken; "
+                                "add a larger type or lower the requests")
             if model.gpus > pool.gpu_limit:
                 problems.append(f"{path}.gpus: {model.gpus} GPUs per replica exceeds pool {model.pool!r}'s gpuLimit "
                                 f"({pool.gpu_limit})")

@@ -43,6 +43,14 @@ class Catalogue:
     on_demand_usd_per_hour: dict[str, dict[str, float]]
     vcpu_quotas: dict[tuple[str, str], VcpuQuota]
     """By (quota class, capacity type)."""
+    reserved_vcpus: float = 0.5
+    reserved_memory_gib: float = 1.5
+    """What a node keeps from pods (kubelet, system, DaemonSets): `nodeReserved` in the data."""
+
+    def fits(self, instance: GpuInstanceType, gpus: int, cpu: str, memory: str) -> bool:
+        """Whether one replica asking for `gpus`, `cpu` and `memory` fits on an empty node of this type."""
+        return (instance.gpus >= gpus and instance.vcpus - self.reserved_vcpus >= cpu_cores(cpu)
+                and instance.memory_gib - self.reserved_memory_gib >= memory_gib(memory))
 
     def families(self) -> set[str]:
         return {t.family for t in self.instance_types.values()}
@@ -65,4 +73,23 @@ def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
         for name, t in raw["instanceTypes"].items()
     }
     quotas = {(q["quotaClass"], q["capacityType"]): VcpuQuota(q["code"], q["name"]) for q in raw["vcpuQuotas"]}
-    return Catalogue(raw["hoursPerMonth"], types, raw["onDemandUsdPerHour"], quotas)
+    reserved = raw.get("nodeReserved", {})
+    return Catalogue(raw["hoursPerMonth"], types, raw["onDemandUsdPerHour"], quotas,
+                     reserved.get("vcpus", 0.5), reserved.get("memoryGiB", 1.5))
+
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_DECIMAL = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def cpu_cores(quantity: str) -> float:
+    """A Kubernetes CPU quantity in cores: `6`, `2.5`, `500m`."""
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def memory_gib(quantity: str) -> float:
+    """A Kubernetes memory quantity in GiB: `24Gi`, `512Mi`, `16G`, bytes."""
+    for suffix, factor in (*_BINARY.items(), *_DECIMAL.items()):
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * factor / 2**30
+    return float(quantity) / 2**30

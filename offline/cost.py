@@ -3,7 +3,8 @@
 - Ceiling: each GPU NodePool's GPU limit x the hourly price per GPU of its priciest allowed instance
   x 730 (the same computation as the `gpu-cost-ceiling` rule: one implementation, in the policy pack).
 - Expected at min replicas: each GPU workload's minimum replicas x GPUs per pod x the cheapest
-  per-GPU price among its pool's instances that hold a pod.
+  per-GPU price among its pool's instances that hold a pod: its GPUs, and its CPU and memory requests
+  beside what the node keeps for itself.
 - Serverless cap: reserved concurrency x memory (GB) x the Lambda GB-second price x a month of seconds,
   what the fallback would cost if it ran flat out all month.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from components.gpu_catalogue import load_catalogue
 
 from .check import policy_rules
 from .plan import Plan
@@ -81,8 +84,21 @@ def _load_rule_modules():
     return gpu, k8s_stack, framework
 
 
+def _requests(spec: dict[str, Any]) -> tuple[str, str]:
+    """A pod's summed CPU and memory requests, as quantities (init containers run before, not beside)."""
+    from components.gpu_catalogue import cpu_cores, memory_gib
+
+    cpu = memory = 0.0
+    for container in spec.get("containers") or []:
+        requests = (container.get("resources") or {}).get("requests") or {}
+        cpu += cpu_cores(str(requests.get("cpu", "0")))
+        memory += memory_gib(str(requests.get("memory", "0")))
+    return f"{cpu}", f"{memory}Gi"
+
+
 def estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
     gpu, k8s_stack, framework = _load_rule_modules()
+    catalogue = load_catalogue()
     data = gpu.catalogue()
     prices = data["onDemandUsdPerHour"].get(region, {})
     resources = [framework.StackResource(r.type, r.name, r.urn, r.inputs) for r in plan.resources()]
@@ -103,8 +119,9 @@ def estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
         if not per_pod or pool is None:
             continue
         low, _ = k8s_stack.replicas_range(r, resources)
+        requests = _requests(spec)
         fitting = [t for t in gpu.pool_instance_types(pool.props)
-                   if t in prices and data["instanceTypes"][t]["gpus"] >= per_pod]
+                   if t in prices and catalogue.fits(catalogue.instance_types[t], per_pod, *requests)]
         cheapest = min((prices[t] / data["instanceTypes"][t]["gpus"] for t in fitting), default=None)
         expected = low * per_pod * cheapest * data["hoursPerMonth"] if cheapest is not None else None
         report.workloads.append(WorkloadCost(framework.object_name(r.props, r.name),

@@ -74,6 +74,13 @@ def break_prod(path: str, value, delete: bool = False):
     ("gpuPools.a10g.gpuLimit", 0, "modelops:gpuPools.a10g.gpuLimit: Input should be greater than or equal to 1"),
     ("gpuPools.a10g.instanceTypes", ["g5.mega"], "modelops:gpuPools.a10g: unknown GPU instance types ['g5.mega']"),
     ("models.chat.gpus", 8, "modelops:models.chat.gpus: 8 GPUs per replica, but pool 'a10g' has at most 4 GPUs per instance"),
+    # requests must fit an instance type of the pool beside what the node keeps (0.5 vCPU, 1.5 GiB)
+    ("models.chat.resources", {"cpu": "48", "memory": "24Gi"},
+     "modelops:models.chat.resources: 48 CPU and 24Gi with 1 GPU(s) fit none of pool a10g's instance types"),
+    ("models.summarizer.resources", {"cpu": "3", "memory": "60Gi"},
+     "modelops:models.summarizer.resources: 3 CPU and 60Gi with 1 GPU(s) fit none of pool l4's instance types"),
+    ("models.summarizer.resources", {"cpu": "8", "memory": "8Gi"},
+     "modelops:models.summarizer.resources: 8 CPU and 8Gi with 1 GPU(s) fit none"),
     ("cluster.accountId", "1234", "modelops:cluster.accountId: String should match pattern"),
     ("registry.allowedRegistries", ["nvcr.io"], "modelops:registry.allowedRegistries: 'nvcr.io' must end with '/'"),
     ("models.chat.canary.version", "2.4.0", "modelops:models.chat.canary.version: equals the stable version '2.4.0'"),

@@ -30,11 +30,12 @@ def test_pool_ceilings_by_hand(prod_cost):
 
 def test_expected_cost_at_min_replicas_by_hand(prod_cost):
     expected = {w.name: w.expected_usd for w in prod_cost.workloads}
-    # the cheapest per-GPU instance holding one GPU: g5.xlarge $1.006, g6.xlarge $0.8048
-    assert expected["chat"] == pytest.approx(3 * 1.006 * 730)
+    # the cheapest per-GPU instance holding one replica: vision (3 CPU, 12Gi) fits g5.xlarge $1.006;
+    # chat (6 CPU, 24Gi) does not fit a g5.xlarge's 4 vCPU / 16 GiB, so g5.2xlarge $1.212; g6.xlarge $0.8048
+    assert expected["chat"] == pytest.approx(3 * 1.212 * 730)
     assert expected["vision"] == pytest.approx(2 * 1.006 * 730)
     assert expected["summarizer"] == pytest.approx(2 * 0.8048 * 730)
-    assert expected["chat-canary"] == pytest.approx(2 * 1.006 * 730)  # two through a gateway: drain-safe
+    assert expected["chat-canary"] == pytest.approx(2 * 1.212 * 730)  # two through a gateway: drain-safe
 
 
 def test_serverless_cap_by_hand(prod_cost):
