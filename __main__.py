@@ -115,7 +115,8 @@ for name, model in cfg.models.items():
             image=image.image_ref, port=model.port, gpus=model.gpus,
             node_selector=pool.node_selector if pool else None, tolerations=pool.tolerations if pool else None,
             min_replicas=cfg.min_replicas(model), max_replicas=cfg.max_replicas(model),
-            cpu=model.resources.cpu, memory=model.resources.memory,
+            cpu=model.resources.cpu, memory=model.resources.memory, shm=model.resources.shm,
+            scratch=model.resources.scratch,
             artifact_bucket=model.artifact_bucket, artifact_prefix=model.artifact_prefix,
             oidc_provider_arn=cluster.oidc_provider_arn,
             # traffic arrives from the Gateway's pods when there is one, else from the ingress namespace

@@ -180,6 +180,12 @@ class Replicas(_Model):
 class Resources(_Model):
     cpu: str = Field(default="2", pattern=_QUANTITY)
     memory: str = Field(default="8Gi", pattern=_QUANTITY)
+    shm: str | None = Field(default=None, pattern=_QUANTITY)
+    """Size of the memory-backed /dev/shm (default: 1Gi per GPU for GPU models; the container runtime's
+    64 MiB breaks PyTorch data loaders and NCCL). It counts against the memory limit."""
+    scratch: str = Field(default="50Gi", pattern=_QUANTITY)
+    """Local disk for the fetched model (the `/models` volume): limited, and requested as ephemeral
+    storage so the scheduler and the kubelet account for it instead of filling the node's image volume."""
 
 
 class CanaryConfig(_Model):

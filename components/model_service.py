@@ -23,6 +23,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from .common import GPU_RESOURCE, standard_labels, type_token
+from .gpu_catalogue import memory_gib
 
 ARTIFACT_FETCHER_IMAGE = ("docker.io/amazon/aws-cli:2.15.0"
                           "@sha256:e2a778146a45cb7cdcc55e3051c0de38ea9f180ed88383447f7ead6b0ba5e9a4")
@@ -35,6 +36,8 @@ NODE_LAUNCH_SECONDS = 300
 IMAGE_PULL_SECONDS = 600
 ARTIFACT_COPY_SECONDS = 300
 MODEL_DIR = "/models"
+CACHE_GIB = 2
+"""The writable /tmp of a read-only root filesystem."""
 RUN_AS_USER = 65532
 
 
@@ -66,6 +69,10 @@ class ModelServiceArgs:
     """CPU request per replica."""
     memory: str = "8Gi"
     """Memory request and limit per replica."""
+    shm: str | None = None
+    """Memory-backed /dev/shm size; None: 1Gi per GPU for GPU models, none for CPU-only ones."""
+    scratch: str = "50Gi"
+    """The `/models` volume's size limit, requested as ephemeral storage."""
     artifact_bucket: str | None = None
     """S3 bucket of the model artifact; None when the image carries the model."""
     artifact_prefix: str = ""
@@ -219,7 +226,9 @@ class ModelService(pulumi.ComponentResource):
     def _pod_spec(self, version: str, image: pulumi.Input[str], account: k8s.core.v1.ServiceAccount,
                   artifact_prefix: str) -> dict:
         args = self._args
-        resources = {"requests": {"cpu": args.cpu, "memory": args.memory}, "limits": {"memory": args.memory}}
+        storage = f"{memory_gib(args.scratch) + CACHE_GIB:g}Gi"
+        resources = {"requests": {"cpu": args.cpu, "memory": args.memory, "ephemeral-storage": storage},
+                     "limits": {"memory": args.memory, "ephemeral-storage": storage}}
         if args.gpus:
             resources["requests"][GPU_RESOURCE] = str(args.gpus)
             resources["limits"][GPU_RESOURCE] = str(args.gpus)
@@ -227,6 +236,8 @@ class ModelService(pulumi.ComponentResource):
                               "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
                               "seccompProfile": {"type": "RuntimeDefault"}}
         mounts = [{"name": "cache", "mountPath": "/tmp"}, {"name": "model", "mountPath": MODEL_DIR}]
+        shm = args.shm or (f"{args.gpus}Gi" if args.gpus else None)
+        server_mounts = mounts + ([{"name": "dshm", "mountPath": "/dev/shm"}] if shm else [])
         env = [{"name": k, "value": v} for k, v in sorted(args.env.items())]
         env += [{"name": "MODEL_VERSION", "value": version}, {"name": "MODEL_DIR", "value": MODEL_DIR},
                 {"name": "HOME", "value": "/tmp"}]
@@ -237,7 +248,7 @@ class ModelService(pulumi.ComponentResource):
             "env": env,
             "resources": resources,
             "securityContext": container_security,
-            "volumeMounts": mounts,
+            "volumeMounts": server_mounts,
             # Model loading can take minutes: the startup probe holds liveness off until it is done.
             "startupProbe": {"httpGet": {"path": args.live_path, "port": "http"}, "periodSeconds": 10,
                              "failureThreshold": math.ceil(args.startup_seconds / 10), "timeoutSeconds": 5},
@@ -255,8 +266,9 @@ class ModelService(pulumi.ComponentResource):
             "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER,
                                 "fsGroup": RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [server],
-            "volumes": [{"name": "cache", "emptyDir": {"sizeLimit": "2Gi"}},
-                        {"name": "model", "emptyDir": {"sizeLimit": "50Gi"}}],
+            "volumes": [{"name": "cache", "emptyDir": {"sizeLimit": f"{CACHE_GIB}Gi"}},
+                        {"name": "model", "emptyDir": {"sizeLimit": args.scratch}}]
+                       + ([{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}}] if shm else []),
             "topologySpreadConstraints": [
                 {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
                  "labelSelector": {"matchLabels": {"app.kubernetes.io/name": self._name}}},

@@ -38,7 +38,7 @@ def test_pods_follow_the_restricted_profile(build):
         assert ctx["capabilities"] == {"drop": ["ALL"]}
     mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
     assert {"/tmp", "/models"} <= mounts  # writable places on a read-only root
-    assert {v["name"]: "emptyDir" in v for v in pod["volumes"]} == {"cache": True, "model": True}
+    assert {v["name"]: "emptyDir" in v for v in pod["volumes"]} == {"cache": True, "model": True, "dshm": True}
 
 
 def test_probes_survive_slow_model_loading(build):
@@ -197,3 +197,21 @@ def test_every_object_passes_strict_schemas(build, variant):
     built = build(lambda: ModelService("chat", replace(ARGS, **variant)))
     for resource in kubernetes_resources(Plan(built.steps, {})):
         validate_object(manifest(resource), "1.31")
+
+
+def test_gpu_pods_get_a_sized_shared_memory_and_accounted_scratch(build):
+    # The container runtime's 64 MiB /dev/shm breaks PyTorch data loaders and NCCL; the model's
+    # scratch volume is limited and requested as ephemeral storage, not taken silently from the node.
+    pod = pod_of(build(lambda: ModelService("chat", replace(ARGS, gpus=2, scratch="80Gi"))))
+    volumes = {v["name"]: v["emptyDir"] for v in pod["volumes"]}
+    assert volumes["dshm"] == {"medium": "Memory", "sizeLimit": "2Gi"}
+    assert volumes["model"] == {"sizeLimit": "80Gi"}
+    server = pod["containers"][0]
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in server["volumeMounts"]
+    assert server["resources"]["requests"]["ephemeral-storage"] == "82Gi"
+    assert server["resources"]["limits"]["ephemeral-storage"] == "82Gi"
+    sized = pod_of(build(lambda: ModelService("chat", replace(ARGS, shm="8Gi"))))
+    assert {v["name"]: v["emptyDir"] for v in sized["volumes"]}["dshm"]["sizeLimit"] == "8Gi"
+    cpu_only = pod_of(build(lambda: ModelService("s", replace(ARGS, gpus=0, node_selector=None, tolerations=None))),
+                      "s-deployment")
+    assert "dshm" not in {v["name"] for v in cpu_only["volumes"]}
