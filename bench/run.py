@@ -231,53 +231,83 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="runs per median (default 5)")
     parser.add_argument("--skip-cold-start", action="store_true")
     parser.add_argument("--skip-real-engine", action="store_true")
+    parser.add_argument("--only", metavar="N[,N]", help="print only these figures (e.g. --only 1,7)")
     parser.add_argument("--child-scaling", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_scaling:
         _child_scaling(args.child_scaling)
         return 0
 
+    wanted = {int(n) for n in args.only.split(",")} if args.only else set(range(1, 8))
     print(f"modelops bench on {os.cpu_count()} cores, Python {sys.version.split()[0]}; medians of {args.repeat}")
-    f = floor_ratio(args.repeat)
+    if 1 in wanted:
+        figure_1(args.repeat)
+    if wanted & {2, 3, 4, 5}:
+        figures_2_to_5(args.repeat, wanted)
+    if 6 in wanted:
+        if args.skip_cold_start:
+            print("6. cold start: skipped")
+        else:
+            c = cold_start()
+            print("6. cold start: " + (c["skipped"] if "skipped" in c else
+                                       f"set-up into an empty virtualenv {c['seconds']:.1f}s ({c['cache']})"))
+    if 7 in wanted:
+        if args.skip_real_engine:
+            print("7. real engine: skipped")
+        else:
+            r = real_preview(max(1, min(3, args.repeat)))
+            print("7. real engine: " + (r["skipped"] if "skipped" in r else
+                                        f"pulumi preview -s prod --policy-pack {r['real_s']:.1f}s / modelops check "
+                                        f"--stack prod {r['offline_s']:.1f}s = {r['ratio']:.1f}x (target >= 10)"))
+    return 0
+
+
+def figure_1(repeat: int) -> None:
+    f = floor_ratio(repeat)
     print(f"1. floor ratio: check --stack prod {f['check_s']:.2f}s / bare imports of the {f['modules']} SDK "
           f"modules a plan loads {f['import_s']:.2f}s = "
           f"{f['check_over_import']:.2f} (target <= 1.5); plan {f['plan_s']:.2f}s + check as two commands = "
           f"{f['plan_plus_check_over_import']:.2f}")
-    with tempfile.TemporaryDirectory() as tmp:
-        s = sdk_ratio(Path(tmp), max(3, args.repeat // 2))
-        print(f"2. SDK ratio at N={s['models']} ({s['resources']} resources): plan {s['plan_s']:.2f}s / stock mocks "
-              f"{s['stock_mocks_s']:.2f}s = {s['ratio']:.2f} (target <= 1.25)")
-        rows = scaling((10, 50, 200))
-        for r in rows:
-            print(f"3. scaling N={r['models']:>3}: plan+check {r['seconds']:.2f}s, {r['per_model_ms']:.1f} ms/model, "
-                  f"{r['resources']} resources, peak RSS {r['rss_mib']:.0f} MiB")
-        print(f"   per-model cost at 200 / at 10 = {rows[-1]['per_model_ms'] / rows[0]['per_model_ms']:.2f} "
-              "(target <= 1.3); 200 models within 1 GiB: "
-              f"{'yes' if rows[-1]['rss_mib'] < 1024 else 'no'}")
-        from offline.cli import plan_stack
 
-        prod_chain = longest_chain(plan_stack("prod"))
-        big_chain = longest_chain(_plan_file(200, Path(tmp)))
-        print(f"4. graph shape: longest dependency chain prod = {prod_chain[1]} resources to create "
-              f"({prod_chain[0]} with the stack and components), N=200 = {big_chain[1]} ({big_chain[0]}) "
-              "(target <= 6, not growing with N)")
-        b = blast_radius(Path(tmp))
-        print(f"5. blast radius: bumping one model of {b['models']} changes {b['of_the_bumped_model']} of its own "
-              f"resources and {b['of_other_models']} of other models (target 0)")
-    if args.skip_cold_start:
-        print("6. cold start: skipped")
-    else:
-        c = cold_start()
-        print("6. cold start: " + (c["skipped"] if "skipped" in c else
-                                   f"set-up into an empty virtualenv {c['seconds']:.1f}s ({c['cache']})"))
-    if args.skip_real_engine:
-        print("7. real engine: skipped")
-    else:
-        r = real_preview(max(1, min(3, args.repeat)))
-        print("7. real engine: " + (r["skipped"] if "skipped" in r else
-                                    f"pulumi preview -s prod --policy-pack {r['real_s']:.1f}s / modelops check "
-                                    f"--stack prod {r['offline_s']:.1f}s = {r['ratio']:.1f}x (target >= 10)"))
-    return 0
+
+def figures_2_to_5(repeat: int, wanted: set[int]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        if 2 in wanted:
+            _figure_2(Path(tmp), repeat)
+        if 3 in wanted:
+            _figure_3()
+        if 4 in wanted:
+            _figure_4(Path(tmp))
+        if 5 in wanted:
+            b = blast_radius(Path(tmp))
+            print(f"5. blast radius: bumping one model of {b['models']} changes {b['of_the_bumped_model']} of its own "
+                  f"resources and {b['of_other_models']} of other models (target 0)")
+
+
+def _figure_2(tmp: Path, repeat: int) -> None:
+    s = sdk_ratio(tmp, max(3, repeat // 2))
+    print(f"2. SDK ratio at N={s['models']} ({s['resources']} resources): plan {s['plan_s']:.2f}s / stock mocks "
+          f"{s['stock_mocks_s']:.2f}s = {s['ratio']:.2f} (target <= 1.25)")
+
+
+def _figure_3() -> None:
+    rows = scaling((10, 50, 200))
+    for r in rows:
+        print(f"3. scaling N={r['models']:>3}: plan+check {r['seconds']:.2f}s, {r['per_model_ms']:.1f} ms/model, "
+              f"{r['resources']} resources, peak RSS {r['rss_mib']:.0f} MiB")
+    print(f"   per-model cost at 200 / at 10 = {rows[-1]['per_model_ms'] / rows[0]['per_model_ms']:.2f} "
+          "(target <= 1.3); 200 models within 1 GiB: "
+          f"{'yes' if rows[-1]['rss_mib'] < 1024 else 'no'}")
+
+
+def _figure_4(tmp: Path) -> None:
+    from offline.cli import plan_stack
+
+    prod_chain = longest_chain(plan_stack("prod"))
+    big_chain = longest_chain(_plan_file(200, tmp))
+    print(f"4. graph shape: longest dependency chain prod = {prod_chain[1]} resources to create "
+          f"({prod_chain[0]} with the stack and components), N=200 = {big_chain[1]} ({big_chain[0]}) "
+          "(target <= 6, not growing with N)")
 
 
 if __name__ == "__main__":

@@ -162,6 +162,9 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
         parent = self._by_mock_urn.get(request.parent) if request.parent else None
         urn, qualified = self._engine_urn(parent, request.type, request.name)
         inputs = _plain(raw_inputs, self._urn_by_mock)
+        if request.type.startswith("pulumi:providers:") and request.version:
+            # The engine records the plugin version an explicit provider was asked for among its inputs.
+            inputs = {**inputs, "version": request.version}
         reg = _Registration(
             urn=urn, type=request.type, name=request.name, custom=bool(request.custom),
             parent=parent.urn if parent else None,
@@ -250,6 +253,17 @@ def run_program(settings: StackSettings, preflight: bool = False, preview: bool 
     `preview=False` evaluates it as `pulumi up` would (the program sees `is_dry_run()` false), for
     testing what the program does only at update time, such as the pre-flight gate.
     """
+    registrations, diagnostics = _evaluate(settings, preflight, preview)
+    return _to_preview_json(settings.config, settings.secret_keys, registrations, diagnostics)
+
+
+def stack_exports(settings: StackSettings) -> dict[str, Any]:
+    """What the stack exports (`pulumi stack output`), as the program computes them at preview."""
+    registrations, _ = _evaluate(settings, preflight=False, preview=True)
+    return next(r.outputs for r in registrations if r.type == STACK_TYPE)
+
+
+def _evaluate(settings: StackSettings, preflight: bool, preview: bool) -> tuple[list[_Registration], list[dict[str, str]]]:
     project = settings.project
     cluster = settings.model.cluster
 
@@ -257,10 +271,8 @@ def run_program(settings: StackSettings, preflight: bool = False, preview: bool 
         runpy.run_path(str(project.main), run_name="__main__")
 
     with _program_environment(settings, preflight):
-        registrations, diagnostics = capture(program, project.name, settings.stack, cluster.account_id,
-                                             cluster.region, settings.config, settings.secret_keys, preview,
-                                             reference_outputs=(cluster.kubeconfig_output,))
-    return _to_preview_json(settings.config, settings.secret_keys, registrations, diagnostics)
+        return capture(program, project.name, settings.stack, cluster.account_id, cluster.region, settings.config,
+                       settings.secret_keys, preview, reference_outputs=(cluster.kubeconfig_output,))
 
 
 async def _wait_for_rpcs_linear(await_all_outstanding_tasks: bool = True) -> None:
@@ -364,9 +376,14 @@ def _to_preview_json(config: dict[str, str], secret_keys: list[str], registratio
     steps = []
     for reg in _ordered(registrations):
         state: dict[str, Any] = {"urn": reg.urn, "custom": reg.custom, "type": reg.type}
-        if reg.type != STACK_TYPE:
+        # As the CLI writes a preview: inputs of custom resources only; no outputs of components or the
+        # stack (their registered outputs are not part of a preview). Reads are external, with an id.
+        if reg.custom:
             state["inputs"] = reg.inputs
-        if reg.outputs:
+        if reg.op == "read":
+            state["external"] = True
+            state["id"] = reg.inputs.get("name", reg.name)
+        if reg.outputs and reg.custom:
             state["outputs"] = reg.outputs
         if reg.parent:
             state["parent"] = reg.parent

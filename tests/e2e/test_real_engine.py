@@ -21,7 +21,7 @@ from offline.plan import from_json
 from offline.stackfile import load_stack
 from tests.e2e.conftest import ENVIRONMENTS, Tier
 from tests.e2e.fidelity import (differences, known_divergence, kubernetes_inputs, offline_verdicts, real_verdicts,
-                                shape)
+                                shape, steps_by_urn)
 from tests.e2e.pulumi_cli import read_event_log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,6 +82,18 @@ def test_offline_plan_has_the_real_preview_shape(tier, env):
     assert sorted(set(real) - set(offline)) == [] and sorted(set(offline) - set(real)) == []
     mismatched = {urn: (offline[urn], real[urn]) for urn in real if offline[urn] != real[urn]}
     assert mismatched == {}, json.dumps(mismatched, indent=1)
+    # the same keys in every step and state (the CLI adds where in the program each resource came from)
+    real_steps, offline_steps = steps_by_urn(real_plan), steps_by_urn(offline_plan_)
+    origin = {"sourcePosition", "stackTrace"}
+    keys = {urn: (sorted(set(offline_steps[urn]["newState"]) - origin), sorted(set(real_steps[urn]["newState"]) - origin))
+            for urn in real_steps}
+    assert {urn: k for urn, k in keys.items() if k[0] != k[1]} == {}
+    # explicit providers: the same inputs, the version the SDK asked for included (the engine's own
+    # `__internal` bookkeeping aside)
+    for urn, step in real_steps.items():
+        if "::pulumi:providers:" in urn:
+            real_inputs = {k: v for k, v in step["newState"]["inputs"].items() if k != "__internal"}
+            assert offline_steps[urn]["newState"]["inputs"] == real_inputs, urn
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -112,6 +124,30 @@ def test_check_gives_the_real_policy_verdicts(tier, env):
     # and on the offline engine's own plan of the same stack
     offline_report = run_checks(from_json(offline_plan(tier, env), f"offline plan of {env}"), config)
     assert offline_verdicts(offline_report) == real_verdicts(tier.events[env])
+
+
+def plant_violations(config: dict) -> None:
+    """Three mistakes a stack file can make, each a mandatory rule in prod."""
+    config["modelops:models"]["chat"]["env"] = {"API_TOKEN": "literal-token"}  # k8s-no-secret-env
+    config["modelops:gpuPools"]["a10g"]["amiVersion"] = "latest"  # karpenter-ami-pinned
+    config["modelops:gpuPools"]["a10g"]["gpuLimit"] = 40  # karpenter-gpu-limit (32), gpu-cost-ceiling
+
+
+def test_planted_violations_get_the_same_verdicts_offline_and_for_real(tier):
+    log = tier.cli.workdir / "prod-planted-events.json"
+    tier.cli.stack_config("prod", edit=plant_violations)
+    try:
+        result = tier.cli.preview("prod", event_log=log)
+        offline = offline_plan(tier, "prod")
+    finally:
+        tier.cli.stack_config("prod")
+    assert result.returncode != 0  # mandatory violations fail the real preview
+    real = real_verdicts(read_event_log(log))
+    report = run_checks(from_json(offline, "planted"), load_policy_config(ROOT / "policies" / "config" / "prod.json"))
+    assert offline_verdicts(report) == real
+    assert {rule for rule, _, outcome in real if outcome == "fail"} >= {
+        "k8s-no-secret-env", "karpenter-ami-pinned", "karpenter-gpu-limit", "gpu-cost-ceiling"}
+    assert report.mandatory_failures
 
 
 # ---- update lifecycle ----

@@ -27,9 +27,11 @@ def test_dev_is_serverless_only_with_no_gpu_pool(dev_plan):
 
 
 def test_standby_deploys_both_and_exports_both(prod_plan):
+    from offline.engine import stack_exports
+    from offline.stackfile import load_stack
+
     assert {"sentiment-deployment", "sentiment-fallback-function"} <= names(prod_plan)
-    stack = prod_plan["steps"][0]["newState"]
-    exported = stack["outputs"]["models"]["sentiment"]
+    exported = stack_exports(load_stack("prod"))["models"]["sentiment"]
     assert exported["endpoint"] == "https://models.acme.example/sentiment"
     assert exported["fallback"]["url"].endswith(".lambda-url.us-east-1.on.aws/")
 
