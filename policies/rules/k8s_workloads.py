@@ -117,6 +117,105 @@ def k8s_seccomp(resource_type: str, props: Mapping[str, Any], settings: dict) ->
             yield f"{_where(c)}: no seccompProfile; set spec.securityContext.seccompProfile.type: RuntimeDefault"
 
 
+# ---- Pod Security Standards controls not covered above (baseline, then restricted) ----
+# The edge cases follow the Pod Security admission's own checks (k8s.io/pod-security-admission/policy).
+
+def _security_contexts(spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(where, securityContext) of the pod and of every container, init and ephemeral ones included."""
+    yield "spec.securityContext", as_map(spec.get("securityContext"))
+    for c in containers(spec):
+        yield f"{_where(c)} securityContext", as_map(c.get("securityContext"))
+
+
+@resource_rule("k8s-no-host-process", "Pods must not run as Windows HostProcess containers (PSS baseline: HostProcess).")
+def k8s_no_host_process(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    if spec is None:
+        return
+    for where, ctx in _security_contexts(spec):
+        if dig(ctx, "windowsOptions", "hostProcess") is True:
+            yield f"{where}.windowsOptions.hostProcess is true; HostProcess containers own the Windows node"
+
+
+@resource_rule("k8s-apparmor", "AppArmor must not be disabled (PSS baseline: AppArmor).")
+def k8s_apparmor(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    if spec is None:
+        return
+    for where, ctx in _security_contexts(spec):
+        kind = dig(ctx, "appArmorProfile", "type")
+        if kind is not None and kind not in ("RuntimeDefault", "Localhost"):
+            yield f"{where}.appArmorProfile.type is {kind}; use RuntimeDefault or a Localhost profile"
+    kind = k8s_kind(resource_type)
+    meta = as_map(props.get("metadata")) if kind == "Pod" else as_map(dig(props, "spec", "template", "metadata"))
+    for key, value in as_map(meta.get("annotations")).items():
+        if str(key).startswith("container.apparmor.security.beta.kubernetes.io/") and \
+                value not in ("runtime/default",) and not str(value).startswith("localhost/"):
+            yield f"annotation {key} is {value}; use runtime/default or a localhost/ profile"
+
+
+# What the baseline profile allows of seLinuxOptions.type; user and role must stay unset.
+_SELINUX_TYPES = ("", "container_t", "container_init_t", "container_kvm_t", "container_engine_t")
+
+
+@resource_rule("k8s-selinux", "SELinux options must not set a custom user or role, nor an unsafe type (PSS baseline: SELinux).")
+def k8s_selinux(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    if spec is None:
+        return
+    for where, ctx in _security_contexts(spec):
+        options = as_map(ctx.get("seLinuxOptions"))
+        if options.get("type") not in (None, *_SELINUX_TYPES):
+            yield f"{where}.seLinuxOptions.type is {options.get('type')}; use container_t (or leave it unset)"
+        for field in ("user", "role"):
+            if options.get(field):
+                yield f"{where}.seLinuxOptions.{field} is set; leave it unset"
+
+
+@resource_rule("k8s-proc-mount", "Containers must use the default /proc mount (PSS baseline: /proc Mount Type).")
+def k8s_proc_mount(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    for c in workload_containers(resource_type, props):
+        mount = dig(c, "securityContext", "procMount")
+        if mount not in (None, "Default"):
+            yield f"{_where(c)}: securityContext.procMount is {mount}; leave it Default (an unmasked /proc leaks the host)"
+
+
+# The sysctls the baseline profile allows (namespaced, and isolated from the node and other pods).
+SAFE_SYSCTLS = ("kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+                "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+                "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+                "net.ipv4.tcp_keepalive_probes")
+
+
+@resource_rule("k8s-safe-sysctls", "Pods may set only the safe sysctls (PSS baseline: Sysctls).")
+def k8s_safe_sysctls(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    if spec is None:
+        return
+    for sysctl in as_list(dig(spec, "securityContext", "sysctls")):
+        name = as_map(sysctl).get("name")
+        if name not in SAFE_SYSCTLS:
+            yield f"spec.securityContext.sysctls sets {name}, which is not namespaced and safe; remove it"
+
+
+# The volume types the restricted profile allows. hostPath is judged by k8s-no-hostpath, with its allowlist.
+RESTRICTED_VOLUME_TYPES = ("configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                           "projected", "secret")
+
+
+@resource_rule("k8s-volume-types", "Pods may use only the restricted profile's volume types (PSS restricted: Volume Types).")
+def k8s_volume_types(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    if spec is None:
+        return
+    for volume in as_list(spec.get("volumes")):
+        kinds = [k for k in as_map(volume) if k != "name"]
+        bad = [k for k in kinds if k not in RESTRICTED_VOLUME_TYPES and k != "hostPath"]
+        if bad:
+            yield (f"volume {as_map(volume).get('name')!r} is {', '.join(bad)}; the restricted profile allows "
+                   f"{', '.join(RESTRICTED_VOLUME_TYPES)}")
+
+
 @resource_rule("k8s-readonly-rootfs", "Containers must have a read-only root filesystem (caches go to an emptyDir).")
 def k8s_readonly_rootfs(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):

@@ -142,6 +142,12 @@ D = "chat-deployment"
 CASES: dict[str, tuple[Callable[[list], list], str]] = {
     "karpenter-ami-pinned": (edit("a10g-node-class", lambda i: i["spec"].update(
         amiSelectorTerms=[{"alias": "bottlerocket@latest"}])), "a10g-node-class"),
+    "k8s-no-host-process": (edit(D, lambda i: pod(i)["securityContext"].update(windowsOptions={"hostProcess": True})), D),
+    "k8s-apparmor": (edit(D, lambda i: server(i)["securityContext"].update(appArmorProfile={"type": "Unconfined"})), D),
+    "k8s-selinux": (edit(D, lambda i: server(i)["securityContext"].update(seLinuxOptions={"type": "spc_t"})), D),
+    "k8s-proc-mount": (edit(D, lambda i: server(i)["securityContext"].update(procMount="Unmasked")), D),
+    "k8s-safe-sysctls": (edit(D, lambda i: pod(i)["securityContext"].update(sysctls=[{"name": "kernel.msgmax", "value": "1"}])), D),
+    "k8s-volume-types": (edit(D, lambda i: pod(i)["volumes"].append({"name": "n", "nfs": {"server": "x", "path": "/"}})), D),
     "k8s-no-privileged": (edit(D, lambda i: server(i)["securityContext"].update(privileged=True)), D),
     "k8s-no-host-namespaces": (edit(D, lambda i: pod(i).update(hostNetwork=True)), D),
     "k8s-no-hostpath": (edit(D, lambda i: pod(i)["volumes"].append({"name": "h", "hostPath": {"path": "/etc"}})), D),
@@ -422,3 +428,27 @@ def test_iam_privileges_are_judged_however_they_are_granted(resource, passes, tm
     type_, inputs = resource
     report = check(compliant() + [(type_, "granted", inputs)], tmp_path)
     assert ("granted" not in failures(report, "iam-no-wildcard")) is passes, [f.message for f in report.findings]
+
+
+@pytest.mark.parametrize("mutate, passes", [
+    # the Pod Security admission's edge cases, both ways
+    (lambda i: pod(i)["securityContext"].update(sysctls=[{"name": "net.ipv4.tcp_syncookies", "value": "1"}]), True),
+    (lambda i: pod(i)["securityContext"].update(sysctls=[{"name": "net.core.somaxconn", "value": "1"}]), False),
+    (lambda i: server(i)["securityContext"].update(seLinuxOptions={"type": "container_init_t", "level": "s0:c1"}), True),
+    (lambda i: pod(i)["securityContext"].update(seLinuxOptions={"user": "root"}), False),
+    (lambda i: server(i)["securityContext"].update(appArmorProfile={"type": "Localhost", "localhostProfile": "p"}), True),
+    (lambda i: i["spec"]["template"].setdefault("metadata", {}).setdefault("annotations", {}).update(
+        {"container.apparmor.security.beta.kubernetes.io/server": "unconfined"}), False),
+    (lambda i: server(i)["securityContext"].update(procMount="Default"), True),
+    (lambda i: pod(i)["volumes"].append({"name": "c", "configMap": {"name": "x"}}), True),
+    (lambda i: pod(i)["volumes"].append({"name": "g", "gitRepo": {"repository": "x"}}), False),
+    (lambda i: pod(i).setdefault("initContainers", []).append(
+        {**copy.deepcopy(server(i)), "name": "init", "securityContext": {**server(i)["securityContext"],
+                                                                         "windowsOptions": {"hostProcess": True}}}), False),
+])
+def test_pod_security_edge_cases(mutate, passes, tmp_path):
+    rules = {"k8s-safe-sysctls", "k8s-selinux", "k8s-apparmor", "k8s-proc-mount", "k8s-volume-types",
+             "k8s-no-host-process"}
+    report = check(edit(D, mutate)(compliant()), tmp_path)
+    failed = {f.rule for f in report.findings if f.outcome == "fail" and f.resource == D} & rules
+    assert (not failed) is passes, failed
