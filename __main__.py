@@ -95,6 +95,8 @@ exports = {}
 for name, model in cfg.models.items():
     placement = placements[name]
     pulumi.log.info(f"model {name}: {placement.reason}")
+    if placement.advice:
+        pulumi.log.warn(f"model {name}: {placement.advice}")
     canary = model.canary
     image = ModelImage(name, ModelImageArgs(
         repository_name=f"{cfg.registry.repository_prefix}/{name}",

@@ -239,6 +239,9 @@ class ModelConfig(_Model):
     artifact_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9.-]{3,63}(/.*)?$")
     canary: CanaryConfig | None = None
     fallback: FallbackMode | None = None
+    placement: Literal["gpu", "serverless"] = "gpu"
+    """Where an `auto` model runs now: the decision is recorded here and changes only in a reviewed change
+    of this key. Pre-flight recommends a move (GPUs short, or back again); it never moves the model."""
     serverless: ServerlessConfig = ServerlessConfig()
     probes: ProbeConfig = ProbeConfig()
     autoscaling: AutoscalingConfig = AutoscalingConfig()

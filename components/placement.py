@@ -1,8 +1,10 @@
 """Where each model runs: Kubernetes, its serverless fallback, or both, and why.
 
-`none` is Kubernetes only, `only` serverless only, `standby` both. `auto` asks pre-flight: the GPU pool
-when its capacity and quota check passes, serverless when it fails, and the configured preference
-(the GPU pool) when pre-flight could not run, saying so rather than flipping silently.
+`none` is Kubernetes only, `only` serverless only, `standby` both. `auto` runs where the stack file's
+`placement` says (the GPU pool by default): a live quota check must never delete a running GPU
+Deployment, its Service and route in the middle of some unrelated update. Pre-flight informs: when it
+fails for the pool of a GPU-placed model, or passes again for a serverless-placed one, the placement's
+`advice` says which reviewed change would move the model.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ class Placement:
     kubernetes: bool
     serverless: bool
     reason: str
+    advice: str | None = None
+    """A move pre-flight recommends (logged as a warning), never made by itself."""
 
 
 def place(cfg: StackConfig, name: str, model: ModelConfig, report: PreflightReport | None) -> Placement:
@@ -31,8 +35,12 @@ def place(cfg: StackConfig, name: str, model: ModelConfig, report: PreflightRepo
     pool = model.pool or ""
     status = report.status(pool) if report else "unknown"
     why = report.reason(pool) if report else "pre-flight did not run"
-    if status == "pass":
-        return Placement(True, False, f"auto: GPU pool {pool} (pre-flight passed)")
-    if status == "fail":
-        return Placement(False, True, f"auto: serverless, because pre-flight failed for pool {pool}: {why}")
-    return Placement(True, False, f"auto: GPU pool {pool} kept as configured; {why}")
+    key = f"modelops:models.{name}.placement"
+    if model.placement == "serverless":
+        advice = (f"pre-flight passed for pool {pool}: set {key}: gpu to move {name} back to its GPU pool"
+                  if status == "pass" else None)
+        return Placement(False, True, f"auto: serverless, as {key} records", advice)
+    advice = (f"pre-flight failed for pool {pool}: {why}; set {key}: serverless to move {name} to its "
+              "serverless fallback (its Deployment, Service and route would be deleted)" if status == "fail" else None)
+    checked = {"pass": "pre-flight passed", "fail": "pre-flight failed"}.get(status, why)
+    return Placement(True, False, f"auto: GPU pool {pool}, as {key} records ({checked})", advice)

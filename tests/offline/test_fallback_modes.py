@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 from offline.cli import main
-from tests.conftest import reference_plan
+import yaml
+
+from tests.conftest import ROOT, reference_plan
 
 import pytest
 
@@ -59,18 +61,36 @@ def test_auto_stays_on_gpus_when_the_quota_covers_the_pool(fake_aws, tmp_path, c
     plan = plan_prod_with_preflight(tmp_path, capsys)
     assert "summarizer-deployment" in names(plan)
     assert not any(n.startswith("summarizer-fallback") for n in names(plan))
-    assert any(d["message"] == "model summarizer: auto: GPU pool l4 (pre-flight passed)" for d in plan["diagnostics"])
+    assert any(d["message"].startswith("model summarizer: auto: GPU pool l4, as modelops:models.summarizer.placement "
+                                       "records (pre-flight passed)") for d in plan["diagnostics"])
 
 
-def test_auto_switches_to_serverless_when_the_quota_is_short(fake_aws, tmp_path, capsys):
+def test_a_short_quota_warns_and_moves_nothing(fake_aws, tmp_path, capsys):
+    # The quota check informs; the GPU Deployment stays until the stack file says placement: serverless.
     fake_aws.quotas.update({G_ON_DEMAND: 16, G_SPOT: 8})
     plan = plan_prod_with_preflight(tmp_path, capsys)
+    assert "summarizer-deployment" in names(plan)
+    assert not any(n.startswith("summarizer-fallback") for n in names(plan))
+    warning = next(d["message"] for d in plan["diagnostics"]
+                   if d["severity"] == "warning" and d["message"].startswith("model summarizer"))
+    assert "quota L-DB2E81BA allows 16 vCPUs, the pool's limit of 8 GPUs on g6.2xlarge needs 64" in warning
+    assert "set modelops:models.summarizer.placement: serverless" in warning
+
+
+def test_a_recorded_serverless_placement_deploys_the_fallback_with_its_cpu_image(tmp_path, capsys):
+    def move(config):
+        config["modelops:models"]["summarizer"]["placement"] = "serverless"
+
+    data = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod.yaml").read_text())
+    move(data["config"])
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(yaml.safe_dump(data))
+    plan_file = tmp_path / "plan.json"
+    assert main(["plan", "--stack-file", str(path), "--json", str(plan_file)]) == 0
+    plan = json.loads(plan_file.read_text())
     assert "summarizer-deployment" not in names(plan)
     assert "summarizer-fallback-function" in names(plan)
     cpu_image = next(s for s in plan["steps"] if s["urn"].endswith("::summarizer-cpu-image"))
     assert cpu_image["newState"]["inputs"]["dockerfile"]["location"] == "models/summarizer/Dockerfile.cpu"
-    message = next(d["message"] for d in plan["diagnostics"] if d["message"].startswith("model summarizer"))
-    assert message.startswith("model summarizer: auto: serverless, because pre-flight failed for pool l4:")
-    assert "quota L-DB2E81BA allows 16 vCPUs, the pool's limit of 8 GPUs on g6.2xlarge needs 64" in message
-    # the other models are untouched by the switch
+    # the other models are untouched by the move
     assert {"chat-deployment", "vision-deployment", "sentiment-deployment"} <= names(plan)
