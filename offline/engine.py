@@ -62,6 +62,7 @@ class _Registration:
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
     custom_timeouts: dict[str, float] = field(default_factory=dict)
+    additional_secret_outputs: list[str] = field(default_factory=list)
     """Seconds per operation (the engine's state form), from the resource's custom timeouts."""
     op: str = "create"
     """`create`, or `read` for resources read from elsewhere (a StackReference)."""
@@ -176,6 +177,7 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
             ignore_changes=list(request.ignoreChanges),
             inputs=inputs,
             custom_timeouts=_timeouts(request),
+            additional_secret_outputs=list(request.additionalSecretOutputs),
         )
         self._remember(mock_urn, reg, qualified)
 
@@ -401,6 +403,8 @@ def _to_preview_json(config: dict[str, str], secret_keys: list[str], registratio
             state["ignoreChanges"] = reg.ignore_changes
         if reg.custom_timeouts:
             state["customTimeouts"] = reg.custom_timeouts
+        if reg.additional_secret_outputs:
+            state["additionalSecretOutputs"] = reg.additional_secret_outputs
         step: dict[str, Any] = {"op": reg.op, "urn": reg.urn}
         if reg.provider:
             step["provider"] = reg.provider

@@ -214,14 +214,17 @@ def gpu_cost_ceiling(resources: list[StackResource], settings: dict) -> Iterator
     budget = float(settings.get("budgetUsd") or 0)
     region = str(settings.get("region", "us-east-1"))
     total = 0.0
-    parts = []
-    for pool in pools:
+    priced = []
+    for pool in sorted(pools, key=lambda p: object_name(p.props, p.name)):
         cost, problem = monthly_ceiling(pool.props, region)
         if problem:
             yield pool, f"NodePool {object_name(pool.props, pool.name)}: cannot price its GPU ceiling ({problem})"
             continue
         total += cost
-        parts.append(f"{object_name(pool.props, pool.name)} ${cost:,.0f}")
+        priced.append((cost, object_name(pool.props, pool.name), pool))
     if total > budget:
-        yield pools[0], (f"monthly GPU ceiling ${total:,.0f} ({', '.join(parts)}) exceeds the budget of "
-                         f"${budget:,.0f}; lower pool GPU limits or raise modelops:budget")
+        parts = ", ".join(f"{name} ${cost:,.0f}" for cost, name, _ in priced)
+        # Blamed on the costliest pool (whatever order the engine lists resources in): the first to lower.
+        costliest = max(priced, key=lambda p: (p[0], p[1]))[2]
+        yield costliest, (f"monthly GPU ceiling ${total:,.0f} ({parts}) exceeds the budget of "
+                          f"${budget:,.0f}; lower pool GPU limits or raise modelops:budget")
