@@ -121,8 +121,9 @@ for name, model in cfg.models.items():
             scratch=model.resources.scratch,
             artifact_bucket=model.artifact_bucket, artifact_prefix=model.artifact_prefix,
             oidc_provider_arn=cluster.oidc_provider_arn,
-            # traffic arrives from the Gateway's pods when there is one, else from the ingress namespace
-            ingress_namespace=gateway.namespace if gateway else cluster.ingress_namespace,
+            # traffic arrives from the gateway's proxies, which run in the ingress namespace: common
+            # implementations do not run them beside the Gateway resource
+            ingress_namespace=cluster.ingress_namespace, ingress_cidrs=cluster.ingress_cidrs,
             monitoring_namespace=cluster.monitoring_namespace, ready_path=model.probes.ready_path,
             live_path=model.probes.live_path, startup_seconds=model.probes.startup_seconds,
             target_cpu_utilization=model.autoscaling.target_cpu_utilization,

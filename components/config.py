@@ -8,6 +8,7 @@ and the reason, one line per problem, so a broken stack fails before any resourc
 from __future__ import annotations
 
 import json
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -87,7 +88,21 @@ class ClusterConfig(_Model):
     availability_zones: tuple[str, ...] = ()
     """Zones the pools may use; pre-flight checks offerings there (empty: every zone of the region)."""
     ingress_namespace: str = Field(default="gateway-system", pattern=_DNS_LABEL)
-    """Namespace of the ingress or gateway pods allowed to reach model servers."""
+    """Namespace where the pods that forward traffic to model servers run: the gateway implementation's
+    proxies (Envoy Gateway: `envoy-gateway-system`, often not the Gateway resource's namespace) or the
+    ingress controller. The models' NetworkPolicies admit it."""
+    ingress_cidrs: tuple[str, ...] = ()
+    """Address ranges traffic may also arrive from (an ALB or VPC Lattice in IP mode: the VPC's CIDRs)."""
+
+    @field_validator("ingress_cidrs")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a CIDR block ({exc})") from None
+        return value
     monitoring_namespace: str = Field(default="monitoring", pattern=_DNS_LABEL)
     gateway: GatewayRef | None = None
     """When set, canaries split traffic exactly through an HTTPRoute on this Gateway."""

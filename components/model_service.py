@@ -80,7 +80,9 @@ class ModelServiceArgs:
     oidc_provider_arn: str = ""
     """The cluster's OIDC provider, trusted by the service-account role."""
     ingress_namespace: str = "gateway-system"
-    """Namespace allowed to send traffic to the model."""
+    """Namespace allowed to send traffic to the model (where the gateway's proxies run)."""
+    ingress_cidrs: tuple[str, ...] = ()
+    """Address ranges also allowed to send traffic (load balancers in IP mode)."""
     monitoring_namespace: str = "monitoring"
     """Namespace allowed to scrape metrics."""
     ready_path: str = "/v2/health/ready"
@@ -180,7 +182,8 @@ class ModelService(pulumi.ComponentResource):
             metadata={"name": name, "namespace": ns, "labels": labels},
             spec={"podSelector": {"matchLabels": match}, "policyTypes": ["Ingress"],
                   "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}}}
-                                        for n in sorted({args.ingress_namespace, args.monitoring_namespace})],
+                                        for n in sorted({args.ingress_namespace, args.monitoring_namespace})]
+                                       + [{"ipBlock": {"cidr": cidr}} for cidr in args.ingress_cidrs],
                                "ports": [{"protocol": "TCP", "port": args.port}]}]},
             opts=pulumi.ResourceOptions(parent=self),
         )

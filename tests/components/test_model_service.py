@@ -104,6 +104,15 @@ def test_keda_replaces_the_hpa_when_a_query_is_configured(build):
     assert (scaler["minReplicaCount"], scaler["maxReplicaCount"]) == (3, 6)
 
 
+def test_network_policy_admits_the_configured_proxies_and_address_ranges(build):
+    # Envoy Gateway runs its proxies in its own namespace; an ALB in IP mode arrives from VPC addresses
+    netpol = build(lambda: ModelService("chat", replace(ARGS, ingress_namespace="envoy-gateway-system",
+                                                        ingress_cidrs=("10.0.0.0/16",)))).inputs("chat-netpol")["spec"]
+    peers = netpol["ingress"][0]["from"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}}} in peers
+    assert {"ipBlock": {"cidr": "10.0.0.0/16"}} in peers
+
+
 def test_network_policy_admits_only_gateway_and_monitoring(build):
     netpol = build(lambda: ModelService("chat", ARGS)).inputs("chat-netpol")["spec"]
     sources = [f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for f in netpol["ingress"][0]["from"]]
