@@ -161,13 +161,23 @@ def k8s_kind(resource_type: str) -> str | None:
 
 
 def pod_spec(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The pod spec a Kubernetes object runs, wherever it keeps it: a Pod's spec, a pod template
+    (Deployments, ReplicationControllers, Argo Rollouts, any kind with `spec.template.spec.containers`),
+    a CronJob's job template; server-side-apply patch resources (`DeploymentPatch`) included."""
     kind = k8s_kind(resource_type)
-    if kind == "Pod":
-        return as_map(props.get("spec"))
-    if kind == "CronJob":
-        return as_map(dig(props, "spec", "jobTemplate", "spec", "template", "spec"))
-    if kind in WORKLOAD_KINDS:
-        return as_map(dig(props, "spec", "template", "spec"))
+    if kind is None:
+        return None
+    spec = as_map(props.get("spec"))
+    if kind in ("Pod", "PodPatch") or "containers" in spec:
+        return spec
+    for path in (("template", "spec"), ("jobTemplate", "spec", "template", "spec")):
+        candidate = dig(spec, *path)
+        if isinstance(candidate, Mapping) and ("containers" in candidate or kind.removesuffix("Patch")
+                                               in WORKLOAD_KINDS):
+            return candidate
+    if kind.removesuffix("Patch") in WORKLOAD_KINDS:
+        return as_map(dig(spec, "jobTemplate", "spec", "template", "spec") if kind.startswith("CronJob")
+                      else dig(spec, "template", "spec"))
     return None
 
 

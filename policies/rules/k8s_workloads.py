@@ -329,7 +329,7 @@ def k8s_no_secret_env(resource_type: str, props: Mapping[str, Any], settings: di
                settings={"allowLoadBalancer": {"type": "boolean", "default": False,
                                                "description": "Whether LoadBalancer Services are allowed."}})
 def k8s_service_exposure(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    if k8s_kind(resource_type) != "Service":
+    if k8s_kind(resource_type) not in ("Service", "ServicePatch"):
         return
     spec = as_map(props.get("spec"))
     kind = spec.get("type", "ClusterIP")

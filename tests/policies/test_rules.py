@@ -452,3 +452,30 @@ def test_pod_security_edge_cases(mutate, passes, tmp_path):
     report = check(edit(D, mutate)(compliant()), tmp_path)
     failed = {f.rule for f in report.findings if f.outcome == "fail" and f.resource == D} & rules
     assert (not failed) is passes, failed
+
+
+def _privileged_pod() -> dict:
+    pod_spec_ = copy.deepcopy(compliant()[0][2]["spec"]["template"]["spec"])
+    pod_spec_["containers"][0]["securityContext"]["privileged"] = True
+    return pod_spec_
+
+
+@pytest.mark.parametrize("type_, wrap", [
+    ("kubernetes:core/v1:ReplicationController", lambda s: {"spec": {"template": {"spec": s}}}),
+    ("kubernetes:argoproj.io/v1alpha1:Rollout", lambda s: {"spec": {"template": {"spec": s}}}),
+    ("kubernetes:apps/v1:DeploymentPatch", lambda s: {"spec": {"template": {"spec": s}}}),
+    ("kubernetes:core/v1:PodPatch", lambda s: {"spec": s}),
+    ("kubernetes:batch/v1:CronJobPatch", lambda s: {"spec": {"jobTemplate": {"spec": {"template": {"spec": s}}}}}),
+    ("kubernetes:example.com/v1:ModelServer", lambda s: {"spec": {"template": {"spec": s}}}),
+])
+def test_every_pod_template_the_program_can_emit_is_judged(type_, wrap, tmp_path):
+    inputs = {"apiVersion": "x/v1", "kind": type_.rsplit(":", 1)[-1], "metadata": {"name": "w", "namespace": "models"},
+              **wrap(_privileged_pod())}
+    report = check(compliant() + [(type_, "workload", inputs)], tmp_path)
+    assert "workload" in failures(report, "k8s-no-privileged")
+
+
+def test_service_patches_are_judged_like_services(tmp_path):
+    patch = ("kubernetes:core/v1:ServicePatch", "exposed", {"apiVersion": "v1", "kind": "Service", "metadata": {
+        "name": "chat", "namespace": "models"}, "spec": {"type": "NodePort"}})
+    assert "exposed" in failures(check(compliant() + [patch], tmp_path), "k8s-service-exposure")
