@@ -155,11 +155,11 @@ def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
         if rule.scope == "resource":
             for resource, props in proxied:
                 try:
-                    namespace, name = adapters.identity(resource.type, props, resource.name)
+                    identity = adapters.identity(resource.type, props, resource.name)
                 except UnknownValueError as exc:
                     add("not-evaluated", resource.urn, f"not evaluated at preview: {exc.message}")
                     continue
-                reason = framework.is_exempt(settings, namespace, name)
+                reason = framework.is_exempt(settings, *identity)
                 messages, unknown = _until_unknown(rule.check(resource.type, props, settings))
                 for message in messages:
                     add("exempt" if reason else "fail", resource.urn, f"{message} (exempt: {reason})" if reason else message)
@@ -171,8 +171,7 @@ def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
         if unknown is not None:
             add("not-evaluated", "", f"not evaluated at preview: {unknown.message}")
         for resource, message in violations:
-            namespace, name = adapters.identity(resource.type, resource.props, resource.name)
-            reason = framework.is_exempt(settings, namespace, name)
+            reason = framework.is_exempt(settings, *adapters.identity(resource.type, resource.props, resource.name))
             add("exempt" if reason else "fail", resource.urn, f"{message} (exempt: {reason})" if reason else message)
     return report
 

@@ -7,18 +7,19 @@ from typing import Any, Callable
 from .framework import Rule, StackResource, is_exempt, k8s_kind, object_name, object_namespace, rule_settings
 
 
-def identity(resource_type: str, props: Any, name: str) -> tuple[str | None, str]:
-    """(namespace, name) an exemption matches: the Kubernetes object's own, else the Pulumi resource name."""
-    if k8s_kind(resource_type):
-        return object_namespace(props), object_name(props, name)
-    return None, name
+def identity(resource_type: str, props: Any, name: str) -> tuple[str, str | None, str]:
+    """(kind, namespace, name) an exemption names: the Kubernetes object's own, else the resource type
+    and the Pulumi resource name."""
+    kind = k8s_kind(resource_type)
+    if kind:
+        return kind.removesuffix("Patch"), object_namespace(props), object_name(props, name)
+    return resource_type, None, name
 
 
 def resource_validator(rule: Rule) -> Callable[[Any, Callable[..., None]], None]:
     def validate(args: Any, report_violation: Callable[..., None]) -> None:
         settings = rule_settings(rule, args.get_config())
-        namespace, name = identity(args.resource_type, args.props, args.name)
-        if is_exempt(settings, namespace, name):
+        if is_exempt(settings, *identity(args.resource_type, args.props, args.name)):
             return
         for message in rule.check(args.resource_type, args.props, settings):
             report_violation(message)
@@ -30,7 +31,6 @@ def stack_validator(rule: Rule) -> Callable[[Any, Callable[..., None]], None]:
         settings = rule_settings(rule, args.get_config())
         resources = [StackResource(r.resource_type, r.name, r.urn, r.props) for r in args.resources]
         for resource, message in rule.check(resources, settings):
-            namespace, name = identity(resource.type, resource.props, resource.name)
-            if not is_exempt(settings, namespace, name):
+            if not is_exempt(settings, *identity(resource.type, resource.props, resource.name)):
                 report_violation(message, resource.urn)
     return validate

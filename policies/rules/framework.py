@@ -48,9 +48,12 @@ class Rule:
 EXEMPTIONS_SCHEMA = {
     "type": "array",
     "default": [],
-    "description": "Resources this rule does not apply to, each with the reason.",
-    "items": {"type": "object", "required": ["name", "reason"], "additionalProperties": False,
-              "properties": {"namespace": {"type": "string"}, "name": {"type": "string"},
+    "description": "Resources this rule does not apply to, each named exactly (kind, namespace, name) with the "
+                   "reason: a pattern would let a new resource borrow another's exemption.",
+    "items": {"type": "object", "required": ["kind", "name", "reason"], "additionalProperties": False,
+              "properties": {"kind": {"type": "string", "minLength": 1},
+                             "namespace": {"type": "string", "minLength": 1},
+                             "name": {"type": "string", "pattern": r"^[^*?\[\]]+$"},
                              "reason": {"type": "string", "minLength": 1}}},
 }
 
@@ -248,16 +251,13 @@ def object_namespace(props: Mapping[str, Any]) -> str | None:
     return ns if isinstance(ns, str) else None
 
 
-def is_exempt(settings: Mapping[str, Any], namespace: str | None, name: str) -> str | None:
-    """The reason, when the resource is exempted from this rule by the policy config."""
+def is_exempt(settings: Mapping[str, Any], kind: str, namespace: str | None, name: str) -> str | None:
+    """The reason, when the policy config exempts exactly this resource (kind, namespace, name) from a rule.
+    An entry without a namespace exempts only a cluster-scoped object (or a non-Kubernetes resource)."""
     for entry in as_list(settings.get("exemptions")):
         entry = as_map(entry)
-        if not fnmatch.fnmatchcase(name, str(entry.get("name", ""))):
-            continue
-        wanted_ns = entry.get("namespace")
-        if wanted_ns is not None and wanted_ns != namespace:
-            continue
-        return str(entry.get("reason", "exempted"))
+        if (entry.get("kind"), entry.get("namespace"), entry.get("name")) == (kind, namespace, name):
+            return str(entry.get("reason", "exempted"))
     return None
 
 

@@ -290,14 +290,34 @@ def test_enforcement_levels_follow_the_cli_semantics(tmp_path):
 
 def test_exemptions_are_config_data_with_a_reason(tmp_path):
     broken = CASES["k8s-sa-token"][0](compliant())
-    config = {"all": "mandatory", "k8s-sa-token": {"exemptions": [
-        {"namespace": "models", "name": "chat", "reason": "calls the Kubernetes API to watch its ConfigMap"}]}}
+    config = {"all": "mandatory", "k8s-sa-token": {"exemptions": [{
+        "kind": "Deployment", "namespace": "models", "name": "chat",
+        "reason": "calls the Kubernetes API to watch its ConfigMap"}]}}
     report = check(broken, tmp_path, config)
     exempt = [f for f in report.findings if f.rule == "k8s-sa-token"]
     assert [f.outcome for f in exempt] == ["exempt"] and "watch its ConfigMap" in exempt[0].message
-    wrong_namespace = {"all": "mandatory", "k8s-sa-token": {"exemptions": [
-        {"namespace": "other", "name": "chat", "reason": "x"}]}}
-    assert failures(check(broken, tmp_path, wrong_namespace), "k8s-sa-token")
+
+
+@pytest.mark.parametrize("entry", [
+    {"kind": "Deployment", "namespace": "other", "name": "chat"},  # another namespace
+    {"kind": "StatefulSet", "namespace": "models", "name": "chat"},  # another kind, same name
+    {"kind": "Deployment", "name": "chat"},  # no namespace: cluster-scoped objects only
+])
+def test_an_exemption_covers_exactly_the_resource_it_names(entry, tmp_path):
+    broken = CASES["k8s-sa-token"][0](compliant())
+    config = {"all": "mandatory", "k8s-sa-token": {"exemptions": [{**entry, "reason": "x"}]}}
+    assert failures(check(broken, tmp_path, config), "k8s-sa-token")
+
+
+@pytest.mark.parametrize("name", ["chat*", "ch?t", "[c]hat"])
+def test_exemption_patterns_are_refused(name, tmp_path):
+    # a pattern would let a new resource (dcgm-exporter-evil) borrow an exemption meant for another
+    from offline.check import PolicyConfigError
+
+    with pytest.raises(PolicyConfigError) as info:
+        check(compliant(), tmp_path, {"k8s-sa-token": {"exemptions": [
+            {"kind": "Deployment", "namespace": "models", "name": name, "reason": "x"}]}})
+    assert "k8s-sa-token.exemptions.0.name" in "\n".join(info.value.problems)
 
 
 def test_bad_policy_configs_are_refused(tmp_path):
@@ -310,6 +330,7 @@ def test_bad_policy_configs_are_refused(tmp_path):
     assert "all: unknown enforcement level 'strict'" in problems
     assert "k8s-nope: no such policy in the pack" in problems
     assert "k8s-sa-token.exemptions.0: 'reason' is a required property" in problems
+    assert "k8s-sa-token.exemptions.0: 'kind' is a required property" in problems
 
 
 def test_the_pack_registers_every_rule_id(monkeypatch):
