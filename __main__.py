@@ -66,7 +66,8 @@ pools = {
         consolidate_after=pool.consolidate_after, disruption_budget=pool.disruption_budget,
         expire_after=pool.expire_after, weight=pool.weight, root_volume_gib=pool.root_volume_gib,
         data_volume_gib=pool.data_volume_gib, time_slicing_replicas=pool.time_slicing_replicas,
-        monitoring_namespace=cluster.monitoring_namespace, tags=tags), opts=providers)
+        monitoring_namespace=cluster.monitoring_namespace, prometheus_labels=cluster.prometheus_labels, tags=tags),
+        opts=providers)
     for name, pool in cfg.gpu_pools.items()
 }
 
@@ -124,7 +125,8 @@ for name, model in cfg.models.items():
             # traffic arrives from the gateway's proxies, which run in the ingress namespace: common
             # implementations do not run them beside the Gateway resource
             ingress_namespace=cluster.ingress_namespace, ingress_cidrs=cluster.ingress_cidrs,
-            monitoring_namespace=cluster.monitoring_namespace, ready_path=model.probes.ready_path,
+            monitoring_namespace=cluster.monitoring_namespace, prometheus_labels=cluster.prometheus_labels,
+            ready_path=model.probes.ready_path,
             live_path=model.probes.live_path, startup_seconds=model.probes.startup_seconds,
             target_cpu_utilization=model.autoscaling.target_cpu_utilization,
             prometheus_query=model.autoscaling.prometheus_query,
@@ -150,7 +152,8 @@ for name, model in cfg.models.items():
             reserved_concurrency=model.serverless.reserved_concurrency,
             architecture="arm64" if (model.cpu_image or model.image).platform == "linux/arm64" else "x86_64",
             artifact_bucket=model.artifact_bucket, artifact_prefix=model.artifact_prefix,
-            log_retention_days=cfg.defaults.log_retention_days, environment=model.env, tags=tags), opts=providers)
+            log_retention_days=cfg.defaults.log_retention_days, environment=model.env, tags=tags,
+            alarm_topic_arn=cluster.alarm_topic_arn), opts=providers)
         exported["fallback"] = {"function": fallback.function_name, "alias": fallback.alias_name,
                                 "url": fallback.url}
         exported.setdefault("endpoint", fallback.url)

@@ -104,6 +104,11 @@ class ClusterConfig(_Model):
                 raise ValueError(f"{cidr!r} is not a CIDR block ({exc})") from None
         return value
     monitoring_namespace: str = Field(default="monitoring", pattern=_DNS_LABEL)
+    prometheus_labels: dict[str, str] = {"release": "kube-prometheus-stack"}
+    """Labels the cluster's Prometheus selects ServiceMonitors and PrometheusRules by (kube-prometheus-stack
+    selects its Helm release's label by default): set on every one the program creates."""
+    alarm_topic_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$", max_length=300)
+    """SNS topic the fallbacks' CloudWatch alarms notify (an alarm without an action notifies nobody)."""
     gateway: GatewayRef | None = None
     """When set, canaries split traffic exactly through an HTTPRoute on this Gateway."""
 

@@ -75,6 +75,8 @@ class GpuNodePoolArgs:
     system_namespace: str = "kube-system"
     """Namespace of the device plugin and DCGM exporter."""
     monitoring_namespace: str = "monitoring"
+    prometheus_labels: dict[str, str] = field(default_factory=dict)
+    """Labels the cluster's Prometheus selects ServiceMonitors by."""
     """Namespace of Prometheus, allowed to scrape the exporter."""
     tags: dict[str, str] = field(default_factory=dict)
     """AWS tags for the nodes and volumes."""
@@ -278,7 +280,7 @@ class GpuNodePool(pulumi.ComponentResource):
             f"{name}-dcgm-monitor",
             api_version="monitoring.coreos.com/v1",
             kind="ServiceMonitor",
-            metadata={"name": app, "namespace": args.system_namespace, "labels": labels},
+            metadata={"name": app, "namespace": args.system_namespace, "labels": {**labels, **args.prometheus_labels}},
             spec={"selector": {"matchLabels": match},
                   "namespaceSelector": {"matchNames": [args.system_namespace]},
                   "endpoints": [{"port": "metrics", "interval": "15s", "path": "/metrics"}]},

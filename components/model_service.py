@@ -28,6 +28,8 @@ from .gpu_catalogue import memory_gib
 ARTIFACT_FETCHER_IMAGE = ("docker.io/amazon/aws-cli:2.15.0"
                           "@sha256:e2a778146a45cb7cdcc55e3051c0de38ea9f180ed88383447f7ead6b0ba5e9a4")
 TRACK_LABEL = "modelops/track"
+SCRAPE_LABEL = "modelops/scrape"
+"""On the model's main Service only: what its ServiceMonitor selects, so each pod is scraped once."""
 # What a replica waits for before it can serve, besides its own start-up: a node launched for it
 # (Karpenter: instance start and join, a few minutes for GPU AMIs), a multi-GB image pull on a fresh
 # node, the artifact copy of the init container. Generous on purpose: the await fails an `up` that is
@@ -85,6 +87,8 @@ class ModelServiceArgs:
     """Address ranges also allowed to send traffic (load balancers in IP mode)."""
     monitoring_namespace: str = "monitoring"
     """Namespace allowed to scrape metrics."""
+    prometheus_labels: dict[str, str] = field(default_factory=dict)
+    """Labels the cluster's Prometheus selects ServiceMonitors and PrometheusRules by."""
     ready_path: str = "/v2/health/ready"
     """Readiness endpoint."""
     live_path: str = "/v2/health/live"
@@ -165,7 +169,8 @@ class ModelService(pulumi.ComponentResource):
         port = [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
         service = k8s.core.v1.Service(
             f"{name}-svc",
-            metadata={"name": name, "namespace": ns, "labels": labels},
+            # the one Service scraped: the per-track Services select the same pods (scraped twice otherwise)
+            metadata={"name": name, "namespace": ns, "labels": {**labels, SCRAPE_LABEL: "true"}},
             spec={"type": "ClusterIP", "selector": match, "ports": port},
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -191,8 +196,8 @@ class ModelService(pulumi.ComponentResource):
             f"{name}-monitor",
             api_version="monitoring.coreos.com/v1",
             kind="ServiceMonitor",
-            metadata={"name": name, "namespace": ns, "labels": labels},
-            spec={"selector": {"matchLabels": match}, "namespaceSelector": {"matchNames": [ns]},
+            metadata={"name": name, "namespace": ns, "labels": {**labels, **args.prometheus_labels}},
+            spec={"selector": {"matchLabels": {**match, SCRAPE_LABEL: "true"}}, "namespaceSelector": {"matchNames": [ns]},
                   "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}]},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
         )
@@ -444,7 +449,7 @@ class ModelService(pulumi.ComponentResource):
             f"{name}-alerts",
             api_version="monitoring.coreos.com/v1",
             kind="PrometheusRule",
-            metadata={"name": name, "namespace": args.namespace, "labels": labels},
+            metadata={"name": name, "namespace": args.namespace, "labels": {**labels, **args.prometheus_labels}},
             spec={"groups": [{"name": f"modelops.{name}", "rules": rules}]},
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -59,6 +59,8 @@ class ServerlessFallbackArgs:
     environment: dict[str, str] = field(default_factory=dict)
     """Plain environment variables."""
     tags: dict[str, str] = field(default_factory=dict)
+    alarm_topic_arn: str | None = None
+    """SNS topic the alarms notify when they fire and when they recover."""
     """AWS tags."""
 
 
@@ -162,6 +164,8 @@ class ServerlessFallback(pulumi.ComponentResource):
                 threshold=threshold,
                 comparison_operator="GreaterThanOrEqualToThreshold",
                 treat_missing_data="notBreaching",
+                alarm_actions=[args.alarm_topic_arn] if args.alarm_topic_arn else None,
+                ok_actions=[args.alarm_topic_arn] if args.alarm_topic_arn else None,
                 tags=args.tags,
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -95,6 +95,7 @@ def break_prod(path: str, value, delete: bool = False):
     ("cluster.gateway.name", "", "modelops:cluster.gateway.name: String should match pattern"),
     ("cluster.gateway.hostname", "Models.Acme.Example", "modelops:cluster.gateway.hostname: String should match pattern"),
     ("cluster.gateway.namespace", "gateway_system", "modelops:cluster.gateway.namespace: String should match pattern"),
+    ("cluster.alarmTopicArn", "ml-oncall", "modelops:cluster.alarmTopicArn: String should match pattern"),
     ("cluster.ingressCidrs", ["10.0.0.1/16"], "modelops:cluster.ingressCidrs: '10.0.0.1/16' is not a CIDR block"),
     ("cluster.ingressCidrs", ["vpc"], "modelops:cluster.ingressCidrs: 'vpc' is not a CIDR block"),
     ("models.chat.namespace", "kube-system", "modelops:models.chat.namespace: 'kube-system' is not the project's"),

@@ -224,3 +224,16 @@ def test_gpu_pods_get_a_sized_shared_memory_and_accounted_scratch(build):
     cpu_only = pod_of(build(lambda: ModelService("s", replace(ARGS, gpus=0, node_selector=None, tolerations=None))),
                       "s-deployment")
     assert "dshm" not in {v["name"] for v in cpu_only["volumes"]}
+
+
+def test_prometheus_selects_the_monitors_and_scrapes_each_pod_once(build):
+    # kube-prometheus-stack selects ServiceMonitors and PrometheusRules by its release label; with a
+    # canary through a gateway, three Services select the model's pods: only the main one is scraped.
+    built = build(lambda: ModelService("chat", replace(ARGS, canary_weight=10, **CANARY, **GATEWAY,
+                                                       prometheus_labels={"release": "kube-prometheus-stack"})))
+    for name in ("chat-monitor", "chat-alerts"):
+        assert built.inputs(name)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    selector = built.inputs("chat-monitor")["spec"]["selector"]["matchLabels"]
+    scraped = [n for n in ("chat-svc", "chat-stable-svc", "chat-canary-svc")
+               if all(built.inputs(n)["metadata"]["labels"].get(k) == v for k, v in selector.items())]
+    assert scraped == ["chat-svc"]

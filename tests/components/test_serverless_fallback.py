@@ -68,3 +68,11 @@ def test_lambda_limits_are_enforced(change, message):
         _check_limits(replace(ARGS, **change))
 
 
+
+
+def test_alarms_notify_the_configured_topic(build):
+    topic = "arn:aws:sns:us-east-1:123456789012:ml-oncall"
+    built = build(lambda: ServerlessFallback("s", replace(ARGS, alarm_topic_arn=topic)))
+    for role in ("errors", "throttles", "duration"):
+        alarm = built.inputs(f"s-{role}-alarm")
+        assert alarm["alarmActions"] == [topic] and alarm["okActions"] == [topic]
