@@ -25,6 +25,7 @@ from tests.e2e.fidelity import (differences, known_divergence, kubernetes_inputs
 from tests.e2e.pulumi_cli import read_event_log
 
 ROOT = Path(__file__).resolve().parents[2]
+CLI_FIXTURE = ROOT / "tests" / "upstream" / "fixtures" / "pulumi-cli" / "sample-preview-creates.json"
 PART_OF = "app.kubernetes.io/part-of=modelops"
 
 
@@ -148,6 +149,25 @@ def test_planted_violations_get_the_same_verdicts_offline_and_for_real(tier):
     assert {rule for rule, _, outcome in real if outcome == "fail"} >= {
         "k8s-no-secret-env", "karpenter-ami-pinned", "karpenter-gpu-limit", "gpu-cost-ceiling"}
     assert report.mandatory_failures
+
+
+@pytest.mark.parametrize("change, real_exit", [
+    ({"k8s-no-such-rule": "mandatory"}, 0),  # the CLI ignores a policy name the pack does not have
+    ({"all": "strict"}, 1),  # and refuses an unknown level or a setting against its schema
+    ({"gpu-cost-ceiling": {"budgetUsd": "lots"}}, 1),
+])
+def test_policy_configs_the_cli_accepts_and_refuses(tier, change, real_exit, tmp_path):
+    config = {**json.loads((ROOT / "policies" / "config" / "dev.json").read_text()), **change}
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(config))
+    result = tier.cli.run("preview", "-s", "dev", "--policy-pack", str(tier.cli.project / "policies"),
+                          "--policy-pack-config", str(path))
+    assert result.returncode == real_exit, result.explain()
+    # offline refuses all three (exit 2): the unknown name is a divergence on the strict side, which
+    # catches a misspelt rule whose settings the CLI would silently drop
+    from offline.cli import main
+
+    assert main(["check", "--plan", str(CLI_FIXTURE), "--policy-config", str(path)]) == 2
 
 
 # ---- update lifecycle ----
