@@ -111,7 +111,3 @@ def real_verdicts(events: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 def offline_verdicts(report: Any) -> set[tuple[str, str, str]]:
     """The same triples from a `modelops check` report (exemptions are passes under the CLI)."""
     return {(f.rule, f.urn, f.outcome) for f in report.findings if f.outcome in ("fail", "not-evaluated")}
-
-
-def unknown_marker() -> str:
-    return UNKNOWN

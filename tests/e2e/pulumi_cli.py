@@ -196,7 +196,3 @@ class PulumiCli:
 
 def read_event_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def policy_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e["policyEvent"] for e in events if "policyEvent" in e]
