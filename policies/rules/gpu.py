@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -32,15 +33,56 @@ def _requirements(props: Mapping[str, Any]) -> dict[str, list[str]]:
             if as_map(r).get("operator", "In") == "In"}
 
 
+_GPU_FAMILY = re.compile(r"(g|p)[0-9]")
+"""EC2's GPU families (g4dn, g5, g6e, gr6, p4d, p5, ...) whether or not the price catalogue lists them."""
+_GPU_KEYS = ("karpenter.k8s.aws/instance-gpu-count", "karpenter.k8s.aws/instance-gpu-name",
+             "karpenter.k8s.aws/instance-gpu-manufacturer", "karpenter.k8s.aws/instance-gpu-memory")
+
+
+def _is_gpu_family(family: str) -> bool:
+    return family in _gpu_families() or bool(_GPU_FAMILY.match(family)) or family.startswith("gr")
+
+
 def admits_gpus(props: Mapping[str, Any]) -> bool:
-    """Whether a NodePool can launch GPU instances (families, types or GPU-name requirements, or the taint)."""
-    reqs = _requirements(props)
-    families = set(reqs.get("karpenter.k8s.aws/instance-family", []))
-    types = reqs.get("node.kubernetes.io/instance-type", [])
-    return bool(families & _gpu_families()
-                or any(t.split(".", 1)[0] in _gpu_families() for t in types)
-                or any(k.startswith("karpenter.k8s.aws/instance-gpu") for k in reqs)
-                or any(as_map(t).get("key") == GPU_TAINT_KEY for t in as_list(dig(props, "spec", "template", "spec", "taints"))))
+    """Whether a NodePool can launch GPU instances: unless its requirements rule them out, it can.
+
+    Karpenter launches any instance type its requirements allow, so a pool with no instance requirement,
+    with `NotIn` on other categories, or asking for GPUs by count, name or category admits GPUs; only a
+    requirement that excludes every GPU type (families, types, categories or a GPU count of 0) does not.
+    """
+    if any(as_map(t).get("key") == GPU_TAINT_KEY for t in as_list(dig(props, "spec", "template", "spec", "taints"))):
+        return True
+    for requirement in as_list(dig(props, "spec", "template", "spec", "requirements")):
+        r = as_map(requirement)
+        key, op = str(r.get("key")), str(r.get("operator", "In"))
+        values = [str(v) for v in as_list(r.get("values"))]
+        if _excludes_gpus(key, op, values):
+            return False
+    return True
+
+
+def _excludes_gpus(key: str, op: str, values: list[str]) -> bool:
+    if key == "node.kubernetes.io/instance-type":
+        gpu = [v for v in values if _is_gpu_family(v.split(".", 1)[0])]
+        return (op == "In" and not gpu) or op == "DoesNotExist"
+    if key == "karpenter.k8s.aws/instance-family":
+        gpu = [v for v in values if _is_gpu_family(v)]
+        return (op == "In" and not gpu) or op == "DoesNotExist"
+    if key == "karpenter.k8s.aws/instance-category":
+        if op == "In":
+            return not {"g", "p"} & set(values)
+        if op == "NotIn":
+            return {"g", "p"} <= set(values)
+        return op == "DoesNotExist"
+    if key == "karpenter.k8s.aws/instance-gpu-count":
+        if op == "In":
+            return all(v == "0" for v in values)
+        if op == "Lt":
+            return bool(values) and values[0].isdigit() and int(values[0]) <= 1
+        return op == "DoesNotExist"
+    if key in _GPU_KEYS:
+        return op == "DoesNotExist"
+    return False
 
 
 def pool_instance_types(props: Mapping[str, Any]) -> list[str]:

@@ -500,3 +500,36 @@ def test_service_patches_are_judged_like_services(tmp_path):
     patch = ("kubernetes:core/v1:ServicePatch", "exposed", {"apiVersion": "v1", "kind": "Service", "metadata": {
         "name": "chat", "namespace": "models"}, "spec": {"type": "NodePort"}})
     assert "exposed" in failures(check(compliant() + [patch], tmp_path), "k8s-service-exposure")
+
+
+@pytest.mark.parametrize("requirements, admits", [
+    ([], True),  # no instance requirement: Karpenter may launch any type, GPUs included
+    ([{"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["g"]}], True),
+    ([{"key": "karpenter.k8s.aws/instance-category", "operator": "NotIn", "values": ["t", "c"]}], True),
+    ([{"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt", "values": ["0"]}], True),
+    ([{"key": "karpenter.k8s.aws/instance-gpu-name", "operator": "In", "values": ["h100"]}], True),
+    ([{"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["p5en"]}], True),  # uncatalogued
+    ([{"key": "karpenter.k8s.aws/instance-family", "operator": "NotIn", "values": ["g5"]}], True),
+    ([{"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["c7i", "m7i"]}], False),
+    ([{"key": "karpenter.k8s.aws/instance-category", "operator": "NotIn", "values": ["g", "p"]}], False),
+    ([{"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "DoesNotExist"}], False),
+    ([{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["m7i.large"]}], False),
+])
+def test_any_pool_that_can_launch_gpus_must_be_capped_and_tainted(requirements, admits, tmp_path):
+    pool = ("kubernetes:karpenter.sh/v1:NodePool", "loose", {
+        "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "loose"},
+        "spec": {"template": {"spec": {"requirements": requirements}}}})
+    report = check(compliant() + [pool], tmp_path)
+    for rule in ("karpenter-gpu-limit", "karpenter-gpu-taint"):
+        assert ("loose" in failures(report, rule)) is admits, rule
+
+
+def test_a_gpu_family_missing_from_the_price_catalogue_is_a_finding(tmp_path):
+    pool = ("kubernetes:karpenter.sh/v1:NodePool", "new-gpus", {
+        "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "new-gpus"},
+        "spec": {"template": {"spec": {"requirements": [{"key": "karpenter.k8s.aws/instance-family", "operator": "In",
+                                                         "values": ["p5en"]}],
+                                       "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]}},
+                 "limits": {"nvidia.com/gpu": "8"}}})
+    report = check(compliant() + [pool], tmp_path, {"all": "mandatory", "gpu-cost-ceiling": {"budgetUsd": 100000}})
+    assert "new-gpus" in failures(report, "gpu-cost-ceiling")
