@@ -13,7 +13,7 @@ from components import (GpuNodePool, GpuNodePoolArgs, ImageBuildArgs, ModelImage
 from components import preflight
 from components.common import aws_tags, standard_labels
 from components.config import ImageConfig, StackConfig, StackConfigError, load_stack_config
-from components.images import source_revision
+from components.images import build_fingerprint
 from components.placement import place
 from components.serverless_fallback import function_name_for
 
@@ -75,7 +75,8 @@ pools = {
 def image_build(image: ImageConfig, version: str) -> ImageBuildArgs:
     return ImageBuildArgs(version=version, context=image.context, dockerfile=image.dockerfile,
                           platform=image.platform, build_args=image.build_args, target=image.target, ref=image.ref,
-                          revision=source_revision(image.context) if image.context else None)
+                          fingerprint=build_fingerprint(image.context, image.dockerfile, image.build_args,
+                                                        image.platform, image.target) if image.context else None)
 
 
 # One ECR token for every image of the deploy, not one per model.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
+import hashlib
+import json
 from pathlib import Path
 
 import pulumi
@@ -33,18 +34,28 @@ def pinned_image(ref: str, parent: pulumi.Resource) -> pulumi.Output[str]:
     return image.sha256_digest.apply(lambda digest: by_digest(repository_of(ref), digest))
 
 
-def source_revision(context: str) -> str | None:
-    """The short commit that last changed a build context, or None outside a git checkout.
+IGNORED_IN_CONTEXT = {".git", "__pycache__", ".venv", "node_modules"}
 
-    Keyed on the context, not HEAD, so that a commit touching one model does not retag (and so
-    rebuild and roll out) every other model's image.
+
+def build_fingerprint(context: str, dockerfile: str, build_args: dict[str, str], platform: str,
+                      target: str | None) -> str | None:
+    """12 hex digits of a hash over everything that decides the image: every file of the context (names
+    and bytes), the Dockerfile, the build args, the platform and the target. None when the context is not
+    there to read (a plan of a stack whose model sources live elsewhere).
+
+    The same inputs give the same tag, so an unchanged model is neither rebuilt nor rolled out, and any
+    change gives a new tag, so an IMMUTABLE repository never refuses a push under an existing one. (A tag
+    from `git log -1 -- <context>` was HEAD in shallow CI checkouts, and blind to args and dirty trees.)
     """
-    path = Path(context)
-    if not path.exists():
+    root = Path(context)
+    if not root.is_dir():
         return None
-    try:
-        out = subprocess.run(["git", "log", "-1", "--format=%h", "--", "."], cwd=path, capture_output=True,
-                             text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
+    digest = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not IGNORED_IN_CONTEXT & set(p.relative_to(root).parts))
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    settings = {"dockerfile": dockerfile, "buildArgs": dict(sorted(build_args.items())), "platform": platform,
+                "target": target}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()[:12]

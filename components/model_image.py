@@ -26,7 +26,7 @@ class ImageBuildArgs:
     """One image to build from a context, or to take as it is from `ref`."""
 
     version: str
-    """Image tag: the model version (plus the source commit when known)."""
+    """Image tag: the model version (plus the build fingerprint when the context is there to hash)."""
     context: str | None = None
     """Build context directory."""
     dockerfile: str = "Dockerfile"
@@ -39,12 +39,12 @@ class ImageBuildArgs:
     """Multi-stage target."""
     ref: str | None = None
     """A pre-built image instead of a build."""
-    revision: str | None = None
-    """The source commit, appended to the tag."""
+    fingerprint: str | None = None
+    """A hash of the build's inputs (components.images.build_fingerprint), appended to the tag."""
 
     @property
     def tag(self) -> str:
-        return f"{self.version}-g{self.revision}" if self.revision else self.version
+        return f"{self.version}-{self.fingerprint}" if self.fingerprint else self.version
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ class ModelImage(pulumi.ComponentResource):
             target=build.target,
             tags=[tag],
             labels={"org.opencontainers.image.version": build.version,
-                    **({"org.opencontainers.image.revision": build.revision} if build.revision else {})},
+                    **({"modelops/build-fingerprint": build.fingerprint} if build.fingerprint else {})},
             push=True,
             build_on_preview=self._args.build_on_preview,
             registries=[self._registry()],

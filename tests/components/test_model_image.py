@@ -27,10 +27,11 @@ def test_repository_is_immutable_scanned_encrypted_and_pruned(build):
 def test_build_pushes_with_secret_ecr_credentials_and_versioned_tags(build):
     built = build(lambda: ModelImage("chat", ModelImageArgs(
         repository_name="modelops/prod/chat",
-        image=ImageBuildArgs(version="2.4.0", context="models/chat", build_args={"BASE": "x"}, revision="abc1234")))).inputs("chat-image")
+        image=ImageBuildArgs(version="2.4.0", context="models/chat", build_args={"BASE": "x"},
+                             fingerprint="0123456789ab")))).inputs("chat-image")
     assert built["push"] is True
-    assert built["tags"] == ["123456789012.dkr.ecr.us-east-1.amazonaws.com/modelops/prod/chat:2.4.0-gabc1234"]
-    assert built["labels"]["org.opencontainers.image.revision"] == "abc1234"
+    assert built["tags"] == ["123456789012.dkr.ecr.us-east-1.amazonaws.com/modelops/prod/chat:2.4.0-0123456789ab"]
+    assert built["labels"]["modelops/build-fingerprint"] == "0123456789ab"
     assert built["platforms"] == ["linux/amd64"] and built["buildArgs"] == {"BASE": "x"}
     registry = built["registries"][0]
     assert registry["password"] == "[secret]" and registry["username"] == "AWS"
@@ -77,3 +78,29 @@ def test_built_images_are_consumed_as_repository_at_digest():
     assert repository_of("nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9") == "nvcr.io/nvidia/k8s/dcgm-exporter"
     assert repository_of("busybox") == "busybox"
     assert by_digest("r.example/m", "sha256:" + "c" * 64) == "r.example/m@sha256:" + "c" * 64
+
+
+def test_tags_follow_the_build_inputs_not_the_checkout(tmp_path):
+    from components.images import build_fingerprint
+
+    context = tmp_path / "model"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    (context / "server.py").write_text("print('v1')\n")
+    (context / ".git").mkdir()
+    (context / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    base = build_fingerprint(str(context), "Dockerfile", {"A": "1"}, "linux/amd64", None)
+    assert len(base) == 12
+    # the same inputs: the same tag (a merge touching other files does not rebuild or roll out this model)
+    (context / ".git" / "HEAD").write_text("ref: refs/heads/other\n")
+    assert build_fingerprint(str(context), "Dockerfile", {"A": "1"}, "linux/amd64", None) == base
+    # any input that changes the image: a new tag (an IMMUTABLE repository refuses a push under an old one)
+    changed = {
+        build_fingerprint(str(context), "Dockerfile", {"A": "2"}, "linux/amd64", None),
+        build_fingerprint(str(context), "Dockerfile", {"A": "1"}, "linux/arm64", None),
+        build_fingerprint(str(context), "Dockerfile", {"A": "1"}, "linux/amd64", "serve"),
+    }
+    (context / "server.py").write_text("print('v2')\n")
+    changed.add(build_fingerprint(str(context), "Dockerfile", {"A": "1"}, "linux/amd64", None))
+    assert base not in changed and len(changed) == 4
+    assert build_fingerprint(str(tmp_path / "absent"), "Dockerfile", {}, "linux/amd64", None) is None
