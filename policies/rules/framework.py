@@ -9,7 +9,6 @@ Exemptions are data in the policy config: `{"namespace": ..., "name": ..., "reas
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field

@@ -18,7 +18,6 @@ import base64
 import json
 import os
 import secrets
-import shutil
 import socket
 import ssl
 import subprocess
@@ -242,7 +241,3 @@ def tools_bin_dir() -> Path | None:
         return Path(explicit)
     result = subprocess.run([str(ROOT / "tools" / "build"), "--print"], capture_output=True, text=True)
     return Path(result.stdout.strip()) if result.returncode == 0 else None
-
-
-def have_tools() -> bool:
-    return tools_bin_dir() is not None and shutil.which("openssl") is not None

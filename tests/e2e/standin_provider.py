@@ -149,8 +149,8 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
     def _mocks(self):
         from offline.mocks import OfflineMocks
 
-        account = str(self.config.get("allowedAccountIds", ["123456789012"])[0]) \
-            if isinstance(self.config.get("allowedAccountIds"), list) else "123456789012"
+        accounts = self.config.get("allowedAccountIds")
+        account = str(accounts[0]) if isinstance(accounts, list) and accounts else "123456789012"
         return OfflineMocks(account, str(self.config.get("region") or "us-east-1"))
 
     def _outputs(self, type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
