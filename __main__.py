@@ -6,6 +6,7 @@ work, and the stack exports each model's endpoint, image and version.
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
 from components import (GpuNodePool, GpuNodePoolArgs, ImageBuildArgs, ModelImage, ModelImageArgs, ModelService,
@@ -13,7 +14,7 @@ from components import (GpuNodePool, GpuNodePoolArgs, ImageBuildArgs, ModelImage
 from components import preflight
 from components.common import aws_tags, standard_labels
 from components.config import ImageConfig, StackConfig, StackConfigError, load_stack_config
-from components.images import build_fingerprint
+from components.images import DIGEST_MARK, build_fingerprint
 from components.placement import place
 from components.serverless_fallback import function_name_for
 
@@ -82,6 +83,17 @@ def image_build(image: ImageConfig, version: str) -> ImageBuildArgs:
 # One ECR token for every image of the deploy, not one per model.
 ecr_token = aws.ecr.get_authorization_token_output(registry_id=cluster.account_id,
                                                    opts=pulumi.InvokeOutputOptions(provider=aws_provider))
+# A pre-built image given by tag is pinned by reading the tag's digest from its registry: the account's
+# private ECR answers that only with credentials (401 without). Other registries use the deploying
+# machine's Docker credentials.
+tag_only_refs = [img.ref for m in cfg.models.values() for img in (m.image, m.cpu_image, m.canary and m.canary.image)
+                 if img and img.ref and DIGEST_MARK not in img.ref]
+registry_provider = docker.Provider("registry", registry_auth=[{
+    "address": ecr_token.proxy_endpoint.apply(lambda endpoint: endpoint.removeprefix("https://")),
+    "username": ecr_token.user_name, "password": pulumi.Output.secret(ecr_token.password)}]) if tag_only_refs else None
+image_providers = pulumi.ResourceOptions(
+    providers=[p for p in (aws_provider, k8s_provider, registry_provider) if p is not None])
+
 namespaces = {}
 for namespace in sorted({m.namespace for n, m in cfg.models.items() if placements[n].kubernetes}):
     namespaces[namespace] = k8s.core.v1.Namespace(
@@ -108,7 +120,7 @@ for name, model in cfg.models.items():
         cpu_image=image_build(model.cpu_image, model.version) if model.cpu_image and placement.serverless else None,
         images_to_keep=cfg.registry.images_to_keep, protect=cfg.defaults.protect, tags=tags,
         build_on_preview=cfg.registry.build_on_preview,
-        registry_username=ecr_token.user_name, registry_password=ecr_token.password), opts=providers)
+        registry_username=ecr_token.user_name, registry_password=ecr_token.password), opts=image_providers)
     exported = {"version": model.version, "image": image.image_ref, "placement": placement.reason}
 
     if placement.kubernetes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pulumi
@@ -32,6 +33,28 @@ def pinned_image(ref: str, parent: pulumi.Resource) -> pulumi.Output[str]:
         return pulumi.Output.from_input(by_digest(repository_of(ref), ref.split("@", 1)[1]))
     image = docker.get_registry_image_output(name=ref, opts=pulumi.InvokeOutputOptions(parent=parent))
     return image.sha256_digest.apply(lambda digest: by_digest(repository_of(ref), digest))
+
+
+NO_DEFAULT_ATTESTATIONS = "BUILDX_NO_DEFAULT_ATTESTATIONS"
+
+
+def single_manifest_builds(environ: dict[str, str] | None = None) -> bool:
+    """Whether buildx (run by the docker-build provider, which inherits the CLI's environment) leaves out its
+    default provenance attestation. With it, every push is an OCI image index, which Lambda refuses ("The image
+    manifest, config or layer media type ... is not supported"; aws/aws-lambda-roadmap#82) and whose untagged
+    children an untagged-expiry lifecycle rule would delete. pulumi-docker-build has no `provenance` input
+    (its CLI path still lists `--attest` as a TODO); buildx reads this variable with Go's ParseBool."""
+    value = (os.environ if environ is None else environ).get(NO_DEFAULT_ATTESTATIONS, "")
+    return value in {"1", "t", "T", "TRUE", "true", "True"}
+
+
+def require_single_manifest_builds() -> None:
+    """Refuse to build images that Lambda would refuse, before anything is pushed."""
+    if not single_manifest_builds():
+        raise pulumi.RunError(
+            f"image builds need {NO_DEFAULT_ATTESTATIONS}=1 in the environment of `pulumi up`: without it buildx "
+            "pushes an image index with a provenance attestation, which Lambda refuses and the repository's "
+            f"lifecycle policy cannot keep intact. Run: export {NO_DEFAULT_ATTESTATIONS}=1")
 
 
 IGNORED_IN_CONTEXT = {".git", "__pycache__", ".venv", "node_modules"}

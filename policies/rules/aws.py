@@ -44,9 +44,23 @@ def _public_principal(statement: Mapping[str, Any]) -> bool:
     return "*" in _listed(as_map(principal).get("AWS"))
 
 
+CACHE_TAG_PREFIX = "buildcache-"
+"""The one tag namespace that may stay mutable: BuildKit layer caches, which every build overwrites and no
+workload or function runs (the program's ModelImage keeps them there; a test holds the two equal)."""
+
+
 @resource_rule("ecr-immutable-tags", "ECR repositories must have immutable tags.")
 def ecr_immutable_tags(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    if resource_type == ECR_REPOSITORY and props.get("imageTagMutability", "MUTABLE") != "IMMUTABLE":
+    if resource_type != ECR_REPOSITORY:
+        return
+    mutability = props.get("imageTagMutability", "MUTABLE")
+    if mutability == "IMMUTABLE_WITH_EXCLUSION":
+        filters = [as_map(f).get("filter") for f in _listed(props.get("imageTagMutabilityExclusionFilters"))]
+        loose = [f for f in filters if not (isinstance(f, str) and f.startswith(CACHE_TAG_PREFIX))]
+        if loose:
+            yield (f"imageTagMutabilityExclusionFilters {loose} leave tags that can name images mutable; only "
+                   f"build-cache tags ({CACHE_TAG_PREFIX}*) may move")
+    elif mutability != "IMMUTABLE":
         yield (f"imageTagMutability is {props.get('imageTagMutability', 'MUTABLE (default)')}; set IMMUTABLE so a "
                "tag always names the same image")
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
+import pulumi
+import pytest
+
 from components import ImageBuildArgs, ModelImage, ModelImageArgs
+from components.images import NO_DEFAULT_ATTESTATIONS, single_manifest_builds
+from components.model_image import CACHE_TAG_PREFIX, lifecycle_rules
+from offline.engine import ProgramError, capture
+from offline.mocks import OfflineMocks
 from offline.plan import UNKNOWN
 
 PINNED = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/vision:1.8.1@sha256:" + "b" * 64
@@ -17,11 +25,59 @@ def test_repository_is_immutable_scanned_encrypted_and_pruned(build):
     repo = built.named("chat-repo")
     assert repo["protect"] is True
     inputs = repo["inputs"]
-    assert inputs["imageTagMutability"] == "IMMUTABLE"
+    # every tag but the build caches' is immutable
+    assert inputs["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    assert inputs["imageTagMutabilityExclusionFilters"] == [{"filter": "buildcache-*", "filterType": "WILDCARD"}]
     assert inputs["imageScanningConfiguration"] == {"scanOnPush": True}
     assert inputs["encryptionConfigurations"] == [{"encryptionType": "KMS"}]
-    rule = json.loads(built.inputs("chat-lifecycle")["policy"])["rules"][0]
-    assert rule["selection"]["countNumber"] == 30 and rule["action"] == {"type": "expire"}
+    assert json.loads(built.inputs("chat-lifecycle")["policy"]) == {"rules": lifecycle_rules(30)}
+
+
+def _expired_by_lifecycle(rules: list[dict], images: list[tuple[list[str], int]]) -> set[int]:
+    """ECR's documented evaluation, reduced to what these rules use: rules apply by priority, and an image
+    matched by a rule's tag selection can no longer be expired by a rule of lower priority."""
+    claimed: set[int] = set()
+    expired: set[int] = set()
+    for rule in sorted(rules, key=lambda r: r["rulePriority"]):
+        sel = rule["selection"]
+        if sel["tagStatus"] == "untagged":
+            matched = [i for i, (tags, _) in enumerate(images) if not tags and i not in claimed]
+        else:
+            matched = [i for i, (tags, _) in enumerate(images) if i not in claimed and
+                       any(fnmatch.fnmatchcase(t, p) for t in tags for p in sel["tagPatternList"])]
+        claimed.update(matched)
+        if sel["countType"] == "imageCountMoreThan":
+            newest_first = sorted(matched, key=lambda i: images[i][1])
+            expired.update(newest_first[sel["countNumber"]:])
+        else:
+            expired.update(i for i in matched if images[i][1] > sel["countNumber"])
+    return expired
+
+
+def test_lifecycle_keeps_the_caches_and_the_last_versions_and_drops_superseded_caches():
+    images = [([f"2.{n}.0-abc"], n + 10) for n in range(5)]                       # versions, newest first
+    images += [(["buildcache-serving"], 0), (["buildcache-canary"], 3), (["buildcache-cpu"], 40)]
+    images += [([], 2), ([], 0)]                                                  # superseded caches
+    expired = _expired_by_lifecycle(lifecycle_rules(3), images)
+    # the two oldest versions and the cache superseded two days ago; never a live cache, however old
+    assert expired == {3, 4, 8}
+
+
+def test_build_cache_survives_between_builds_under_its_own_mutable_tag(build):
+    built = build(lambda: ModelImage("chat", ModelImageArgs(
+        repository_name="m/chat", image=ImageBuildArgs(version="2.4.0", context="models/chat"),
+        canary_image=ImageBuildArgs(version="2.5.0", context="models/chat"))))
+    repo = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat"
+    serving, canary = built.inputs("chat-image"), built.inputs("chat-canary-image")
+    assert serving["cacheFrom"] == [{"registry": {"ref": f"{repo}:buildcache-serving"}}]
+    # ECR stores a registry cache only as an OCI image manifest; a failed cache write does not fail the deploy
+    assert serving["cacheTo"] == [{"registry": {"ref": f"{repo}:buildcache-serving", "mode": "max",
+                                                "imageManifest": True, "ociMediaTypes": True, "ignoreError": True}}]
+    assert canary["cacheFrom"] == [{"registry": {"ref": f"{repo}:buildcache-canary"}},
+                                   {"registry": {"ref": f"{repo}:buildcache-serving"}}]
+    # the version tags never fall under the mutable cache tags
+    for image in (serving, canary):
+        assert not image["tags"][0].rsplit(":", 1)[1].startswith(CACHE_TAG_PREFIX)
 
 
 def test_build_pushes_with_secret_ecr_credentials_and_versioned_tags(build):
@@ -36,7 +92,6 @@ def test_build_pushes_with_secret_ecr_credentials_and_versioned_tags(build):
     registry = built["registries"][0]
     assert registry["password"] == "[secret]" and registry["username"] == "AWS"
     assert registry["address"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com"
-    assert built["cacheTo"] == [{"inline": {}}]
     # previews build nothing unless asked: no BuildKit builder is needed to preview a pull request
     assert built["buildOnPreview"] is False
 
@@ -57,6 +112,53 @@ def test_image_ref_is_pinned_by_digest_and_unknown_until_built(build):
     assert refs["prebuilt"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/vision@sha256:" + "b" * 64
     assert refs["tagged"].startswith("nvcr.io/nvidia/tritonserver@sha256:")
     assert not built.of_type("docker-build:index:Image")  # nothing to build for pre-built images
+    # and no repository: the ref lives in a repository this stack does not own (prod's vision image does),
+    # whose images a lifecycle rule of ours could expire
+    assert not built.of_type("ecr/repository:Repository") and not built.of_type("LifecyclePolicy")
+
+
+def test_tag_only_refs_are_read_with_the_registry_provider_the_caller_passes(monkeypatch):
+    calls = []
+    answer = OfflineMocks.call
+    monkeypatch.setattr(OfflineMocks, "call", lambda self, args: calls.append((args.token, args.provider)) or answer(self, args))
+
+    def program():
+        import pulumi_docker as docker
+        registry = docker.Provider("registry", registry_auth=[{
+            "address": "123456789012.dkr.ecr.us-east-1.amazonaws.com", "username": "AWS",
+            "password": pulumi.Output.secret("token")}])
+        ModelImage("vision", ModelImageArgs(repository_name="m/vision", image=ImageBuildArgs(
+            version="1.8.1", ref="123456789012.dkr.ecr.us-east-1.amazonaws.com/m/vision:1.8.1")),
+            opts=pulumi.ResourceOptions(providers=[registry]))
+
+    capture(program, "modelops", "test", "123456789012", "us-east-1")
+    (token, provider), = calls
+    # private ECR answers a tag lookup only with credentials: the invoke goes through the caller's provider
+    assert token == "docker:index/getRegistryImage:getRegistryImage"
+    assert "pulumi:providers:docker::registry" in provider
+
+
+def test_builds_refuse_to_push_an_image_index_lambda_would_refuse(monkeypatch):
+    def program():
+        ModelImage("sentiment", ModelImageArgs(repository_name="m/sentiment",
+                                               image=ImageBuildArgs(version="1.0.0", context="models/sentiment")))
+
+    monkeypatch.delenv(NO_DEFAULT_ATTESTATIONS, raising=False)
+    with pytest.raises(ProgramError, match=f"{NO_DEFAULT_ATTESTATIONS}=1") as refused:
+        capture(program, "modelops", "test", "123456789012", "us-east-1", preview=False)
+    assert "Lambda refuses" in str(refused.value)
+    # a preview builds nothing (buildOnPreview is off), so it needs nothing
+    registrations, _ = capture(program, "modelops", "test", "123456789012", "us-east-1", preview=True)
+    assert any(r.type == "docker-build:index:Image" for r in registrations)
+    monkeypatch.setenv(NO_DEFAULT_ATTESTATIONS, "1")
+    registrations, _ = capture(program, "modelops", "test", "123456789012", "us-east-1", preview=False)
+    assert any(r.type == "docker-build:index:Image" for r in registrations)
+
+
+def test_attestation_switch_reads_as_buildx_parses_it():
+    assert all(single_manifest_builds({NO_DEFAULT_ATTESTATIONS: v}) for v in ("1", "true", "TRUE", "t"))
+    assert not any(single_manifest_builds({NO_DEFAULT_ATTESTATIONS: v}) for v in ("0", "false", "", "yes"))
+    assert not single_manifest_builds({})
 
 
 def test_canary_and_cpu_builds_share_the_repository(build):

@@ -105,6 +105,8 @@ class PulumiCli:
             "PULUMI_SKIP_CONFIRMATIONS": "true",
             "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
             "MODELOPS_STANDIN_LEDGER": str(self.ledger),
+            # as the up workflow sets it: image builds must push single manifests (components/images.py)
+            "BUILDX_NO_DEFAULT_ATTESTATIONS": "1",
             # The pre-flight's AWS calls have no endpoint here; `auto` models decide without it.
             "MODELOPS_PREFLIGHT": "off",
             "NO_COLOR": "1",

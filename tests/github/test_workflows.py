@@ -47,6 +47,8 @@ def test_merges_go_up_dev_then_staging_then_prod_behind_environments():
     assert up["environment"] == "${{ inputs.stack }}"
     action = next(s for s in up["steps"] if s.get("uses", "").startswith("pulumi/actions"))
     assert action["with"]["command"] == "up"
+    # image builds push single manifests: Lambda refuses the index buildx makes by default
+    assert up["env"]["BUILDX_NO_DEFAULT_ATTESTATIONS"] == "1"
 
 
 def test_the_policy_pack_environment_is_installed_before_pulumi_runs_it():

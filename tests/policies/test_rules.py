@@ -250,6 +250,32 @@ def test_violations_found_before_an_unknown_still_fail(tmp_path):
 ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat"
 
 
+@pytest.mark.parametrize("mutability, filters, passes", [
+    ("IMMUTABLE", None, True),
+    ("IMMUTABLE_WITH_EXCLUSION", [{"filter": "buildcache-*", "filterType": "WILDCARD"}], True),
+    ("IMMUTABLE_WITH_EXCLUSION", [{"filter": "*", "filterType": "WILDCARD"}], False),  # every tag mutable
+    ("IMMUTABLE_WITH_EXCLUSION", [{"filter": "buildcache-*"}, {"filter": "latest"}], False),
+    ("MUTABLE_WITH_EXCLUSION", [{"filter": "buildcache-*", "filterType": "WILDCARD"}], False),
+    ("MUTABLE", None, False),
+])
+def test_only_build_cache_tags_may_move(mutability, filters, passes, tmp_path):
+    def mutate(inputs):
+        inputs.update(imageTagMutability=mutability)
+        inputs.pop("imageTagMutabilityExclusionFilters", None)
+        if filters is not None:
+            inputs["imageTagMutabilityExclusionFilters"] = filters
+
+    report = check(edit("chat-repo", mutate)(compliant()), tmp_path)
+    assert bool(failures(report, "ecr-immutable-tags")) is not passes
+
+
+def test_the_pack_and_the_program_agree_on_the_cache_tags():
+    from components.model_image import CACHE_TAG_PREFIX
+    from policies.rules.aws import CACHE_TAG_PREFIX as ALLOWED
+
+    assert CACHE_TAG_PREFIX == ALLOWED
+
+
 @pytest.mark.parametrize("image, passes", [
     (f"{ECR}@sha256:" + "a" * 64, True),
     (f"{ECR}:1.0@sha256:" + "a" * 64, False),  # Lambda refuses a tag and a digest together
