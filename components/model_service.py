@@ -38,6 +38,16 @@ NODE_LAUNCH_SECONDS = 300
 IMAGE_PULL_SECONDS = 600
 ARTIFACT_COPY_SECONDS = 300
 MODEL_DIR = "/models"
+# What the alerts read from a model server's /metrics (the names and labels of prometheus-fastapi-instrumentator's
+# defaults; models/sentiment/server.py exports exactly these, and a test holds the alerts to its exposition).
+REQUESTS_METRIC = "http_requests_total"
+"""Counter of requests, label `status`: a code or its class (`500`, `5xx`)."""
+LATENCY_METRIC = "http_request_duration_seconds"
+"""Histogram of request latency (`_bucket` series with `le`)."""
+# Scale down slowly: a replica that goes takes a loaded model with it.
+SCALE_DOWN = {"stabilizationWindowSeconds": 600, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}]}
+HPA_TYPE = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+SCALED_OBJECT_TYPE = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 CACHE_GIB = 2
 """The writable /tmp of a read-only root filesystem."""
 RUN_AS_USER = 65532
@@ -361,10 +371,12 @@ class ModelService(pulumi.ComponentResource):
                 metadata={"name": name, "namespace": args.namespace, "labels": labels},
                 spec={"scaleTargetRef": target, "minReplicaCount": args.min_replicas,
                       "maxReplicaCount": args.max_replicas, "cooldownPeriod": 300,
+                      # KEDA scales through an HPA of its own: give it the same slow scale-down
+                      "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": SCALE_DOWN}}},
                       "triggers": [{"type": "prometheus", "metadata": {
                           "serverAddress": args.prometheus_address, "query": args.prometheus_query,
                           "threshold": args.prometheus_threshold}}]},
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=self._autoscaler_options(name, HPA_TYPE),
             )
             return
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
@@ -373,11 +385,19 @@ class ModelService(pulumi.ComponentResource):
             spec={"scaleTargetRef": target, "minReplicas": args.min_replicas, "maxReplicas": args.max_replicas,
                   "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
                       "type": "Utilization", "averageUtilization": args.target_cpu_utilization}}}],
-                  # Scale down slowly: a replica that goes takes a loaded model with it.
-                  "behavior": {"scaleDown": {"stabilizationWindowSeconds": 600,
-                                             "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}]}}},
-            opts=pulumi.ResourceOptions(parent=self),
+                  "behavior": {"scaleDown": SCALE_DOWN}},
+            opts=self._autoscaler_options(name, SCALED_OBJECT_TYPE),
         )
+
+    def _autoscaler_options(self, name: str, other_type: str) -> pulumi.ResourceOptions:
+        """A switch between the HPA and KEDA is one replacement, the old autoscaler deleted first. As two
+        resources, Pulumi would create the ScaledObject before deleting the HPA, and KEDA's admission webhook
+        refuses a ScaledObject for a Deployment an HPA still scales. The alias makes the other kind this
+        resource's past; the provider sees only a changed `kind` (an in-place update to it, which would
+        leave the old object behind), hence replaceOnChanges."""
+        other = f"{name}-hpa" if other_type == HPA_TYPE else f"{name}-scaler"
+        return pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=other, type_=other_type)],
+                                      replace_on_changes=["kind", "apiVersion"], delete_before_replace=True)
 
     def _canary_replicas(self) -> int:
         """0 at weight 0 (the roll-back stops the canary's pods too). Through a gateway, at least 2: the
@@ -432,12 +452,13 @@ class ModelService(pulumi.ComponentResource):
         sel = f'namespace="{args.namespace}",service="{name}"'
         rules = [
             {"alert": "ModelHighLatencyP99",
-             "expr": f"histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[5m]))) > 2",
+             "expr": f"histogram_quantile(0.99, sum by (le) (rate({LATENCY_METRIC}_bucket{{{sel}}}[5m]))) > 2",
              "for": "10m", "labels": {"severity": "warning", "model": name},
              "annotations": {"summary": f"{name}: p99 latency above 2s for 10 minutes"}},
             {"alert": "ModelHighErrorRate",
-             "expr": (f'sum(rate(http_requests_total{{{sel},status=~"5.."}}[5m])) '
-                      f"/ sum(rate(http_requests_total{{{sel}}}[5m])) > 0.05"),
+             # `5..` matches a code (503) and a class (5xx) alike
+             "expr": (f'sum(rate({REQUESTS_METRIC}{{{sel},status=~"5.."}}[5m])) '
+                      f"/ sum(rate({REQUESTS_METRIC}{{{sel}}}[5m])) > 0.05"),
              "for": "5m", "labels": {"severity": "critical", "model": name},
              "annotations": {"summary": f"{name}: more than 5% of requests fail"}},
             {"alert": "ModelUnavailable",

@@ -62,8 +62,13 @@ class _Registration:
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
     custom_timeouts: dict[str, float] = field(default_factory=dict)
-    additional_secret_outputs: list[str] = field(default_factory=list)
     """Seconds per operation (the engine's state form), from the resource's custom timeouts."""
+    additional_secret_outputs: list[str] = field(default_factory=list)
+    replace_on_changes: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
+    """Not part of the engine's state (it decides a replacement's order): kept for tests."""
+    aliases: list[dict[str, Any]] = field(default_factory=list)
+    """The alias specs the program registered (the engine records only an alias that matched old state)."""
     op: str = "create"
     """`create`, or `read` for resources read from elsewhere (a StackReference)."""
 
@@ -178,6 +183,9 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
             inputs=inputs,
             custom_timeouts=_timeouts(request),
             additional_secret_outputs=list(request.additionalSecretOutputs),
+            replace_on_changes=list(request.replaceOnChanges),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            aliases=[json_format.MessageToDict(a) for a in request.aliases],
         )
         self._remember(mock_urn, reg, qualified)
 
@@ -401,6 +409,8 @@ def _to_preview_json(config: dict[str, str], secret_keys: list[str], registratio
             state["propertyDependencies"] = reg.property_dependencies
         if reg.ignore_changes:
             state["ignoreChanges"] = reg.ignore_changes
+        if reg.replace_on_changes:
+            state["replaceOnChanges"] = reg.replace_on_changes
         if reg.custom_timeouts:
             state["customTimeouts"] = reg.custom_timeouts
         if reg.additional_secret_outputs:

@@ -14,8 +14,32 @@ from pathlib import Path
 
 POSITIVE = {"good", "great", "quick", "friendly", "love", "excellent", "happy", "helpful"}
 NEGATIVE = {"bad", "slow", "rude", "hate", "terrible", "broken", "sad", "useless"}
-REQUESTS = {"2xx": 0, "4xx": 0}
-LATENCY_SUM = [0.0]
+# The metrics contract of modelops' alerts (components/model_service.py), in the names and labels of
+# prometheus-fastapi-instrumentator's defaults: requests by status class, latency as a histogram. Every
+# series exists from the start, so rate() and the error ratio have something to read before a first error.
+REQUESTS = {"2xx": 0, "4xx": 0, "5xx": 0}
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LATENCY = {"counts": [0] * len(LATENCY_BUCKETS), "sum": 0.0, "count": 0}
+
+
+def observe_latency(seconds: float) -> None:
+    for i, bound in enumerate(LATENCY_BUCKETS):
+        if seconds <= bound:
+            LATENCY["counts"][i] += 1
+    LATENCY["sum"] += seconds
+    LATENCY["count"] += 1
+
+
+def exposition() -> str:
+    lines = ["# TYPE http_requests_total counter"]
+    lines += [f'http_requests_total{{status="{k}"}} {v}' for k, v in REQUESTS.items()]
+    lines.append("# TYPE http_request_duration_seconds histogram")
+    lines += [f'http_request_duration_seconds_bucket{{le="{bound}"}} {count}'
+              for bound, count in zip(LATENCY_BUCKETS, LATENCY["counts"])]
+    lines.append(f'http_request_duration_seconds_bucket{{le="+Inf"}} {LATENCY["count"]}')
+    lines.append(f"http_request_duration_seconds_sum {LATENCY['sum']}")
+    lines.append(f"http_request_duration_seconds_count {LATENCY['count']}")
+    return "\n".join(lines) + "\n"
 
 
 def load_lexicon() -> tuple[set, set]:
@@ -51,22 +75,26 @@ class Handler(BaseHTTPRequestHandler):
         if self.path in ("/v2/health/ready", "/v2/health/live"):
             return self._send(200, b'{"status": "ok"}')
         if self.path == "/metrics":
-            lines = [f'http_requests_total{{status="{k}"}} {v}' for k, v in REQUESTS.items()]
-            lines.append(f"http_request_duration_seconds_sum {LATENCY_SUM[0]}")
-            return self._send(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4")
+            return self._send(200, exposition().encode(), "text/plain; version=0.0.4")
         return self._send(404, b'{"error": "not found"}')
 
     def do_POST(self):
         started = time.perf_counter()
         try:
+            status, body = self._predict()
+        except Exception:  # noqa: BLE001 - any failure of the model is the server's error, counted as one
+            status, body = 500, b'{"error": "internal error"}'
+        REQUESTS[f"{status // 100}xx"] += 1
+        observe_latency(time.perf_counter() - started)
+        return self._send(status, body)
+
+    def _predict(self) -> tuple[int, bytes]:
+        try:
             payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            result = predict(str(payload.get("inputs", "")))
+            text = str(payload.get("inputs", ""))
         except (ValueError, AttributeError):
-            REQUESTS["4xx"] += 1
-            return self._send(400, b'{"error": "expected {\\"inputs\\": \\"text\\"}"}')
-        REQUESTS["2xx"] += 1
-        LATENCY_SUM[0] += time.perf_counter() - started
-        return self._send(200, json.dumps(result).encode())
+            return 400, b'{"error": "expected {\\"inputs\\": \\"text\\"}"}'
+        return 200, json.dumps(predict(text)).encode()
 
 
 if __name__ == "__main__":

@@ -237,3 +237,26 @@ def test_prometheus_selects_the_monitors_and_scrapes_each_pod_once(build):
     scraped = [n for n in ("chat-svc", "chat-stable-svc", "chat-canary-svc")
                if all(built.inputs(n)["metadata"]["labels"].get(k) == v for k, v in selector.items())]
     assert scraped == ["chat-svc"]
+
+
+@pytest.mark.parametrize("keda", [False, True])
+def test_switching_between_hpa_and_keda_replaces_the_autoscaler_deleting_first(keda):
+    """KEDA's admission webhook refuses a ScaledObject for a Deployment an HPA still scales, and Pulumi
+    creates new resources before it deletes old ones: the switch is one replacement of an aliased resource,
+    the old kind deleted first. (The real-engine tier runs the switch; this holds the options.)"""
+    from offline.engine import capture
+
+    args = replace(ARGS, prometheus_query="sum(rate(x[1m]))", prometheus_threshold="5") if keda else ARGS
+    registrations, _ = capture(lambda: ModelService("chat", args), "modelops", "test", "123456789012", "us-east-1")
+    scaler = next(r for r in registrations if r.name in ("chat-hpa", "chat-scaler"))
+    assert scaler.name == ("chat-scaler" if keda else "chat-hpa")
+    assert scaler.delete_before_replace is True and scaler.replace_on_changes == ["kind", "apiVersion"]
+    other = ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "chat-hpa") if keda else \
+        ("kubernetes:keda.sh/v1alpha1:ScaledObject", "chat-scaler")
+    # (the SDK's HPA class adds aliases of its own, for its older API versions)
+    assert other in [(a["spec"]["type"], a["spec"].get("name")) for a in scaler.aliases]
+    spec = scaler.inputs["spec"]
+    behaviour = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] if keda else spec["behavior"]
+    # the same slow scale-down either way: a replica that goes takes a loaded model with it
+    assert behaviour["scaleDown"] == {"stabilizationWindowSeconds": 600,
+                                      "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}]}

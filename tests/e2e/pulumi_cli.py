@@ -177,10 +177,12 @@ class PulumiCli:
             args += ["--event-log", str(event_log)]
         return self.run(*args, **extra_env)
 
-    def up(self, env: str, policy: bool = True, **extra_env: str) -> CommandResult:
+    def up(self, env: str, policy: bool = True, event_log: Path | None = None, **extra_env: str) -> CommandResult:
         args = ["up", "--yes", "--skip-preview", "-s", env]
         if policy:
             args += self.policy_args(env)
+        if event_log is not None:
+            args += ["--event-log", str(event_log)]
         return self.run(*args, **extra_env)
 
     def destroy(self, env: str, **extra_env: str) -> CommandResult:

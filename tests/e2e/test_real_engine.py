@@ -238,6 +238,34 @@ def test_a_version_bump_changes_that_model_only(tier, env, model):
     assert outside == []
 
 
+def test_switching_to_keda_and_back_replaces_the_autoscaler_deleting_first(tier):
+    """KEDA's webhook refuses a ScaledObject for a Deployment an HPA still scales: the switch must delete
+    the HPA before it creates the ScaledObject (one aliased replacement), and leave no HPA behind."""
+    def keda(config):
+        config["modelops:models"]["sentiment"]["autoscaling"] = {
+            "prometheusQuery": 'sum(rate(http_requests_total{service="sentiment"}[1m]))', "prometheusThreshold": "20"}
+
+    cluster = tier.clusters["staging"]
+    hpa_urn = "modelops:index:ModelService$kubernetes:autoscaling/v2:HorizontalPodAutoscaler::sentiment-hpa"
+    scaler_urn = "modelops:index:ModelService$kubernetes:keda.sh/v1alpha1:ScaledObject::sentiment-scaler"
+    for edit, old, new in ((keda, hpa_urn, scaler_urn), (None, scaler_urn, hpa_urn)):
+        tier.cli.stack_config("staging", edit=edit)
+        log = tier.cli.workdir / "staging-autoscaler-switch.json"
+        try:
+            result = tier.cli.up("staging", event_log=log)
+        finally:
+            tier.cli.stack_config("staging")
+        assert result.returncode == 0, result.explain()
+        ops = [(e["resourcePreEvent"]["metadata"]["op"], e["resourcePreEvent"]["metadata"]["urn"].split("::", 2)[2])
+               for e in read_event_log(log) if "resourcePreEvent" in e]
+        touched = [(op, urn) for op, urn in ops if urn in (old, new)]
+        assert touched == [("delete-replaced", old), ("replace", new), ("create-replacement", new)], touched
+        kinds = {o["kind"] for o in cluster.objects(f"{PART_OF},app.kubernetes.io/name=sentiment")}
+        assert ("ScaledObject" in kinds) is (new == scaler_urn), kinds
+        assert ("HorizontalPodAutoscaler" in kinds) is (new == hpa_urn), kinds
+    assert_state_matches_the_world(tier, "staging")
+
+
 def test_a_protected_resource_is_never_deleted_offline_or_for_real(tier):
     # Removing a model from prod deletes its ECR repository, which prod protects: the real preview
     # refuses, and the offline diff (and so the PR comment) reports the refusal, exiting 1.

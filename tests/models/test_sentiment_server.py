@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -49,6 +50,73 @@ def test_probes_and_metrics(server):
     post(server, b'{"inputs": "x"}')
     metrics = urllib.request.urlopen(server + "/metrics", timeout=5).read().decode()
     assert 'http_requests_total{status="2xx"} 1' in metrics
+
+
+def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Prometheus text exposition -> {metric name: [(labels, value)]}."""
+    series: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for line in urllib.request.urlopen(url + "/metrics", timeout=5).read().decode().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head, value = line.rsplit(" ", 1)
+        name, _, labels = head.partition("{")
+        series.setdefault(name, []).append((dict(re.findall(r'(\w+)="([^"]*)"', labels)), float(value)))
+    return series
+
+
+def test_the_alerts_read_series_the_server_exports(server):
+    """Every metric and label the PrometheusRule's expressions select on is one the server exports (the
+    alerts once read a histogram and 5xx codes it never had, so they could not fire); labels Prometheus
+    adds from the target (namespace, service) are not the server's to export."""
+    from components import ModelService, ModelServiceArgs
+    from offline.engine import plan_of
+
+    for body in (b'{"inputs": "good"}', b"not json"):
+        try:
+            post(server, body)
+        except urllib.error.HTTPError:
+            pass
+    exported = scrape(server)
+    plan = plan_of(lambda: ModelService("sentiment", ModelServiceArgs(
+        environment="prod", cost_owner="ml", namespace="models", version="1.0.0",
+        image="r.example/m@sha256:" + "a" * 64)))
+    rule = next(s["newState"]["inputs"] for s in plan["steps"] if s["urn"].endswith("::sentiment-alerts"))
+    exprs = [r["expr"] for r in rule["spec"]["groups"][0]["rules"]]
+    target_labels = {"namespace", "service"}
+    checked = 0
+    for expr in exprs:
+        for metric, selector in re.findall(r"([a-zA-Z_:][\w:]*)\{([^}]*)\}", expr):
+            if metric.startswith("kube_"):
+                continue  # kube-state-metrics', not the server's
+            assert metric in exported, f"{metric} is not exported: {sorted(exported)}"
+            labels = {label for label, _ in re.findall(r'(\w+)\s*(=~|!~|!=|=)', selector)} - target_labels
+            series_labels = set().union(*(set(lbls) for lbls, _ in exported[metric]))
+            assert labels <= series_labels, (metric, labels, series_labels)
+            for label, op, pattern in re.findall(r'(\w+)\s*(=~)\s*"([^"]*)"', selector):
+                values = {lbls.get(label) for lbls, _ in exported[metric]}
+                assert any(re.fullmatch(pattern, v or "") for v in values), (metric, pattern, values)
+            checked += 1
+    assert checked == 3  # the latency histogram and both sides of the error ratio
+    # a real histogram: cumulative buckets ending in +Inf, which equals the count
+    buckets = [(float(lbls["le"]), value) for lbls, value in exported["http_request_duration_seconds_bucket"]]
+    assert buckets[-1][0] == float("inf") and [v for _, v in buckets] == sorted(v for _, v in buckets)
+    assert buckets[-1][1] == exported["http_request_duration_seconds_count"][0][1] == 2
+
+
+def test_a_model_failure_is_a_500_counted_as_one(monkeypatch):
+    import importlib.util
+    import io
+
+    spec = importlib.util.spec_from_file_location("sentiment_server", ROOT / "models" / "sentiment" / "server.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "predict", lambda text: 1 / 0)
+    handler = module.Handler.__new__(module.Handler)
+    handler.headers, handler.rfile, handler.wfile = {"Content-Length": "15"}, io.BytesIO(b'{"inputs": "x"}'), io.BytesIO()
+    sent = []
+    handler._send = lambda status, body, content_type="application/json": sent.append(status)
+    handler.do_POST()
+    assert sent == [500] and module.REQUESTS["5xx"] == 1
 
 
 def test_bad_input_is_a_400(server):
