@@ -53,7 +53,7 @@ def test_step_keys_match_the_real_cli(prod_plan):
     real_state_keys = {k for s in real["steps"] for k in s["newState"]}
     # keys the fixture's small program has no use for; the real-engine tier checks ours against the CLI's
     allowed_state = real_state_keys | {"outputs", "protect", "retainOnDelete", "ignoreChanges", "customTimeouts",
-                                       "external", "id", "additionalSecretOutputs"}
+                                       "external", "id", "additionalSecretOutputs", "replaceOnChanges"}
     for step in prod_plan["steps"]:
         assert set(step) <= real_step_keys
         assert set(step["newState"]) <= allowed_state, set(step["newState"]) - allowed_state
