@@ -37,3 +37,12 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TAINT = {"key": GPU_RESOURCE, "value": "true", "effect": "NoSchedule"}
 POOL_LABEL = "modelops/gpu-pool"
 """Node label Karpenter puts on a pool's nodes; serving workloads select it."""
+
+
+ARTIFACT_FETCHER_IMAGE = ("public.ecr.aws/aws-cli/aws-cli:2.31.23"
+                          "@sha256:668ffb01408e03e1002b36886797c1a97b09f7d0f02fba3123f9fcd68a081dc5")
+"""The init container that copies a model's artifact from S3. From the ECR Public gallery: Docker Hub's
+anonymous pull limit (per node IP, so per NAT gateway) stalls a fleet of new GPU nodes; ECR Public has none
+for pulls from AWS. Pinned by digest (the index of 2.31.23)."""
+NVIDIA_REGISTRY = "nvcr.io/nvidia/"
+"""Where the GPU pools' device plugin and DCGM exporter come from."""

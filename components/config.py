@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from .common import ARTIFACT_FETCHER_IMAGE, NVIDIA_REGISTRY
 from .gpu_catalogue import load_catalogue
 
 NAMESPACE = "modelops"
@@ -151,13 +152,19 @@ class GpuPoolConfig(_Model):
     disruption_budget: str = Field(default="10%", pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$")
     """How many of the pool's nodes Karpenter may disrupt at once."""
     expire_after: str = Field(default="720h", pattern=_DURATION)
+    """Node lifetime (`Never` to keep nodes). Karpenter v1 expires forcefully: the pool's disruption budget
+    does not pace expiry, and nodes launched together expire together; the models' PodDisruptionBudgets
+    still pace each drain (no terminationGracePeriod is set, so a drain never deletes a protected pod)."""
     weight: int | None = Field(default=None, ge=1, le=100)
     """Higher weights are tried first: give a spot pool a higher weight than its on-demand backup."""
     root_volume_gib: int = Field(default=50, ge=20, le=16384)
     data_volume_gib: int = Field(default=200, ge=50, le=16384)
     """Bottlerocket's data volume holds container images: model images are large."""
     time_slicing_replicas: int | None = Field(default=None, ge=2, le=48)
-    """Share each GPU between this many pods (small models only; no memory isolation)."""
+    """Share each GPU between this many pods (small models only; no memory isolation). Karpenter provisions
+    from the instance type's physical GPU count, not the shares the device plugin advertises once a node
+    runs: a burst of pending pods launches a node per requested GPU until running nodes advertise their
+    shares. `gpuLimit`, the replica checks and the cost ceiling count physical GPUs."""
 
     @model_validator(mode="after")
     def _instances(self) -> GpuPoolConfig:
@@ -447,7 +454,26 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
                             f"this account's ECR ({cfg.cluster.ecr_registry}); set cpuImage or use fallback 'none'")
         if model.canary is not None and mode == "only":
             problems.append(f"{path}.canary: canaries split Kubernetes traffic; fallback 'only' deploys none")
+    problems += _system_image_problems(cfg)
     return problems
+
+
+def _system_image_problems(cfg: StackConfig) -> list[str]:
+    """The images the program runs itself must pass the stack's own registry rule (k8s-allowed-registries):
+    otherwise every pod fetching an artifact, or every GPU pool's daemons, fails the preview."""
+    needed = []
+    if any(m.artifact_uri and cfg.fallback(m) != "only" for m in cfg.models.values()):
+        needed.append((ARTIFACT_FETCHER_IMAGE, "the artifact fetcher the model pods' init containers run"))
+    if cfg.gpu_pools:
+        needed.append((NVIDIA_REGISTRY, "the GPU pools' NVIDIA device plugin and DCGM exporter"))
+    allowed = cfg.allowed_registries()
+    return [f"{NAMESPACE}:registry.allowedRegistries: must allow {_repository_path(image)} ({why})"
+            for image, why in needed if not any(image.startswith(prefix) for prefix in allowed)]
+
+
+def _repository_path(image: str) -> str:
+    """`host/path/name:tag@digest` -> `host/path/`: the prefix to allow."""
+    return image.split("@")[0].split(":")[0].rsplit("/", 1)[0] + "/" if ":" in image or "@" in image else image
 
 
 def _kubeconfig_problems(cfg: StackConfig, kubeconfig: Any) -> list[str]:

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .common import GPU_RESOURCE, GPU_TAINT, POOL_LABEL, standard_labels, type_token
+from .common import GPU_RESOURCE, GPU_TAINT, NVIDIA_REGISTRY, POOL_LABEL, standard_labels, type_token
 from .gpu_catalogue import load_catalogue
 from .images import pinned_image
 
-DEVICE_PLUGIN_IMAGE = ("nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
+DEVICE_PLUGIN_IMAGE = (f"{NVIDIA_REGISTRY}k8s-device-plugin:v0.17.0"
                        "@sha256:7089559ce6153018806857f5049085bae15b3bf6f1c8bd19d8b12f707d087dea")
-DCGM_EXPORTER_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04"
+DCGM_EXPORTER_IMAGE = f"{NVIDIA_REGISTRY}k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04"
 """Resolved to its digest at deploy time (`pinned_image`), so nodes never pull a moving tag."""
 DCGM_METRICS_PORT = 9400
 
@@ -63,7 +63,8 @@ class GpuNodePoolArgs:
     disruption_budget: str = "10%"
     """How many of the pool's nodes Karpenter may disrupt at once."""
     expire_after: str = "720h"
-    """Nodes are replaced after this age (fresh AMIs and patches)."""
+    """Nodes are replaced after this age (fresh AMIs and patches). Forceful in Karpenter v1: the disruption
+    budget does not apply to it; workload PDBs pace the drain."""
     weight: int | None = None
     """Karpenter tries higher weights first: a spot pool above its on-demand backup."""
     root_volume_gib: int = 50
@@ -71,13 +72,14 @@ class GpuNodePoolArgs:
     data_volume_gib: int = 200
     """Container image volume: model images are large."""
     time_slicing_replicas: int | None = None
-    """Advertise each GPU this many times (small models share a GPU; no memory isolation)."""
+    """Advertise each GPU this many times (small models share a GPU; no memory isolation). Invisible to
+    Karpenter's provisioning, which counts the instance type's physical GPUs."""
     system_namespace: str = "kube-system"
     """Namespace of the device plugin and DCGM exporter."""
     monitoring_namespace: str = "monitoring"
+    """Namespace of Prometheus, allowed to scrape the exporter."""
     prometheus_labels: dict[str, str] = field(default_factory=dict)
     """Labels the cluster's Prometheus selects ServiceMonitors by."""
-    """Namespace of Prometheus, allowed to scrape the exporter."""
     tags: dict[str, str] = field(default_factory=dict)
     """AWS tags for the nodes and volumes."""
 
@@ -168,7 +170,9 @@ class GpuNodePool(pulumi.ComponentResource):
             "disruption": {
                 "consolidationPolicy": args.consolidation_policy,
                 "consolidateAfter": args.consolidate_after,
-                # Never drain a serving pool all at once, whatever the reason.
+                # Paces consolidation and drift (a new AMI, a changed node class). Not expiry: Karpenter v1
+                # expires nodes forcefully, paced only by the workloads' PDBs. No terminationGracePeriod
+                # is set, so a drain waits for a PDB rather than deleting a serving replica.
                 "budgets": [{"nodes": args.disruption_budget}],
             },
         }

@@ -22,11 +22,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from .common import GPU_RESOURCE, standard_labels, type_token
+from .common import ARTIFACT_FETCHER_IMAGE, GPU_RESOURCE, standard_labels, type_token
 from .gpu_catalogue import memory_gib
 
-ARTIFACT_FETCHER_IMAGE = ("docker.io/amazon/aws-cli:2.15.0"
-                          "@sha256:e2a778146a45cb7cdcc55e3051c0de38ea9f180ed88383447f7ead6b0ba5e9a4")
 TRACK_LABEL = "modelops/track"
 SCRAPE_LABEL = "modelops/scrape"
 """On the model's main Service only: what its ServiceMonitor selects, so each pod is scraped once."""

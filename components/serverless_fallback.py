@@ -59,9 +59,9 @@ class ServerlessFallbackArgs:
     environment: dict[str, str] = field(default_factory=dict)
     """Plain environment variables."""
     tags: dict[str, str] = field(default_factory=dict)
+    """AWS tags."""
     alarm_topic_arn: str | None = None
     """SNS topic the alarms notify when they fire and when they recover."""
-    """AWS tags."""
 
 
 class ServerlessFallback(pulumi.ComponentResource):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -212,3 +213,26 @@ def test_a_model_named_like_another_models_track_is_refused(name, track):
     raw["models"][name] = raw["models"].pop("sentiment")
     assert f"modelops:models.{name}: collides with model 'chat''s {track} track (its Deployment and Service have " \
            "this name); rename one" in problems_of(raw)
+
+
+def test_the_images_the_program_runs_itself_must_be_allowed():
+    """The registry rule judges the program's own images too: a stack that does not allow them fails every
+    preview, so validation says which prefix to add."""
+    raw = stack_raw("prod")
+    raw["registry"]["allowedRegistries"] = ["docker.io/amazon/"]
+    problems = problems_of(raw)
+    assert "modelops:registry.allowedRegistries: must allow public.ecr.aws/aws-cli/ (the artifact fetcher the " \
+           "model pods' init containers run)" in problems
+    assert any("must allow nvcr.io/nvidia/ (the GPU pools'" in p for p in problems)
+    # dev runs no pods: nothing of the program's own to allow
+    raw = stack_raw("dev")
+    raw["registry"]["allowedRegistries"] = []
+    parse_stack_config(raw)
+
+
+def test_the_artifact_fetcher_comes_from_a_registry_without_anonymous_pull_limits():
+    from components.common import ARTIFACT_FETCHER_IMAGE
+
+    # Docker Hub limits anonymous pulls per IP (a NAT gateway's whole fleet of new GPU nodes); ECR Public does not
+    assert ARTIFACT_FETCHER_IMAGE.startswith("public.ecr.aws/")
+    assert re.fullmatch(r"[^@]+@sha256:[0-9a-f]{64}", ARTIFACT_FETCHER_IMAGE)

@@ -36,6 +36,24 @@ def test_node_pool_is_tainted_capped_and_selects_its_instances(build):
     assert template["spec"]["nodeClassRef"] == {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "a10g"}
 
 
+def test_expiry_is_forceful_so_only_pdbs_pace_it_and_nothing_overrides_them(build):
+    """Karpenter v1 expires nodes forcefully: NodePool disruption budgets pace consolidation and drift, not
+    expiry (karpenter.sh/docs/concepts/disruption: expiration is a forceful method), and nodes launched
+    together expire together (aws/karpenter-provider-aws#9224). The models' PDBs still pace the drain unless
+    terminationGracePeriod lets Karpenter delete protected pods: the pool never sets it."""
+    template = build(lambda: GpuNodePool("a10g", ARGS)).inputs("a10g-node-pool")["spec"]["template"]["spec"]
+    assert template["expireAfter"] == "720h" and "terminationGracePeriod" not in template
+    kept = build(lambda: GpuNodePool("a10g", replace(ARGS, expire_after="Never"))).inputs("a10g-node-pool")
+    assert kept["spec"]["template"]["spec"]["expireAfter"] == "Never"
+
+
+def test_time_slicing_leaves_the_physical_gpu_limit(build):
+    """Karpenter provisions and caps by the instance type's physical GPUs; the device plugin's shares are
+    invisible to it. The cap (and so the cost ceiling) stays in physical GPUs."""
+    shared = build(lambda: GpuNodePool("a10g", replace(ARGS, time_slicing_replicas=4))).inputs("a10g-node-pool")
+    assert shared["spec"]["limits"]["nvidia.com/gpu"] == "16"
+
+
 def test_family_pools_require_the_family(build):
     built = build(lambda: GpuNodePool("l4", replace(ARGS, instance_types=(), instance_families=("g6",),
                                                     capacity_types=("spot", "on-demand"))))
