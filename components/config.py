@@ -34,6 +34,31 @@ _MODEL_NAME = re.compile(r"[a-z]([-a-z0-9]{0,40}[a-z0-9])?")
 _POOL_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
 RESERVED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "default")
 """Namespaces a model may not use: the program would label them `restricted` and take them over."""
+_VERSION = r"^[A-Za-z0-9]([\w.-]{0,61}[A-Za-z0-9])?$"
+"""A model version is an image tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`) and the `app.kubernetes.io/version` label value
+(alphanumeric at both ends, at most 63): this is both."""
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_IMAGE_REFERENCE = re.compile(
+    rf"(?P<domain>{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?)"
+    rf"/(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)(?::(?P<tag>[\w][\w.-]{{0,127}}))?(?:@sha256:[0-9a-f]{{64}})?")
+"""The distribution reference grammar (github.com/distribution/reference), with the registry required."""
+_ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
+"""Lambda's rule for environment keys (a letter, then letters, digits, underscores; two characters at least),
+which is also a valid Kubernetes env name: the same `env` goes to both."""
+PROGRAM_ENV = ("MODEL_VERSION", "MODEL_DIR", "MODEL_URI", "HOME")
+"""Env names the program sets itself on pods or functions: a model's own `env` cannot take them."""
+LAMBDA_RESERVED_ENV = ("_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+                       "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+                       "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+                       "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                       "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR")
+"""Keys Lambda reserves (docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html): it refuses a function
+that sets one."""
+LAMBDA_ENV_BYTES = 4096
+"""Lambda's limit on the total size of a function's environment variables (keys and values)."""
+AMI_ALIAS_MAX = 30
+"""The EC2NodeClass CRD's maxLength for `amiSelectorTerms[].alias` (`<family>@<version>`)."""
 _QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
 _DURATION = r"^([0-9]+(s|m|h))+$|^Never$"
 
@@ -79,7 +104,7 @@ class ClusterConfig(_Model):
     kubeconfig_stack: str | None = Field(default=None, pattern=r"^[^/\s]+/[^/\s]+/[^/\s]+$")
     """A StackReference (`org/project/stack`) to the stack that owns the cluster. Without it, the
     kubeconfig is the secret config value `modelops:kubeconfig` (`pulumi config set --secret`)."""
-    kubeconfig_output: str = "kubeconfig"
+    kubeconfig_output: str = Field(default="kubeconfig", min_length=1)
     """The output of that stack holding the kubeconfig."""
     node_role: str = Field(pattern=r"^[\w+=,.@-]{1,64}$")
     """The IAM role Karpenter gives the nodes it launches."""
@@ -167,6 +192,14 @@ class GpuPoolConfig(_Model):
     shares. `gpuLimit`, the replica checks and the cost ceiling count physical GPUs."""
 
     @model_validator(mode="after")
+    def _ami_alias(self) -> GpuPoolConfig:
+        alias = f"{self.ami_family}@{self.ami_version}"
+        if len(alias) > AMI_ALIAS_MAX:
+            raise ValueError(f"amiVersion: the AMI alias {alias!r} is longer than the {AMI_ALIAS_MAX} characters "
+                             "Karpenter's EC2NodeClass accepts")
+        return self
+
+    @model_validator(mode="after")
     def _instances(self) -> GpuPoolConfig:
         catalogue = load_catalogue()
         if not self.instance_families and not self.instance_types:
@@ -189,8 +222,26 @@ class ImageConfig(_Model):
     platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
     build_args: dict[str, str] = {}
     target: str | None = None
-    ref: str | None = Field(default=None, pattern=r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?$")
-    """A pre-built image; a tag is resolved to its digest at deploy time."""
+    ref: str | None = None
+    """A pre-built image, `registry/repository[:tag][@sha256:digest]`; a tag is resolved to its digest at
+    deploy time."""
+
+    @field_validator("ref")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = _IMAGE_REFERENCE.fullmatch(value)
+        if not match:
+            raise ValueError(f"{value!r} is not an image reference: registry/repository[:tag][@sha256:<64 hex>], "
+                             "with a lower-case repository path")
+        domain = match["domain"]
+        if "." not in domain and ":" not in domain and domain != "localhost":
+            raise ValueError(f"{value!r} names no registry ({domain!r} would be read as a Docker Hub path); "
+                             "give the registry host")
+        if len(f"{domain}/{match['path']}") > 255:
+            raise ValueError("the repository name is longer than 255 characters")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> ImageConfig:
@@ -216,7 +267,7 @@ class Resources(_Model):
 
 
 class CanaryConfig(_Model):
-    version: str = Field(pattern=r"^[\w.-]{1,63}$")
+    version: str = Field(pattern=_VERSION)
     weight: int = Field(ge=0, le=100)
     """Percent of traffic sent to the canary."""
     image: ImageConfig | None = None
@@ -227,18 +278,19 @@ class CanaryConfig(_Model):
 
 
 class ProbeConfig(_Model):
-    ready_path: str = "/v2/health/ready"
-    live_path: str = "/v2/health/live"
+    ready_path: str = Field(default="/v2/health/ready", pattern=r"^/[\x21-\x7e]*$")
+    live_path: str = Field(default="/v2/health/live", pattern=r"^/[\x21-\x7e]*$")
     startup_seconds: int = Field(default=600, ge=30, le=3600)
     """How long a replica may take to load its model before Kubernetes restarts it."""
 
 
 class AutoscalingConfig(_Model):
     target_cpu_utilization: int = Field(default=70, ge=10, le=100)
-    prometheus_query: str | None = None
+    prometheus_query: str | None = Field(default=None, min_length=1)
     """With this, a KEDA ScaledObject scales on the query (e.g. queue depth) instead of an HPA on CPU."""
-    prometheus_threshold: str = "10"
-    prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
+    prometheus_threshold: str = Field(default="10", pattern=r"^[0-9]+(\.[0-9]+)?$")
+    prometheus_address: str = Field(default="http://prometheus-operated.monitoring.svc:9090",
+                                    pattern=r"^https?://[a-z0-9.-]+(:[0-9]+)?(/\S*)?$")
 
 
 class ServerlessConfig(_Model):
@@ -252,7 +304,7 @@ class ServerlessConfig(_Model):
 
 
 class ModelConfig(_Model):
-    version: str = Field(pattern=r"^[\w.-]{1,63}$")
+    version: str = Field(pattern=_VERSION)
     image: ImageConfig
     cpu_image: ImageConfig | None = None
     """A CPU build for the serverless fallback when the serving image needs a GPU."""
@@ -273,6 +325,20 @@ class ModelConfig(_Model):
     probes: ProbeConfig = ProbeConfig()
     autoscaling: AutoscalingConfig = AutoscalingConfig()
     env: dict[str, str] = {}
+    """Plain environment variables of the model server, on pods and on the Lambda function alike."""
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if not _ENV_NAME.fullmatch(k)]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))}: env names are a letter, then letters, digits or '_' "
+                             "(Lambda's rule; the same env goes to pods and functions)")
+        taken = [k for k in value if k in PROGRAM_ENV or k in LAMBDA_RESERVED_ENV]
+        if taken:
+            raise ValueError(f"{', '.join(taken)}: set by the program itself ({', '.join(PROGRAM_ENV)}) or reserved "
+                             "by Lambda; choose another name")
+        return value
 
     @property
     def artifact_bucket(self) -> str | None:
@@ -491,8 +557,37 @@ def _kubeconfig_problems(cfg: StackConfig, kubeconfig: Any) -> list[str]:
     return []
 
 
-def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
-    """Validate config values keyed without namespace (`models`, `gpuPools`, …).
+def lambda_function_name(stack: str, model: str) -> str:
+    """A fallback's Lambda name: known without reading state, so `modelops smoke` can find it. Never cut to
+    Lambda's 64 characters (two models could then share one name): validation refuses a name too long."""
+    return f"modelops-{stack}-{model}"
+
+
+_LAMBDA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _serverless_problems(cfg: StackConfig, stack: str | None) -> list[str]:
+    problems = []
+    for name, model in cfg.models.items():
+        if cfg.fallback(model) == "none":
+            continue
+        path = f"{NAMESPACE}:models.{name}"
+        if stack is not None and not _LAMBDA_NAME.fullmatch(function := lambda_function_name(stack, name)):
+            problems.append(f"{path}: its Lambda function would be named {function!r}, which Lambda refuses (at most "
+                            "64 letters, digits, '-' or '_'); shorten the model or stack name")
+        env = {**model.env, "MODEL_VERSION": model.version}
+        if model.artifact_uri:
+            env["MODEL_URI"] = model.artifact_uri.rstrip("/")
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
+        if size > LAMBDA_ENV_BYTES:
+            problems.append(f"{path}.env: {size} bytes of environment with what the program adds; Lambda allows "
+                            f"{LAMBDA_ENV_BYTES} in all")
+    return problems
+
+
+def parse_stack_config(raw: dict[str, Any], stack: str | None = None) -> StackConfig:
+    """Validate config values keyed without namespace (`models`, `gpuPools`, …); with the stack's name,
+    also the names derived from it (Lambda function names).
 
     Raises StackConfigError listing every problem found, each as `modelops:<path>: <reason>`.
     """
@@ -503,7 +598,7 @@ def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
     except ValidationError as exc:
         problems = [f"{_key_path(e['loc']) if e['loc'] else NAMESPACE}: {_message(e)}" for e in exc.errors()]
         raise StackConfigError(problems) from None
-    problems = _kubeconfig_problems(cfg, kubeconfig) + _cross_reference_problems(cfg)
+    problems = _kubeconfig_problems(cfg, kubeconfig) + _cross_reference_problems(cfg) + _serverless_problems(cfg, stack)
     if problems:
         raise StackConfigError(problems)
     return cfg
@@ -511,6 +606,7 @@ def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
 
 def load_stack_config() -> StackConfig:
     """Read and validate the `modelops:` keys of the running stack (under the CLI or the offline engine)."""
+    import pulumi
     from pulumi.runtime import config as runtime_config
 
     prefix = f"{NAMESPACE}:"
@@ -526,7 +622,7 @@ def load_stack_config() -> StackConfig:
             raw[key] = json.loads(value)
         except (json.JSONDecodeError, TypeError):
             raw[key] = value  # plain strings such as `environment`
-    return parse_stack_config(raw)
+    return parse_stack_config(raw, pulumi.get_stack())
 
 
 def json_schema() -> dict[str, Any]:

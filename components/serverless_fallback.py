@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from .common import type_token
+from .config import lambda_function_name as function_name_for  # noqa: F401 - the name __main__ and smoke use
 from .model_service import artifact_read_policy
 
 LAMBDA_MAX_MEMORY_MB = 10240
@@ -96,7 +97,8 @@ class ServerlessFallback(pulumi.ComponentResource):
                            policy=json.dumps(execution_policy(args, log_group_name)), opts=child)
         aws.iam.RolePolicyAttachment(f"{name}-xray", role=role.name, policy_arn=XRAY_WRITE_POLICY_ARN, opts=child)
 
-        env = {**args.environment}
+        # the server reports the version it serves (as on pods), and fetches its artifact from MODEL_URI
+        env = {**args.environment, "MODEL_VERSION": args.version}
         if args.artifact_bucket:
             env["MODEL_URI"] = f"s3://{args.artifact_bucket}/{args.artifact_prefix}".rstrip("/")
         function = aws.lambda_.Function(
@@ -169,11 +171,6 @@ class ServerlessFallback(pulumi.ComponentResource):
                 tags=args.tags,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-
-
-def function_name_for(stack: str, model: str) -> str:
-    """The fallback's Lambda name: known without reading state, so `modelops smoke` can find it."""
-    return f"modelops-{stack}-{model}"[:64]
 
 
 LIVE_ALIAS = "live"

@@ -104,6 +104,42 @@ def break_prod(path: str, value, delete: bool = False):
     ("models.chat.namespace", "default", "modelops:models.chat.namespace: 'default' is not the project's"),
     ("models.chat.namespace", "monitoring", "modelops:models.chat.namespace: 'monitoring' is not the project's"),
     ("models.chat.namespace", "gateway-system", "modelops:models.chat.namespace: 'gateway-system' is not the"),
+    # image references: the distribution grammar, with a registry
+    ("models.vision.image", {"ref": "nvcr.io/nvidia/Triton:24.08"}, "modelops:models.vision.image.ref: "
+     "'nvcr.io/nvidia/Triton:24.08' is not an image reference"),                 # upper-case path
+    ("models.vision.image", {"ref": "nvcr.io/nvidia/triton:-bad"}, "modelops:models.vision.image.ref: 'nvcr.io/nvidia/triton:-bad' is not"),
+    ("models.vision.image", {"ref": "nvcr.io/nvidia/triton:" + "t" * 129}, "modelops:models.vision.image.ref"),
+    ("models.vision.image", {"ref": "nvcr.io/nvidia//triton:1"}, "modelops:models.vision.image.ref"),
+    ("models.vision.image", {"ref": "nvcr.io/nvidia/triton@sha256:abc"}, "modelops:models.vision.image.ref"),
+    ("models.vision.image", {"ref": "nvcr.io/nvidia/triton:1\n"}, "modelops:models.vision.image.ref"),
+    ("models.vision.image", {"ref": "library/triton:1"}, "modelops:models.vision.image.ref: "
+     "'library/triton:1' names no registry"),
+    ("models.vision.image", {"ref": "r.example/" + "a/" * 130 + "b:1"}, "modelops:models.vision.image.ref: the "
+     "repository name is longer than 255 characters"),
+    # versions are tags and label values at once
+    ("models.chat.version", "-2.4.0", "modelops:models.chat.version: String should match pattern"),
+    ("models.chat.version", "2.4.0.", "modelops:models.chat.version: String should match pattern"),
+    ("models.chat.version", "2.4+build", "modelops:models.chat.version: String should match pattern"),
+    ("models.chat.canary.version", "v" * 64, "modelops:models.chat.canary.version: String should match pattern"),
+    # env: Lambda's key rule, names the program sets, Lambda's reserved keys
+    ("models.chat.env", {"1ST": "x"}, "modelops:models.chat.env: '1ST': env names are a letter"),
+    ("models.chat.env", {"A-B": "x"}, "modelops:models.chat.env: 'A-B': env names"),
+    ("models.chat.env", {"X": "x"}, "modelops:models.chat.env: 'X': env names"),
+    ("models.chat.env", {"MODEL_DIR": "/elsewhere"}, "modelops:models.chat.env: MODEL_DIR: set by the program"),
+    ("models.chat.env", {"AWS_REGION": "eu-west-1"}, "modelops:models.chat.env: AWS_REGION: set by"),
+    ("models.sentiment.env", {"BIG": "x" * 4100}, "modelops:models.sentiment.env: 4"),
+    # Karpenter's CRD: an AMI alias is at most 30 characters
+    ("gpuPools.a10g.amiVersion", "v1.66.0" + "0" * 20, "modelops:gpuPools.a10g: amiVersion: the AMI alias"),
+    # required strings that must not be empty or malformed
+    ("cluster.kubeconfigOutput", "", "modelops:cluster.kubeconfigOutput: String should have at least 1 character"),
+    ("models.chat.probes.readyPath", "", "modelops:models.chat.probes.readyPath: String should match pattern"),
+    ("models.chat.probes.livePath", "health", "modelops:models.chat.probes.livePath: String should match pattern"),
+    ("models.summarizer.autoscaling.prometheusThreshold", "ten",
+     "modelops:models.summarizer.autoscaling.prometheusThreshold: String should match pattern"),
+    ("models.summarizer.autoscaling.prometheusQuery", "",
+     "modelops:models.summarizer.autoscaling.prometheusQuery: String should have at least 1 character"),
+    ("models.summarizer.autoscaling.prometheusAddress", "Prometheus:9090",
+     "modelops:models.summarizer.autoscaling.prometheusAddress: String should match pattern"),
 ])
 def test_broken_values_name_their_key_path(path, value, expected):
     problems = problems_of(break_prod(path, value))
@@ -236,3 +272,23 @@ def test_the_artifact_fetcher_comes_from_a_registry_without_anonymous_pull_limit
     # Docker Hub limits anonymous pulls per IP (a NAT gateway's whole fleet of new GPU nodes); ECR Public does not
     assert ARTIFACT_FETCHER_IMAGE.startswith("public.ecr.aws/")
     assert re.fullmatch(r"[^@]+@sha256:[0-9a-f]{64}", ARTIFACT_FETCHER_IMAGE)
+
+
+def test_lambda_function_names_are_never_cut_into_a_collision():
+    """`modelops-<stack>-<model>` was cut to 64 characters: two long model names then shared one function.
+    Lambda takes at most 64 letters, digits, '-' and '_' (a stack name may contain '.')."""
+    from components.config import lambda_function_name
+
+    raw = stack_raw("prod")
+    long_a, long_b = "m" * 41 + "a", "m" * 41 + "b"
+    raw["models"][long_a] = raw["models"].pop("sentiment")
+    raw["models"][long_b] = raw["models"].pop("summarizer")
+    assert lambda_function_name("production-east", long_a)[:64] == lambda_function_name("production-east", long_b)[:64]
+    with pytest.raises(StackConfigError) as refused:
+        parse_stack_config(raw, "production-east")
+    assert sum("which Lambda refuses (at most 64 letters, digits, '-' or '_')" in p for p in refused.value.problems) == 2
+    with pytest.raises(StackConfigError) as refused:
+        parse_stack_config(stack_raw("prod"), "prod.eu")
+    assert any("'modelops-prod.eu-sentiment'" in p for p in refused.value.problems)
+    # a model that never runs on Lambda has no function to name
+    parse_stack_config(stack_raw("prod"), "prod")

@@ -269,19 +269,19 @@ def test_switching_to_keda_and_back_replaces_the_autoscaler_deleting_first(tier)
 def test_a_protected_resource_is_never_deleted_offline_or_for_real(tier):
     # Removing a model from prod deletes its ECR repository, which prod protects: the real preview
     # refuses, and the offline diff (and so the PR comment) reports the refusal, exiting 1.
-    def drop_vision(config):
-        del config["modelops:models"]["vision"]
+    def drop_sentiment(config):
+        del config["modelops:models"]["sentiment"]
 
     base = offline_plan(tier, "prod")
-    tier.cli.stack_config("prod", edit=drop_vision)
+    tier.cli.stack_config("prod", edit=drop_sentiment)
     try:
         result = tier.cli.preview("prod")
         head = offline_plan(tier, "prod")
     finally:
         tier.cli.stack_config("prod")
     assert result.returncode != 0
-    assert "vision-repo" in result.stdout + result.stderr and "protect" in result.stdout + result.stderr
-    assert [r.name for r in diff_plans(from_json(base), from_json(head)).refused] == ["vision-repo"]
+    assert "sentiment-repo" in result.stdout + result.stderr and "protect" in result.stdout + result.stderr
+    assert [r.name for r in diff_plans(from_json(base), from_json(head)).refused] == ["sentiment-repo"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -294,7 +294,8 @@ def test_destroy_removes_everything_but_what_is_protected(tier, env):
     protected = sorted(r["urn"].rsplit("::", 1)[-1] for r in left if r.get("protect"))
     assert kept == protected
     if env == "prod":
-        assert protected == sorted(f"{m}-repo" for m in ("chat", "sentiment", "summarizer", "vision"))
+        # vision runs a pre-built image: no repository of its own
+        assert protected == sorted(f"{m}-repo" for m in ("chat", "sentiment", "summarizer"))
     deadline = time.monotonic() + 120
     while stack_objects(tier, env) and time.monotonic() < deadline:
         time.sleep(2)  # namespace deletion finishes in the background, as in any cluster
