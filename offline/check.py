@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
-from .plan import Plan
+from .plan import SECRET, UNKNOWN, Plan
 
 POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
 PACK_DEFAULT_LEVEL = "advisory"
@@ -137,13 +137,36 @@ def _until_unknown(results) -> tuple[list[Any], UnknownValueError | None]:
     return found, None
 
 
+def _secrets_unreadable(value: Any, path: str, secret_paths: set[str]) -> Any:
+    """Secret values as unknowns. The real pack reads a secret in clear; an offline plan holds only `[secret]`,
+    and a rule that read that text (an env list, a policy document, a container list) could pass what the
+    real pack fails. A rule that reaches one is "not evaluated", never "pass"."""
+    if value == SECRET:
+        secret_paths.add(path)
+        return UNKNOWN
+    if isinstance(value, dict):
+        return {k: _secrets_unreadable(v, f"{path}.{k}", secret_paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_secrets_unreadable(v, f"{path}.{i}", secret_paths) for i, v in enumerate(value)]
+    return value
+
+
+def _not_evaluated(exc: UnknownValueError, secret_paths: set[str]) -> str:
+    path = "." + ".".join(exc.props)
+    if path in secret_paths:
+        return f"not evaluated offline: {path} is a secret (the real policy pack reads it in clear)"
+    return f"not evaluated at preview: {exc.message}"
+
+
 def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
     rules, adapters, framework = policy_rules()
     resolved = resolve(config)
     resources = plan.resources()
     report = CheckReport(plan.source, {r: lvl for r, (lvl, _) in resolved.items()},
                          {r.id: r.description for r in rules}, resources=len(resources))
-    proxied = [(r, unknown_checking_proxy(r.inputs)) for r in resources]
+    secret_paths: dict[str, set[str]] = {r.urn: set() for r in resources}
+    proxied = [(r, unknown_checking_proxy(_secrets_unreadable(r.inputs, "", secret_paths[r.urn]))) for r in resources]
+    every_secret = set().union(*secret_paths.values()) if secret_paths else set()
     for rule in rules:
         level, settings = resolved[rule.id]
         if level == "disabled":
@@ -157,19 +180,19 @@ def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
                 try:
                     identity = adapters.identity(resource.type, props, resource.name)
                 except UnknownValueError as exc:
-                    add("not-evaluated", resource.urn, f"not evaluated at preview: {exc.message}")
+                    add("not-evaluated", resource.urn, _not_evaluated(exc, secret_paths[resource.urn]))
                     continue
                 reason = framework.is_exempt(settings, *identity)
                 messages, unknown = _until_unknown(rule.check(resource.type, props, settings))
                 for message in messages:
                     add("exempt" if reason else "fail", resource.urn, f"{message} (exempt: {reason})" if reason else message)
                 if unknown is not None and not reason:
-                    add("not-evaluated", resource.urn, f"not evaluated at preview: {unknown.message}")
+                    add("not-evaluated", resource.urn, _not_evaluated(unknown, secret_paths[resource.urn]))
             continue
         stack_resources = [framework.StackResource(r.type, r.name, r.urn, props) for r, props in proxied]
         violations, unknown = _until_unknown(rule.check(stack_resources, settings))
         if unknown is not None:
-            add("not-evaluated", "", f"not evaluated at preview: {unknown.message}")
+            add("not-evaluated", "", _not_evaluated(unknown, every_secret))
         for resource, message in violations:
             reason = framework.is_exempt(settings, *adapters.identity(resource.type, resource.props, resource.name))
             add("exempt" if reason else "fail", resource.urn, f"{message} (exempt: {reason})" if reason else message)

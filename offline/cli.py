@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -125,6 +126,26 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"modelops: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        _close_event_loop()
+
+
+def _close_event_loop() -> None:
+    """Close the event loop the SDK's mock engine ran the program on. Left open, it is closed by the garbage
+    collector at interpreter exit, after its file descriptors may be gone: an "Invalid file descriptor"
+    traceback after a successful plan."""
+    policy = asyncio.get_event_loop_policy()
+    try:
+        loop = policy.get_event_loop()
+    except RuntimeError:  # no loop in this thread: nothing ran
+        return
+    if not loop.is_closed() and not loop.is_running():
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    policy.set_event_loop(None)
 
 
 if __name__ == "__main__":

@@ -132,6 +132,24 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
         self._qualified: dict[str, str] = {}  # engine URN -> type chain used by children
         # The SDK calls the monitor from its thread pool: registrations arrive concurrently.
         self._lock = threading.Lock()
+        self.thread_loops: set[asyncio.AbstractEventLoop] = set()
+        """The SDK's mock monitor serializes with `_sync_await` on the pool's threads, which gives each thread
+        an event loop nobody closes; left to the garbage collector, one closes at interpreter exit after its
+        file descriptors are gone ("Invalid file descriptor"). `capture` closes them."""
+
+    def _open_thread_loop(self) -> None:
+        """Give this worker thread an open loop (the last capture closed its old one), and remember it."""
+        if threading.current_thread() is threading.main_thread():
+            return
+        try:
+            loop = asyncio.get_event_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or loop.is_closed():
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+        with self._lock:
+            self.thread_loops.add(loop)
 
     def _engine_urn(self, parent: _Registration | None, type_: str, name: str) -> tuple[str, str]:
         if parent is None or parent.type == STACK_TYPE:
@@ -157,7 +175,12 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
         # A provider created in this update has no id yet: the real preview says so the same way.
         return f"{self._urn(urn)}::{UNKNOWN}"
 
+    def Invoke(self, request):
+        self._open_thread_loop()
+        return super().Invoke(request)
+
     def RegisterResource(self, request):
+        self._open_thread_loop()
         response = super().RegisterResource(request)
         raw_inputs = json_format.MessageToDict(request.object) if request.type != STACK_TYPE else {}
         with self._lock:
@@ -199,6 +222,7 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
         self.registrations.append(reg)
 
     def ReadResource(self, request):
+        self._open_thread_loop()
         response = super().ReadResource(request)
         raw_inputs = json_format.MessageToDict(request.properties)
         with self._lock:
@@ -213,6 +237,7 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
         return response
 
     def RegisterResourceOutputs(self, request):
+        self._open_thread_loop()
         raw_outputs = json_format.MessageToDict(request.outputs)
         with self._lock:
             reg = self._by_mock_urn.get(request.urn)
@@ -349,6 +374,9 @@ def capture(program: Callable[[], None], project: str, stack: str, account_id: s
         raise ProgramError(message) from exc
     finally:
         sdk_settings.ROOT.set(None)
+        for loop in monitor.thread_loops:
+            if not loop.is_running():
+                loop.close()
     return monitor.registrations, engine.diagnostics
 
 

@@ -15,6 +15,21 @@ from .framework import (StackResource, as_list, as_map, containers, dig, gpu_cou
 from .k8s_stack import gpu_pools, replicas_range, workload_pool
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_TAINT = {"key": GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"}
+"""The taint every GPU pool carries (karpenter-gpu-taint) and every GPU pod must tolerate (gpu-scheduling)."""
+
+
+def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
+    """Kubernetes' matching (k8s.io/api/core/v1 Toleration.ToleratesTaint): the effect is empty or the taint's;
+    `Exists` matches any value of the key (an empty key: every taint); `Equal`, the default operator, needs the
+    same key and the same value."""
+    if toleration.get("effect") not in (None, "", taint["effect"]):
+        return False
+    operator = toleration.get("operator") or "Equal"
+    key = toleration.get("key") or ""
+    if operator == "Exists":
+        return key in ("", taint["key"])
+    return operator == "Equal" and key == taint["key"] and (toleration.get("value") or "") == taint["value"]
 CATALOGUE = Path(__file__).resolve().parent.parent / "data" / "gpu_instances.json"
 
 
@@ -115,12 +130,9 @@ def gpu_scheduling(resource_type: str, props: Mapping[str, Any], settings: dict)
     spec = pod_spec(resource_type, props)
     if spec is None or not any(gpu_count(c) for c in containers(spec)):
         return
-    tolerates = any(
-        (as_map(t).get("key") == GPU_TAINT_KEY or (as_map(t).get("key") in (None, "") and as_map(t).get("operator") == "Exists"))
-        and as_map(t).get("effect") in (None, "", "NoSchedule")
-        for t in as_list(spec.get("tolerations")))
-    if not tolerates:
-        yield f"no toleration for the {GPU_TAINT_KEY}:NoSchedule taint; the pod can never schedule on a GPU pool"
+    if not any(tolerates(as_map(t), GPU_TAINT) for t in as_list(spec.get("tolerations"))):
+        yield (f"no toleration matches the GPU pools' taint {GPU_TAINT_KEY}={GPU_TAINT['value']}:NoSchedule; the pod "
+               "can never schedule on a GPU pool")
     required = dig(spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
     if not as_map(spec.get("nodeSelector")) and not required:
         yield "no nodeSelector or required node affinity for a GPU pool; set the pool's node selector"
@@ -190,8 +202,9 @@ def karpenter_gpu_taint(resource_type: str, props: Mapping[str, Any], settings: 
     if k8s_kind(resource_type) != "NodePool" or not admits_gpus(props):
         return
     taints = as_list(dig(props, "spec", "template", "spec", "taints"))
-    if not any(as_map(t).get("key") == GPU_TAINT_KEY and as_map(t).get("effect") == "NoSchedule" for t in taints):
-        yield f"spec.template.spec.taints lacks {GPU_TAINT_KEY}:NoSchedule; CPU pods would fill GPU nodes"
+    if not any(all(as_map(t).get(k) == v for k, v in GPU_TAINT.items()) for t in taints):
+        yield (f"spec.template.spec.taints lacks {GPU_TAINT_KEY}={GPU_TAINT['value']}:NoSchedule (the taint GPU pods "
+               "tolerate); CPU pods would fill GPU nodes")
 
 
 @resource_rule("karpenter-ami-pinned", "EC2NodeClasses must pin their AMI alias to a version, not @latest.")

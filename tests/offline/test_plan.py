@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -290,3 +291,19 @@ def test_non_utf8_and_directory_stack_files_are_exit_2(tmp_path, capsys):
     folder.mkdir()
     assert main(["plan", "--stack-file", str(folder)]) == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_a_plan_leaves_no_event_loop_for_the_interpreter_to_close():
+    """The SDK's mock engine ran the program on event loops nobody closed (one per worker thread of its
+    monitor, and the main one); the interpreter closed them at exit, sometimes after their file descriptors
+    were gone: an "Invalid file descriptor" traceback after a successful plan. Python's dev mode reports any
+    loop left open."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-X", "dev", "-m", "offline", "plan", "--stack", "staging"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "MODELOPS_PREFLIGHT": "off"})
+    assert result.returncode == 0, result.stderr
+    for sign in ("unclosed event loop", "Exception ignored", "Traceback", "Invalid file descriptor"):
+        assert sign not in result.stderr, result.stderr

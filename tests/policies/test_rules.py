@@ -559,3 +559,55 @@ def test_a_gpu_family_missing_from_the_price_catalogue_is_a_finding(tmp_path):
                  "limits": {"nvidia.com/gpu": "8"}}})
     report = check(compliant() + [pool], tmp_path, {"all": "mandatory", "gpu-cost-ceiling": {"budgetUsd": 100000}})
     assert "new-gpus" in failures(report, "gpu-cost-ceiling")
+
+
+@pytest.mark.parametrize("toleration, passes", [
+    ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}, True),
+    ({"key": "nvidia.com/gpu", "operator": "Exists"}, True),                      # any effect
+    ({"operator": "Exists"}, True),                                              # every taint
+    ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}, True),
+    ({"key": "nvidia.com/gpu", "value": "true"}, True),                          # Equal is the default
+    ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "yes", "effect": "NoSchedule"}, False),
+    ({"key": "nvidia.com/gpu", "effect": "NoSchedule"}, False),                  # Equal to an empty value
+    ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}, False),
+    ({"key": "nvidia.com/mig", "operator": "Exists"}, False),
+    ({"key": "nvidia.com/gpu", "operator": "In", "value": "true"}, False),      # not an operator
+])
+def test_a_gpu_pod_toleration_must_match_the_pools_taint(toleration, passes, tmp_path):
+    report = check(edit(D, lambda i: pod(i).update(tolerations=[toleration]))(compliant()), tmp_path)
+    assert bool(failures(report, "gpu-scheduling")) is not passes
+
+
+@pytest.mark.parametrize("taint, passes", [
+    ({"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}, True),
+    ({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}, False),  # the pods tolerate "true"
+    ({"key": "nvidia.com/gpu", "effect": "NoSchedule"}, False),
+    ({"key": "nvidia.com/gpu", "value": "true", "effect": "PreferNoSchedule"}, False),
+])
+def test_gpu_pools_carry_exactly_the_taint_gpu_pods_tolerate(taint, passes, tmp_path):
+    report = check(edit("a10g-node-pool", lambda i: i["spec"]["template"]["spec"].update(taints=[taint]))(compliant()),
+                   tmp_path)
+    assert bool(failures(report, "karpenter-gpu-taint")) is not passes
+
+
+def test_the_pack_and_the_program_agree_on_the_gpu_taint():
+    from components.common import GPU_TAINT as EMITTED
+    from policies.rules.gpu import GPU_TAINT
+
+    assert EMITTED == GPU_TAINT
+
+
+@pytest.mark.parametrize("resource, mutate, rule", [
+    (D, lambda i: pod(i).update(containers="[secret]"), "k8s-no-privileged"),
+    (D, lambda i: server(i).update(env="[secret]"), "k8s-no-secret-env"),
+    (D, lambda i: server(i).update(securityContext="[secret]"), "k8s-no-privilege-escalation"),
+    ("chat-artifact-read", lambda i: i.update(policy="[secret]"), "iam-no-wildcard"),
+])
+def test_secret_values_are_not_evaluated_offline_never_passed(resource, mutate, rule, tmp_path):
+    """The real pack reads secrets in clear; an offline plan holds `[secret]`, which a rule would read as an
+    empty list or an empty policy and pass."""
+    report = check(edit(resource, mutate)(compliant()), tmp_path)
+    outcomes = {(f.outcome, f.message) for f in report.findings if f.rule == rule and f.resource == resource}
+    assert any(o == "not-evaluated" and "is a secret (the real policy pack reads it in clear)" in m
+               for o, m in outcomes), outcomes
+    assert not any(o == "fail" for o, _ in outcomes)
