@@ -13,7 +13,7 @@ from components import (GpuNodePool, GpuNodePoolArgs, ImageBuildArgs, ModelImage
                         ModelServiceArgs, ServerlessFallback, ServerlessFallbackArgs)
 from components import preflight
 from components.common import aws_tags, standard_labels
-from components.config import ImageConfig, StackConfig, StackConfigError, load_stack_config
+from components.config import ImageConfig, StackConfig, StackConfigError, load_stack_config, models_hold_secrets
 from components.images import DIGEST_MARK, build_fingerprint
 from components.placement import place
 from components.serverless_fallback import function_name_for
@@ -25,6 +25,7 @@ except StackConfigError as exc:
     raise pulumi.RunError("invalid stack config:\n" + str(exc)) from None
 
 stack = pulumi.get_stack()
+env_is_secret = models_hold_secrets()
 env = cfg.environment
 cluster = cfg.cluster
 tags = aws_tags(env, cfg.cost_owner, **{"modelops/stack": stack})
@@ -144,7 +145,7 @@ for name, model in cfg.models.items():
             target_cpu_utilization=model.autoscaling.target_cpu_utilization,
             prometheus_query=model.autoscaling.prometheus_query,
             prometheus_threshold=model.autoscaling.prometheus_threshold,
-            prometheus_address=model.autoscaling.prometheus_address, env=model.env,
+            prometheus_address=model.autoscaling.prometheus_address, env=model.env, env_is_secret=env_is_secret,
             canary_version=canary.version if canary else None,
             canary_image=image.canary_image_ref if canary else None, canary_weight=canary.weight if canary else 0,
             canary_artifact_prefix=model.canary_artifact_prefix,
@@ -165,7 +166,8 @@ for name, model in cfg.models.items():
             reserved_concurrency=model.serverless.reserved_concurrency,
             architecture="arm64" if (model.cpu_image or model.image).platform == "linux/arm64" else "x86_64",
             artifact_bucket=model.artifact_bucket, artifact_prefix=model.artifact_prefix,
-            log_retention_days=cfg.defaults.log_retention_days, environment=model.env, tags=tags,
+            log_retention_days=cfg.defaults.log_retention_days, environment=model.env,
+            environment_is_secret=env_is_secret, tags=tags,
             alarm_topic_arn=cluster.alarm_topic_arn), opts=providers)
         exported["fallback"] = {"function": fallback.function_name, "alias": fallback.alias_name,
                                 "url": fallback.url}

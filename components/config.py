@@ -625,6 +625,15 @@ def load_stack_config() -> StackConfig:
     return parse_stack_config(raw, pulumi.get_stack())
 
 
+def models_hold_secrets() -> bool:
+    """Whether `modelops:models` carries a `secure:` value. The CLI decrypts values nested in an object and marks
+    the whole key secret, so which value was secure is not known here: every model's `env` is then handled as
+    secret (a Kubernetes Secret, a secret Lambda environment), never written in clear."""
+    from pulumi.runtime import config as runtime_config
+
+    return runtime_config.is_config_secret(f"{NAMESPACE}:models")
+
+
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a stack file's `config:` block, for editors."""
     schema = StackConfig.model_json_schema(by_alias=True)

@@ -112,7 +112,10 @@ class ModelServiceArgs:
     prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
     """Prometheus for KEDA."""
     env: dict[str, str] = field(default_factory=dict)
-    """Plain environment variables for the server."""
+    """Environment variables for the server."""
+    env_is_secret: bool = False
+    """The env values came from secret config: they go into a Kubernetes Secret the pods read through
+    secretKeyRef, never into the Deployment (whose spec anyone who can read Deployments sees) or plain state."""
     canary_version: str | None = None
     """The canary version; None for no canary."""
     canary_image: pulumi.Input[str] | None = None
@@ -161,6 +164,7 @@ class ModelService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+        self._env_secret = self._secret_env(name, labels) if args.env_is_secret and args.env else None
         canary = args.canary_version is not None
         canary_replicas = self._canary_replicas() if canary else 0
         stable = self._deployment(name, "stable", args.version, args.image, None, account, args.artifact_prefix)
@@ -220,6 +224,15 @@ class ModelService(pulumi.ComponentResource):
         self.register_outputs({"endpoint": self.endpoint, "service_name": self.service_name,
                                "role_arn": self.role_arn})
 
+    def _secret_env(self, name: str, labels: dict[str, str]) -> k8s.core.v1.Secret:
+        return k8s.core.v1.Secret(
+            f"{name}-env",
+            metadata={"name": f"{name}-env", "namespace": self._args.namespace, "labels": labels},
+            type="Opaque",
+            string_data={k: pulumi.Output.secret(v) for k, v in self._args.env.items()},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
     def _service_account_role(self, name: str, args: ModelServiceArgs) -> aws.iam.Role:
         issuer = args.oidc_provider_arn.split(":oidc-provider/", 1)[1]
         trust = {"Version": "2012-10-17", "Statement": [{
@@ -254,7 +267,11 @@ class ModelService(pulumi.ComponentResource):
         mounts = [{"name": "cache", "mountPath": "/tmp"}, {"name": "model", "mountPath": MODEL_DIR}]
         shm = args.shm or (f"{args.gpus}Gi" if args.gpus else None)
         server_mounts = mounts + ([{"name": "dshm", "mountPath": "/dev/shm"}] if shm else [])
-        env = [{"name": k, "value": v} for k, v in sorted(args.env.items())]
+        if self._env_secret is not None:
+            env = [{"name": k, "valueFrom": {"secretKeyRef": {"name": self._env_secret.metadata.name, "key": k}}}
+                   for k in sorted(args.env)]
+        else:
+            env = [{"name": k, "value": v} for k, v in sorted(args.env.items())]
         env += [{"name": "MODEL_VERSION", "value": version}, {"name": "MODEL_DIR", "value": MODEL_DIR},
                 {"name": "HOME", "value": "/tmp"}]
         server = {

@@ -58,7 +58,9 @@ class ServerlessFallbackArgs:
     log_retention_days: int = 30
     """CloudWatch Logs retention."""
     environment: dict[str, str] = field(default_factory=dict)
-    """Plain environment variables."""
+    """Environment variables."""
+    environment_is_secret: bool = False
+    """The values came from secret config: the variables are a secret output (encrypted in the state)."""
     tags: dict[str, str] = field(default_factory=dict)
     """AWS tags."""
     alarm_topic_arn: str | None = None
@@ -114,7 +116,7 @@ class ServerlessFallback(pulumi.ComponentResource):
             reserved_concurrent_executions=args.reserved_concurrency,
             tracing_config={"mode": "Active"},
             logging_config={"log_format": "JSON", "log_group": log_group.name},
-            environment={"variables": env} if env else None,
+            environment={"variables": pulumi.Output.secret(env) if args.environment_is_secret else env} if env else None,
             publish=True,
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),

@@ -150,6 +150,27 @@ def test_secure_values_nested_in_an_object_keep_the_key_secret(tmp_path):
     assert "c2FtcGxlLXBheWxvYWQtc2VjcmV0" not in text and SECRET_PLACEHOLDER not in text
 
 
+def test_env_from_secret_config_reaches_pods_and_functions_only_as_secrets(tmp_path):
+    """A `secure:` env value was written in clear into the Deployment and the Lambda environment (and so the
+    state). Pods now read it from a Kubernetes Secret; the function's variables are a secret output."""
+    def secret_env(config):
+        model = config["modelops:models"]["sentiment"]
+        model["fallback"] = "standby"
+        model["env"] = {"HF_TOKEN": {"secure": "v1:bm9uY2U=:aGYtdG9rZW4tc2VjcmV0"}, "LOG_LEVEL": "info"}
+
+    out = tmp_path / "plan.json"
+    assert main(["plan", "--stack-file", write_stack(tmp_path, "secretenv", secret_env), "--json", str(out)]) == 0
+    text = out.read_text()
+    assert SECRET_PLACEHOLDER not in text and "aGYtdG9rZW4tc2VjcmV0" not in text
+    plan = json.loads(text)
+    secret = step_named(plan, "sentiment-env")["newState"]["inputs"]
+    assert secret["kind"] == "Secret" and secret["stringData"] == "[secret]"
+    env = step_named(plan, "sentiment-deployment")["newState"]["inputs"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "sentiment-env", "key": "HF_TOKEN"}}} in env
+    assert not [e for e in env if e["name"] in ("HF_TOKEN", "LOG_LEVEL") and "value" in e]
+    assert step_named(plan, "sentiment-fallback-function")["newState"]["inputs"]["environment"]["variables"] == "[secret]"
+
+
 @pytest.mark.parametrize("text, where", [
     ("config:\n  modelops:environment: dev\n  modelops:environment: prod\n", "line 3"),
     ("config:\n  modelops:models:\n    a: {version: 1.0.0}\n    a: {version: 2.0.0}\n", "line 4"),
