@@ -8,6 +8,7 @@ meeting it still fail (as `pulumi preview --policy-pack` reports them).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import sys
@@ -43,6 +44,12 @@ def policy_rules():
     return rules.RULES, adapters, framework
 
 
+def rule_standards():
+    """The pack's citations module (rules/standards.py): what each rule implements, and where it is defined."""
+    policy_rules()
+    return importlib.import_module("rules.standards")
+
+
 @dataclass(frozen=True)
 class Finding:
     rule: str
@@ -62,6 +69,8 @@ class CheckReport:
     source: str
     levels: dict[str, str]
     descriptions: dict[str, str]
+    cited: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Per rule: its description with what it implements, and the page that defines its primary control."""
     findings: list[Finding] = field(default_factory=list)
     resources: int = 0
 
@@ -164,6 +173,8 @@ def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
     resources = plan.resources()
     report = CheckReport(plan.source, {r: lvl for r, (lvl, _) in resolved.items()},
                          {r.id: r.description for r in rules}, resources=len(resources))
+    standards = rule_standards()
+    report.cited = {r.id: (standards.cited(r.id, r.description), standards.help_uri(r.id)) for r in rules}
     secret_paths: dict[str, set[str]] = {r.urn: set() for r in resources}
     proxied = [(r, unknown_checking_proxy(_secrets_unreadable(r.inputs, "", secret_paths[r.urn]))) for r in resources]
     every_secret = set().union(*secret_paths.values()) if secret_paths else set()
@@ -256,12 +267,17 @@ def format_sarif(report: CheckReport, artifact: str) -> str:
             result.update(kind="review", level="none")
         else:
             result.update(kind="fail", level=sarif_level[f.level])
+        # the same finding keeps its fingerprint across runs and message wording (code scanning tracks it)
+        result["partialFingerprints"] = {"modelopsFinding/v1": hashlib.sha256(
+            f"{f.rule}|{f.urn}|{f.outcome}".encode()).hexdigest()}
         if f.outcome == "exempt":
             result["suppressions"] = [{"kind": "external", "justification": f.message.rsplit("(exempt: ", 1)[-1][:-1]}]
         results.append(result)
     run = {
         "tool": {"driver": {"name": "modelops-check", "informationUri": "https://www.pulumi.com/docs/using-pulumi/crossguard/",
                             "rules": [{"id": r, "shortDescription": {"text": report.descriptions[r]},
+                                       **({"fullDescription": {"text": report.cited[r][0]}, "helpUri": report.cited[r][1]}
+                                          if r in report.cited else {}),
                                        "defaultConfiguration": {"level": sarif_level[report.levels[r]]}}
                                       for r in rule_ids]}},
         "results": results,

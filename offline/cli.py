@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -45,11 +46,20 @@ def plan_settings(settings, preflight: bool = False) -> dict[str, Any]:
 
 
 def write_output(text: str, destination: str | None) -> None:
-    if destination in (None, "-"):
-        sys.stdout.write(text)
-    else:
-        Path(destination).parent.mkdir(parents=True, exist_ok=True)
-        Path(destination).write_text(text)
+    """Write a result to a file or stdout; a destination that cannot take it (a full disk, a read-only
+    place, a directory) is a usage error naming it, not a traceback."""
+    try:
+        if destination in (None, "-"):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            Path(destination).parent.mkdir(parents=True, exist_ok=True)
+            Path(destination).write_text(text)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise UsageError(f"cannot write {destination if destination not in (None, '-') else 'to stdout'}: "
+                         f"{exc.strerror or exc}") from None
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -126,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"modelops: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # the reader went away (`modelops plan | head`): nothing more to say, and nothing to say it to
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stops the interpreter's own flush failing at exit
+        return EXIT_OK
     finally:
         _close_event_loop()
 

@@ -153,7 +153,7 @@ def cmd_policy_config(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     text = policy_config.dumps(policy_config.merged(current, settings.model))
     if args.write:
-        path.write_text(text)
+        write_output(text, str(path))
         print(f"wrote {path}")
         return EXIT_OK
     write_output(text, "-")

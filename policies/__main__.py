@@ -9,14 +9,16 @@ from pulumi_policy import (EnforcementLevel, PolicyConfigSchema, PolicyPack, Res
 
 from rules import RULES
 from rules.adapters import resource_validator, stack_validator
+from rules.standards import cited
 
 
 def _policy(rule):
     schema = PolicyConfigSchema(properties=rule.config_schema())
+    description = cited(rule.id, rule.description)
     if rule.scope == "stack":
-        return StackValidationPolicy(name=rule.id, description=rule.description, validate=stack_validator(rule),
+        return StackValidationPolicy(name=rule.id, description=description, validate=stack_validator(rule),
                                      config_schema=schema)
-    return ResourceValidationPolicy(name=rule.id, description=rule.description, validate=resource_validator(rule),
+    return ResourceValidationPolicy(name=rule.id, description=description, validate=resource_validator(rule),
                                     config_schema=schema)
 
 

@@ -11,6 +11,7 @@ from .framework import StackResource, as_list, as_map, is_full_digest, resource_
 
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
 ECR_POLICY = "aws:ecr/repositoryPolicy:RepositoryPolicy"
+ECR_LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
 LAMBDA_FUNCTION = "aws:lambda/function:Function"
 IAM_POLICY_TYPES = {"aws:iam/policy:Policy", "aws:iam/rolePolicy:RolePolicy", "aws:iam/userPolicy:UserPolicy",
                     "aws:iam/groupPolicy:GroupPolicy"}
@@ -120,6 +121,21 @@ def lambda_image_pinned(resource_type: str, props: Mapping[str, Any], settings: 
     elif tag is not None:
         # Lambda takes `repo:tag` or `repo@sha256:…`; it refuses `repo:tag@sha256:…` at create.
         yield f"imageUri {image} names both a tag and a digest, which Lambda refuses; use repo@sha256:…"
+
+
+@stack_rule("ecr-lifecycle-policy", "ECR repositories must have a lifecycle policy.")
+def ecr_lifecycle_policy(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
+    governed = {r.props.get("repository") for r in resources if r.type == ECR_LIFECYCLE}
+    for repository in resources:
+        if repository.type == ECR_REPOSITORY and repository.props.get("name", repository.name) not in governed:
+            yield repository, ("no lifecycle policy names this repository: every pushed image (and build cache) is "
+                               "kept, and billed, forever; add an aws.ecr.LifecyclePolicy")
+
+
+@resource_rule("lambda-tracing", "Functions must have active X-Ray tracing.")
+def lambda_tracing(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if resource_type == LAMBDA_FUNCTION and as_map(props.get("tracingConfig")).get("mode") != "Active":
+        yield "tracingConfig.mode is not Active; a failing fallback leaves no trace of where it failed; set Active"
 
 
 @resource_rule("lambda-concurrency-cap", "Fallback functions must reserve (and so cap) their concurrency.")

@@ -238,6 +238,45 @@ def test_a_version_bump_changes_that_model_only(tier, env, model):
     assert outside == []
 
 
+def preview_with(tier: Tier, env: str, edit) -> dict:
+    tier.cli.stack_config(env, edit=edit)
+    try:
+        result = tier.cli.preview(env)
+    finally:
+        tier.cli.stack_config(env)
+    assert result.returncode == 0, result.explain()
+    return result.json()
+
+
+def test_canary_roll_back_and_promotion_are_the_config_changes_the_readme_describes(tier):
+    """Roll back: `weight: 0` sends the canary nothing and scales it to zero pods (its PDB goes). Promote:
+    `version` takes the canary's, `canary` goes. Each touches the model's own resources only."""
+    def roll_back(config):
+        config["modelops:models"]["chat"]["canary"]["weight"] = 0
+
+    def promote(config):
+        chat = config["modelops:models"]["chat"]
+        chat["version"] = chat.pop("canary")["version"]
+        chat["artifactUri"] = chat["artifactUri"].replace("2.4.0", chat["version"])
+
+    rolled = preview_with(tier, "prod", roll_back)
+    steps = {s["urn"].rsplit("::", 1)[-1]: s for s in rolled["steps"]}
+    assert all(u.rsplit("::", 1)[-1].startswith("chat-") for u in changed(rolled)), changed(rolled)
+    assert steps["chat-canary-deployment"]["newState"]["inputs"]["spec"]["replicas"] == 0
+    assert steps["chat-canary-pdb"]["op"] == "delete"
+    weights = {b["name"]: b["weight"] for b in
+               steps["chat-route"]["newState"]["inputs"]["spec"]["rules"][0]["backendRefs"]}
+    assert weights == {"chat-stable": 100, "chat-canary": 0}
+
+    promoted = preview_with(tier, "prod", promote)
+    touched = changed(promoted)
+    assert touched and all(u.rsplit("::", 1)[-1].startswith("chat") for u in touched), touched
+    steps = {s["urn"].rsplit("::", 1)[-1]: s for s in promoted["steps"]}
+    assert steps["chat-canary-deployment"]["op"] == "delete"
+    stable = steps["chat-deployment"]["newState"]["inputs"]["spec"]["template"]["metadata"]["labels"]
+    assert stable["app.kubernetes.io/version"] == "2.5.0"
+
+
 def test_switching_to_keda_and_back_replaces_the_autoscaler_deleting_first(tier):
     """KEDA's webhook refuses a ScaledObject for a Deployment an HPA still scales: the switch must delete
     the HPA before it creates the ScaledObject (one aliased replacement), and leave no HPA behind."""

@@ -328,3 +328,35 @@ def test_a_plan_leaves_no_event_loop_for_the_interpreter_to_close():
     assert result.returncode == 0, result.stderr
     for sign in ("unclosed event loop", "Exception ignored", "Traceback", "Invalid file descriptor"):
         assert sign not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["plan", "--stack", "dev", "--json", "/dev/full"],             # a full disk
+    ["plan", "--stack", "dev", "--json", "{tmp}"],                  # a directory
+    ["schema", "--out", "/dev/full"],
+    ["policy-config", "--stack", "dev", "--write"],                 # under a file where a directory should be
+])
+def test_an_output_that_cannot_be_written_is_exit_2_not_a_traceback(argv, tmp_path, capsys, monkeypatch):
+    if argv[0] == "policy-config":
+        from offline import check
+
+        blocked = tmp_path / "policies"
+        blocked.mkdir()
+        (blocked / "config").write_text("")
+        monkeypatch.setattr(check, "POLICIES_DIR", blocked)
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert "modelops: cannot write" in err and "Traceback" not in err, err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    import subprocess
+    import sys
+
+    reader = subprocess.Popen([sys.executable, "-m", "offline", "plan", "--stack", "dev", "--json", "-"], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "MODELOPS_PREFLIGHT": "off"})
+    reader.stdout.read(10)
+    reader.stdout.close()  # as `| head -c 10` does
+    _, err = reader.communicate(timeout=300)
+    assert reader.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
