@@ -160,6 +160,13 @@ def cmd_policy_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_parity(args: argparse.Namespace) -> int:
+    from .parity import parity_markdown
+
+    write_output(parity_markdown(), args.out)
+    return EXIT_OK
+
+
 def register(verb) -> None:
     check = verb("check", cmd_check, "Run the policy pack over a stack's plan or any preview-JSON file "
                  "(exit 1 when a mandatory rule fails).")
@@ -203,6 +210,10 @@ def register(verb) -> None:
                   "settings its stack file decides: registries, repository prefix, GPU budget and region.")
     policy.add_argument("--stack", default="dev", help="stack name (default: dev)")
     policy.add_argument("--write", action="store_true", help="update policies/config/<stack>.json in place")
+
+    parity = verb("parity", cmd_parity, "Print the README's parity tables: each Pod Security Standards and AWS "
+                  "control, the rule that implements it, its enforcement per environment.")
+    parity.add_argument("--out", metavar="PATH|-", default="-")
 
     smoke = verb("smoke", cmd_smoke, "Invoke each deployed serverless fallback with its sample payload.")
     smoke.add_argument("--stack", default="dev", help="stack name (default: dev)")

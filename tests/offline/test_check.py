@@ -74,8 +74,10 @@ def test_markdown_summarises(capsys):
 
 
 @pytest.mark.parametrize("fixture, failing", [
-    ("sample-preview-creates.json", {("lambda-concurrency-cap", "docsHandler"), ("s3-model-bucket-private", "docs")}),
-    ("sample-preview-update.json", {("lambda-concurrency-cap", "docsHandler"), ("s3-model-bucket-private", "docs")}),
+    ("sample-preview-creates.json", {("lambda-concurrency-cap", "docsHandler"), ("lambda-tracing", "docsHandler"),
+                                     ("s3-model-bucket-private", "docs")}),
+    ("sample-preview-update.json", {("lambda-concurrency-cap", "docsHandler"), ("lambda-tracing", "docsHandler"),
+                                    ("s3-model-bucket-private", "docs")}),
     ("sample-preview-deletes.json", {("s3-model-bucket-private", "docs")}),
 ])
 def test_real_cli_plans_are_checked(fixture, failing, capsys):

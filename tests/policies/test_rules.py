@@ -75,13 +75,15 @@ def compliant() -> list[tuple[str, str, dict]]:
             "apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "a10g"},
             "spec": {"metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
                      "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": True}}]}}),
-        ("aws:ecr/repository:Repository", "chat-repo", {"imageTagMutability": "IMMUTABLE",
+        ("aws:ecr/repository:Repository", "chat-repo", {"name": "m/chat", "imageTagMutability": "IMMUTABLE",
                                                         "imageScanningConfiguration": {"scanOnPush": True}}),
+        ("aws:ecr/lifecyclePolicy:LifecyclePolicy", "chat-lifecycle", {"repository": "m/chat", "policy": "{}"}),
         ("aws:ecr/repositoryPolicy:RepositoryPolicy", "chat-repo-policy", {"repository": "m/chat", "policy": json.dumps(
             {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
                             "Action": "ecr:BatchGetImage"}]})}),
         ("aws:lambda/function:Function", "chat-fallback-function", {
-            "packageType": "Image", "imageUri": IMAGE, "reservedConcurrentExecutions": 5}),
+            "packageType": "Image", "imageUri": IMAGE, "reservedConcurrentExecutions": 5,
+            "tracingConfig": {"mode": "Active"}}),
         ("aws:lambda/functionUrl:FunctionUrl", "chat-fallback-url", {"authorizationType": "AWS_IAM"}),
         ("aws:lambda/permission:Permission", "chat-permission", {
             "principal": "s3.amazonaws.com", "sourceArn": "arn:aws:s3:::bucket", "action": "lambda:InvokeFunction"}),
@@ -189,6 +191,8 @@ CASES: dict[str, tuple[Callable[[list], list], str]] = {
     "lambda-permission-scoped": (edit("chat-permission", lambda i: i.update(principal="*")), "chat-permission"),
     "lambda-image-pinned": (edit("chat-fallback-function", lambda i: i.update(imageUri="public.ecr.aws/x/y:1")), "chat-fallback-function"),
     "lambda-concurrency-cap": (edit("chat-fallback-function", lambda i: i.pop("reservedConcurrentExecutions")), "chat-fallback-function"),
+    "lambda-tracing": (edit("chat-fallback-function", lambda i: i.update(tracingConfig={"mode": "PassThrough"})), "chat-fallback-function"),
+    "ecr-lifecycle-policy": (drop("chat-lifecycle"), "chat-repo"),
     "s3-model-bucket-private": (edit("models-block", lambda i: i.update(restrictPublicBuckets=False)), "models-block"),
     "iam-no-wildcard": (edit("chat-artifact-read", lambda i: i.update(policy=json.dumps(
         {"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}]}))), "chat-artifact-read"),
@@ -379,8 +383,11 @@ def test_the_pack_registers_every_rule_id(monkeypatch):
     assert sorted(ids) == sorted(CASES) and len(ids) == len(set(ids))
     stack_ids = {p.name for p in recorded["policies"] if isinstance(p, pulumi_policy.StackValidationPolicy)}
     assert stack_ids == {"k8s-netpol-coverage", "k8s-pdb", "k8s-replicas-hpa", "gpu-hpa-within-pool",
-                         "gpu-cost-ceiling", "s3-model-bucket-private"}
+                         "gpu-cost-ceiling", "s3-model-bucket-private", "ecr-lifecycle-policy"}
     assert recorded["level"] == pulumi_policy.EnforcementLevel.ADVISORY
+    # the CLI shows what each rule implements
+    privileged = next(p for p in recorded["policies"] if p.name == "k8s-no-privileged")
+    assert privileged.description.endswith("Implements: PSS baseline Privileged Containers.")
 
 
 def test_pack_validators_report_through_the_cli_callback(monkeypatch):
@@ -611,3 +618,36 @@ def test_secret_values_are_not_evaluated_offline_never_passed(resource, mutate, 
     assert any(o == "not-evaluated" and "is a secret (the real policy pack reads it in clear)" in m
                for o, m in outcomes), outcomes
     assert not any(o == "fail" for o, _ in outcomes)
+
+
+def test_every_rule_cites_what_it_implements_and_the_readme_tables_are_current():
+    from offline.check import rule_standards
+    from offline.parity import PSS_CONTROLS, parity_markdown
+
+    standards = rule_standards()
+    rules, _, _ = policy_rules()
+    assert {r.id for r in rules} == set(standards.CITATIONS)
+    for rule in rules:
+        assert standards.help_uri(rule.id).startswith("https://"), rule.id
+    table = parity_markdown()
+    # every PSS control of both profiles has a rule (none says **none**)
+    assert "**none**" not in table
+    assert sum(len(c) for c in PSS_CONTROLS.values()) == 17
+    readme = (UPSTREAM.parent.parent / "README.md").read_text()
+    block = readme.split("<!-- parity:begin (generated: ./run modelops parity) -->\n", 1)[1].split("<!-- parity:end -->")[0]
+    assert block == table, "README parity tables are stale: ./run modelops parity, and paste"
+
+
+def test_sarif_names_each_rules_control_and_fingerprints_findings(tmp_path):
+    from offline.check import format_sarif
+
+    broken = CASES["k8s-no-privileged"][0](compliant())
+    report = check(broken, tmp_path)
+    sarif = json.loads(format_sarif(report, "plan.json"))
+    rules = {r["id"]: r for r in sarif["runs"][0]["tool"]["driver"]["rules"]}
+    assert rules["k8s-no-privileged"]["helpUri"] == "https://kubernetes.io/docs/concepts/security/pod-security-standards/#baseline"
+    assert rules["ecr-immutable-tags"]["fullDescription"]["text"].endswith("Implements: AWS FSBP ECR.2.")
+    results = [r for r in sarif["runs"][0]["results"] if r["ruleId"] == "k8s-no-privileged"]
+    again = json.loads(format_sarif(check(broken, tmp_path), "plan.json"))["runs"][0]["results"]
+    assert results and [r["partialFingerprints"] for r in results] == \
+        [r["partialFingerprints"] for r in again if r["ruleId"] == "k8s-no-privileged"]
