@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Iterator
 
@@ -53,13 +54,16 @@ def _deployment_replicas(deployment: StackResource, scalers: dict) -> tuple[int,
     if key in scalers:
         _, low, high = scalers[key]
         return low, high
-    replicas = int(dig(deployment.props, "spec", "replicas") or 1)
+    declared = dig(deployment.props, "spec", "replicas")
+    replicas = 1 if declared is None else int(declared)  # 0 is a count (a canary at weight 0), not "unset"
     return replicas, replicas
 
 
 def _percent_or_count(value: Any, total: int) -> int:
+    """A PDB's minAvailable or maxUnavailable as a count of `total` pods, rounded up as the disruption
+    controller rounds both (GetScaledValueFromIntOrPercent(..., roundUp=true)): minAvailable 90% of 2 is 2."""
     if isinstance(value, str) and value.endswith("%"):
-        return int(total * int(value[:-1]) / 100)
+        return math.ceil(total * int(value[:-1]) / 100)
     return int(value)
 
 
@@ -72,10 +76,12 @@ def k8s_pdb(resources: list[StackResource], settings: dict) -> Iterator[tuple[St
         ns = object_namespace(deployment.props)
         matching = [b for b in budgets if object_namespace(b.props) == ns
                     and selector_matches(as_map(dig(b.props, "spec", "selector")), labels)]
+        low, high = _deployment_replicas(deployment, scalers)
+        if high == 0:
+            continue  # never runs a pod (a rolled-back canary): nothing to disrupt, nothing to protect
         if not matching:
             yield deployment, f"{_label(deployment)}: no PodDisruptionBudget; add one with maxUnavailable: 1"
             continue
-        low, _ = _deployment_replicas(deployment, scalers)
         for budget in matching:
             spec = as_map(budget.props.get("spec"))
             if "maxUnavailable" in spec:

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from offline.cli import main
-from tests.conftest import CLI_FIXTURES, UPSTREAM
+from tests.conftest import CLI_FIXTURES, ROOT, UPSTREAM
 from tests.policies.test_rules import CASES, compliant, preview_json
 
 
@@ -164,3 +164,18 @@ def test_broken_policy_configs_are_usage_errors(content, tmp_path, capsys):
     assert main(["check", "--plan", str(CLI_FIXTURES / "sample-preview-creates.json"),
                  "--policy-config", str(config)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_documented_canary_roll_back_passes_prod_policies(tmp_path, capsys):
+    """`canary.weight: 0` (README: roll back) scales the canary to zero and drops its PDB; k8s-pdb asked for
+    one anyway and failed prod. The real-engine tier found it; offline now agrees it passes."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod.yaml").read_text())
+    data["config"]["modelops:models"]["chat"]["canary"]["weight"] = 0
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(yaml.safe_dump(data))
+    plan = tmp_path / "plan.json"
+    assert main(["plan", "--stack", "prod", "--stack-file", str(path), "--json", str(plan)]) == 0
+    capsys.readouterr()
+    assert main(["check", "--plan", str(plan), "--policy-config", "policies/config/prod.json"]) == 0, capsys.readouterr().out

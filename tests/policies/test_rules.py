@@ -651,3 +651,32 @@ def test_sarif_names_each_rules_control_and_fingerprints_findings(tmp_path):
     again = json.loads(format_sarif(check(broken, tmp_path), "plan.json"))["runs"][0]["results"]
     assert results and [r["partialFingerprints"] for r in results] == \
         [r["partialFingerprints"] for r in again if r["ruleId"] == "k8s-no-privileged"]
+
+
+@pytest.mark.parametrize("budget, min_replicas, passes", [
+    ({"maxUnavailable": 1}, 2, True),
+    ({"minAvailable": "90%"}, 2, False),   # the disruption controller rounds 1.8 up to 2: no disruption allowed
+    ({"minAvailable": "50%"}, 2, True),    # 1 must stay: 1 may go
+    ({"maxUnavailable": "10%"}, 3, True),  # 0.3 rounds up to 1
+    ({"minAvailable": 2}, 2, False),
+])
+def test_pdb_percentages_round_as_kubernetes_rounds_them(budget, min_replicas, passes, tmp_path):
+    def mutate(resources):
+        resources = edit("chat-pdb", lambda i: i.update(spec={"selector": i["spec"]["selector"], **budget}))(resources)
+        return edit("chat-hpa", lambda i: i["spec"].update(minReplicas=min_replicas))(resources)
+
+    report = check(mutate(compliant()), tmp_path, {"all": "mandatory", "k8s-replicas-hpa": "disabled"})
+    assert bool(failures(report, "k8s-pdb")) is not passes
+
+
+def test_a_deployment_scaled_to_zero_needs_no_disruption_budget(tmp_path):
+    """A canary rolled back with weight 0 runs no pod: the program drops its PDB, and the rule must not ask
+    for one (the README's documented roll-back failed prod's policies)."""
+    def rolled_back(resources):
+        resources = drop("chat-pdb")(drop("chat-hpa")(resources))
+        return edit(D, lambda i: i["spec"].update(replicas=0))(resources)
+
+    report = check(rolled_back(compliant()), tmp_path, {"all": "mandatory"})
+    assert not failures(report, "k8s-pdb")
+    one = edit(D, lambda i: i["spec"].update(replicas=1))(drop("chat-pdb")(drop("chat-hpa")(compliant())))
+    assert D in failures(check(one, tmp_path, {"all": "mandatory"}), "k8s-pdb")
