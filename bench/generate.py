@@ -45,8 +45,10 @@ def generate_stack(n: int, version_bump: str | None = None) -> dict[str, Any]:
         if i % 9 == 5 and "pool" in model:
             model["autoscaling"] = {"prometheusQuery": f'sum(rate(queue{{model="{name}"}}[1m]))'}
         if i % 11 == 6:
-            model["image"] = {"ref": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/modelops/prod/{name}:1.0.0"
-                                     "@sha256:" + f"{i:064x}"}
+            model["image"] = {
+                "ref": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/modelops/prod/{name}:1.0.0"
+                "@sha256:" + f"{i:064x}"
+            }
         models[name] = model
     config["modelops:models"] = models
     # Pools sized so that every model can scale: the graph, not a quota, is what the bench measures.

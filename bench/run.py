@@ -40,9 +40,11 @@ SDK_PACKAGES = ("pulumi", "pulumi_kubernetes", "pulumi_aws", "pulumi_docker_buil
 def sdk_modules_loaded_by_plan() -> list[str]:
     """The SDK modules (top packages and the sub-modules loaded lazily) a prod plan imports: the floor
     imports exactly these, so the ratio measures our work, not the SDKs' import time."""
-    code = ("import sys, contextlib, io; sys.argv=['modelops']; from offline.cli import main\n"
-            "with contextlib.redirect_stdout(io.StringIO()): main(['plan', '--stack', 'prod'])\n"
-            f"print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in {SDK_PACKAGES!r})))")
+    code = (
+        "import sys, contextlib, io; sys.argv=['modelops']; from offline.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main(['plan', '--stack', 'prod'])\n"
+        f"print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in {SDK_PACKAGES!r})))"
+    )
     out = subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return out.split()
 
@@ -61,8 +63,14 @@ def floor_ratio(repeat: int) -> dict:
     imports = wall([PYTHON, "-c", "; ".join(f"import {m}" for m in modules)], repeat)
     plan = wall([MODELOPS, "plan", "--stack", "prod"], repeat)
     check = wall([MODELOPS, "check", "--stack", "prod"], repeat)
-    return {"modules": len(modules), "import_s": imports, "plan_s": plan, "check_s": check,
-            "check_over_import": check / imports, "plan_plus_check_over_import": (plan + check) / imports}
+    return {
+        "modules": len(modules),
+        "import_s": imports,
+        "plan_s": plan,
+        "check_s": check,
+        "check_over_import": check / imports,
+        "plan_plus_check_over_import": (plan + check) / imports,
+    }
 
 
 def _plan_file(n: int, directory: Path, version_bump: str | None = None, name: str | None = None) -> dict:
@@ -84,8 +92,11 @@ def _stock_registration(plan: dict) -> float:
         def call(self, args):
             return {}
 
-    steps = [s for s in plan["steps"] if s["op"] == "create" and s["newState"].get("custom")
-             and not s["newState"]["type"].startswith("pulumi:")]
+    steps = [
+        s
+        for s in plan["steps"]
+        if s["op"] == "create" and s["newState"].get("custom") and not s["newState"]["type"].startswith("pulumi:")
+    ]
 
     def program():
         for s in steps:
@@ -113,8 +124,13 @@ def sdk_ratio(directory: Path, repeat: int, n: int = 100) -> dict:
         ours.append(time.perf_counter() - started)
         stock.append(_stock_registration(plan))
     resources = sum(1 for s in plan["steps"] if s["newState"].get("custom"))
-    return {"models": n, "resources": resources, "plan_s": statistics.median(ours),
-            "stock_mocks_s": statistics.median(stock), "ratio": statistics.median(ours) / statistics.median(stock)}
+    return {
+        "models": n,
+        "resources": resources,
+        "plan_s": statistics.median(ours),
+        "stock_mocks_s": statistics.median(stock),
+        "ratio": statistics.median(ours) / statistics.median(stock),
+    }
 
 
 def _child_scaling(n: int) -> None:
@@ -135,8 +151,9 @@ def _child_scaling(n: int) -> None:
 def scaling(sizes: tuple[int, ...]) -> list[dict]:
     rows = []
     for n in sizes:
-        out = subprocess.run([PYTHON, __file__, "--child-scaling", str(n)], cwd=ROOT, capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run(
+            [PYTHON, __file__, "--child-scaling", str(n)], cwd=ROOT, capture_output=True, text=True, check=True
+        )
         row = json.loads(out.stdout.strip().splitlines()[-1])
         row["per_model_ms"] = row["seconds"] / n * 1000
         rows.append(row)
@@ -178,8 +195,12 @@ def blast_radius(directory: Path, n: int = 50) -> dict:
     new = {s["urn"]: s["newState"].get("inputs") for s in after["steps"]}
     changed = [u for u in old if old[u] != new.get(u)]
     own = [u for u in changed if u.rsplit("::", 1)[-1].startswith(bumped)]
-    return {"models": n, "changed": len(changed), "of_the_bumped_model": len(own),
-            "of_other_models": len(changed) - len(own)}
+    return {
+        "models": n,
+        "changed": len(changed),
+        "of_the_bumped_model": len(own),
+        "of_other_models": len(changed) - len(own),
+    }
 
 
 def cold_start() -> dict:
@@ -217,8 +238,13 @@ def real_preview(repeat: int) -> dict:
                     return {"skipped": "the real preview failed:\n" + result.explain()}
                 started = time.perf_counter()
                 # the repository's prod stack: the same stack as the copy but for the kubeconfig stack's name
-                subprocess.run([MODELOPS, "check", "--stack", "prod"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, check=False)
+                subprocess.run(
+                    [MODELOPS, "check", "--stack", "prod"],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    check=False,
+                )
                 offline.append(time.perf_counter() - started)
         finally:
             cluster.stop()
@@ -249,25 +275,39 @@ def main() -> int:
             print("6. cold start: skipped")
         else:
             c = cold_start()
-            print("6. cold start: " + (c["skipped"] if "skipped" in c else
-                                       f"set-up into an empty virtualenv {c['seconds']:.1f}s ({c['cache']})"))
+            print(
+                "6. cold start: "
+                + (
+                    c["skipped"]
+                    if "skipped" in c
+                    else f"set-up into an empty virtualenv {c['seconds']:.1f}s ({c['cache']})"
+                )
+            )
     if 7 in wanted:
         if args.skip_real_engine:
             print("7. real engine: skipped")
         else:
             r = real_preview(max(1, min(3, args.repeat)))
-            print("7. real engine: " + (r["skipped"] if "skipped" in r else
-                                        f"pulumi preview -s prod --policy-pack {r['real_s']:.1f}s / modelops check "
-                                        f"--stack prod {r['offline_s']:.1f}s = {r['ratio']:.1f}x (target >= 10)"))
+            print(
+                "7. real engine: "
+                + (
+                    r["skipped"]
+                    if "skipped" in r
+                    else f"pulumi preview -s prod --policy-pack {r['real_s']:.1f}s / modelops check "
+                    f"--stack prod {r['offline_s']:.1f}s = {r['ratio']:.1f}x (target >= 10)"
+                )
+            )
     return 0
 
 
 def figure_1(repeat: int) -> None:
     f = floor_ratio(repeat)
-    print(f"1. floor ratio: check --stack prod {f['check_s']:.2f}s / bare imports of the {f['modules']} SDK "
-          f"modules a plan loads {f['import_s']:.2f}s = "
-          f"{f['check_over_import']:.2f} (target <= 1.5); plan {f['plan_s']:.2f}s + check as two commands = "
-          f"{f['plan_plus_check_over_import']:.2f}")
+    print(
+        f"1. floor ratio: check --stack prod {f['check_s']:.2f}s / bare imports of the {f['modules']} SDK "
+        f"modules a plan loads {f['import_s']:.2f}s = "
+        f"{f['check_over_import']:.2f} (target <= 1.5); plan {f['plan_s']:.2f}s + check as two commands = "
+        f"{f['plan_plus_check_over_import']:.2f}"
+    )
 
 
 def figures_2_to_5(repeat: int, wanted: set[int]) -> None:
@@ -280,24 +320,32 @@ def figures_2_to_5(repeat: int, wanted: set[int]) -> None:
             _figure_4(Path(tmp))
         if 5 in wanted:
             b = blast_radius(Path(tmp))
-            print(f"5. blast radius: bumping one model of {b['models']} changes {b['of_the_bumped_model']} of its own "
-                  f"resources and {b['of_other_models']} of other models (target 0)")
+            print(
+                f"5. blast radius: bumping one model of {b['models']} changes {b['of_the_bumped_model']} of its own "
+                f"resources and {b['of_other_models']} of other models (target 0)"
+            )
 
 
 def _figure_2(tmp: Path, repeat: int) -> None:
     s = sdk_ratio(tmp, max(3, repeat // 2))
-    print(f"2. SDK ratio at N={s['models']} ({s['resources']} resources): plan {s['plan_s']:.2f}s / stock mocks "
-          f"{s['stock_mocks_s']:.2f}s = {s['ratio']:.2f} (target <= 1.25)")
+    print(
+        f"2. SDK ratio at N={s['models']} ({s['resources']} resources): plan {s['plan_s']:.2f}s / stock mocks "
+        f"{s['stock_mocks_s']:.2f}s = {s['ratio']:.2f} (target <= 1.25)"
+    )
 
 
 def _figure_3() -> None:
     rows = scaling((10, 50, 200))
     for r in rows:
-        print(f"3. scaling N={r['models']:>3}: plan+check {r['seconds']:.2f}s, {r['per_model_ms']:.1f} ms/model, "
-              f"{r['resources']} resources, peak RSS {r['rss_mib']:.0f} MiB")
-    print(f"   per-model cost at 200 / at 10 = {rows[-1]['per_model_ms'] / rows[0]['per_model_ms']:.2f} "
-          "(target <= 1.3); 200 models within 1 GiB: "
-          f"{'yes' if rows[-1]['rss_mib'] < 1024 else 'no'}")
+        print(
+            f"3. scaling N={r['models']:>3}: plan+check {r['seconds']:.2f}s, {r['per_model_ms']:.1f} ms/model, "
+            f"{r['resources']} resources, peak RSS {r['rss_mib']:.0f} MiB"
+        )
+    print(
+        f"   per-model cost at 200 / at 10 = {rows[-1]['per_model_ms'] / rows[0]['per_model_ms']:.2f} "
+        "(target <= 1.3); 200 models within 1 GiB: "
+        f"{'yes' if rows[-1]['rss_mib'] < 1024 else 'no'}"
+    )
 
 
 def _figure_4(tmp: Path) -> None:
@@ -305,9 +353,11 @@ def _figure_4(tmp: Path) -> None:
 
     prod_chain = longest_chain(plan_stack("prod"))
     big_chain = longest_chain(_plan_file(200, tmp))
-    print(f"4. graph shape: longest dependency chain prod = {prod_chain[1]} resources to create "
-          f"({prod_chain[0]} with the stack and components), N=200 = {big_chain[1]} ({big_chain[0]}) "
-          "(target <= 6, not growing with N)")
+    print(
+        f"4. graph shape: longest dependency chain prod = {prod_chain[1]} resources to create "
+        f"({prod_chain[0]} with the stack and components), N=200 = {big_chain[1]} ({big_chain[0]}) "
+        "(target <= 6, not growing with N)"
+    )
 
 
 if __name__ == "__main__":

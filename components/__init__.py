@@ -7,10 +7,15 @@ The re-exports load their module on first use (PEP 562): the schema and catalogu
 from importlib import import_module
 
 _MODULE_OF = {
-    "GpuNodePool": "gpu_pool", "GpuNodePoolArgs": "gpu_pool",
-    "ImageBuildArgs": "model_image", "ModelImage": "model_image", "ModelImageArgs": "model_image",
-    "ModelService": "model_service", "ModelServiceArgs": "model_service",
-    "ServerlessFallback": "serverless_fallback", "ServerlessFallbackArgs": "serverless_fallback",
+    "GpuNodePool": "gpu_pool",
+    "GpuNodePoolArgs": "gpu_pool",
+    "ImageBuildArgs": "model_image",
+    "ModelImage": "model_image",
+    "ModelImageArgs": "model_image",
+    "ModelService": "model_service",
+    "ModelServiceArgs": "model_service",
+    "ServerlessFallback": "serverless_fallback",
+    "ServerlessFallbackArgs": "serverless_fallback",
 }
 
 __all__ = sorted(_MODULE_OF)

@@ -10,8 +10,9 @@ def type_token(class_name: str) -> str:
     return f"{PACKAGE}:index:{class_name}"
 
 
-def standard_labels(name: str, environment: str, cost_owner: str, version: str | None = None,
-                    component: str | None = None) -> dict[str, str]:
+def standard_labels(
+    name: str, environment: str, cost_owner: str, version: str | None = None, component: str | None = None
+) -> dict[str, str]:
     """The labels every Kubernetes object of the project carries (selectors use only the name)."""
     labels = {
         "app.kubernetes.io/name": name,
@@ -29,8 +30,7 @@ def standard_labels(name: str, environment: str, cost_owner: str, version: str |
 
 def aws_tags(environment: str, cost_owner: str, **extra: str) -> dict[str, str]:
     """Tags every AWS resource carries; `modelops/cost-owner` is what cost reports group by."""
-    return {"modelops/environment": environment, "modelops/cost-owner": cost_owner,
-            "managed-by": "pulumi", **extra}
+    return {"modelops/environment": environment, "modelops/cost-owner": cost_owner, "managed-by": "pulumi", **extra}
 
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -39,8 +39,9 @@ POOL_LABEL = "modelops/gpu-pool"
 """Node label Karpenter puts on a pool's nodes; serving workloads select it."""
 
 
-ARTIFACT_FETCHER_IMAGE = ("public.ecr.aws/aws-cli/aws-cli:2.31.23"
-                          "@sha256:668ffb01408e03e1002b36886797c1a97b09f7d0f02fba3123f9fcd68a081dc5")
+ARTIFACT_FETCHER_IMAGE = (
+    "public.ecr.aws/aws-cli/aws-cli:2.31.23" "@sha256:668ffb01408e03e1002b36886797c1a97b09f7d0f02fba3123f9fcd68a081dc5"
+)
 """The init container that copies a model's artifact from S3. From the ECR Public gallery: Docker Hub's
 anonymous pull limit (per node IP, so per NAT gateway) stalls a fleet of new GPU nodes; ECR Public has none
 for pulls from AWS. Pinned by digest (the index of 2.31.23)."""

@@ -7,8 +7,8 @@ and the reason, one line per problem, so a broken stack fails before any resourc
 
 from __future__ import annotations
 
-import json
 import ipaddress
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,18 +41,34 @@ _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _IMAGE_REFERENCE = re.compile(
     rf"(?P<domain>{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?)"
-    rf"/(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)(?::(?P<tag>[\w][\w.-]{{0,127}}))?(?:@sha256:[0-9a-f]{{64}})?")
+    rf"/(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)(?::(?P<tag>[\w][\w.-]{{0,127}}))?(?:@sha256:[0-9a-f]{{64}})?"
+)
 """The distribution reference grammar (github.com/distribution/reference), with the registry required."""
 _ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
 """Lambda's rule for environment keys (a letter, then letters, digits, underscores; two characters at least),
 which is also a valid Kubernetes env name: the same `env` goes to both."""
 PROGRAM_ENV = ("MODEL_VERSION", "MODEL_DIR", "MODEL_URI", "HOME")
 """Env names the program sets itself on pods or functions: a model's own `env` cannot take them."""
-LAMBDA_RESERVED_ENV = ("_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
-                       "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-                       "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-                       "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                       "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR")
+LAMBDA_RESERVED_ENV = (
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+)
 """Keys Lambda reserves (docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html): it refuses a function
 that sets one."""
 LAMBDA_ENV_BYTES = 4096
@@ -129,11 +145,14 @@ class ClusterConfig(_Model):
             except ValueError as exc:
                 raise ValueError(f"{cidr!r} is not a CIDR block ({exc})") from None
         return value
+
     monitoring_namespace: str = Field(default="monitoring", pattern=_DNS_LABEL)
     prometheus_labels: dict[str, str] = {"release": "kube-prometheus-stack"}
     """Labels the cluster's Prometheus selects ServiceMonitors and PrometheusRules by (kube-prometheus-stack
     selects its Helm release's label by default): set on every one the program creates."""
-    alarm_topic_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$", max_length=300)
+    alarm_topic_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$", max_length=300
+    )
     """SNS topic the fallbacks' CloudWatch alarms notify (an alarm without an action notifies nobody)."""
     gateway: GatewayRef | None = None
     """When set, canaries split traffic exactly through an HTTPRoute on this Gateway."""
@@ -195,8 +214,10 @@ class GpuPoolConfig(_Model):
     def _ami_alias(self) -> GpuPoolConfig:
         alias = f"{self.ami_family}@{self.ami_version}"
         if len(alias) > AMI_ALIAS_MAX:
-            raise ValueError(f"amiVersion: the AMI alias {alias!r} is longer than the {AMI_ALIAS_MAX} characters "
-                             "Karpenter's EC2NodeClass accepts")
+            raise ValueError(
+                f"amiVersion: the AMI alias {alias!r} is longer than the {AMI_ALIAS_MAX} characters "
+                "Karpenter's EC2NodeClass accepts"
+            )
         return self
 
     @model_validator(mode="after")
@@ -206,8 +227,10 @@ class GpuPoolConfig(_Model):
             raise ValueError("set instanceFamilies or instanceTypes")
         unknown_families = sorted(set(self.instance_families) - catalogue.families())
         if unknown_families:
-            raise ValueError(f"unknown GPU instance families {unknown_families} "
-                             f"(known: {', '.join(sorted(catalogue.families()))})")
+            raise ValueError(
+                f"unknown GPU instance families {unknown_families} "
+                f"(known: {', '.join(sorted(catalogue.families()))})"
+            )
         unknown_types = sorted(set(self.instance_types) - set(catalogue.instance_types))
         if unknown_types:
             raise ValueError(f"unknown GPU instance types {unknown_types}")
@@ -233,12 +256,16 @@ class ImageConfig(_Model):
             return value
         match = _IMAGE_REFERENCE.fullmatch(value)
         if not match:
-            raise ValueError(f"{value!r} is not an image reference: registry/repository[:tag][@sha256:<64 hex>], "
-                             "with a lower-case repository path")
+            raise ValueError(
+                f"{value!r} is not an image reference: registry/repository[:tag][@sha256:<64 hex>], "
+                "with a lower-case repository path"
+            )
         domain = match["domain"]
         if "." not in domain and ":" not in domain and domain != "localhost":
-            raise ValueError(f"{value!r} names no registry ({domain!r} would be read as a Docker Hub path); "
-                             "give the registry host")
+            raise ValueError(
+                f"{value!r} names no registry ({domain!r} would be read as a Docker Hub path); "
+                "give the registry host"
+            )
         if len(f"{domain}/{match['path']}") > 255:
             raise ValueError("the repository name is longer than 255 characters")
         return value
@@ -289,8 +316,9 @@ class AutoscalingConfig(_Model):
     prometheus_query: str | None = Field(default=None, min_length=1)
     """With this, a KEDA ScaledObject scales on the query (e.g. queue depth) instead of an HPA on CPU."""
     prometheus_threshold: str = Field(default="10", pattern=r"^[0-9]+(\.[0-9]+)?$")
-    prometheus_address: str = Field(default="http://prometheus-operated.monitoring.svc:9090",
-                                    pattern=r"^https?://[a-z0-9.-]+(:[0-9]+)?(/\S*)?$")
+    prometheus_address: str = Field(
+        default="http://prometheus-operated.monitoring.svc:9090", pattern=r"^https?://[a-z0-9.-]+(:[0-9]+)?(/\S*)?$"
+    )
 
 
 class ServerlessConfig(_Model):
@@ -332,17 +360,21 @@ class ModelConfig(_Model):
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
         bad = [k for k in value if not _ENV_NAME.fullmatch(k)]
         if bad:
-            raise ValueError(f"{', '.join(map(repr, bad))}: env names are a letter, then letters, digits or '_' "
-                             "(Lambda's rule; the same env goes to pods and functions)")
+            raise ValueError(
+                f"{', '.join(map(repr, bad))}: env names are a letter, then letters, digits or '_' "
+                "(Lambda's rule; the same env goes to pods and functions)"
+            )
         taken = [k for k in value if k in PROGRAM_ENV or k in LAMBDA_RESERVED_ENV]
         if taken:
-            raise ValueError(f"{', '.join(taken)}: set by the program itself ({', '.join(PROGRAM_ENV)}) or reserved "
-                             "by Lambda; choose another name")
+            raise ValueError(
+                f"{', '.join(taken)}: set by the program itself ({', '.join(PROGRAM_ENV)}) or reserved "
+                "by Lambda; choose another name"
+            )
         return value
 
     @property
     def artifact_bucket(self) -> str | None:
-        return self.artifact_uri[len("s3://"):].split("/", 1)[0] if self.artifact_uri else None
+        return self.artifact_uri[len("s3://") :].split("/", 1)[0] if self.artifact_uri else None
 
     @property
     def artifact_prefix(self) -> str:
@@ -368,7 +400,7 @@ class ModelConfig(_Model):
 def _s3_prefix(uri: str | None) -> str:
     if not uri:
         return ""
-    parts = uri[len("s3://"):].split("/", 1)
+    parts = uri[len("s3://") :].split("/", 1)
     return parts[1].strip("/") if len(parts) > 1 else ""
 
 
@@ -428,6 +460,7 @@ KUBECONFIG_SECRET_KEY = "kubeconfig"
 SECRET_SET = object()
 """Stands for a secret config value in `parse_stack_config`'s input: its presence matters, never its text."""
 
+
 def _key_path(loc: tuple[Any, ...]) -> str:
     head, *rest = loc
     return f"{NAMESPACE}:{head}" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest)
@@ -449,9 +482,11 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
     problems = []
     if cfg.gpu_pools and cfg.cluster.region not in catalogue.on_demand_usd_per_hour:
         # the GPU ceiling could not be priced; a stack without GPU pools may live in any region
-        problems.append(f"{NAMESPACE}:cluster.region: no GPU price list for {cfg.cluster.region} "
-                        f"(known: {', '.join(sorted(catalogue.on_demand_usd_per_hour))}); add it to "
-                        "policies/data/gpu_instances.json")
+        problems.append(
+            f"{NAMESPACE}:cluster.region: no GPU price list for {cfg.cluster.region} "
+            f"(known: {', '.join(sorted(catalogue.on_demand_usd_per_hour))}); add it to "
+            "policies/data/gpu_instances.json"
+        )
     if not cfg.models:
         problems.append(f"{NAMESPACE}:models: define at least one model")
     for pool_name in cfg.gpu_pools:
@@ -460,20 +495,27 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
     not_owned = {*RESERVED_NAMESPACES, cfg.cluster.monitoring_namespace, cfg.cluster.ingress_namespace}
     if cfg.cluster.gateway:
         not_owned.add(cfg.cluster.gateway.namespace)
-    derived_names = {f"{name}-{track}": name for name, m in cfg.models.items() if m.canary
-                     for track in ("canary", "stable")}
+    derived_names = {
+        f"{name}-{track}": name for name, m in cfg.models.items() if m.canary for track in ("canary", "stable")
+    }
     for name, model in cfg.models.items():
         path = f"{NAMESPACE}:models.{name}"
         if not _MODEL_NAME.fullmatch(name):
-            problems.append(f"{path!r}: model names must be DNS labels starting with a letter (a-z, 0-9, '-'), "
-                            "at most 42 characters: they name the model's Service")
+            problems.append(
+                f"{path!r}: model names must be DNS labels starting with a letter (a-z, 0-9, '-'), "
+                "at most 42 characters: they name the model's Service"
+            )
         if name in derived_names:
-            problems.append(f"{path}: collides with model {derived_names[name]!r}'s {name.rsplit('-', 1)[1]} "
-                            "track (its Deployment and Service have this name); rename one")
+            problems.append(
+                f"{path}: collides with model {derived_names[name]!r}'s {name.rsplit('-', 1)[1]} "
+                "track (its Deployment and Service have this name); rename one"
+            )
         if model.namespace in not_owned:
-            problems.append(f"{path}.namespace: {model.namespace!r} is not the project's to take over (the "
-                            "program labels a model's namespace and enforces the restricted Pod Security profile "
-                            "on it); use a namespace of its own")
+            problems.append(
+                f"{path}.namespace: {model.namespace!r} is not the project's to take over (the "
+                "program labels a model's namespace and enforces the restricted Pod Security profile "
+                "on it); use a namespace of its own"
+            )
         lo, hi = cfg.min_replicas(model), cfg.max_replicas(model)
         if lo > hi:
             problems.append(f"{path}.replicas.min: must be <= max ({lo} > {hi})")
@@ -489,16 +531,22 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
             pool = cfg.gpu_pools[model.pool]
             types = catalogue.types_for(pool.instance_families, pool.instance_types)
             if max(t.gpus for t in types) < model.gpus:
-                problems.append(f"{path}.gpus: {model.gpus} GPUs per replica, but pool {model.pool!r} has at most "
-                                f"{max(t.gpus for t in types)} GPUs per instance")
+                problems.append(
+                    f"{path}.gpus: {model.gpus} GPUs per replica, but pool {model.pool!r} has at most "
+                    f"{max(t.gpus for t in types)} GPUs per instance"
+                )
             elif not any(catalogue.fits(t, model.gpus, model.resources.cpu, model.resources.memory) for t in types):
-                problems.append(f"{path}.resources: {model.resources.cpu} CPU and {model.resources.memory} with "
-                                f"{model.gpus} GPU(s) fit none of pool {model.pool}'s instance types "
-                                f"({', '.join(t.name for t in types)}) once the node's own reservations are taken; "
-                                "add a larger type or lower the requests")
+                problems.append(
+                    f"{path}.resources: {model.resources.cpu} CPU and {model.resources.memory} with "
+                    f"{model.gpus} GPU(s) fit none of pool {model.pool}'s instance types "
+                    f"({', '.join(t.name for t in types)}) once the node's own reservations are taken; "
+                    "add a larger type or lower the requests"
+                )
             if model.gpus > pool.gpu_limit:
-                problems.append(f"{path}.gpus: {model.gpus} GPUs per replica exceeds pool {model.pool!r}'s gpuLimit "
-                                f"({pool.gpu_limit})")
+                problems.append(
+                    f"{path}.gpus: {model.gpus} GPUs per replica exceeds pool {model.pool!r}'s gpuLimit "
+                    f"({pool.gpu_limit})"
+                )
         if mode == "auto" and model.pool is None:
             problems.append(f"{path}.fallback: 'auto' chooses between a GPU pool and serverless; set pool")
         if model.canary is not None and model.canary.version == model.version:
@@ -506,18 +554,28 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
         if model.canary is not None and model.artifact_uri:
             canary_uri = model.canary_artifact_uri
             if canary_uri is None:
-                problems.append(f"{path}.canary.artifactUri: required: artifactUri has no {model.version!r} path "
-                                "segment to derive the canary's weights from, and the canary must not serve the "
-                                "stable weights")
+                problems.append(
+                    f"{path}.canary.artifactUri: required: artifactUri has no {model.version!r} path "
+                    "segment to derive the canary's weights from, and the canary must not serve the "
+                    "stable weights"
+                )
             elif canary_uri.split("/")[2] != model.artifact_bucket:
                 problems.append(f"{path}.canary.artifactUri: must be in the model's bucket {model.artifact_bucket!r}")
             elif canary_uri.rstrip("/") == model.artifact_uri.rstrip("/"):
-                problems.append(f"{path}.canary.artifactUri: is the stable version's artifact; the canary would "
-                                "serve the stable weights")
-        if mode != "none" and model.cpu_image is None and model.image.ref is not None \
-                and not model.image.ref.startswith(f"{cfg.cluster.ecr_registry}/"):
-            problems.append(f"{path}.image.ref: fallback {mode!r} runs the image on Lambda, which pulls only from "
-                            f"this account's ECR ({cfg.cluster.ecr_registry}); set cpuImage or use fallback 'none'")
+                problems.append(
+                    f"{path}.canary.artifactUri: is the stable version's artifact; the canary would "
+                    "serve the stable weights"
+                )
+        if (
+            mode != "none"
+            and model.cpu_image is None
+            and model.image.ref is not None
+            and not model.image.ref.startswith(f"{cfg.cluster.ecr_registry}/")
+        ):
+            problems.append(
+                f"{path}.image.ref: fallback {mode!r} runs the image on Lambda, which pulls only from "
+                f"this account's ECR ({cfg.cluster.ecr_registry}); set cpuImage or use fallback 'none'"
+            )
         if model.canary is not None and mode == "only":
             problems.append(f"{path}.canary: canaries split Kubernetes traffic; fallback 'only' deploys none")
     problems += _system_image_problems(cfg)
@@ -533,8 +591,11 @@ def _system_image_problems(cfg: StackConfig) -> list[str]:
     if cfg.gpu_pools:
         needed.append((NVIDIA_REGISTRY, "the GPU pools' NVIDIA device plugin and DCGM exporter"))
     allowed = cfg.allowed_registries()
-    return [f"{NAMESPACE}:registry.allowedRegistries: must allow {_repository_path(image)} ({why})"
-            for image, why in needed if not any(image.startswith(prefix) for prefix in allowed)]
+    return [
+        f"{NAMESPACE}:registry.allowedRegistries: must allow {_repository_path(image)} ({why})"
+        for image, why in needed
+        if not any(image.startswith(prefix) for prefix in allowed)
+    ]
 
 
 def _repository_path(image: str) -> str:
@@ -549,11 +610,15 @@ def _kubeconfig_problems(cfg: StackConfig, kubeconfig: Any) -> list[str]:
             return [f"{key}: set both this and {NAMESPACE}:cluster.kubeconfigStack; keep one"]
         return []
     if kubeconfig is None:
-        return [f"{key}: required unless {NAMESPACE}:cluster.kubeconfigStack is set "
-                f"(pulumi config set --secret {key} < kubeconfig)"]
+        return [
+            f"{key}: required unless {NAMESPACE}:cluster.kubeconfigStack is set "
+            f"(pulumi config set --secret {key} < kubeconfig)"
+        ]
     if kubeconfig != SECRET_SET:
-        return [f"{key}: must be a secret (pulumi config set --secret {key} < kubeconfig); "
-                "a plain kubeconfig would be stored and shown in clear"]
+        return [
+            f"{key}: must be a secret (pulumi config set --secret {key} < kubeconfig); "
+            "a plain kubeconfig would be stored and shown in clear"
+        ]
     return []
 
 
@@ -573,15 +638,19 @@ def _serverless_problems(cfg: StackConfig, stack: str | None) -> list[str]:
             continue
         path = f"{NAMESPACE}:models.{name}"
         if stack is not None and not _LAMBDA_NAME.fullmatch(function := lambda_function_name(stack, name)):
-            problems.append(f"{path}: its Lambda function would be named {function!r}, which Lambda refuses (at most "
-                            "64 letters, digits, '-' or '_'); shorten the model or stack name")
+            problems.append(
+                f"{path}: its Lambda function would be named {function!r}, which Lambda refuses (at most "
+                "64 letters, digits, '-' or '_'); shorten the model or stack name"
+            )
         env = {**model.env, "MODEL_VERSION": model.version}
         if model.artifact_uri:
             env["MODEL_URI"] = model.artifact_uri.rstrip("/")
         size = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
         if size > LAMBDA_ENV_BYTES:
-            problems.append(f"{path}.env: {size} bytes of environment with what the program adds; Lambda allows "
-                            f"{LAMBDA_ENV_BYTES} in all")
+            problems.append(
+                f"{path}.env: {size} bytes of environment with what the program adds; Lambda allows "
+                f"{LAMBDA_ENV_BYTES} in all"
+            )
     return problems
 
 
@@ -614,7 +683,7 @@ def load_stack_config() -> StackConfig:
     for full_key, value in runtime_config.CONFIG.get().items():
         if not full_key.startswith(prefix):
             continue
-        key = full_key[len(prefix):]
+        key = full_key[len(prefix) :]
         if key == KUBECONFIG_SECRET_KEY:
             raw[key] = SECRET_SET if runtime_config.is_config_secret(full_key) else value
             continue
@@ -648,10 +717,16 @@ def json_schema() -> dict[str, Any]:
         "properties": {
             "config": {
                 "type": "object",
-                "properties": {**properties, f"{NAMESPACE}:{KUBECONFIG_SECRET_KEY}": {
-                    "description": "The cluster's kubeconfig, as a secret (pulumi config set --secret).",
-                    "type": "object", "properties": {"secure": {"type": "string"}}, "required": ["secure"],
-                    "additionalProperties": False}},
+                "properties": {
+                    **properties,
+                    f"{NAMESPACE}:{KUBECONFIG_SECRET_KEY}": {
+                        "description": "The cluster's kubeconfig, as a secret (pulumi config set --secret).",
+                        "type": "object",
+                        "properties": {"secure": {"type": "string"}},
+                        "required": ["secure"],
+                        "additionalProperties": False,
+                    },
+                },
                 "required": required,
                 "patternProperties": {f"^(?!{NAMESPACE}:)[a-zA-Z][\\w-]*:": {}},
                 "additionalProperties": False,

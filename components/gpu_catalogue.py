@@ -49,14 +49,18 @@ class Catalogue:
 
     def fits(self, instance: GpuInstanceType, gpus: int, cpu: str, memory: str) -> bool:
         """Whether one replica asking for `gpus`, `cpu` and `memory` fits on an empty node of this type."""
-        return (instance.gpus >= gpus and instance.vcpus - self.reserved_vcpus >= cpu_cores(cpu)
-                and instance.memory_gib - self.reserved_memory_gib >= memory_gib(memory))
+        return (
+            instance.gpus >= gpus
+            and instance.vcpus - self.reserved_vcpus >= cpu_cores(cpu)
+            and instance.memory_gib - self.reserved_memory_gib >= memory_gib(memory)
+        )
 
     def families(self) -> set[str]:
         return {t.family for t in self.instance_types.values()}
 
-    def types_for(self, instance_families: tuple[str, ...] | list[str],
-                  instance_types: tuple[str, ...] | list[str]) -> list[GpuInstanceType]:
+    def types_for(
+        self, instance_families: tuple[str, ...] | list[str], instance_types: tuple[str, ...] | list[str]
+    ) -> list[GpuInstanceType]:
         """The entries a pool may launch: its explicit types, else every type of its families."""
         if instance_types:
             return [self.instance_types[n] for n in instance_types if n in self.instance_types]
@@ -68,14 +72,21 @@ class Catalogue:
 def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
     raw = json.loads(path.read_text())
     types = {
-        name: GpuInstanceType(name, t["family"], t["gpus"], t["gpuModel"], t["gpuMemoryGiB"], t["vcpus"],
-                              t["memoryGiB"], t["quotaClass"])
+        name: GpuInstanceType(
+            name, t["family"], t["gpus"], t["gpuModel"], t["gpuMemoryGiB"], t["vcpus"], t["memoryGiB"], t["quotaClass"]
+        )
         for name, t in raw["instanceTypes"].items()
     }
     quotas = {(q["quotaClass"], q["capacityType"]): VcpuQuota(q["code"], q["name"]) for q in raw["vcpuQuotas"]}
     reserved = raw.get("nodeReserved", {})
-    return Catalogue(raw["hoursPerMonth"], types, raw["onDemandUsdPerHour"], quotas,
-                     reserved.get("vcpus", 0.5), reserved.get("memoryGiB", 1.5))
+    return Catalogue(
+        raw["hoursPerMonth"],
+        types,
+        raw["onDemandUsdPerHour"],
+        quotas,
+        reserved.get("vcpus", 0.5),
+        reserved.get("memoryGiB", 1.5),
+    )
 
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}

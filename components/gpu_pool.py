@@ -23,8 +23,10 @@ from .common import GPU_RESOURCE, GPU_TAINT, NVIDIA_REGISTRY, POOL_LABEL, standa
 from .gpu_catalogue import load_catalogue
 from .images import pinned_image
 
-DEVICE_PLUGIN_IMAGE = (f"{NVIDIA_REGISTRY}k8s-device-plugin:v0.17.0"
-                       "@sha256:7089559ce6153018806857f5049085bae15b3bf6f1c8bd19d8b12f707d087dea")
+DEVICE_PLUGIN_IMAGE = (
+    f"{NVIDIA_REGISTRY}k8s-device-plugin:v0.17.0"
+    "@sha256:7089559ce6153018806857f5049085bae15b3bf6f1c8bd19d8b12f707d087dea"
+)
 DCGM_EXPORTER_IMAGE = f"{NVIDIA_REGISTRY}k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04"
 """Resolved to its digest at deploy time (`pinned_image`), so nodes never pull a moving tag."""
 DCGM_METRICS_PORT = 9400
@@ -128,12 +130,14 @@ class GpuNodePool(pulumi.ComponentResource):
         self.tolerations = pulumi.Output.from_input(tolerations)
         self.gpu_limit = pulumi.Output.from_input(args.gpu_limit)
         self.node_pool_name = pulumi.Output.from_input(name)
-        self.register_outputs({
-            "node_selector": self.node_selector,
-            "tolerations": self.tolerations,
-            "gpu_limit": self.gpu_limit,
-            "node_pool_name": self.node_pool_name,
-        })
+        self.register_outputs(
+            {
+                "node_selector": self.node_selector,
+                "tolerations": self.tolerations,
+                "gpu_limit": self.gpu_limit,
+                "node_pool_name": self.node_pool_name,
+            }
+        )
 
     @staticmethod
     def _node_pool_spec(name: str, args: GpuNodePoolArgs, selector: dict[str, str]) -> dict:
@@ -143,11 +147,14 @@ class GpuNodePool(pulumi.ComponentResource):
             {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
         ]
         if args.instance_types:
-            requirements.insert(0, {"key": "node.kubernetes.io/instance-type", "operator": "In",
-                                    "values": list(args.instance_types)})
+            requirements.insert(
+                0, {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": list(args.instance_types)}
+            )
         else:
-            requirements.insert(0, {"key": "karpenter.k8s.aws/instance-family", "operator": "In",
-                                    "values": list(args.instance_families)})
+            requirements.insert(
+                0,
+                {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": list(args.instance_families)},
+            )
         catalogue = load_catalogue()
         types = catalogue.types_for(args.instance_families, args.instance_types)
         # The cpu and memory a GPU limit can bring along, on the roomiest allowed instance per GPU:
@@ -165,8 +172,12 @@ class GpuNodePool(pulumi.ComponentResource):
                     "expireAfter": args.expire_after,
                 },
             },
-            "limits": {GPU_RESOURCE: str(args.gpu_limit), "cpu": str(cpu_limit), "memory": f"{memory_limit}Gi",
-                       "nodes": str(max_instances)},
+            "limits": {
+                GPU_RESOURCE: str(args.gpu_limit),
+                "cpu": str(cpu_limit),
+                "memory": f"{memory_limit}Gi",
+                "nodes": str(max_instances),
+            },
             "disruption": {
                 "consolidationPolicy": args.consolidation_policy,
                 "consolidateAfter": args.consolidate_after,
@@ -183,8 +194,15 @@ class GpuNodePool(pulumi.ComponentResource):
     @staticmethod
     def _node_class_spec(name: str, args: GpuNodePoolArgs) -> dict:
         def volume(device: str, size_gib: int) -> dict:
-            return {"deviceName": device, "ebs": {"volumeSize": f"{size_gib}Gi", "volumeType": "gp3",
-                                                  "encrypted": True, "deleteOnTermination": True}}
+            return {
+                "deviceName": device,
+                "ebs": {
+                    "volumeSize": f"{size_gib}Gi",
+                    "volumeType": "gp3",
+                    "encrypted": True,
+                    "deleteOnTermination": True,
+                },
+            }
 
         if args.ami_family == "bottlerocket":
             devices = [volume("/dev/xvda", args.root_volume_gib), volume("/dev/xvdb", args.data_volume_gib)]
@@ -197,34 +215,43 @@ class GpuNodePool(pulumi.ComponentResource):
             "subnetSelectorTerms": discovery,
             "securityGroupSelectorTerms": discovery,
             "blockDeviceMappings": devices,
-            "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
-                                "httpPutResponseHopLimit": 1, "httpTokens": "required"},
+            "metadataOptions": {
+                "httpEndpoint": "enabled",
+                "httpProtocolIPv6": "disabled",
+                "httpPutResponseHopLimit": 1,
+                "httpTokens": "required",
+            },
             # Karpenter adds eks:eks-cluster-name itself and refuses it here (a CEL rule of the CRD).
             "tags": {**args.tags, "modelops/gpu-pool": name, "modelops/cluster": args.cluster_name},
         }
         if args.ami_family == "bottlerocket" and args.time_slicing_replicas:
             spec["userData"] = (
-                '[settings.kubelet-device-plugins.nvidia]\n'
+                "[settings.kubelet-device-plugins.nvidia]\n"
                 'device-sharing-strategy = "time-slicing"\n'
-                '[settings.kubelet-device-plugins.nvidia.time-slicing]\n'
-                f'replicas = {args.time_slicing_replicas}\n'
+                "[settings.kubelet-device-plugins.nvidia.time-slicing]\n"
+                f"replicas = {args.time_slicing_replicas}\n"
             )
         return spec
 
-    def _device_plugin(self, name: str, args: GpuNodePoolArgs, selector: dict[str, str],
-                       tolerations: list[dict[str, str]]) -> None:
-        labels = standard_labels(f"nvidia-device-plugin-{name}", args.environment, args.cost_owner, "v0.17.0", "device-plugin")
+    def _device_plugin(
+        self, name: str, args: GpuNodePoolArgs, selector: dict[str, str], tolerations: list[dict[str, str]]
+    ) -> None:
+        labels = standard_labels(
+            f"nvidia-device-plugin-{name}", args.environment, args.cost_owner, "v0.17.0", "device-plugin"
+        )
         volumes = [{"name": "device-plugin", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}]
         mounts = [{"name": "device-plugin", "mountPath": "/var/lib/kubelet/device-plugins"}]
         env = [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}]
         if args.time_slicing_replicas:
             config = k8s.core.v1.ConfigMap(
                 f"{name}-time-slicing",
-                metadata={"name": f"nvidia-time-slicing-{name}", "namespace": args.system_namespace,
-                          "labels": labels},
-                data={"config.yaml": (
-                    "version: v1\nsharing:\n  timeSlicing:\n    resources:\n"
-                    f"      - name: {GPU_RESOURCE}\n        replicas: {args.time_slicing_replicas}\n")},
+                metadata={"name": f"nvidia-time-slicing-{name}", "namespace": args.system_namespace, "labels": labels},
+                data={
+                    "config.yaml": (
+                        "version: v1\nsharing:\n  timeSlicing:\n    resources:\n"
+                        f"      - name: {GPU_RESOURCE}\n        replicas: {args.time_slicing_replicas}\n"
+                    )
+                },
                 opts=pulumi.ResourceOptions(parent=self),
             )
             volumes.append({"name": "config", "configMap": {"name": config.metadata.name}})
@@ -236,17 +263,31 @@ class GpuNodePool(pulumi.ComponentResource):
             "env": env,
             # The plugin registers a socket in the kubelet's root-owned directory: it needs root,
             # nothing else (the policy config carries the matching exemptions).
-            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
             "volumeMounts": mounts,
         }
-        self._system_daemon_set(f"{name}-device-plugin", f"nvidia-device-plugin-{name}", args, labels, selector,
-                                tolerations, container, volumes, priority="system-node-critical")
+        self._system_daemon_set(
+            f"{name}-device-plugin",
+            f"nvidia-device-plugin-{name}",
+            args,
+            labels,
+            selector,
+            tolerations,
+            container,
+            volumes,
+            priority="system-node-critical",
+        )
         self._deny_ingress(f"{name}-device-plugin-netpol", f"nvidia-device-plugin-{name}", args, labels)
 
-    def _gpu_metrics(self, name: str, args: GpuNodePoolArgs, selector: dict[str, str],
-                     tolerations: list[dict[str, str]]) -> None:
+    def _gpu_metrics(
+        self, name: str, args: GpuNodePoolArgs, selector: dict[str, str], tolerations: list[dict[str, str]]
+    ) -> None:
         app = f"dcgm-exporter-{name}"
         labels = standard_labels(app, args.environment, args.cost_owner, "3.3.9-3.6.1", "gpu-metrics")
         match = {"app.kubernetes.io/name": app}
@@ -254,30 +295,55 @@ class GpuNodePool(pulumi.ComponentResource):
             "name": "dcgm-exporter",
             "image": pinned_image(DCGM_EXPORTER_IMAGE, self),
             "ports": [{"name": "metrics", "containerPort": DCGM_METRICS_PORT}],
-            "env": [{"name": "DCGM_EXPORTER_KUBERNETES", "value": "true"},
-                    {"name": "DCGM_EXPORTER_LISTEN", "value": f":{DCGM_METRICS_PORT}"}],
+            "env": [
+                {"name": "DCGM_EXPORTER_KUBERNETES", "value": "true"},
+                {"name": "DCGM_EXPORTER_LISTEN", "value": f":{DCGM_METRICS_PORT}"},
+            ],
             # DCGM reads GPU counters through the driver (root, SYS_ADMIN) and maps GPUs to pods
             # through the kubelet's pod-resources socket; exempted by name in the policy config.
-            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                "runAsNonRoot": False, "runAsUser": 0,
-                                "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]},
-                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "runAsNonRoot": False,
+                "runAsUser": 0,
+                "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
-            "readinessProbe": {"httpGet": {"path": "/health", "port": DCGM_METRICS_PORT},
-                               "initialDelaySeconds": 20, "periodSeconds": 10},
-            "livenessProbe": {"httpGet": {"path": "/health", "port": DCGM_METRICS_PORT},
-                              "initialDelaySeconds": 45, "periodSeconds": 10},
-            "volumeMounts": [{"name": "pod-resources", "mountPath": "/var/lib/kubelet/pod-resources",
-                              "readOnly": True}],
+            "readinessProbe": {
+                "httpGet": {"path": "/health", "port": DCGM_METRICS_PORT},
+                "initialDelaySeconds": 20,
+                "periodSeconds": 10,
+            },
+            "livenessProbe": {
+                "httpGet": {"path": "/health", "port": DCGM_METRICS_PORT},
+                "initialDelaySeconds": 45,
+                "periodSeconds": 10,
+            },
+            "volumeMounts": [
+                {"name": "pod-resources", "mountPath": "/var/lib/kubelet/pod-resources", "readOnly": True}
+            ],
         }
         volumes = [{"name": "pod-resources", "hostPath": {"path": "/var/lib/kubelet/pod-resources"}}]
-        self._system_daemon_set(f"{name}-dcgm-exporter", app, args, labels, selector, tolerations, container,
-                                volumes, priority="system-node-critical")
+        self._system_daemon_set(
+            f"{name}-dcgm-exporter",
+            app,
+            args,
+            labels,
+            selector,
+            tolerations,
+            container,
+            volumes,
+            priority="system-node-critical",
+        )
         service = k8s.core.v1.Service(
             f"{name}-dcgm-service",
             metadata={"name": app, "namespace": args.system_namespace, "labels": labels},
-            spec={"type": "ClusterIP", "selector": match,
-                  "ports": [{"name": "metrics", "port": DCGM_METRICS_PORT, "targetPort": "metrics"}]},
+            spec={
+                "type": "ClusterIP",
+                "selector": match,
+                "ports": [{"name": "metrics", "port": DCGM_METRICS_PORT, "targetPort": "metrics"}],
+            },
             opts=pulumi.ResourceOptions(parent=self),
         )
         k8s.apiextensions.CustomResource(
@@ -285,24 +351,47 @@ class GpuNodePool(pulumi.ComponentResource):
             api_version="monitoring.coreos.com/v1",
             kind="ServiceMonitor",
             metadata={"name": app, "namespace": args.system_namespace, "labels": {**labels, **args.prometheus_labels}},
-            spec={"selector": {"matchLabels": match},
-                  "namespaceSelector": {"matchNames": [args.system_namespace]},
-                  "endpoints": [{"port": "metrics", "interval": "15s", "path": "/metrics"}]},
+            spec={
+                "selector": {"matchLabels": match},
+                "namespaceSelector": {"matchNames": [args.system_namespace]},
+                "endpoints": [{"port": "metrics", "interval": "15s", "path": "/metrics"}],
+            },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-dcgm-netpol",
             metadata={"name": app, "namespace": args.system_namespace, "labels": labels},
-            spec={"podSelector": {"matchLabels": match}, "policyTypes": ["Ingress"],
-                  "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
-                      "kubernetes.io/metadata.name": args.monitoring_namespace}}}],
-                      "ports": [{"protocol": "TCP", "port": DCGM_METRICS_PORT}]}]},
+            spec={
+                "podSelector": {"matchLabels": match},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {"kubernetes.io/metadata.name": args.monitoring_namespace}
+                                }
+                            }
+                        ],
+                        "ports": [{"protocol": "TCP", "port": DCGM_METRICS_PORT}],
+                    }
+                ],
+            },
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _system_daemon_set(self, resource_name: str, app: str, args: GpuNodePoolArgs, labels: dict[str, str],
-                           selector: dict[str, str], tolerations: list[dict[str, str]], container: dict,
-                           volumes: list[dict], priority: str) -> None:
+    def _system_daemon_set(
+        self,
+        resource_name: str,
+        app: str,
+        args: GpuNodePoolArgs,
+        labels: dict[str, str],
+        selector: dict[str, str],
+        tolerations: list[dict[str, str]],
+        container: dict,
+        volumes: list[dict],
+        priority: str,
+    ) -> None:
         match = {"app.kubernetes.io/name": app}
         k8s.apps.v1.DaemonSet(
             resource_name,

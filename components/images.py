@@ -54,14 +54,16 @@ def require_single_manifest_builds() -> None:
         raise pulumi.RunError(
             f"image builds need {NO_DEFAULT_ATTESTATIONS}=1 in the environment of `pulumi up`: without it buildx "
             "pushes an image index with a provenance attestation, which Lambda refuses and the repository's "
-            f"lifecycle policy cannot keep intact. Run: export {NO_DEFAULT_ATTESTATIONS}=1")
+            f"lifecycle policy cannot keep intact. Run: export {NO_DEFAULT_ATTESTATIONS}=1"
+        )
 
 
 IGNORED_IN_CONTEXT = {".git", "__pycache__", ".venv", "node_modules"}
 
 
-def build_fingerprint(context: str, dockerfile: str, build_args: dict[str, str], platform: str,
-                      target: str | None) -> str | None:
+def build_fingerprint(
+    context: str, dockerfile: str, build_args: dict[str, str], platform: str, target: str | None
+) -> str | None:
     """12 hex digits of a hash over everything that decides the image: every file of the context (names
     and bytes), the Dockerfile, the build args, the platform and the target. None when the context is not
     there to read (a plan of a stack whose model sources live elsewhere).
@@ -74,11 +76,17 @@ def build_fingerprint(context: str, dockerfile: str, build_args: dict[str, str],
     if not root.is_dir():
         return None
     digest = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not IGNORED_IN_CONTEXT & set(p.relative_to(root).parts))
+    files = sorted(
+        p for p in root.rglob("*") if p.is_file() and not IGNORED_IN_CONTEXT & set(p.relative_to(root).parts)
+    )
     for path in files:
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
-    settings = {"dockerfile": dockerfile, "buildArgs": dict(sorted(build_args.items())), "platform": platform,
-                "target": target}
+    settings = {
+        "dockerfile": dockerfile,
+        "buildArgs": dict(sorted(build_args.items())),
+        "platform": platform,
+        "target": target,
+    }
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()[:12]

@@ -104,19 +104,25 @@ class ModelImage(pulumi.ComponentResource):
             require_single_manifest_builds()  # before any child: nothing is pushed in a form Lambda refuses
         self.repository = self._repository(name) if builds else None
         self.image_ref = self._image(f"{name}-image", args.image, "serving")
-        self.canary_image_ref = (self._image(f"{name}-canary-image", args.canary_image, "canary")
-                                 if args.canary_image else pulumi.Output.from_input(None))
-        self.cpu_image_ref = (self._image(f"{name}-cpu-image", args.cpu_image, "cpu")
-                              if args.cpu_image else self.image_ref)
+        self.canary_image_ref = (
+            self._image(f"{name}-canary-image", args.canary_image, "canary")
+            if args.canary_image
+            else pulumi.Output.from_input(None)
+        )
+        self.cpu_image_ref = (
+            self._image(f"{name}-cpu-image", args.cpu_image, "cpu") if args.cpu_image else self.image_ref
+        )
         self.repository_url = self.repository.repository_url if self.repository else pulumi.Output.from_input(None)
         self.repository_arn = self.repository.arn if self.repository else pulumi.Output.from_input(None)
-        self.register_outputs({
-            "repository_url": self.repository_url,
-            "repository_arn": self.repository_arn,
-            "image_ref": self.image_ref,
-            "canary_image_ref": self.canary_image_ref,
-            "cpu_image_ref": self.cpu_image_ref,
-        })
+        self.register_outputs(
+            {
+                "repository_url": self.repository_url,
+                "repository_arn": self.repository_arn,
+                "image_ref": self.image_ref,
+                "canary_image_ref": self.canary_image_ref,
+                "cpu_image_ref": self.cpu_image_ref,
+            }
+        )
 
     def _repository(self, name: str) -> aws.ecr.Repository:
         args = self._args
@@ -144,7 +150,8 @@ class ModelImage(pulumi.ComponentResource):
             username, password = self._args.registry_username, self._args.registry_password
             if username is None or password is None:
                 token = aws.ecr.get_authorization_token_output(
-                    registry_id=self._built_repository().registry_id, opts=pulumi.InvokeOutputOptions(parent=self))
+                    registry_id=self._built_repository().registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
+                )
                 username, password = token.user_name, token.password
             self._credentials = {
                 "address": self._built_repository().repository_url.apply(lambda url: url.split("/", 1)[0]),
@@ -162,8 +169,11 @@ class ModelImage(pulumi.ComponentResource):
             return pinned_image(build.ref, self)
         repository = self._built_repository()
         tag = repository.repository_url.apply(lambda url: f"{url}:{build.tag}")
-        caches = [role] if role == "serving" else [role, "serving"]  # a canary or CPU build starts from the serving layers
-        cache_refs = {r: repository.repository_url.apply(lambda url, r=r: f"{url}:{CACHE_TAG_PREFIX}{r}") for r in caches}
+        # a canary or CPU build starts from the serving build's layers
+        caches = [role] if role == "serving" else [role, "serving"]
+        cache_refs = {
+            r: repository.repository_url.apply(lambda url, r=r: f"{url}:{CACHE_TAG_PREFIX}{r}") for r in caches
+        }
         image = docker_build.Image(
             resource_name,
             context={"location": build.context},
@@ -172,21 +182,33 @@ class ModelImage(pulumi.ComponentResource):
             build_args=build.build_args,
             target=build.target,
             tags=[tag],
-            labels={"org.opencontainers.image.version": build.version,
-                    **({"modelops/build-fingerprint": build.fingerprint} if build.fingerprint else {})},
+            labels={
+                "org.opencontainers.image.version": build.version,
+                **({"modelops/build-fingerprint": build.fingerprint} if build.fingerprint else {}),
+            },
             push=True,
             build_on_preview=self._args.build_on_preview,
             registries=[self._registry()],
             cache_from=[{"registry": {"ref": ref}} for ref in cache_refs.values()],
             # ECR takes a registry cache only as an OCI image manifest (BuildKit's default manifest list is
             # refused); a cache that cannot be written must not fail the deploy it would only have sped up.
-            cache_to=[{"registry": {"ref": cache_refs[role], "mode": "max", "image_manifest": True,
-                                    "oci_media_types": True, "ignore_error": True}}],
+            cache_to=[
+                {
+                    "registry": {
+                        "ref": cache_refs[role],
+                        "mode": "max",
+                        "image_manifest": True,
+                        "oci_media_types": True,
+                        "ignore_error": True,
+                    }
+                }
+            ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[repository]),
         )
         # `ref` is `repo:tag@sha256:…`, which Lambda refuses: consumers get the repository and digest.
         return pulumi.Output.all(repository.repository_url, image.digest).apply(
-            lambda parts: by_digest(parts[0], parts[1]))
+            lambda parts: by_digest(parts[0], parts[1])
+        )
 
 
 def lifecycle_rules(images_to_keep: int) -> list[dict]:
@@ -194,16 +216,37 @@ def lifecycle_rules(images_to_keep: int) -> list[dict]:
     manifests (untagged when a build moves the cache tag) go after a day. ECR applies the first rule an
     image matches, by priority, so the cache tags are never counted among the versions."""
     return [
-        {"rulePriority": 1, "description": "keep the build caches",
-         "selection": {"tagStatus": "tagged", "tagPatternList": [f"{CACHE_TAG_PREFIX}*"],
-                       "countType": "imageCountMoreThan", "countNumber": 3},
-         "action": {"type": "expire"}},
-        {"rulePriority": 2, "description": "superseded build caches",
-         "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
-                       "countNumber": 1},
-         "action": {"type": "expire"}},
-        {"rulePriority": 3, "description": f"keep the last {images_to_keep} images",
-         "selection": {"tagStatus": "tagged", "tagPatternList": ["*"], "countType": "imageCountMoreThan",
-                       "countNumber": images_to_keep},
-         "action": {"type": "expire"}},
+        {
+            "rulePriority": 1,
+            "description": "keep the build caches",
+            "selection": {
+                "tagStatus": "tagged",
+                "tagPatternList": [f"{CACHE_TAG_PREFIX}*"],
+                "countType": "imageCountMoreThan",
+                "countNumber": 3,
+            },
+            "action": {"type": "expire"},
+        },
+        {
+            "rulePriority": 2,
+            "description": "superseded build caches",
+            "selection": {
+                "tagStatus": "untagged",
+                "countType": "sinceImagePushed",
+                "countUnit": "days",
+                "countNumber": 1,
+            },
+            "action": {"type": "expire"},
+        },
+        {
+            "rulePriority": 3,
+            "description": f"keep the last {images_to_keep} images",
+            "selection": {
+                "tagStatus": "tagged",
+                "tagPatternList": ["*"],
+                "countType": "imageCountMoreThan",
+                "countNumber": images_to_keep,
+            },
+            "action": {"type": "expire"},
+        },
     ]

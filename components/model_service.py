@@ -173,8 +173,17 @@ class ModelService(pulumi.ComponentResource):
         tracks = [stable]
         if canary:
             canary_name = f"{name}-canary"
-            tracks.append(self._deployment(canary_name, "canary", args.canary_version, args.canary_image,
-                                           canary_replicas, account, args.canary_artifact_prefix))
+            tracks.append(
+                self._deployment(
+                    canary_name,
+                    "canary",
+                    args.canary_version,
+                    args.canary_image,
+                    canary_replicas,
+                    account,
+                    args.canary_artifact_prefix,
+                )
+            )
             if canary_replicas:
                 self._disruption_budget(f"{canary_name}-pdb", canary_name, "canary", labels)
 
@@ -192,16 +201,27 @@ class ModelService(pulumi.ComponentResource):
             pulumi.log.warn(
                 f"model {name}: no gateway configured, so the {args.canary_weight}% canary split is approximate: "
                 f"{canary_replicas} canary replica(s) beside {args.min_replicas}-{args.max_replicas} stable ones "
-                "share one Service. Set modelops:cluster.gateway for an exact split.", resource=self)
+                "share one Service. Set modelops:cluster.gateway for an exact split.",
+                resource=self,
+            )
 
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata={"name": name, "namespace": ns, "labels": labels},
-            spec={"podSelector": {"matchLabels": match}, "policyTypes": ["Ingress"],
-                  "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}}}
-                                        for n in sorted({args.ingress_namespace, args.monitoring_namespace})]
-                                       + [{"ipBlock": {"cidr": cidr}} for cidr in args.ingress_cidrs],
-                               "ports": [{"protocol": "TCP", "port": args.port}]}]},
+            spec={
+                "podSelector": {"matchLabels": match},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}}}
+                            for n in sorted({args.ingress_namespace, args.monitoring_namespace})
+                        ]
+                        + [{"ipBlock": {"cidr": cidr}} for cidr in args.ingress_cidrs],
+                        "ports": [{"protocol": "TCP", "port": args.port}],
+                    }
+                ],
+            },
             opts=pulumi.ResourceOptions(parent=self),
         )
         k8s.apiextensions.CustomResource(
@@ -209,8 +229,11 @@ class ModelService(pulumi.ComponentResource):
             api_version="monitoring.coreos.com/v1",
             kind="ServiceMonitor",
             metadata={"name": name, "namespace": ns, "labels": {**labels, **args.prometheus_labels}},
-            spec={"selector": {"matchLabels": {**match, SCRAPE_LABEL: "true"}}, "namespaceSelector": {"matchNames": [ns]},
-                  "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}]},
+            spec={
+                "selector": {"matchLabels": {**match, SCRAPE_LABEL: "true"}},
+                "namespaceSelector": {"matchNames": [ns]},
+                "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
+            },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
         )
         self._alerts(name, labels, args)
@@ -221,8 +244,7 @@ class ModelService(pulumi.ComponentResource):
             self.endpoint = pulumi.Output.from_input(f"http://{name}.{ns}.svc.cluster.local")
         self.service_name = service.metadata.name
         self.role_arn = role.arn if role else pulumi.Output.from_input(None)
-        self.register_outputs({"endpoint": self.endpoint, "service_name": self.service_name,
-                               "role_arn": self.role_arn})
+        self.register_outputs({"endpoint": self.endpoint, "service_name": self.service_name, "role_arn": self.role_arn})
 
     def _secret_env(self, name: str, labels: dict[str, str]) -> k8s.core.v1.Secret:
         return k8s.core.v1.Secret(
@@ -235,45 +257,73 @@ class ModelService(pulumi.ComponentResource):
 
     def _service_account_role(self, name: str, args: ModelServiceArgs) -> aws.iam.Role:
         issuer = args.oidc_provider_arn.split(":oidc-provider/", 1)[1]
-        trust = {"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Federated": args.oidc_provider_arn},
-            "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": {"StringEquals": {f"{issuer}:sub": f"system:serviceaccount:{args.namespace}:{name}",
-                                           f"{issuer}:aud": "sts.amazonaws.com"}},
-        }]}
-        role = aws.iam.Role(f"{name}-role", assume_role_policy=json.dumps(trust), tags=args.tags,
-                            opts=pulumi.ResourceOptions(parent=self))
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Federated": args.oidc_provider_arn},
+                    "Action": "sts:AssumeRoleWithWebIdentity",
+                    "Condition": {
+                        "StringEquals": {
+                            f"{issuer}:sub": f"system:serviceaccount:{args.namespace}:{name}",
+                            f"{issuer}:aud": "sts.amazonaws.com",
+                        }
+                    },
+                }
+            ],
+        }
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=json.dumps(trust),
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         prefixes = [args.artifact_prefix]
         if args.canary_version is not None and args.canary_artifact_prefix:
             prefixes.append(args.canary_artifact_prefix)
-        aws.iam.RolePolicy(f"{name}-artifact-read", role=role.id,
-                           policy=json.dumps(artifact_read_policy(args.artifact_bucket, *prefixes)),
-                           opts=pulumi.ResourceOptions(parent=self))
+        aws.iam.RolePolicy(
+            f"{name}-artifact-read",
+            role=role.id,
+            policy=json.dumps(artifact_read_policy(args.artifact_bucket, *prefixes)),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         return role
 
-    def _pod_spec(self, version: str, image: pulumi.Input[str], account: k8s.core.v1.ServiceAccount,
-                  artifact_prefix: str) -> dict:
+    def _pod_spec(
+        self, version: str, image: pulumi.Input[str], account: k8s.core.v1.ServiceAccount, artifact_prefix: str
+    ) -> dict:
         args = self._args
         storage = f"{memory_gib(args.scratch) + CACHE_GIB:g}Gi"
-        resources = {"requests": {"cpu": args.cpu, "memory": args.memory, "ephemeral-storage": storage},
-                     "limits": {"memory": args.memory, "ephemeral-storage": storage}}
+        resources = {
+            "requests": {"cpu": args.cpu, "memory": args.memory, "ephemeral-storage": storage},
+            "limits": {"memory": args.memory, "ephemeral-storage": storage},
+        }
         if args.gpus:
             resources["requests"][GPU_RESOURCE] = str(args.gpus)
             resources["limits"][GPU_RESOURCE] = str(args.gpus)
-        container_security = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                              "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
-                              "seccompProfile": {"type": "RuntimeDefault"}}
+        container_security = {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
         mounts = [{"name": "cache", "mountPath": "/tmp"}, {"name": "model", "mountPath": MODEL_DIR}]
         shm = args.shm or (f"{args.gpus}Gi" if args.gpus else None)
         server_mounts = mounts + ([{"name": "dshm", "mountPath": "/dev/shm"}] if shm else [])
         if self._env_secret is not None:
-            env = [{"name": k, "valueFrom": {"secretKeyRef": {"name": self._env_secret.metadata.name, "key": k}}}
-                   for k in sorted(args.env)]
+            env = [
+                {"name": k, "valueFrom": {"secretKeyRef": {"name": self._env_secret.metadata.name, "key": k}}}
+                for k in sorted(args.env)
+            ]
         else:
             env = [{"name": k, "value": v} for k, v in sorted(args.env.items())]
-        env += [{"name": "MODEL_VERSION", "value": version}, {"name": "MODEL_DIR", "value": MODEL_DIR},
-                {"name": "HOME", "value": "/tmp"}]
+        env += [
+            {"name": "MODEL_VERSION", "value": version},
+            {"name": "MODEL_DIR", "value": MODEL_DIR},
+            {"name": "HOME", "value": "/tmp"},
+        ]
         server = {
             "name": "server",
             "image": image,
@@ -283,12 +333,24 @@ class ModelService(pulumi.ComponentResource):
             "securityContext": container_security,
             "volumeMounts": server_mounts,
             # Model loading can take minutes: the startup probe holds liveness off until it is done.
-            "startupProbe": {"httpGet": {"path": args.live_path, "port": "http"}, "periodSeconds": 10,
-                             "failureThreshold": math.ceil(args.startup_seconds / 10), "timeoutSeconds": 5},
-            "readinessProbe": {"httpGet": {"path": args.ready_path, "port": "http"}, "periodSeconds": 5,
-                               "failureThreshold": 3, "timeoutSeconds": 3},
-            "livenessProbe": {"httpGet": {"path": args.live_path, "port": "http"}, "periodSeconds": 10,
-                              "failureThreshold": 3, "timeoutSeconds": 5},
+            "startupProbe": {
+                "httpGet": {"path": args.live_path, "port": "http"},
+                "periodSeconds": 10,
+                "failureThreshold": math.ceil(args.startup_seconds / 10),
+                "timeoutSeconds": 5,
+            },
+            "readinessProbe": {
+                "httpGet": {"path": args.ready_path, "port": "http"},
+                "periodSeconds": 5,
+                "failureThreshold": 3,
+                "timeoutSeconds": 3,
+            },
+            "livenessProbe": {
+                "httpGet": {"path": args.live_path, "port": "http"},
+                "periodSeconds": 10,
+                "failureThreshold": 3,
+                "timeoutSeconds": 5,
+            },
             # Endpoints lag pod deletion: keep serving while the gateway stops sending traffic.
             "lifecycle": {"preStop": {"sleep": {"seconds": 15}}},
         }
@@ -296,30 +358,47 @@ class ModelService(pulumi.ComponentResource):
             "serviceAccountName": account.metadata.name,
             "automountServiceAccountToken": False,
             "terminationGracePeriodSeconds": 60,
-            "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER,
-                                "fsGroup": RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": RUN_AS_USER,
+                "runAsGroup": RUN_AS_USER,
+                "fsGroup": RUN_AS_USER,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "containers": [server],
-            "volumes": [{"name": "cache", "emptyDir": {"sizeLimit": f"{CACHE_GIB}Gi"}},
-                        {"name": "model", "emptyDir": {"sizeLimit": args.scratch}}]
-                       + ([{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}}] if shm else []),
+            "volumes": [
+                {"name": "cache", "emptyDir": {"sizeLimit": f"{CACHE_GIB}Gi"}},
+                {"name": "model", "emptyDir": {"sizeLimit": args.scratch}},
+            ]
+            + ([{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}}] if shm else []),
             "topologySpreadConstraints": [
-                {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
-                 "labelSelector": {"matchLabels": {"app.kubernetes.io/name": self._name}}},
-                {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
-                 "labelSelector": {"matchLabels": {"app.kubernetes.io/name": self._name}}},
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": {"app.kubernetes.io/name": self._name}},
+                },
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": {"app.kubernetes.io/name": self._name}},
+                },
             ],
         }
         if args.artifact_bucket:
             source = f"s3://{args.artifact_bucket}/{artifact_prefix}".rstrip("/")
-            spec["initContainers"] = [{
-                "name": "fetch-model",
-                "image": ARTIFACT_FETCHER_IMAGE,
-                "command": ["aws", "s3", "sync", "--only-show-errors", source, MODEL_DIR],
-                "env": [{"name": "HOME", "value": "/tmp"}],
-                "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
-                "securityContext": container_security,
-                "volumeMounts": mounts,
-            }]
+            spec["initContainers"] = [
+                {
+                    "name": "fetch-model",
+                    "image": ARTIFACT_FETCHER_IMAGE,
+                    "command": ["aws", "s3", "sync", "--only-show-errors", source, MODEL_DIR],
+                    "env": [{"name": "HOME", "value": "/tmp"}],
+                    "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+                    "securityContext": container_security,
+                    "volumeMounts": mounts,
+                }
+            ]
         if args.node_selector is not None:
             spec["nodeSelector"] = args.node_selector
         if args.tolerations is not None:
@@ -329,19 +408,33 @@ class ModelService(pulumi.ComponentResource):
     def _replica_ready_seconds(self) -> int:
         """The longest a single replica may take from scheduling to ready."""
         args = self._args
-        return (NODE_LAUNCH_SECONDS + IMAGE_PULL_SECONDS + (ARTIFACT_COPY_SECONDS if args.artifact_bucket else 0)
-                + args.startup_seconds)
+        return (
+            NODE_LAUNCH_SECONDS
+            + IMAGE_PULL_SECONDS
+            + (ARTIFACT_COPY_SECONDS if args.artifact_bucket else 0)
+            + args.startup_seconds
+        )
 
     def _rollout_seconds(self, replicas: int) -> int:
         """How long Pulumi may await a rollout: replicas are replaced one at a time (maxSurge 1,
         maxUnavailable 0), each taking up to a replica's ready time."""
         return self._replica_ready_seconds() * max(1, replicas) + 120
 
-    def _deployment(self, name: str, track: str, version: str, image: pulumi.Input[str],
-                    replicas: int | None, account: k8s.core.v1.ServiceAccount,
-                    artifact_prefix: str) -> k8s.apps.v1.Deployment:
+    def _deployment(
+        self,
+        name: str,
+        track: str,
+        version: str,
+        image: pulumi.Input[str],
+        replicas: int | None,
+        account: k8s.core.v1.ServiceAccount,
+        artifact_prefix: str,
+    ) -> k8s.apps.v1.Deployment:
         args = self._args
-        labels = {**standard_labels(self._name, args.environment, args.cost_owner, version, "model-server"), TRACK_LABEL: track}
+        labels = {
+            **standard_labels(self._name, args.environment, args.cost_owner, version, "model-server"),
+            TRACK_LABEL: track,
+        }
         spec = {
             "selector": {"matchLabels": {"app.kubernetes.io/name": self._name, TRACK_LABEL: track}},
             # Never below capacity during a rollout: a new replica is ready before an old one goes.
@@ -350,8 +443,10 @@ class ModelService(pulumi.ComponentResource):
             # Kubernetes' default (600 s) marks a Deployment failed before one GPU replica can be ready,
             # and the provider's await gives up on that condition.
             "progressDeadlineSeconds": self._replica_ready_seconds() + 60,
-            "template": {"metadata": {"labels": labels},
-                         "spec": self._pod_spec(version, image, account, artifact_prefix)},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": self._pod_spec(version, image, account, artifact_prefix),
+            },
         }
         if replicas is not None:  # the stable track's replicas belong to its autoscaler
             spec["replicas"] = replicas
@@ -361,8 +456,9 @@ class ModelService(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata={"name": name, "namespace": args.namespace, "labels": labels},
             spec=spec,
-            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(
-                create=rollout, update=rollout)),
+            opts=pulumi.ResourceOptions(
+                parent=self, custom_timeouts=pulumi.CustomTimeouts(create=rollout, update=rollout)
+            ),
         )
 
     def _disruption_budget(self, resource_name: str, name: str, track: str, labels: dict[str, str]) -> None:
@@ -370,8 +466,10 @@ class ModelService(pulumi.ComponentResource):
             resource_name,
             metadata={"name": name, "namespace": self._args.namespace, "labels": labels},
             # One replica at a time may be evicted: node drains proceed, capacity never collapses.
-            spec={"maxUnavailable": 1,
-                  "selector": {"matchLabels": {"app.kubernetes.io/name": self._name, TRACK_LABEL: track}}},
+            spec={
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": self._name, TRACK_LABEL: track}},
+            },
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -384,23 +482,45 @@ class ModelService(pulumi.ComponentResource):
                 api_version="keda.sh/v1alpha1",
                 kind="ScaledObject",
                 metadata={"name": name, "namespace": args.namespace, "labels": labels},
-                spec={"scaleTargetRef": target, "minReplicaCount": args.min_replicas,
-                      "maxReplicaCount": args.max_replicas, "cooldownPeriod": 300,
-                      # KEDA scales through an HPA of its own: give it the same slow scale-down
-                      "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": SCALE_DOWN}}},
-                      "triggers": [{"type": "prometheus", "metadata": {
-                          "serverAddress": args.prometheus_address, "query": args.prometheus_query,
-                          "threshold": args.prometheus_threshold}}]},
+                spec={
+                    "scaleTargetRef": target,
+                    "minReplicaCount": args.min_replicas,
+                    "maxReplicaCount": args.max_replicas,
+                    "cooldownPeriod": 300,
+                    # KEDA scales through an HPA of its own: give it the same slow scale-down
+                    "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": SCALE_DOWN}}},
+                    "triggers": [
+                        {
+                            "type": "prometheus",
+                            "metadata": {
+                                "serverAddress": args.prometheus_address,
+                                "query": args.prometheus_query,
+                                "threshold": args.prometheus_threshold,
+                            },
+                        }
+                    ],
+                },
                 opts=self._autoscaler_options(name, HPA_TYPE),
             )
             return
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
             metadata={"name": name, "namespace": args.namespace, "labels": labels},
-            spec={"scaleTargetRef": target, "minReplicas": args.min_replicas, "maxReplicas": args.max_replicas,
-                  "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                      "type": "Utilization", "averageUtilization": args.target_cpu_utilization}}}],
-                  "behavior": {"scaleDown": SCALE_DOWN}},
+            spec={
+                "scaleTargetRef": target,
+                "minReplicas": args.min_replicas,
+                "maxReplicas": args.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": args.target_cpu_utilization},
+                        },
+                    }
+                ],
+                "behavior": {"scaleDown": SCALE_DOWN},
+            },
             opts=self._autoscaler_options(name, SCALED_OBJECT_TYPE),
         )
 
@@ -411,8 +531,12 @@ class ModelService(pulumi.ComponentResource):
         resource's past; the provider sees only a changed `kind` (an in-place update to it, which would
         leave the old object behind), hence replaceOnChanges."""
         other = f"{name}-hpa" if other_type == HPA_TYPE else f"{name}-scaler"
-        return pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=other, type_=other_type)],
-                                      replace_on_changes=["kind", "apiVersion"], delete_before_replace=True)
+        return pulumi.ResourceOptions(
+            parent=self,
+            aliases=[pulumi.Alias(name=other, type_=other_type)],
+            replace_on_changes=["kind", "apiVersion"],
+            delete_before_replace=True,
+        )
 
     def _canary_replicas(self) -> int:
         """0 at weight 0 (the roll-back stops the canary's pods too). Through a gateway, at least 2: the
@@ -425,30 +549,44 @@ class ModelService(pulumi.ComponentResource):
         by_ratio = max(1, math.ceil(args.max_replicas * args.canary_weight / 100))
         return max(2, by_ratio) if args.gateway_name else by_ratio
 
-    def _route(self, name: str, labels: dict[str, str], port: list[dict],
-               tracks: list[k8s.apps.v1.Deployment]) -> None:
+    def _route(self, name: str, labels: dict[str, str], port: list[dict], tracks: list[k8s.apps.v1.Deployment]) -> None:
         args = self._args
-        backends = [(name if args.canary_version is None else f"{name}-stable", "stable",
-                     100 - args.canary_weight if args.canary_version else 100)]
+        backends = [
+            (
+                name if args.canary_version is None else f"{name}-stable",
+                "stable",
+                100 - args.canary_weight if args.canary_version else 100,
+            )
+        ]
         if args.canary_version is not None:
             backends.append((f"{name}-canary", "canary", args.canary_weight))
             for service_name, track, _ in backends:
                 k8s.core.v1.Service(
                     f"{service_name}-svc",
                     metadata={"name": service_name, "namespace": args.namespace, "labels": labels},
-                    spec={"type": "ClusterIP", "ports": port,
-                          "selector": {"app.kubernetes.io/name": name, TRACK_LABEL: track}},
+                    spec={
+                        "type": "ClusterIP",
+                        "ports": port,
+                        "selector": {"app.kubernetes.io/name": name, TRACK_LABEL: track},
+                    },
                     opts=pulumi.ResourceOptions(parent=self),
                 )
         route = {
             "parentRefs": [{"name": args.gateway_name, "namespace": args.gateway_namespace}],
-            "rules": [{
-                "matches": [{"path": {"type": "PathPrefix", "value": f"/{name}"}}],
-                "filters": [{"type": "URLRewrite",
-                             "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}],
-                "backendRefs": [{"name": service_name, "port": 80, "weight": weight}
-                                for service_name, _, weight in backends],
-            }],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": f"/{name}"}}],
+                    "filters": [
+                        {
+                            "type": "URLRewrite",
+                            "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
+                        }
+                    ],
+                    "backendRefs": [
+                        {"name": service_name, "port": 80, "weight": weight} for service_name, _, weight in backends
+                    ],
+                }
+            ],
         }
         if args.gateway_hostname:
             route["hostnames"] = [args.gateway_hostname]
@@ -466,20 +604,31 @@ class ModelService(pulumi.ComponentResource):
     def _alerts(self, name: str, labels: dict[str, str], args: ModelServiceArgs) -> None:
         sel = f'namespace="{args.namespace}",service="{name}"'
         rules = [
-            {"alert": "ModelHighLatencyP99",
-             "expr": f"histogram_quantile(0.99, sum by (le) (rate({LATENCY_METRIC}_bucket{{{sel}}}[5m]))) > 2",
-             "for": "10m", "labels": {"severity": "warning", "model": name},
-             "annotations": {"summary": f"{name}: p99 latency above 2s for 10 minutes"}},
-            {"alert": "ModelHighErrorRate",
-             # `5..` matches a code (503) and a class (5xx) alike
-             "expr": (f'sum(rate({REQUESTS_METRIC}{{{sel},status=~"5.."}}[5m])) '
-                      f"/ sum(rate({REQUESTS_METRIC}{{{sel}}}[5m])) > 0.05"),
-             "for": "5m", "labels": {"severity": "critical", "model": name},
-             "annotations": {"summary": f"{name}: more than 5% of requests fail"}},
-            {"alert": "ModelUnavailable",
-             "expr": f'sum(kube_deployment_status_replicas_available{{namespace="{args.namespace}",deployment="{name}"}}) < 1',
-             "for": "2m", "labels": {"severity": "critical", "model": name},
-             "annotations": {"summary": f"{name}: no replica is available"}},
+            {
+                "alert": "ModelHighLatencyP99",
+                "expr": f"histogram_quantile(0.99, sum by (le) (rate({LATENCY_METRIC}_bucket{{{sel}}}[5m]))) > 2",
+                "for": "10m",
+                "labels": {"severity": "warning", "model": name},
+                "annotations": {"summary": f"{name}: p99 latency above 2s for 10 minutes"},
+            },
+            {
+                "alert": "ModelHighErrorRate",
+                # `5..` matches a code (503) and a class (5xx) alike
+                "expr": (
+                    f'sum(rate({REQUESTS_METRIC}{{{sel},status=~"5.."}}[5m])) '
+                    f"/ sum(rate({REQUESTS_METRIC}{{{sel}}}[5m])) > 0.05"
+                ),
+                "for": "5m",
+                "labels": {"severity": "critical", "model": name},
+                "annotations": {"summary": f"{name}: more than 5% of requests fail"},
+            },
+            {
+                "alert": "ModelUnavailable",
+                "expr": f'sum(kube_deployment_status_replicas_available{{namespace="{args.namespace}",deployment="{name}"}}) < 1',
+                "for": "2m",
+                "labels": {"severity": "critical", "model": name},
+                "annotations": {"summary": f"{name}: no replica is available"},
+            },
         ]
         k8s.apiextensions.CustomResource(
             f"{name}-alerts",
@@ -496,13 +645,24 @@ def artifact_read_policy(bucket: str, prefix: str, *more_prefixes: str) -> dict:
     get their objects and list under them, nothing else."""
     prefixes = [prefix, *more_prefixes]
     if not all(prefixes):
-        return {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
-            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"}]}
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
+                {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
+            ],
+        }
     keys = [f"arn:aws:s3:::{bucket}/{p}/*" for p in prefixes]
     listed = [v for p in prefixes for v in (p, f"{p}/*")]
-    return {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": keys[0] if len(keys) == 1 else keys},
-        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}",
-         "Condition": {"StringLike": {"s3:prefix": listed}}},
-    ]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": keys[0] if len(keys) == 1 else keys},
+            {
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": f"arn:aws:s3:::{bucket}",
+                "Condition": {"StringLike": {"s3:prefix": listed}},
+            },
+        ],
+    }

@@ -37,10 +37,17 @@ def place(cfg: StackConfig, name: str, model: ModelConfig, report: PreflightRepo
     why = report.reason(pool) if report else "pre-flight did not run"
     key = f"modelops:models.{name}.placement"
     if model.placement == "serverless":
-        advice = (f"pre-flight passed for pool {pool}: set {key}: gpu to move {name} back to its GPU pool"
-                  if status == "pass" else None)
+        advice = (
+            f"pre-flight passed for pool {pool}: set {key}: gpu to move {name} back to its GPU pool"
+            if status == "pass"
+            else None
+        )
         return Placement(False, True, f"auto: serverless, as {key} records", advice)
-    advice = (f"pre-flight failed for pool {pool}: {why}; set {key}: serverless to move {name} to its "
-              "serverless fallback (its Deployment, Service and route would be deleted)" if status == "fail" else None)
+    advice = (
+        f"pre-flight failed for pool {pool}: {why}; set {key}: serverless to move {name} to its "
+        "serverless fallback (its Deployment, Service and route would be deleted)"
+        if status == "fail"
+        else None
+    )
     checked = {"pass": "pre-flight passed", "fail": "pre-flight failed"}.get(status, why)
     return Placement(True, False, f"auto: GPU pool {pool}, as {key} records ({checked})", advice)

@@ -14,9 +14,7 @@ import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Literal
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .config import GpuPoolConfig, StackConfig
 from .gpu_catalogue import GpuInstanceType, load_catalogue
@@ -32,11 +30,19 @@ READ_TIMEOUT_SECONDS = 10
 PREFLIGHT_SWITCH = "MODELOPS_PREFLIGHT"
 """`off` keeps pre-flight from calling AWS (the offline engine sets it unless asked otherwise)."""
 
-_ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
-                  "InvalidClientTokenId", "AuthFailure"}
-_PERMISSIONS = {"DescribeInstanceTypeOfferings": "ec2:DescribeInstanceTypeOfferings",
-                "GetServiceQuota": "servicequotas:GetServiceQuota",
-                "GetAWSDefaultServiceQuota": "servicequotas:GetAWSDefaultServiceQuota"}
+_ACCESS_DENIED = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "AuthFailure",
+}
+_PERMISSIONS = {
+    "DescribeInstanceTypeOfferings": "ec2:DescribeInstanceTypeOfferings",
+    "GetServiceQuota": "servicequotas:GetServiceQuota",
+    "GetAWSDefaultServiceQuota": "servicequotas:GetAWSDefaultServiceQuota",
+}
 
 
 @dataclass(frozen=True)
@@ -79,8 +85,9 @@ def enabled() -> bool:
     return os.environ.get(PREFLIGHT_SWITCH, "on").lower() not in ("off", "0", "false", "no")
 
 
-def run_preflight(cfg: StackConfig, session: boto3.session.Session | None = None,
-                  pools: list[str] | None = None) -> PreflightReport:
+def run_preflight(
+    cfg: StackConfig, session: boto3.session.Session | None = None, pools: list[str] | None = None
+) -> PreflightReport:
     """Check the stack's pools (or the named ones) against the account. Never raises for AWS errors."""
     region = cfg.cluster.region
     names = [p for p in (pools or list(cfg.gpu_pools)) if p in cfg.gpu_pools]
@@ -95,13 +102,17 @@ def run_preflight(cfg: StackConfig, session: boto3.session.Session | None = None
         return PreflightReport(region, skipped="pre-flight could not run: no AWS credentials")
     client_config = botocore.config.Config(
         retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
-        connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS)
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+    )
     ec2 = session.client("ec2", region_name=region, config=client_config)
     quotas = session.client("service-quotas", region_name=region, config=client_config)
     catalogue = load_catalogue()
 
-    pool_types = {name: catalogue.types_for(cfg.gpu_pools[name].instance_families,
-                                            cfg.gpu_pools[name].instance_types) for name in names}
+    pool_types = {
+        name: catalogue.types_for(cfg.gpu_pools[name].instance_families, cfg.gpu_pools[name].instance_types)
+        for name in names
+    }
     try:
         offered = _offerings(ec2, sorted({t.name for types in pool_types.values() for t in types}))
     except _CheckFailed as exc:
@@ -123,14 +134,28 @@ def run_preflight(cfg: StackConfig, session: boto3.session.Session | None = None
             names_joined = " + ".join(p for p, _ in users)
             for pool_name, _ in users:
                 prev = checks[pool_name]
-                checks[pool_name] = PoolCheck(pool_name, "fail", prev.problems + (
-                    f"pools {names_joined} together need {total} vCPUs of quota {code}, which allows {limit:g}",),
-                    prev.notes)
+                checks[pool_name] = PoolCheck(
+                    pool_name,
+                    "fail",
+                    (
+                        *prev.problems,
+                        f"pools {names_joined} together need {total} vCPUs of quota {code}, which allows {limit:g}",
+                    ),
+                    prev.notes,
+                )
     return PreflightReport(region, checks)
 
 
-def _check_pool(name: str, pool: GpuPoolConfig, cfg: StackConfig, types: list[GpuInstanceType],
-                offered: dict[str, set[str]], quotas, quota_cache: dict, shared: dict) -> PoolCheck:
+def _check_pool(
+    name: str,
+    pool: GpuPoolConfig,
+    cfg: StackConfig,
+    types: list[GpuInstanceType],
+    offered: dict[str, set[str]],
+    quotas,
+    quota_cache: dict,
+    shared: dict,
+) -> PoolCheck:
     zones = set(cfg.cluster.availability_zones)
     problems: list[str] = []
     notes: list[str] = []
@@ -146,8 +171,12 @@ def _check_pool(name: str, pool: GpuPoolConfig, cfg: StackConfig, types: list[Gp
             notes.append(f"{t.name} is not offered in {cfg.cluster.region}")
     if not usable:
         where = f"zones {', '.join(sorted(zones))}" if zones else cfg.cluster.region
-        return PoolCheck(name, "fail", (f"pool {name}: none of {', '.join(t.name for t in types)} is offered in {where}",),
-                         tuple(notes))
+        return PoolCheck(
+            name,
+            "fail",
+            (f"pool {name}: none of {', '.join(t.name for t in types)} is offered in {where}",),
+            tuple(notes),
+        )
 
     catalogue = load_catalogue()
     # The roomiest instance per GPU decides: Karpenter may pick it, and the quota counts vCPUs.
@@ -172,8 +201,10 @@ def _check_pool(name: str, pool: GpuPoolConfig, cfg: StackConfig, types: list[Gp
             covered.append(capacity)
             notes.append(f"quota {quota.code} ({quota.name}) allows {value:g} vCPUs; the pool needs {need}")
         else:
-            problems.append(f"pool {name}: quota {quota.code} allows {value:g} vCPUs, the pool's limit of "
-                            f"{pool.gpu_limit} GPUs on {worst.name} needs {need}")
+            problems.append(
+                f"pool {name}: quota {quota.code} allows {value:g} vCPUs, the pool's limit of "
+                f"{pool.gpu_limit} GPUs on {worst.name} needs {need}"
+            )
     if covered:
         # One covered capacity type is enough: Karpenter falls back to it (spot -> on-demand).
         return PoolCheck(name, "pass", (), tuple(notes + problems + unknown))
@@ -205,8 +236,7 @@ def _offerings(ec2, type_names: list[str]) -> dict[str, set[str]]:
     offered: dict[str, set[str]] = defaultdict(set)
     token = None
     while True:
-        kwargs = {"LocationType": "availability-zone",
-                  "Filters": [{"Name": "instance-type", "Values": type_names}]}
+        kwargs = {"LocationType": "availability-zone", "Filters": [{"Name": "instance-type", "Values": type_names}]}
         if token:
             kwargs["NextToken"] = token
         page = _call(ec2, "DescribeInstanceTypeOfferings", **kwargs)
@@ -224,8 +254,9 @@ def _quota_value(quotas, code: str) -> float:
         answer = _call(quotas, "GetServiceQuota", ServiceCode="ec2", QuotaCode=code)
     except _CheckFailed as exc:
         cause = exc.__cause__
-        if not (isinstance(cause, ClientError)
-                and cause.response.get("Error", {}).get("Code") == "NoSuchResourceException"):
+        if not (
+            isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == "NoSuchResourceException"
+        ):
             raise
         # Accounts that never changed a quota may only have the AWS default.
         answer = _call(quotas, "GetAWSDefaultServiceQuota", ServiceCode="ec2", QuotaCode=code)

@@ -86,17 +86,29 @@ class ServerlessFallback(pulumi.ComponentResource):
         _check_limits(args)
         child = pulumi.ResourceOptions(parent=self)
         log_group_name = f"/aws/lambda/{args.function_name}"
-        log_group = aws.cloudwatch.LogGroup(f"{name}-logs", name=log_group_name,
-                                            retention_in_days=args.log_retention_days, tags=args.tags, opts=child)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs", name=log_group_name, retention_in_days=args.log_retention_days, tags=args.tags, opts=child
+        )
         role = aws.iam.Role(
             f"{name}-role",
-            assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
             tags=args.tags,
             opts=child,
         )
-        aws.iam.RolePolicy(f"{name}-policy", role=role.id,
-                           policy=json.dumps(execution_policy(args, log_group_name)), opts=child)
+        aws.iam.RolePolicy(
+            f"{name}-policy", role=role.id, policy=json.dumps(execution_policy(args, log_group_name)), opts=child
+        )
         aws.iam.RolePolicyAttachment(f"{name}-xray", role=role.name, policy_arn=XRAY_WRITE_POLICY_ARN, opts=child)
 
         # the server reports the version it serves (as on pods), and fetches its artifact from MODEL_URI
@@ -116,7 +128,9 @@ class ServerlessFallback(pulumi.ComponentResource):
             reserved_concurrent_executions=args.reserved_concurrency,
             tracing_config={"mode": "Active"},
             logging_config={"log_format": "JSON", "log_group": log_group.name},
-            environment={"variables": pulumi.Output.secret(env) if args.environment_is_secret else env} if env else None,
+            environment={"variables": pulumi.Output.secret(env) if args.environment_is_secret else env}
+            if env
+            else None,
             publish=True,
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
@@ -144,16 +158,27 @@ class ServerlessFallback(pulumi.ComponentResource):
         self.function_arn = function.arn
         self.alias_name = alias.name
         self.url = url.function_url
-        self.register_outputs({"function_name": self.function_name, "function_arn": self.function_arn,
-                               "alias_name": self.alias_name, "url": self.url})
+        self.register_outputs(
+            {
+                "function_name": self.function_name,
+                "function_arn": self.function_arn,
+                "alias_name": self.alias_name,
+                "url": self.url,
+            }
+        )
 
     def _alarms(self, name: str, args: ServerlessFallbackArgs, function: aws.lambda_.Function) -> None:
         dimensions = {"FunctionName": function.name}
         specs = [
             ("errors", "Errors", "Sum", 1, "the fallback returned errors"),
             ("throttles", "Throttles", "Sum", 1, "the fallback hit its concurrency cap"),
-            ("duration", "Duration", "Maximum", int(args.timeout_seconds * 1000 * 0.8),
-             "invocations ran above 80% of the timeout"),
+            (
+                "duration",
+                "Duration",
+                "Maximum",
+                int(args.timeout_seconds * 1000 * 0.8),
+                "invocations ran above 80% of the timeout",
+            ),
         ]
         for role, metric, statistic, threshold, what in specs:
             aws.cloudwatch.MetricAlarm(
@@ -187,8 +212,9 @@ def alias_description(version: str) -> str:
 def execution_policy(args: ServerlessFallbackArgs, log_group_name: str) -> dict:
     """Logs to its own group, read its own model prefix: every statement names its resource."""
     log_group_arn = f"arn:aws:logs:{args.region}:{args.account_id}:log-group:{log_group_name}"
-    statements = [{"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                   "Resource": f"{log_group_arn}:*"}]
+    statements = [
+        {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": f"{log_group_arn}:*"}
+    ]
     if args.artifact_bucket:
         statements += artifact_read_policy(args.artifact_bucket, args.artifact_prefix)["Statement"]
     return {"Version": "2012-10-17", "Statement": statements}

@@ -82,10 +82,14 @@ class CheckReport:
         return [f for f in self.findings if f.outcome == "fail" and f.level in ("mandatory", "remediate")]
 
     def summary(self) -> dict[str, int]:
-        return {"rules": sum(1 for lvl in self.levels.values() if lvl != "disabled"), "resources": self.resources,
-                "mandatoryFailures": len(self.mandatory_failures),
-                "advisoryFailures": self.count("fail", "advisory"),
-                "notEvaluated": self.count("not-evaluated"), "exempt": self.count("exempt")}
+        return {
+            "rules": sum(1 for lvl in self.levels.values() if lvl != "disabled"),
+            "resources": self.resources,
+            "mandatoryFailures": len(self.mandatory_failures),
+            "advisoryFailures": self.count("fail", "advisory"),
+            "notEvaluated": self.count("not-evaluated"),
+            "exempt": self.count("exempt"),
+        }
 
 
 def load_policy_config(path: Path) -> dict[str, Any]:
@@ -94,8 +98,11 @@ def load_policy_config(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise PolicyConfigError([f"{path}: no such policy config"]) from None
     except (IsADirectoryError, UnicodeDecodeError, RecursionError) as exc:
-        what = {IsADirectoryError: "is a directory", UnicodeDecodeError: "not UTF-8 text",
-                RecursionError: "nested too deeply"}[type(exc)]
+        what = {
+            IsADirectoryError: "is a directory",
+            UnicodeDecodeError: "not UTF-8 text",
+            RecursionError: "nested too deeply",
+        }[type(exc)]
         raise PolicyConfigError([f"{path}: {what}, not a policy config"]) from None
     except json.JSONDecodeError as exc:
         raise PolicyConfigError([f"{path}: not JSON ({exc.msg} at line {exc.lineno})"]) from None
@@ -171,8 +178,12 @@ def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
     rules, adapters, framework = policy_rules()
     resolved = resolve(config)
     resources = plan.resources()
-    report = CheckReport(plan.source, {r: lvl for r, (lvl, _) in resolved.items()},
-                         {r.id: r.description for r in rules}, resources=len(resources))
+    report = CheckReport(
+        plan.source,
+        {r: lvl for r, (lvl, _) in resolved.items()},
+        {r.id: r.description for r in rules},
+        resources=len(resources),
+    )
     standards = rule_standards()
     report.cited = {r.id: (standards.cited(r.id, r.description), standards.help_uri(r.id)) for r in rules}
     secret_paths: dict[str, set[str]] = {r.urn: set() for r in resources}
@@ -196,7 +207,11 @@ def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
                 reason = framework.is_exempt(settings, *identity)
                 messages, unknown = _until_unknown(rule.check(resource.type, props, settings))
                 for message in messages:
-                    add("exempt" if reason else "fail", resource.urn, f"{message} (exempt: {reason})" if reason else message)
+                    add(
+                        "exempt" if reason else "fail",
+                        resource.urn,
+                        f"{message} (exempt: {reason})" if reason else message,
+                    )
                 if unknown is not None and not reason:
                     add("not-evaluated", resource.urn, _not_evaluated(unknown, secret_paths[resource.urn]))
             continue
@@ -212,6 +227,7 @@ def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
 
 # ---- output ----
 
+
 def format_table(report: CheckReport) -> str:
     rows = [(f.rule, f.level, f.outcome, f.resource or "(stack)", f.message) for f in report.findings]
     order = {"fail": 0, "not-evaluated": 1, "exempt": 2}
@@ -224,23 +240,39 @@ def format_table(report: CheckReport) -> str:
         for row in rows:
             lines.append("  ".join(c.ljust(widths[i]) if i < 4 else c for i, c in enumerate(row)))
     s = report.summary()
-    lines.append(f"{report.source}: {s['rules']} rules over {s['resources']} resources: "
-                 f"{s['mandatoryFailures']} mandatory failure(s), {s['advisoryFailures']} advisory, "
-                 f"{s['notEvaluated']} not evaluated (unknown at preview), {s['exempt']} exempt")
+    lines.append(
+        f"{report.source}: {s['rules']} rules over {s['resources']} resources: "
+        f"{s['mandatoryFailures']} mandatory failure(s), {s['advisoryFailures']} advisory, "
+        f"{s['notEvaluated']} not evaluated (unknown at preview), {s['exempt']} exempt"
+    )
     return "\n".join(lines)
 
 
 def format_json(report: CheckReport) -> str:
-    return json.dumps({"source": report.source, "summary": report.summary(), "levels": report.levels,
-                       "findings": [{"rule": f.rule, "level": f.level, "outcome": f.outcome, "urn": f.urn,
-                                     "message": f.message} for f in report.findings]}, indent=2) + "\n"
+    return (
+        json.dumps(
+            {
+                "source": report.source,
+                "summary": report.summary(),
+                "levels": report.levels,
+                "findings": [
+                    {"rule": f.rule, "level": f.level, "outcome": f.outcome, "urn": f.urn, "message": f.message}
+                    for f in report.findings
+                ],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 def format_markdown(report: CheckReport) -> str:
     s = report.summary()
     verdict = "❌ mandatory policy failures" if s["mandatoryFailures"] else "✅ no mandatory failures"
-    lines = [f"**Policies**: {verdict} — {s['mandatoryFailures']} mandatory, {s['advisoryFailures']} advisory, "
-             f"{s['notEvaluated']} not evaluated, {s['exempt']} exempt ({s['rules']} rules, {s['resources']} resources)"]
+    lines = [
+        f"**Policies**: {verdict} — {s['mandatoryFailures']} mandatory, {s['advisoryFailures']} advisory, "
+        f"{s['notEvaluated']} not evaluated, {s['exempt']} exempt ({s['rules']} rules, {s['resources']} resources)"
+    ]
     shown = [f for f in report.findings if f.outcome != "exempt"]
     if shown:
         lines += ["", "| rule | level | result | resource | message |", "| --- | --- | --- | --- | --- |"]
@@ -260,28 +292,49 @@ def format_sarif(report: CheckReport, artifact: str) -> str:
             "ruleId": f.rule,
             "ruleIndex": rule_ids.index(f.rule),
             "message": {"text": f.message},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": artifact}},
-                           **({"logicalLocations": [{"fullyQualifiedName": f.urn, "kind": "resource"}]} if f.urn else {})}],
+            "locations": [
+                {
+                    "physicalLocation": {"artifactLocation": {"uri": artifact}},
+                    **({"logicalLocations": [{"fullyQualifiedName": f.urn, "kind": "resource"}]} if f.urn else {}),
+                }
+            ],
         }
         if f.outcome == "not-evaluated":
             result.update(kind="review", level="none")
         else:
             result.update(kind="fail", level=sarif_level[f.level])
         # the same finding keeps its fingerprint across runs and message wording (code scanning tracks it)
-        result["partialFingerprints"] = {"modelopsFinding/v1": hashlib.sha256(
-            f"{f.rule}|{f.urn}|{f.outcome}".encode()).hexdigest()}
+        result["partialFingerprints"] = {
+            "modelopsFinding/v1": hashlib.sha256(f"{f.rule}|{f.urn}|{f.outcome}".encode()).hexdigest()
+        }
         if f.outcome == "exempt":
             result["suppressions"] = [{"kind": "external", "justification": f.message.rsplit("(exempt: ", 1)[-1][:-1]}]
         results.append(result)
     run = {
-        "tool": {"driver": {"name": "modelops-check", "informationUri": "https://www.pulumi.com/docs/using-pulumi/crossguard/",
-                            "rules": [{"id": r, "shortDescription": {"text": report.descriptions[r]},
-                                       **({"fullDescription": {"text": report.cited[r][0]}, "helpUri": report.cited[r][1]}
-                                          if r in report.cited else {}),
-                                       "defaultConfiguration": {"level": sarif_level[report.levels[r]]}}
-                                      for r in rule_ids]}},
+        "tool": {
+            "driver": {
+                "name": "modelops-check",
+                "informationUri": "https://www.pulumi.com/docs/using-pulumi/crossguard/",
+                "rules": [
+                    {
+                        "id": r,
+                        "shortDescription": {"text": report.descriptions[r]},
+                        **(
+                            {"fullDescription": {"text": report.cited[r][0]}, "helpUri": report.cited[r][1]}
+                            if r in report.cited
+                            else {}
+                        ),
+                        "defaultConfiguration": {"level": sarif_level[report.levels[r]]},
+                    }
+                    for r in rule_ids
+                ],
+            }
+        },
         "results": results,
     }
-    return json.dumps({"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
-                       "runs": [run]}, indent=2) + "\n"
-
+    return (
+        json.dumps(
+            {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0", "runs": [run]}, indent=2
+        )
+        + "\n"
+    )

@@ -7,8 +7,9 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from components.config import StackConfigError
 
@@ -58,8 +59,9 @@ def write_output(text: str, destination: str | None) -> None:
     except BrokenPipeError:
         raise
     except OSError as exc:
-        raise UsageError(f"cannot write {destination if destination not in (None, '-') else 'to stdout'}: "
-                         f"{exc.strerror or exc}") from None
+        raise UsageError(
+            f"cannot write {destination if destination not in (None, '-') else 'to stdout'}: " f"{exc.strerror or exc}"
+        ) from None
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -81,9 +83,21 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     report = run_preflight(settings.model)
     print(format_report(report))
     if args.json:
-        write_output(json.dumps({"region": report.region, "skipped": report.skipped, "pools": {
-            n: {"status": c.status, "problems": list(c.problems), "notes": list(c.notes)}
-            for n, c in report.pools.items()}}, indent=2) + "\n", args.json)
+        write_output(
+            json.dumps(
+                {
+                    "region": report.region,
+                    "skipped": report.skipped,
+                    "pools": {
+                        n: {"status": c.status, "problems": list(c.problems), "notes": list(c.notes)}
+                        for n, c in report.pools.items()
+                    },
+                },
+                indent=2,
+            )
+            + "\n",
+            args.json,
+        )
     return EXIT_OK if report.ok else EXIT_POLICY
 
 
@@ -96,8 +110,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="modelops", description="Plan, check and compare modelops stacks without a cloud (exit codes: "
-        "0 ok, 1 a mandatory policy or pre-flight check failed, 2 usage or config error).")
+        prog="modelops",
+        description="Plan, check and compare modelops stacks without a cloud (exit codes: "
+        "0 ok, 1 a mandatory policy or pre-flight check failed, 2 usage or config error).",
+    )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     def verb(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
@@ -109,8 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--stack", default="dev", help="stack name (stacks/Pulumi.<stack>.yaml; default: dev)")
     plan.add_argument("--stack-file", metavar="PATH", help="plan this stack file instead (Pulumi.<stack>.yaml)")
     plan.add_argument("--json", metavar="PATH|-", help="also write the plan as `pulumi preview --json` JSON")
-    plan.add_argument("--preflight", action="store_true",
-                      help="let `auto` models ask AWS (credentials and AWS_ENDPOINT_URL from the environment)")
+    plan.add_argument(
+        "--preflight",
+        action="store_true",
+        help="let `auto` models ask AWS (credentials and AWS_ENDPOINT_URL from the environment)",
+    )
 
     pre = verb("preflight", cmd_preflight, "Check GPU capacity offerings and vCPU quotas for a stack's pools.")
     pre.add_argument("--stack", default="dev", help="stack name (default: dev)")
@@ -120,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--out", metavar="PATH|-", default="-", help="where to write it (default: stdout)")
 
     from . import verbs as analysis
+
     analysis.register(verb)
     return parser
 

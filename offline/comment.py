@@ -34,16 +34,23 @@ def plan_at_revision(ref: str, stack: str, root: Path = PROJECT_ROOT) -> dict[st
     """
     with tempfile.TemporaryDirectory(prefix="modelops-base-") as tmp:
         tree = Path(tmp) / "base"
-        added = subprocess.run(["git", "worktree", "add", "--detach", str(tree), ref], cwd=root,
-                               capture_output=True, text=True)
+        added = subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), ref], cwd=root, capture_output=True, text=True
+        )
         if added.returncode != 0:
             raise BaseRevisionError(f"cannot check out {ref}: {added.stderr.strip()}")
         try:
             if not (tree / "stacks" / f"Pulumi.{stack}.yaml").exists():
                 return {"config": {}, "steps": [], "changeSummary": {}}
             env = {**os.environ, "PYTHONPATH": str(tree)}
-            result = subprocess.run([sys.executable, "-m", "offline", "plan", "--stack", stack, "--json", "-"],
-                                    cwd=tree, env=env, capture_output=True, text=True, timeout=600)
+            result = subprocess.run(
+                [sys.executable, "-m", "offline", "plan", "--stack", stack, "--json", "-"],
+                cwd=tree,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             if result.returncode != 0:
                 raise BaseRevisionError(f"planning {stack} at {ref} failed: {result.stderr.strip()[-500:]}")
             return json.loads(result.stdout)
@@ -51,8 +58,9 @@ def plan_at_revision(ref: str, stack: str, root: Path = PROJECT_ROOT) -> dict[st
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
 
 
-def render_comment(stack: str, base: Plan, head: Plan, policy_report: check.CheckReport,
-                   region: str, budget_usd: float | None) -> str:
+def render_comment(
+    stack: str, base: Plan, head: Plan, policy_report: check.CheckReport, region: str, budget_usd: float | None
+) -> str:
     changes = diff.diff_plans(base, head)
     before = cost.estimate(base, region, budget_usd)
     after = cost.estimate(head, region, budget_usd)
@@ -74,4 +82,3 @@ def render_comment(stack: str, base: Plan, head: Plan, policy_report: check.Chec
         f"{cost.usd(before.expected_usd)} → {cost.usd(after.expected_usd)}; serverless cap {cost.usd(after.fallback_cap_usd)}",
     ]
     return "\n".join(lines) + "\n"
-

@@ -120,12 +120,22 @@ def estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
             continue
         low, _ = k8s_stack.replicas_range(r, resources)
         requests = _requests(spec)
-        fitting = [t for t in gpu.pool_instance_types(pool.props)
-                   if t in prices and catalogue.fits(catalogue.instance_types[t], per_pod, *requests)]
+        fitting = [
+            t
+            for t in gpu.pool_instance_types(pool.props)
+            if t in prices and catalogue.fits(catalogue.instance_types[t], per_pod, *requests)
+        ]
         cheapest = min((prices[t] / data["instanceTypes"][t]["gpus"] for t in fitting), default=None)
         expected = low * per_pod * cheapest * data["hoursPerMonth"] if cheapest is not None else None
-        report.workloads.append(WorkloadCost(framework.object_name(r.props, r.name),
-                                             framework.object_name(pool.props, pool.name), low, per_pod, expected))
+        report.workloads.append(
+            WorkloadCost(
+                framework.object_name(r.props, r.name),
+                framework.object_name(pool.props, pool.name),
+                low,
+                per_pod,
+                expected,
+            )
+        )
     lambda_price = data["lambdaUsdPerGbSecond"]
     for r in resources:
         if r.type != "aws:lambda/function:Function":
@@ -134,8 +144,11 @@ def estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
         concurrency = None if concurrency in (None, -1) else int(concurrency)
         memory = int(r.props.get("memorySize") or 128)
         arch = (r.props.get("architectures") or ["x86_64"])[0]
-        cap = (concurrency * memory / 1024 * lambda_price.get(arch, lambda_price["x86_64"]) * SECONDS_PER_MONTH
-               if concurrency is not None else None)
+        cap = (
+            concurrency * memory / 1024 * lambda_price.get(arch, lambda_price["x86_64"]) * SECONDS_PER_MONTH
+            if concurrency is not None
+            else None
+        )
         report.fallbacks.append(FallbackCost(str(r.props.get("name") or r.name), concurrency, memory, cap))
     return report
 
@@ -153,15 +166,19 @@ def verdict(report: CostReport) -> str:
 
 
 def format_text(report: CostReport) -> str:
-    lines = [f"GPU ceiling {usd(report.ceiling_usd)}/month ({verdict(report)}); expected at min replicas "
-             f"{usd(report.expected_usd)}/month; serverless cap {usd(report.fallback_cap_usd)}/month "
-             f"(region {report.region})"]
+    lines = [
+        f"GPU ceiling {usd(report.ceiling_usd)}/month ({verdict(report)}); expected at min replicas "
+        f"{usd(report.expected_usd)}/month; serverless cap {usd(report.fallback_cap_usd)}/month "
+        f"(region {report.region})"
+    ]
     for p in report.pools:
         if p.problem:
             lines.append(f"  pool {p.pool}: cannot price ({p.problem})")
         else:
-            lines.append(f"  pool {p.pool}: {p.gpu_limit} GPUs x ${p.usd_per_gpu_hour:.4f}/GPU-hour x 730 = "
-                         f"{usd(p.ceiling_usd)}")
+            lines.append(
+                f"  pool {p.pool}: {p.gpu_limit} GPUs x ${p.usd_per_gpu_hour:.4f}/GPU-hour x 730 = "
+                f"{usd(p.ceiling_usd)}"
+            )
     for w in report.workloads:
         lines.append(f"  model {w.name} on {w.pool}: {w.min_replicas} x {w.gpus_per_pod} GPU = {usd(w.expected_usd)}")
     for f in report.fallbacks:
@@ -173,11 +190,17 @@ def format_text(report: CostReport) -> str:
 
 
 def to_json(report: CostReport) -> dict[str, Any]:
-    return {"region": report.region, "budgetUsd": report.budget_usd, "ceilingUsd": round(report.ceiling_usd, 2),
-            "expectedUsd": round(report.expected_usd, 2), "fallbackCapUsd": round(report.fallback_cap_usd, 2),
-            "withinBudget": report.within_budget,
-            "pools": [p.__dict__ for p in report.pools], "workloads": [w.__dict__ for w in report.workloads],
-            "fallbacks": [f.__dict__ for f in report.fallbacks]}
+    return {
+        "region": report.region,
+        "budgetUsd": report.budget_usd,
+        "ceilingUsd": round(report.ceiling_usd, 2),
+        "expectedUsd": round(report.expected_usd, 2),
+        "fallbackCapUsd": round(report.fallback_cap_usd, 2),
+        "withinBudget": report.within_budget,
+        "pools": [p.__dict__ for p in report.pools],
+        "workloads": [w.__dict__ for w in report.workloads],
+        "fallbacks": [f.__dict__ for f in report.fallbacks],
+    }
 
 
 def format_json(report: CostReport) -> str:

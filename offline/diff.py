@@ -116,20 +116,30 @@ def _changes(old: Any, new: Any, path: str = "") -> list[Change]:
 
 def _replace_reasons(resource_type: str, changes: list[Change]) -> list[str]:
     keys = [p for prefix, paths in _REPLACE_ON.items() if resource_type.startswith(prefix) for p in paths]
-    return sorted({c.path for c in changes for k in keys if c.path == k or c.path.startswith(k + ".")
-                   or c.path.startswith(k + "[")})
+    return sorted(
+        {
+            c.path
+            for c in changes
+            for k in keys
+            if c.path == k or c.path.startswith(k + ".") or c.path.startswith(k + "[")
+        }
+    )
 
 
-def _resource_diff(urn: str, type_: str, old: dict | None, new: dict | None, op: str | None = None) -> ResourceDiff | None:
+def _resource_diff(
+    urn: str, type_: str, old: dict | None, new: dict | None, op: str | None = None
+) -> ResourceDiff | None:
     if old is None:
         return ResourceDiff(urn, type_, "create")
     if new is None:
         return ResourceDiff(urn, type_, "delete")
     # Values the provider fills in on both sides (autonames, defaults) differ between any two previews.
     defaults = set(old.get("__defaults") or []) & set(new.get("__defaults") or [])
-    changes = [c for c in _changes(mask(old), mask(new))
-               if c.path.split(".", 1)[0].split("[", 1)[0] not in defaults
-               and c.old != SHOWN_UNKNOWN]  # unknown before is not a change, only not yet known
+    changes = [
+        c
+        for c in _changes(mask(old), mask(new))
+        if c.path.split(".", 1)[0].split("[", 1)[0] not in defaults and c.old != SHOWN_UNKNOWN
+    ]  # unknown before is not a change, only not yet known
     if not changes and op in (None, "same"):
         return None
     reasons = _replace_reasons(type_, changes)
@@ -174,13 +184,15 @@ def diff_steps(plan: Plan) -> PlanDiff:
             entry = _resource_diff(resource.urn, resource.type, old, resource.inputs, op)
             if entry is None:
                 detailed = sorted((step.get("detailedDiff") or {}).keys()) or list(step.get("diffReasons") or [])
-                entry = ResourceDiff(resource.urn, resource.type, "update",
-                                     tuple(Change(p, "(changed)", "(changed)") for p in detailed))
+                entry = ResourceDiff(
+                    resource.urn, resource.type, "update", tuple(Change(p, "(changed)", "(changed)") for p in detailed)
+                )
             out.resources.append(replace(entry, protected=protected))
     return out
 
 
 # ---- output ----
+
 
 def _short(value: Any, limit: int = 80) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
@@ -192,13 +204,14 @@ _SYMBOL = {"create": "+", "update": "~", "replace": "±", "delete": "-"}
 
 def summary_line(d: PlanDiff) -> str:
     c = d.counts()
-    return (f"{c['create']} to create, {c['update']} to update, {c['replace']} to replace, "
-            f"{c['delete']} to delete")
+    return f"{c['create']} to create, {c['update']} to update, {c['replace']} to replace, " f"{c['delete']} to delete"
 
 
 def refusal(r: ResourceDiff) -> str:
-    return (f"{r.name} is protected: `pulumi preview` and `up` refuse to {r.op} it; unprotect it first "
-            f"(`pulumi state unprotect '{r.urn}'`) if the {r.op} is intended")
+    return (
+        f"{r.name} is protected: `pulumi preview` and `up` refuse to {r.op} it; unprotect it first "
+        f"(`pulumi state unprotect '{r.urn}'`) if the {r.op} is intended"
+    )
 
 
 def format_text(d: PlanDiff) -> str:
@@ -216,9 +229,20 @@ def format_text(d: PlanDiff) -> str:
 
 
 def to_json(d: PlanDiff) -> dict[str, Any]:
-    return {"summary": d.counts(), "refused": [refusal(r) for r in d.refused], "resources": [
-        {"urn": r.urn, "type": r.type, "op": r.op, "replaceReasons": list(r.replace_reasons),
-         "changes": [{"path": c.path, "old": c.old, "new": c.new} for c in r.changes]} for r in d.resources]}
+    return {
+        "summary": d.counts(),
+        "refused": [refusal(r) for r in d.refused],
+        "resources": [
+            {
+                "urn": r.urn,
+                "type": r.type,
+                "op": r.op,
+                "replaceReasons": list(r.replace_reasons),
+                "changes": [{"path": c.path, "old": c.old, "new": c.new} for c in r.changes],
+            }
+            for r in d.resources
+        ],
+    }
 
 
 def format_markdown(d: PlanDiff, collapse_after: int = 25) -> str:

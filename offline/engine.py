@@ -16,15 +16,16 @@ import os
 import runpy
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from google.protobuf import json_format
 from pulumi.runtime import mocks as sdk_mocks
 from pulumi.runtime import settings as sdk_settings
-from pulumi.runtime.config import set_all_config
 from pulumi.runtime import stack as sdk_stack
+from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
@@ -152,10 +153,7 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
             self.thread_loops.add(loop)
 
     def _engine_urn(self, parent: _Registration | None, type_: str, name: str) -> tuple[str, str]:
-        if parent is None or parent.type == STACK_TYPE:
-            qualified = type_
-        else:
-            qualified = f"{self._qualified[parent.urn]}${type_}"
+        qualified = type_ if parent is None or parent.type == STACK_TYPE else f"{self._qualified[parent.urn]}${type_}"
         return f"urn:pulumi:{self.stack}::{self.project}::{qualified}::{name}", qualified
 
     def _urn(self, mock_urn: str) -> str:
@@ -195,13 +193,18 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
             # The engine records the plugin version an explicit provider was asked for among its inputs.
             inputs = {**inputs, "version": request.version}
         reg = _Registration(
-            urn=urn, type=request.type, name=request.name, custom=bool(request.custom),
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            custom=bool(request.custom),
             parent=parent.urn if parent else None,
             provider=self._provider_ref(request.provider, request.type, bool(request.custom), request.version),
-            protect=bool(request.protect), retain_on_delete=bool(request.retainOnDelete),
+            protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
             dependencies=sorted({self._urn(d) for d in request.dependencies}),
-            property_dependencies={k: sorted({self._urn(u) for u in v.urns})
-                                   for k, v in sorted(request.propertyDependencies.items())},
+            property_dependencies={
+                k: sorted({self._urn(u) for u in v.urns}) for k, v in sorted(request.propertyDependencies.items())
+            },
             ignore_changes=list(request.ignoreChanges),
             inputs=inputs,
             custom_timeouts=_timeouts(request),
@@ -229,10 +232,20 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
             parent = self._by_mock_urn.get(request.parent) if request.parent else None
             urn, qualified = self._engine_urn(parent, request.type, request.name)
             reg = _Registration(
-                urn=urn, type=request.type, name=request.name, custom=True, parent=parent.urn if parent else None,
-                provider=self._provider_ref(request.provider, request.type, True, request.version), protect=False, retain_on_delete=False,
-                dependencies=sorted({self._urn(d) for d in request.dependencies}), property_dependencies={},
-                ignore_changes=[], inputs=_plain(raw_inputs, self._urn_by_mock), op="read")
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                custom=True,
+                parent=parent.urn if parent else None,
+                provider=self._provider_ref(request.provider, request.type, True, request.version),
+                protect=False,
+                retain_on_delete=False,
+                dependencies=sorted({self._urn(d) for d in request.dependencies}),
+                property_dependencies={},
+                ignore_changes=[],
+                inputs=_plain(raw_inputs, self._urn_by_mock),
+                op="read",
+            )
             self._remember(response.urn, reg, qualified)
         return response
 
@@ -298,7 +311,9 @@ def stack_exports(settings: StackSettings) -> dict[str, Any]:
     return next(r.outputs for r in registrations if r.type == STACK_TYPE)
 
 
-def _evaluate(settings: StackSettings, preflight: bool, preview: bool) -> tuple[list[_Registration], list[dict[str, str]]]:
+def _evaluate(
+    settings: StackSettings, preflight: bool, preview: bool
+) -> tuple[list[_Registration], list[dict[str, str]]]:
     project = settings.project
     cluster = settings.model.cluster
 
@@ -306,8 +321,17 @@ def _evaluate(settings: StackSettings, preflight: bool, preview: bool) -> tuple[
         runpy.run_path(str(project.main), run_name="__main__")
 
     with _program_environment(settings, preflight):
-        return capture(program, project.name, settings.stack, cluster.account_id, cluster.region, settings.config,
-                       settings.secret_keys, preview, reference_outputs=(cluster.kubeconfig_output,))
+        return capture(
+            program,
+            project.name,
+            settings.stack,
+            cluster.account_id,
+            cluster.region,
+            settings.config,
+            settings.secret_keys,
+            preview,
+            reference_outputs=(cluster.kubeconfig_output,),
+        )
 
 
 async def _wait_for_rpcs_linear(await_all_outstanding_tasks: bool = True) -> None:
@@ -353,23 +377,38 @@ def _linear_waits() -> Iterator[None]:
         sdk_stack.wait_for_rpcs = saved
 
 
-def capture(program: Callable[[], None], project: str, stack: str, account_id: str, region: str,
-            config: dict[str, str] | None = None, secret_keys: list[str] | None = None,
-            preview: bool = True, reference_outputs: tuple[str, ...] = ("kubeconfig",),
-            ) -> tuple[list[_Registration], list[dict[str, str]]]:
+def capture(
+    program: Callable[[], None],
+    project: str,
+    stack: str,
+    account_id: str,
+    region: str,
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+    preview: bool = True,
+    reference_outputs: tuple[str, ...] = ("kubeconfig",),
+) -> tuple[list[_Registration], list[dict[str, str]]]:
     """Run `program` inside a fresh Stack under the mock engine; what it registered, and its log."""
     monitor = CapturingMonitor(OfflineMocks(account_id, region, reference_outputs), project, stack)
     engine = _RecordingEngine(monitor)
     sdk_settings.ROOT.set(None)
     set_all_config(dict(config or {}), list(secret_keys or []))
-    sdk_settings.configure(sdk_mocks.MockSettings(
-        monitor=monitor, monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
-        engine=engine, project=project, stack=stack, dry_run=preview, organization="organization",
-        callbacks=None))
+    sdk_settings.configure(
+        sdk_mocks.MockSettings(
+            monitor=monitor,
+            monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
+            engine=engine,
+            project=project,
+            stack=stack,
+            dry_run=preview,
+            organization="organization",
+            callbacks=None,
+        )
+    )
     try:
         with _linear_waits():
             _sync_await(run_in_stack(program))
-    except Exception as exc:  # noqa: BLE001 - reported to the user as the program's own failure
+    except Exception as exc:
         message = str(exc).strip() or type(exc).__name__
         raise ProgramError(message) from exc
     finally:
@@ -380,8 +419,9 @@ def capture(program: Callable[[], None], project: str, stack: str, account_id: s
     return monitor.registrations, engine.diagnostics
 
 
-def plan_of(program: Callable[[], None], stack: str = "test", account_id: str = "123456789012",
-            region: str = "us-east-1") -> dict[str, Any]:
+def plan_of(
+    program: Callable[[], None], stack: str = "test", account_id: str = "123456789012", region: str = "us-east-1"
+) -> dict[str, Any]:
     """The preview-JSON plan of any Pulumi program function (components in isolation, benchmarks)."""
     registrations, diagnostics = capture(program, "modelops", stack, account_id, region)
     return _to_preview_json({}, [], registrations, diagnostics)
@@ -390,8 +430,14 @@ def plan_of(program: Callable[[], None], stack: str = "test", account_id: str = 
 def _ordered(registrations: list[_Registration]) -> list[_Registration]:
     """Parents and dependencies first, ties broken by URN: stable across runs whatever the scheduling."""
     by_urn = {r.urn: r for r in registrations}
-    needs = {r.urn: {u for u in [r.parent, *r.dependencies, (r.provider or "").rsplit("::", 1)[0]]
-                     if u and u in by_urn and u != r.urn} for r in registrations}
+    needs = {
+        r.urn: {
+            u
+            for u in [r.parent, *r.dependencies, (r.provider or "").rsplit("::", 1)[0]]
+            if u and u in by_urn and u != r.urn
+        }
+        for r in registrations
+    }
     waiting_on: dict[str, list[str]] = {}
     for urn, deps in needs.items():
         for dep in deps:
@@ -409,8 +455,12 @@ def _ordered(registrations: list[_Registration]) -> list[_Registration]:
     return out
 
 
-def _to_preview_json(config: dict[str, str], secret_keys: list[str], registrations: list[_Registration],
-                     diagnostics: list[dict[str, str]]) -> dict[str, Any]:
+def _to_preview_json(
+    config: dict[str, str],
+    secret_keys: list[str],
+    registrations: list[_Registration],
+    diagnostics: list[dict[str, str]],
+) -> dict[str, Any]:
     steps = []
     for reg in _ordered(registrations):
         state: dict[str, Any] = {"urn": reg.urn, "custom": reg.custom, "type": reg.type}

@@ -8,6 +8,7 @@ unknown: the digest and reference of an image built in the same update.
 from __future__ import annotations
 
 import hashlib
+
 import pulumi
 
 from .stackfile import SECRET_PLACEHOLDER
@@ -40,14 +41,19 @@ class OfflineMocks(pulumi.runtime.Mocks):
             resource_id = f"{_short(t, name, n=8)}-offline-provider"
         elif t == "pulumi:pulumi:StackReference":
             output_names = list(self.reference_outputs)
-            outputs = {"name": inputs.get("name", name),
-                       "outputs": {o: f"{SECRET_PLACEHOLDER}-{o}" for o in output_names},
-                       "secretOutputNames": output_names}
+            outputs = {
+                "name": inputs.get("name", name),
+                "outputs": {o: f"{SECRET_PLACEHOLDER}-{o}" for o in output_names},
+                "secretOutputNames": output_names,
+            }
             resource_id = inputs.get("name", name)
         elif t == "aws:ecr/repository:Repository":
             repo = inputs.get("name", name)
-            outputs.update(arn=f"arn:aws:ecr:{region}:{acct}:repository/{repo}", registryId=acct,
-                           repositoryUrl=f"{acct}.dkr.ecr.{region}.amazonaws.com/{repo}")
+            outputs.update(
+                arn=f"arn:aws:ecr:{region}:{acct}:repository/{repo}",
+                registryId=acct,
+                repositoryUrl=f"{acct}.dkr.ecr.{region}.amazonaws.com/{repo}",
+            )
             resource_id = repo
         elif t == "aws:iam/role:Role":
             role = inputs.get("name") or f"{name}-{suffix}"
@@ -56,14 +62,22 @@ class OfflineMocks(pulumi.runtime.Mocks):
         elif t == "aws:lambda/function:Function":
             fn = inputs.get("name") or f"{name}-{suffix}"
             arn = f"arn:aws:lambda:{region}:{acct}:function:{fn}"
-            outputs.update(arn=arn, name=fn, version="1", qualifiedArn=f"{arn}:1",
-                           invokeArn=f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations")
+            outputs.update(
+                arn=arn,
+                name=fn,
+                version="1",
+                qualifiedArn=f"{arn}:1",
+                invokeArn=f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations",
+            )
             resource_id = fn
         elif t == "aws:lambda/alias:Alias":
-            outputs.update(arn=f"arn:aws:lambda:{region}:{acct}:function:{inputs.get('functionName')}:{inputs.get('name')}")
+            outputs.update(
+                arn=f"arn:aws:lambda:{region}:{acct}:function:{inputs.get('functionName')}:{inputs.get('name')}"
+            )
         elif t == "aws:lambda/functionUrl:FunctionUrl":
-            outputs.update(functionUrl=f"https://{_short(t, name, n=32)}.lambda-url.{region}.on.aws/",
-                           urlId=_short(t, name, n=32))
+            outputs.update(
+                functionUrl=f"https://{_short(t, name, n=32)}.lambda-url.{region}.on.aws/", urlId=_short(t, name, n=32)
+            )
         elif t == "aws:cloudwatch/logGroup:LogGroup":
             group = inputs.get("name") or f"{name}-{suffix}"
             outputs.update(arn=f"arn:aws:logs:{region}:{acct}:log-group:{group}", name=group)
@@ -77,9 +91,15 @@ class OfflineMocks(pulumi.runtime.Mocks):
         token, inputs = args.token, args.args
         if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             registry = inputs.get("registryId") or self.account_id
-            return {"authorizationToken": SECRET_PLACEHOLDER, "userName": "AWS", "password": SECRET_PLACEHOLDER,
-                    "proxyEndpoint": f"https://{registry}.dkr.ecr.{self.region}.amazonaws.com",
-                    "expiresAt": "2000-01-01T12:00:00Z", "id": self.region, "registryId": registry}
+            return {
+                "authorizationToken": SECRET_PLACEHOLDER,
+                "userName": "AWS",
+                "password": SECRET_PLACEHOLDER,
+                "proxyEndpoint": f"https://{registry}.dkr.ecr.{self.region}.amazonaws.com",
+                "expiresAt": "2000-01-01T12:00:00Z",
+                "id": self.region,
+                "registryId": registry,
+            }
         if token == "docker:index/getRegistryImage:getRegistryImage":
             name = inputs.get("name", "")
             digest = "sha256:" + hashlib.sha256(f"offline:{name}".encode()).hexdigest()

@@ -12,10 +12,27 @@ from .check import POLICIES_DIR, load_policy_config, resolve, rule_standards
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 PSS_CONTROLS = {
-    "baseline": ("HostProcess", "Host Namespaces", "Privileged Containers", "Capabilities", "HostPath Volumes",
-                 "Host Ports", "AppArmor", "SELinux", "/proc Mount Type", "Seccomp", "Sysctls"),
-    "restricted": ("Volume Types", "Privilege Escalation", "Running as Non-root", "Running as Non-root user",
-                   "Seccomp", "Capabilities"),
+    "baseline": (
+        "HostProcess",
+        "Host Namespaces",
+        "Privileged Containers",
+        "Capabilities",
+        "HostPath Volumes",
+        "Host Ports",
+        "AppArmor",
+        "SELinux",
+        "/proc Mount Type",
+        "Seccomp",
+        "Sysctls",
+    ),
+    "restricted": (
+        "Volume Types",
+        "Privilege Escalation",
+        "Running as Non-root",
+        "Running as Non-root user",
+        "Seccomp",
+        "Capabilities",
+    ),
 }
 """Every control of the two profiles, as https://kubernetes.io/docs/concepts/security/pod-security-standards/
 lists them."""
@@ -28,8 +45,11 @@ def _levels() -> dict[str, dict[str, str]]:
 
 
 def _rules_for(standards, standard: str, control: str) -> list[str]:
-    return sorted(rule for rule, cites in standards.CITATIONS.items()
-                  if any(c.standard == standard and c.control == control for c in cites))
+    return sorted(
+        rule
+        for rule, cites in standards.CITATIONS.items()
+        if any(c.standard == standard and c.control == control for c in cites)
+    )
 
 
 def parity_markdown() -> str:
@@ -43,13 +63,24 @@ def parity_markdown() -> str:
     for profile, controls in PSS_CONTROLS.items():
         for control in controls:
             rules = _rules_for(standards, f"PSS {profile}", control)
-            lines.append(f"| {profile} | {control} | {', '.join(f'`{r}`' for r in rules) or '**none**'} | "
-                         f"{enforcement(rules)} |")
-    lines += ["", "AWS Foundational Security Best Practices (FSBP) controls of the services the program uses (ECR, Lambda, IAM,",
-              "S3; FSBP has none for CloudWatch Logs), and the one Security Hub control outside FSBP the pack adds:", "",
-              "| AWS control | rule | dev / staging / prod |", "| --- | --- | --- |"]
-    aws = {(c.standard, c.control): c for cites in standards.CITATIONS.values() for c in cites
-           if c.standard in ("AWS FSBP", "Security Hub")}
+            lines.append(
+                f"| {profile} | {control} | {', '.join(f'`{r}`' for r in rules) or '**none**'} | "
+                f"{enforcement(rules)} |"
+            )
+    lines += [
+        "",
+        "AWS Foundational Security Best Practices (FSBP) controls of the services the program uses (ECR, Lambda, IAM,",
+        "S3; FSBP has none for CloudWatch Logs), and the one Security Hub control outside FSBP the pack adds:",
+        "",
+        "| AWS control | rule | dev / staging / prod |",
+        "| --- | --- | --- |",
+    ]
+    aws = {
+        (c.standard, c.control): c
+        for cites in standards.CITATIONS.values()
+        for c in cites
+        if c.standard in ("AWS FSBP", "Security Hub")
+    }
     aws.update({(c.standard, c.control): c for c, _ in standards.NOT_APPLICABLE})
     reasons = {(c.standard, c.control): why for c, why in standards.NOT_APPLICABLE}
 

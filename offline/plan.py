@@ -96,21 +96,28 @@ class Plan:
                 state = new
             else:
                 continue
-            out.append(PlannedResource(
-                urn=step["urn"], type=state.get("type") or _type_of(step["urn"]), op=op,
-                inputs=mask_secrets(state.get("inputs") or {}),
-                old_inputs=mask_secrets((old or {}).get("inputs")) if old else None,
-                parent=state.get("parent"), provider=state.get("provider"),
-                dependencies=tuple(state.get("dependencies") or ()), custom=state.get("custom", True),
-                property_dependencies=state.get("propertyDependencies") or {},
-                protect=bool(state.get("protect"))))
+            out.append(
+                PlannedResource(
+                    urn=step["urn"],
+                    type=state.get("type") or _type_of(step["urn"]),
+                    op=op,
+                    inputs=mask_secrets(state.get("inputs") or {}),
+                    old_inputs=mask_secrets((old or {}).get("inputs")) if old else None,
+                    parent=state.get("parent"),
+                    provider=state.get("provider"),
+                    dependencies=tuple(state.get("dependencies") or ()),
+                    custom=state.get("custom", True),
+                    property_dependencies=state.get("propertyDependencies") or {},
+                    protect=bool(state.get("protect")),
+                )
+            )
         return out
 
     def stack_name(self) -> str | None:
         for step in self.steps:
             parts = step.get("urn", "").split("::")
             if len(parts) >= 2 and parts[0].startswith("urn:pulumi:"):
-                return parts[0][len("urn:pulumi:"):]
+                return parts[0][len("urn:pulumi:") :]
         return None
 
 
@@ -123,8 +130,11 @@ def from_json(data: Any, source: str = "<plan>") -> Plan:
     preview, steps of the wrong shape) is a PlanError naming what is wrong."""
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
         raise PlanError(f"{source}: not a `pulumi preview --json` document (no steps list)")
-    errors = [d.get("message", "").strip() for d in data.get("diagnostics") or []
-              if isinstance(d, dict) and d.get("severity") == "error"]
+    errors = [
+        d.get("message", "").strip()
+        for d in data.get("diagnostics") or []
+        if isinstance(d, dict) and d.get("severity") == "error"
+    ]
     if errors:
         raise PlanError(f"{source}: the preview failed, so it plans nothing: {errors[0][:300]}")
     for i, step in enumerate(data["steps"]):
@@ -134,8 +144,7 @@ def from_json(data: Any, source: str = "<plan>") -> Plan:
             raise PlanError(f"{source}: steps[{i}].op is not a string")
         for key in ("newState", "oldState"):
             state = step.get(key)
-            if state is not None and (not isinstance(state, dict)
-                                      or not isinstance(state.get("inputs", {}), dict)):
+            if state is not None and (not isinstance(state, dict) or not isinstance(state.get("inputs", {}), dict)):
                 raise PlanError(f"{source}: steps[{i}].{key} is not a resource state")
     if data.get("config") is not None and not isinstance(data["config"], dict):
         raise PlanError(f"{source}: config is not an object")

@@ -15,11 +15,12 @@ from typing import Any
 
 from components.config import StackConfig
 
-
 DAEMON_NAMESPACE = "kube-system"
 DCGM = "DCGM reads GPU counters through the NVIDIA driver as root with SYS_ADMIN; it runs only on GPU nodes, without a service-account token"
 DEVICE_PLUGIN = "the NVIDIA device plugin registers a socket in the kubelet's root-owned directory; it runs only on AL2023 GPU nodes"
-DEVICE_PLUGIN_PROBES = "the NVIDIA device plugin serves no HTTP endpoint to probe; the kubelet restarts it when its socket goes"
+DEVICE_PLUGIN_PROBES = (
+    "the NVIDIA device plugin serves no HTTP endpoint to probe; the kubelet restarts it when its socket goes"
+)
 DAEMON_PREFIXES = ("dcgm-exporter-", "nvidia-device-plugin-")
 
 
@@ -31,21 +32,26 @@ def derived_settings(cfg: StackConfig) -> dict[str, dict[str, Any]]:
         "lambda-image-pinned": {"repositoryPrefixes": [f"{ecr}/{cfg.registry.repository_prefix}/"]},
         "gpu-cost-ceiling": {"budgetUsd": _number(cfg.budget.monthly_gpu_usd), "region": cfg.cluster.region},
     }
-    exemptions: dict[str, list[dict[str, str]]] = {"k8s-run-as-non-root": [], "k8s-drop-capabilities": [],
-                                                   "k8s-probes": []}
+    exemptions: dict[str, list[dict[str, str]]] = {
+        "k8s-run-as-non-root": [],
+        "k8s-drop-capabilities": [],
+        "k8s-probes": [],
+    }
     host_paths = []
     for pool_name, pool in sorted(cfg.gpu_pools.items()):
         dcgm = {"kind": "DaemonSet", "namespace": DAEMON_NAMESPACE, "name": f"dcgm-exporter-{pool_name}"}
         exemptions["k8s-run-as-non-root"].append({**dcgm, "reason": DCGM})
         exemptions["k8s-drop-capabilities"].append({**dcgm, "reason": DCGM})
-        host_paths.append({"namespace": DAEMON_NAMESPACE, "name": dcgm["name"],
-                           "path": "/var/lib/kubelet/pod-resources"})
+        host_paths.append(
+            {"namespace": DAEMON_NAMESPACE, "name": dcgm["name"], "path": "/var/lib/kubelet/pod-resources"}
+        )
         if pool.ami_family == "al2023":  # Bottlerocket's NVIDIA variants run their own device plugin
             plugin = {"kind": "DaemonSet", "namespace": DAEMON_NAMESPACE, "name": f"nvidia-device-plugin-{pool_name}"}
             exemptions["k8s-run-as-non-root"].append({**plugin, "reason": DEVICE_PLUGIN})
             exemptions["k8s-probes"].append({**plugin, "reason": DEVICE_PLUGIN_PROBES})
-            host_paths.append({"namespace": DAEMON_NAMESPACE, "name": plugin["name"],
-                               "path": "/var/lib/kubelet/device-plugins"})
+            host_paths.append(
+                {"namespace": DAEMON_NAMESPACE, "name": plugin["name"], "path": "/var/lib/kubelet/device-plugins"}
+            )
     for rule, entries in exemptions.items():
         settings[rule] = {"exemptions": entries}
     settings["k8s-no-hostpath"] = {"allowlist": host_paths}

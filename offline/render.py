@@ -22,6 +22,8 @@ _SAFE_SEGMENT = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
 
 class RenderError(Exception):
     """A plan or output directory render refuses: nothing is written."""
+
+
 _FIRST_KEYS = ("apiVersion", "kind", "metadata")
 
 
@@ -60,10 +62,10 @@ def file_name(doc: dict[str, Any]) -> str:
     meta = doc.get("metadata") or {}
     namespace, kind, name = meta.get("namespace"), str(doc.get("kind", "")).lower(), meta.get("name", "unnamed")
     for what, value in (("namespace", namespace), ("kind", kind), ("name", name)):
-        if value is not None and not (isinstance(value, str) and _SAFE_SEGMENT.fullmatch(value)
-                                      and ".." not in value):
-            raise RenderError(f"{what} {value!r} of a {doc.get('kind')} is not a Kubernetes name; refusing to "
-                              "write a file for it")
+        if value is not None and not (isinstance(value, str) and _SAFE_SEGMENT.fullmatch(value) and ".." not in value):
+            raise RenderError(
+                f"{what} {value!r} of a {doc.get('kind')} is not a Kubernetes name; refusing to " "write a file for it"
+            )
     return f"{namespace or '_cluster'}/{kind}-{name}.yaml"
 
 

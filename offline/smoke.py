@@ -38,9 +38,15 @@ def smoke(cfg: StackConfig, stack: str, session: boto3.session.Session | None = 
             continue
         function, alias = function_name_for(stack, name), LIVE_ALIAS
         target = f"{function}:{alias}"
-        client = session.client("lambda", region_name=cfg.cluster.region, config=botocore.config.Config(
-            retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=5,
-            read_timeout=model.serverless.timeout_seconds + 5))
+        client = session.client(
+            "lambda",
+            region_name=cfg.cluster.region,
+            config=botocore.config.Config(
+                retries={"mode": "standard", "total_max_attempts": 3},
+                connect_timeout=5,
+                read_timeout=model.serverless.timeout_seconds + 5,
+            ),
+        )
         payload = json.dumps(model.serverless.sample_payload).encode()
         try:
             # The alias first: its description says which model version it serves, and it names the
@@ -48,25 +54,38 @@ def smoke(cfg: StackConfig, stack: str, session: boto3.session.Session | None = 
             described = client.get_alias(FunctionName=function, Name=alias)
             version = described["FunctionVersion"]
             if described.get("Description") != alias_description(model.version):
-                results.append(SmokeResult(name, target, "fail", None, None,
-                                           f"the {alias} alias serves {described.get('Description') or 'an unknown version'}, "
-                                           f"not model version {model.version}: deploy this version first"))
+                results.append(
+                    SmokeResult(
+                        name,
+                        target,
+                        "fail",
+                        None,
+                        None,
+                        f"the {alias} alias serves {described.get('Description') or 'an unknown version'}, "
+                        f"not model version {model.version}: deploy this version first",
+                    )
+                )
                 continue
             started = time.perf_counter()
             answer = client.invoke(FunctionName=function, Qualifier=alias, Payload=payload)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ResourceNotFoundException" and mode == "auto":
-                results.append(SmokeResult(name, target, "skipped", None, None,
-                                           "not deployed: auto placed the model on its GPU pool"))
+                results.append(
+                    SmokeResult(
+                        name, target, "skipped", None, None, "not deployed: auto placed the model on its GPU pool"
+                    )
+                )
                 continue
             if code in ("AccessDeniedException", "AccessDenied"):
-                detail = (f"{code}: the credentials lack lambda:GetAlias or lambda:InvokeFunction "
-                          f"on {function}")
+                detail = f"{code}: the credentials lack lambda:GetAlias or lambda:InvokeFunction " f"on {function}"
             else:
                 detail = f"{code}: {exc.response.get('Error', {}).get('Message', '')}".strip()
-            results.append(SmokeResult(name, target, "fail", exc.response.get("ResponseMetadata", {}).get(
-                "HTTPStatusCode"), None, detail))
+            results.append(
+                SmokeResult(
+                    name, target, "fail", exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"), None, detail
+                )
+            )
             continue
         except BotoCoreError as exc:
             results.append(SmokeResult(name, target, "fail", None, None, str(exc)))
@@ -75,11 +94,20 @@ def smoke(cfg: StackConfig, stack: str, session: boto3.session.Session | None = 
         body = answer["Payload"].read()
         status = answer.get("StatusCode")
         if answer.get("FunctionError"):
-            results.append(SmokeResult(name, target, "fail", status, latency,
-                                       f"function error {answer['FunctionError']}: {body[:200].decode(errors='replace')}"))
+            results.append(
+                SmokeResult(
+                    name,
+                    target,
+                    "fail",
+                    status,
+                    latency,
+                    f"function error {answer['FunctionError']}: {body[:200].decode(errors='replace')}",
+                )
+            )
         elif status and 200 <= status < 300:
-            results.append(SmokeResult(name, target, "ok", status, latency,
-                                       f"version {version} answered {len(body)} bytes"))
+            results.append(
+                SmokeResult(name, target, "ok", status, latency, f"version {version} answered {len(body)} bytes")
+            )
         else:
             results.append(SmokeResult(name, target, "fail", status, latency, "unexpected status"))
     return results

@@ -37,7 +37,7 @@ class Project:
     config_defaults: dict[str, Any] = field(default_factory=dict)
 
     def stacks(self) -> list[str]:
-        return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in self.stack_dir.glob("Pulumi.*.yaml"))
+        return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in self.stack_dir.glob("Pulumi.*.yaml"))
 
     def stack_file(self, stack: str) -> Path:
         return self.stack_dir / f"Pulumi.{stack}.yaml"
@@ -58,7 +58,7 @@ def stack_name_of(path: Path) -> str:
     """`Pulumi.<stack>.yaml` -> `<stack>`; any other file name is the stack name without suffix."""
     name = path.name
     if name.startswith("Pulumi.") and name.endswith((".yaml", ".yml")):
-        return name[len("Pulumi."):].rsplit(".", 1)[0]
+        return name[len("Pulumi.") :].rsplit(".", 1)[0]
     return path.stem
 
 
@@ -71,8 +71,9 @@ def load_project(root: Path = PROJECT_ROOT) -> Project:
             defaults[full] = spec.get("value", spec.get("default"))
         elif not isinstance(spec, dict):
             defaults[full] = spec
-    return Project(root, data["name"], root / data.get("main", "__main__.py"),
-                   root / data.get("stackConfigDir", "."), defaults)
+    return Project(
+        root, data["name"], root / data.get("main", "__main__.py"), root / data.get("stackConfigDir", "."), defaults
+    )
 
 
 def load_stack(stack: str, project: Project | None = None, stack_file: Path | None = None) -> StackSettings:
@@ -149,8 +150,7 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: 
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -170,7 +170,7 @@ def _read_yaml(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise StackConfigError([f"{path.name}: not UTF-8 text (byte {exc.start})"]) from None
     try:
-        data = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+        data = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
@@ -201,9 +201,9 @@ def _check_plain(value: Any, where: str, problems: list[str], seen: list[int]) -
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _check_plain(item, f"{here}[{i}]", problems, seen)
-    elif isinstance(value, (datetime.date, datetime.datetime)):
+    elif isinstance(value, datetime.date | datetime.datetime):
         problems.append(f"{here}: an unquoted date ({value}); quote it, config values are strings")
-    elif isinstance(value, (bytes, set, frozenset)):
+    elif isinstance(value, bytes | set | frozenset):
         problems.append(f"{here}: a {type(value).__name__} value (a YAML !!binary or !!set tag); not a config value")
-    elif value is not None and not isinstance(value, (str, int, float, bool)):
+    elif value is not None and not isinstance(value, str | int | float | bool):
         problems.append(f"{here}: a {type(value).__name__} value; not a config value")

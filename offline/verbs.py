@@ -59,9 +59,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     report = check_plan(_plan_from(args), args)
     artifact = args.plan or f"stacks/Pulumi.{args.stack}.yaml"
-    text = {"table": lambda: check.format_table(report) + "\n", "json": lambda: check.format_json(report),
-            "markdown": lambda: check.format_markdown(report),
-            "sarif": lambda: check.format_sarif(report, artifact)}[args.format]()
+    text = {
+        "table": lambda: check.format_table(report) + "\n",
+        "json": lambda: check.format_json(report),
+        "markdown": lambda: check.format_markdown(report),
+        "sarif": lambda: check.format_sarif(report, artifact),
+    }[args.format]()
     write_output(text, args.out)
     return EXIT_POLICY if report.mandatory_failures else EXIT_OK
 
@@ -77,8 +80,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
     except PlanError as exc:
         raise UsageError(str(exc)) from None
     result = diff.diff_plans(*plans) if len(plans) == 2 else diff.diff_steps(plans[0])
-    text = {"text": lambda: diff.format_text(result), "markdown": lambda: diff.format_markdown(result),
-            "json": lambda: json.dumps(diff.to_json(result), indent=2) + "\n"}[args.format]()
+    text = {
+        "text": lambda: diff.format_text(result),
+        "markdown": lambda: diff.format_markdown(result),
+        "json": lambda: json.dumps(diff.to_json(result), indent=2) + "\n",
+    }[args.format]()
     write_output(text, args.out)
     # A real preview fails on a protected resource's delete or replace: so does the diff.
     return EXIT_POLICY if result.refused else EXIT_OK
@@ -87,7 +93,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def _budget_and_region(args: argparse.Namespace) -> tuple[str, float | None]:
     if getattr(args, "stack", None):
         model = _settings(args).model
-        return args.region or model.cluster.region, args.budget if args.budget is not None else model.budget.monthly_gpu_usd
+        return (
+            args.region or model.cluster.region,
+            args.budget if args.budget is not None else model.budget.monthly_gpu_usd,
+        )
     return args.region or "us-east-1", args.budget
 
 
@@ -111,8 +120,11 @@ def cmd_comment(args: argparse.Namespace) -> int:
             base = from_json(comment.plan_at_revision(args.base, args.stack), f"{args.stack}@{args.base}")
         else:
             raise UsageError("give --base REF or --base-plan FILE")
-        head = (load_plan(args.head_plan) if args.head_plan
-                else from_json(plan_settings(_settings(args)), f"stack {args.stack}"))
+        head = (
+            load_plan(args.head_plan)
+            if args.head_plan
+            else from_json(plan_settings(_settings(args)), f"stack {args.stack}")
+        )
     except (PlanError, comment.BaseRevisionError) as exc:
         raise UsageError(str(exc)) from None
     report = check_plan(head, args)
@@ -168,9 +180,14 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def register(verb) -> None:
-    check = verb("check", cmd_check, "Run the policy pack over a stack's plan or any preview-JSON file "
-                 "(exit 1 when a mandatory rule fails).")
-    check.add_argument("--stack", default=None, help="stack to plan and check (policy config: policies/config/<stack>.json)")
+    check = verb(
+        "check",
+        cmd_check,
+        "Run the policy pack over a stack's plan or any preview-JSON file " "(exit 1 when a mandatory rule fails).",
+    )
+    check.add_argument(
+        "--stack", default=None, help="stack to plan and check (policy config: policies/config/<stack>.json)"
+    )
     check.add_argument("--plan", metavar="FILE", help="check this preview-JSON file (ours or `pulumi preview --json`)")
     check.add_argument("--policy-config", metavar="FILE", help="a --policy-pack-config JSON file")
     check.add_argument("--format", choices=["table", "json", "markdown", "sarif"], default="table")
@@ -181,8 +198,11 @@ def register(verb) -> None:
     diff.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     diff.add_argument("--out", metavar="PATH|-", default="-")
 
-    cost = verb("cost", cmd_cost, "Monthly GPU ceiling, expected cost at min replicas and serverless cap, "
-                "against the budget.")
+    cost = verb(
+        "cost",
+        cmd_cost,
+        "Monthly GPU ceiling, expected cost at min replicas and serverless cap, " "against the budget.",
+    )
     cost.add_argument("--stack", default=None, help="stack to plan (budget and region from its config)")
     cost.add_argument("--plan", metavar="FILE", help="price this preview-JSON file instead")
     cost.add_argument("--region", help="price list region (default: the stack's, else us-east-1)")
@@ -190,8 +210,12 @@ def register(verb) -> None:
     cost.add_argument("--format", choices=["text", "json"], default="text")
     cost.add_argument("--out", metavar="PATH|-", default="-")
 
-    comment = verb("comment", cmd_comment, "The pull-request comment for one stack: changes against a base, "
-                   "policy verdicts and the cost ceiling before and after (exit 1 on a mandatory failure).")
+    comment = verb(
+        "comment",
+        cmd_comment,
+        "The pull-request comment for one stack: changes against a base, "
+        "policy verdicts and the cost ceiling before and after (exit 1 on a mandatory failure).",
+    )
     comment.add_argument("--stack", required=True, help="stack name")
     comment.add_argument("--base", metavar="REF", help="git revision to compare with (e.g. origin/main)")
     comment.add_argument("--base-plan", metavar="FILE", help="or a preview-JSON file of the base")
@@ -206,13 +230,21 @@ def register(verb) -> None:
     render.add_argument("--plan", metavar="FILE", help="render this preview-JSON file instead of planning")
     render.add_argument("--out", metavar="DIR", required=True, help="output directory")
 
-    policy = verb("policy-config", cmd_policy_config, "Print (or --write) a stack's policy-pack config with the "
-                  "settings its stack file decides: registries, repository prefix, GPU budget and region.")
+    policy = verb(
+        "policy-config",
+        cmd_policy_config,
+        "Print (or --write) a stack's policy-pack config with the "
+        "settings its stack file decides: registries, repository prefix, GPU budget and region.",
+    )
     policy.add_argument("--stack", default="dev", help="stack name (default: dev)")
     policy.add_argument("--write", action="store_true", help="update policies/config/<stack>.json in place")
 
-    parity = verb("parity", cmd_parity, "Print the README's parity tables: each Pod Security Standards and AWS "
-                  "control, the rule that implements it, its enforcement per environment.")
+    parity = verb(
+        "parity",
+        cmd_parity,
+        "Print the README's parity tables: each Pod Security Standards and AWS "
+        "control, the rule that implements it, its enforcement per environment.",
+    )
     parity.add_argument("--out", metavar="PATH|-", default="-")
 
     smoke = verb("smoke", cmd_smoke, "Invoke each deployed serverless fallback with its sample payload.")

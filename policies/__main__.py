@@ -4,9 +4,13 @@ Run by the Pulumi CLI: `pulumi preview --policy-pack policies --policy-pack-conf
 Constructing PolicyPack starts the analyzer's gRPC server and never returns: nothing may import this file.
 """
 
-from pulumi_policy import (EnforcementLevel, PolicyConfigSchema, PolicyPack, ResourceValidationPolicy,
-                           StackValidationPolicy)
-
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyPack,
+    ResourceValidationPolicy,
+    StackValidationPolicy,
+)
 from rules import RULES
 from rules.adapters import resource_validator, stack_validator
 from rules.standards import cited
@@ -16,10 +20,12 @@ def _policy(rule):
     schema = PolicyConfigSchema(properties=rule.config_schema())
     description = cited(rule.id, rule.description)
     if rule.scope == "stack":
-        return StackValidationPolicy(name=rule.id, description=description, validate=stack_validator(rule),
-                                     config_schema=schema)
-    return ResourceValidationPolicy(name=rule.id, description=description, validate=resource_validator(rule),
-                                    config_schema=schema)
+        return StackValidationPolicy(
+            name=rule.id, description=description, validate=stack_validator(rule), config_schema=schema
+        )
+    return ResourceValidationPolicy(
+        name=rule.id, description=description, validate=resource_validator(rule), config_schema=schema
+    )
 
 
 PolicyPack(name="modelops", enforcement_level=EnforcementLevel.ADVISORY, policies=[_policy(r) for r in RULES])

@@ -28,8 +28,9 @@ class MotoServer:
     def __init__(self):
         self.port = free_port()
         exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
-        self.process = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -64,7 +65,11 @@ _QUOTA_ERRORS = {
     "throttle": (400, "ThrottlingException", "Rate exceeded"),
     "denied": (400, "AccessDeniedException", "User is not authorized to perform servicequotas:GetServiceQuota"),
     "500": (500, "ServiceException", "internal error"),
-    "missing": (400, "NoSuchResourceException", "The request failed because the specified service quota does not exist."),
+    "missing": (
+        400,
+        "NoSuchResourceException",
+        "The request failed because the specified service quota does not exist.",
+    ),
 }
 
 
@@ -112,11 +117,14 @@ class FaultyAws:
             def _error(self, service: str, kind: str):
                 if service == "quotas":
                     status, code, message = _QUOTA_ERRORS[kind]
-                    return self._send(status, json.dumps({"__type": code, "message": message}).encode(),
-                                      "application/x-amz-json-1.1")
+                    return self._send(
+                        status, json.dumps({"__type": code, "message": message}).encode(), "application/x-amz-json-1.1"
+                    )
                 status, code, message = _EC2_ERRORS[kind]
-                xml = (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
-                       "<RequestID>fault</RequestID></Response>")
+                xml = (
+                    f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+                    "<RequestID>fault</RequestID></Response>"
+                )
                 return self._send(status, xml.encode(), "text/xml")
 
             def _quota(self, operation: str, request: dict):
@@ -124,8 +132,13 @@ class FaultyAws:
                 table = owner.default_quotas if operation == "GetAWSDefaultServiceQuota" else owner.quotas
                 if code not in table:
                     return self._error("quotas", "missing")
-                quota = {"ServiceCode": "ec2", "QuotaCode": code, "Value": table[code], "Unit": "None",
-                         "QuotaName": code}
+                quota = {
+                    "ServiceCode": "ec2",
+                    "QuotaCode": code,
+                    "Value": table[code],
+                    "Unit": "None",
+                    "QuotaName": code,
+                }
                 return self._send(200, json.dumps({"Quota": quota}).encode(), "application/x-amz-json-1.1")
 
             def _forward(self, body: bytes):

@@ -27,8 +27,12 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
             if node.pop("x-kubernetes-int-or-string", False):
                 node.pop("type", None)
                 node.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
-            if node.get("type") == "object" and "properties" in node and "additionalProperties" not in node \
-                    and not node.get("x-kubernetes-preserve-unknown-fields"):
+            if (
+                node.get("type") == "object"
+                and "properties" in node
+                and "additionalProperties" not in node
+                and not node.get("x-kubernetes-preserve-unknown-fields")
+            ):
                 node["additionalProperties"] = False
             for value in node.values():
                 walk(value)
@@ -55,7 +59,8 @@ def _raw_crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
 _K8S_CEL_FUNCTIONS = {
     "find": lambda s, pattern: celpy.celtypes.StringType((re.search(str(pattern), str(s)) or [""])[0]),
     "findAll": lambda s, pattern: celpy.celtypes.ListType(
-        [celpy.celtypes.StringType(m) for m in re.findall(str(pattern), str(s))]),
+        [celpy.celtypes.StringType(m) for m in re.findall(str(pattern), str(s))]
+    ),
     "lowerAscii": lambda s: celpy.celtypes.StringType(str(s).lower()),
     "split": lambda s, sep: celpy.celtypes.ListType([celpy.celtypes.StringType(p) for p in str(s).split(str(sep))]),
 }

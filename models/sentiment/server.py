@@ -19,13 +19,14 @@ NEGATIVE = {"bad", "slow", "rude", "hate", "terrible", "broken", "sad", "useless
 # series exists from the start, so rate() and the error ratio have something to read before a first error.
 REQUESTS = {"2xx": 0, "4xx": 0, "5xx": 0}
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-LATENCY = {"counts": [0] * len(LATENCY_BUCKETS), "sum": 0.0, "count": 0}
+BUCKET_COUNTS = [0] * len(LATENCY_BUCKETS)
+LATENCY = {"sum": 0.0, "count": 0.0}
 
 
 def observe_latency(seconds: float) -> None:
     for i, bound in enumerate(LATENCY_BUCKETS):
         if seconds <= bound:
-            LATENCY["counts"][i] += 1
+            BUCKET_COUNTS[i] += 1
     LATENCY["sum"] += seconds
     LATENCY["count"] += 1
 
@@ -34,11 +35,13 @@ def exposition() -> str:
     lines = ["# TYPE http_requests_total counter"]
     lines += [f'http_requests_total{{status="{k}"}} {v}' for k, v in REQUESTS.items()]
     lines.append("# TYPE http_request_duration_seconds histogram")
-    lines += [f'http_request_duration_seconds_bucket{{le="{bound}"}} {count}'
-              for bound, count in zip(LATENCY_BUCKETS, LATENCY["counts"])]
-    lines.append(f'http_request_duration_seconds_bucket{{le="+Inf"}} {LATENCY["count"]}')
+    lines += [
+        f'http_request_duration_seconds_bucket{{le="{bound}"}} {count}'
+        for bound, count in zip(LATENCY_BUCKETS, BUCKET_COUNTS, strict=True)
+    ]
+    lines.append(f'http_request_duration_seconds_bucket{{le="+Inf"}} {LATENCY["count"]:g}')
     lines.append(f"http_request_duration_seconds_sum {LATENCY['sum']}")
-    lines.append(f"http_request_duration_seconds_count {LATENCY['count']}")
+    lines.append(f"http_request_duration_seconds_count {LATENCY['count']:g}")
     return "\n".join(lines) + "\n"
 
 
@@ -82,7 +85,7 @@ class Handler(BaseHTTPRequestHandler):
         started = time.perf_counter()
         try:
             status, body = self._predict()
-        except Exception:  # noqa: BLE001 - any failure of the model is the server's error, counted as one
+        except Exception:
             status, body = 500, b'{"error": "internal error"}'
         REQUESTS[f"{status // 100}xx"] += 1
         observe_latency(time.perf_counter() - started)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .framework import Rule, StackResource, is_exempt, k8s_kind, object_name, object_namespace, rule_settings
 
@@ -23,6 +24,7 @@ def resource_validator(rule: Rule) -> Callable[[Any, Callable[..., None]], None]
             return
         for message in rule.check(args.resource_type, args.props, settings):
             report_violation(message)
+
     return validate
 
 
@@ -33,4 +35,5 @@ def stack_validator(rule: Rule) -> Callable[[Any, Callable[..., None]], None]:
         for resource, message in rule.check(resources, settings):
             if not is_exempt(settings, *identity(resource.type, resource.props, resource.name)):
                 report_violation(message, resource.urn)
+
     return validate

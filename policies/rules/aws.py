@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from typing import Any, Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from .framework import StackResource, as_list, as_map, is_full_digest, resource_rule, split_image, stack_rule
 
@@ -13,8 +13,12 @@ ECR_REPOSITORY = "aws:ecr/repository:Repository"
 ECR_POLICY = "aws:ecr/repositoryPolicy:RepositoryPolicy"
 ECR_LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
 LAMBDA_FUNCTION = "aws:lambda/function:Function"
-IAM_POLICY_TYPES = {"aws:iam/policy:Policy", "aws:iam/rolePolicy:RolePolicy", "aws:iam/userPolicy:UserPolicy",
-                    "aws:iam/groupPolicy:GroupPolicy"}
+IAM_POLICY_TYPES = {
+    "aws:iam/policy:Policy",
+    "aws:iam/rolePolicy:RolePolicy",
+    "aws:iam/userPolicy:UserPolicy",
+    "aws:iam/groupPolicy:GroupPolicy",
+}
 BUCKET_TYPES = {"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"}
 _READ_VERBS = ("Get", "List", "Describe", "Head", "BatchGet", "Query", "Scan", "Search", "View", "Lookup", "Select")
 
@@ -35,7 +39,7 @@ def _statements(policy: Any) -> list[Mapping[str, Any]] | None:
 
 
 def _listed(value: Any) -> list[Any]:
-    return list(as_list(value)) if not isinstance(value, (str, Mapping)) else [value]
+    return list(as_list(value)) if not isinstance(value, str | Mapping) else [value]
 
 
 def _public_principal(statement: Mapping[str, Any]) -> bool:
@@ -59,16 +63,23 @@ def ecr_immutable_tags(resource_type: str, props: Mapping[str, Any], settings: d
         filters = [as_map(f).get("filter") for f in _listed(props.get("imageTagMutabilityExclusionFilters"))]
         loose = [f for f in filters if not (isinstance(f, str) and f.startswith(CACHE_TAG_PREFIX))]
         if loose:
-            yield (f"imageTagMutabilityExclusionFilters {loose} leave tags that can name images mutable; only "
-                   f"build-cache tags ({CACHE_TAG_PREFIX}*) may move")
+            yield (
+                f"imageTagMutabilityExclusionFilters {loose} leave tags that can name images mutable; only "
+                f"build-cache tags ({CACHE_TAG_PREFIX}*) may move"
+            )
     elif mutability != "IMMUTABLE":
-        yield (f"imageTagMutability is {props.get('imageTagMutability', 'MUTABLE (default)')}; set IMMUTABLE so a "
-               "tag always names the same image")
+        yield (
+            f"imageTagMutability is {props.get('imageTagMutability', 'MUTABLE (default)')}; set IMMUTABLE so a "
+            "tag always names the same image"
+        )
 
 
 @resource_rule("ecr-scan-on-push", "ECR repositories must scan images on push.")
 def ecr_scan_on_push(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    if resource_type == ECR_REPOSITORY and as_map(props.get("imageScanningConfiguration")).get("scanOnPush") is not True:
+    if (
+        resource_type == ECR_REPOSITORY
+        and as_map(props.get("imageScanningConfiguration")).get("scanOnPush") is not True
+    ):
         yield "imageScanningConfiguration.scanOnPush is not true; set it"
 
 
@@ -105,9 +116,18 @@ def lambda_permission_scoped(resource_type: str, props: Mapping[str, Any], setti
         yield "neither sourceArn nor sourceAccount is set; any resource of that principal could invoke it"
 
 
-@resource_rule("lambda-image-pinned", "Image Lambdas must run a digest-pinned image from the stack's ECR.",
-               settings={"repositoryPrefixes": {"type": "array", "items": {"type": "string"}, "default": [],
-                                                "description": "ECR prefixes the stack's functions may run from."}})
+@resource_rule(
+    "lambda-image-pinned",
+    "Image Lambdas must run a digest-pinned image from the stack's ECR.",
+    settings={
+        "repositoryPrefixes": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": [],
+            "description": "ECR prefixes the stack's functions may run from.",
+        }
+    },
+)
 def lambda_image_pinned(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if resource_type != LAMBDA_FUNCTION or props.get("packageType") != "Image":
         return
@@ -128,8 +148,13 @@ def ecr_lifecycle_policy(resources: list[StackResource], settings: dict) -> Iter
     governed = {r.props.get("repository") for r in resources if r.type == ECR_LIFECYCLE}
     for repository in resources:
         if repository.type == ECR_REPOSITORY and repository.props.get("name", repository.name) not in governed:
-            yield repository, ("no lifecycle policy names this repository: every pushed image (and build cache) is "
-                               "kept, and billed, forever; add an aws.ecr.LifecyclePolicy")
+            yield (
+                repository,
+                (
+                    "no lifecycle policy names this repository: every pushed image (and build cache) is "
+                    "kept, and billed, forever; add an aws.ecr.LifecyclePolicy"
+                ),
+            )
 
 
 @resource_rule("lambda-tracing", "Functions must have active X-Ray tracing.")
@@ -146,10 +171,12 @@ def lambda_concurrency_cap(resource_type: str, props: Mapping[str, Any], setting
 
 ADMIN_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
 """AWS managed policies that grant (nearly) everything: attaching one is Action '*' by another name."""
-ATTACHMENT_TYPES = {"aws:iam/rolePolicyAttachment:RolePolicyAttachment",
-                    "aws:iam/userPolicyAttachment:UserPolicyAttachment",
-                    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
-                    "aws:iam/policyAttachment:PolicyAttachment"}
+ATTACHMENT_TYPES = {
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
+    "aws:iam/policyAttachment:PolicyAttachment",
+}
 _MANAGED_ADMIN = re.compile(r"arn:aws[a-z-]*:iam::aws:policy/(?:[\w+=,.@-]+/)*(" + "|".join(ADMIN_POLICIES) + r")")
 _WIDE_RESOURCE = re.compile(r"\*|arn:[^:]+:[^:]*:[^:]*:[^:]*:\*|arn:[^:]+:s3:::\*")
 
@@ -171,8 +198,11 @@ def _managed_arns(resource_type: str, props: Mapping[str, Any]) -> Iterator[tupl
             yield f"managedPolicyArns[{i}]", str(arn)
 
 
-@resource_rule("iam-no-wildcard", "IAM policies must not allow Action '*' (nor NotAction, nor an AWS admin policy), "
-               "nor service-wide or write actions on every resource.")
+@resource_rule(
+    "iam-no-wildcard",
+    "IAM policies must not allow Action '*' (nor NotAction, nor an AWS admin policy), "
+    "nor service-wide or write actions on every resource.",
+)
 def iam_no_wildcard(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for where, arn in _managed_arns(resource_type, props):
         if _MANAGED_ADMIN.fullmatch(arn):
@@ -202,8 +232,11 @@ def _statement_findings(i: int, statement: Mapping[str, Any]) -> Iterator[str]:
     if service_wide and every_resource:
         yield f"Statement[{i}] allows every action of {service_wide} on every resource; list actions and resources"
         return
-    writes = [a for a in actions
-              if "*" in a.split(":", 1)[-1] or not a.split(":", 1)[-1].startswith(tuple(v.lower() for v in _READ_VERBS))]
+    writes = [
+        a
+        for a in actions
+        if "*" in a.split(":", 1)[-1] or not a.split(":", 1)[-1].startswith(tuple(v.lower() for v in _READ_VERBS))
+    ]
     if every_resource and writes:
         yield f"Statement[{i}] allows write actions {writes} on every resource; name the resources"
 

@@ -10,9 +10,9 @@ Exemptions are data in the policy config: `{"namespace": ..., "name": ..., "reas
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Literal
 
 Scope = Literal["resource", "stack"]
 ENFORCEMENT_LEVELS = ("advisory", "mandatory", "remediate", "disabled")
@@ -48,12 +48,18 @@ EXEMPTIONS_SCHEMA = {
     "type": "array",
     "default": [],
     "description": "Resources this rule does not apply to, each named exactly (kind, namespace, name) with the "
-                   "reason: a pattern would let a new resource borrow another's exemption.",
-    "items": {"type": "object", "required": ["kind", "name", "reason"], "additionalProperties": False,
-              "properties": {"kind": {"type": "string", "minLength": 1},
-                             "namespace": {"type": "string", "minLength": 1},
-                             "name": {"type": "string", "pattern": r"^[^*?\[\]]+$"},
-                             "reason": {"type": "string", "minLength": 1}}},
+    "reason: a pattern would let a new resource borrow another's exemption.",
+    "items": {
+        "type": "object",
+        "required": ["kind", "name", "reason"],
+        "additionalProperties": False,
+        "properties": {
+            "kind": {"type": "string", "minLength": 1},
+            "namespace": {"type": "string", "minLength": 1},
+            "name": {"type": "string", "pattern": r"^[^*?\[\]]+$"},
+            "reason": {"type": "string", "minLength": 1},
+        },
+    },
 }
 
 RULES: list[Rule] = []
@@ -63,6 +69,7 @@ def resource_rule(rule_id: str, description: str, settings: dict[str, dict[str, 
     def register(fn: Callable[[str, Mapping[str, Any], dict[str, Any]], Iterable[str]]):
         RULES.append(Rule(rule_id, description, "resource", fn, settings or {}))
         return fn
+
     return register
 
 
@@ -70,6 +77,7 @@ def stack_rule(rule_id: str, description: str, settings: dict[str, dict[str, Any
     def register(fn: Callable[[list[StackResource], dict[str, Any]], Iterable[tuple[StackResource, str]]]):
         RULES.append(Rule(rule_id, description, "stack", fn, settings or {}))
         return fn
+
     return register
 
 
@@ -128,12 +136,13 @@ def is_full_digest(digest: str | None) -> bool:
 
 # ---- reading props (proxied Mappings/Sequences under pulumi-policy) ----
 
+
 def as_map(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
 def as_list(value: Any) -> Sequence[Any]:
-    return value if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) else []
+    return value if isinstance(value, Sequence) and not isinstance(value, str | bytes) else []
 
 
 def dig(value: Any, *path: str) -> Any:
@@ -146,11 +155,30 @@ def dig(value: Any, *path: str) -> Any:
 
 WORKLOAD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 CLUSTER_SCOPED_KINDS = {
-    "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "StorageClass",
-    "CustomResourceDefinition", "PriorityClass", "NodePool", "EC2NodeClass", "NodeClaim", "IngressClass",
-    "RuntimeClass", "APIService", "CSIDriver", "CSINode", "VolumeAttachment", "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
-    "GatewayClass", "ClusterIssuer"}
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "StorageClass",
+    "CustomResourceDefinition",
+    "PriorityClass",
+    "NodePool",
+    "EC2NodeClass",
+    "NodeClaim",
+    "IngressClass",
+    "RuntimeClass",
+    "APIService",
+    "CSIDriver",
+    "CSINode",
+    "VolumeAttachment",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "GatewayClass",
+    "ClusterIssuer",
+}
 
 
 def k8s_kind(resource_type: str) -> str | None:
@@ -174,12 +202,16 @@ def pod_spec(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any] 
         return spec
     for path in (("template", "spec"), ("jobTemplate", "spec", "template", "spec")):
         candidate = dig(spec, *path)
-        if isinstance(candidate, Mapping) and ("containers" in candidate or kind.removesuffix("Patch")
-                                               in WORKLOAD_KINDS):
+        if isinstance(candidate, Mapping) and (
+            "containers" in candidate or kind.removesuffix("Patch") in WORKLOAD_KINDS
+        ):
             return candidate
     if kind.removesuffix("Patch") in WORKLOAD_KINDS:
-        return as_map(dig(spec, "jobTemplate", "spec", "template", "spec") if kind.startswith("CronJob")
-                      else dig(spec, "template", "spec"))
+        return as_map(
+            dig(spec, "jobTemplate", "spec", "template", "spec")
+            if kind.startswith("CronJob")
+            else dig(spec, "template", "spec")
+        )
     return None
 
 
@@ -200,8 +232,9 @@ def containers(spec: Mapping[str, Any], include_init: bool = True) -> list[Mappi
     return found
 
 
-def workload_containers(resource_type: str, props: Mapping[str, Any],
-                        include_init: bool = True) -> list[Mapping[str, Any]]:
+def workload_containers(
+    resource_type: str, props: Mapping[str, Any], include_init: bool = True
+) -> list[Mapping[str, Any]]:
     """The containers of a workload's pods; none for anything that is not a workload."""
     spec = pod_spec(resource_type, props)
     return containers(spec, include_init) if spec is not None else []

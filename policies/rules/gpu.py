@@ -5,13 +5,26 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from .framework import (StackResource, as_list, as_map, containers, dig, gpu_count, is_gpu_resource, k8s_kind,
-                        object_name, pod_spec, resource_rule, stack_rule, workload_containers)
+from .framework import (
+    StackResource,
+    as_list,
+    as_map,
+    containers,
+    dig,
+    gpu_count,
+    is_gpu_resource,
+    k8s_kind,
+    object_name,
+    pod_spec,
+    resource_rule,
+    stack_rule,
+    workload_containers,
+)
 from .k8s_stack import gpu_pools, replicas_range, workload_pool
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
@@ -30,6 +43,8 @@ def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
     if operator == "Exists":
         return key in ("", taint["key"])
     return operator == "Equal" and key == taint["key"] and (toleration.get("value") or "") == taint["value"]
+
+
 CATALOGUE = Path(__file__).resolve().parent.parent / "data" / "gpu_instances.json"
 
 
@@ -43,15 +58,21 @@ def _gpu_families() -> set[str]:
 
 
 def _requirements(props: Mapping[str, Any]) -> dict[str, list[str]]:
-    return {str(as_map(r).get("key")): [str(v) for v in as_list(as_map(r).get("values"))]
-            for r in as_list(dig(props, "spec", "template", "spec", "requirements"))
-            if as_map(r).get("operator", "In") == "In"}
+    return {
+        str(as_map(r).get("key")): [str(v) for v in as_list(as_map(r).get("values"))]
+        for r in as_list(dig(props, "spec", "template", "spec", "requirements"))
+        if as_map(r).get("operator", "In") == "In"
+    }
 
 
 _GPU_FAMILY = re.compile(r"(g|p)[0-9]")
 """EC2's GPU families (g4dn, g5, g6e, gr6, p4d, p5, ...) whether or not the price catalogue lists them."""
-_GPU_KEYS = ("karpenter.k8s.aws/instance-gpu-count", "karpenter.k8s.aws/instance-gpu-name",
-             "karpenter.k8s.aws/instance-gpu-manufacturer", "karpenter.k8s.aws/instance-gpu-memory")
+_GPU_KEYS = (
+    "karpenter.k8s.aws/instance-gpu-count",
+    "karpenter.k8s.aws/instance-gpu-name",
+    "karpenter.k8s.aws/instance-gpu-manufacturer",
+    "karpenter.k8s.aws/instance-gpu-memory",
+)
 
 
 def _is_gpu_family(family: str) -> bool:
@@ -121,8 +142,10 @@ def gpu_limits_match_requests(resource_type: str, props: Mapping[str, Any], sett
         limits = as_map(dig(c, "resources", "limits"))
         for name in sorted(set(requests) | set(limits)):
             if is_gpu_resource(name) and str(requests.get(name, limits.get(name))) != str(limits.get(name)):
-                yield (f"container {c.get('name')!r}: {name} request {requests.get(name)} != limit "
-                       f"{limits.get(name)}; Kubernetes needs them equal (set resources.limits.{name})")
+                yield (
+                    f"container {c.get('name')!r}: {name} request {requests.get(name)} != limit "
+                    f"{limits.get(name)}; Kubernetes needs them equal (set resources.limits.{name})"
+                )
 
 
 @resource_rule("gpu-scheduling", "GPU pods must tolerate the GPU taint and select a GPU pool.")
@@ -131,8 +154,10 @@ def gpu_scheduling(resource_type: str, props: Mapping[str, Any], settings: dict)
     if spec is None or not any(gpu_count(c) for c in containers(spec)):
         return
     if not any(tolerates(as_map(t), GPU_TAINT) for t in as_list(spec.get("tolerations"))):
-        yield (f"no toleration matches the GPU pools' taint {GPU_TAINT_KEY}={GPU_TAINT['value']}:NoSchedule; the pod "
-               "can never schedule on a GPU pool")
+        yield (
+            f"no toleration matches the GPU pools' taint {GPU_TAINT_KEY}={GPU_TAINT['value']}:NoSchedule; the pod "
+            "can never schedule on a GPU pool"
+        )
     required = dig(spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
     if not as_map(spec.get("nodeSelector")) and not required:
         yield "no nodeSelector or required node affinity for a GPU pool; set the pool's node selector"
@@ -146,8 +171,10 @@ def gpu_env_bypass(resource_type: str, props: Mapping[str, Any], settings: dict)
         for env in as_list(c.get("env")):
             env = as_map(env)
             if env.get("name") == "NVIDIA_VISIBLE_DEVICES" and env.get("value") not in ("void", "none", ""):
-                yield (f"container {c.get('name')!r}: sets NVIDIA_VISIBLE_DEVICES without a GPU limit; it would "
-                       "reach GPUs it was not given; request nvidia.com/gpu instead")
+                yield (
+                    f"container {c.get('name')!r}: sets NVIDIA_VISIBLE_DEVICES without a GPU limit; it would "
+                    "reach GPUs it was not given; request nvidia.com/gpu instead"
+                )
 
 
 @resource_rule("gpu-startup-probe", "GPU containers need a startupProbe (model loading outlasts liveness).")
@@ -179,13 +206,20 @@ def gpu_hpa_within_pool(resources: list[StackResource], settings: dict) -> Itera
         total = sum(n for _, n in users)
         if users and limit is not None and total > limit:
             detail = " + ".join(f"{name} {n}" for name, n in users)
-            yield pool, (f"NodePool {object_name(pool.props, pool.name)}: models can scale to {total} GPUs "
-                         f"({detail}) but the pool's limit is {limit}; raise the limit or lower maxReplicas")
+            yield (
+                pool,
+                (
+                    f"NodePool {object_name(pool.props, pool.name)}: models can scale to {total} GPUs "
+                    f"({detail}) but the pool's limit is {limit}; raise the limit or lower maxReplicas"
+                ),
+            )
 
 
-@resource_rule("karpenter-gpu-limit", "GPU NodePools must cap GPUs, within the stack's ceiling.",
-               settings={"maxGpusPerPool": {"type": "integer", "default": 64,
-                                            "description": "The most GPUs one pool may allow."}})
+@resource_rule(
+    "karpenter-gpu-limit",
+    "GPU NodePools must cap GPUs, within the stack's ceiling.",
+    settings={"maxGpusPerPool": {"type": "integer", "default": 64, "description": "The most GPUs one pool may allow."}},
+)
 def karpenter_gpu_limit(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if k8s_kind(resource_type) != "NodePool" or not admits_gpus(props):
         return
@@ -203,8 +237,10 @@ def karpenter_gpu_taint(resource_type: str, props: Mapping[str, Any], settings: 
         return
     taints = as_list(dig(props, "spec", "template", "spec", "taints"))
     if not any(all(as_map(t).get(k) == v for k, v in GPU_TAINT.items()) for t in taints):
-        yield (f"spec.template.spec.taints lacks {GPU_TAINT_KEY}={GPU_TAINT['value']}:NoSchedule (the taint GPU pods "
-               "tolerate); CPU pods would fill GPU nodes")
+        yield (
+            f"spec.template.spec.taints lacks {GPU_TAINT_KEY}={GPU_TAINT['value']}:NoSchedule (the taint GPU pods "
+            "tolerate); CPU pods would fill GPU nodes"
+        )
 
 
 @resource_rule("karpenter-ami-pinned", "EC2NodeClasses must pin their AMI alias to a version, not @latest.")
@@ -216,8 +252,10 @@ def karpenter_ami_pinned(resource_type: str, props: Mapping[str, Any], settings:
     for term in as_list(dig(props, "spec", "amiSelectorTerms")):
         alias = as_map(term).get("alias")
         if isinstance(alias, str) and alias.endswith("@latest"):
-            yield (f"amiSelectorTerms alias {alias} follows every AMI release, and each release replaces every "
-                   "node; pin a version (e.g. bottlerocket@v1.66.0) and move it in a reviewed change")
+            yield (
+                f"amiSelectorTerms alias {alias} follows every AMI release, and each release replaces every "
+                "node; pin a version (e.g. bottlerocket@v1.66.0) and move it in a reviewed change"
+            )
 
 
 @resource_rule("node-imdsv2", "EC2NodeClasses must require IMDSv2 with a hop limit of 1.")
@@ -259,9 +297,14 @@ def monthly_ceiling(props: Mapping[str, Any], region: str) -> tuple[float, str |
     return limit * per_gpu * data["hoursPerMonth"], None
 
 
-@stack_rule("gpu-cost-ceiling", "The stack's monthly GPU ceiling must stay within its budget.",
-            settings={"budgetUsd": {"type": "number", "default": 0, "description": "Monthly GPU budget in USD."},
-                      "region": {"type": "string", "default": "us-east-1", "description": "Region the prices come from."}})
+@stack_rule(
+    "gpu-cost-ceiling",
+    "The stack's monthly GPU ceiling must stay within its budget.",
+    settings={
+        "budgetUsd": {"type": "number", "default": 0, "description": "Monthly GPU budget in USD."},
+        "region": {"type": "string", "default": "us-east-1", "description": "Region the prices come from."},
+    },
+)
 def gpu_cost_ceiling(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
     pools = gpu_pools(resources)
     if not pools:
@@ -281,5 +324,10 @@ def gpu_cost_ceiling(resources: list[StackResource], settings: dict) -> Iterator
         parts = ", ".join(f"{name} ${cost:,.0f}" for cost, name, _ in priced)
         # Blamed on the costliest pool (whatever order the engine lists resources in): the first to lower.
         costliest = max(priced, key=lambda p: (p[0], p[1]))[2]
-        yield costliest, (f"monthly GPU ceiling ${total:,.0f} ({parts}) exceeds the budget of "
-                          f"${budget:,.0f}; lower pool GPU limits or raise modelops:budget")
+        yield (
+            costliest,
+            (
+                f"monthly GPU ceiling ${total:,.0f} ({parts}) exceeds the budget of "
+                f"${budget:,.0f}; lower pool GPU limits or raise modelops:budget"
+            ),
+        )

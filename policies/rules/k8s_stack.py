@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any, Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
-from .framework import (StackResource, as_map, declares, dig, k8s_kind, object_name, object_namespace, pod_labels,
-                        pod_spec, selector_matches, stack_rule)
+from .framework import (
+    StackResource,
+    as_map,
+    declares,
+    dig,
+    k8s_kind,
+    object_name,
+    object_namespace,
+    pod_labels,
+    pod_spec,
+    selector_matches,
+    stack_rule,
+)
 
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod", "ReplicaSet"}
 
@@ -26,10 +37,15 @@ def k8s_netpol_coverage(resources: list[StackResource], settings: dict) -> Itera
     for workload in _of_kind(resources, *_WORKLOADS):
         labels = pod_labels(workload.type, workload.props)
         ns = object_namespace(workload.props)
-        covered = any(object_namespace(p.props) == ns
-                      and selector_matches(as_map(dig(p.props, "spec", "podSelector")), labels) for p in policies)
+        covered = any(
+            object_namespace(p.props) == ns and selector_matches(as_map(dig(p.props, "spec", "podSelector")), labels)
+            for p in policies
+        )
         if not covered:
-            yield workload, f"{_label(workload)}: no NetworkPolicy selects its pods; add one that admits only expected callers"
+            yield (
+                workload,
+                f"{_label(workload)}: no NetworkPolicy selects its pods; add one that admits only expected callers",
+            )
 
 
 def _autoscalers(resources: list[StackResource]) -> dict[tuple[str | None, str], tuple[StackResource, int, int]]:
@@ -74,8 +90,11 @@ def k8s_pdb(resources: list[StackResource], settings: dict) -> Iterator[tuple[St
     for deployment in _of_kind(resources, "Deployment"):
         labels = pod_labels(deployment.type, deployment.props)
         ns = object_namespace(deployment.props)
-        matching = [b for b in budgets if object_namespace(b.props) == ns
-                    and selector_matches(as_map(dig(b.props, "spec", "selector")), labels)]
+        matching = [
+            b
+            for b in budgets
+            if object_namespace(b.props) == ns and selector_matches(as_map(dig(b.props, "spec", "selector")), labels)
+        ]
         low, high = _deployment_replicas(deployment, scalers)
         if high == 0:
             continue  # never runs a pod (a rolled-back canary): nothing to disrupt, nothing to protect
@@ -89,26 +108,43 @@ def k8s_pdb(resources: list[StackResource], settings: dict) -> Iterator[tuple[St
             else:
                 allowed = low - _percent_or_count(spec.get("minAvailable", 0), low)
             if allowed < 1:
-                yield budget, (f"{_label(budget)}: allows no voluntary disruption at {low} replica(s); node drains "
-                               "would hang; use maxUnavailable: 1")
+                yield (
+                    budget,
+                    (
+                        f"{_label(budget)}: allows no voluntary disruption at {low} replica(s); node drains "
+                        "would hang; use maxUnavailable: 1"
+                    ),
+                )
 
 
-@stack_rule("k8s-replicas-hpa", "Autoscalers keep enough replicas, can scale, and own their Deployment's replicas.",
-            settings={"minReplicas": {"type": "integer", "default": 2,
-                                      "description": "Smallest minReplicas an autoscaler may have."}})
+@stack_rule(
+    "k8s-replicas-hpa",
+    "Autoscalers keep enough replicas, can scale, and own their Deployment's replicas.",
+    settings={
+        "minReplicas": {"type": "integer", "default": 2, "description": "Smallest minReplicas an autoscaler may have."}
+    },
+)
 def k8s_replicas_hpa(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
     floor = int(settings.get("minReplicas", 2))
     scalers = _autoscalers(resources)
     for (_ns, _target), (scaler, low, high) in sorted(scalers.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
         if low < floor:
-            yield scaler, f"{_label(scaler)}: minimum replicas {low} < {floor}; one replica is one failure from an outage"
+            yield (
+                scaler,
+                f"{_label(scaler)}: minimum replicas {low} < {floor}; one replica is one failure from an outage",
+            )
         if high <= low:
             yield scaler, f"{_label(scaler)}: maximum replicas {high} <= minimum {low}; it cannot scale"
     for deployment in _of_kind(resources, "Deployment"):
         key = (object_namespace(deployment.props), object_name(deployment.props, deployment.name))
         if key in scalers and declares(deployment.props, "spec", "replicas"):
-            yield deployment, (f"{_label(deployment)}: spec.replicas is set while an autoscaler targets it; "
-                               "every apply would reset the scale; remove spec.replicas")
+            yield (
+                deployment,
+                (
+                    f"{_label(deployment)}: spec.replicas is set while an autoscaler targets it; "
+                    "every apply would reset the scale; remove spec.replicas"
+                ),
+            )
 
 
 def gpu_pools(resources: list[StackResource]) -> list[StackResource]:
@@ -132,4 +168,3 @@ def workload_pool(props: Mapping[str, Any], resource_type: str, pools: list[Stac
 
 def replicas_range(deployment: StackResource, resources: list[StackResource]) -> tuple[int, int]:
     return _deployment_replicas(deployment, _autoscalers(resources))
-

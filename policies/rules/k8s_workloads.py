@@ -2,16 +2,48 @@
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Mapping
-from typing import Any, Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
-from .framework import (CLUSTER_SCOPED_KINDS, as_list, as_map, containers, dig, is_full_digest, k8s_kind, object_name,
-                        object_namespace, pod_spec, resource_rule, split_image, workload_containers)
+from .framework import (
+    CLUSTER_SCOPED_KINDS,
+    as_list,
+    as_map,
+    containers,
+    dig,
+    is_full_digest,
+    k8s_kind,
+    object_name,
+    object_namespace,
+    pod_spec,
+    resource_rule,
+    split_image,
+    workload_containers,
+)
 
-_SECRET_WORDS = {"password", "passwd", "pwd", "pass", "passphrase", "token", "secret", "secrets", "credential",
-                 "credentials", "key", "apikey", "accesskey", "secretkey", "privatekey", "authtoken", "accesstoken",
-                 "bearer", "auth"}
+_SECRET_WORDS = {
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "passphrase",
+    "token",
+    "secret",
+    "secrets",
+    "credential",
+    "credentials",
+    "key",
+    "apikey",
+    "accesskey",
+    "secretkey",
+    "privatekey",
+    "authtoken",
+    "accesstoken",
+    "bearer",
+    "auth",
+}
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
@@ -20,7 +52,8 @@ def is_secret_name(name: str) -> bool:
     DB_PASSWORD, hfToken, api-key, OPENAI_APIKEY, aws.secretAccessKey."""
     words = [w.lower() for w in _WORD.findall(name)]
     return any(w in _SECRET_WORDS for w in words) or any(
-        f"{a}{b}" in _SECRET_WORDS for a, b in zip(words, words[1:]))
+        f"{a}{b}" in _SECRET_WORDS for a, b in itertools.pairwise(words)
+    )
 
 
 def _where(container: Mapping[str, Any]) -> str:
@@ -34,7 +67,9 @@ def k8s_no_privileged(resource_type: str, props: Mapping[str, Any], settings: di
             yield f"{_where(c)}: securityContext.privileged is true; remove it (privileged containers own the node)"
 
 
-@resource_rule("k8s-no-host-namespaces", "Pods must not share the host's network, PID or IPC namespace, nor bind host ports.")
+@resource_rule(
+    "k8s-no-host-namespaces", "Pods must not share the host's network, PID or IPC namespace, nor bind host ports."
+)
 def k8s_no_host_namespaces(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     spec = pod_spec(resource_type, props)
     if spec is None:
@@ -48,22 +83,37 @@ def k8s_no_host_namespaces(resource_type: str, props: Mapping[str, Any], setting
                 yield f"{_where(c)}: ports.hostPort {as_map(port).get('hostPort')} is set; use a Service instead"
 
 
-@resource_rule("k8s-no-hostpath", "Pods must not mount host paths, except allowlisted (namespace, name, path).",
-               settings={"allowlist": {"type": "array", "default": [], "items": {"type": "object", "properties": {
-                   "namespace": {"type": "string"}, "name": {"type": "string"}, "path": {"type": "string"}}},
-                   "description": "hostPath volumes allowed for named workloads (e.g. GPU system daemons)."}})
+@resource_rule(
+    "k8s-no-hostpath",
+    "Pods must not mount host paths, except allowlisted (namespace, name, path).",
+    settings={
+        "allowlist": {
+            "type": "array",
+            "default": [],
+            "items": {
+                "type": "object",
+                "properties": {"namespace": {"type": "string"}, "name": {"type": "string"}, "path": {"type": "string"}},
+            },
+            "description": "hostPath volumes allowed for named workloads (e.g. GPU system daemons).",
+        }
+    },
+)
 def k8s_no_hostpath(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     spec = pod_spec(resource_type, props)
     if spec is None:
         return
     ns, name = object_namespace(props), object_name(props, "")
-    allowed = {(as_map(a).get("namespace"), as_map(a).get("name"), as_map(a).get("path"))
-               for a in as_list(settings.get("allowlist"))}
+    allowed = {
+        (as_map(a).get("namespace"), as_map(a).get("name"), as_map(a).get("path"))
+        for a in as_list(settings.get("allowlist"))
+    }
     for volume in as_list(spec.get("volumes")):
         path = dig(volume, "hostPath", "path")
         if path is not None and (ns, name, path) not in allowed:
-            yield (f"volume {as_map(volume).get('name')!r}: hostPath {path} is mounted; use an emptyDir or a "
-                   "PersistentVolumeClaim, or allowlist (namespace, name, path) in the policy config")
+            yield (
+                f"volume {as_map(volume).get('name')!r}: hostPath {path} is mounted; use an emptyDir or a "
+                "PersistentVolumeClaim, or allowlist (namespace, name, path) in the policy config"
+            )
 
 
 @resource_rule("k8s-drop-capabilities", "Containers must drop ALL capabilities and add none but NET_BIND_SERVICE.")
@@ -98,8 +148,10 @@ def k8s_run_as_non_root(resource_type: str, props: Mapping[str, Any], settings: 
         if ctx.get("runAsUser") == 0:
             yield f"{_where(c)}: securityContext.runAsUser is 0 (root); use a non-zero user"
         if ctx.get("runAsNonRoot") is False or (not pod_non_root and ctx.get("runAsNonRoot") is not True):
-            yield (f"{_where(c)}: runAsNonRoot is not true; set securityContext.runAsNonRoot: true "
-                   "on the pod or the container")
+            yield (
+                f"{_where(c)}: runAsNonRoot is not true; set securityContext.runAsNonRoot: true "
+                "on the pod or the container"
+            )
 
 
 @resource_rule("k8s-seccomp", "Pods must use the RuntimeDefault or a Localhost seccomp profile.")
@@ -120,6 +172,7 @@ def k8s_seccomp(resource_type: str, props: Mapping[str, Any], settings: dict) ->
 # ---- Pod Security Standards controls not covered above (baseline, then restricted) ----
 # The edge cases follow the Pod Security admission's own checks (k8s.io/pod-security-admission/policy).
 
+
 def _security_contexts(spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(where, securityContext) of the pod and of every container, init and ephemeral ones included."""
     yield "spec.securityContext", as_map(spec.get("securityContext"))
@@ -127,7 +180,9 @@ def _security_contexts(spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[s
         yield f"{_where(c)} securityContext", as_map(c.get("securityContext"))
 
 
-@resource_rule("k8s-no-host-process", "Pods must not run as Windows HostProcess containers (PSS baseline: HostProcess).")
+@resource_rule(
+    "k8s-no-host-process", "Pods must not run as Windows HostProcess containers (PSS baseline: HostProcess)."
+)
 def k8s_no_host_process(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     spec = pod_spec(resource_type, props)
     if spec is None:
@@ -149,8 +204,11 @@ def k8s_apparmor(resource_type: str, props: Mapping[str, Any], settings: dict) -
     kind = k8s_kind(resource_type)
     meta = as_map(props.get("metadata")) if kind == "Pod" else as_map(dig(props, "spec", "template", "metadata"))
     for key, value in as_map(meta.get("annotations")).items():
-        if str(key).startswith("container.apparmor.security.beta.kubernetes.io/") and \
-                value not in ("runtime/default",) and not str(value).startswith("localhost/"):
+        if (
+            str(key).startswith("container.apparmor.security.beta.kubernetes.io/")
+            and value not in ("runtime/default",)
+            and not str(value).startswith("localhost/")
+        ):
             yield f"annotation {key} is {value}; use runtime/default or a localhost/ profile"
 
 
@@ -158,7 +216,9 @@ def k8s_apparmor(resource_type: str, props: Mapping[str, Any], settings: dict) -
 _SELINUX_TYPES = ("", "container_t", "container_init_t", "container_kvm_t", "container_engine_t")
 
 
-@resource_rule("k8s-selinux", "SELinux options must not set a custom user or role, nor an unsafe type (PSS baseline: SELinux).")
+@resource_rule(
+    "k8s-selinux", "SELinux options must not set a custom user or role, nor an unsafe type (PSS baseline: SELinux)."
+)
 def k8s_selinux(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     spec = pod_spec(resource_type, props)
     if spec is None:
@@ -181,10 +241,18 @@ def k8s_proc_mount(resource_type: str, props: Mapping[str, Any], settings: dict)
 
 
 # The sysctls the baseline profile allows (namespaced, and isolated from the node and other pods).
-SAFE_SYSCTLS = ("kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
-                "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
-                "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
-                "net.ipv4.tcp_keepalive_probes")
+SAFE_SYSCTLS = (
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+)
 
 
 @resource_rule("k8s-safe-sysctls", "Pods may set only the safe sysctls (PSS baseline: Sysctls).")
@@ -199,11 +267,21 @@ def k8s_safe_sysctls(resource_type: str, props: Mapping[str, Any], settings: dic
 
 
 # The volume types the restricted profile allows. hostPath is judged by k8s-no-hostpath, with its allowlist.
-RESTRICTED_VOLUME_TYPES = ("configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                           "projected", "secret")
+RESTRICTED_VOLUME_TYPES = (
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+)
 
 
-@resource_rule("k8s-volume-types", "Pods may use only the restricted profile's volume types (PSS restricted: Volume Types).")
+@resource_rule(
+    "k8s-volume-types", "Pods may use only the restricted profile's volume types (PSS restricted: Volume Types)."
+)
 def k8s_volume_types(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     spec = pod_spec(resource_type, props)
     if spec is None:
@@ -212,16 +290,20 @@ def k8s_volume_types(resource_type: str, props: Mapping[str, Any], settings: dic
         kinds = [k for k in as_map(volume) if k != "name"]
         bad = [k for k in kinds if k not in RESTRICTED_VOLUME_TYPES and k != "hostPath"]
         if bad:
-            yield (f"volume {as_map(volume).get('name')!r} is {', '.join(bad)}; the restricted profile allows "
-                   f"{', '.join(RESTRICTED_VOLUME_TYPES)}")
+            yield (
+                f"volume {as_map(volume).get('name')!r} is {', '.join(bad)}; the restricted profile allows "
+                f"{', '.join(RESTRICTED_VOLUME_TYPES)}"
+            )
 
 
 @resource_rule("k8s-readonly-rootfs", "Containers must have a read-only root filesystem (caches go to an emptyDir).")
 def k8s_readonly_rootfs(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):
         if dig(c, "securityContext", "readOnlyRootFilesystem") is not True:
-            yield (f"{_where(c)}: securityContext.readOnlyRootFilesystem is not true; set it and mount an "
-                   "emptyDir where the server writes")
+            yield (
+                f"{_where(c)}: securityContext.readOnlyRootFilesystem is not true; set it and mount an "
+                "emptyDir where the server writes"
+            )
 
 
 def _images(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], str]]:
@@ -258,28 +340,44 @@ def normalise_image(image: str) -> str:
     return image
 
 
-@resource_rule("k8s-allowed-registries", "Images must come from the stack's registry allowlist.",
-               settings={"registries": {"type": "array", "items": {"type": "string"}, "default": [],
-                                        "description": "Allowed prefixes, each ending with '/'."}})
+@resource_rule(
+    "k8s-allowed-registries",
+    "Images must come from the stack's registry allowlist.",
+    settings={
+        "registries": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": [],
+            "description": "Allowed prefixes, each ending with '/'.",
+        }
+    },
+)
 def k8s_allowed_registries(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     allowed = [str(r) for r in as_list(settings.get("registries"))]
     for c, image in _images(resource_type, props):
         if not any(normalise_image(image).startswith(prefix) for prefix in allowed):
-            yield (f"{_where(c)}: image {image} is outside the registry allowlist "
-                   f"({', '.join(allowed) or 'empty'}); push it to an allowed registry")
+            yield (
+                f"{_where(c)}: image {image} is outside the registry allowlist "
+                f"({', '.join(allowed) or 'empty'}); push it to an allowed registry"
+            )
 
 
 @resource_rule("k8s-requests-limits", "Containers must request cpu and memory and limit memory.")
 def k8s_requests_limits(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):
         resources = as_map(c.get("resources"))
-        missing = [f"{kind}.{res}" for kind, res in (("requests", "cpu"), ("requests", "memory"), ("limits", "memory"))
-                   if as_map(resources.get(kind)).get(res) in (None, "")]
+        missing = [
+            f"{kind}.{res}"
+            for kind, res in (("requests", "cpu"), ("requests", "memory"), ("limits", "memory"))
+            if as_map(resources.get(kind)).get(res) in (None, "")
+        ]
         if missing:
             yield f"{_where(c)}: resources {', '.join(missing)} missing; set them so the scheduler and OOM killer can plan"
 
 
-@resource_rule("k8s-probes", "Serving containers need a readinessProbe, and every container a liveness or startup probe.")
+@resource_rule(
+    "k8s-probes", "Serving containers need a readinessProbe, and every container a liveness or startup probe."
+)
 def k8s_probes(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     spec = pod_spec(resource_type, props)
     if spec is None or k8s_kind(resource_type) in ("Job", "CronJob"):
@@ -306,8 +404,10 @@ def k8s_namespace(resource_type: str, props: Mapping[str, Any], settings: dict) 
 def k8s_sa_token(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     spec = pod_spec(resource_type, props)
     if spec is not None and spec.get("automountServiceAccountToken") is not False:
-        yield ("spec.automountServiceAccountToken is not false; set it to false (or exempt the workload "
-               "in the policy config if it calls the Kubernetes API)")
+        yield (
+            "spec.automountServiceAccountToken is not false; set it to false (or exempt the workload "
+            "in the policy config if it calls the Kubernetes API)"
+        )
 
 
 @resource_rule("k8s-no-secret-env", "Secrets must not be literal env values (pods and Lambda functions).")
@@ -321,13 +421,23 @@ def k8s_no_secret_env(resource_type: str, props: Mapping[str, Any], settings: di
     if resource_type == "aws:lambda/function:Function":
         for name in as_map(dig(props, "environment", "variables")):
             if is_secret_name(str(name)):
-                yield (f"environment variable {name} is a literal value in the function's configuration (readable "
-                       "with lambda:GetFunctionConfiguration); read it from Secrets Manager or SSM at start")
+                yield (
+                    f"environment variable {name} is a literal value in the function's configuration (readable "
+                    "with lambda:GetFunctionConfiguration); read it from Secrets Manager or SSM at start"
+                )
 
 
-@resource_rule("k8s-service-exposure", "Services must not be NodePort, unapproved LoadBalancers or use externalIPs.",
-               settings={"allowLoadBalancer": {"type": "boolean", "default": False,
-                                               "description": "Whether LoadBalancer Services are allowed."}})
+@resource_rule(
+    "k8s-service-exposure",
+    "Services must not be NodePort, unapproved LoadBalancers or use externalIPs.",
+    settings={
+        "allowLoadBalancer": {
+            "type": "boolean",
+            "default": False,
+            "description": "Whether LoadBalancer Services are allowed.",
+        }
+    },
+)
 def k8s_service_exposure(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if k8s_kind(resource_type) not in ("Service", "ServicePatch"):
         return

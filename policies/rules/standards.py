@@ -62,46 +62,134 @@ CITATIONS: dict[str, tuple[Control, ...]] = {
     # restricted
     "k8s-volume-types": (pss("restricted", "Volume Types"),),
     "k8s-no-privilege-escalation": (pss("restricted", "Privilege Escalation"),),
-    "k8s-run-as-non-root": (pss("restricted", "Running as Non-root"),
-                            pss("restricted", "Running as Non-root user")),
+    "k8s-run-as-non-root": (pss("restricted", "Running as Non-root"), pss("restricted", "Running as Non-root user")),
     # AWS
     "ecr-scan-on-push": (fsbp("ECR.1"),),
     "ecr-immutable-tags": (fsbp("ECR.2"),),
     "ecr-lifecycle-policy": (fsbp("ECR.3"),),
-    "ecr-not-public": (doc("Amazon ECR", "repository policies", "https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-policies.html"),),
+    "ecr-not-public": (
+        doc(
+            "Amazon ECR",
+            "repository policies",
+            "https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-policies.html",
+        ),
+    ),
     "lambda-permission-scoped": (fsbp("Lambda.1"),),
-    "lambda-url-iam": (fsbp("Lambda.1"), doc("AWS Lambda", "function URL auth", "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html")),
+    "lambda-url-iam": (
+        fsbp("Lambda.1"),
+        doc("AWS Lambda", "function URL auth", "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"),
+    ),
     "lambda-tracing": (fsbp("Lambda.7", "Security Hub"),),
-    "lambda-image-pinned": (doc("AWS Lambda", "container images", "https://docs.aws.amazon.com/lambda/latest/dg/images-create.html"),),
-    "lambda-concurrency-cap": (doc("AWS Lambda", "reserved concurrency", "https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html"),),
+    "lambda-image-pinned": (
+        doc("AWS Lambda", "container images", "https://docs.aws.amazon.com/lambda/latest/dg/images-create.html"),
+    ),
+    "lambda-concurrency-cap": (
+        doc(
+            "AWS Lambda",
+            "reserved concurrency",
+            "https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html",
+        ),
+    ),
     "iam-no-wildcard": (fsbp("IAM.1"), fsbp("IAM.21")),
     "s3-model-bucket-private": (fsbp("S3.2"), fsbp("S3.3"), fsbp("S3.8")),
     # Kubernetes workloads
-    "k8s-readonly-rootfs": (doc("Kubernetes", "security context", "https://kubernetes.io/docs/tasks/configure-pod-container/security-context/"),),
-    "k8s-image-tag": (doc("Kubernetes", "images", "https://kubernetes.io/docs/concepts/containers/images/#image-names"),),
-    "k8s-image-digest": (doc("Kubernetes", "images", "https://kubernetes.io/docs/concepts/containers/images/#image-names"),),
+    "k8s-readonly-rootfs": (
+        doc(
+            "Kubernetes",
+            "security context",
+            "https://kubernetes.io/docs/tasks/configure-pod-container/security-context/",
+        ),
+    ),
+    "k8s-image-tag": (
+        doc("Kubernetes", "images", "https://kubernetes.io/docs/concepts/containers/images/#image-names"),
+    ),
+    "k8s-image-digest": (
+        doc("Kubernetes", "images", "https://kubernetes.io/docs/concepts/containers/images/#image-names"),
+    ),
     "k8s-allowed-registries": (doc("Kubernetes", "images", "https://kubernetes.io/docs/concepts/containers/images/"),),
     "k8s-requests-limits": (doc("Kubernetes", "resource management", f"{K8S_CONFIG}manage-resources-containers/"),),
-    "k8s-probes": (doc("Kubernetes", "probes", "https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/"),),
-    "k8s-namespace": (doc("Kubernetes", "namespaces", "https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/"),),
-    "k8s-sa-token": (doc("Kubernetes", "service account tokens", "https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/#opt-out-of-api-credential-automounting"),),
-    "k8s-no-secret-env": (doc("Kubernetes", "Secrets good practices", "https://kubernetes.io/docs/concepts/security/secrets-good-practices/"),),
-    "k8s-service-exposure": (doc("Kubernetes", "Service types", "https://kubernetes.io/docs/concepts/services-networking/service/#publishing-services-service-types"),),
-    "k8s-netpol-coverage": (doc("Kubernetes", "network policies", "https://kubernetes.io/docs/concepts/services-networking/network-policies/"),),
+    "k8s-probes": (
+        doc(
+            "Kubernetes",
+            "probes",
+            "https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/",
+        ),
+    ),
+    "k8s-namespace": (
+        doc(
+            "Kubernetes", "namespaces", "https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/"
+        ),
+    ),
+    "k8s-sa-token": (
+        doc(
+            "Kubernetes",
+            "service account tokens",
+            "https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/#opt-out-of-api-credential-automounting",
+        ),
+    ),
+    "k8s-no-secret-env": (
+        doc(
+            "Kubernetes",
+            "Secrets good practices",
+            "https://kubernetes.io/docs/concepts/security/secrets-good-practices/",
+        ),
+    ),
+    "k8s-service-exposure": (
+        doc(
+            "Kubernetes",
+            "Service types",
+            "https://kubernetes.io/docs/concepts/services-networking/service/#publishing-services-service-types",
+        ),
+    ),
+    "k8s-netpol-coverage": (
+        doc(
+            "Kubernetes",
+            "network policies",
+            "https://kubernetes.io/docs/concepts/services-networking/network-policies/",
+        ),
+    ),
     "k8s-pdb": (doc("Kubernetes", "disruptions", "https://kubernetes.io/docs/concepts/workloads/pods/disruptions/"),),
-    "k8s-replicas-hpa": (doc("Kubernetes", "HorizontalPodAutoscaler", "https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/"),),
+    "k8s-replicas-hpa": (
+        doc(
+            "Kubernetes",
+            "HorizontalPodAutoscaler",
+            "https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/",
+        ),
+    ),
     # GPUs and nodes
     "gpu-limits-match-requests": (doc("Kubernetes", "scheduling GPUs", K8S_GPUS),),
-    "gpu-scheduling": (doc("Kubernetes", "taints and tolerations", "https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/"),),
-    "gpu-env-bypass": (doc("NVIDIA", "container toolkit environment", "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/docker-specialized.html"),),
-    "gpu-startup-probe": (doc("Kubernetes", "startup probes", "https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/#startup-probe"),),
+    "gpu-scheduling": (
+        doc(
+            "Kubernetes",
+            "taints and tolerations",
+            "https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/",
+        ),
+    ),
+    "gpu-env-bypass": (
+        doc(
+            "NVIDIA",
+            "container toolkit environment",
+            "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/docker-specialized.html",
+        ),
+    ),
+    "gpu-startup-probe": (
+        doc(
+            "Kubernetes",
+            "startup probes",
+            "https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/#startup-probe",
+        ),
+    ),
     "gpu-hpa-within-pool": (doc("Karpenter", "NodePool limits", f"{KARPENTER_NODEPOOLS}#speclimits"),),
     "gpu-cost-ceiling": (doc("Karpenter", "NodePool limits", f"{KARPENTER_NODEPOOLS}#speclimits"),),
     "karpenter-gpu-limit": (doc("Karpenter", "NodePool limits", f"{KARPENTER_NODEPOOLS}#speclimits"),),
     "karpenter-gpu-taint": (doc("Karpenter", "NodePool taints", f"{KARPENTER_NODEPOOLS}#spectemplatespectaints"),),
-    "karpenter-ami-pinned": (doc("Karpenter", "AMI selector terms (drift)", f"{KARPENTER_NODECLASSES}#specamiselectorterms"),),
+    "karpenter-ami-pinned": (
+        doc("Karpenter", "AMI selector terms (drift)", f"{KARPENTER_NODECLASSES}#specamiselectorterms"),
+    ),
     "node-imdsv2": (fsbp("EC2.8"),),
-    "node-disk-encrypted": (doc("Karpenter", "block device mappings", f"{KARPENTER_NODECLASSES}#specblockdevicemappings"),),
+    "node-disk-encrypted": (
+        doc("Karpenter", "block device mappings", f"{KARPENTER_NODECLASSES}#specblockdevicemappings"),
+    ),
 }
 """Every rule's citations, its primary reference first (that one is its SARIF helpUri)."""
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.generate import generate_stack, model_name
 from bench.run import blast_radius, longest_chain
 from components.config import parse_stack_config
-
-import pytest
 
 pytestmark = pytest.mark.slow  # plans several stacks or starts servers
 
@@ -21,10 +21,24 @@ def test_generated_stacks_are_valid_and_mixed():
 
 def test_longest_chain_counts_resources_to_create():
     def step(urn, custom, deps=(), parent=None, type_="t:x:Y"):
-        return {"urn": urn, "newState": {"custom": custom, "type": type_, "dependencies": list(deps),
-                                         **({"parent": parent} if parent else {})}}
-    plan = {"steps": [step("s", False, type_="pulumi:pulumi:Stack"), step("c", False, parent="s"),
-                      step("a", True, parent="c"), step("b", True, deps=["a"], parent="c")]}
+        return {
+            "urn": urn,
+            "newState": {
+                "custom": custom,
+                "type": type_,
+                "dependencies": list(deps),
+                **({"parent": parent} if parent else {}),
+            },
+        }
+
+    plan = {
+        "steps": [
+            step("s", False, type_="pulumi:pulumi:Stack"),
+            step("c", False, parent="s"),
+            step("a", True, parent="c"),
+            step("b", True, deps=["a"], parent="c"),
+        ]
+    }
     assert longest_chain(plan) == (4, 2)
 
 

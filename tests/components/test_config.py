@@ -63,84 +63,145 @@ def break_prod(path: str, value, delete: bool = False):
     return raw
 
 
-@pytest.mark.parametrize("path, value, expected", [
-    ("models.chat.replicas.min", 9, "modelops:models.chat.replicas.min: must be <= max (9 > 6)"),
-    ("models.chat.pool", "h100", "modelops:models.chat.pool: unknown GPU pool 'h100' (gpuPools: a10g, l4)"),
-    ("models.sentiment.gpus", 1, "modelops:models.sentiment.gpus: 1 GPUs requested but no pool is set"),
-    ("models.chat.canary.weight", 120, "modelops:models.chat.canary.weight: Input should be less than or equal to 100"),
-    ("models.chat.canary.weight", -5, "modelops:models.chat.canary.weight: Input should be greater than or equal to 0"),
-    ("models.chat.gpus", "two", "modelops:models.chat.gpus: Input should be a valid integer"),
-    ("models.chat.colour", "blue", "modelops:models.chat.colour: unknown key"),
-    ("environment", "qa", "modelops:environment: Input should be 'dev', 'staging' or 'prod'"),
-    ("gpuPools.a10g.gpuLimit", 0, "modelops:gpuPools.a10g.gpuLimit: Input should be greater than or equal to 1"),
-    ("gpuPools.a10g.instanceTypes", ["g5.mega"], "modelops:gpuPools.a10g: unknown GPU instance types ['g5.mega']"),
-    ("models.chat.gpus", 8, "modelops:models.chat.gpus: 8 GPUs per replica, but pool 'a10g' has at most 4 GPUs per instance"),
-    # requests must fit an instance type of the pool beside what the node keeps (0.5 vCPU, 1.5 GiB)
-    ("models.chat.resources", {"cpu": "48", "memory": "24Gi"},
-     "modelops:models.chat.resources: 48 CPU and 24Gi with 1 GPU(s) fit none of pool a10g's instance types"),
-    ("models.summarizer.resources", {"cpu": "3", "memory": "60Gi"},
-     "modelops:models.summarizer.resources: 3 CPU and 60Gi with 1 GPU(s) fit none of pool l4's instance types"),
-    ("models.summarizer.resources", {"cpu": "8", "memory": "8Gi"},
-     "modelops:models.summarizer.resources: 8 CPU and 8Gi with 1 GPU(s) fit none"),
-    ("cluster.accountId", "1234", "modelops:cluster.accountId: String should match pattern"),
-    ("registry.allowedRegistries", ["nvcr.io"], "modelops:registry.allowedRegistries: 'nvcr.io' must end with '/'"),
-    ("models.chat.canary.version", "2.4.0", "modelops:models.chat.canary.version: equals the stable version '2.4.0'"),
-    ("models.summarizer.serverless.memoryMb", 20000,
-     "modelops:models.summarizer.serverless.memoryMb: Input should be less than or equal to 10240"),
-    # values the real systems would refuse, refused here with the key named
-    ("budget.monthlyGpuUsd", float("nan"), "modelops:budget.monthlyGpuUsd: Input should be a finite number"),
-    ("budget.monthlyGpuUsd", float("inf"), "modelops:budget.monthlyGpuUsd: Input should be a finite number"),
-    ("cluster.nodeRole", "", "modelops:cluster.nodeRole: String should match pattern"),
-    ("cluster.nodeRole", "role with spaces", "modelops:cluster.nodeRole: String should match pattern"),
-    ("cluster.discoveryTag", "", "modelops:cluster.discoveryTag: String should have at least 1 character"),
-    ("cluster.gateway.name", "", "modelops:cluster.gateway.name: String should match pattern"),
-    ("cluster.gateway.hostname", "Models.Acme.Example", "modelops:cluster.gateway.hostname: String should match pattern"),
-    ("cluster.gateway.namespace", "gateway_system", "modelops:cluster.gateway.namespace: String should match pattern"),
-    ("cluster.alarmTopicArn", "ml-oncall", "modelops:cluster.alarmTopicArn: String should match pattern"),
-    ("cluster.ingressCidrs", ["10.0.0.1/16"], "modelops:cluster.ingressCidrs: '10.0.0.1/16' is not a CIDR block"),
-    ("cluster.ingressCidrs", ["vpc"], "modelops:cluster.ingressCidrs: 'vpc' is not a CIDR block"),
-    ("models.chat.namespace", "kube-system", "modelops:models.chat.namespace: 'kube-system' is not the project's"),
-    ("models.chat.namespace", "kube-public", "modelops:models.chat.namespace: 'kube-public' is not the project's"),
-    ("models.chat.namespace", "default", "modelops:models.chat.namespace: 'default' is not the project's"),
-    ("models.chat.namespace", "monitoring", "modelops:models.chat.namespace: 'monitoring' is not the project's"),
-    ("models.chat.namespace", "gateway-system", "modelops:models.chat.namespace: 'gateway-system' is not the"),
-    # image references: the distribution grammar, with a registry
-    ("models.vision.image", {"ref": "nvcr.io/nvidia/Triton:24.08"}, "modelops:models.vision.image.ref: "
-     "'nvcr.io/nvidia/Triton:24.08' is not an image reference"),                 # upper-case path
-    ("models.vision.image", {"ref": "nvcr.io/nvidia/triton:-bad"}, "modelops:models.vision.image.ref: 'nvcr.io/nvidia/triton:-bad' is not"),
-    ("models.vision.image", {"ref": "nvcr.io/nvidia/triton:" + "t" * 129}, "modelops:models.vision.image.ref"),
-    ("models.vision.image", {"ref": "nvcr.io/nvidia//triton:1"}, "modelops:models.vision.image.ref"),
-    ("models.vision.image", {"ref": "nvcr.io/nvidia/triton@sha256:abc"}, "modelops:models.vision.image.ref"),
-    ("models.vision.image", {"ref": "nvcr.io/nvidia/triton:1\n"}, "modelops:models.vision.image.ref"),
-    ("models.vision.image", {"ref": "library/triton:1"}, "modelops:models.vision.image.ref: "
-     "'library/triton:1' names no registry"),
-    ("models.vision.image", {"ref": "r.example/" + "a/" * 130 + "b:1"}, "modelops:models.vision.image.ref: the "
-     "repository name is longer than 255 characters"),
-    # versions are tags and label values at once
-    ("models.chat.version", "-2.4.0", "modelops:models.chat.version: String should match pattern"),
-    ("models.chat.version", "2.4.0.", "modelops:models.chat.version: String should match pattern"),
-    ("models.chat.version", "2.4+build", "modelops:models.chat.version: String should match pattern"),
-    ("models.chat.canary.version", "v" * 64, "modelops:models.chat.canary.version: String should match pattern"),
-    # env: Lambda's key rule, names the program sets, Lambda's reserved keys
-    ("models.chat.env", {"1ST": "x"}, "modelops:models.chat.env: '1ST': env names are a letter"),
-    ("models.chat.env", {"A-B": "x"}, "modelops:models.chat.env: 'A-B': env names"),
-    ("models.chat.env", {"X": "x"}, "modelops:models.chat.env: 'X': env names"),
-    ("models.chat.env", {"MODEL_DIR": "/elsewhere"}, "modelops:models.chat.env: MODEL_DIR: set by the program"),
-    ("models.chat.env", {"AWS_REGION": "eu-west-1"}, "modelops:models.chat.env: AWS_REGION: set by"),
-    ("models.sentiment.env", {"BIG": "x" * 4100}, "modelops:models.sentiment.env: 4"),
-    # Karpenter's CRD: an AMI alias is at most 30 characters
-    ("gpuPools.a10g.amiVersion", "v1.66.0" + "0" * 20, "modelops:gpuPools.a10g: amiVersion: the AMI alias"),
-    # required strings that must not be empty or malformed
-    ("cluster.kubeconfigOutput", "", "modelops:cluster.kubeconfigOutput: String should have at least 1 character"),
-    ("models.chat.probes.readyPath", "", "modelops:models.chat.probes.readyPath: String should match pattern"),
-    ("models.chat.probes.livePath", "health", "modelops:models.chat.probes.livePath: String should match pattern"),
-    ("models.summarizer.autoscaling.prometheusThreshold", "ten",
-     "modelops:models.summarizer.autoscaling.prometheusThreshold: String should match pattern"),
-    ("models.summarizer.autoscaling.prometheusQuery", "",
-     "modelops:models.summarizer.autoscaling.prometheusQuery: String should have at least 1 character"),
-    ("models.summarizer.autoscaling.prometheusAddress", "Prometheus:9090",
-     "modelops:models.summarizer.autoscaling.prometheusAddress: String should match pattern"),
-])
+@pytest.mark.parametrize(
+    "path, value, expected",
+    [
+        ("models.chat.replicas.min", 9, "modelops:models.chat.replicas.min: must be <= max (9 > 6)"),
+        ("models.chat.pool", "h100", "modelops:models.chat.pool: unknown GPU pool 'h100' (gpuPools: a10g, l4)"),
+        ("models.sentiment.gpus", 1, "modelops:models.sentiment.gpus: 1 GPUs requested but no pool is set"),
+        (
+            "models.chat.canary.weight",
+            120,
+            "modelops:models.chat.canary.weight: Input should be less than or equal to 100",
+        ),
+        (
+            "models.chat.canary.weight",
+            -5,
+            "modelops:models.chat.canary.weight: Input should be greater than or equal to 0",
+        ),
+        ("models.chat.gpus", "two", "modelops:models.chat.gpus: Input should be a valid integer"),
+        ("models.chat.colour", "blue", "modelops:models.chat.colour: unknown key"),
+        ("environment", "qa", "modelops:environment: Input should be 'dev', 'staging' or 'prod'"),
+        ("gpuPools.a10g.gpuLimit", 0, "modelops:gpuPools.a10g.gpuLimit: Input should be greater than or equal to 1"),
+        ("gpuPools.a10g.instanceTypes", ["g5.mega"], "modelops:gpuPools.a10g: unknown GPU instance types ['g5.mega']"),
+        (
+            "models.chat.gpus",
+            8,
+            "modelops:models.chat.gpus: 8 GPUs per replica, but pool 'a10g' has at most 4 GPUs per instance",
+        ),
+        # requests must fit an instance type of the pool beside what the node keeps (0.5 vCPU, 1.5 GiB)
+        (
+            "models.chat.resources",
+            {"cpu": "48", "memory": "24Gi"},
+            "modelops:models.chat.resources: 48 CPU and 24Gi with 1 GPU(s) fit none of pool a10g's instance types",
+        ),
+        (
+            "models.summarizer.resources",
+            {"cpu": "3", "memory": "60Gi"},
+            "modelops:models.summarizer.resources: 3 CPU and 60Gi with 1 GPU(s) fit none of pool l4's instance types",
+        ),
+        (
+            "models.summarizer.resources",
+            {"cpu": "8", "memory": "8Gi"},
+            "modelops:models.summarizer.resources: 8 CPU and 8Gi with 1 GPU(s) fit none",
+        ),
+        ("cluster.accountId", "1234", "modelops:cluster.accountId: String should match pattern"),
+        ("registry.allowedRegistries", ["nvcr.io"], "modelops:registry.allowedRegistries: 'nvcr.io' must end with '/'"),
+        (
+            "models.chat.canary.version",
+            "2.4.0",
+            "modelops:models.chat.canary.version: equals the stable version '2.4.0'",
+        ),
+        (
+            "models.summarizer.serverless.memoryMb",
+            20000,
+            "modelops:models.summarizer.serverless.memoryMb: Input should be less than or equal to 10240",
+        ),
+        # values the real systems would refuse, refused here with the key named
+        ("budget.monthlyGpuUsd", float("nan"), "modelops:budget.monthlyGpuUsd: Input should be a finite number"),
+        ("budget.monthlyGpuUsd", float("inf"), "modelops:budget.monthlyGpuUsd: Input should be a finite number"),
+        ("cluster.nodeRole", "", "modelops:cluster.nodeRole: String should match pattern"),
+        ("cluster.nodeRole", "role with spaces", "modelops:cluster.nodeRole: String should match pattern"),
+        ("cluster.discoveryTag", "", "modelops:cluster.discoveryTag: String should have at least 1 character"),
+        ("cluster.gateway.name", "", "modelops:cluster.gateway.name: String should match pattern"),
+        (
+            "cluster.gateway.hostname",
+            "Models.Acme.Example",
+            "modelops:cluster.gateway.hostname: String should match pattern",
+        ),
+        (
+            "cluster.gateway.namespace",
+            "gateway_system",
+            "modelops:cluster.gateway.namespace: String should match pattern",
+        ),
+        ("cluster.alarmTopicArn", "ml-oncall", "modelops:cluster.alarmTopicArn: String should match pattern"),
+        ("cluster.ingressCidrs", ["10.0.0.1/16"], "modelops:cluster.ingressCidrs: '10.0.0.1/16' is not a CIDR block"),
+        ("cluster.ingressCidrs", ["vpc"], "modelops:cluster.ingressCidrs: 'vpc' is not a CIDR block"),
+        ("models.chat.namespace", "kube-system", "modelops:models.chat.namespace: 'kube-system' is not the project's"),
+        ("models.chat.namespace", "kube-public", "modelops:models.chat.namespace: 'kube-public' is not the project's"),
+        ("models.chat.namespace", "default", "modelops:models.chat.namespace: 'default' is not the project's"),
+        ("models.chat.namespace", "monitoring", "modelops:models.chat.namespace: 'monitoring' is not the project's"),
+        ("models.chat.namespace", "gateway-system", "modelops:models.chat.namespace: 'gateway-system' is not the"),
+        # image references: the distribution grammar, with a registry
+        (
+            "models.vision.image",
+            {"ref": "nvcr.io/nvidia/Triton:24.08"},
+            "modelops:models.vision.image.ref: " "'nvcr.io/nvidia/Triton:24.08' is not an image reference",
+        ),  # upper-case path
+        (
+            "models.vision.image",
+            {"ref": "nvcr.io/nvidia/triton:-bad"},
+            "modelops:models.vision.image.ref: 'nvcr.io/nvidia/triton:-bad' is not",
+        ),
+        ("models.vision.image", {"ref": "nvcr.io/nvidia/triton:" + "t" * 129}, "modelops:models.vision.image.ref"),
+        ("models.vision.image", {"ref": "nvcr.io/nvidia//triton:1"}, "modelops:models.vision.image.ref"),
+        ("models.vision.image", {"ref": "nvcr.io/nvidia/triton@sha256:abc"}, "modelops:models.vision.image.ref"),
+        ("models.vision.image", {"ref": "nvcr.io/nvidia/triton:1\n"}, "modelops:models.vision.image.ref"),
+        (
+            "models.vision.image",
+            {"ref": "library/triton:1"},
+            "modelops:models.vision.image.ref: " "'library/triton:1' names no registry",
+        ),
+        (
+            "models.vision.image",
+            {"ref": "r.example/" + "a/" * 130 + "b:1"},
+            "modelops:models.vision.image.ref: the " "repository name is longer than 255 characters",
+        ),
+        # versions are tags and label values at once
+        ("models.chat.version", "-2.4.0", "modelops:models.chat.version: String should match pattern"),
+        ("models.chat.version", "2.4.0.", "modelops:models.chat.version: String should match pattern"),
+        ("models.chat.version", "2.4+build", "modelops:models.chat.version: String should match pattern"),
+        ("models.chat.canary.version", "v" * 64, "modelops:models.chat.canary.version: String should match pattern"),
+        # env: Lambda's key rule, names the program sets, Lambda's reserved keys
+        ("models.chat.env", {"1ST": "x"}, "modelops:models.chat.env: '1ST': env names are a letter"),
+        ("models.chat.env", {"A-B": "x"}, "modelops:models.chat.env: 'A-B': env names"),
+        ("models.chat.env", {"X": "x"}, "modelops:models.chat.env: 'X': env names"),
+        ("models.chat.env", {"MODEL_DIR": "/elsewhere"}, "modelops:models.chat.env: MODEL_DIR: set by the program"),
+        ("models.chat.env", {"AWS_REGION": "eu-west-1"}, "modelops:models.chat.env: AWS_REGION: set by"),
+        ("models.sentiment.env", {"BIG": "x" * 4100}, "modelops:models.sentiment.env: 4"),
+        # Karpenter's CRD: an AMI alias is at most 30 characters
+        ("gpuPools.a10g.amiVersion", "v1.66.0" + "0" * 20, "modelops:gpuPools.a10g: amiVersion: the AMI alias"),
+        # required strings that must not be empty or malformed
+        ("cluster.kubeconfigOutput", "", "modelops:cluster.kubeconfigOutput: String should have at least 1 character"),
+        ("models.chat.probes.readyPath", "", "modelops:models.chat.probes.readyPath: String should match pattern"),
+        ("models.chat.probes.livePath", "health", "modelops:models.chat.probes.livePath: String should match pattern"),
+        (
+            "models.summarizer.autoscaling.prometheusThreshold",
+            "ten",
+            "modelops:models.summarizer.autoscaling.prometheusThreshold: String should match pattern",
+        ),
+        (
+            "models.summarizer.autoscaling.prometheusQuery",
+            "",
+            "modelops:models.summarizer.autoscaling.prometheusQuery: String should have at least 1 character",
+        ),
+        (
+            "models.summarizer.autoscaling.prometheusAddress",
+            "Prometheus:9090",
+            "modelops:models.summarizer.autoscaling.prometheusAddress: String should match pattern",
+        ),
+    ],
+)
 def test_broken_values_name_their_key_path(path, value, expected):
     problems = problems_of(break_prod(path, value))
     assert any(p.startswith(expected) for p in problems), problems
@@ -151,7 +212,8 @@ def test_lambda_fallback_needs_an_image_in_this_accounts_ecr():
     assert parse_stack_config(raw)  # vision's pre-built image is in the stack's own ECR
     raw["models"]["vision"]["image"] = {"ref": "nvcr.io/nvidia/tritonserver:24.08-py3"}
     assert problems_of(raw)[0].startswith(
-        "modelops:models.vision.image.ref: fallback 'standby' runs the image on Lambda")
+        "modelops:models.vision.image.ref: fallback 'standby' runs the image on Lambda"
+    )
 
 
 def test_gpu_pools_need_a_priced_region_but_serverless_stacks_do_not():
@@ -193,8 +255,9 @@ def test_kubeconfig_must_come_from_a_stack_or_a_secret():
 
 def test_published_json_schema_is_current():
     committed = json.loads((ROOT / "stacks" / "schema.json").read_text())
-    assert committed == json.loads(json.dumps(json_schema(), sort_keys=True)), \
-        "stacks/schema.json is stale: run `modelops schema --out stacks/schema.json`"
+    assert committed == json.loads(
+        json.dumps(json_schema(), sort_keys=True)
+    ), "stacks/schema.json is stale: run `modelops schema --out stacks/schema.json`"
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
@@ -222,15 +285,20 @@ def test_the_canary_fetches_its_own_version_weights():
 
     raw = stack_raw("prod")
     raw["models"]["chat"]["artifactUri"] = "s3://acme-models-prod/chat/current"
-    assert problems_of(raw) == ["modelops:models.chat.canary.artifactUri: required: artifactUri has no '2.4.0' path "
-                                "segment to derive the canary's weights from, and the canary must not serve the "
-                                "stable weights"]
+    assert problems_of(raw) == [
+        "modelops:models.chat.canary.artifactUri: required: artifactUri has no '2.4.0' path "
+        "segment to derive the canary's weights from, and the canary must not serve the "
+        "stable weights"
+    ]
     raw["models"]["chat"]["canary"]["artifactUri"] = "s3://acme-models-prod/chat/current"
-    assert problems_of(raw) == ["modelops:models.chat.canary.artifactUri: is the stable version's artifact; the "
-                                "canary would serve the stable weights"]
+    assert problems_of(raw) == [
+        "modelops:models.chat.canary.artifactUri: is the stable version's artifact; the "
+        "canary would serve the stable weights"
+    ]
     raw["models"]["chat"]["canary"]["artifactUri"] = "s3://other-bucket/chat/2.5.0"
-    assert problems_of(raw) == ["modelops:models.chat.canary.artifactUri: must be in the model's bucket "
-                                "'acme-models-prod'"]
+    assert problems_of(raw) == [
+        "modelops:models.chat.canary.artifactUri: must be in the model's bucket " "'acme-models-prod'"
+    ]
     raw["models"]["chat"]["canary"]["artifactUri"] = "s3://acme-models-prod/chat/next"
     assert parse_stack_config(raw).models["chat"].canary_artifact_prefix == "chat/next"
 
@@ -247,8 +315,10 @@ def test_model_names_must_be_service_names(name):
 def test_a_model_named_like_another_models_track_is_refused(name, track):
     raw = stack_raw("prod")
     raw["models"][name] = raw["models"].pop("sentiment")
-    assert f"modelops:models.{name}: collides with model 'chat''s {track} track (its Deployment and Service have " \
-           "this name); rename one" in problems_of(raw)
+    assert (
+        f"modelops:models.{name}: collides with model 'chat''s {track} track (its Deployment and Service have "
+        "this name); rename one" in problems_of(raw)
+    )
 
 
 def test_the_images_the_program_runs_itself_must_be_allowed():
@@ -257,8 +327,10 @@ def test_the_images_the_program_runs_itself_must_be_allowed():
     raw = stack_raw("prod")
     raw["registry"]["allowedRegistries"] = ["docker.io/amazon/"]
     problems = problems_of(raw)
-    assert "modelops:registry.allowedRegistries: must allow public.ecr.aws/aws-cli/ (the artifact fetcher the " \
-           "model pods' init containers run)" in problems
+    assert (
+        "modelops:registry.allowedRegistries: must allow public.ecr.aws/aws-cli/ (the artifact fetcher the "
+        "model pods' init containers run)" in problems
+    )
     assert any("must allow nvcr.io/nvidia/ (the GPU pools'" in p for p in problems)
     # dev runs no pods: nothing of the program's own to allow
     raw = stack_raw("dev")
@@ -286,7 +358,9 @@ def test_lambda_function_names_are_never_cut_into_a_collision():
     assert lambda_function_name("production-east", long_a)[:64] == lambda_function_name("production-east", long_b)[:64]
     with pytest.raises(StackConfigError) as refused:
         parse_stack_config(raw, "production-east")
-    assert sum("which Lambda refuses (at most 64 letters, digits, '-' or '_')" in p for p in refused.value.problems) == 2
+    assert (
+        sum("which Lambda refuses (at most 64 letters, digits, '-' or '_')" in p for p in refused.value.problems) == 2
+    )
     with pytest.raises(StackConfigError) as refused:
         parse_stack_config(stack_raw("prod"), "prod.eu")
     assert any("'modelops-prod.eu-sentiment'" in p for p in refused.value.problems)

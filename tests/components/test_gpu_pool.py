@@ -12,9 +12,18 @@ from offline.plan import Plan
 from offline.render import kubernetes_resources, manifest
 from tests.k8s_schema import validate_object
 
-ARGS = GpuNodePoolArgs(environment="prod", cost_owner="ml", cluster_name="ml-prod", node_role="NodeRole",
-                       discovery_tag="ml-prod", gpu_limit=16, instance_types=("g5.xlarge", "g5.12xlarge"),
-                       capacity_types=("on-demand",), weight=10, tags={"team": "ml"})
+ARGS = GpuNodePoolArgs(
+    environment="prod",
+    cost_owner="ml",
+    cluster_name="ml-prod",
+    node_role="NodeRole",
+    discovery_tag="ml-prod",
+    gpu_limit=16,
+    instance_types=("g5.xlarge", "g5.12xlarge"),
+    capacity_types=("on-demand",),
+    weight=10,
+    tags={"team": "ml"},
+)
 
 
 def test_node_pool_is_tainted_capped_and_selects_its_instances(build):
@@ -30,8 +39,11 @@ def test_node_pool_is_tainted_capped_and_selects_its_instances(build):
     assert requirements["kubernetes.io/arch"] == ["amd64"]
     # 16 GPUs: at most 16 g5.xlarge (4 vCPU, 16 GiB) or 4 g5.12xlarge (48 vCPU, 192 GiB)
     assert pool["spec"]["limits"] == {"nvidia.com/gpu": "16", "cpu": "192", "memory": "768Gi", "nodes": "16"}
-    assert pool["spec"]["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "10m",
-                                          "budgets": [{"nodes": "10%"}]}
+    assert pool["spec"]["disruption"] == {
+        "consolidationPolicy": "WhenEmpty",
+        "consolidateAfter": "10m",
+        "budgets": [{"nodes": "10%"}],
+    }
     assert pool["spec"]["weight"] == 10
     assert template["spec"]["nodeClassRef"] == {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "a10g"}
 
@@ -55,9 +67,14 @@ def test_time_slicing_leaves_the_physical_gpu_limit(build):
 
 
 def test_family_pools_require_the_family(build):
-    built = build(lambda: GpuNodePool("l4", replace(ARGS, instance_types=(), instance_families=("g6",),
-                                                    capacity_types=("spot", "on-demand"))))
-    requirements = {r["key"]: r["values"] for r in built.inputs("l4-node-pool")["spec"]["template"]["spec"]["requirements"]}
+    built = build(
+        lambda: GpuNodePool(
+            "l4", replace(ARGS, instance_types=(), instance_families=("g6",), capacity_types=("spot", "on-demand"))
+        )
+    )
+    requirements = {
+        r["key"]: r["values"] for r in built.inputs("l4-node-pool")["spec"]["template"]["spec"]["requirements"]
+    }
     assert requirements["karpenter.k8s.aws/instance-family"] == ["g6"]
     assert requirements["karpenter.sh/capacity-type"] == ["spot", "on-demand"]
 
@@ -77,7 +94,7 @@ def test_node_class_requires_imdsv2_and_encrypts_volumes(build):
 
 def test_bottlerocket_time_slicing_goes_to_user_data_not_a_device_plugin(build):
     built = build(lambda: GpuNodePool("small", replace(ARGS, time_slicing_replicas=4)))
-    assert 'replicas = 4' in built.inputs("small-node-class")["spec"]["userData"]
+    assert "replicas = 4" in built.inputs("small-node-class")["spec"]["userData"]
     assert not any("device-plugin" in n for n in built.names())
 
 
@@ -100,7 +117,9 @@ def test_gpu_metrics_are_scraped_and_pinned(build):
     assert monitor["kind"] == "ServiceMonitor"
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     netpol = built.inputs("a10g-dcgm-netpol")["spec"]
-    assert netpol["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    assert netpol["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "monitoring"
+    }
 
 
 @pytest.mark.parametrize("ami", ["bottlerocket", "al2023"])
@@ -120,5 +139,8 @@ def test_outputs_are_what_workloads_need(build):
         pool.gpu_limit.apply(lambda v: seen.setdefault("limit", v))
 
     build(program)
-    assert seen == {"selector": {"modelops/gpu-pool": "a10g"}, "limit": 16,
-                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
+    assert seen == {
+        "selector": {"modelops/gpu-pool": "a10g"},
+        "limit": 16,
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    }

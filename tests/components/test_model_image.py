@@ -19,9 +19,17 @@ PINNED = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/vision:1.8.1@sha256:" +
 
 
 def test_repository_is_immutable_scanned_encrypted_and_pruned(build):
-    built = build(lambda: ModelImage("chat", ModelImageArgs(
-        repository_name="modelops/prod/chat", image=ImageBuildArgs(version="2.4.0", context="models/chat"),
-        images_to_keep=30, protect=True)))
+    built = build(
+        lambda: ModelImage(
+            "chat",
+            ModelImageArgs(
+                repository_name="modelops/prod/chat",
+                image=ImageBuildArgs(version="2.4.0", context="models/chat"),
+                images_to_keep=30,
+                protect=True,
+            ),
+        )
+    )
     repo = built.named("chat-repo")
     assert repo["protect"] is True
     inputs = repo["inputs"]
@@ -43,48 +51,76 @@ def _expired_by_lifecycle(rules: list[dict], images: list[tuple[list[str], int]]
         if sel["tagStatus"] == "untagged":
             matched = [i for i, (tags, _) in enumerate(images) if not tags and i not in claimed]
         else:
-            matched = [i for i, (tags, _) in enumerate(images) if i not in claimed and
-                       any(fnmatch.fnmatchcase(t, p) for t in tags for p in sel["tagPatternList"])]
+            matched = [
+                i
+                for i, (tags, _) in enumerate(images)
+                if i not in claimed and any(fnmatch.fnmatchcase(t, p) for t in tags for p in sel["tagPatternList"])
+            ]
         claimed.update(matched)
         if sel["countType"] == "imageCountMoreThan":
             newest_first = sorted(matched, key=lambda i: images[i][1])
-            expired.update(newest_first[sel["countNumber"]:])
+            expired.update(newest_first[sel["countNumber"] :])
         else:
             expired.update(i for i in matched if images[i][1] > sel["countNumber"])
     return expired
 
 
 def test_lifecycle_keeps_the_caches_and_the_last_versions_and_drops_superseded_caches():
-    images = [([f"2.{n}.0-abc"], n + 10) for n in range(5)]                       # versions, newest first
+    images = [([f"2.{n}.0-abc"], n + 10) for n in range(5)]  # versions, newest first
     images += [(["buildcache-serving"], 0), (["buildcache-canary"], 3), (["buildcache-cpu"], 40)]
-    images += [([], 2), ([], 0)]                                                  # superseded caches
+    images += [([], 2), ([], 0)]  # superseded caches
     expired = _expired_by_lifecycle(lifecycle_rules(3), images)
     # the two oldest versions and the cache superseded two days ago; never a live cache, however old
     assert expired == {3, 4, 8}
 
 
 def test_build_cache_survives_between_builds_under_its_own_mutable_tag(build):
-    built = build(lambda: ModelImage("chat", ModelImageArgs(
-        repository_name="m/chat", image=ImageBuildArgs(version="2.4.0", context="models/chat"),
-        canary_image=ImageBuildArgs(version="2.5.0", context="models/chat"))))
+    built = build(
+        lambda: ModelImage(
+            "chat",
+            ModelImageArgs(
+                repository_name="m/chat",
+                image=ImageBuildArgs(version="2.4.0", context="models/chat"),
+                canary_image=ImageBuildArgs(version="2.5.0", context="models/chat"),
+            ),
+        )
+    )
     repo = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat"
     serving, canary = built.inputs("chat-image"), built.inputs("chat-canary-image")
     assert serving["cacheFrom"] == [{"registry": {"ref": f"{repo}:buildcache-serving"}}]
     # ECR stores a registry cache only as an OCI image manifest; a failed cache write does not fail the deploy
-    assert serving["cacheTo"] == [{"registry": {"ref": f"{repo}:buildcache-serving", "mode": "max",
-                                                "imageManifest": True, "ociMediaTypes": True, "ignoreError": True}}]
-    assert canary["cacheFrom"] == [{"registry": {"ref": f"{repo}:buildcache-canary"}},
-                                   {"registry": {"ref": f"{repo}:buildcache-serving"}}]
+    assert serving["cacheTo"] == [
+        {
+            "registry": {
+                "ref": f"{repo}:buildcache-serving",
+                "mode": "max",
+                "imageManifest": True,
+                "ociMediaTypes": True,
+                "ignoreError": True,
+            }
+        }
+    ]
+    assert canary["cacheFrom"] == [
+        {"registry": {"ref": f"{repo}:buildcache-canary"}},
+        {"registry": {"ref": f"{repo}:buildcache-serving"}},
+    ]
     # the version tags never fall under the mutable cache tags
     for image in (serving, canary):
         assert not image["tags"][0].rsplit(":", 1)[1].startswith(CACHE_TAG_PREFIX)
 
 
 def test_build_pushes_with_secret_ecr_credentials_and_versioned_tags(build):
-    built = build(lambda: ModelImage("chat", ModelImageArgs(
-        repository_name="modelops/prod/chat",
-        image=ImageBuildArgs(version="2.4.0", context="models/chat", build_args={"BASE": "x"},
-                             fingerprint="0123456789ab")))).inputs("chat-image")
+    built = build(
+        lambda: ModelImage(
+            "chat",
+            ModelImageArgs(
+                repository_name="modelops/prod/chat",
+                image=ImageBuildArgs(
+                    version="2.4.0", context="models/chat", build_args={"BASE": "x"}, fingerprint="0123456789ab"
+                ),
+            ),
+        )
+    ).inputs("chat-image")
     assert built["push"] is True
     assert built["tags"] == ["123456789012.dkr.ecr.us-east-1.amazonaws.com/modelops/prod/chat:2.4.0-0123456789ab"]
     assert built["labels"]["modelops/build-fingerprint"] == "0123456789ab"
@@ -100,11 +136,17 @@ def test_image_ref_is_pinned_by_digest_and_unknown_until_built(build):
     refs = {}
 
     def program():
-        image = ModelImage("vision", ModelImageArgs(repository_name="m/vision",
-                                                    image=ImageBuildArgs(version="1.8.1", ref=PINNED)))
+        image = ModelImage(
+            "vision", ModelImageArgs(repository_name="m/vision", image=ImageBuildArgs(version="1.8.1", ref=PINNED))
+        )
         image.image_ref.apply(lambda v: refs.setdefault("prebuilt", v))
-        tagged = ModelImage("tagged", ModelImageArgs(repository_name="m/tagged", image=ImageBuildArgs(
-            version="1", ref="nvcr.io/nvidia/tritonserver:24.08-py3")))
+        tagged = ModelImage(
+            "tagged",
+            ModelImageArgs(
+                repository_name="m/tagged",
+                image=ImageBuildArgs(version="1", ref="nvcr.io/nvidia/tritonserver:24.08-py3"),
+            ),
+        )
         tagged.image_ref.apply(lambda v: refs.setdefault("tagged", v))
 
     built = build(program)
@@ -120,19 +162,36 @@ def test_image_ref_is_pinned_by_digest_and_unknown_until_built(build):
 def test_tag_only_refs_are_read_with_the_registry_provider_the_caller_passes(monkeypatch):
     calls = []
     answer = OfflineMocks.call
-    monkeypatch.setattr(OfflineMocks, "call", lambda self, args: calls.append((args.token, args.provider)) or answer(self, args))
+    monkeypatch.setattr(
+        OfflineMocks, "call", lambda self, args: calls.append((args.token, args.provider)) or answer(self, args)
+    )
 
     def program():
         import pulumi_docker as docker
-        registry = docker.Provider("registry", registry_auth=[{
-            "address": "123456789012.dkr.ecr.us-east-1.amazonaws.com", "username": "AWS",
-            "password": pulumi.Output.secret("token")}])
-        ModelImage("vision", ModelImageArgs(repository_name="m/vision", image=ImageBuildArgs(
-            version="1.8.1", ref="123456789012.dkr.ecr.us-east-1.amazonaws.com/m/vision:1.8.1")),
-            opts=pulumi.ResourceOptions(providers=[registry]))
+
+        registry = docker.Provider(
+            "registry",
+            registry_auth=[
+                {
+                    "address": "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+                    "username": "AWS",
+                    "password": pulumi.Output.secret("token"),
+                }
+            ],
+        )
+        ModelImage(
+            "vision",
+            ModelImageArgs(
+                repository_name="m/vision",
+                image=ImageBuildArgs(
+                    version="1.8.1", ref="123456789012.dkr.ecr.us-east-1.amazonaws.com/m/vision:1.8.1"
+                ),
+            ),
+            opts=pulumi.ResourceOptions(providers=[registry]),
+        )
 
     capture(program, "modelops", "test", "123456789012", "us-east-1")
-    (token, provider), = calls
+    ((token, provider),) = calls
     # private ECR answers a tag lookup only with credentials: the invoke goes through the caller's provider
     assert token == "docker:index/getRegistryImage:getRegistryImage"
     assert "pulumi:providers:docker::registry" in provider
@@ -140,8 +199,12 @@ def test_tag_only_refs_are_read_with_the_registry_provider_the_caller_passes(mon
 
 def test_builds_refuse_to_push_an_image_index_lambda_would_refuse(monkeypatch):
     def program():
-        ModelImage("sentiment", ModelImageArgs(repository_name="m/sentiment",
-                                               image=ImageBuildArgs(version="1.0.0", context="models/sentiment")))
+        ModelImage(
+            "sentiment",
+            ModelImageArgs(
+                repository_name="m/sentiment", image=ImageBuildArgs(version="1.0.0", context="models/sentiment")
+            ),
+        )
 
     monkeypatch.delenv(NO_DEFAULT_ATTESTATIONS, raising=False)
     with pytest.raises(ProgramError, match=f"{NO_DEFAULT_ATTESTATIONS}=1") as refused:
@@ -162,11 +225,20 @@ def test_attestation_switch_reads_as_buildx_parses_it():
 
 
 def test_canary_and_cpu_builds_share_the_repository(build):
-    built = build(lambda: ModelImage("chat", ModelImageArgs(
-        repository_name="m/chat", image=ImageBuildArgs(version="2.4.0", context="models/chat"),
-        canary_image=ImageBuildArgs(version="2.5.0", context="models/chat"),
-        cpu_image=ImageBuildArgs(version="2.4.0", context="models/chat", dockerfile="Dockerfile.cpu"))))
-    tags = {n: built.inputs(n)["tags"][0].rsplit(":", 1)[1] for n in ("chat-image", "chat-canary-image", "chat-cpu-image")}
+    built = build(
+        lambda: ModelImage(
+            "chat",
+            ModelImageArgs(
+                repository_name="m/chat",
+                image=ImageBuildArgs(version="2.4.0", context="models/chat"),
+                canary_image=ImageBuildArgs(version="2.5.0", context="models/chat"),
+                cpu_image=ImageBuildArgs(version="2.4.0", context="models/chat", dockerfile="Dockerfile.cpu"),
+            ),
+        )
+    )
+    tags = {
+        n: built.inputs(n)["tags"][0].rsplit(":", 1)[1] for n in ("chat-image", "chat-canary-image", "chat-cpu-image")
+    }
     assert tags == {"chat-image": "2.4.0", "chat-canary-image": "2.5.0", "chat-cpu-image": "2.4.0"}
     assert built.inputs("chat-cpu-image")["dockerfile"]["location"] == "models/chat/Dockerfile.cpu"
     assert len(built.of_type("Repository")) == 1

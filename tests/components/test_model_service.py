@@ -13,13 +13,27 @@ from offline.render import kubernetes_resources, manifest
 from tests.k8s_schema import validate_object
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat:1@sha256:" + "a" * 64
-GPU_POOL = {"node_selector": {"modelops/gpu-pool": "a10g"},
-            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
+GPU_POOL = {
+    "node_selector": {"modelops/gpu-pool": "a10g"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+}
 ARGS = ModelServiceArgs(
-    environment="prod", cost_owner="ml", namespace="models", version="2.4.0", image=IMAGE, gpus=1,
-    min_replicas=3, max_replicas=6, cpu="6", memory="24Gi", artifact_bucket="acme-models", artifact_prefix="chat/2.4.0",
+    environment="prod",
+    cost_owner="ml",
+    namespace="models",
+    version="2.4.0",
+    image=IMAGE,
+    gpus=1,
+    min_replicas=3,
+    max_replicas=6,
+    cpu="6",
+    memory="24Gi",
+    artifact_bucket="acme-models",
+    artifact_prefix="chat/2.4.0",
     oidc_provider_arn="arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC",
-    startup_seconds=900, **GPU_POOL)
+    startup_seconds=900,
+    **GPU_POOL,
+)
 
 
 def pod_of(built, name="chat-deployment"):
@@ -53,16 +67,21 @@ def test_probes_survive_slow_model_loading(build):
 def test_rollouts_get_the_time_a_gpu_model_needs(build):
     # Kubernetes' progress deadline (600 s) and the provider's await (10 min) both end a GPU rollout
     # early: one replica may wait for a node, a multi-GB pull, the artifact copy and a 15-minute load.
-    built = build(lambda: ModelService("chat", replace(ARGS, canary_version="2.5.0", canary_image=IMAGE,
-                                                       canary_weight=10)))
+    built = build(
+        lambda: ModelService("chat", replace(ARGS, canary_version="2.5.0", canary_image=IMAGE, canary_weight=10))
+    )
     replica = 300 + 600 + 300 + 900
     stable, canary = built.named("chat-deployment"), built.named("chat-canary-deployment")
     assert stable["inputs"]["spec"]["progressDeadlineSeconds"] == replica + 60
     # the stable track may be at max replicas (6) when a rollout starts; one replica is replaced at a time
     assert stable["customTimeouts"] == {"create": replica * 6 + 120, "update": replica * 6 + 120}
     assert canary["customTimeouts"]["update"] == replica * 1 + 120
-    cpu_only = build(lambda: ModelService("small", replace(ARGS, gpus=0, node_selector=None, tolerations=None,
-                                                           artifact_bucket=None, startup_seconds=60)))
+    cpu_only = build(
+        lambda: ModelService(
+            "small",
+            replace(ARGS, gpus=0, node_selector=None, tolerations=None, artifact_bucket=None, startup_seconds=60),
+        )
+    )
     assert cpu_only.named("small-deployment")["customTimeouts"]["create"] == (300 + 600 + 60) * 6 + 120
 
 
@@ -106,8 +125,11 @@ def test_keda_replaces_the_hpa_when_a_query_is_configured(build):
 
 def test_network_policy_admits_the_configured_proxies_and_address_ranges(build):
     # Envoy Gateway runs its proxies in its own namespace; an ALB in IP mode arrives from VPC addresses
-    netpol = build(lambda: ModelService("chat", replace(ARGS, ingress_namespace="envoy-gateway-system",
-                                                        ingress_cidrs=("10.0.0.0/16",)))).inputs("chat-netpol")["spec"]
+    netpol = build(
+        lambda: ModelService(
+            "chat", replace(ARGS, ingress_namespace="envoy-gateway-system", ingress_cidrs=("10.0.0.0/16",))
+        )
+    ).inputs("chat-netpol")["spec"]
     peers = netpol["ingress"][0]["from"]
     assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}}} in peers
     assert {"ipBlock": {"cidr": "10.0.0.0/16"}} in peers
@@ -115,7 +137,9 @@ def test_network_policy_admits_the_configured_proxies_and_address_ranges(build):
 
 def test_network_policy_admits_only_gateway_and_monitoring(build):
     netpol = build(lambda: ModelService("chat", ARGS)).inputs("chat-netpol")["spec"]
-    sources = [f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for f in netpol["ingress"][0]["from"]]
+    sources = [
+        f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for f in netpol["ingress"][0]["from"]
+    ]
     assert sorted(sources) == ["gateway-system", "monitoring"]
     assert netpol["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8080}]
 
@@ -124,10 +148,15 @@ def test_service_account_role_reads_only_the_artifact_prefix(build):
     built = build(lambda: ModelService("chat", ARGS))
     policy = json.loads(built.inputs("chat-artifact-read")["policy"])
     resources = {s["Action"]: s["Resource"] for s in policy["Statement"]}
-    assert resources == {"s3:GetObject": "arn:aws:s3:::acme-models/chat/2.4.0/*", "s3:ListBucket": "arn:aws:s3:::acme-models"}
+    assert resources == {
+        "s3:GetObject": "arn:aws:s3:::acme-models/chat/2.4.0/*",
+        "s3:ListBucket": "arn:aws:s3:::acme-models",
+    }
     trust = json.loads(built.inputs("chat-role")["assumeRolePolicy"])["Statement"][0]
-    assert trust["Condition"]["StringEquals"]["oidc.eks.us-east-1.amazonaws.com/id/ABC:sub"] == \
-        "system:serviceaccount:models:chat"
+    assert (
+        trust["Condition"]["StringEquals"]["oidc.eks.us-east-1.amazonaws.com/id/ABC:sub"]
+        == "system:serviceaccount:models:chat"
+    )
     sa = built.inputs("chat-sa")
     assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::123456789012:role/")
     init = pod_of(built)["initContainers"][0]
@@ -197,11 +226,21 @@ def test_monitoring_and_alerts(build):
     assert alerts == {"ModelHighLatencyP99", "ModelHighErrorRate", "ModelUnavailable"}
 
 
-@pytest.mark.parametrize("variant", [
-    {}, {"prometheus_query": "sum(q)"},
-    {"canary_version": "2.5.0", "canary_image": IMAGE, "canary_weight": 20, "gateway_name": "g",
-     "gateway_namespace": "gateway-system", "gateway_hostname": "h.example"},
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"prometheus_query": "sum(q)"},
+        {
+            "canary_version": "2.5.0",
+            "canary_image": IMAGE,
+            "canary_weight": 20,
+            "gateway_name": "g",
+            "gateway_namespace": "gateway-system",
+            "gateway_hostname": "h.example",
+        },
+    ],
+)
 def test_every_object_passes_strict_schemas(build, variant):
     built = build(lambda: ModelService("chat", replace(ARGS, **variant)))
     for resource in kubernetes_resources(Plan(built.steps, {})):
@@ -221,21 +260,31 @@ def test_gpu_pods_get_a_sized_shared_memory_and_accounted_scratch(build):
     assert server["resources"]["limits"]["ephemeral-storage"] == "82Gi"
     sized = pod_of(build(lambda: ModelService("chat", replace(ARGS, shm="8Gi"))))
     assert {v["name"]: v["emptyDir"] for v in sized["volumes"]}["dshm"]["sizeLimit"] == "8Gi"
-    cpu_only = pod_of(build(lambda: ModelService("s", replace(ARGS, gpus=0, node_selector=None, tolerations=None))),
-                      "s-deployment")
+    cpu_only = pod_of(
+        build(lambda: ModelService("s", replace(ARGS, gpus=0, node_selector=None, tolerations=None))), "s-deployment"
+    )
     assert "dshm" not in {v["name"] for v in cpu_only["volumes"]}
 
 
 def test_prometheus_selects_the_monitors_and_scrapes_each_pod_once(build):
     # kube-prometheus-stack selects ServiceMonitors and PrometheusRules by its release label; with a
     # canary through a gateway, three Services select the model's pods: only the main one is scraped.
-    built = build(lambda: ModelService("chat", replace(ARGS, canary_weight=10, **CANARY, **GATEWAY,
-                                                       prometheus_labels={"release": "kube-prometheus-stack"})))
+    built = build(
+        lambda: ModelService(
+            "chat",
+            replace(
+                ARGS, canary_weight=10, **CANARY, **GATEWAY, prometheus_labels={"release": "kube-prometheus-stack"}
+            ),
+        )
+    )
     for name in ("chat-monitor", "chat-alerts"):
         assert built.inputs(name)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     selector = built.inputs("chat-monitor")["spec"]["selector"]["matchLabels"]
-    scraped = [n for n in ("chat-svc", "chat-stable-svc", "chat-canary-svc")
-               if all(built.inputs(n)["metadata"]["labels"].get(k) == v for k, v in selector.items())]
+    scraped = [
+        n
+        for n in ("chat-svc", "chat-stable-svc", "chat-canary-svc")
+        if all(built.inputs(n)["metadata"]["labels"].get(k) == v for k, v in selector.items())
+    ]
     assert scraped == ["chat-svc"]
 
 
@@ -251,12 +300,17 @@ def test_switching_between_hpa_and_keda_replaces_the_autoscaler_deleting_first(k
     scaler = next(r for r in registrations if r.name in ("chat-hpa", "chat-scaler"))
     assert scaler.name == ("chat-scaler" if keda else "chat-hpa")
     assert scaler.delete_before_replace is True and scaler.replace_on_changes == ["kind", "apiVersion"]
-    other = ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "chat-hpa") if keda else \
-        ("kubernetes:keda.sh/v1alpha1:ScaledObject", "chat-scaler")
+    other = (
+        ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "chat-hpa")
+        if keda
+        else ("kubernetes:keda.sh/v1alpha1:ScaledObject", "chat-scaler")
+    )
     # (the SDK's HPA class adds aliases of its own, for its older API versions)
     assert other in [(a["spec"]["type"], a["spec"].get("name")) for a in scaler.aliases]
     spec = scaler.inputs["spec"]
     behaviour = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] if keda else spec["behavior"]
     # the same slow scale-down either way: a replica that goes takes a loaded model with it
-    assert behaviour["scaleDown"] == {"stabilizationWindowSeconds": 600,
-                                      "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}]}
+    assert behaviour["scaleDown"] == {
+        "stabilizationWindowSeconds": 600,
+        "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}],
+    }

@@ -15,8 +15,7 @@ def prod():
     return parse_stack_config(stack_raw("prod"))
 
 
-@pytest.mark.parametrize("model, kubernetes, serverless", [
-    ("chat", True, False), ("sentiment", True, True)])
+@pytest.mark.parametrize("model, kubernetes, serverless", [("chat", True, False), ("sentiment", True, True)])
 def test_fixed_modes(prod, model, kubernetes, serverless):
     placement = place(prod, model, prod.models[model], None)
     assert (placement.kubernetes, placement.serverless) == (kubernetes, serverless)
@@ -37,7 +36,9 @@ def test_auto_follows_the_recorded_placement_and_preflight_only_advises(prod):
 def test_a_failing_preflight_never_moves_a_running_gpu_model(prod):
     # A live quota check used to flip the model to Lambda, deleting its Deployment, Service and route in
     # whatever update ran next. Now it says which reviewed change would move it, and moves nothing.
-    report = PreflightReport("us-east-1", {"l4": PoolCheck("l4", "fail", ("pool l4: quota L-DB2E81BA allows 8 vCPUs",))})
+    report = PreflightReport(
+        "us-east-1", {"l4": PoolCheck("l4", "fail", ("pool l4: quota L-DB2E81BA allows 8 vCPUs",))}
+    )
     placement = place(prod, "summarizer", prod.models["summarizer"], report)
     assert (placement.kubernetes, placement.serverless) == (True, False)
     assert "quota L-DB2E81BA allows 8 vCPUs" in placement.advice
@@ -58,5 +59,7 @@ def test_auto_keeps_the_recorded_pool_when_preflight_cannot_run(prod):
     report = PreflightReport("us-east-1", skipped="pre-flight could not run: no AWS credentials")
     placement = place(prod, "summarizer", prod.models["summarizer"], report)
     assert (placement.kubernetes, placement.serverless, placement.advice) == (True, False, None)
-    assert placement.reason == ("auto: GPU pool l4, as modelops:models.summarizer.placement records (pre-flight "
-                                "could not run: no AWS credentials)")
+    assert placement.reason == (
+        "auto: GPU pool l4, as modelops:models.summarizer.placement records (pre-flight "
+        "could not run: no AWS credentials)"
+    )

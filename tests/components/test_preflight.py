@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.slow  # starts servers or plans several stacks
-
 from components import preflight
 from components.config import parse_stack_config
 from offline.cli import main
 from tests.conftest import stack_raw
+
+pytestmark = pytest.mark.slow  # starts servers or plans several stacks
 
 G_ON_DEMAND, G_SPOT = "L-DB2E81BA", "L-3819A6DF"
 
@@ -33,16 +33,19 @@ def test_a_short_quota_fails_with_a_plain_message(fake_aws, prod):
     report = preflight.run_preflight(prod)
     a10g = report.pools["a10g"]
     assert a10g.status == "fail"
-    assert a10g.problems[0] == ("pool a10g: quota L-DB2E81BA allows 64 vCPUs, the pool's limit of 16 GPUs on "
-                                "g5.12xlarge needs 192")
+    assert a10g.problems[0] == (
+        "pool a10g: quota L-DB2E81BA allows 64 vCPUs, the pool's limit of 16 GPUs on " "g5.12xlarge needs 192"
+    )
 
 
 def test_pools_sharing_a_quota_are_checked_together(fake_aws, prod):
     fake_aws.quotas.update({G_ON_DEMAND: 200, G_SPOT: 0})
     report = preflight.run_preflight(prod)
     assert report.pools["a10g"].status == "fail"
-    assert any("pools a10g + l4 together need 256 vCPUs of quota L-DB2E81BA, which allows 200" in p
-               for p in report.pools["a10g"].problems)
+    assert any(
+        "pools a10g + l4 together need 256 vCPUs of quota L-DB2E81BA, which allows 200" in p
+        for p in report.pools["a10g"].problems
+    )
 
 
 def test_types_missing_from_the_clusters_zones_fail(fake_aws, prod):
@@ -60,8 +63,9 @@ def test_default_quota_is_used_when_the_account_never_changed_it(fake_aws, prod)
     assert "GetAWSDefaultServiceQuota" in fake_aws.calls
 
 
-@pytest.mark.parametrize("service, kind", [("quotas", "throttle"), ("quotas", "500"), ("ec2", "throttle"),
-                                           ("ec2", "500")])
+@pytest.mark.parametrize(
+    "service, kind", [("quotas", "throttle"), ("quotas", "500"), ("ec2", "throttle"), ("ec2", "500")]
+)
 def test_throttling_and_5xx_are_retried(fake_aws, prod, service, kind):
     fake_aws.quotas.update({G_ON_DEMAND: 512, G_SPOT: 512})
     fake_aws.fail(service, kind, times=2)
@@ -75,19 +79,24 @@ def test_retries_are_bounded_and_then_reported(fake_aws, prod):
     report = preflight.run_preflight(prod, pools=["a10g"])
     assert fake_aws.calls.count("GetServiceQuota") == preflight.MAX_ATTEMPTS
     assert report.pools["a10g"].status == "unknown"
-    assert f"GetServiceQuota failed after {preflight.MAX_ATTEMPTS} attempt(s): ThrottlingException" in \
-        report.pools["a10g"].problems[0]
+    assert (
+        f"GetServiceQuota failed after {preflight.MAX_ATTEMPTS} attempt(s): ThrottlingException"
+        in report.pools["a10g"].problems[0]
+    )
 
 
 def test_access_denied_names_the_missing_permission(fake_aws, prod):
     fake_aws.fail("ec2", "denied")
     report = preflight.run_preflight(prod)
     assert report.pools["a10g"].problems == (
-        "pool a10g: UnauthorizedOperation: the credentials lack ec2:DescribeInstanceTypeOfferings",)
+        "pool a10g: UnauthorizedOperation: the credentials lack ec2:DescribeInstanceTypeOfferings",
+    )
     fake_aws.reset()
     fake_aws.fail("quotas", "denied", times=10)
     report = preflight.run_preflight(prod)
-    assert "AccessDeniedException: the credentials lack servicequotas:GetServiceQuota" in report.pools["a10g"].problems[0]
+    assert (
+        "AccessDeniedException: the credentials lack servicequotas:GetServiceQuota" in report.pools["a10g"].problems[0]
+    )
 
 
 def test_timeouts_are_bounded(fake_aws, prod, monkeypatch):

@@ -18,37 +18,80 @@ def test_every_kubernetes_object_passes_strict_upstream_schemas(stack):
         validate_object(manifest(resource), version)
     kinds = {r.kind for r in resources}
     if stack == "prod":
-        assert {"NodePool", "EC2NodeClass", "Deployment", "Service", "HorizontalPodAutoscaler", "ScaledObject",
-                "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "PrometheusRule", "HTTPRoute",
-                "DaemonSet", "Namespace", "ServiceAccount"} <= kinds
+        assert {
+            "NodePool",
+            "EC2NodeClass",
+            "Deployment",
+            "Service",
+            "HorizontalPodAutoscaler",
+            "ScaledObject",
+            "PodDisruptionBudget",
+            "NetworkPolicy",
+            "ServiceMonitor",
+            "PrometheusRule",
+            "HTTPRoute",
+            "DaemonSet",
+            "Namespace",
+            "ServiceAccount",
+        } <= kinds
 
 
 def test_the_validator_rejects_what_kubernetes_would():
-    bad_pool = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "x"},
-                "spec": {"template": {"spec": {"requirements": [], "nodeClassRef": {
-                    "group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "x"}}}, "colour": "blue"}}
+    bad_pool = {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": "x"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "requirements": [],
+                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "x"},
+                }
+            },
+            "colour": "blue",
+        },
+    }
     with pytest.raises(AssertionError, match="colour"):
         validate_object(bad_pool, "1.31")
-    bad_deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
-                      "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "a", "imag": "b"}]}}}}
+    bad_deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "a", "imag": "b"}]}}},
+    }
     with pytest.raises(AssertionError, match="imag"):
         validate_object(bad_deployment, "1.31")
 
 
 def test_crd_cel_rules_run_as_the_api_server_runs_them():
     """x-kubernetes-validations are evaluated (cel-python plus the Kubernetes `find` extension)."""
-    node_class = {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "x"},
-                  "spec": {"amiSelectorTerms": [{"alias": "bottlerocket@latest"}], "role": "r",
-                           "subnetSelectorTerms": [{"tags": {"a": "b"}}],
-                           "securityGroupSelectorTerms": [{"tags": {"a": "b"}}],
-                           "tags": {"eks:eks-cluster-name": "ml-prod"}}}
+    node_class = {
+        "apiVersion": "karpenter.k8s.aws/v1",
+        "kind": "EC2NodeClass",
+        "metadata": {"name": "x"},
+        "spec": {
+            "amiSelectorTerms": [{"alias": "bottlerocket@latest"}],
+            "role": "r",
+            "subnetSelectorTerms": [{"tags": {"a": "b"}}],
+            "securityGroupSelectorTerms": [{"tags": {"a": "b"}}],
+            "tags": {"eks:eks-cluster-name": "ml-prod"},
+        },
+    }
     with pytest.raises(AssertionError, match="restricted tag matching eks:eks-cluster-name"):
         validate_object(node_class, "1.31")
-    pool = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "x"},
-            "spec": {"template": {"spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
-                                                            "name": "x"},
-                                           "requirements": [{"key": "karpenter.sh/custom", "operator": "In",
-                                                             "values": ["a"]}]}}}}
+    pool = {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": "x"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "x"},
+                    "requirements": [{"key": "karpenter.sh/custom", "operator": "In", "values": ["a"]}],
+                }
+            }
+        },
+    }
     with pytest.raises(AssertionError, match="restricted"):
         validate_object(pool, "1.31")
 
@@ -65,7 +108,8 @@ def test_no_karpenter_cel_rule_is_skipped():
 
     from tests.conftest import CRDS
 
-    karpenter_rules = {rule for path in CRDS.glob("karpenter*.yaml")
-                       for rule in re.findall(r"^\s*rule: (.+)$", path.read_text(), re.M)}
+    karpenter_rules = {
+        rule for path in CRDS.glob("karpenter*.yaml") for rule in re.findall(r"^\s*rule: (.+)$", path.read_text(), re.M)
+    }
     skipped = {r for r in UNSUPPORTED_CEL if r.strip("'") in {k.strip("'").replace("''", "'") for k in karpenter_rules}}
     assert not skipped, skipped

@@ -11,10 +11,18 @@ from components import ServerlessFallback, ServerlessFallbackArgs
 from components.serverless_fallback import _check_limits
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/sentiment:1.2.0@sha256:" + "c" * 64
-ARGS = ServerlessFallbackArgs(function_name="modelops-dev-sentiment", image_uri=IMAGE, version="1.2.0",
-                              region="us-east-1", account_id="123456789012", memory_mb=3008, reserved_concurrency=2,
-                              artifact_bucket="acme-models-dev", artifact_prefix="sentiment/1.2.0",
-                              log_retention_days=7)
+ARGS = ServerlessFallbackArgs(
+    function_name="modelops-dev-sentiment",
+    image_uri=IMAGE,
+    version="1.2.0",
+    region="us-east-1",
+    account_id="123456789012",
+    memory_mb=3008,
+    reserved_concurrency=2,
+    artifact_bucket="acme-models-dev",
+    artifact_prefix="sentiment/1.2.0",
+    log_retention_days=7,
+)
 
 
 def test_function_is_capped_traced_and_pinned(build):
@@ -57,17 +65,18 @@ def test_alarms_cover_errors_throttles_and_duration(build):
     assert metrics == {"Errors": 1, "Throttles": 1, "Duration": 48000}
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"memory_mb": 20000}, "memory 20000 MB is outside Lambda's 128-10240 MB"),
-    ({"timeout_seconds": 901}, "timeout 901s is outside Lambda's 1-900s"),
-    ({"ephemeral_storage_mb": 100}, "ephemeral storage 100 MB is outside 512-10240 MB"),
-    ({"function_name": "x" * 65}, "longer than 64 characters"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"memory_mb": 20000}, "memory 20000 MB is outside Lambda's 128-10240 MB"),
+        ({"timeout_seconds": 901}, "timeout 901s is outside Lambda's 1-900s"),
+        ({"ephemeral_storage_mb": 100}, "ephemeral storage 100 MB is outside 512-10240 MB"),
+        ({"function_name": "x" * 65}, "longer than 64 characters"),
+    ],
+)
 def test_lambda_limits_are_enforced(change, message):
     with pytest.raises(ValueError, match=message):
         _check_limits(replace(ARGS, **change))
-
-
 
 
 def test_alarms_notify_the_configured_topic(build):

@@ -53,20 +53,33 @@ class SimulatedNode:
     memory: str = "192Gi"
 
     def manifest(self) -> dict[str, Any]:
-        labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                  "node.kubernetes.io/instance-type": "simulated", "topology.kubernetes.io/zone": self.zone,
-                  "type": "kwok"}
+        labels = {
+            "kubernetes.io/hostname": self.name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "node.kubernetes.io/instance-type": "simulated",
+            "topology.kubernetes.io/zone": self.zone,
+            "type": "kwok",
+        }
         taints = []
         capacity = {"cpu": self.cpu, "memory": self.memory, "pods": "110", "ephemeral-storage": "500Gi"}
         if self.pool:
-            labels.update({"modelops/gpu-pool": self.pool, "karpenter.sh/nodepool": self.pool,
-                           "karpenter.sh/capacity-type": "on-demand"})
+            labels.update(
+                {
+                    "modelops/gpu-pool": self.pool,
+                    "karpenter.sh/nodepool": self.pool,
+                    "karpenter.sh/capacity-type": "on-demand",
+                }
+            )
             taints.append({"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"})
             capacity["nvidia.com/gpu"] = str(self.gpus)
-        return {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": self.name, "labels": labels, "annotations": {FAKE_NODE_ANNOTATION: "fake"}},
-                "spec": {"taints": taints},
-                "status": {"capacity": capacity, "allocatable": capacity}}
+        return {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": self.name, "labels": labels, "annotations": {FAKE_NODE_ANNOTATION: "fake"}},
+            "spec": {"taints": taints},
+            "status": {"capacity": capacity, "allocatable": capacity},
+        }
 
 
 @dataclass
@@ -82,42 +95,78 @@ class LocalCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._certificates()
         etcd_port, peer_port = free_port(), free_port()
-        self._spawn("etcd", [
-            "etcd", "--name=local", f"--data-dir={self.workdir / 'etcd'}",
-            f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
-            f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
-            f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
-            f"--initial-cluster=local=http://127.0.0.1:{peer_port}",
-            "--unsafe-no-fsync", "--log-level=warn"])
+        self._spawn(
+            "etcd",
+            [
+                "etcd",
+                "--name=local",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-cluster=local=http://127.0.0.1:{peer_port}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
         self.api_port = free_port()
         certs = self.workdir / "pki"
-        self._spawn("kube-apiserver", [
-            "kube-apiserver", f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={self.api_port}",
-            f"--tls-cert-file={certs / 'apiserver.crt'}", f"--tls-private-key-file={certs / 'apiserver.key'}",
-            f"--token-auth-file={certs / 'tokens.csv'}", "--authorization-mode=RBAC",
-            f"--service-account-key-file={certs / 'sa.pub'}",
-            f"--service-account-signing-key-file={certs / 'sa.key'}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            "--service-cluster-ip-range=10.96.0.0/16",
-            # Privileged system DaemonSets (the DCGM exporter) are allowed, as on EKS; Pod Security
-            # admission (on by default) still enforces each namespace's profile.
-            "--allow-privileged=true",
-            "--enable-priority-and-fairness=false", "--profiling=false", "-v=1"])
+        self._spawn(
+            "kube-apiserver",
+            [
+                "kube-apiserver",
+                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.api_port}",
+                f"--tls-cert-file={certs / 'apiserver.crt'}",
+                f"--tls-private-key-file={certs / 'apiserver.key'}",
+                f"--token-auth-file={certs / 'tokens.csv'}",
+                "--authorization-mode=RBAC",
+                f"--service-account-key-file={certs / 'sa.pub'}",
+                f"--service-account-signing-key-file={certs / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                # Privileged system DaemonSets (the DCGM exporter) are allowed, as on EKS; Pod Security
+                # admission (on by default) still enforces each namespace's profile.
+                "--allow-privileged=true",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+                "-v=1",
+            ],
+        )
         self._write_kubeconfig()
         self._wait_ready()
         common = [f"--kubeconfig={self.kubeconfig_path}", "--leader-elect=false", "--bind-address=127.0.0.1"]
-        self._spawn("kube-controller-manager", [
-            "kube-controller-manager", *common, f"--secure-port={free_port()}",
-            f"--service-account-private-key-file={certs / 'sa.key'}", f"--root-ca-file={certs / 'apiserver.crt'}",
-            "--use-service-account-credentials=false", "--controllers=*,-nodeipam,-cloud-node-lifecycle",
-            "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10"])
+        self._spawn(
+            "kube-controller-manager",
+            [
+                "kube-controller-manager",
+                *common,
+                f"--secure-port={free_port()}",
+                f"--service-account-private-key-file={certs / 'sa.key'}",
+                f"--root-ca-file={certs / 'apiserver.crt'}",
+                "--use-service-account-credentials=false",
+                "--controllers=*,-nodeipam,-cloud-node-lifecycle",
+                "--concurrent-deployment-syncs=10",
+                "--concurrent-replicaset-syncs=10",
+            ],
+        )
         self._spawn("kube-scheduler", ["kube-scheduler", *common, f"--secure-port={free_port()}"])
-        self._spawn("kwok", [
-            "kwok", f"--kubeconfig={self.kubeconfig_path}", f"--config={self.bin_dir / 'kwok-stages.yaml'}",
-            "--manage-all-nodes=false", f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
-            "--cidr=10.244.0.1/16", "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{free_port()}"])
+        self._spawn(
+            "kwok",
+            [
+                "kwok",
+                f"--kubeconfig={self.kubeconfig_path}",
+                f"--config={self.bin_dir / 'kwok-stages.yaml'}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
+                "--cidr=10.244.0.1/16",
+                "--node-ip=127.0.0.1",
+                f"--server-address=127.0.0.1:{free_port()}",
+            ],
+        )
         self.install_crds()
 
     def stop(self) -> None:
@@ -139,8 +188,13 @@ class LocalCluster:
     def _spawn(self, name: str, argv: list[str]) -> None:
         (self.workdir / "logs").mkdir(exist_ok=True)
         log = open(self.workdir / "logs" / f"{name}.log", "w")  # noqa: SIM115 - kept open for the process
-        proc = subprocess.Popen([str(self.bin_dir / argv[0]), *argv[1:]], stdout=log, stderr=subprocess.STDOUT,
-                                cwd=self.workdir, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(self.bin_dir / argv[0]), *argv[1:]],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
         self.processes.append((name, proc))
         time.sleep(0.2)
         if proc.poll() is not None:
@@ -149,14 +203,34 @@ class LocalCluster:
     def _certificates(self) -> None:
         pki = self.workdir / "pki"
         pki.mkdir(exist_ok=True)
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-keyout", str(pki / "apiserver.key"), "-out", str(pki / "apiserver.crt"),
-                        "-subj", "/CN=127.0.0.1",
-                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                str(pki / "apiserver.key"),
+                "-out",
+                str(pki / "apiserver.crt"),
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc",
+            ],
+            check=True,
+            capture_output=True,
+        )
         subprocess.run(["openssl", "genrsa", "-out", str(pki / "sa.key"), "2048"], check=True, capture_output=True)
-        subprocess.run(["openssl", "rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub")],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["openssl", "rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub")],
+            check=True,
+            capture_output=True,
+        )
         self.token = secrets.token_hex(24)
         (pki / "tokens.csv").write_text(f'{self.token},modelops-e2e-admin,1,"system:masters"\n')
 
@@ -170,9 +244,15 @@ class LocalCluster:
     def _write_kubeconfig(self) -> None:
         ca = base64.b64encode((self.workdir / "pki" / "apiserver.crt").read_bytes()).decode()
         config = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "local",
-            "clusters": [{"name": "local", "cluster": {"server": f"https://127.0.0.1:{self.api_port}",
-                                                       "certificate-authority-data": ca}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "local",
+            "clusters": [
+                {
+                    "name": "local",
+                    "cluster": {"server": f"https://127.0.0.1:{self.api_port}", "certificate-authority-data": ca},
+                }
+            ],
             "users": [{"name": "admin", "user": {"token": self.token}}],
             "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
         }
@@ -192,8 +272,9 @@ class LocalCluster:
     def _get(self, path: str) -> str | None:
         """GET a path of the API server (None while it does not answer 200)."""
         context = ssl.create_default_context(cafile=str(self.workdir / "pki" / "apiserver.crt"))
-        request = urllib.request.Request(f"https://127.0.0.1:{self.api_port}{path}",
-                                         headers={"Authorization": f"Bearer {self.token}"})
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{self.api_port}{path}", headers={"Authorization": f"Bearer {self.token}"}
+        )
         try:
             with urllib.request.urlopen(request, context=context, timeout=5) as response:
                 return response.read().decode()
@@ -206,15 +287,19 @@ class LocalCluster:
 
     # --- use ------------------------------------------------------------------------------------
     def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
-        result = subprocess.run([str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig_path}", *args],
-                                capture_output=True, text=True, input=input, timeout=180)
+        result = subprocess.run(
+            [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig_path}", *args],
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=180,
+        )
         if check and result.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
         return result
 
     def apply(self, *manifests: dict[str, Any]) -> None:
-        self.kubectl("apply", "--server-side", "-f", "-",
-                     input="\n---\n".join(yaml.safe_dump(m) for m in manifests))
+        self.kubectl("apply", "--server-side", "-f", "-", input="\n---\n".join(yaml.safe_dump(m) for m in manifests))
 
     def add_nodes(self, nodes: list[SimulatedNode]) -> None:
         """Register nodes; kwok marks them Ready and keeps their status (capacity included)."""
@@ -222,15 +307,17 @@ class LocalCluster:
             manifest = node.manifest()
             status = manifest.pop("status")
             self.kubectl("create", "-f", "-", input=yaml.safe_dump(manifest))
-            self.kubectl("patch", "node", node.name, "--subresource=status", "--type=merge",
-                         "-p", json.dumps({"status": status}))
+            self.kubectl(
+                "patch", "node", node.name, "--subresource=status", "--type=merge", "-p", json.dumps({"status": status})
+            )
 
     def objects(self, selector: str) -> list[dict[str, Any]]:
         """Every namespaced and cluster-scoped object of the listable kinds carrying a label selector."""
         kinds = self.kubectl("api-resources", "--verbs=list,delete", "-o", "name").stdout.split()
         skip = {"events", "events.events.k8s.io", "endpoints", "endpointslices.discovery.k8s.io"}
-        result = self.kubectl("get", ",".join(k for k in kinds if k not in skip), "-A", "-l", selector,
-                              "-o", "json", "--ignore-not-found")
+        result = self.kubectl(
+            "get", ",".join(k for k in kinds if k not in skip), "-A", "-l", selector, "-o", "json", "--ignore-not-found"
+        )
         return json.loads(result.stdout or '{"items": []}')["items"]
 
 

@@ -76,8 +76,12 @@ def tier(tmp_path_factory) -> Tier:
 def start_cluster(cluster: LocalCluster, env: str) -> None:
     cluster.start()
     # What a cluster these stacks deploy to already has: the monitoring and gateway namespaces.
-    cluster.apply(*({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-                    for ns in ("monitoring", "gateway-system")))
+    cluster.apply(
+        *(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+            for ns in ("monitoring", "gateway-system")
+        )
+    )
     cluster.add_nodes(simulated_nodes(env))
 
 

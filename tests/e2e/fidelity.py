@@ -25,8 +25,7 @@ def shape(plan: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     for urn, step in steps_by_urn(plan).items():
         state = step.get("newState") or step.get("oldState") or {}
         timeouts = tuple(sorted((state.get("customTimeouts") or {}).items()))
-        out[urn] = (state.get("type"), state.get("parent"), state.get("provider"), bool(state.get("protect")),
-                    timeouts)
+        out[urn] = (state.get("type"), state.get("parent"), state.get("provider"), bool(state.get("protect")), timeouts)
     return out
 
 
@@ -63,7 +62,7 @@ def differences(offline: Any, real: Any, path: str = "") -> list[tuple[str, Any,
             for k in sorted(set(a) | set(b)):
                 walk(a.get(k, MISSING), b.get(k, MISSING), f"{where}.{k}")
         elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-            for i, (x, y) in enumerate(zip(a, b)):
+            for i, (x, y) in enumerate(zip(a, b, strict=False)):
                 walk(x, y, f"{where}[{i}]")
         elif a != b:
             found.append((where, a, b))
@@ -78,14 +77,19 @@ KNOWN_DIVERGENCES = {
     "aws-output-unknown-at-create": (
         "A value computed by AWS when a resource is created (an IAM role's ARN) is unknown in a real preview "
         "of a new stack; the offline mocks answer with the ARN the name determines. Offline is the stricter "
-        "side: rules see the value and judge it, where the real preview says 'not evaluated'."),
+        "side: rules see the value and judge it, where the real preview says 'not evaluated'."
+    ),
 }
 
 
 def known_divergence(path: str, offline: Any, real: Any) -> str | None:
     """The KNOWN_DIVERGENCES key that explains one difference, or None."""
-    if real == UNKNOWN and isinstance(offline, str) and offline.startswith("arn:aws:iam::") \
-            and path == ".metadata.annotations.eks.amazonaws.com/role-arn":
+    if (
+        real == UNKNOWN
+        and isinstance(offline, str)
+        and offline.startswith("arn:aws:iam::")
+        and path == ".metadata.annotations.eks.amazonaws.com/role-arn"
+    ):
         return "aws-output-unknown-at-create"
     return None
 

@@ -29,8 +29,18 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 PASSPHRASE = "modelops-e2e-passphrase"
 STANDIN_PACKAGES = ("aws", "docker-build", "docker")
-PROJECT_FILES = ("Pulumi.yaml", "pyproject.toml", "uv.lock", "README.md", "__main__.py", "components", "offline",
-                 "policies", "models", "stacks")
+PROJECT_FILES = (
+    "Pulumi.yaml",
+    "pyproject.toml",
+    "uv.lock",
+    "README.md",
+    "__main__.py",
+    "components",
+    "offline",
+    "policies",
+    "models",
+    "stacks",
+)
 
 PLATFORM_PROGRAM = '''"""The cluster platform's stack, as the modelops stacks reference it: exports the kubeconfig."""
 import pulumi
@@ -50,8 +60,10 @@ class CommandResult:
         return json.loads(self.stdout)
 
     def explain(self) -> str:
-        return f"$ {' '.join(self.argv)}\nexit {self.returncode}\n--- stdout\n{self.stdout[-6000:]}\n" \
-               f"--- stderr\n{self.stderr[-6000:]}"
+        return (
+            f"$ {' '.join(self.argv)}\nexit {self.returncode}\n--- stdout\n{self.stdout[-6000:]}\n"
+            f"--- stderr\n{self.stderr[-6000:]}"
+        )
 
 
 class PulumiCli:
@@ -69,8 +81,9 @@ class PulumiCli:
         python = ROOT / ".venv" / "bin" / "python"
         for package in STANDIN_PACKAGES:
             launcher = self.launchers / f"pulumi-resource-{package}"
-            launcher.write_text(f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{python}" -u -m tests.e2e.standin_provider '
-                                f'{package} "$@"\n')
+            launcher.write_text(
+                f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{python}" -u -m tests.e2e.standin_provider ' f'{package} "$@"\n'
+            )
             launcher.chmod(0o755)
 
     def _copy_project(self) -> None:
@@ -89,37 +102,53 @@ class PulumiCli:
         uv = str(ROOT / ".tools" / "bin" / "uv")
         pack = self.project / "policies"
         subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(pack / "venv")], check=True)
-        subprocess.run([uv, "pip", "install", "--quiet", "--require-hashes", "--python",
-                        str(pack / "venv" / "bin" / "python"), "-r", str(pack / "requirements.txt")], check=True)
+        subprocess.run(
+            [
+                uv,
+                "pip",
+                "install",
+                "--quiet",
+                "--require-hashes",
+                "--python",
+                str(pack / "venv" / "bin" / "python"),
+                "-r",
+                str(pack / "requirements.txt"),
+            ],
+            check=True,
+        )
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "AWS_", "KUBECONFIG"))}
-        env.update({
-            "PATH": os.pathsep.join([str(self.launchers), str(self.bin_dir), str(ROOT / ".tools" / "bin"),
-                                     env.get("PATH", "")]),
-            "PULUMI_HOME": str(self.home),
-            "PULUMI_BACKEND_URL": f"file://{self.state}",
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PULUMI_SKIP_CONFIRMATIONS": "true",
-            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
-            "MODELOPS_STANDIN_LEDGER": str(self.ledger),
-            # as the up workflow sets it: image builds must push single manifests (components/images.py)
-            "BUILDX_NO_DEFAULT_ATTESTATIONS": "1",
-            # The pre-flight's AWS calls have no endpoint here; `auto` models decide without it.
-            "MODELOPS_PREFLIGHT": "off",
-            "NO_COLOR": "1",
-            # `--event-log` (the policy events) is a debug flag
-            "PULUMI_DEBUG_COMMANDS": "true",
-        })
+        env.update(
+            {
+                "PATH": os.pathsep.join(
+                    [str(self.launchers), str(self.bin_dir), str(ROOT / ".tools" / "bin"), env.get("PATH", "")]
+                ),
+                "PULUMI_HOME": str(self.home),
+                "PULUMI_BACKEND_URL": f"file://{self.state}",
+                "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+                "PULUMI_SKIP_UPDATE_CHECK": "true",
+                "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+                "PULUMI_SKIP_CONFIRMATIONS": "true",
+                "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+                "MODELOPS_STANDIN_LEDGER": str(self.ledger),
+                # as the up workflow sets it: image builds must push single manifests (components/images.py)
+                "BUILDX_NO_DEFAULT_ATTESTATIONS": "1",
+                # The pre-flight's AWS calls have no endpoint here; `auto` models decide without it.
+                "MODELOPS_PREFLIGHT": "off",
+                "NO_COLOR": "1",
+                # `--event-log` (the policy events) is a debug flag
+                "PULUMI_DEBUG_COMMANDS": "true",
+            }
+        )
         env.update(extra)
         return env
 
     def run(self, *args: str, cwd: Path | None = None, timeout: float = 1800, **extra_env: str) -> CommandResult:
         argv = [str(self.bin_dir / "pulumi"), *args, "--non-interactive"]
-        done = subprocess.run(argv, cwd=cwd or self.project, env=self.env(**extra_env), capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(
+            argv, cwd=cwd or self.project, env=self.env(**extra_env), capture_output=True, text=True, timeout=timeout
+        )
         return CommandResult(argv, done.returncode, done.stdout, done.stderr)
 
     # --- stacks ---------------------------------------------------------------------------------
@@ -127,14 +156,21 @@ class PulumiCli:
         """`organization/eks-platform/<env>`: the stack the modelops stacks read the kubeconfig from."""
         project = self.workdir / "eks-platform"
         project.mkdir(exist_ok=True)
-        (project / "Pulumi.yaml").write_text(yaml.safe_dump({
-            "name": "eks-platform", "main": "__main__.py",
-            "runtime": {"name": "python", "options": {"toolchain": "pip",
-                                                      "virtualenv": str(ROOT / ".venv")}}}))
+        (project / "Pulumi.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "name": "eks-platform",
+                    "main": "__main__.py",
+                    "runtime": {"name": "python", "options": {"toolchain": "pip", "virtualenv": str(ROOT / ".venv")}},
+                }
+            )
+        )
         (project / "__main__.py").write_text(PLATFORM_PROGRAM)
-        for step in (["stack", "init", f"organization/eks-platform/{env}"],
-                     ["config", "set", "--secret", "kubeconfig", kubeconfig, "-s", env],
-                     ["up", "--yes", "--skip-preview", "-s", env]):
+        for step in (
+            ["stack", "init", f"organization/eks-platform/{env}"],
+            ["config", "set", "--secret", "kubeconfig", kubeconfig, "-s", env],
+            ["up", "--yes", "--skip-preview", "-s", env],
+        ):
             result = self.run(*step, cwd=project)
             if result.returncode != 0 and "already exists" not in result.stderr:
                 raise RuntimeError(result.explain())
@@ -165,11 +201,14 @@ class PulumiCli:
         return self.stack_config(env)
 
     def policy_args(self, env: str) -> list[str]:
-        return ["--policy-pack", str(self.project / "policies"),
-                "--policy-pack-config", str(self.project / "policies" / "config" / f"{env}.json")]
+        return [
+            "--policy-pack",
+            str(self.project / "policies"),
+            "--policy-pack-config",
+            str(self.project / "policies" / "config" / f"{env}.json"),
+        ]
 
-    def preview(self, env: str, event_log: Path | None = None, policy: bool = True,
-                **extra_env: str) -> CommandResult:
+    def preview(self, env: str, event_log: Path | None = None, policy: bool = True, **extra_env: str) -> CommandResult:
         args = ["preview", "-s", env, "--json", "--diff"]
         if policy:
             args += self.policy_args(env)

@@ -131,6 +131,7 @@ class Ledger:
             if key in entries:
                 raise RuntimeError(f"stand-in: {type_} {key!r} already exists (created by {entries[key]['urn']})")
             entries[key] = {"urn": urn, "type": type_}
+
         self._update(change)
 
     def remove(self, key: str) -> None:
@@ -156,8 +157,9 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
     def _outputs(self, type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         import pulumi
 
-        args = pulumi.runtime.MockResourceArgs(typ=type_, name=name, inputs=_plain(inputs), provider=None,
-                                               resource_id=None, custom=True)
+        args = pulumi.runtime.MockResourceArgs(
+            typ=type_, name=name, inputs=_plain(inputs), provider=None, resource_id=None, custom=True
+        )
         resource_id, outputs = self._mocks().new_resource(args)
         if type_ == "docker-build:index:Image":
             outputs.update(self._built_image(inputs))
@@ -187,7 +189,8 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         changed = sorted(k for k in set(olds) | set(news) if olds.get(k) != news.get(k) and k != "version")
         return provider_pb2.DiffResponse(
             changes=provider_pb2.DiffResponse.DIFF_SOME if changed else provider_pb2.DiffResponse.DIFF_NONE,
-            diffs=changed)
+            diffs=changed,
+        )
 
     def Configure(self, request, context):
         self.config = {}
@@ -208,8 +211,11 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         olds = _to_dict(request.old_inputs) if request.HasField("old_inputs") else _to_dict(request.olds)
         news = _to_dict(request.news)
         ignored = set(request.ignoreChanges)
-        keys = sorted(k for k in set(olds) | set(news)
-                      if k not in ignored and k != "__defaults" and _plain(olds.get(k)) != _plain(news.get(k)))
+        keys = sorted(
+            k
+            for k in set(olds) | set(news)
+            if k not in ignored and k != "__defaults" and _plain(olds.get(k)) != _plain(news.get(k))
+        )
         replace_keys = REPLACE_ON_CHANGE.get(type_, set())
         detailed = {}
         replaces = []
@@ -226,8 +232,12 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             detailed[k] = provider_pb2.PropertyDiff(kind=kind, inputDiff=True)
         return provider_pb2.DiffResponse(
             changes=provider_pb2.DiffResponse.DIFF_SOME if keys else provider_pb2.DiffResponse.DIFF_NONE,
-            diffs=keys, replaces=replaces, detailedDiff=detailed, hasDetailedDiff=True,
-            deleteBeforeReplace=False)
+            diffs=keys,
+            replaces=replaces,
+            detailedDiff=detailed,
+            hasDetailedDiff=True,
+            deleteBeforeReplace=False,
+        )
 
     def Create(self, request, context):
         type_ = request.type or _type_of(request.urn)
@@ -237,11 +247,13 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             # As a Terraform-bridged provider previews a create: inputs known, computed outputs unknown.
             _, outputs = self._outputs(type_, name, inputs)
             return provider_pb2.CreateResponse(
-                id="", properties=_to_struct({k: (v if k in inputs else UNKNOWN) for k, v in outputs.items()}))
+                id="", properties=_to_struct({k: (v if k in inputs else UNKNOWN) for k, v in outputs.items()})
+            )
         if self.fail_create and name == self.fail_create:
-            context.abort(grpc.StatusCode.UNKNOWN,
-                          f"stand-in {self.package} provider: injected failure creating {name} "
-                          "(MODELOPS_STANDIN_FAIL_CREATE)")
+            context.abort(
+                grpc.StatusCode.UNKNOWN,
+                f"stand-in {self.package} provider: injected failure creating {name} " "(MODELOPS_STANDIN_FAIL_CREATE)",
+            )
         resource_id, outputs = self._outputs(type_, name, inputs)
         if _contains_unknown(inputs):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"stand-in: unknown input in a create of {name}")
@@ -272,7 +284,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         args = pulumi.runtime.MockCallArgs(token=request.tok, args=_plain(_to_dict(request.args)), provider=None)
         try:
             result = self._mocks().call(args)
-        except Exception as exc:  # noqa: BLE001 - reported to the engine as the invoke's failure
+        except Exception as exc:
             return provider_pb2.InvokeResponse(failures=[provider_pb2.CheckFailure(reason=f"stand-in: {exc}")])
         return provider_pb2.InvokeResponse(**{"return": _to_struct(result)})
 
@@ -285,8 +297,9 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
 
 def main() -> None:
     package = sys.argv[1]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
-                         options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)])
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)]
+    )
     provider_pb2_grpc.add_ResourceProviderServicer_to_server(StandinProvider(package), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()

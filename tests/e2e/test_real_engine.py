@@ -20,8 +20,15 @@ from offline.engine import run_program
 from offline.plan import from_json
 from offline.stackfile import load_stack
 from tests.e2e.conftest import ENVIRONMENTS, Tier
-from tests.e2e.fidelity import (differences, known_divergence, kubernetes_inputs, offline_verdicts, real_verdicts,
-                                shape, steps_by_urn)
+from tests.e2e.fidelity import (
+    differences,
+    known_divergence,
+    kubernetes_inputs,
+    offline_verdicts,
+    real_verdicts,
+    shape,
+    steps_by_urn,
+)
 from tests.e2e.pulumi_cli import read_event_log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +63,7 @@ def stack_objects(tier: Tier, env: str) -> list[dict]:
 
 # ---- preview with the policy pack ----
 
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_preview_with_the_policy_pack_succeeds(tier, env):
     plan = first_preview(tier, env)
@@ -66,14 +74,18 @@ def test_preview_with_the_policy_pack_succeeds(tier, env):
         # Objects whose inputs are known went through the API server's dry run: their previewed outputs
         # carry what only the server adds (the namespace's name label, a creation timestamp).
         # Objects with values unknown until the update (an image built in it) cannot be dry-run.
-        outputs = {e["resOutputsEvent"]["metadata"]["urn"]: e["resOutputsEvent"]["metadata"]["new"]["outputs"]
-                   for e in tier.events[env] if "resOutputsEvent" in e}
+        outputs = {
+            e["resOutputsEvent"]["metadata"]["urn"]: e["resOutputsEvent"]["metadata"]["new"]["outputs"]
+            for e in tier.events[env]
+            if "resOutputsEvent" in e
+        }
         namespace = next(o for urn, o in outputs.items() if urn.endswith("::ns-models"))
         assert namespace["metadata"]["labels"]["kubernetes.io/metadata.name"] == "models"
         assert namespace["metadata"]["creationTimestamp"]
 
 
 # ---- fidelity: offline vs real ----
+
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_offline_plan_has_the_real_preview_shape(tier, env):
@@ -86,8 +98,10 @@ def test_offline_plan_has_the_real_preview_shape(tier, env):
     # the same keys in every step and state (the CLI adds where in the program each resource came from)
     real_steps, offline_steps = steps_by_urn(real_plan), steps_by_urn(offline_plan_)
     origin = {"sourcePosition", "stackTrace"}
-    keys = {urn: (sorted(set(offline_steps[urn]["newState"]) - origin), sorted(set(real_steps[urn]["newState"]) - origin))
-            for urn in real_steps}
+    keys = {
+        urn: (sorted(set(offline_steps[urn]["newState"]) - origin), sorted(set(real_steps[urn]["newState"]) - origin))
+        for urn in real_steps
+    }
     assert {urn: k for urn, k in keys.items() if k[0] != k[1]} == {}
     # explicit providers: the same inputs, the version the SDK asked for included (the engine's own
     # `__internal` bookkeeping aside)
@@ -147,21 +161,29 @@ def test_planted_violations_get_the_same_verdicts_offline_and_for_real(tier):
     report = run_checks(from_json(offline, "planted"), load_policy_config(ROOT / "policies" / "config" / "prod.json"))
     assert offline_verdicts(report) == real
     assert {rule for rule, _, outcome in real if outcome == "fail"} >= {
-        "k8s-no-secret-env", "karpenter-ami-pinned", "karpenter-gpu-limit", "gpu-cost-ceiling"}
+        "k8s-no-secret-env",
+        "karpenter-ami-pinned",
+        "karpenter-gpu-limit",
+        "gpu-cost-ceiling",
+    }
     assert report.mandatory_failures
 
 
-@pytest.mark.parametrize("change, real_exit", [
-    ({"k8s-no-such-rule": "mandatory"}, 0),  # the CLI ignores a policy name the pack does not have
-    ({"all": "strict"}, 1),  # and refuses an unknown level or a setting against its schema
-    ({"gpu-cost-ceiling": {"budgetUsd": "lots"}}, 1),
-])
+@pytest.mark.parametrize(
+    "change, real_exit",
+    [
+        ({"k8s-no-such-rule": "mandatory"}, 0),  # the CLI ignores a policy name the pack does not have
+        ({"all": "strict"}, 1),  # and refuses an unknown level or a setting against its schema
+        ({"gpu-cost-ceiling": {"budgetUsd": "lots"}}, 1),
+    ],
+)
 def test_policy_configs_the_cli_accepts_and_refuses(tier, change, real_exit, tmp_path):
     config = {**json.loads((ROOT / "policies" / "config" / "dev.json").read_text()), **change}
     path = tmp_path / "policy.json"
     path.write_text(json.dumps(config))
-    result = tier.cli.run("preview", "-s", "dev", "--policy-pack", str(tier.cli.project / "policies"),
-                          "--policy-pack-config", str(path))
+    result = tier.cli.run(
+        "preview", "-s", "dev", "--policy-pack", str(tier.cli.project / "policies"), "--policy-pack-config", str(path)
+    )
     assert result.returncode == real_exit, result.explain()
     # offline refuses all three (exit 2): the unknown name is a divergence on the strict side, which
     # catches a misspelt rule whose settings the CLI would silently drop
@@ -171,6 +193,7 @@ def test_policy_configs_the_cli_accepts_and_refuses(tier, change, real_exit, tmp
 
 
 # ---- update lifecycle ----
+
 
 def test_a_fault_in_the_middle_of_up_leaves_a_state_a_second_up_converges_from(tier):
     # The stand-in refuses to create the summarizer's IAM role: everything that does not depend on it
@@ -212,6 +235,86 @@ def assert_state_matches_the_world(tier: Tier, env: str) -> None:
     assert sorted(ledger_urns) == sorted(standin)
 
 
+def _server(pod: dict) -> dict:
+    return pod["containers"][0]
+
+
+PSS_VIOLATIONS = {
+    # control: (mutation of a pod spec, the rule that must fail it)
+    "Privileged Containers": (lambda p: _server(p)["securityContext"].update(privileged=True), "k8s-no-privileged"),
+    "Host Namespaces": (lambda p: p.update(hostPID=True), "k8s-no-host-namespaces"),
+    "Host Ports": (lambda p: _server(p)["ports"][0].update(hostPort=8080), "k8s-no-host-namespaces"),
+    "HostPath Volumes": (
+        lambda p: p["volumes"].append({"name": "host", "hostPath": {"path": "/var/log"}}),
+        "k8s-no-hostpath",
+    ),
+    "Capabilities": (
+        lambda p: _server(p)["securityContext"]["capabilities"].update(add=["SYS_TIME"]),
+        "k8s-drop-capabilities",
+    ),
+    "Privilege Escalation": (
+        lambda p: _server(p)["securityContext"].update(allowPrivilegeEscalation=True),
+        "k8s-no-privilege-escalation",
+    ),
+    "Running as Non-root user": (lambda p: _server(p)["securityContext"].update(runAsUser=0), "k8s-run-as-non-root"),
+    "Seccomp": (lambda p: _server(p)["securityContext"].update(seccompProfile={"type": "Unconfined"}), "k8s-seccomp"),
+    "Sysctls": (
+        lambda p: p["securityContext"].update(sysctls=[{"name": "kernel.msgmax", "value": "65536"}]),
+        "k8s-safe-sysctls",
+    ),
+    "/proc Mount Type": (lambda p: _server(p)["securityContext"].update(procMount="Unmasked"), "k8s-proc-mount"),
+    "SELinux": (lambda p: _server(p)["securityContext"].update(seLinuxOptions={"type": "spc_t"}), "k8s-selinux"),
+    "AppArmor": (
+        lambda p: _server(p)["securityContext"].update(appArmorProfile={"type": "Unconfined"}),
+        "k8s-apparmor",
+    ),
+    "Volume Types": (
+        lambda p: p["volumes"].append({"name": "nfs", "nfs": {"server": "10.0.0.1", "path": "/"}}),
+        "k8s-volume-types",
+    ),
+}
+
+
+def test_the_pack_and_pod_security_admission_agree_on_every_control(tier):
+    """The prod model pod, as planned, passes the pack and the API server's Pod Security admission
+    (`restricted` enforced on its namespace, server-side dry run); each control broken in it fails both."""
+    import copy
+
+    from offline.plan import load_plan
+    from tests.policies.test_rules import preview_json
+
+    cluster = tier.clusters["prod"]
+    deployment = next(
+        s["newState"]["inputs"] for s in offline_plan(tier, "prod")["steps"] if s["urn"].endswith("::chat-deployment")
+    )
+    template = deployment["spec"]["template"]
+
+    def verdicts(pod_spec: dict, tag: str) -> tuple[bool, set[str]]:
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"pss-{tag}", "namespace": "models", "labels": template["metadata"]["labels"]},
+            "spec": pod_spec,
+        }
+        admitted = (
+            cluster.kubectl("create", "--dry-run=server", "-f", "-", check=False, input=json.dumps(pod)).returncode == 0
+        )
+        path = tier.cli.workdir / f"pss-{tag}.json"
+        path.write_text(json.dumps(preview_json([("kubernetes:core/v1:Pod", "pod", pod)])))
+        failed = {f.rule for f in run_checks(load_plan(path), {"all": "mandatory"}).findings if f.outcome == "fail"}
+        return admitted, failed
+
+    admitted, failed = verdicts(template["spec"], "as-planned")
+    pss_rules = {rule for _, rule in PSS_VIOLATIONS.values()}
+    assert admitted and not failed & pss_rules, failed
+    for control, (mutate, rule) in PSS_VIOLATIONS.items():
+        spec = copy.deepcopy(template["spec"])
+        mutate(spec)
+        admitted, failed = verdicts(spec, control.lower().replace(" ", "-").replace("/", ""))
+        assert not admitted, f"{control}: the admission accepted what the pack should fail"
+        assert rule in failed, f"{control}: the admission refused it, {rule} passed it ({sorted(failed)})"
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_a_second_preview_after_up_reports_no_changes(tier, env):
     result = tier.cli.preview(env)
@@ -251,6 +354,7 @@ def preview_with(tier: Tier, env: str, edit) -> dict:
 def test_canary_roll_back_and_promotion_are_the_config_changes_the_readme_describes(tier):
     """Roll back: `weight: 0` sends the canary nothing and scales it to zero pods (its PDB goes). Promote:
     `version` takes the canary's, `canary` goes. Each touches the model's own resources only."""
+
     def roll_back(config):
         config["modelops:models"]["chat"]["canary"]["weight"] = 0
 
@@ -264,8 +368,9 @@ def test_canary_roll_back_and_promotion_are_the_config_changes_the_readme_descri
     assert all(u.rsplit("::", 1)[-1].startswith("chat-") for u in changed(rolled)), changed(rolled)
     assert steps["chat-canary-deployment"]["newState"]["inputs"]["spec"]["replicas"] == 0
     assert steps["chat-canary-pdb"]["op"] == "delete"
-    weights = {b["name"]: b["weight"] for b in
-               steps["chat-route"]["newState"]["inputs"]["spec"]["rules"][0]["backendRefs"]}
+    weights = {
+        b["name"]: b["weight"] for b in steps["chat-route"]["newState"]["inputs"]["spec"]["rules"][0]["backendRefs"]
+    }
     assert weights == {"chat-stable": 100, "chat-canary": 0}
 
     promoted = preview_with(tier, "prod", promote)
@@ -280,9 +385,12 @@ def test_canary_roll_back_and_promotion_are_the_config_changes_the_readme_descri
 def test_switching_to_keda_and_back_replaces_the_autoscaler_deleting_first(tier):
     """KEDA's webhook refuses a ScaledObject for a Deployment an HPA still scales: the switch must delete
     the HPA before it creates the ScaledObject (one aliased replacement), and leave no HPA behind."""
+
     def keda(config):
         config["modelops:models"]["sentiment"]["autoscaling"] = {
-            "prometheusQuery": 'sum(rate(http_requests_total{service="sentiment"}[1m]))', "prometheusThreshold": "20"}
+            "prometheusQuery": 'sum(rate(http_requests_total{service="sentiment"}[1m]))',
+            "prometheusThreshold": "20",
+        }
 
     cluster = tier.clusters["staging"]
     hpa_urn = "modelops:index:ModelService$kubernetes:autoscaling/v2:HorizontalPodAutoscaler::sentiment-hpa"
@@ -295,8 +403,11 @@ def test_switching_to_keda_and_back_replaces_the_autoscaler_deleting_first(tier)
         finally:
             tier.cli.stack_config("staging")
         assert result.returncode == 0, result.explain()
-        ops = [(e["resourcePreEvent"]["metadata"]["op"], e["resourcePreEvent"]["metadata"]["urn"].split("::", 2)[2])
-               for e in read_event_log(log) if "resourcePreEvent" in e]
+        ops = [
+            (e["resourcePreEvent"]["metadata"]["op"], e["resourcePreEvent"]["metadata"]["urn"].split("::", 2)[2])
+            for e in read_event_log(log)
+            if "resourcePreEvent" in e
+        ]
         touched = [(op, urn) for op, urn in ops if urn in (old, new)]
         assert touched == [("delete-replaced", old), ("replace", new), ("create-replacement", new)], touched
         kinds = {o["kind"] for o in cluster.objects(f"{PART_OF},app.kubernetes.io/name=sentiment")}
@@ -328,8 +439,11 @@ def test_destroy_removes_everything_but_what_is_protected(tier, env):
     result = tier.cli.run("destroy", "--yes", "--skip-preview", "--exclude-protected", "-s", env)
     assert result.returncode == 0, result.explain()
     left = tier.cli.export(env)["deployment"].get("resources") or []
-    kept = sorted(r["urn"].rsplit("::", 1)[-1] for r in left
-                  if not r["type"].startswith(("pulumi:providers:", "pulumi:pulumi:")) and r["custom"])
+    kept = sorted(
+        r["urn"].rsplit("::", 1)[-1]
+        for r in left
+        if not r["type"].startswith(("pulumi:providers:", "pulumi:pulumi:")) and r["custom"]
+    )
     protected = sorted(r["urn"].rsplit("::", 1)[-1] for r in left if r.get("protect"))
     assert kept == protected
     if env == "prod":

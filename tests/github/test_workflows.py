@@ -15,8 +15,12 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 
 def test_workflows_are_valid_against_the_github_schema():
     exe = Path(sys.executable).parent / "check-jsonschema"
-    result = subprocess.run([str(exe), "--builtin-schema", "vendor.github-workflows",
-                             *map(str, sorted(WORKFLOWS.glob("*.yml")))], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(exe), "--builtin-schema", "vendor.github-workflows", *map(str, sorted(WORKFLOWS.glob("*.yml")))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -57,6 +61,9 @@ def test_the_policy_pack_environment_is_installed_before_pulumi_runs_it():
     for name, job in (("pull-request.yml", "preview"), ("up.yml", "up")):
         steps = load(name)["jobs"][job]["steps"]
         action = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("pulumi/actions"))
-        installs = [i for i, s in enumerate(steps)
-                    if "policies/venv/bin/pip install --require-hashes -r policies/requirements.txt" in s.get("run", "")]
+        installs = [
+            i
+            for i, s in enumerate(steps)
+            if "policies/venv/bin/pip install --require-hashes -r policies/requirements.txt" in s.get("run", "")
+        ]
         assert installs and installs[0] < action, name

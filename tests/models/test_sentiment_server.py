@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -19,8 +20,10 @@ from tests.conftest import ROOT
 def server(tmp_path):
     port = free_port()
     (tmp_path / "lexicon.json").write_text(json.dumps({"positive": ["splendid"], "negative": ["awful"]}))
-    process = subprocess.Popen([sys.executable, str(ROOT / "models" / "sentiment" / "server.py")],
-                               env={"PORT": str(port), "MODEL_DIR": str(tmp_path), "MODEL_VERSION": "1.2.0"})
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "models" / "sentiment" / "server.py")],
+        env={"PORT": str(port), "MODEL_DIR": str(tmp_path), "MODEL_VERSION": "1.2.0"},
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -72,14 +75,21 @@ def test_the_alerts_read_series_the_server_exports(server):
     from offline.engine import plan_of
 
     for body in (b'{"inputs": "good"}', b"not json"):
-        try:
+        with contextlib.suppress(urllib.error.HTTPError):
             post(server, body)
-        except urllib.error.HTTPError:
-            pass
     exported = scrape(server)
-    plan = plan_of(lambda: ModelService("sentiment", ModelServiceArgs(
-        environment="prod", cost_owner="ml", namespace="models", version="1.0.0",
-        image="r.example/m@sha256:" + "a" * 64)))
+    plan = plan_of(
+        lambda: ModelService(
+            "sentiment",
+            ModelServiceArgs(
+                environment="prod",
+                cost_owner="ml",
+                namespace="models",
+                version="1.0.0",
+                image="r.example/m@sha256:" + "a" * 64,
+            ),
+        )
+    )
     rule = next(s["newState"]["inputs"] for s in plan["steps"] if s["urn"].endswith("::sentiment-alerts"))
     exprs = [r["expr"] for r in rule["spec"]["groups"][0]["rules"]]
     target_labels = {"namespace", "service"}
@@ -89,10 +99,10 @@ def test_the_alerts_read_series_the_server_exports(server):
             if metric.startswith("kube_"):
                 continue  # kube-state-metrics', not the server's
             assert metric in exported, f"{metric} is not exported: {sorted(exported)}"
-            labels = {label for label, _ in re.findall(r'(\w+)\s*(=~|!~|!=|=)', selector)} - target_labels
+            labels = {label for label, _ in re.findall(r"(\w+)\s*(=~|!~|!=|=)", selector)} - target_labels
             series_labels = set().union(*(set(lbls) for lbls, _ in exported[metric]))
             assert labels <= series_labels, (metric, labels, series_labels)
-            for label, op, pattern in re.findall(r'(\w+)\s*(=~)\s*"([^"]*)"', selector):
+            for label, _op, pattern in re.findall(r'(\w+)\s*(=~)\s*"([^"]*)"', selector):
                 values = {lbls.get(label) for lbls, _ in exported[metric]}
                 assert any(re.fullmatch(pattern, v or "") for v in values), (metric, pattern, values)
             checked += 1
@@ -112,7 +122,11 @@ def test_a_model_failure_is_a_500_counted_as_one(monkeypatch):
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "predict", lambda text: 1 / 0)
     handler = module.Handler.__new__(module.Handler)
-    handler.headers, handler.rfile, handler.wfile = {"Content-Length": "15"}, io.BytesIO(b'{"inputs": "x"}'), io.BytesIO()
+    handler.headers, handler.rfile, handler.wfile = (
+        {"Content-Length": "15"},
+        io.BytesIO(b'{"inputs": "x"}'),
+        io.BytesIO(),
+    )
     sent = []
     handler._send = lambda status, body, content_type="application/json": sent.append(status)
     handler.do_POST()

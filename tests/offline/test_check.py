@@ -30,9 +30,13 @@ def test_a_plan_with_the_classic_mistakes_exits_1_naming_rule_and_resource(tmp_p
     assert code == 1
     report = json.loads(capsys.readouterr().out)
     failed = {(f["rule"], f["urn"].rsplit("::", 1)[-1]) for f in report["findings"] if f["outcome"] == "fail"}
-    assert {("k8s-no-privileged", "chat-deployment"), ("k8s-image-tag", "chat-deployment"),
-            ("gpu-scheduling", "chat-deployment"), ("karpenter-gpu-limit", "a10g-node-pool"),
-            ("lambda-url-iam", "chat-fallback-url")} <= failed
+    assert {
+        ("k8s-no-privileged", "chat-deployment"),
+        ("k8s-image-tag", "chat-deployment"),
+        ("gpu-scheduling", "chat-deployment"),
+        ("karpenter-gpu-limit", "a10g-node-pool"),
+        ("lambda-url-iam", "chat-fallback-url"),
+    } <= failed
 
 
 def test_table_output_names_rule_and_resource(tmp_path, capsys):
@@ -47,8 +51,22 @@ def test_sarif_is_valid_sarif_2_1_0(tmp_path, capsys):
     plan = tmp_path / "bad.json"
     plan.write_text(json.dumps(preview_json(CASES["k8s-no-privileged"][0](compliant()))))
     out = tmp_path / "report.sarif"
-    assert main(["check", "--plan", str(plan), "--policy-config", "policies/config/prod.json",
-                 "--format", "sarif", "--out", str(out)]) == 1
+    assert (
+        main(
+            [
+                "check",
+                "--plan",
+                str(plan),
+                "--policy-config",
+                "policies/config/prod.json",
+                "--format",
+                "sarif",
+                "--out",
+                str(out),
+            ]
+        )
+        == 1
+    )
     sarif = json.loads(out.read_text())
     schema = json.loads((UPSTREAM / "schemas" / "sarif-schema-2.1.0.json").read_text())
     jsonschema.validate(sarif, schema)
@@ -73,32 +91,62 @@ def test_markdown_summarises(capsys):
     assert "| `k8s-image-digest` | mandatory | not-evaluated |" in out
 
 
-@pytest.mark.parametrize("fixture, failing", [
-    ("sample-preview-creates.json", {("lambda-concurrency-cap", "docsHandler"), ("lambda-tracing", "docsHandler"),
-                                     ("s3-model-bucket-private", "docs")}),
-    ("sample-preview-update.json", {("lambda-concurrency-cap", "docsHandler"), ("lambda-tracing", "docsHandler"),
-                                    ("s3-model-bucket-private", "docs")}),
-    ("sample-preview-deletes.json", {("s3-model-bucket-private", "docs")}),
-])
+@pytest.mark.parametrize(
+    "fixture, failing",
+    [
+        (
+            "sample-preview-creates.json",
+            {
+                ("lambda-concurrency-cap", "docsHandler"),
+                ("lambda-tracing", "docsHandler"),
+                ("s3-model-bucket-private", "docs"),
+            },
+        ),
+        (
+            "sample-preview-update.json",
+            {
+                ("lambda-concurrency-cap", "docsHandler"),
+                ("lambda-tracing", "docsHandler"),
+                ("s3-model-bucket-private", "docs"),
+            },
+        ),
+        ("sample-preview-deletes.json", {("s3-model-bucket-private", "docs")}),
+    ],
+)
 def test_real_cli_plans_are_checked(fixture, failing, capsys):
-    code = main(["check", "--plan", str(CLI_FIXTURES / fixture), "--policy-config", "policies/config/prod.json",
-                 "--format", "json"])
+    code = main(
+        [
+            "check",
+            "--plan",
+            str(CLI_FIXTURES / fixture),
+            "--policy-config",
+            "policies/config/prod.json",
+            "--format",
+            "json",
+        ]
+    )
     report = json.loads(capsys.readouterr().out)
     assert code == 1
     assert {(f["rule"], f["urn"].rsplit("::", 1)[-1]) for f in report["findings"] if f["outcome"] == "fail"} == failing
     if fixture == "sample-preview-creates.json":
         # the permission's sourceArn is unknown in the real preview: not evaluated, not failed
-        assert any(f["rule"] == "lambda-permission-scoped" and f["outcome"] == "not-evaluated" for f in report["findings"])
+        assert any(
+            f["rule"] == "lambda-permission-scoped" and f["outcome"] == "not-evaluated" for f in report["findings"]
+        )
     if fixture == "sample-preview-deletes.json":
         assert report["summary"]["resources"] == 2  # deleted resources are not checked
 
 
 def test_usage_errors_exit_2(tmp_path, capsys):
-    assert main(["check", "--plan", str(tmp_path / "missing.json"), "--policy-config", "policies/config/prod.json"]) == 2
+    assert (
+        main(["check", "--plan", str(tmp_path / "missing.json"), "--policy-config", "policies/config/prod.json"]) == 2
+    )
     assert main(["check", "--plan", str(CLI_FIXTURES / "sample-preview-creates.json")]) == 2
     bad = tmp_path / "bad.json"
     bad.write_text('{"all": "strict"}')
-    assert main(["check", "--plan", str(CLI_FIXTURES / "sample-preview-creates.json"), "--policy-config", str(bad)]) == 2
+    assert (
+        main(["check", "--plan", str(CLI_FIXTURES / "sample-preview-creates.json"), "--policy-config", str(bad)]) == 2
+    )
     err = capsys.readouterr().err
     assert "no such file" in err and "needs --policy-config" in err and "unknown enforcement level 'strict'" in err
 
@@ -122,28 +170,39 @@ def test_policy_config_follows_a_changed_stack_file(tmp_path, monkeypatch, capsy
     derived = derived_settings(parse_stack_config(raw))
     assert derived["gpu-cost-ceiling"] == {"budgetUsd": 30000, "region": "us-east-1"}
     assert derived["k8s-allowed-registries"]["registries"] == [
-        "123456789012.dkr.ecr.us-east-1.amazonaws.com/", "public.ecr.aws/neuron/", "public.ecr.aws/aws-cli/",
-        "nvcr.io/nvidia/"]
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/",
+        "public.ecr.aws/neuron/",
+        "public.ecr.aws/aws-cli/",
+        "nvcr.io/nvidia/",
+    ]
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"{}", "not a `pulumi preview --json` document (no steps list)"),
-    (b'{"all": "mandatory"}', "not a `pulumi preview --json` document"),  # a policy config
-    (b'{"steps": "x"}', "no steps list"),
-    (b'{"steps": [{"urn": 3}]}', "steps[0] has no urn"),
-    (b'{"steps": [{"urn": "urn:pulumi:s::p::t::n", "op": 7}]}', "steps[0].op is not a string"),
-    (b'{"steps": [{"urn": "urn:pulumi:s::p::t::n", "newState": []}]}', "steps[0].newState is not a resource state"),
-    (b'{"steps": [], "diagnostics": [{"severity": "error", "message": "error: preview failed: boom"}]}',
-     "the preview failed, so it plans nothing: error: preview failed: boom"),
-    (b"\xff\xfe{}", "not UTF-8 text"),
-    (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"{}", "not a `pulumi preview --json` document (no steps list)"),
+        (b'{"all": "mandatory"}', "not a `pulumi preview --json` document"),  # a policy config
+        (b'{"steps": "x"}', "no steps list"),
+        (b'{"steps": [{"urn": 3}]}', "steps[0] has no urn"),
+        (b'{"steps": [{"urn": "urn:pulumi:s::p::t::n", "op": 7}]}', "steps[0].op is not a string"),
+        (b'{"steps": [{"urn": "urn:pulumi:s::p::t::n", "newState": []}]}', "steps[0].newState is not a resource state"),
+        (
+            b'{"steps": [], "diagnostics": [{"severity": "error", "message": "error: preview failed: boom"}]}',
+            "the preview failed, so it plans nothing: error: preview failed: boom",
+        ),
+        (b"\xff\xfe{}", "not UTF-8 text"),
+        (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
+    ],
+)
 def test_files_that_are_not_plans_are_usage_errors_never_a_pass(content, message, tmp_path, capsys):
     plan = tmp_path / "plan.json"
     plan.write_bytes(content)
-    for argv in (["check", "--plan", str(plan), "--policy-config", "policies/config/prod.json"],
-                 ["diff", str(plan)], ["cost", "--plan", str(plan)], ["render", "--plan", str(plan), "--out",
-                                                                     str(tmp_path / "out")]):
+    for argv in (
+        ["check", "--plan", str(plan), "--policy-config", "policies/config/prod.json"],
+        ["diff", str(plan)],
+        ["cost", "--plan", str(plan)],
+        ["render", "--plan", str(plan), "--out", str(tmp_path / "out")],
+    ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (argv, err)
@@ -161,8 +220,10 @@ def test_a_directory_or_three_plans_are_usage_errors(tmp_path, capsys):
 def test_broken_policy_configs_are_usage_errors(content, tmp_path, capsys):
     config = tmp_path / "policy.json"
     config.write_bytes(content)
-    assert main(["check", "--plan", str(CLI_FIXTURES / "sample-preview-creates.json"),
-                 "--policy-config", str(config)]) == 2
+    assert (
+        main(["check", "--plan", str(CLI_FIXTURES / "sample-preview-creates.json"), "--policy-config", str(config)])
+        == 2
+    )
     assert "Traceback" not in capsys.readouterr().err
 
 
@@ -178,4 +239,6 @@ def test_the_documented_canary_roll_back_passes_prod_policies(tmp_path, capsys):
     plan = tmp_path / "plan.json"
     assert main(["plan", "--stack", "prod", "--stack-file", str(path), "--json", str(plan)]) == 0
     capsys.readouterr()
-    assert main(["check", "--plan", str(plan), "--policy-config", "policies/config/prod.json"]) == 0, capsys.readouterr().out
+    assert (
+        main(["check", "--plan", str(plan), "--policy-config", "policies/config/prod.json"]) == 0
+    ), capsys.readouterr().out

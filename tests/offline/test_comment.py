@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from offline.cli import main, plan_stack
 from tests.conftest import ROOT, reference_plan
-
-import pytest
 
 pytestmark = pytest.mark.slow  # plans several stacks or starts servers
 
@@ -33,12 +32,16 @@ def comment(tmp_path, capsys, base, head, *extra):
 def test_a_replica_change_is_exactly_that_update_with_an_unchanged_ceiling(tmp_path, capsys):
     def more_chat(config):
         config["modelops:models"]["chat"]["replicas"]["max"] = 8
+
     base, head = write_plans(tmp_path, more_chat)
     code, text = comment(tmp_path, capsys, base, head)
     assert code == 0
     assert text.startswith("<!-- modelops-comment stack=prod -->\n### modelops · stack `prod`")
     assert "**Changes**: 0 to create, 1 to update, 0 to replace, 0 to delete" in text
-    assert "| ~ | `chat-hpa` | `kubernetes:autoscaling/v2:HorizontalPodAutoscaler` | `spec.maxReplicas`: `6` → `8` |" in text
+    assert (
+        "| ~ | `chat-hpa` | `kubernetes:autoscaling/v2:HorizontalPodAutoscaler` | `spec.maxReplicas`: `6` → `8` |"
+        in text
+    )
     assert "**GPU cost ceiling**: $22,271/month (unchanged) ✅ within the budget of $25,000" in text
     assert "✅ no mandatory failures" in text
 
@@ -46,6 +49,7 @@ def test_a_replica_change_is_exactly_that_update_with_an_unchanged_ceiling(tmp_p
 def test_a_gpu_limit_raise_shows_the_new_ceiling_and_the_budget_verdict(tmp_path, capsys):
     def bigger_pool(config):
         config["modelops:gpuPools"]["a10g"]["gpuLimit"] = 24
+
     base, head = write_plans(tmp_path, bigger_pool)
     code, text = comment(tmp_path, capsys, base, head)
     # 8 more GPUs at $1.418/GPU-hour: +$8,281 -> $30,553, over the $25,000 budget (mandatory in prod)

@@ -27,6 +27,7 @@ def test_an_update_lists_the_changed_paths_old_and_new():
     def bump(step):
         if step["urn"].endswith("::chat-hpa"):
             step["newState"]["inputs"]["spec"]["maxReplicas"] = 8
+
     d = diff_plans(from_json(reference_plan("prod")), plan_with(bump))
     assert [(r.op, r.name) for r in d.resources] == [("update", "chat-hpa")]
     change = d.resources[0].changes[0]
@@ -37,6 +38,7 @@ def test_renaming_a_kubernetes_object_is_a_replace():
     def rename(step):
         if step["urn"].endswith("::chat-svc"):
             step["newState"]["inputs"]["metadata"]["name"] = "chat-v2"
+
     d = diff_plans(from_json(reference_plan("prod")), plan_with(rename))
     assert [(r.op, r.name, r.replace_reasons) for r in d.resources] == [("replace", "chat-svc", ("metadata.name",))]
 
@@ -68,7 +70,10 @@ def test_secrets_are_masked(capsys, tmp_path):
 
 
 def test_real_cli_update_matches_the_cli_own_verdict():
-    base, head = load_plan(CLI_FIXTURES / "sample-preview-creates.json"), load_plan(CLI_FIXTURES / "sample-preview-update.json")
+    base, head = (
+        load_plan(CLI_FIXTURES / "sample-preview-creates.json"),
+        load_plan(CLI_FIXTURES / "sample-preview-update.json"),
+    )
     d = diff_plans(base, head)
     assert [(r.op, r.name) for r in d.resources] == [("update", "docsHandler")]
     assert [c.path for c in d.resources[0].changes] == ["code.hash"]
@@ -79,15 +84,21 @@ def test_real_cli_update_matches_the_cli_own_verdict():
 def test_real_cli_deletes():
     d = diff_steps(load_plan(CLI_FIXTURES / "sample-preview-deletes.json"))
     assert d.counts() == {"create": 0, "update": 0, "replace": 0, "delete": 14}
-    between = diff_plans(load_plan(CLI_FIXTURES / "sample-preview-update.json"),
-                         load_plan(CLI_FIXTURES / "sample-preview-deletes.json"))
+    between = diff_plans(
+        load_plan(CLI_FIXTURES / "sample-preview-update.json"), load_plan(CLI_FIXTURES / "sample-preview-deletes.json")
+    )
     assert between.counts()["delete"] == 14
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
 def test_cli_formats(fmt, capsys):
-    args = ["diff", str(CLI_FIXTURES / "sample-preview-creates.json"), str(CLI_FIXTURES / "sample-preview-update.json"),
-            "--format", fmt]
+    args = [
+        "diff",
+        str(CLI_FIXTURES / "sample-preview-creates.json"),
+        str(CLI_FIXTURES / "sample-preview-update.json"),
+        "--format",
+        fmt,
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "docsHandler" in out

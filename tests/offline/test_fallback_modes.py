@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-from offline.cli import main
+import pytest
 import yaml
 
+from offline.cli import main
 from tests.conftest import ROOT, reference_plan
-
-import pytest
 
 pytestmark = pytest.mark.slow  # plans several stacks or starts servers
 
@@ -61,8 +60,13 @@ def test_auto_stays_on_gpus_when_the_quota_covers_the_pool(fake_aws, tmp_path, c
     plan = plan_prod_with_preflight(tmp_path, capsys)
     assert "summarizer-deployment" in names(plan)
     assert not any(n.startswith("summarizer-fallback") for n in names(plan))
-    assert any(d["message"].startswith("model summarizer: auto: GPU pool l4, as modelops:models.summarizer.placement "
-                                       "records (pre-flight passed)") for d in plan["diagnostics"])
+    assert any(
+        d["message"].startswith(
+            "model summarizer: auto: GPU pool l4, as modelops:models.summarizer.placement "
+            "records (pre-flight passed)"
+        )
+        for d in plan["diagnostics"]
+    )
 
 
 def test_a_short_quota_warns_and_moves_nothing(fake_aws, tmp_path, capsys):
@@ -71,8 +75,11 @@ def test_a_short_quota_warns_and_moves_nothing(fake_aws, tmp_path, capsys):
     plan = plan_prod_with_preflight(tmp_path, capsys)
     assert "summarizer-deployment" in names(plan)
     assert not any(n.startswith("summarizer-fallback") for n in names(plan))
-    warning = next(d["message"] for d in plan["diagnostics"]
-                   if d["severity"] == "warning" and d["message"].startswith("model summarizer"))
+    warning = next(
+        d["message"]
+        for d in plan["diagnostics"]
+        if d["severity"] == "warning" and d["message"].startswith("model summarizer")
+    )
     assert "quota L-DB2E81BA allows 16 vCPUs, the pool's limit of 8 GPUs on g6.2xlarge needs 64" in warning
     assert "set modelops:models.summarizer.placement: serverless" in warning
 

@@ -37,11 +37,13 @@ def test_every_parent_and_dependency_is_another_step(stack):
 
 def test_urns_follow_the_engine_scheme(prod_plan):
     step = step_named(prod_plan, "chat-deployment")
-    assert step["urn"] == ("urn:pulumi:prod::modelops::modelops:index:ModelService$"
-                           "kubernetes:apps/v1:Deployment::chat-deployment")
+    assert step["urn"] == (
+        "urn:pulumi:prod::modelops::modelops:index:ModelService$" "kubernetes:apps/v1:Deployment::chat-deployment"
+    )
     assert step["newState"]["parent"] == "urn:pulumi:prod::modelops::modelops:index:ModelService::chat"
-    component = next(s for s in prod_plan["steps"]
-                     if s["urn"] == "urn:pulumi:prod::modelops::modelops:index:ModelService::chat")
+    component = next(
+        s for s in prod_plan["steps"] if s["urn"] == "urn:pulumi:prod::modelops::modelops:index:ModelService::chat"
+    )
     assert component["newState"]["parent"] == "urn:pulumi:prod::modelops::pulumi:pulumi:Stack::modelops-prod"
     assert component["newState"]["custom"] is False
 
@@ -53,8 +55,17 @@ def test_step_keys_match_the_real_cli(prod_plan):
     real_step_keys = {k for s in real["steps"] for k in s} | {"provider"}
     real_state_keys = {k for s in real["steps"] for k in s["newState"]}
     # keys the fixture's small program has no use for; the real-engine tier checks ours against the CLI's
-    allowed_state = real_state_keys | {"outputs", "protect", "retainOnDelete", "ignoreChanges", "customTimeouts",
-                                       "external", "id", "additionalSecretOutputs", "replaceOnChanges"}
+    allowed_state = real_state_keys | {
+        "outputs",
+        "protect",
+        "retainOnDelete",
+        "ignoreChanges",
+        "customTimeouts",
+        "external",
+        "id",
+        "additionalSecretOutputs",
+        "replaceOnChanges",
+    }
     for step in prod_plan["steps"]:
         assert set(step) <= real_step_keys
         assert set(step["newState"]) <= allowed_state, set(step["newState"]) - allowed_state
@@ -82,9 +93,14 @@ def test_a_serverless_only_stack_never_reads_the_cluster(dev_plan):
 
 def test_dependencies_follow_outputs(prod_plan):
     function_deps = step_named(reference_plan("dev"), "sentiment-fallback-function")["newState"]["propertyDependencies"]
-    assert function_deps["role"] == ["urn:pulumi:dev::modelops::modelops:index:ServerlessFallback$aws:iam/role:Role::sentiment-fallback-role"]
+    assert function_deps["role"] == [
+        "urn:pulumi:dev::modelops::modelops:index:ServerlessFallback$aws:iam/role:Role::sentiment-fallback-role"
+    ]
     pool = step_named(prod_plan, "a10g-node-pool")["newState"]
-    assert "urn:pulumi:prod::modelops::modelops:index:GpuNodePool$kubernetes:karpenter.k8s.aws/v1:EC2NodeClass::a10g-node-class" in pool["dependencies"]
+    assert (
+        "urn:pulumi:prod::modelops::modelops:index:GpuNodePool$kubernetes:karpenter.k8s.aws/v1:EC2NodeClass::a10g-node-class"
+        in pool["dependencies"]
+    )
 
 
 def test_values_unknown_at_preview_use_the_engine_marker(prod_plan):
@@ -141,7 +157,8 @@ def test_secure_values_nested_in_an_object_keep_the_key_secret(tmp_path):
     # The CLI decrypts a `secure:` value anywhere in an object and makes the whole key secret.
     def nested_secret(config):
         config["modelops:models"]["sentiment"]["serverless"]["samplePayload"] = {
-            "inputs": {"secure": "v1:bm9uY2U=:c2FtcGxlLXBheWxvYWQtc2VjcmV0"}}
+            "inputs": {"secure": "v1:bm9uY2U=:c2FtcGxlLXBheWxvYWQtc2VjcmV0"}
+        }
 
     out = tmp_path / "plan.json"
     assert main(["plan", "--stack-file", write_stack(tmp_path, "nested", nested_secret), "--json", str(out)]) == 0
@@ -153,6 +170,7 @@ def test_secure_values_nested_in_an_object_keep_the_key_secret(tmp_path):
 def test_env_from_secret_config_reaches_pods_and_functions_only_as_secrets(tmp_path):
     """A `secure:` env value was written in clear into the Deployment and the Lambda environment (and so the
     state). Pods now read it from a Kubernetes Secret; the function's variables are a secret output."""
+
     def secret_env(config):
         model = config["modelops:models"]["sentiment"]
         model["fallback"] = "standby"
@@ -165,16 +183,23 @@ def test_env_from_secret_config_reaches_pods_and_functions_only_as_secrets(tmp_p
     plan = json.loads(text)
     secret = step_named(plan, "sentiment-env")["newState"]["inputs"]
     assert secret["kind"] == "Secret" and secret["stringData"] == "[secret]"
-    env = step_named(plan, "sentiment-deployment")["newState"]["inputs"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    env = step_named(plan, "sentiment-deployment")["newState"]["inputs"]["spec"]["template"]["spec"]["containers"][0][
+        "env"
+    ]
     assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "sentiment-env", "key": "HF_TOKEN"}}} in env
     assert not [e for e in env if e["name"] in ("HF_TOKEN", "LOG_LEVEL") and "value" in e]
-    assert step_named(plan, "sentiment-fallback-function")["newState"]["inputs"]["environment"]["variables"] == "[secret]"
+    assert (
+        step_named(plan, "sentiment-fallback-function")["newState"]["inputs"]["environment"]["variables"] == "[secret]"
+    )
 
 
-@pytest.mark.parametrize("text, where", [
-    ("config:\n  modelops:environment: dev\n  modelops:environment: prod\n", "line 3"),
-    ("config:\n  modelops:models:\n    a: {version: 1.0.0}\n    a: {version: 2.0.0}\n", "line 4"),
-])
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("config:\n  modelops:environment: dev\n  modelops:environment: prod\n", "line 3"),
+        ("config:\n  modelops:models:\n    a: {version: 1.0.0}\n    a: {version: 2.0.0}\n", "line 4"),
+    ],
+)
 def test_duplicate_keys_are_refused_as_the_cli_refuses_them(text, where, tmp_path, capsys):
     path = tmp_path / "Pulumi.dup.yaml"
     path.write_text(text)
@@ -222,8 +247,9 @@ def test_the_program_itself_refuses_a_broken_config_before_registering_anything(
 
     good = load_stack("dev")
     broken = dict(good.config)
-    broken["modelops:models"] = json.dumps({"sentiment": {"version": "1", "image": {"context": "x"}, "gpus": 2,
-                                                           "fallback": "none"}})
+    broken["modelops:models"] = json.dumps(
+        {"sentiment": {"version": "1", "image": {"context": "x"}, "gpus": 2, "fallback": "none"}}
+    )
     registered = []
 
     class Recording(engine.CapturingMonitor):
@@ -243,8 +269,13 @@ def test_the_program_itself_refuses_a_broken_config_before_registering_anything(
 
 
 def test_console_script_and_module_entry_point_agree():
-    result = subprocess.run([sys.executable, "-m", "offline", "plan", "--stack", "dev", "--json", "-"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "offline", "plan", "--stack", "dev", "--json", "-"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     assert plan == reference_plan("dev")
@@ -252,8 +283,7 @@ def test_console_script_and_module_entry_point_agree():
     assert "info: model sentiment: fallback only: serverless only" in result.stderr
 
 
-@pytest.mark.parametrize("verb", ["plan", "preflight", "schema", "check", "diff", "comment", "render", "cost",
-                                  "smoke"])
+@pytest.mark.parametrize("verb", ["plan", "preflight", "schema", "check", "diff", "comment", "render", "cost", "smoke"])
 def test_every_verb_has_help(verb, capsys):
     with pytest.raises(SystemExit) as info:
         main([verb, "--help"])
@@ -278,22 +308,33 @@ def test_two_resources_with_one_urn_fail_the_plan_as_the_engine_fails_the_update
         for _ in range(2):
             k8s.core.v1.ConfigMap("same", metadata={"name": "a"})
 
-    with pytest.raises(ProgramError, match="Duplicate resource URN 'urn:pulumi:test::modelops::kubernetes:core/v1:ConfigMap::same'"):
+    with pytest.raises(
+        ProgramError, match="Duplicate resource URN 'urn:pulumi:test::modelops::kubernetes:core/v1:ConfigMap::same'"
+    ):
         plan_of(program)
 
 
 BOMB = "config:\n  modelops:environment: dev\n  modelops:bomb:\n    a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"    {chr(97 + i)}: &{chr(97 + i)} [{', '.join(['*' + chr(96 + i)] * 9)}]\n" for i in range(1, 10))
+    f"    {chr(97 + i)}: &{chr(97 + i)} [{', '.join(['*' + chr(96 + i)] * 9)}]\n" for i in range(1, 10)
+)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("config:\n  modelops:models:\n    s:\n      version: 2024-01-01\n",
-     "config.modelops:models.s.version: an unquoted date (2024-01-01); quote it"),
-    ("config:\n  modelops:models:\n    1: {version: '1'}\n", "config.modelops:models: key 1 is not a string; quote it"),
-    ("config:\n  modelops:environment: !!binary aGVsbG8=\n", "config.modelops:environment: a bytes value"),
-    ("config:\n  modelops:environment: !!set {a, b}\n", "config.modelops:environment: a set value"),
-    (BOMB, "aliases expand to more than 200000 values; refused"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "config:\n  modelops:models:\n    s:\n      version: 2024-01-01\n",
+            "config.modelops:models.s.version: an unquoted date (2024-01-01); quote it",
+        ),
+        (
+            "config:\n  modelops:models:\n    1: {version: '1'}\n",
+            "config.modelops:models: key 1 is not a string; quote it",
+        ),
+        ("config:\n  modelops:environment: !!binary aGVsbG8=\n", "config.modelops:environment: a bytes value"),
+        ("config:\n  modelops:environment: !!set {a, b}\n", "config.modelops:environment: a set value"),
+        (BOMB, "aliases expand to more than 200000 values; refused"),
+    ],
+)
 def test_yaml_the_cli_would_not_read_as_config_is_exit_2_naming_file_and_key(text, expected, tmp_path, capsys):
     path = tmp_path / "Pulumi.odd.yaml"
     path.write_text(text)
@@ -322,20 +363,28 @@ def test_a_plan_leaves_no_event_loop_for_the_interpreter_to_close():
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-X", "dev", "-m", "offline", "plan", "--stack", "staging"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "MODELOPS_PREFLIGHT": "off"})
+    result = subprocess.run(
+        [sys.executable, "-X", "dev", "-m", "offline", "plan", "--stack", "staging"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MODELOPS_PREFLIGHT": "off"},
+    )
     assert result.returncode == 0, result.stderr
     for sign in ("unclosed event loop", "Exception ignored", "Traceback", "Invalid file descriptor"):
         assert sign not in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("argv", [
-    ["plan", "--stack", "dev", "--json", "/dev/full"],             # a full disk
-    ["plan", "--stack", "dev", "--json", "{tmp}"],                  # a directory
-    ["schema", "--out", "/dev/full"],
-    ["policy-config", "--stack", "dev", "--write"],                 # under a file where a directory should be
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["plan", "--stack", "dev", "--json", "/dev/full"],  # a full disk
+        ["plan", "--stack", "dev", "--json", "{tmp}"],  # a directory
+        ["schema", "--out", "/dev/full"],
+        ["policy-config", "--stack", "dev", "--write"],  # under a file where a directory should be
+    ],
+)
 def test_an_output_that_cannot_be_written_is_exit_2_not_a_traceback(argv, tmp_path, capsys, monkeypatch):
     if argv[0] == "policy-config":
         from offline import check
@@ -353,9 +402,13 @@ def test_a_reader_that_goes_away_ends_the_command_quietly():
     import subprocess
     import sys
 
-    reader = subprocess.Popen([sys.executable, "-m", "offline", "plan", "--stack", "dev", "--json", "-"], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env={**os.environ, "MODELOPS_PREFLIGHT": "off"})
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "offline", "plan", "--stack", "dev", "--json", "-"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "MODELOPS_PREFLIGHT": "off"},
+    )
     reader.stdout.read(10)
     reader.stdout.close()  # as `| head -c 10` does
     _, err = reader.communicate(timeout=300)

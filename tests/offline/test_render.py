@@ -21,8 +21,12 @@ def test_render_writes_one_valid_manifest_per_object(tmp_path, capsys):
         assert list(doc)[:3] == ["apiVersion", "kind", "metadata"]
         validate_object(doc, version)
         names.add(path.relative_to(tmp_path).as_posix())
-    assert {"models/deployment-chat.yaml", "_cluster/nodepool-a10g.yaml", "kube-system/daemonset-dcgm-exporter-a10g.yaml",
-            "_cluster/namespace-models.yaml"} <= names
+    assert {
+        "models/deployment-chat.yaml",
+        "_cluster/nodepool-a10g.yaml",
+        "kube-system/daemonset-dcgm-exporter-a10g.yaml",
+        "_cluster/namespace-models.yaml",
+    } <= names
 
 
 def test_unknown_images_are_marked_not_invented(tmp_path):
@@ -41,11 +45,27 @@ def test_secret_envelopes_from_any_plan_are_masked(tmp_path):
     from offline.plan import load_plan
     from offline.render import kubernetes_resources, render_text
 
-    envelope = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "plaintext": "\"hunter2\""}
+    envelope = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "plaintext": '"hunter2"'}
     urn = "urn:pulumi:x::p::kubernetes:core/v1:Secret::db"
-    plan = {"steps": [{"op": "create", "urn": urn, "newState": {"urn": urn, "custom": True,
-            "type": "kubernetes:core/v1:Secret", "inputs": {"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "db", "namespace": "models"}, "stringData": {"password": envelope}}}}]}
+    plan = {
+        "steps": [
+            {
+                "op": "create",
+                "urn": urn,
+                "newState": {
+                    "urn": urn,
+                    "custom": True,
+                    "type": "kubernetes:core/v1:Secret",
+                    "inputs": {
+                        "apiVersion": "v1",
+                        "kind": "Secret",
+                        "metadata": {"name": "db", "namespace": "models"},
+                        "stringData": {"password": envelope},
+                    },
+                },
+            }
+        ]
+    }
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))
     [resource] = kubernetes_resources(load_plan(path))
@@ -56,18 +76,31 @@ def test_secret_envelopes_from_any_plan_are_masked(tmp_path):
 def _plan_with_names(tmp_path, *names):
     from tests.policies.test_rules import preview_json
 
-    resources = [("kubernetes:core/v1:ConfigMap", f"cm{i}", {"apiVersion": "v1", "kind": "ConfigMap",
-                                                              "metadata": {"name": name, "namespace": ns}})
-                 for i, (ns, name) in enumerate(names)]
+    resources = [
+        (
+            "kubernetes:core/v1:ConfigMap",
+            f"cm{i}",
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}},
+        )
+        for i, (ns, name) in enumerate(names)
+    ]
     path = tmp_path / "plan.json"
     path.write_text(__import__("json").dumps(preview_json(resources)))
     return str(path)
 
 
-@pytest.mark.parametrize("namespace, name", [
-    ("../../etc", "passwd"), ("models", "../../../tmp/x"), ("/abs", "x"), ("models", "a/b"), ("Models", "x"),
-    ("models", ".."), ("models", "x\n"),
-])
+@pytest.mark.parametrize(
+    "namespace, name",
+    [
+        ("../../etc", "passwd"),
+        ("models", "../../../tmp/x"),
+        ("/abs", "x"),
+        ("models", "a/b"),
+        ("Models", "x"),
+        ("models", ".."),
+        ("models", "x\n"),
+    ],
+)
 def test_render_never_writes_outside_out(tmp_path, capsys, namespace, name):
     plan = _plan_with_names(tmp_path, ("models", "fine"), (namespace, name))
     out = tmp_path / "out"

@@ -7,13 +7,13 @@ import json
 import boto3
 import pytest
 
-pytestmark = pytest.mark.slow  # starts servers or plans several stacks
-
 from components.config import parse_stack_config
 from offline.cli import main
 from offline.smoke import smoke
 from tests.aws_fakes import aws_env
 from tests.conftest import stack_raw
+
+pytestmark = pytest.mark.slow  # starts servers or plans several stacks
 
 
 @pytest.fixture
@@ -27,12 +27,24 @@ def moto_lambda(moto_server, monkeypatch):
 
 def deploy(client, name: str, version: str, alias: str = "live") -> None:
     iam = boto3.client("iam", region_name="us-east-1")
-    role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
-    client.create_function(FunctionName=name, Role=role, PackageType="Image",
-                           Code={"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/s@sha256:" + "d" * 64},
-                           Publish=True)
+    role = iam.create_role(
+        RoleName=f"{name}-role",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    client.create_function(
+        FunctionName=name,
+        Role=role,
+        PackageType="Image",
+        Code={"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/s@sha256:" + "d" * 64},
+        Publish=True,
+    )
     client.create_alias(FunctionName=name, Name=alias, FunctionVersion="1", Description=f"model version {version}")
 
 

@@ -17,14 +17,19 @@ from tests.policies.test_rules import CASES, compliant
 
 pytestmark = pytest.mark.slow  # starts the pack's server
 
-LEVELS = {"advisory": analyzer_pb2.ADVISORY, "mandatory": analyzer_pb2.MANDATORY,
-          "disabled": analyzer_pb2.DISABLED, "remediate": analyzer_pb2.REMEDIATE}
+LEVELS = {
+    "advisory": analyzer_pb2.ADVISORY,
+    "mandatory": analyzer_pb2.MANDATORY,
+    "disabled": analyzer_pb2.DISABLED,
+    "remediate": analyzer_pb2.REMEDIATE,
+}
 
 
 @pytest.fixture(scope="module")
 def analyzer():
-    process = subprocess.Popen([sys.executable, "__main__.py"], cwd=POLICIES_DIR, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "__main__.py"], cwd=POLICIES_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     port = process.stdout.readline().decode().strip()
     assert port.isdigit(), process.stderr.read().decode()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -53,8 +58,9 @@ def configure(stub, config: dict) -> None:
 def analyze(stub, type_: str, name: str, props: dict):
     properties = struct_pb2.Struct()
     properties.update(props)
-    request = analyzer_pb2.AnalyzeRequest(type=type_, properties=properties, name=name,
-                                          urn=f"urn:pulumi:prod::modelops::{type_}::{name}")
+    request = analyzer_pb2.AnalyzeRequest(
+        type=type_, properties=properties, name=name, urn=f"urn:pulumi:prod::modelops::{type_}::{name}"
+    )
     return list(stub.Analyze(request).diagnostics)
 
 
@@ -78,15 +84,33 @@ def test_compliant_resources_pass_and_exemptions_hold(analyzer):
     for type_, name, inputs in compliant():
         if type_.startswith("kubernetes:") and type_.endswith(("Deployment", "Service", "NodePool", "EC2NodeClass")):
             assert analyze(analyzer, type_, name, inputs) == []
-    dcgm = {"apiVersion": "apps/v1", "kind": "DaemonSet",
-            "metadata": {"name": "dcgm-exporter-a10g", "namespace": "kube-system"},
-            "spec": {"template": {"spec": {"automountServiceAccountToken": False, "containers": [{
-                "name": "dcgm", "image": "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9@sha256:" + "e" * 64,
-                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
-                "livenessProbe": {"httpGet": {"path": "/health", "port": 9400}},
-                "securityContext": {"runAsUser": 0, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]},
-                                    "seccompProfile": {"type": "RuntimeDefault"}}}]}}}}
+    dcgm = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "dcgm-exporter-a10g", "namespace": "kube-system"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "containers": [
+                        {
+                            "name": "dcgm",
+                            "image": "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9@sha256:" + "e" * 64,
+                            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
+                            "livenessProbe": {"httpGet": {"path": "/health", "port": 9400}},
+                            "securityContext": {
+                                "runAsUser": 0,
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]},
+                                "seccompProfile": {"type": "RuntimeDefault"},
+                            },
+                        }
+                    ],
+                }
+            }
+        },
+    }
     diagnostics = analyze(analyzer, "kubernetes:apps/v1:DaemonSet", "a10g-dcgm-exporter", dcgm)
     assert {d.policyName for d in diagnostics} == set(), [d.message for d in diagnostics]
 
@@ -94,9 +118,12 @@ def test_compliant_resources_pass_and_exemptions_hold(analyzer):
 def test_unknown_values_are_reported_as_not_run(analyzer):
     configure(analyzer, {"all": "mandatory"})
     deployment = dict(next(inputs for _, name, inputs in compliant() if name == "chat-deployment"))
-    deployment = json.loads(json.dumps(deployment).replace(
-        json.dumps(deployment["spec"]["template"]["spec"]["containers"][0]["image"]),
-        '"04da6b54-80e4-46f7-96ec-b56ff0331ba9"'))
+    deployment = json.loads(
+        json.dumps(deployment).replace(
+            json.dumps(deployment["spec"]["template"]["spec"]["containers"][0]["image"]),
+            '"04da6b54-80e4-46f7-96ec-b56ff0331ba9"',
+        )
+    )
     diagnostics = analyze(analyzer, "kubernetes:apps/v1:Deployment", "chat-deployment", deployment)
     not_run = {d.policyName for d in diagnostics if "can't run policy" in d.message}
     assert {"k8s-image-digest", "k8s-image-tag"} <= not_run
@@ -111,8 +138,11 @@ def test_stack_rules_run_through_analyze_stack(analyzer):
         for type_, name, inputs in stack:
             properties = struct_pb2.Struct()
             properties.update(inputs)
-            out.append(analyzer_pb2.AnalyzerResource(type=type_, properties=properties, name=name,
-                                                     urn=f"urn:pulumi:prod::modelops::{type_}::{name}"))
+            out.append(
+                analyzer_pb2.AnalyzerResource(
+                    type=type_, properties=properties, name=name, urn=f"urn:pulumi:prod::modelops::{type_}::{name}"
+                )
+            )
         return out
 
     ok = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources(compliant())))
@@ -139,12 +169,19 @@ def test_stack_rules_judge_what_the_program_declared_not_server_defaults(analyze
                 props["spec"]["replicas"] = 1
                 props["metadata"]["managedFields"] = [
                     {"manager": "pulumi-kubernetes-cc3525dd", "operation": "Apply", "fieldsV1": applied},
-                    {"manager": "kube-controller-manager", "operation": "Update",
-                     "fieldsV1": {"f:status": {"f:replicas": {}}}}]
+                    {
+                        "manager": "kube-controller-manager",
+                        "operation": "Update",
+                        "fieldsV1": {"f:status": {"f:replicas": {}}},
+                    },
+                ]
             properties = struct_pb2.Struct()
             properties.update(props)
-            out.append(analyzer_pb2.AnalyzerResource(type=type_, properties=properties, name=name,
-                                                     urn=f"urn:pulumi:prod::modelops::{type_}::{name}"))
+            out.append(
+                analyzer_pb2.AnalyzerResource(
+                    type=type_, properties=properties, name=name, urn=f"urn:pulumi:prod::modelops::{type_}::{name}"
+                )
+            )
         return out
 
     live = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=as_outputs(compliant(), False)))

@@ -8,8 +8,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -17,25 +17,38 @@ from offline.check import policy_rules, run_checks
 from offline.plan import UNKNOWN, load_plan
 from tests.conftest import UPSTREAM
 
-ALL_MANDATORY = {"all": "mandatory",
-                 "k8s-allowed-registries": {"registries": ["123456789012.dkr.ecr.us-east-1.amazonaws.com/"]},
-                 "lambda-image-pinned": {"repositoryPrefixes": ["123456789012.dkr.ecr.us-east-1.amazonaws.com/m/"]},
-                 "gpu-cost-ceiling": {"budgetUsd": 20000, "region": "us-east-1"},
-                 "karpenter-gpu-limit": {"maxGpusPerPool": 16}}
+ALL_MANDATORY = {
+    "all": "mandatory",
+    "k8s-allowed-registries": {"registries": ["123456789012.dkr.ecr.us-east-1.amazonaws.com/"]},
+    "lambda-image-pinned": {"repositoryPrefixes": ["123456789012.dkr.ecr.us-east-1.amazonaws.com/m/"]},
+    "gpu-cost-ceiling": {"budgetUsd": 20000, "region": "us-east-1"},
+    "karpenter-gpu-limit": {"maxGpusPerPool": 16},
+}
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat@sha256:" + "a" * 64
 LABELS = {"app.kubernetes.io/name": "chat"}
 
 
 def container(**extra) -> dict:
-    c = {"name": "server", "image": IMAGE, "ports": [{"name": "http", "containerPort": 8080}],
-         "resources": {"requests": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"},
-                       "limits": {"memory": "1Gi", "nvidia.com/gpu": "1"}},
-         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-                             "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
-         "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}},
-         "livenessProbe": {"httpGet": {"path": "/live", "port": "http"}},
-         "startupProbe": {"httpGet": {"path": "/live", "port": "http"}, "failureThreshold": 60},
-         "env": [{"name": "MODEL_DIR", "value": "/models"}]}
+    c = {
+        "name": "server",
+        "image": IMAGE,
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "resources": {
+            "requests": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"},
+            "limits": {"memory": "1Gi", "nvidia.com/gpu": "1"},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}},
+        "livenessProbe": {"httpGet": {"path": "/live", "port": "http"}},
+        "startupProbe": {"httpGet": {"path": "/live", "port": "http"}, "failureThreshold": 60},
+        "env": [{"name": "MODEL_DIR", "value": "/models"}],
+    }
     c.update(extra)
     return c
 
@@ -43,68 +56,192 @@ def container(**extra) -> dict:
 def compliant() -> list[tuple[str, str, dict]]:
     """(type, name, inputs) of a small stack that every rule accepts."""
     meta = {"name": "chat", "namespace": "models"}
-    pod = {"automountServiceAccountToken": False, "containers": [container()],
-           "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
-           "nodeSelector": {"modelops/gpu-pool": "a10g"},
-           "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-           "volumes": [{"name": "cache", "emptyDir": {}}]}
+    pod = {
+        "automountServiceAccountToken": False,
+        "containers": [container()],
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+        "nodeSelector": {"modelops/gpu-pool": "a10g"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "volumes": [{"name": "cache", "emptyDir": {}}],
+    }
     pool_reqs = [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["g5.xlarge"]}]
     return [
-        ("kubernetes:apps/v1:Deployment", "chat-deployment", {
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
-            "spec": {"selector": {"matchLabels": LABELS}, "template": {"metadata": {"labels": LABELS}, "spec": pod}}}),
-        ("kubernetes:core/v1:Service", "chat-svc", {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-                                                    "spec": {"type": "ClusterIP", "selector": LABELS, "ports": [{"port": 80}]}}),
-        ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "chat-hpa", {
-            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": meta,
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "chat"},
-                     "minReplicas": 2, "maxReplicas": 4}}),
-        ("kubernetes:policy/v1:PodDisruptionBudget", "chat-pdb", {
-            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta,
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": LABELS}}}),
-        ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "chat-netpol", {
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta,
-            "spec": {"podSelector": {"matchLabels": LABELS}, "policyTypes": ["Ingress"]}}),
-        ("kubernetes:karpenter.sh/v1:NodePool", "a10g-node-pool", {
-            "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "a10g"},
-            "spec": {"template": {"metadata": {"labels": {"modelops/gpu-pool": "a10g"}},
-                                  "spec": {"requirements": pool_reqs,
-                                           "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]}},
-                     "limits": {"nvidia.com/gpu": "8"}}}),
-        ("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass", "a10g-node-class", {
-            "apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "a10g"},
-            "spec": {"metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
-                     "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": True}}]}}),
-        ("aws:ecr/repository:Repository", "chat-repo", {"name": "m/chat", "imageTagMutability": "IMMUTABLE",
-                                                        "imageScanningConfiguration": {"scanOnPush": True}}),
+        (
+            "kubernetes:apps/v1:Deployment",
+            "chat-deployment",
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": meta,
+                "spec": {
+                    "selector": {"matchLabels": LABELS},
+                    "template": {"metadata": {"labels": LABELS}, "spec": pod},
+                },
+            },
+        ),
+        (
+            "kubernetes:core/v1:Service",
+            "chat-svc",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": meta,
+                "spec": {"type": "ClusterIP", "selector": LABELS, "ports": [{"port": 80}]},
+            },
+        ),
+        (
+            "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+            "chat-hpa",
+            {
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "metadata": meta,
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "chat"},
+                    "minReplicas": 2,
+                    "maxReplicas": 4,
+                },
+            },
+        ),
+        (
+            "kubernetes:policy/v1:PodDisruptionBudget",
+            "chat-pdb",
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": meta,
+                "spec": {"maxUnavailable": 1, "selector": {"matchLabels": LABELS}},
+            },
+        ),
+        (
+            "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+            "chat-netpol",
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": meta,
+                "spec": {"podSelector": {"matchLabels": LABELS}, "policyTypes": ["Ingress"]},
+            },
+        ),
+        (
+            "kubernetes:karpenter.sh/v1:NodePool",
+            "a10g-node-pool",
+            {
+                "apiVersion": "karpenter.sh/v1",
+                "kind": "NodePool",
+                "metadata": {"name": "a10g"},
+                "spec": {
+                    "template": {
+                        "metadata": {"labels": {"modelops/gpu-pool": "a10g"}},
+                        "spec": {
+                            "requirements": pool_reqs,
+                            "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}],
+                        },
+                    },
+                    "limits": {"nvidia.com/gpu": "8"},
+                },
+            },
+        ),
+        (
+            "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass",
+            "a10g-node-class",
+            {
+                "apiVersion": "karpenter.k8s.aws/v1",
+                "kind": "EC2NodeClass",
+                "metadata": {"name": "a10g"},
+                "spec": {
+                    "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
+                    "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": True}}],
+                },
+            },
+        ),
+        (
+            "aws:ecr/repository:Repository",
+            "chat-repo",
+            {"name": "m/chat", "imageTagMutability": "IMMUTABLE", "imageScanningConfiguration": {"scanOnPush": True}},
+        ),
         ("aws:ecr/lifecyclePolicy:LifecyclePolicy", "chat-lifecycle", {"repository": "m/chat", "policy": "{}"}),
-        ("aws:ecr/repositoryPolicy:RepositoryPolicy", "chat-repo-policy", {"repository": "m/chat", "policy": json.dumps(
-            {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
-                            "Action": "ecr:BatchGetImage"}]})}),
-        ("aws:lambda/function:Function", "chat-fallback-function", {
-            "packageType": "Image", "imageUri": IMAGE, "reservedConcurrentExecutions": 5,
-            "tracingConfig": {"mode": "Active"}}),
+        (
+            "aws:ecr/repositoryPolicy:RepositoryPolicy",
+            "chat-repo-policy",
+            {
+                "repository": "m/chat",
+                "policy": json.dumps(
+                    {
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                                "Action": "ecr:BatchGetImage",
+                            }
+                        ]
+                    }
+                ),
+            },
+        ),
+        (
+            "aws:lambda/function:Function",
+            "chat-fallback-function",
+            {
+                "packageType": "Image",
+                "imageUri": IMAGE,
+                "reservedConcurrentExecutions": 5,
+                "tracingConfig": {"mode": "Active"},
+            },
+        ),
         ("aws:lambda/functionUrl:FunctionUrl", "chat-fallback-url", {"authorizationType": "AWS_IAM"}),
-        ("aws:lambda/permission:Permission", "chat-permission", {
-            "principal": "s3.amazonaws.com", "sourceArn": "arn:aws:s3:::bucket", "action": "lambda:InvokeFunction"}),
-        ("aws:iam/rolePolicy:RolePolicy", "chat-artifact-read", {"policy": json.dumps({"Statement": [
-            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::models/chat/*"},
-            {"Effect": "Allow", "Action": "xray:GetSamplingRules", "Resource": "*"}]})}),
+        (
+            "aws:lambda/permission:Permission",
+            "chat-permission",
+            {"principal": "s3.amazonaws.com", "sourceArn": "arn:aws:s3:::bucket", "action": "lambda:InvokeFunction"},
+        ),
+        (
+            "aws:iam/rolePolicy:RolePolicy",
+            "chat-artifact-read",
+            {
+                "policy": json.dumps(
+                    {
+                        "Statement": [
+                            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::models/chat/*"},
+                            {"Effect": "Allow", "Action": "xray:GetSamplingRules", "Resource": "*"},
+                        ]
+                    }
+                )
+            },
+        ),
         ("aws:s3/bucket:Bucket", "models", {"bucket": "acme-models"}),
-        ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "models-block", {
-            "bucket": "acme-models", "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True,
-            "restrictPublicBuckets": True}),
+        (
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+            "models-block",
+            {
+                "bucket": "acme-models",
+                "blockPublicAcls": True,
+                "blockPublicPolicy": True,
+                "ignorePublicAcls": True,
+                "restrictPublicBuckets": True,
+            },
+        ),
     ]
 
 
 def preview_json(resources: list[tuple[str, str, dict]]) -> dict:
     stack_urn = "urn:pulumi:test::modelops::pulumi:pulumi:Stack::modelops-test"
-    steps = [{"op": "create", "urn": stack_urn, "newState": {"urn": stack_urn, "custom": False,
-                                                              "type": "pulumi:pulumi:Stack"}}]
+    steps = [
+        {
+            "op": "create",
+            "urn": stack_urn,
+            "newState": {"urn": stack_urn, "custom": False, "type": "pulumi:pulumi:Stack"},
+        }
+    ]
     for type_, name, inputs in resources:
         urn = f"urn:pulumi:test::modelops::{type_}::{name}"
-        steps.append({"op": "create", "urn": urn, "newState": {"urn": urn, "custom": True, "type": type_,
-                                                                 "inputs": inputs, "parent": stack_urn}})
+        steps.append(
+            {
+                "op": "create",
+                "urn": urn,
+                "newState": {"urn": urn, "custom": True, "type": type_, "inputs": inputs, "parent": stack_urn},
+            }
+        )
     return {"config": {}, "steps": steps, "changeSummary": {"create": len(steps)}}
 
 
@@ -121,6 +258,7 @@ def edit(name: str, change: Callable[[dict], None]) -> Callable[[list], list]:
             if resource_name == name:
                 change(inputs)
         return resources
+
     return mutate
 
 
@@ -142,24 +280,44 @@ def add(*extra: tuple[str, str, dict]) -> Callable[[list], list]:
 
 D = "chat-deployment"
 CASES: dict[str, tuple[Callable[[list], list], str]] = {
-    "karpenter-ami-pinned": (edit("a10g-node-class", lambda i: i["spec"].update(
-        amiSelectorTerms=[{"alias": "bottlerocket@latest"}])), "a10g-node-class"),
-    "k8s-no-host-process": (edit(D, lambda i: pod(i)["securityContext"].update(windowsOptions={"hostProcess": True})), D),
+    "karpenter-ami-pinned": (
+        edit("a10g-node-class", lambda i: i["spec"].update(amiSelectorTerms=[{"alias": "bottlerocket@latest"}])),
+        "a10g-node-class",
+    ),
+    "k8s-no-host-process": (
+        edit(D, lambda i: pod(i)["securityContext"].update(windowsOptions={"hostProcess": True})),
+        D,
+    ),
     "k8s-apparmor": (edit(D, lambda i: server(i)["securityContext"].update(appArmorProfile={"type": "Unconfined"})), D),
     "k8s-selinux": (edit(D, lambda i: server(i)["securityContext"].update(seLinuxOptions={"type": "spc_t"})), D),
     "k8s-proc-mount": (edit(D, lambda i: server(i)["securityContext"].update(procMount="Unmasked")), D),
-    "k8s-safe-sysctls": (edit(D, lambda i: pod(i)["securityContext"].update(sysctls=[{"name": "kernel.msgmax", "value": "1"}])), D),
-    "k8s-volume-types": (edit(D, lambda i: pod(i)["volumes"].append({"name": "n", "nfs": {"server": "x", "path": "/"}})), D),
+    "k8s-safe-sysctls": (
+        edit(D, lambda i: pod(i)["securityContext"].update(sysctls=[{"name": "kernel.msgmax", "value": "1"}])),
+        D,
+    ),
+    "k8s-volume-types": (
+        edit(D, lambda i: pod(i)["volumes"].append({"name": "n", "nfs": {"server": "x", "path": "/"}})),
+        D,
+    ),
     "k8s-no-privileged": (edit(D, lambda i: server(i)["securityContext"].update(privileged=True)), D),
     "k8s-no-host-namespaces": (edit(D, lambda i: pod(i).update(hostNetwork=True)), D),
     "k8s-no-hostpath": (edit(D, lambda i: pod(i)["volumes"].append({"name": "h", "hostPath": {"path": "/etc"}})), D),
-    "k8s-drop-capabilities": (edit(D, lambda i: server(i)["securityContext"]["capabilities"].update(add=["NET_ADMIN"])), D),
+    "k8s-drop-capabilities": (
+        edit(D, lambda i: server(i)["securityContext"]["capabilities"].update(add=["NET_ADMIN"])),
+        D,
+    ),
     "k8s-no-privilege-escalation": (edit(D, lambda i: server(i)["securityContext"].pop("allowPrivilegeEscalation")), D),
     "k8s-run-as-non-root": (edit(D, lambda i: server(i)["securityContext"].update(runAsUser=0)), D),
     "k8s-seccomp": (edit(D, lambda i: server(i)["securityContext"].update(seccompProfile={"type": "Unconfined"})), D),
     "k8s-readonly-rootfs": (edit(D, lambda i: server(i)["securityContext"].update(readOnlyRootFilesystem=False)), D),
-    "k8s-image-tag": (edit(D, lambda i: server(i).update(image="123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat:latest")), D),
-    "k8s-image-digest": (edit(D, lambda i: server(i).update(image="123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat:1.0")), D),
+    "k8s-image-tag": (
+        edit(D, lambda i: server(i).update(image="123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat:latest")),
+        D,
+    ),
+    "k8s-image-digest": (
+        edit(D, lambda i: server(i).update(image="123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat:1.0")),
+        D,
+    ),
     "k8s-allowed-registries": (edit(D, lambda i: server(i).update(image="nginx@sha256:" + "b" * 64)), D),
     "k8s-requests-limits": (edit(D, lambda i: server(i)["resources"]["limits"].pop("memory")), D),
     "k8s-probes": (edit(D, lambda i: server(i).pop("readinessProbe")), D),
@@ -170,32 +328,83 @@ CASES: dict[str, tuple[Callable[[list], list], str]] = {
     "k8s-netpol-coverage": (drop("chat-netpol"), D),
     "k8s-pdb": (edit("chat-pdb", lambda i: i["spec"].update(maxUnavailable=0)), "chat-pdb"),
     "k8s-replicas-hpa": (edit("chat-hpa", lambda i: i["spec"].update(minReplicas=1)), "chat-hpa"),
-    "gpu-limits-match-requests": (edit(D, lambda i: server(i)["resources"]["limits"].update({"nvidia.com/gpu": "2"})), D),
+    "gpu-limits-match-requests": (
+        edit(D, lambda i: server(i)["resources"]["limits"].update({"nvidia.com/gpu": "2"})),
+        D,
+    ),
     "gpu-scheduling": (edit(D, lambda i: pod(i).pop("tolerations")), D),
-    "gpu-env-bypass": (edit(D, lambda i: pod(i)["containers"].append(container(
-        name="sidecar", resources={"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
-        env=[{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}]))), D),
+    "gpu-env-bypass": (
+        edit(
+            D,
+            lambda i: pod(i)["containers"].append(
+                container(
+                    name="sidecar",
+                    resources={"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
+                    env=[{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}],
+                )
+            ),
+        ),
+        D,
+    ),
     "gpu-startup-probe": (edit(D, lambda i: server(i).pop("startupProbe")), D),
     "gpu-hpa-within-pool": (edit("chat-hpa", lambda i: i["spec"].update(maxReplicas=9)), "a10g-node-pool"),
     "karpenter-gpu-limit": (edit("a10g-node-pool", lambda i: i["spec"].pop("limits")), "a10g-node-pool"),
-    "karpenter-gpu-taint": (edit("a10g-node-pool", lambda i: i["spec"]["template"]["spec"].pop("taints")), "a10g-node-pool"),
-    "node-imdsv2": (edit("a10g-node-class", lambda i: i["spec"]["metadataOptions"].update(httpTokens="optional")), "a10g-node-class"),
-    "node-disk-encrypted": (edit("a10g-node-class", lambda i: i["spec"]["blockDeviceMappings"][0]["ebs"].update(encrypted=False)), "a10g-node-class"),
-    "gpu-cost-ceiling": (edit("a10g-node-pool", lambda i: i["spec"]["limits"].update({"nvidia.com/gpu": "16"})
-                              or i["spec"]["template"]["spec"]["requirements"][0].update(values=["g5.16xlarge"])), "a10g-node-pool"),
+    "karpenter-gpu-taint": (
+        edit("a10g-node-pool", lambda i: i["spec"]["template"]["spec"].pop("taints")),
+        "a10g-node-pool",
+    ),
+    "node-imdsv2": (
+        edit("a10g-node-class", lambda i: i["spec"]["metadataOptions"].update(httpTokens="optional")),
+        "a10g-node-class",
+    ),
+    "node-disk-encrypted": (
+        edit("a10g-node-class", lambda i: i["spec"]["blockDeviceMappings"][0]["ebs"].update(encrypted=False)),
+        "a10g-node-class",
+    ),
+    "gpu-cost-ceiling": (
+        edit(
+            "a10g-node-pool",
+            lambda i: i["spec"]["limits"].update({"nvidia.com/gpu": "16"})
+            or i["spec"]["template"]["spec"]["requirements"][0].update(values=["g5.16xlarge"]),
+        ),
+        "a10g-node-pool",
+    ),
     "ecr-immutable-tags": (edit("chat-repo", lambda i: i.pop("imageTagMutability")), "chat-repo"),
     "ecr-scan-on-push": (edit("chat-repo", lambda i: i.pop("imageScanningConfiguration")), "chat-repo"),
-    "ecr-not-public": (edit("chat-repo-policy", lambda i: i.update(policy=json.dumps(
-        {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}]}))), "chat-repo-policy"),
+    "ecr-not-public": (
+        edit(
+            "chat-repo-policy",
+            lambda i: i.update(
+                policy=json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}]})
+            ),
+        ),
+        "chat-repo-policy",
+    ),
     "lambda-url-iam": (edit("chat-fallback-url", lambda i: i.update(authorizationType="NONE")), "chat-fallback-url"),
     "lambda-permission-scoped": (edit("chat-permission", lambda i: i.update(principal="*")), "chat-permission"),
-    "lambda-image-pinned": (edit("chat-fallback-function", lambda i: i.update(imageUri="public.ecr.aws/x/y:1")), "chat-fallback-function"),
-    "lambda-concurrency-cap": (edit("chat-fallback-function", lambda i: i.pop("reservedConcurrentExecutions")), "chat-fallback-function"),
-    "lambda-tracing": (edit("chat-fallback-function", lambda i: i.update(tracingConfig={"mode": "PassThrough"})), "chat-fallback-function"),
+    "lambda-image-pinned": (
+        edit("chat-fallback-function", lambda i: i.update(imageUri="public.ecr.aws/x/y:1")),
+        "chat-fallback-function",
+    ),
+    "lambda-concurrency-cap": (
+        edit("chat-fallback-function", lambda i: i.pop("reservedConcurrentExecutions")),
+        "chat-fallback-function",
+    ),
+    "lambda-tracing": (
+        edit("chat-fallback-function", lambda i: i.update(tracingConfig={"mode": "PassThrough"})),
+        "chat-fallback-function",
+    ),
     "ecr-lifecycle-policy": (drop("chat-lifecycle"), "chat-repo"),
     "s3-model-bucket-private": (edit("models-block", lambda i: i.update(restrictPublicBuckets=False)), "models-block"),
-    "iam-no-wildcard": (edit("chat-artifact-read", lambda i: i.update(policy=json.dumps(
-        {"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}]}))), "chat-artifact-read"),
+    "iam-no-wildcard": (
+        edit(
+            "chat-artifact-read",
+            lambda i: i.update(
+                policy=json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}]})
+            ),
+        ),
+        "chat-artifact-read",
+    ),
 }
 
 
@@ -243,7 +452,9 @@ def test_violations_found_before_an_unknown_still_fail(tmp_path):
     # "can't run during preview" note but does not take the violation back (a mandatory one fails the preview).
     def privileged_then_unknown(inputs):
         server(inputs)["securityContext"]["privileged"] = True
-        pod(inputs)["containers"].append({**copy.deepcopy(server(inputs)), "name": "sidecar", "securityContext": UNKNOWN})
+        pod(inputs)["containers"].append(
+            {**copy.deepcopy(server(inputs)), "name": "sidecar", "securityContext": UNKNOWN}
+        )
 
     report = check(edit(D, privileged_then_unknown)(compliant()), tmp_path, {"all": "mandatory"})
     outcomes = {f.outcome for f in report.findings if f.rule == "k8s-no-privileged" and f.resource == D}
@@ -254,14 +465,17 @@ def test_violations_found_before_an_unknown_still_fail(tmp_path):
 ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat"
 
 
-@pytest.mark.parametrize("mutability, filters, passes", [
-    ("IMMUTABLE", None, True),
-    ("IMMUTABLE_WITH_EXCLUSION", [{"filter": "buildcache-*", "filterType": "WILDCARD"}], True),
-    ("IMMUTABLE_WITH_EXCLUSION", [{"filter": "*", "filterType": "WILDCARD"}], False),  # every tag mutable
-    ("IMMUTABLE_WITH_EXCLUSION", [{"filter": "buildcache-*"}, {"filter": "latest"}], False),
-    ("MUTABLE_WITH_EXCLUSION", [{"filter": "buildcache-*", "filterType": "WILDCARD"}], False),
-    ("MUTABLE", None, False),
-])
+@pytest.mark.parametrize(
+    "mutability, filters, passes",
+    [
+        ("IMMUTABLE", None, True),
+        ("IMMUTABLE_WITH_EXCLUSION", [{"filter": "buildcache-*", "filterType": "WILDCARD"}], True),
+        ("IMMUTABLE_WITH_EXCLUSION", [{"filter": "*", "filterType": "WILDCARD"}], False),  # every tag mutable
+        ("IMMUTABLE_WITH_EXCLUSION", [{"filter": "buildcache-*"}, {"filter": "latest"}], False),
+        ("MUTABLE_WITH_EXCLUSION", [{"filter": "buildcache-*", "filterType": "WILDCARD"}], False),
+        ("MUTABLE", None, False),
+    ],
+)
 def test_only_build_cache_tags_may_move(mutability, filters, passes, tmp_path):
     def mutate(inputs):
         inputs.update(imageTagMutability=mutability)
@@ -280,27 +494,33 @@ def test_the_pack_and_the_program_agree_on_the_cache_tags():
     assert CACHE_TAG_PREFIX == ALLOWED
 
 
-@pytest.mark.parametrize("image, passes", [
-    (f"{ECR}@sha256:" + "a" * 64, True),
-    (f"{ECR}:1.0@sha256:" + "a" * 64, False),  # Lambda refuses a tag and a digest together
-    (f"{ECR}:1.0", False),
-    (f"{ECR}@sha256:" + "a" * 12, False),  # a digest prefix pins nothing
-    (f"{ECR}@sha256:" + "A" * 64, False),
-    (f"{ECR}@sha512:" + "a" * 128, False),
-])
+@pytest.mark.parametrize(
+    "image, passes",
+    [
+        (f"{ECR}@sha256:" + "a" * 64, True),
+        (f"{ECR}:1.0@sha256:" + "a" * 64, False),  # Lambda refuses a tag and a digest together
+        (f"{ECR}:1.0", False),
+        (f"{ECR}@sha256:" + "a" * 12, False),  # a digest prefix pins nothing
+        (f"{ECR}@sha256:" + "A" * 64, False),
+        (f"{ECR}@sha512:" + "a" * 128, False),
+    ],
+)
 def test_lambda_images_take_exactly_the_form_lambda_accepts(image, passes, tmp_path):
     report = check(edit("chat-fallback-function", lambda i: i.update(imageUri=image))(compliant()), tmp_path)
     assert bool(failures(report, "lambda-image-pinned")) is not passes
 
 
-@pytest.mark.parametrize("image, passes", [
-    (f"{ECR}@sha256:" + "a" * 64, True),
-    (f"{ECR}:1.0@sha256:" + "a" * 64, True),  # the kubelet pulls by the digest and ignores the tag
-    ("registry.local:5000/m/chat@sha256:" + "b" * 64, True),
-    (f"{ECR}:1.0", False),
-    ("registry.local:5000/m/chat", False),  # a port is not a tag, nor a digest
-    (f"{ECR}@sha256:abc", False),
-])
+@pytest.mark.parametrize(
+    "image, passes",
+    [
+        (f"{ECR}@sha256:" + "a" * 64, True),
+        (f"{ECR}:1.0@sha256:" + "a" * 64, True),  # the kubelet pulls by the digest and ignores the tag
+        ("registry.local:5000/m/chat@sha256:" + "b" * 64, True),
+        (f"{ECR}:1.0", False),
+        ("registry.local:5000/m/chat", False),  # a port is not a tag, nor a digest
+        (f"{ECR}@sha256:abc", False),
+    ],
+)
 def test_pod_images_must_carry_a_full_digest(image, passes, tmp_path):
     report = check(edit(D, lambda i: server(i).update(image=image))(compliant()), tmp_path)
     assert bool(failures(report, "k8s-image-digest")) is not passes
@@ -320,19 +540,32 @@ def test_enforcement_levels_follow_the_cli_semantics(tmp_path):
 
 def test_exemptions_are_config_data_with_a_reason(tmp_path):
     broken = CASES["k8s-sa-token"][0](compliant())
-    config = {"all": "mandatory", "k8s-sa-token": {"exemptions": [{
-        "kind": "Deployment", "namespace": "models", "name": "chat",
-        "reason": "calls the Kubernetes API to watch its ConfigMap"}]}}
+    config = {
+        "all": "mandatory",
+        "k8s-sa-token": {
+            "exemptions": [
+                {
+                    "kind": "Deployment",
+                    "namespace": "models",
+                    "name": "chat",
+                    "reason": "calls the Kubernetes API to watch its ConfigMap",
+                }
+            ]
+        },
+    }
     report = check(broken, tmp_path, config)
     exempt = [f for f in report.findings if f.rule == "k8s-sa-token"]
     assert [f.outcome for f in exempt] == ["exempt"] and "watch its ConfigMap" in exempt[0].message
 
 
-@pytest.mark.parametrize("entry", [
-    {"kind": "Deployment", "namespace": "other", "name": "chat"},  # another namespace
-    {"kind": "StatefulSet", "namespace": "models", "name": "chat"},  # another kind, same name
-    {"kind": "Deployment", "name": "chat"},  # no namespace: cluster-scoped objects only
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"kind": "Deployment", "namespace": "other", "name": "chat"},  # another namespace
+        {"kind": "StatefulSet", "namespace": "models", "name": "chat"},  # another kind, same name
+        {"kind": "Deployment", "name": "chat"},  # no namespace: cluster-scoped objects only
+    ],
+)
 def test_an_exemption_covers_exactly_the_resource_it_names(entry, tmp_path):
     broken = CASES["k8s-sa-token"][0](compliant())
     config = {"all": "mandatory", "k8s-sa-token": {"exemptions": [{**entry, "reason": "x"}]}}
@@ -345,8 +578,15 @@ def test_exemption_patterns_are_refused(name, tmp_path):
     from offline.check import PolicyConfigError
 
     with pytest.raises(PolicyConfigError) as info:
-        check(compliant(), tmp_path, {"k8s-sa-token": {"exemptions": [
-            {"kind": "Deployment", "namespace": "models", "name": name, "reason": "x"}]}})
+        check(
+            compliant(),
+            tmp_path,
+            {
+                "k8s-sa-token": {
+                    "exemptions": [{"kind": "Deployment", "namespace": "models", "name": name, "reason": "x"}]
+                }
+            },
+        )
     assert "k8s-sa-token.exemptions.0.name" in "\n".join(info.value.problems)
 
 
@@ -354,8 +594,11 @@ def test_bad_policy_configs_are_refused(tmp_path):
     from offline.check import PolicyConfigError
 
     with pytest.raises(PolicyConfigError) as info:
-        check(compliant(), tmp_path, {"all": "strict", "k8s-nope": "advisory",
-                                      "k8s-sa-token": {"exemptions": [{"name": "x"}]}})
+        check(
+            compliant(),
+            tmp_path,
+            {"all": "strict", "k8s-nope": "advisory", "k8s-sa-token": {"exemptions": [{"name": "x"}]}},
+        )
     problems = "\n".join(info.value.problems)
     assert "all: unknown enforcement level 'strict'" in problems
     assert "k8s-nope: no such policy in the pack" in problems
@@ -382,8 +625,15 @@ def test_the_pack_registers_every_rule_id(monkeypatch):
     ids = [p.name for p in recorded["policies"]]
     assert sorted(ids) == sorted(CASES) and len(ids) == len(set(ids))
     stack_ids = {p.name for p in recorded["policies"] if isinstance(p, pulumi_policy.StackValidationPolicy)}
-    assert stack_ids == {"k8s-netpol-coverage", "k8s-pdb", "k8s-replicas-hpa", "gpu-hpa-within-pool",
-                         "gpu-cost-ceiling", "s3-model-bucket-private", "ecr-lifecycle-policy"}
+    assert stack_ids == {
+        "k8s-netpol-coverage",
+        "k8s-pdb",
+        "k8s-replicas-hpa",
+        "gpu-hpa-within-pool",
+        "gpu-cost-ceiling",
+        "s3-model-bucket-private",
+        "ecr-lifecycle-policy",
+    }
     assert recorded["level"] == pulumi_policy.EnforcementLevel.ADVISORY
     # the CLI shows what each rule implements
     privileged = next(p for p in recorded["policies"] if p.name == "k8s-no-privileged")
@@ -400,9 +650,15 @@ def test_pack_validators_report_through_the_cli_callback(monkeypatch):
 
     from pulumi_policy import ResourceValidationArgs
 
-    args = ResourceValidationArgs("aws:lambda/functionUrl:FunctionUrl", unknown_checking_proxy(
-        {"authorizationType": "NONE"}), "urn:pulumi:s::p::aws:lambda/functionUrl:FunctionUrl::open-url", "open-url",
-        None, None, config={})
+    args = ResourceValidationArgs(
+        "aws:lambda/functionUrl:FunctionUrl",
+        unknown_checking_proxy({"authorizationType": "NONE"}),
+        "urn:pulumi:s::p::aws:lambda/functionUrl:FunctionUrl::open-url",
+        "open-url",
+        None,
+        None,
+        config={},
+    )
     adapters.resource_validator(rule)(args, lambda message, urn=None: reported.append(message))
     assert reported == ["authorizationType is NONE; set AWS_IAM (NONE opens the model to anyone)"]
 
@@ -434,7 +690,8 @@ def test_policy_configs_agree_with_their_stacks(env):
     cost = resolved["gpu-cost-ceiling"][1]
     assert (cost["budgetUsd"], cost["region"]) == (cfg.budget.monthly_gpu_usd, cfg.cluster.region)
     assert resolved["lambda-image-pinned"][1]["repositoryPrefixes"] == [
-        f"{cfg.cluster.ecr_registry}/{cfg.registry.repository_prefix}/"]
+        f"{cfg.cluster.ecr_registry}/{cfg.registry.repository_prefix}/"
+    ]
     mandatory_in_prod = {"k8s-readonly-rootfs", "k8s-image-digest", "gpu-cost-ceiling"}
     levels = {r: lvl for r, (lvl, _) in resolved.items()}
     expected = "advisory" if env == "dev" else "mandatory"
@@ -442,13 +699,28 @@ def test_policy_configs_agree_with_their_stacks(env):
     assert levels["k8s-no-privileged"] == "mandatory"
 
 
-@pytest.mark.parametrize("name, secret", [
-    ("DB_PASSWORD", True), ("db-password", True), ("hfToken", True), ("HF_TOKEN", True), ("api-key", True),
-    ("OPENAI_APIKEY", True), ("openaiApiKey", True), ("aws.secretAccessKey", True), ("Passphrase", True),
-    ("GITHUB_AUTH", True), ("client_secret", True),
-    ("MODEL_VERSION", False), ("MONKEY", False), ("KEYBOARD_LAYOUT", False), ("TOKENIZERS_PARALLELISM", False),
-    ("HOME", False), ("PASSAGE_LIMIT", False),
-])
+@pytest.mark.parametrize(
+    "name, secret",
+    [
+        ("DB_PASSWORD", True),
+        ("db-password", True),
+        ("hfToken", True),
+        ("HF_TOKEN", True),
+        ("api-key", True),
+        ("OPENAI_APIKEY", True),
+        ("openaiApiKey", True),
+        ("aws.secretAccessKey", True),
+        ("Passphrase", True),
+        ("GITHUB_AUTH", True),
+        ("client_secret", True),
+        ("MODEL_VERSION", False),
+        ("MONKEY", False),
+        ("KEYBOARD_LAYOUT", False),
+        ("TOKENIZERS_PARALLELISM", False),
+        ("HOME", False),
+        ("PASSAGE_LIMIT", False),
+    ],
+)
 def test_secret_env_names_in_any_spelling(name, secret, tmp_path):
     pod_env = edit(D, lambda i: server(i).setdefault("env", []).append({"name": name, "value": "x"}))
     lambda_env = edit("chat-fallback-function", lambda i: i.update(environment={"variables": {name: "x"}}))
@@ -457,52 +729,209 @@ def test_secret_env_names_in_any_spelling(name, secret, tmp_path):
         assert (culprit in failures(report, "k8s-no-secret-env")) is secret, (name, culprit)
 
 
-
-@pytest.mark.parametrize("resource, passes", [
-    # every way the program can grant a privilege, as a role policy document (string or object)
-    (("aws:iam/rolePolicy:RolePolicy", {"policy": {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}}), False),
-    (("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": {"Effect": "Allow", "NotAction": "s3:DeleteBucket", "Resource": "*"}})}), False),
-    (("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "arn:aws:iam::123456789012:*"}]})}), False),
-    (("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "S3:*", "Resource": "arn:aws:s3:::*"}]})}), False),
-    (("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "NotResource": "arn:aws:s3:::x/*"}]})}), False),
-    (("aws:iam/rolePolicy:RolePolicy", {"policy": "{not json"}), False),
-    (("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::models/chat/*"}]})}), True),
-    (("aws:iam/rolePolicy:RolePolicy", {"policy": json.dumps({"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]})}), True),
-    # managed policies: AWS's admin ones are Action '*' by another name, in any partition
-    (("aws:iam/rolePolicyAttachment:RolePolicyAttachment", {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}), False),
-    (("aws:iam/rolePolicyAttachment:RolePolicyAttachment", {"role": "r", "policyArn": "arn:aws-us-gov:iam::aws:policy/PowerUserAccess"}), False),
-    (("aws:iam/policyAttachment:PolicyAttachment", {"roles": ["r"], "policyArn": "arn:aws:iam::aws:policy/IAMFullAccess"}), False),
-    (("aws:iam/rolePolicyAttachment:RolePolicyAttachment", {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"}), True),
-    # a role's own properties
-    (("aws:iam/role:Role", {"managedPolicyArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]}), False),
-    (("aws:iam/role:Role", {"inlinePolicies": [{"name": "x", "policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})}]}), False),
-    (("aws:iam/role:Role", {"inlinePolicies": [{"name": "x", "policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})}]}), True),
-])
+@pytest.mark.parametrize(
+    "resource, passes",
+    [
+        # every way the program can grant a privilege, as a role policy document (string or object)
+        (
+            (
+                "aws:iam/rolePolicy:RolePolicy",
+                {"policy": {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}},
+            ),
+            False,
+        ),
+        (
+            (
+                "aws:iam/rolePolicy:RolePolicy",
+                {
+                    "policy": json.dumps(
+                        {"Statement": {"Effect": "Allow", "NotAction": "s3:DeleteBucket", "Resource": "*"}}
+                    )
+                },
+            ),
+            False,
+        ),
+        (
+            (
+                "aws:iam/rolePolicy:RolePolicy",
+                {
+                    "policy": json.dumps(
+                        {
+                            "Statement": [
+                                {"Effect": "Allow", "Action": "iam:*", "Resource": "arn:aws:iam::123456789012:*"}
+                            ]
+                        }
+                    )
+                },
+            ),
+            False,
+        ),
+        (
+            (
+                "aws:iam/rolePolicy:RolePolicy",
+                {
+                    "policy": json.dumps(
+                        {"Statement": [{"Effect": "Allow", "Action": "S3:*", "Resource": "arn:aws:s3:::*"}]}
+                    )
+                },
+            ),
+            False,
+        ),
+        (
+            (
+                "aws:iam/rolePolicy:RolePolicy",
+                {
+                    "policy": json.dumps(
+                        {
+                            "Statement": [
+                                {"Effect": "Allow", "Action": "s3:PutObject", "NotResource": "arn:aws:s3:::x/*"}
+                            ]
+                        }
+                    )
+                },
+            ),
+            False,
+        ),
+        (("aws:iam/rolePolicy:RolePolicy", {"policy": "{not json"}), False),
+        (
+            (
+                "aws:iam/rolePolicy:RolePolicy",
+                {
+                    "policy": json.dumps(
+                        {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::models/chat/*"}]}
+                    )
+                },
+            ),
+            True,
+        ),
+        (
+            (
+                "aws:iam/rolePolicy:RolePolicy",
+                {"policy": json.dumps({"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]})},
+            ),
+            True,
+        ),
+        # managed policies: AWS's admin ones are Action '*' by another name, in any partition
+        (
+            (
+                "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+                {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+            ),
+            False,
+        ),
+        (
+            (
+                "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+                {"role": "r", "policyArn": "arn:aws-us-gov:iam::aws:policy/PowerUserAccess"},
+            ),
+            False,
+        ),
+        (
+            (
+                "aws:iam/policyAttachment:PolicyAttachment",
+                {"roles": ["r"], "policyArn": "arn:aws:iam::aws:policy/IAMFullAccess"},
+            ),
+            False,
+        ),
+        (
+            (
+                "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+                {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"},
+            ),
+            True,
+        ),
+        # a role's own properties
+        (("aws:iam/role:Role", {"managedPolicyArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]}), False),
+        (
+            (
+                "aws:iam/role:Role",
+                {
+                    "inlinePolicies": [
+                        {
+                            "name": "x",
+                            "policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+                        }
+                    ]
+                },
+            ),
+            False,
+        ),
+        (
+            (
+                "aws:iam/role:Role",
+                {
+                    "inlinePolicies": [
+                        {
+                            "name": "x",
+                            "policy": json.dumps(
+                                {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+                            ),
+                        }
+                    ]
+                },
+            ),
+            True,
+        ),
+    ],
+)
 def test_iam_privileges_are_judged_however_they_are_granted(resource, passes, tmp_path):
     type_, inputs = resource
-    report = check(compliant() + [(type_, "granted", inputs)], tmp_path)
+    report = check([*compliant(), (type_, "granted", inputs)], tmp_path)
     assert ("granted" not in failures(report, "iam-no-wildcard")) is passes, [f.message for f in report.findings]
 
 
-@pytest.mark.parametrize("mutate, passes", [
-    # the Pod Security admission's edge cases, both ways
-    (lambda i: pod(i)["securityContext"].update(sysctls=[{"name": "net.ipv4.tcp_syncookies", "value": "1"}]), True),
-    (lambda i: pod(i)["securityContext"].update(sysctls=[{"name": "net.core.somaxconn", "value": "1"}]), False),
-    (lambda i: server(i)["securityContext"].update(seLinuxOptions={"type": "container_init_t", "level": "s0:c1"}), True),
-    (lambda i: pod(i)["securityContext"].update(seLinuxOptions={"user": "root"}), False),
-    (lambda i: server(i)["securityContext"].update(appArmorProfile={"type": "Localhost", "localhostProfile": "p"}), True),
-    (lambda i: i["spec"]["template"].setdefault("metadata", {}).setdefault("annotations", {}).update(
-        {"container.apparmor.security.beta.kubernetes.io/server": "unconfined"}), False),
-    (lambda i: server(i)["securityContext"].update(procMount="Default"), True),
-    (lambda i: pod(i)["volumes"].append({"name": "c", "configMap": {"name": "x"}}), True),
-    (lambda i: pod(i)["volumes"].append({"name": "g", "gitRepo": {"repository": "x"}}), False),
-    (lambda i: pod(i).setdefault("initContainers", []).append(
-        {**copy.deepcopy(server(i)), "name": "init", "securityContext": {**server(i)["securityContext"],
-                                                                         "windowsOptions": {"hostProcess": True}}}), False),
-])
+@pytest.mark.parametrize(
+    "mutate, passes",
+    [
+        # the Pod Security admission's edge cases, both ways
+        (lambda i: pod(i)["securityContext"].update(sysctls=[{"name": "net.ipv4.tcp_syncookies", "value": "1"}]), True),
+        (lambda i: pod(i)["securityContext"].update(sysctls=[{"name": "net.core.somaxconn", "value": "1"}]), False),
+        (
+            lambda i: server(i)["securityContext"].update(
+                seLinuxOptions={"type": "container_init_t", "level": "s0:c1"}
+            ),
+            True,
+        ),
+        (lambda i: pod(i)["securityContext"].update(seLinuxOptions={"user": "root"}), False),
+        (
+            lambda i: server(i)["securityContext"].update(
+                appArmorProfile={"type": "Localhost", "localhostProfile": "p"}
+            ),
+            True,
+        ),
+        (
+            lambda i: i["spec"]["template"]
+            .setdefault("metadata", {})
+            .setdefault("annotations", {})
+            .update({"container.apparmor.security.beta.kubernetes.io/server": "unconfined"}),
+            False,
+        ),
+        (lambda i: server(i)["securityContext"].update(procMount="Default"), True),
+        (lambda i: pod(i)["volumes"].append({"name": "c", "configMap": {"name": "x"}}), True),
+        (lambda i: pod(i)["volumes"].append({"name": "g", "gitRepo": {"repository": "x"}}), False),
+        (
+            lambda i: pod(i)
+            .setdefault("initContainers", [])
+            .append(
+                {
+                    **copy.deepcopy(server(i)),
+                    "name": "init",
+                    "securityContext": {**server(i)["securityContext"], "windowsOptions": {"hostProcess": True}},
+                }
+            ),
+            False,
+        ),
+    ],
+)
 def test_pod_security_edge_cases(mutate, passes, tmp_path):
-    rules = {"k8s-safe-sysctls", "k8s-selinux", "k8s-apparmor", "k8s-proc-mount", "k8s-volume-types",
-             "k8s-no-host-process"}
+    rules = {
+        "k8s-safe-sysctls",
+        "k8s-selinux",
+        "k8s-apparmor",
+        "k8s-proc-mount",
+        "k8s-volume-types",
+        "k8s-no-host-process",
+    }
     report = check(edit(D, mutate)(compliant()), tmp_path)
     failed = {f.rule for f in report.findings if f.outcome == "fail" and f.resource == D} & rules
     assert (not failed) is passes, failed
@@ -514,86 +943,132 @@ def _privileged_pod() -> dict:
     return pod_spec_
 
 
-@pytest.mark.parametrize("type_, wrap", [
-    ("kubernetes:core/v1:ReplicationController", lambda s: {"spec": {"template": {"spec": s}}}),
-    ("kubernetes:argoproj.io/v1alpha1:Rollout", lambda s: {"spec": {"template": {"spec": s}}}),
-    ("kubernetes:apps/v1:DeploymentPatch", lambda s: {"spec": {"template": {"spec": s}}}),
-    ("kubernetes:core/v1:PodPatch", lambda s: {"spec": s}),
-    ("kubernetes:batch/v1:CronJobPatch", lambda s: {"spec": {"jobTemplate": {"spec": {"template": {"spec": s}}}}}),
-    ("kubernetes:example.com/v1:ModelServer", lambda s: {"spec": {"template": {"spec": s}}}),
-])
+@pytest.mark.parametrize(
+    "type_, wrap",
+    [
+        ("kubernetes:core/v1:ReplicationController", lambda s: {"spec": {"template": {"spec": s}}}),
+        ("kubernetes:argoproj.io/v1alpha1:Rollout", lambda s: {"spec": {"template": {"spec": s}}}),
+        ("kubernetes:apps/v1:DeploymentPatch", lambda s: {"spec": {"template": {"spec": s}}}),
+        ("kubernetes:core/v1:PodPatch", lambda s: {"spec": s}),
+        ("kubernetes:batch/v1:CronJobPatch", lambda s: {"spec": {"jobTemplate": {"spec": {"template": {"spec": s}}}}}),
+        ("kubernetes:example.com/v1:ModelServer", lambda s: {"spec": {"template": {"spec": s}}}),
+    ],
+)
 def test_every_pod_template_the_program_can_emit_is_judged(type_, wrap, tmp_path):
-    inputs = {"apiVersion": "x/v1", "kind": type_.rsplit(":", 1)[-1], "metadata": {"name": "w", "namespace": "models"},
-              **wrap(_privileged_pod())}
-    report = check(compliant() + [(type_, "workload", inputs)], tmp_path)
+    inputs = {
+        "apiVersion": "x/v1",
+        "kind": type_.rsplit(":", 1)[-1],
+        "metadata": {"name": "w", "namespace": "models"},
+        **wrap(_privileged_pod()),
+    }
+    report = check([*compliant(), (type_, "workload", inputs)], tmp_path)
     assert "workload" in failures(report, "k8s-no-privileged")
 
 
 def test_service_patches_are_judged_like_services(tmp_path):
-    patch = ("kubernetes:core/v1:ServicePatch", "exposed", {"apiVersion": "v1", "kind": "Service", "metadata": {
-        "name": "chat", "namespace": "models"}, "spec": {"type": "NodePort"}})
-    assert "exposed" in failures(check(compliant() + [patch], tmp_path), "k8s-service-exposure")
+    patch = (
+        "kubernetes:core/v1:ServicePatch",
+        "exposed",
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "chat", "namespace": "models"},
+            "spec": {"type": "NodePort"},
+        },
+    )
+    assert "exposed" in failures(check([*compliant(), patch], tmp_path), "k8s-service-exposure")
 
 
-@pytest.mark.parametrize("requirements, admits", [
-    ([], True),  # no instance requirement: Karpenter may launch any type, GPUs included
-    ([{"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["g"]}], True),
-    ([{"key": "karpenter.k8s.aws/instance-category", "operator": "NotIn", "values": ["t", "c"]}], True),
-    ([{"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt", "values": ["0"]}], True),
-    ([{"key": "karpenter.k8s.aws/instance-gpu-name", "operator": "In", "values": ["h100"]}], True),
-    ([{"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["p5en"]}], True),  # uncatalogued
-    ([{"key": "karpenter.k8s.aws/instance-family", "operator": "NotIn", "values": ["g5"]}], True),
-    ([{"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["c7i", "m7i"]}], False),
-    ([{"key": "karpenter.k8s.aws/instance-category", "operator": "NotIn", "values": ["g", "p"]}], False),
-    ([{"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "DoesNotExist"}], False),
-    ([{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["m7i.large"]}], False),
-])
+@pytest.mark.parametrize(
+    "requirements, admits",
+    [
+        ([], True),  # no instance requirement: Karpenter may launch any type, GPUs included
+        ([{"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["g"]}], True),
+        ([{"key": "karpenter.k8s.aws/instance-category", "operator": "NotIn", "values": ["t", "c"]}], True),
+        ([{"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt", "values": ["0"]}], True),
+        ([{"key": "karpenter.k8s.aws/instance-gpu-name", "operator": "In", "values": ["h100"]}], True),
+        ([{"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["p5en"]}], True),  # uncatalogued
+        ([{"key": "karpenter.k8s.aws/instance-family", "operator": "NotIn", "values": ["g5"]}], True),
+        ([{"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["c7i", "m7i"]}], False),
+        ([{"key": "karpenter.k8s.aws/instance-category", "operator": "NotIn", "values": ["g", "p"]}], False),
+        ([{"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "DoesNotExist"}], False),
+        ([{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["m7i.large"]}], False),
+    ],
+)
 def test_any_pool_that_can_launch_gpus_must_be_capped_and_tainted(requirements, admits, tmp_path):
-    pool = ("kubernetes:karpenter.sh/v1:NodePool", "loose", {
-        "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "loose"},
-        "spec": {"template": {"spec": {"requirements": requirements}}}})
-    report = check(compliant() + [pool], tmp_path)
+    pool = (
+        "kubernetes:karpenter.sh/v1:NodePool",
+        "loose",
+        {
+            "apiVersion": "karpenter.sh/v1",
+            "kind": "NodePool",
+            "metadata": {"name": "loose"},
+            "spec": {"template": {"spec": {"requirements": requirements}}},
+        },
+    )
+    report = check([*compliant(), pool], tmp_path)
     for rule in ("karpenter-gpu-limit", "karpenter-gpu-taint"):
         assert ("loose" in failures(report, rule)) is admits, rule
 
 
 def test_a_gpu_family_missing_from_the_price_catalogue_is_a_finding(tmp_path):
-    pool = ("kubernetes:karpenter.sh/v1:NodePool", "new-gpus", {
-        "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "new-gpus"},
-        "spec": {"template": {"spec": {"requirements": [{"key": "karpenter.k8s.aws/instance-family", "operator": "In",
-                                                         "values": ["p5en"]}],
-                                       "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]}},
-                 "limits": {"nvidia.com/gpu": "8"}}})
-    report = check(compliant() + [pool], tmp_path, {"all": "mandatory", "gpu-cost-ceiling": {"budgetUsd": 100000}})
+    pool = (
+        "kubernetes:karpenter.sh/v1:NodePool",
+        "new-gpus",
+        {
+            "apiVersion": "karpenter.sh/v1",
+            "kind": "NodePool",
+            "metadata": {"name": "new-gpus"},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "requirements": [
+                            {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["p5en"]}
+                        ],
+                        "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}],
+                    }
+                },
+                "limits": {"nvidia.com/gpu": "8"},
+            },
+        },
+    )
+    report = check([*compliant(), pool], tmp_path, {"all": "mandatory", "gpu-cost-ceiling": {"budgetUsd": 100000}})
     assert "new-gpus" in failures(report, "gpu-cost-ceiling")
 
 
-@pytest.mark.parametrize("toleration, passes", [
-    ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}, True),
-    ({"key": "nvidia.com/gpu", "operator": "Exists"}, True),                      # any effect
-    ({"operator": "Exists"}, True),                                              # every taint
-    ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}, True),
-    ({"key": "nvidia.com/gpu", "value": "true"}, True),                          # Equal is the default
-    ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "yes", "effect": "NoSchedule"}, False),
-    ({"key": "nvidia.com/gpu", "effect": "NoSchedule"}, False),                  # Equal to an empty value
-    ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}, False),
-    ({"key": "nvidia.com/mig", "operator": "Exists"}, False),
-    ({"key": "nvidia.com/gpu", "operator": "In", "value": "true"}, False),      # not an operator
-])
+@pytest.mark.parametrize(
+    "toleration, passes",
+    [
+        ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}, True),
+        ({"key": "nvidia.com/gpu", "operator": "Exists"}, True),  # any effect
+        ({"operator": "Exists"}, True),  # every taint
+        ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}, True),
+        ({"key": "nvidia.com/gpu", "value": "true"}, True),  # Equal is the default
+        ({"key": "nvidia.com/gpu", "operator": "Equal", "value": "yes", "effect": "NoSchedule"}, False),
+        ({"key": "nvidia.com/gpu", "effect": "NoSchedule"}, False),  # Equal to an empty value
+        ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}, False),
+        ({"key": "nvidia.com/mig", "operator": "Exists"}, False),
+        ({"key": "nvidia.com/gpu", "operator": "In", "value": "true"}, False),  # not an operator
+    ],
+)
 def test_a_gpu_pod_toleration_must_match_the_pools_taint(toleration, passes, tmp_path):
     report = check(edit(D, lambda i: pod(i).update(tolerations=[toleration]))(compliant()), tmp_path)
     assert bool(failures(report, "gpu-scheduling")) is not passes
 
 
-@pytest.mark.parametrize("taint, passes", [
-    ({"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}, True),
-    ({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}, False),  # the pods tolerate "true"
-    ({"key": "nvidia.com/gpu", "effect": "NoSchedule"}, False),
-    ({"key": "nvidia.com/gpu", "value": "true", "effect": "PreferNoSchedule"}, False),
-])
+@pytest.mark.parametrize(
+    "taint, passes",
+    [
+        ({"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}, True),
+        ({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}, False),  # the pods tolerate "true"
+        ({"key": "nvidia.com/gpu", "effect": "NoSchedule"}, False),
+        ({"key": "nvidia.com/gpu", "value": "true", "effect": "PreferNoSchedule"}, False),
+    ],
+)
 def test_gpu_pools_carry_exactly_the_taint_gpu_pods_tolerate(taint, passes, tmp_path):
-    report = check(edit("a10g-node-pool", lambda i: i["spec"]["template"]["spec"].update(taints=[taint]))(compliant()),
-                   tmp_path)
+    report = check(
+        edit("a10g-node-pool", lambda i: i["spec"]["template"]["spec"].update(taints=[taint]))(compliant()), tmp_path
+    )
     assert bool(failures(report, "karpenter-gpu-taint")) is not passes
 
 
@@ -604,19 +1079,23 @@ def test_the_pack_and_the_program_agree_on_the_gpu_taint():
     assert EMITTED == GPU_TAINT
 
 
-@pytest.mark.parametrize("resource, mutate, rule", [
-    (D, lambda i: pod(i).update(containers="[secret]"), "k8s-no-privileged"),
-    (D, lambda i: server(i).update(env="[secret]"), "k8s-no-secret-env"),
-    (D, lambda i: server(i).update(securityContext="[secret]"), "k8s-no-privilege-escalation"),
-    ("chat-artifact-read", lambda i: i.update(policy="[secret]"), "iam-no-wildcard"),
-])
+@pytest.mark.parametrize(
+    "resource, mutate, rule",
+    [
+        (D, lambda i: pod(i).update(containers="[secret]"), "k8s-no-privileged"),
+        (D, lambda i: server(i).update(env="[secret]"), "k8s-no-secret-env"),
+        (D, lambda i: server(i).update(securityContext="[secret]"), "k8s-no-privilege-escalation"),
+        ("chat-artifact-read", lambda i: i.update(policy="[secret]"), "iam-no-wildcard"),
+    ],
+)
 def test_secret_values_are_not_evaluated_offline_never_passed(resource, mutate, rule, tmp_path):
     """The real pack reads secrets in clear; an offline plan holds `[secret]`, which a rule would read as an
     empty list or an empty policy and pass."""
     report = check(edit(resource, mutate)(compliant()), tmp_path)
     outcomes = {(f.outcome, f.message) for f in report.findings if f.rule == rule and f.resource == resource}
-    assert any(o == "not-evaluated" and "is a secret (the real policy pack reads it in clear)" in m
-               for o, m in outcomes), outcomes
+    assert any(
+        o == "not-evaluated" and "is a secret (the real policy pack reads it in clear)" in m for o, m in outcomes
+    ), outcomes
     assert not any(o == "fail" for o, _ in outcomes)
 
 
@@ -634,7 +1113,9 @@ def test_every_rule_cites_what_it_implements_and_the_readme_tables_are_current()
     assert "**none**" not in table
     assert sum(len(c) for c in PSS_CONTROLS.values()) == 17
     readme = (UPSTREAM.parent.parent / "README.md").read_text()
-    block = readme.split("<!-- parity:begin (generated: ./run modelops parity) -->\n", 1)[1].split("<!-- parity:end -->")[0]
+    block = readme.split("<!-- parity:begin (generated: ./run modelops parity) -->\n", 1)[1].split(
+        "<!-- parity:end -->"
+    )[0]
     assert block == table, "README parity tables are stale: ./run modelops parity, and paste"
 
 
@@ -645,21 +1126,28 @@ def test_sarif_names_each_rules_control_and_fingerprints_findings(tmp_path):
     report = check(broken, tmp_path)
     sarif = json.loads(format_sarif(report, "plan.json"))
     rules = {r["id"]: r for r in sarif["runs"][0]["tool"]["driver"]["rules"]}
-    assert rules["k8s-no-privileged"]["helpUri"] == "https://kubernetes.io/docs/concepts/security/pod-security-standards/#baseline"
+    assert (
+        rules["k8s-no-privileged"]["helpUri"]
+        == "https://kubernetes.io/docs/concepts/security/pod-security-standards/#baseline"
+    )
     assert rules["ecr-immutable-tags"]["fullDescription"]["text"].endswith("Implements: AWS FSBP ECR.2.")
     results = [r for r in sarif["runs"][0]["results"] if r["ruleId"] == "k8s-no-privileged"]
     again = json.loads(format_sarif(check(broken, tmp_path), "plan.json"))["runs"][0]["results"]
-    assert results and [r["partialFingerprints"] for r in results] == \
-        [r["partialFingerprints"] for r in again if r["ruleId"] == "k8s-no-privileged"]
+    assert results and [r["partialFingerprints"] for r in results] == [
+        r["partialFingerprints"] for r in again if r["ruleId"] == "k8s-no-privileged"
+    ]
 
 
-@pytest.mark.parametrize("budget, min_replicas, passes", [
-    ({"maxUnavailable": 1}, 2, True),
-    ({"minAvailable": "90%"}, 2, False),   # the disruption controller rounds 1.8 up to 2: no disruption allowed
-    ({"minAvailable": "50%"}, 2, True),    # 1 must stay: 1 may go
-    ({"maxUnavailable": "10%"}, 3, True),  # 0.3 rounds up to 1
-    ({"minAvailable": 2}, 2, False),
-])
+@pytest.mark.parametrize(
+    "budget, min_replicas, passes",
+    [
+        ({"maxUnavailable": 1}, 2, True),
+        ({"minAvailable": "90%"}, 2, False),  # the disruption controller rounds 1.8 up to 2: no disruption allowed
+        ({"minAvailable": "50%"}, 2, True),  # 1 must stay: 1 may go
+        ({"maxUnavailable": "10%"}, 3, True),  # 0.3 rounds up to 1
+        ({"minAvailable": 2}, 2, False),
+    ],
+)
 def test_pdb_percentages_round_as_kubernetes_rounds_them(budget, min_replicas, passes, tmp_path):
     def mutate(resources):
         resources = edit("chat-pdb", lambda i: i.update(spec={"selector": i["spec"]["selector"], **budget}))(resources)
@@ -672,6 +1160,7 @@ def test_pdb_percentages_round_as_kubernetes_rounds_them(budget, min_replicas, p
 def test_a_deployment_scaled_to_zero_needs_no_disruption_budget(tmp_path):
     """A canary rolled back with weight 0 runs no pod: the program drops its PDB, and the rule must not ask
     for one (the README's documented roll-back failed prod's policies)."""
+
     def rolled_back(resources):
         resources = drop("chat-pdb")(drop("chat-hpa")(resources))
         return edit(D, lambda i: i["spec"].update(replicas=0))(resources)
