@@ -5,13 +5,12 @@ Errors name the key path as a user writes it in a stack file (`modelops:models.c
 and the reason, one line per problem, so a broken stack fails before any resource is registered.
 """
 
-from __future__ import annotations
-
 import ipaddress
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -22,9 +21,49 @@ from .gpu_catalogue import load_catalogue
 NAMESPACE = "modelops"
 """The config namespace: every key of this project is `modelops:<key>`."""
 
-Environment = Literal["dev", "staging", "prod"]
-CapacityType = Literal["spot", "on-demand"]
-FallbackMode = Literal["none", "standby", "auto", "only"]
+# Choices are string enums, not Literals: the component provider's schema analyzer (which publishes the
+# components to other languages) understands enums, and a StrEnum compares and prints as its value.
+class Environment(StrEnum):
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class CapacityType(StrEnum):
+    SPOT = "spot"
+    ON_DEMAND = "on-demand"
+
+
+class FallbackMode(StrEnum):
+    NONE = "none"
+    STANDBY = "standby"
+    AUTO = "auto"
+    ONLY = "only"
+
+
+class Placement(StrEnum):
+    GPU = "gpu"
+    SERVERLESS = "serverless"
+
+
+class AmiFamily(StrEnum):
+    BOTTLEROCKET = "bottlerocket"
+    AL2023 = "al2023"
+
+
+class Architecture(StrEnum):
+    AMD64 = "amd64"
+    ARM64 = "arm64"
+
+
+class ConsolidationPolicy(StrEnum):
+    WHEN_EMPTY = "WhenEmpty"
+    WHEN_EMPTY_OR_UNDERUTILIZED = "WhenEmptyOrUnderutilized"
+
+
+class Platform(StrEnum):
+    LINUX_AMD64 = "linux/amd64"
+    LINUX_ARM64 = "linux/arm64"
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$"
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
@@ -94,9 +133,11 @@ class EnvironmentDefaults:
 
 
 ENVIRONMENT_DEFAULTS: dict[str, EnvironmentDefaults] = {
-    "dev": EnvironmentDefaults(1, 2, False, "advisory", ("spot",), "only", 7),
-    "staging": EnvironmentDefaults(2, 4, False, "mandatory", ("spot", "on-demand"), "none", 30),
-    "prod": EnvironmentDefaults(2, 6, True, "mandatory", ("on-demand",), "none", 90),
+    "dev": EnvironmentDefaults(1, 2, False, "advisory", (CapacityType.SPOT,), FallbackMode.ONLY, 7),
+    "staging": EnvironmentDefaults(
+        2, 4, False, "mandatory", (CapacityType.SPOT, CapacityType.ON_DEMAND), FallbackMode.NONE, 30
+    ),
+    "prod": EnvironmentDefaults(2, 6, True, "mandatory", (CapacityType.ON_DEMAND,), FallbackMode.NONE, 90),
 }
 
 
@@ -127,18 +168,18 @@ class ClusterConfig(_Model):
     discovery_tag: str | None = Field(default=None, min_length=1, max_length=256)
     """Value of the `karpenter.sh/discovery` tag on the cluster's subnets and security groups (default: name)."""
     oidc_provider_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/.+$")
-    availability_zones: tuple[str, ...] = ()
+    availability_zones: list[str] = []
     """Zones the pools may use; pre-flight checks offerings there (empty: every zone of the region)."""
     ingress_namespace: str = Field(default="gateway-system", pattern=_DNS_LABEL)
     """Namespace where the pods that forward traffic to model servers run: the gateway implementation's
     proxies (Envoy Gateway: `envoy-gateway-system`, often not the Gateway resource's namespace) or the
     ingress controller. The models' NetworkPolicies admit it."""
-    ingress_cidrs: tuple[str, ...] = ()
+    ingress_cidrs: list[str] = []
     """Address ranges traffic may also arrive from (an ALB or VPC Lattice in IP mode: the VPC's CIDRs)."""
 
     @field_validator("ingress_cidrs")
     @classmethod
-    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:
             try:
                 ipaddress.ip_network(cidr, strict=True)
@@ -165,7 +206,7 @@ class ClusterConfig(_Model):
 class RegistryConfig(_Model):
     repository_prefix: str = Field(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
     """ECR repositories are named `<prefix>/<model>`."""
-    allowed_registries: tuple[str, ...] = ()
+    allowed_registries: list[str] = []
     """Registries workloads may pull from besides this account's ECR (prefixes ending in `/`)."""
     images_to_keep: int = Field(default=20, ge=1, le=1000)
     build_on_preview: bool = False
@@ -174,7 +215,7 @@ class RegistryConfig(_Model):
 
     @field_validator("allowed_registries")
     @classmethod
-    def _trailing_slash(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _trailing_slash(cls, value: list[str]) -> list[str]:
         for prefix in value:
             if not prefix.endswith("/"):
                 raise ValueError(f"{prefix!r} must end with '/' so that a prefix cannot match another registry")
@@ -182,16 +223,16 @@ class RegistryConfig(_Model):
 
 
 class GpuPoolConfig(_Model):
-    instance_families: tuple[str, ...] = ()
-    instance_types: tuple[str, ...] = ()
-    capacity_types: tuple[CapacityType, ...] | None = None
+    instance_families: list[str] = []
+    instance_types: list[str] = []
+    capacity_types: list[CapacityType] | None = None
     """Default from the environment table (spot in dev, on-demand in prod)."""
     gpu_limit: int = Field(ge=1, le=4096)
     """The most GPUs Karpenter may launch for this pool: the hard cost cap."""
-    ami_family: Literal["bottlerocket", "al2023"] = "bottlerocket"
+    ami_family: AmiFamily = AmiFamily.BOTTLEROCKET
     ami_version: str = Field(default="latest", pattern=r"^(latest|v?[0-9][0-9.]*)$")
-    architecture: Literal["amd64", "arm64"] = "amd64"
-    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmpty"
+    architecture: Architecture = Architecture.AMD64
+    consolidation_policy: ConsolidationPolicy = ConsolidationPolicy.WHEN_EMPTY
     consolidate_after: str = Field(default="10m", pattern=_DURATION)
     disruption_budget: str = Field(default="10%", pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$")
     """How many of the pool's nodes Karpenter may disrupt at once."""
@@ -211,7 +252,7 @@ class GpuPoolConfig(_Model):
     shares. `gpuLimit`, the replica checks and the cost ceiling count physical GPUs."""
 
     @model_validator(mode="after")
-    def _ami_alias(self) -> GpuPoolConfig:
+    def _ami_alias(self) -> Self:
         alias = f"{self.ami_family}@{self.ami_version}"
         if len(alias) > AMI_ALIAS_MAX:
             raise ValueError(
@@ -221,7 +262,7 @@ class GpuPoolConfig(_Model):
         return self
 
     @model_validator(mode="after")
-    def _instances(self) -> GpuPoolConfig:
+    def _instances(self) -> Self:
         catalogue = load_catalogue()
         if not self.instance_families and not self.instance_types:
             raise ValueError("set instanceFamilies or instanceTypes")
@@ -242,7 +283,7 @@ class ImageConfig(_Model):
 
     context: str | None = None
     dockerfile: str = "Dockerfile"
-    platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
+    platform: Platform = Platform.LINUX_AMD64
     build_args: dict[str, str] = {}
     target: str | None = None
     ref: str | None = None
@@ -271,7 +312,7 @@ class ImageConfig(_Model):
         return value
 
     @model_validator(mode="after")
-    def _one_source(self) -> ImageConfig:
+    def _one_source(self) -> Self:
         if (self.context is None) == (self.ref is None):
             raise ValueError("set exactly one of context (build) or ref (pre-built image)")
         return self
@@ -346,7 +387,7 @@ class ModelConfig(_Model):
     artifact_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9.-]{3,63}(/.*)?$")
     canary: CanaryConfig | None = None
     fallback: FallbackMode | None = None
-    placement: Literal["gpu", "serverless"] = "gpu"
+    placement: Placement = Placement.GPU
     """Where an `auto` model runs now: the decision is recorded here and changes only in a reviewed change
     of this key. Pre-flight recommends a move (GPUs short, or back again); it never moves the model."""
     serverless: ServerlessConfig = ServerlessConfig()
@@ -439,8 +480,8 @@ class StackConfig(_Model):
     def fallback(self, model: ModelConfig) -> FallbackMode:
         return model.fallback if model.fallback is not None else self.defaults.fallback
 
-    def capacity_types(self, pool: GpuPoolConfig) -> tuple[CapacityType, ...]:
-        return pool.capacity_types if pool.capacity_types is not None else self.defaults.capacity_types
+    def capacity_types(self, pool: "GpuPoolConfig") -> list[CapacityType]:
+        return list(pool.capacity_types if pool.capacity_types is not None else self.defaults.capacity_types)
 
     def allowed_registries(self) -> tuple[str, ...]:
         """Every registry a workload of this stack may pull from: this account's ECR first."""
@@ -573,7 +614,7 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
             and not model.image.ref.startswith(f"{cfg.cluster.ecr_registry}/")
         ):
             problems.append(
-                f"{path}.image.ref: fallback {mode!r} runs the image on Lambda, which pulls only from "
+                f"{path}.image.ref: fallback '{mode}' runs the image on Lambda, which pulls only from "
                 f"this account's ECR ({cfg.cluster.ecr_registry}); set cpuImage or use fallback 'none'"
             )
         if model.canary is not None and mode == "only":

@@ -41,7 +41,7 @@ def test_environment_defaults_come_from_one_table():
     assert cfg.min_replicas(model) == ENVIRONMENT_DEFAULTS["staging"].min_replicas
     assert cfg.max_replicas(model) == ENVIRONMENT_DEFAULTS["staging"].max_replicas
     assert cfg.fallback(model) == ENVIRONMENT_DEFAULTS["staging"].fallback
-    assert cfg.capacity_types(cfg.gpu_pools["l4"]) == ENVIRONMENT_DEFAULTS["staging"].capacity_types
+    assert cfg.capacity_types(cfg.gpu_pools["l4"]) == list(ENVIRONMENT_DEFAULTS["staging"].capacity_types)
 
 
 def problems_of(raw) -> list[str]:
