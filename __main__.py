@@ -12,7 +12,6 @@ import pulumi_kubernetes as k8s
 from components import (
     GpuNodePool,
     GpuNodePoolArgs,
-    ImageBuildArgs,
     ModelImage,
     ModelImageArgs,
     ModelService,
@@ -22,8 +21,8 @@ from components import (
     preflight,
 )
 from components.common import aws_tags, standard_labels
-from components.config import ImageConfig, StackConfig, StackConfigError, load_stack_config, models_hold_secrets
-from components.images import DIGEST_MARK, build_fingerprint
+from components.config import StackConfig, StackConfigError, load_stack_config, models_hold_secrets
+from components.images import DIGEST_MARK
 from components.placement import place
 from components.serverless_fallback import function_name_for
 
@@ -76,49 +75,17 @@ pools = {
     name: GpuNodePool(
         name,
         GpuNodePoolArgs(
+            pool=pool,
+            cluster=cluster,
             environment=env,
             cost_owner=cfg.cost_owner,
-            cluster_name=cluster.name,
-            node_role=cluster.node_role,
-            discovery_tag=cluster.discovery_tag or cluster.name,
-            gpu_limit=pool.gpu_limit,
-            instance_families=pool.instance_families,
-            instance_types=pool.instance_types,
             capacity_types=cfg.capacity_types(pool),
-            architecture=pool.architecture,
-            ami_family=pool.ami_family,
-            ami_version=pool.ami_version,
-            consolidation_policy=pool.consolidation_policy,
-            consolidate_after=pool.consolidate_after,
-            disruption_budget=pool.disruption_budget,
-            expire_after=pool.expire_after,
-            weight=pool.weight,
-            root_volume_gib=pool.root_volume_gib,
-            data_volume_gib=pool.data_volume_gib,
-            time_slicing_replicas=pool.time_slicing_replicas,
-            monitoring_namespace=cluster.monitoring_namespace,
-            prometheus_labels=cluster.prometheus_labels,
             tags=tags,
         ),
         opts=providers,
     )
     for name, pool in cfg.gpu_pools.items()
 }
-
-
-def image_build(image: ImageConfig, version: str) -> ImageBuildArgs:
-    return ImageBuildArgs(
-        version=version,
-        context=image.context,
-        dockerfile=image.dockerfile,
-        platform=image.platform,
-        build_args=image.build_args,
-        target=image.target,
-        ref=image.ref,
-        fingerprint=build_fingerprint(image.context, image.dockerfile, image.build_args, image.platform, image.target)
-        if image.context
-        else None,
-    )
 
 
 # One ECR token for every image of the deploy, not one per model.
@@ -178,16 +145,12 @@ for name, model in cfg.models.items():
     image = ModelImage(
         name,
         ModelImageArgs(
-            repository_name=f"{cfg.registry.repository_prefix}/{name}",
-            image=image_build(model.image, model.version),
-            canary_image=(
-                image_build(canary.image or model.image, canary.version) if canary and placement.kubernetes else None
-            ),
-            cpu_image=image_build(model.cpu_image, model.version) if model.cpu_image and placement.serverless else None,
-            images_to_keep=cfg.registry.images_to_keep,
+            model=model,
+            registry=cfg.registry,
+            build_canary=bool(canary) and placement.kubernetes,
+            build_cpu_image=bool(model.cpu_image) and placement.serverless,
             protect=cfg.defaults.protect,
             tags=tags,
-            build_on_preview=cfg.registry.build_on_preview,
             registry_username=ecr_token.user_name,
             registry_password=ecr_token.password,
         ),
@@ -197,51 +160,20 @@ for name, model in cfg.models.items():
 
     if placement.kubernetes:
         pool = pools.get(model.pool) if model.pool else None
-        gateway = cluster.gateway
         service = ModelService(
             name,
             ModelServiceArgs(
+                model=model,
+                cluster=cluster,
                 environment=env,
                 cost_owner=cfg.cost_owner,
-                namespace=model.namespace,
-                version=model.version,
                 image=image.image_ref,
-                port=model.port,
-                gpus=model.gpus,
-                node_selector=pool.node_selector if pool else None,
-                tolerations=pool.tolerations if pool else None,
                 min_replicas=cfg.min_replicas(model),
                 max_replicas=cfg.max_replicas(model),
-                cpu=model.resources.cpu,
-                memory=model.resources.memory,
-                shm=model.resources.shm,
-                scratch=model.resources.scratch,
-                artifact_bucket=model.artifact_bucket,
-                artifact_prefix=model.artifact_prefix,
-                oidc_provider_arn=cluster.oidc_provider_arn,
-                # traffic arrives from the gateway's proxies, which run in the ingress namespace: common
-                # implementations do not run them beside the Gateway resource
-                ingress_namespace=cluster.ingress_namespace,
-                ingress_cidrs=cluster.ingress_cidrs,
-                monitoring_namespace=cluster.monitoring_namespace,
-                prometheus_labels=cluster.prometheus_labels,
-                ready_path=model.probes.ready_path,
-                live_path=model.probes.live_path,
-                startup_seconds=model.probes.startup_seconds,
-                target_cpu_utilization=model.autoscaling.target_cpu_utilization,
-                prometheus_query=model.autoscaling.prometheus_query,
-                prometheus_threshold=model.autoscaling.prometheus_threshold,
-                prometheus_address=model.autoscaling.prometheus_address,
-                env=model.env,
                 env_is_secret=env_is_secret,
-                canary_version=canary.version if canary else None,
-                canary_image=image.canary_image_ref if canary else None,
-                canary_weight=canary.weight if canary else 0,
-                canary_artifact_prefix=model.canary_artifact_prefix,
-                gateway_name=gateway.name if gateway else None,
-                gateway_namespace=gateway.namespace if gateway else None,
-                gateway_hostname=gateway.hostname if gateway else None,
                 tags=tags,
+                **({"canary_image": image.canary_image_ref} if canary else {}),
+                **({"node_selector": pool.node_selector, "tolerations": pool.tolerations} if pool else {}),
             ),
             opts=pulumi.ResourceOptions(
                 providers=[aws_provider, k8s_provider], depends_on=[namespaces[model.namespace]]
@@ -255,23 +187,13 @@ for name, model in cfg.models.items():
         fallback = ServerlessFallback(
             f"{name}-fallback",
             ServerlessFallbackArgs(
+                model=model,
+                cluster=cluster,
                 function_name=function_name_for(stack, name),
                 image_uri=image.cpu_image_ref,
-                version=model.version,
-                region=cluster.region,
-                account_id=cluster.account_id,
-                memory_mb=model.serverless.memory_mb,
-                timeout_seconds=model.serverless.timeout_seconds,
-                ephemeral_storage_mb=model.serverless.ephemeral_storage_mb,
-                reserved_concurrency=model.serverless.reserved_concurrency,
-                architecture="arm64" if (model.cpu_image or model.image).platform == "linux/arm64" else "x86_64",
-                artifact_bucket=model.artifact_bucket,
-                artifact_prefix=model.artifact_prefix,
                 log_retention_days=cfg.defaults.log_retention_days,
-                environment=model.env,
-                environment_is_secret=env_is_secret,
+                env_is_secret=env_is_secret,
                 tags=tags,
-                alarm_topic_arn=cluster.alarm_topic_arn,
             ),
             opts=providers,
         )

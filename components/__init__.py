@@ -5,11 +5,17 @@ The re-exports load their module on first use (PEP 562): the schema and catalogu
 """
 
 from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers and editors see the real classes; at run time they load on first use
+    from .gpu_pool import GpuNodePool, GpuNodePoolArgs
+    from .model_image import ModelImage, ModelImageArgs
+    from .model_service import ModelService, ModelServiceArgs
+    from .serverless_fallback import ServerlessFallback, ServerlessFallbackArgs
 
 _MODULE_OF = {
     "GpuNodePool": "gpu_pool",
     "GpuNodePoolArgs": "gpu_pool",
-    "ImageBuildArgs": "model_image",
     "ModelImage": "model_image",
     "ModelImageArgs": "model_image",
     "ModelService": "model_service",
@@ -18,7 +24,16 @@ _MODULE_OF = {
     "ServerlessFallbackArgs": "serverless_fallback",
 }
 
-__all__ = sorted(_MODULE_OF)
+__all__ = [
+    "GpuNodePool",
+    "GpuNodePoolArgs",
+    "ModelImage",
+    "ModelImageArgs",
+    "ModelService",
+    "ModelServiceArgs",
+    "ServerlessFallback",
+    "ServerlessFallbackArgs",
+]
 
 
 def __getattr__(name: str):

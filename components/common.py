@@ -1,6 +1,17 @@
-"""What every component shares: the type-token scheme and the required labels and tags."""
+"""What every component shares: the type-token scheme, the required labels and tags, reading Args."""
 
-from __future__ import annotations
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def as_model(cls: type[ModelT], value: Any) -> ModelT:
+    """A schema model from a component's args: as it is when a Python program passes one, validated (with the
+    schema's defaults and bounds) when the component provider host passes the plain dict another language sent."""
+    return value if isinstance(value, cls) else cls.model_validate(value)
+
 
 PACKAGE = "modelops"
 """The package part of every component's type token: `modelops:index:<ClassName>`."""

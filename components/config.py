@@ -21,6 +21,7 @@ from .gpu_catalogue import load_catalogue
 NAMESPACE = "modelops"
 """The config namespace: every key of this project is `modelops:<key>`."""
 
+
 # Choices are string enums, not Literals: the component provider's schema analyzer (which publishes the
 # components to other languages) understands enums, and a StrEnum compares and prints as its value.
 class Environment(StrEnum):
@@ -64,6 +65,7 @@ class ConsolidationPolicy(StrEnum):
 class Platform(StrEnum):
     LINUX_AMD64 = "linux/amd64"
     LINUX_ARM64 = "linux/arm64"
+
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$"
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"

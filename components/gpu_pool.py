@@ -11,15 +11,14 @@ Creates:
 - GPU metrics: a DCGM exporter DaemonSet, its Service, a ServiceMonitor and a NetworkPolicy.
 """
 
-from __future__ import annotations
-
 import math
-from dataclasses import dataclass, field
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .common import GPU_RESOURCE, GPU_TAINT, NVIDIA_REGISTRY, POOL_LABEL, standard_labels, type_token
+from .common import GPU_RESOURCE, GPU_TAINT, NVIDIA_REGISTRY, POOL_LABEL, as_model, standard_labels, type_token
+from .config import CapacityType, ClusterConfig, Environment, GpuPoolConfig
 from .gpu_catalogue import load_catalogue
 from .images import pinned_image
 
@@ -32,57 +31,25 @@ DCGM_EXPORTER_IMAGE = f"{NVIDIA_REGISTRY}k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.
 DCGM_METRICS_PORT = 9400
 
 
-@dataclass(frozen=True)
-class GpuNodePoolArgs:
-    environment: str
+SYSTEM_NAMESPACE = "kube-system"
+"""Where the device plugin and the DCGM exporter run."""
+
+
+class GpuNodePoolArgs(TypedDict):
+    """A GPU node pool: the pool and cluster as the stack schema declares them (defaults and bounds live
+    there), and what the composition resolves."""
+
+    pool: GpuPoolConfig
+    """Instances, GPU limit, AMI, disruption, volumes and time-slicing of the pool."""
+    cluster: ClusterConfig
+    """The cluster: its name, node role, discovery tag, monitoring namespace and Prometheus labels."""
+    environment: Environment
     """dev, staging or prod: labels and tags."""
     cost_owner: str
     """The team billed: the `modelops/cost-owner` label."""
-    cluster_name: str
-    """The EKS cluster; tags and the discovery tag default."""
-    node_role: str
-    """IAM role of the nodes Karpenter launches."""
-    discovery_tag: str
-    """Value of `karpenter.sh/discovery` on the subnets and security groups nodes may use."""
-    gpu_limit: int
-    """The most GPUs this pool may run at once: the hard cost cap."""
-    instance_families: tuple[str, ...] = ()
-    """Allowed instance families (e.g. g5); used when instance_types is empty."""
-    instance_types: tuple[str, ...] = ()
-    """Allowed instance types; narrower than families and preferred when set."""
-    capacity_types: tuple[str, ...] = ("on-demand",)
-    """`spot` and/or `on-demand`."""
-    architecture: str = "amd64"
-    """`amd64` or `arm64`."""
-    ami_family: str = "bottlerocket"
-    """`bottlerocket` or `al2023`; Karpenter picks the NVIDIA variant for GPU instances."""
-    ami_version: str = "latest"
-    """AMI alias version; pin it in prod to roll nodes deliberately."""
-    consolidation_policy: str = "WhenEmpty"
-    """Serving pools default to WhenEmpty: moving a loaded model costs minutes of warm-up."""
-    consolidate_after: str = "10m"
-    """How long a node must be empty (or underused) before Karpenter removes it."""
-    disruption_budget: str = "10%"
-    """How many of the pool's nodes Karpenter may disrupt at once."""
-    expire_after: str = "720h"
-    """Nodes are replaced after this age (fresh AMIs and patches). Forceful in Karpenter v1: the disruption
-    budget does not apply to it; workload PDBs pace the drain."""
-    weight: int | None = None
-    """Karpenter tries higher weights first: a spot pool above its on-demand backup."""
-    root_volume_gib: int = 50
-    """Root volume size (Bottlerocket: OS only)."""
-    data_volume_gib: int = 200
-    """Container image volume: model images are large."""
-    time_slicing_replicas: int | None = None
-    """Advertise each GPU this many times (small models share a GPU; no memory isolation). Invisible to
-    Karpenter's provisioning, which counts the instance type's physical GPUs."""
-    system_namespace: str = "kube-system"
-    """Namespace of the device plugin and DCGM exporter."""
-    monitoring_namespace: str = "monitoring"
-    """Namespace of Prometheus, allowed to scrape the exporter."""
-    prometheus_labels: dict[str, str] = field(default_factory=dict)
-    """Labels the cluster's Prometheus selects ServiceMonitors by."""
-    tags: dict[str, str] = field(default_factory=dict)
+    capacity_types: list[CapacityType]
+    """`spot` and/or `on-demand`: the pool's own, else the environment's."""
+    tags: NotRequired[dict[str, str]]
     """AWS tags for the nodes and volumes."""
 
 
@@ -101,8 +68,12 @@ class GpuNodePool(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(type_token("GpuNodePool"), name, None, opts)
+        self._args = args
+        # Hosted for another language, the component receives plain dicts: the schema's models validate them.
+        self._pool = as_model(GpuPoolConfig, args["pool"])
+        self._cluster = as_model(ClusterConfig, args["cluster"])
         child = pulumi.ResourceOptions(parent=self)
-        labels = standard_labels(name, args.environment, args.cost_owner, component="gpu-pool")
+        labels = standard_labels(name, self._args["environment"], self._args["cost_owner"], component="gpu-pool")
         selector = {POOL_LABEL: name}
         tolerations = [{"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}]
 
@@ -111,7 +82,7 @@ class GpuNodePool(pulumi.ComponentResource):
             api_version="karpenter.k8s.aws/v1",
             kind="EC2NodeClass",
             metadata={"name": name, "labels": labels},
-            spec=self._node_class_spec(name, args),
+            spec=self._node_class_spec(name),
             opts=child,
         )
         self.node_pool = k8s.apiextensions.CustomResource(
@@ -119,16 +90,16 @@ class GpuNodePool(pulumi.ComponentResource):
             api_version="karpenter.sh/v1",
             kind="NodePool",
             metadata={"name": name, "labels": labels},
-            spec=self._node_pool_spec(name, args, selector),
+            spec=self._node_pool_spec(name, selector),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[node_class]),
         )
-        if args.ami_family == "al2023":
-            self._device_plugin(name, args, selector, tolerations)
-        self._gpu_metrics(name, args, selector, tolerations)
+        if self._pool.ami_family == "al2023":
+            self._device_plugin(name, selector, tolerations)
+        self._gpu_metrics(name, selector, tolerations)
 
         self.node_selector = pulumi.Output.from_input(selector)
         self.tolerations = pulumi.Output.from_input(tolerations)
-        self.gpu_limit = pulumi.Output.from_input(args.gpu_limit)
+        self.gpu_limit = pulumi.Output.from_input(self._pool.gpu_limit)
         self.node_pool_name = pulumi.Output.from_input(name)
         self.register_outputs(
             {
@@ -139,60 +110,67 @@ class GpuNodePool(pulumi.ComponentResource):
             }
         )
 
-    @staticmethod
-    def _node_pool_spec(name: str, args: GpuNodePoolArgs, selector: dict[str, str]) -> dict:
+    def _node_pool_spec(self, name: str, selector: dict[str, str]) -> dict:
         requirements = [
-            {"key": "karpenter.sh/capacity-type", "operator": "In", "values": list(args.capacity_types)},
-            {"key": "kubernetes.io/arch", "operator": "In", "values": [args.architecture]},
+            {"key": "karpenter.sh/capacity-type", "operator": "In", "values": list(self._args["capacity_types"])},
+            {"key": "kubernetes.io/arch", "operator": "In", "values": [self._pool.architecture]},
             {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
         ]
-        if args.instance_types:
+        if self._pool.instance_types:
             requirements.insert(
-                0, {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": list(args.instance_types)}
+                0,
+                {
+                    "key": "node.kubernetes.io/instance-type",
+                    "operator": "In",
+                    "values": list(self._pool.instance_types),
+                },
             )
         else:
             requirements.insert(
                 0,
-                {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": list(args.instance_families)},
+                {
+                    "key": "karpenter.k8s.aws/instance-family",
+                    "operator": "In",
+                    "values": list(self._pool.instance_families),
+                },
             )
         catalogue = load_catalogue()
-        types = catalogue.types_for(args.instance_families, args.instance_types)
+        types = catalogue.types_for(self._pool.instance_families, self._pool.instance_types)
         # The cpu and memory a GPU limit can bring along, on the roomiest allowed instance per GPU:
         # a tighter cpu/memory limit would stop Karpenter before the GPU limit is reached.
-        max_instances = max(math.ceil(args.gpu_limit / t.gpus) for t in types)
-        cpu_limit = max(math.ceil(args.gpu_limit / t.gpus) * t.vcpus for t in types)
-        memory_limit = max(math.ceil(args.gpu_limit / t.gpus) * t.memory_gib for t in types)
+        max_instances = max(math.ceil(self._pool.gpu_limit / t.gpus) for t in types)
+        cpu_limit = max(math.ceil(self._pool.gpu_limit / t.gpus) * t.vcpus for t in types)
+        memory_limit = max(math.ceil(self._pool.gpu_limit / t.gpus) * t.memory_gib for t in types)
         spec = {
             "template": {
-                "metadata": {"labels": {**selector, "modelops/environment": args.environment}},
+                "metadata": {"labels": {**selector, "modelops/environment": self._args["environment"]}},
                 "spec": {
                     "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": name},
                     "requirements": requirements,
                     "taints": [dict(GPU_TAINT)],
-                    "expireAfter": args.expire_after,
+                    "expireAfter": self._pool.expire_after,
                 },
             },
             "limits": {
-                GPU_RESOURCE: str(args.gpu_limit),
+                GPU_RESOURCE: str(self._pool.gpu_limit),
                 "cpu": str(cpu_limit),
                 "memory": f"{memory_limit}Gi",
                 "nodes": str(max_instances),
             },
             "disruption": {
-                "consolidationPolicy": args.consolidation_policy,
-                "consolidateAfter": args.consolidate_after,
+                "consolidationPolicy": self._pool.consolidation_policy,
+                "consolidateAfter": self._pool.consolidate_after,
                 # Paces consolidation and drift (a new AMI, a changed node class). Not expiry: Karpenter v1
                 # expires nodes forcefully, paced only by the workloads' PDBs. No terminationGracePeriod
                 # is set, so a drain waits for a PDB rather than deleting a serving replica.
-                "budgets": [{"nodes": args.disruption_budget}],
+                "budgets": [{"nodes": self._pool.disruption_budget}],
             },
         }
-        if args.weight is not None:
-            spec["weight"] = args.weight
+        if self._pool.weight is not None:
+            spec["weight"] = self._pool.weight
         return spec
 
-    @staticmethod
-    def _node_class_spec(name: str, args: GpuNodePoolArgs) -> dict:
+    def _node_class_spec(self, name: str) -> dict:
         def volume(device: str, size_gib: int) -> dict:
             return {
                 "deviceName": device,
@@ -204,14 +182,14 @@ class GpuNodePool(pulumi.ComponentResource):
                 },
             }
 
-        if args.ami_family == "bottlerocket":
-            devices = [volume("/dev/xvda", args.root_volume_gib), volume("/dev/xvdb", args.data_volume_gib)]
+        if self._pool.ami_family == "bottlerocket":
+            devices = [volume("/dev/xvda", self._pool.root_volume_gib), volume("/dev/xvdb", self._pool.data_volume_gib)]
         else:
-            devices = [volume("/dev/xvda", args.root_volume_gib + args.data_volume_gib)]
-        discovery = [{"tags": {"karpenter.sh/discovery": args.discovery_tag}}]
+            devices = [volume("/dev/xvda", self._pool.root_volume_gib + self._pool.data_volume_gib)]
+        discovery = [{"tags": {"karpenter.sh/discovery": (self._cluster.discovery_tag or self._cluster.name)}}]
         spec = {
-            "amiSelectorTerms": [{"alias": f"{args.ami_family}@{args.ami_version}"}],
-            "role": args.node_role,
+            "amiSelectorTerms": [{"alias": f"{self._pool.ami_family}@{self._pool.ami_version}"}],
+            "role": self._cluster.node_role,
             "subnetSelectorTerms": discovery,
             "securityGroupSelectorTerms": discovery,
             "blockDeviceMappings": devices,
@@ -222,34 +200,36 @@ class GpuNodePool(pulumi.ComponentResource):
                 "httpTokens": "required",
             },
             # Karpenter adds eks:eks-cluster-name itself and refuses it here (a CEL rule of the CRD).
-            "tags": {**args.tags, "modelops/gpu-pool": name, "modelops/cluster": args.cluster_name},
+            "tags": {**self._args.get("tags", {}), "modelops/gpu-pool": name, "modelops/cluster": self._cluster.name},
         }
-        if args.ami_family == "bottlerocket" and args.time_slicing_replicas:
+        if self._pool.ami_family == "bottlerocket" and self._pool.time_slicing_replicas:
             spec["userData"] = (
                 "[settings.kubelet-device-plugins.nvidia]\n"
                 'device-sharing-strategy = "time-slicing"\n'
                 "[settings.kubelet-device-plugins.nvidia.time-slicing]\n"
-                f"replicas = {args.time_slicing_replicas}\n"
+                f"replicas = {self._pool.time_slicing_replicas}\n"
             )
         return spec
 
-    def _device_plugin(
-        self, name: str, args: GpuNodePoolArgs, selector: dict[str, str], tolerations: list[dict[str, str]]
-    ) -> None:
+    def _device_plugin(self, name: str, selector: dict[str, str], tolerations: list[dict[str, str]]) -> None:
         labels = standard_labels(
-            f"nvidia-device-plugin-{name}", args.environment, args.cost_owner, "v0.17.0", "device-plugin"
+            f"nvidia-device-plugin-{name}",
+            self._args["environment"],
+            self._args["cost_owner"],
+            "v0.17.0",
+            "device-plugin",
         )
         volumes = [{"name": "device-plugin", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}]
         mounts = [{"name": "device-plugin", "mountPath": "/var/lib/kubelet/device-plugins"}]
         env = [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}]
-        if args.time_slicing_replicas:
+        if self._pool.time_slicing_replicas:
             config = k8s.core.v1.ConfigMap(
                 f"{name}-time-slicing",
-                metadata={"name": f"nvidia-time-slicing-{name}", "namespace": args.system_namespace, "labels": labels},
+                metadata={"name": f"nvidia-time-slicing-{name}", "namespace": SYSTEM_NAMESPACE, "labels": labels},
                 data={
                     "config.yaml": (
                         "version: v1\nsharing:\n  timeSlicing:\n    resources:\n"
-                        f"      - name: {GPU_RESOURCE}\n        replicas: {args.time_slicing_replicas}\n"
+                        f"      - name: {GPU_RESOURCE}\n        replicas: {self._pool.time_slicing_replicas}\n"
                     )
                 },
                 opts=pulumi.ResourceOptions(parent=self),
@@ -275,7 +255,6 @@ class GpuNodePool(pulumi.ComponentResource):
         self._system_daemon_set(
             f"{name}-device-plugin",
             f"nvidia-device-plugin-{name}",
-            args,
             labels,
             selector,
             tolerations,
@@ -283,13 +262,11 @@ class GpuNodePool(pulumi.ComponentResource):
             volumes,
             priority="system-node-critical",
         )
-        self._deny_ingress(f"{name}-device-plugin-netpol", f"nvidia-device-plugin-{name}", args, labels)
+        self._deny_ingress(f"{name}-device-plugin-netpol", f"nvidia-device-plugin-{name}", labels)
 
-    def _gpu_metrics(
-        self, name: str, args: GpuNodePoolArgs, selector: dict[str, str], tolerations: list[dict[str, str]]
-    ) -> None:
+    def _gpu_metrics(self, name: str, selector: dict[str, str], tolerations: list[dict[str, str]]) -> None:
         app = f"dcgm-exporter-{name}"
-        labels = standard_labels(app, args.environment, args.cost_owner, "3.3.9-3.6.1", "gpu-metrics")
+        labels = standard_labels(app, self._args["environment"], self._args["cost_owner"], "3.3.9-3.6.1", "gpu-metrics")
         match = {"app.kubernetes.io/name": app}
         container = {
             "name": "dcgm-exporter",
@@ -328,7 +305,6 @@ class GpuNodePool(pulumi.ComponentResource):
         self._system_daemon_set(
             f"{name}-dcgm-exporter",
             app,
-            args,
             labels,
             selector,
             tolerations,
@@ -338,7 +314,7 @@ class GpuNodePool(pulumi.ComponentResource):
         )
         service = k8s.core.v1.Service(
             f"{name}-dcgm-service",
-            metadata={"name": app, "namespace": args.system_namespace, "labels": labels},
+            metadata={"name": app, "namespace": SYSTEM_NAMESPACE, "labels": labels},
             spec={
                 "type": "ClusterIP",
                 "selector": match,
@@ -350,17 +326,21 @@ class GpuNodePool(pulumi.ComponentResource):
             f"{name}-dcgm-monitor",
             api_version="monitoring.coreos.com/v1",
             kind="ServiceMonitor",
-            metadata={"name": app, "namespace": args.system_namespace, "labels": {**labels, **args.prometheus_labels}},
+            metadata={
+                "name": app,
+                "namespace": SYSTEM_NAMESPACE,
+                "labels": {**labels, **self._cluster.prometheus_labels},
+            },
             spec={
                 "selector": {"matchLabels": match},
-                "namespaceSelector": {"matchNames": [args.system_namespace]},
+                "namespaceSelector": {"matchNames": [SYSTEM_NAMESPACE]},
                 "endpoints": [{"port": "metrics", "interval": "15s", "path": "/metrics"}],
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-dcgm-netpol",
-            metadata={"name": app, "namespace": args.system_namespace, "labels": labels},
+            metadata={"name": app, "namespace": SYSTEM_NAMESPACE, "labels": labels},
             spec={
                 "podSelector": {"matchLabels": match},
                 "policyTypes": ["Ingress"],
@@ -369,7 +349,7 @@ class GpuNodePool(pulumi.ComponentResource):
                         "from": [
                             {
                                 "namespaceSelector": {
-                                    "matchLabels": {"kubernetes.io/metadata.name": args.monitoring_namespace}
+                                    "matchLabels": {"kubernetes.io/metadata.name": self._cluster.monitoring_namespace}
                                 }
                             }
                         ],
@@ -384,7 +364,6 @@ class GpuNodePool(pulumi.ComponentResource):
         self,
         resource_name: str,
         app: str,
-        args: GpuNodePoolArgs,
         labels: dict[str, str],
         selector: dict[str, str],
         tolerations: list[dict[str, str]],
@@ -395,7 +374,7 @@ class GpuNodePool(pulumi.ComponentResource):
         match = {"app.kubernetes.io/name": app}
         k8s.apps.v1.DaemonSet(
             resource_name,
-            metadata={"name": app, "namespace": args.system_namespace, "labels": labels},
+            metadata={"name": app, "namespace": SYSTEM_NAMESPACE, "labels": labels},
             spec={
                 "selector": {"matchLabels": match},
                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
@@ -415,10 +394,10 @@ class GpuNodePool(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _deny_ingress(self, resource_name: str, app: str, args: GpuNodePoolArgs, labels: dict[str, str]) -> None:
+    def _deny_ingress(self, resource_name: str, app: str, labels: dict[str, str]) -> None:
         k8s.networking.v1.NetworkPolicy(
             resource_name,
-            metadata={"name": app, "namespace": args.system_namespace, "labels": labels},
+            metadata={"name": app, "namespace": SYSTEM_NAMESPACE, "labels": labels},
             spec={"podSelector": {"matchLabels": {"app.kubernetes.io/name": app}}, "policyTypes": ["Ingress"]},
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -11,17 +11,16 @@ Creates:
   digest, a tag read from its registry with the registry provider the caller passes.
 """
 
-from __future__ import annotations
-
 import json
-from dataclasses import dataclass, field
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
-from .common import type_token
-from .images import by_digest, pinned_image, require_single_manifest_builds
+from .common import as_model, type_token
+from .config import ImageConfig, ModelConfig, RegistryConfig
+from .images import build_fingerprint, by_digest, pinned_image, require_single_manifest_builds
 
 CACHE_TAG_PREFIX = "buildcache-"
 """Tags under this prefix hold BuildKit's layer cache and are the repository's only mutable tags: a cache
@@ -29,54 +28,26 @@ must be overwritten by every build, and a versioned image tag never may. (Inline
 from the tag being built, as before, found nothing: that tag never exists before its own build.)"""
 
 
-@dataclass(frozen=True)
-class ImageBuildArgs:
-    """One image to build from a context, or to take as it is from `ref`."""
+class ModelImageArgs(TypedDict):
+    """A model's images: the model and registry as the stack schema declares them, and what the composition
+    resolves (which tracks and platforms it runs on, whether its repository is protected)."""
 
-    version: str
-    """Image tag: the model version (plus the build fingerprint when the context is there to hash)."""
-    context: str | None = None
-    """Build context directory."""
-    dockerfile: str = "Dockerfile"
-    """Dockerfile, relative to the context."""
-    platform: str = "linux/amd64"
-    """Target platform."""
-    build_args: dict[str, str] = field(default_factory=dict)
-    """Docker build arguments."""
-    target: str | None = None
-    """Multi-stage target."""
-    ref: str | None = None
-    """A pre-built image instead of a build."""
-    fingerprint: str | None = None
-    """A hash of the build's inputs (components.images.build_fingerprint), appended to the tag."""
-
-    @property
-    def tag(self) -> str:
-        return f"{self.version}-{self.fingerprint}" if self.fingerprint else self.version
-
-
-@dataclass(frozen=True)
-class ModelImageArgs:
-    repository_name: str
-    """ECR repository name (`<prefix>/<model>`)."""
-    image: ImageBuildArgs
-    """The serving image."""
-    canary_image: ImageBuildArgs | None = None
-    """The canary version's image."""
-    cpu_image: ImageBuildArgs | None = None
-    """A CPU build for the serverless fallback."""
-    images_to_keep: int = 20
-    """Lifecycle policy: older images are expired."""
-    protect: bool = False
+    model: ModelConfig
+    """The model: its version and `image`, its canary's version and image, its `cpuImage`."""
+    registry: RegistryConfig
+    """The repository prefix (the repository is `<prefix>/<component name>`), images to keep, buildOnPreview."""
+    build_canary: bool
+    """Build the canary's image (the model runs on Kubernetes with a canary)."""
+    build_cpu_image: bool
+    """Build `cpuImage` (the model runs on Lambda and has one)."""
+    protect: bool
     """Protect the repository (and so its images) from deletion."""
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: NotRequired[dict[str, str]]
     """AWS tags."""
-    registry_username: pulumi.Input[str] | None = None
-    """ECR credentials shared by the stack's images (one token per deploy); fetched here when None."""
-    registry_password: pulumi.Input[str] | None = None
+    registry_username: NotRequired[pulumi.Input[str]]
+    """ECR credentials shared by the stack's images (one token per deploy); fetched here when absent."""
+    registry_password: NotRequired[pulumi.Input[str]]
     """Kept secret either way."""
-    build_on_preview: bool = False
-    """Build during previews too (needs a BuildKit builder); off, previews show digests as unknown."""
 
 
 class ModelImage(pulumi.ComponentResource):
@@ -98,19 +69,25 @@ class ModelImage(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelImageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(type_token("ModelImage"), name, None, opts)
         self._args = args
-        self._credentials = None
-        builds = [b for b in (args.image, args.canary_image, args.cpu_image) if b is not None and b.ref is None]
-        if builds and (args.build_on_preview or not pulumi.runtime.is_dry_run()):
+        # Hosted for another language, the component receives plain dicts: the schema's models validate them.
+        model = as_model(ModelConfig, args["model"])
+        self._registry_config = as_model(RegistryConfig, args["registry"])
+        self._credentials: dict | None = None
+        canary = model.canary if args["build_canary"] else None
+        cpu_image = model.cpu_image if args["build_cpu_image"] else None
+        wanted = [model.image, *([canary.image or model.image] if canary else []), *([cpu_image] if cpu_image else [])]
+        builds = [image for image in wanted if image.ref is None]
+        if builds and (self._registry_config.build_on_preview or not pulumi.runtime.is_dry_run()):
             require_single_manifest_builds()  # before any child: nothing is pushed in a form Lambda refuses
         self.repository = self._repository(name) if builds else None
-        self.image_ref = self._image(f"{name}-image", args.image, "serving")
+        self.image_ref = self._image(f"{name}-image", model.image, model.version, "serving")
         self.canary_image_ref = (
-            self._image(f"{name}-canary-image", args.canary_image, "canary")
-            if args.canary_image
+            self._image(f"{name}-canary-image", canary.image or model.image, canary.version, "canary")
+            if canary
             else pulumi.Output.from_input(None)
         )
         self.cpu_image_ref = (
-            self._image(f"{name}-cpu-image", args.cpu_image, "cpu") if args.cpu_image else self.image_ref
+            self._image(f"{name}-cpu-image", cpu_image, model.version, "cpu") if cpu_image else self.image_ref
         )
         self.repository_url = self.repository.repository_url if self.repository else pulumi.Output.from_input(None)
         self.repository_arn = self.repository.arn if self.repository else pulumi.Output.from_input(None)
@@ -125,29 +102,28 @@ class ModelImage(pulumi.ComponentResource):
         )
 
     def _repository(self, name: str) -> aws.ecr.Repository:
-        args = self._args
         repository = aws.ecr.Repository(
             f"{name}-repo",
-            name=args.repository_name,
+            name=f"{self._registry_config.repository_prefix}/{name}",
             image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
             image_tag_mutability_exclusion_filters=[{"filter": f"{CACHE_TAG_PREFIX}*", "filter_type": "WILDCARD"}],
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "KMS"}],
             force_delete=False,
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            tags=self._args.get("tags", {}),
+            opts=pulumi.ResourceOptions(parent=self, protect=self._args["protect"]),
         )
         aws.ecr.LifecyclePolicy(
             f"{name}-lifecycle",
             repository=repository.name,
-            policy=json.dumps({"rules": lifecycle_rules(args.images_to_keep)}),
+            policy=json.dumps({"rules": lifecycle_rules(self._registry_config.images_to_keep)}),
             opts=pulumi.ResourceOptions(parent=self),
         )
         return repository
 
     def _registry(self) -> dict:
         if self._credentials is None:
-            username, password = self._args.registry_username, self._args.registry_password
+            username, password = self._args.get("registry_username"), self._args.get("registry_password")
             if username is None or password is None:
                 token = aws.ecr.get_authorization_token_output(
                     registry_id=self._built_repository().registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
@@ -164,11 +140,15 @@ class ModelImage(pulumi.ComponentResource):
         assert self.repository is not None, "a build without a repository"
         return self.repository
 
-    def _image(self, resource_name: str, build: ImageBuildArgs, role: str) -> pulumi.Output[str]:
+    def _image(self, resource_name: str, build: ImageConfig, version: str, role: str) -> pulumi.Output[str]:
         if build.ref is not None:
             return pinned_image(build.ref, self)
+        assert build.context is not None, "an image is built from a context or taken from a ref"
         repository = self._built_repository()
-        tag = repository.repository_url.apply(lambda url: f"{url}:{build.tag}")
+        fingerprint = build_fingerprint(build.context, build.dockerfile, build.build_args, build.platform, build.target)
+        # the same inputs keep their tag (no rebuild, no roll-out); any change gets a new one
+        image_tag = f"{version}-{fingerprint}" if fingerprint else version
+        tag = repository.repository_url.apply(lambda url: f"{url}:{image_tag}")
         # a canary or CPU build starts from the serving build's layers
         caches = [role] if role == "serving" else [role, "serving"]
         cache_refs = {
@@ -183,11 +163,11 @@ class ModelImage(pulumi.ComponentResource):
             target=build.target,
             tags=[tag],
             labels={
-                "org.opencontainers.image.version": build.version,
-                **({"modelops/build-fingerprint": build.fingerprint} if build.fingerprint else {}),
+                "org.opencontainers.image.version": version,
+                **({"modelops/build-fingerprint": fingerprint} if fingerprint else {}),
             },
             push=True,
-            build_on_preview=self._args.build_on_preview,
+            build_on_preview=self._registry_config.build_on_preview,
             registries=[self._registry()],
             cache_from=[{"registry": {"ref": ref}} for ref in cache_refs.values()],
             # ECR takes a registry cache only as an OCI image manifest (BuildKit's default manifest list is

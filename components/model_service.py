@@ -12,17 +12,16 @@ Creates, in the model's namespace:
   namespaces only), a ServiceMonitor and a PrometheusRule with latency, error and availability alerts.
 """
 
-from __future__ import annotations
-
 import json
 import math
-from dataclasses import dataclass, field
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from .common import ARTIFACT_FETCHER_IMAGE, GPU_RESOURCE, standard_labels, type_token
+from .common import ARTIFACT_FETCHER_IMAGE, GPU_RESOURCE, as_model, standard_labels, type_token
+from .config import ClusterConfig, Environment, ModelConfig
 from .gpu_catalogue import memory_gib
 
 TRACK_LABEL = "modelops/track"
@@ -51,86 +50,34 @@ CACHE_GIB = 2
 RUN_AS_USER = 65532
 
 
-@dataclass(frozen=True)
-class ModelServiceArgs:
-    environment: str
-    """dev, staging or prod: labels."""
+class ModelServiceArgs(TypedDict):
+    """A model served from Kubernetes: the model and cluster as the stack schema declares them (defaults and
+    bounds live there), and what the composition resolves (images, the replica range, the pool)."""
+
+    model: ModelConfig
+    """The model: version, namespace, port, GPUs, resources, probes, autoscaling, artifact, canary, env."""
+    cluster: ClusterConfig
+    """The cluster: OIDC provider, ingress and monitoring namespaces, Prometheus labels, gateway."""
+    environment: Environment
+    """dev, staging or prod."""
     cost_owner: str
     """The team billed: the `modelops/cost-owner` label."""
-    namespace: str
-    """Namespace the model runs in."""
-    version: str
-    """The stable version."""
     image: pulumi.Input[str]
-    """The stable image, pinned by digest."""
-    port: int = 8080
-    """The model server's HTTP port (serves /metrics too)."""
-    gpus: int = 0
-    """GPUs per replica (request == limit)."""
-    node_selector: pulumi.Input[dict[str, str]] | None = None
-    """From the GPU pool; None for CPU-only models."""
-    tolerations: pulumi.Input[list[dict[str, str]]] | None = None
-    """From the GPU pool; None for CPU-only models."""
-    min_replicas: int = 2
-    """Autoscaling lower bound of the stable track."""
-    max_replicas: int = 4
-    """Autoscaling upper bound of the stable track."""
-    cpu: str = "2"
-    """CPU request per replica."""
-    memory: str = "8Gi"
-    """Memory request and limit per replica."""
-    shm: str | None = None
-    """Memory-backed /dev/shm size; None: 1Gi per GPU for GPU models, none for CPU-only ones."""
-    scratch: str = "50Gi"
-    """The `/models` volume's size limit, requested as ephemeral storage."""
-    artifact_bucket: str | None = None
-    """S3 bucket of the model artifact; None when the image carries the model."""
-    artifact_prefix: str = ""
-    """Key prefix of the artifact in that bucket."""
-    oidc_provider_arn: str = ""
-    """The cluster's OIDC provider, trusted by the service-account role."""
-    ingress_namespace: str = "gateway-system"
-    """Namespace allowed to send traffic to the model (where the gateway's proxies run)."""
-    ingress_cidrs: tuple[str, ...] = ()
-    """Address ranges also allowed to send traffic (load balancers in IP mode)."""
-    monitoring_namespace: str = "monitoring"
-    """Namespace allowed to scrape metrics."""
-    prometheus_labels: dict[str, str] = field(default_factory=dict)
-    """Labels the cluster's Prometheus selects ServiceMonitors and PrometheusRules by."""
-    ready_path: str = "/v2/health/ready"
-    """Readiness endpoint."""
-    live_path: str = "/v2/health/live"
-    """Liveness endpoint."""
-    startup_seconds: int = 600
-    """How long model loading may take before the container is restarted."""
-    target_cpu_utilization: int = 70
-    """HPA target."""
-    prometheus_query: str | None = None
-    """When set, KEDA scales on this query instead of an HPA on CPU."""
-    prometheus_threshold: str = "10"
-    """KEDA target value per replica."""
-    prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
-    """Prometheus for KEDA."""
-    env: dict[str, str] = field(default_factory=dict)
-    """Environment variables for the server."""
-    env_is_secret: bool = False
+    """The stable image, `repository@sha256:…`."""
+    canary_image: NotRequired[pulumi.Input[str]]
+    """The canary version's image (required when the model has a canary)."""
+    min_replicas: int
+    """The stable track's lower bound, after the environment's defaults."""
+    max_replicas: int
+    """The stable track's upper bound, after the environment's defaults."""
+    node_selector: NotRequired[pulumi.Input[dict[str, str]]]
+    """From the model's GPU pool; absent for CPU-only models."""
+    tolerations: NotRequired[pulumi.Input[list[dict[str, str]]]]
+    """From the model's GPU pool; absent for CPU-only models."""
+    env_is_secret: NotRequired[bool]
     """The env values came from secret config: they go into a Kubernetes Secret the pods read through
     secretKeyRef, never into the Deployment (whose spec anyone who can read Deployments sees) or plain state."""
-    canary_version: str | None = None
-    """The canary version; None for no canary."""
-    canary_image: pulumi.Input[str] | None = None
-    """The canary image, pinned by digest."""
-    canary_weight: int = 0
-    """Percent of traffic for the canary; 0 stops the canary's traffic and pods (the roll-back)."""
-    canary_artifact_prefix: str = ""
-    """Key prefix of the canary version's artifact, in the same bucket."""
-    gateway_name: str | None = None
-    """A Gateway API Gateway for exact traffic splitting; None splits by replica ratio."""
-    gateway_namespace: str | None = None
-    """The Gateway's namespace."""
-    gateway_hostname: str | None = None
-    """Hostname the route answers on."""
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: NotRequired[dict[str, str]]
     """AWS tags (the service-account role)."""
 
 
@@ -151,11 +98,25 @@ class ModelService(pulumi.ComponentResource):
         super().__init__(type_token("ModelService"), name, None, opts)
         self._name = name
         self._args = args
-        ns = args.namespace
-        labels = standard_labels(name, args.environment, args.cost_owner, args.version, "model-server")
+        # Hosted for another language, the component receives plain dicts: the schema's models validate
+        # them (defaults, bounds) exactly as they validate a stack file.
+        self._model = as_model(ModelConfig, args["model"])
+        self._cluster = as_model(ClusterConfig, args["cluster"])
+        self._gateway = self._cluster.gateway
+        canary_config = self._model.canary
+        self._canary_version = canary_config.version if canary_config else None
+        self._canary_weight = canary_config.weight if canary_config else 0
+        if canary_config and args.get("canary_image") is None:
+            raise ValueError(
+                f"ModelService {name}: the model has a canary ({canary_config.version}) but no canary_image"
+            )
+        ns = self._model.namespace
+        labels = standard_labels(
+            name, self._args["environment"], self._args["cost_owner"], self._model.version, "model-server"
+        )
         match = {"app.kubernetes.io/name": name}
 
-        role = self._service_account_role(name, args) if args.artifact_bucket else None
+        role = self._service_account_role(name) if self._model.artifact_bucket else None
         annotations = {"eks.amazonaws.com/role-arn": role.arn} if role else {}
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
@@ -164,12 +125,16 @@ class ModelService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-        self._env_secret = self._secret_env(name, labels) if args.env_is_secret and args.env else None
-        canary = args.canary_version is not None
+        self._env_secret = (
+            self._secret_env(name, labels) if self._args.get("env_is_secret", False) and self._model.env else None
+        )
+        canary = self._canary_version is not None
         canary_replicas = self._canary_replicas() if canary else 0
-        stable = self._deployment(name, "stable", args.version, args.image, None, account, args.artifact_prefix)
+        stable = self._deployment(
+            name, "stable", self._model.version, self._args["image"], None, account, self._model.artifact_prefix
+        )
         self._disruption_budget(f"{name}-pdb", name, "stable", labels)
-        self._autoscaler(name, stable, args)
+        self._autoscaler(name, stable)
         tracks = [stable]
         if canary:
             canary_name = f"{name}-canary"
@@ -177,11 +142,11 @@ class ModelService(pulumi.ComponentResource):
                 self._deployment(
                     canary_name,
                     "canary",
-                    args.canary_version,
-                    args.canary_image,
+                    self._canary_version,
+                    self._args.get("canary_image"),
                     canary_replicas,
                     account,
-                    args.canary_artifact_prefix,
+                    self._model.canary_artifact_prefix,
                 )
             )
             if canary_replicas:
@@ -195,12 +160,12 @@ class ModelService(pulumi.ComponentResource):
             spec={"type": "ClusterIP", "selector": match, "ports": port},
             opts=pulumi.ResourceOptions(parent=self),
         )
-        if args.gateway_name:
+        if self._gateway:
             self._route(name, labels, port, tracks)
         elif canary:
             pulumi.log.warn(
-                f"model {name}: no gateway configured, so the {args.canary_weight}% canary split is approximate: "
-                f"{canary_replicas} canary replica(s) beside {args.min_replicas}-{args.max_replicas} stable ones "
+                f"model {name}: no gateway configured, so the {self._canary_weight}% canary split is approximate: "
+                f"{canary_replicas} canary replica(s) beside {self._args['min_replicas']}-{self._args['max_replicas']} stable ones "
                 "share one Service. Set modelops:cluster.gateway for an exact split.",
                 resource=self,
             )
@@ -215,10 +180,10 @@ class ModelService(pulumi.ComponentResource):
                     {
                         "from": [
                             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}}}
-                            for n in sorted({args.ingress_namespace, args.monitoring_namespace})
+                            for n in sorted({self._cluster.ingress_namespace, self._cluster.monitoring_namespace})
                         ]
-                        + [{"ipBlock": {"cidr": cidr}} for cidr in args.ingress_cidrs],
-                        "ports": [{"protocol": "TCP", "port": args.port}],
+                        + [{"ipBlock": {"cidr": cidr}} for cidr in self._cluster.ingress_cidrs],
+                        "ports": [{"protocol": "TCP", "port": self._model.port}],
                     }
                 ],
             },
@@ -228,7 +193,7 @@ class ModelService(pulumi.ComponentResource):
             f"{name}-monitor",
             api_version="monitoring.coreos.com/v1",
             kind="ServiceMonitor",
-            metadata={"name": name, "namespace": ns, "labels": {**labels, **args.prometheus_labels}},
+            metadata={"name": name, "namespace": ns, "labels": {**labels, **self._cluster.prometheus_labels}},
             spec={
                 "selector": {"matchLabels": {**match, SCRAPE_LABEL: "true"}},
                 "namespaceSelector": {"matchNames": [ns]},
@@ -236,10 +201,10 @@ class ModelService(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
         )
-        self._alerts(name, labels, args)
+        self._alerts(name, labels)
 
-        if args.gateway_name and args.gateway_hostname:
-            self.endpoint = pulumi.Output.from_input(f"https://{args.gateway_hostname}/{name}")
+        if self._gateway and self._gateway.hostname:
+            self.endpoint = pulumi.Output.from_input(f"https://{self._gateway.hostname}/{name}")
         else:
             self.endpoint = pulumi.Output.from_input(f"http://{name}.{ns}.svc.cluster.local")
         self.service_name = service.metadata.name
@@ -249,24 +214,24 @@ class ModelService(pulumi.ComponentResource):
     def _secret_env(self, name: str, labels: dict[str, str]) -> k8s.core.v1.Secret:
         return k8s.core.v1.Secret(
             f"{name}-env",
-            metadata={"name": f"{name}-env", "namespace": self._args.namespace, "labels": labels},
+            metadata={"name": f"{name}-env", "namespace": self._model.namespace, "labels": labels},
             type="Opaque",
-            string_data={k: pulumi.Output.secret(v) for k, v in self._args.env.items()},
+            string_data={k: pulumi.Output.secret(v) for k, v in self._model.env.items()},
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _service_account_role(self, name: str, args: ModelServiceArgs) -> aws.iam.Role:
-        issuer = args.oidc_provider_arn.split(":oidc-provider/", 1)[1]
+    def _service_account_role(self, name: str) -> aws.iam.Role:
+        issuer = self._cluster.oidc_provider_arn.split(":oidc-provider/", 1)[1]
         trust = {
             "Version": "2012-10-17",
             "Statement": [
                 {
                     "Effect": "Allow",
-                    "Principal": {"Federated": args.oidc_provider_arn},
+                    "Principal": {"Federated": self._cluster.oidc_provider_arn},
                     "Action": "sts:AssumeRoleWithWebIdentity",
                     "Condition": {
                         "StringEquals": {
-                            f"{issuer}:sub": f"system:serviceaccount:{args.namespace}:{name}",
+                            f"{issuer}:sub": f"system:serviceaccount:{self._model.namespace}:{name}",
                             f"{issuer}:aud": "sts.amazonaws.com",
                         }
                     },
@@ -276,16 +241,20 @@ class ModelService(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             assume_role_policy=json.dumps(trust),
-            tags=args.tags,
+            tags=self._args.get("tags", {}),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        prefixes = [args.artifact_prefix]
-        if args.canary_version is not None and args.canary_artifact_prefix:
-            prefixes.append(args.canary_artifact_prefix)
+        bucket = self._model.artifact_bucket
+        assert bucket is not None, "a service-account role is made only for an artifact in S3"
+        prefixes = [self._model.artifact_prefix]
+        if self._canary_version is not None and self._model.canary_artifact_prefix:
+            prefixes.append(self._model.canary_artifact_prefix)
         aws.iam.RolePolicy(
             f"{name}-artifact-read",
             role=role.id,
-            policy=json.dumps(artifact_read_policy(args.artifact_bucket, *prefixes)),
+            policy=aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition.apply(
+                lambda partition: json.dumps(artifact_read_policy(partition, bucket, *prefixes))
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         return role
@@ -293,15 +262,18 @@ class ModelService(pulumi.ComponentResource):
     def _pod_spec(
         self, version: str, image: pulumi.Input[str], account: k8s.core.v1.ServiceAccount, artifact_prefix: str
     ) -> dict:
-        args = self._args
-        storage = f"{memory_gib(args.scratch) + CACHE_GIB:g}Gi"
+        storage = f"{memory_gib(self._model.resources.scratch) + CACHE_GIB:g}Gi"
         resources = {
-            "requests": {"cpu": args.cpu, "memory": args.memory, "ephemeral-storage": storage},
-            "limits": {"memory": args.memory, "ephemeral-storage": storage},
+            "requests": {
+                "cpu": self._model.resources.cpu,
+                "memory": self._model.resources.memory,
+                "ephemeral-storage": storage,
+            },
+            "limits": {"memory": self._model.resources.memory, "ephemeral-storage": storage},
         }
-        if args.gpus:
-            resources["requests"][GPU_RESOURCE] = str(args.gpus)
-            resources["limits"][GPU_RESOURCE] = str(args.gpus)
+        if self._model.gpus:
+            resources["requests"][GPU_RESOURCE] = str(self._model.gpus)
+            resources["limits"][GPU_RESOURCE] = str(self._model.gpus)
         container_security = {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -310,15 +282,15 @@ class ModelService(pulumi.ComponentResource):
             "seccompProfile": {"type": "RuntimeDefault"},
         }
         mounts = [{"name": "cache", "mountPath": "/tmp"}, {"name": "model", "mountPath": MODEL_DIR}]
-        shm = args.shm or (f"{args.gpus}Gi" if args.gpus else None)
+        shm = self._model.resources.shm or (f"{self._model.gpus}Gi" if self._model.gpus else None)
         server_mounts = mounts + ([{"name": "dshm", "mountPath": "/dev/shm"}] if shm else [])
         if self._env_secret is not None:
             env = [
                 {"name": k, "valueFrom": {"secretKeyRef": {"name": self._env_secret.metadata.name, "key": k}}}
-                for k in sorted(args.env)
+                for k in sorted(self._model.env)
             ]
         else:
-            env = [{"name": k, "value": v} for k, v in sorted(args.env.items())]
+            env = [{"name": k, "value": v} for k, v in sorted(self._model.env.items())]
         env += [
             {"name": "MODEL_VERSION", "value": version},
             {"name": "MODEL_DIR", "value": MODEL_DIR},
@@ -327,26 +299,26 @@ class ModelService(pulumi.ComponentResource):
         server = {
             "name": "server",
             "image": image,
-            "ports": [{"name": "http", "containerPort": args.port, "protocol": "TCP"}],
+            "ports": [{"name": "http", "containerPort": self._model.port, "protocol": "TCP"}],
             "env": env,
             "resources": resources,
             "securityContext": container_security,
             "volumeMounts": server_mounts,
             # Model loading can take minutes: the startup probe holds liveness off until it is done.
             "startupProbe": {
-                "httpGet": {"path": args.live_path, "port": "http"},
+                "httpGet": {"path": self._model.probes.live_path, "port": "http"},
                 "periodSeconds": 10,
-                "failureThreshold": math.ceil(args.startup_seconds / 10),
+                "failureThreshold": math.ceil(self._model.probes.startup_seconds / 10),
                 "timeoutSeconds": 5,
             },
             "readinessProbe": {
-                "httpGet": {"path": args.ready_path, "port": "http"},
+                "httpGet": {"path": self._model.probes.ready_path, "port": "http"},
                 "periodSeconds": 5,
                 "failureThreshold": 3,
                 "timeoutSeconds": 3,
             },
             "livenessProbe": {
-                "httpGet": {"path": args.live_path, "port": "http"},
+                "httpGet": {"path": self._model.probes.live_path, "port": "http"},
                 "periodSeconds": 10,
                 "failureThreshold": 3,
                 "timeoutSeconds": 5,
@@ -368,7 +340,7 @@ class ModelService(pulumi.ComponentResource):
             "containers": [server],
             "volumes": [
                 {"name": "cache", "emptyDir": {"sizeLimit": f"{CACHE_GIB}Gi"}},
-                {"name": "model", "emptyDir": {"sizeLimit": args.scratch}},
+                {"name": "model", "emptyDir": {"sizeLimit": self._model.resources.scratch}},
             ]
             + ([{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}}] if shm else []),
             "topologySpreadConstraints": [
@@ -386,8 +358,8 @@ class ModelService(pulumi.ComponentResource):
                 },
             ],
         }
-        if args.artifact_bucket:
-            source = f"s3://{args.artifact_bucket}/{artifact_prefix}".rstrip("/")
+        if self._model.artifact_bucket:
+            source = f"s3://{self._model.artifact_bucket}/{artifact_prefix}".rstrip("/")
             spec["initContainers"] = [
                 {
                     "name": "fetch-model",
@@ -399,20 +371,19 @@ class ModelService(pulumi.ComponentResource):
                     "volumeMounts": mounts,
                 }
             ]
-        if args.node_selector is not None:
-            spec["nodeSelector"] = args.node_selector
-        if args.tolerations is not None:
-            spec["tolerations"] = args.tolerations
+        if self._args.get("node_selector") is not None:
+            spec["nodeSelector"] = self._args.get("node_selector")
+        if self._args.get("tolerations") is not None:
+            spec["tolerations"] = self._args.get("tolerations")
         return spec
 
     def _replica_ready_seconds(self) -> int:
         """The longest a single replica may take from scheduling to ready."""
-        args = self._args
         return (
             NODE_LAUNCH_SECONDS
             + IMAGE_PULL_SECONDS
-            + (ARTIFACT_COPY_SECONDS if args.artifact_bucket else 0)
-            + args.startup_seconds
+            + (ARTIFACT_COPY_SECONDS if self._model.artifact_bucket else 0)
+            + self._model.probes.startup_seconds
         )
 
     def _rollout_seconds(self, replicas: int) -> int:
@@ -430,9 +401,8 @@ class ModelService(pulumi.ComponentResource):
         account: k8s.core.v1.ServiceAccount,
         artifact_prefix: str,
     ) -> k8s.apps.v1.Deployment:
-        args = self._args
         labels = {
-            **standard_labels(self._name, args.environment, args.cost_owner, version, "model-server"),
+            **standard_labels(self._name, self._args["environment"], self._args["cost_owner"], version, "model-server"),
             TRACK_LABEL: track,
         }
         spec = {
@@ -451,10 +421,10 @@ class ModelService(pulumi.ComponentResource):
         if replicas is not None:  # the stable track's replicas belong to its autoscaler
             spec["replicas"] = replicas
         # The provider awaits a rollout for 10 minutes by default: a GPU model's takes longer.
-        rollout = f"{self._rollout_seconds(replicas if replicas is not None else args.max_replicas)}s"
+        rollout = f"{self._rollout_seconds(replicas if replicas is not None else self._args['max_replicas'])}s"
         return k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata={"name": name, "namespace": args.namespace, "labels": labels},
+            metadata={"name": name, "namespace": self._model.namespace, "labels": labels},
             spec=spec,
             opts=pulumi.ResourceOptions(
                 parent=self, custom_timeouts=pulumi.CustomTimeouts(create=rollout, update=rollout)
@@ -464,7 +434,7 @@ class ModelService(pulumi.ComponentResource):
     def _disruption_budget(self, resource_name: str, name: str, track: str, labels: dict[str, str]) -> None:
         k8s.policy.v1.PodDisruptionBudget(
             resource_name,
-            metadata={"name": name, "namespace": self._args.namespace, "labels": labels},
+            metadata={"name": name, "namespace": self._model.namespace, "labels": labels},
             # One replica at a time may be evicted: node drains proceed, capacity never collapses.
             spec={
                 "maxUnavailable": 1,
@@ -473,19 +443,21 @@ class ModelService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _autoscaler(self, name: str, deployment: k8s.apps.v1.Deployment, args: ModelServiceArgs) -> None:
-        labels = standard_labels(name, args.environment, args.cost_owner, args.version, "autoscaler")
+    def _autoscaler(self, name: str, deployment: k8s.apps.v1.Deployment) -> None:
+        labels = standard_labels(
+            name, self._args["environment"], self._args["cost_owner"], self._model.version, "autoscaler"
+        )
         target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name}
-        if args.prometheus_query:
+        if self._model.autoscaling.prometheus_query:
             k8s.apiextensions.CustomResource(
                 f"{name}-scaler",
                 api_version="keda.sh/v1alpha1",
                 kind="ScaledObject",
-                metadata={"name": name, "namespace": args.namespace, "labels": labels},
+                metadata={"name": name, "namespace": self._model.namespace, "labels": labels},
                 spec={
                     "scaleTargetRef": target,
-                    "minReplicaCount": args.min_replicas,
-                    "maxReplicaCount": args.max_replicas,
+                    "minReplicaCount": self._args["min_replicas"],
+                    "maxReplicaCount": self._args["max_replicas"],
                     "cooldownPeriod": 300,
                     # KEDA scales through an HPA of its own: give it the same slow scale-down
                     "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": SCALE_DOWN}}},
@@ -493,9 +465,9 @@ class ModelService(pulumi.ComponentResource):
                         {
                             "type": "prometheus",
                             "metadata": {
-                                "serverAddress": args.prometheus_address,
-                                "query": args.prometheus_query,
-                                "threshold": args.prometheus_threshold,
+                                "serverAddress": self._model.autoscaling.prometheus_address,
+                                "query": self._model.autoscaling.prometheus_query,
+                                "threshold": self._model.autoscaling.prometheus_threshold,
                             },
                         }
                     ],
@@ -505,17 +477,20 @@ class ModelService(pulumi.ComponentResource):
             return
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
-            metadata={"name": name, "namespace": args.namespace, "labels": labels},
+            metadata={"name": name, "namespace": self._model.namespace, "labels": labels},
             spec={
                 "scaleTargetRef": target,
-                "minReplicas": args.min_replicas,
-                "maxReplicas": args.max_replicas,
+                "minReplicas": self._args["min_replicas"],
+                "maxReplicas": self._args["max_replicas"],
                 "metrics": [
                     {
                         "type": "Resource",
                         "resource": {
                             "name": "cpu",
-                            "target": {"type": "Utilization", "averageUtilization": args.target_cpu_utilization},
+                            "target": {
+                                "type": "Utilization",
+                                "averageUtilization": self._model.autoscaling.target_cpu_utilization,
+                            },
                         },
                     }
                 ],
@@ -543,27 +518,25 @@ class ModelService(pulumi.ComponentResource):
         route sends the canary its share whatever its size, and with one replica every node drain (the
         PDB allows one eviction) would leave that share without a backend. By replica ratio, the share
         of the stable replicas' count the weight asks for."""
-        args = self._args
-        if args.canary_weight == 0:
+        if self._canary_weight == 0:
             return 0
-        by_ratio = max(1, math.ceil(args.max_replicas * args.canary_weight / 100))
-        return max(2, by_ratio) if args.gateway_name else by_ratio
+        by_ratio = max(1, math.ceil(self._args["max_replicas"] * self._canary_weight / 100))
+        return max(2, by_ratio) if self._gateway else by_ratio
 
     def _route(self, name: str, labels: dict[str, str], port: list[dict], tracks: list[k8s.apps.v1.Deployment]) -> None:
-        args = self._args
         backends = [
             (
-                name if args.canary_version is None else f"{name}-stable",
+                name if self._canary_version is None else f"{name}-stable",
                 "stable",
-                100 - args.canary_weight if args.canary_version else 100,
+                100 - self._canary_weight if self._canary_version else 100,
             )
         ]
-        if args.canary_version is not None:
-            backends.append((f"{name}-canary", "canary", args.canary_weight))
+        if self._canary_version is not None:
+            backends.append((f"{name}-canary", "canary", self._canary_weight))
             for service_name, track, _ in backends:
                 k8s.core.v1.Service(
                     f"{service_name}-svc",
-                    metadata={"name": service_name, "namespace": args.namespace, "labels": labels},
+                    metadata={"name": service_name, "namespace": self._model.namespace, "labels": labels},
                     spec={
                         "type": "ClusterIP",
                         "ports": port,
@@ -572,7 +545,7 @@ class ModelService(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self),
                 )
         route = {
-            "parentRefs": [{"name": args.gateway_name, "namespace": args.gateway_namespace}],
+            "parentRefs": [{"name": self._gateway.name, "namespace": self._gateway.namespace}],
             "rules": [
                 {
                     "matches": [{"path": {"type": "PathPrefix", "value": f"/{name}"}}],
@@ -588,21 +561,21 @@ class ModelService(pulumi.ComponentResource):
                 }
             ],
         }
-        if args.gateway_hostname:
-            route["hostnames"] = [args.gateway_hostname]
+        if self._gateway.hostname:
+            route["hostnames"] = [self._gateway.hostname]
         k8s.apiextensions.CustomResource(
             f"{name}-route",
             api_version="gateway.networking.k8s.io/v1",
             kind="HTTPRoute",
-            metadata={"name": name, "namespace": args.namespace, "labels": labels},
+            metadata={"name": name, "namespace": self._model.namespace, "labels": labels},
             spec=route,
             # The split changes only once every track's rollout is available (Pulumi awaits each
             # Deployment): no traffic reaches a canary that is not ready.
             opts=pulumi.ResourceOptions(parent=self, depends_on=tracks),
         )
 
-    def _alerts(self, name: str, labels: dict[str, str], args: ModelServiceArgs) -> None:
-        sel = f'namespace="{args.namespace}",service="{name}"'
+    def _alerts(self, name: str, labels: dict[str, str]) -> None:
+        sel = f'namespace="{self._model.namespace}",service="{name}"'
         rules = [
             {
                 "alert": "ModelHighLatencyP99",
@@ -624,7 +597,7 @@ class ModelService(pulumi.ComponentResource):
             },
             {
                 "alert": "ModelUnavailable",
-                "expr": f'sum(kube_deployment_status_replicas_available{{namespace="{args.namespace}",deployment="{name}"}}) < 1',
+                "expr": f'sum(kube_deployment_status_replicas_available{{namespace="{self._model.namespace}",deployment="{name}"}}) < 1',
                 "for": "2m",
                 "labels": {"severity": "critical", "model": name},
                 "annotations": {"summary": f"{name}: no replica is available"},
@@ -634,25 +607,30 @@ class ModelService(pulumi.ComponentResource):
             f"{name}-alerts",
             api_version="monitoring.coreos.com/v1",
             kind="PrometheusRule",
-            metadata={"name": name, "namespace": args.namespace, "labels": {**labels, **args.prometheus_labels}},
+            metadata={
+                "name": name,
+                "namespace": self._model.namespace,
+                "labels": {**labels, **self._cluster.prometheus_labels},
+            },
             spec={"groups": [{"name": f"modelops.{name}", "rules": rules}]},
             opts=pulumi.ResourceOptions(parent=self),
         )
 
 
-def artifact_read_policy(bucket: str, prefix: str, *more_prefixes: str) -> dict:
+def artifact_read_policy(partition: str, bucket: str, prefix: str, *more_prefixes: str) -> dict:
     """Read-only access to artifact prefixes (the stable version's, and the canary's when there is one):
-    get their objects and list under them, nothing else."""
+    get their objects and list under them, nothing else. ARNs in the account's partition (aws, aws-cn,
+    aws-us-gov)."""
     prefixes = [prefix, *more_prefixes]
     if not all(prefixes):
         return {
             "Version": "2012-10-17",
             "Statement": [
-                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
-                {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"},
+                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:{partition}:s3:::{bucket}/*"},
+                {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:{partition}:s3:::{bucket}"},
             ],
         }
-    keys = [f"arn:aws:s3:::{bucket}/{p}/*" for p in prefixes]
+    keys = [f"arn:{partition}:s3:::{bucket}/{p}/*" for p in prefixes]
     listed = [v for p in prefixes for v in (p, f"{p}/*")]
     return {
         "Version": "2012-10-17",
@@ -661,7 +639,7 @@ def artifact_read_policy(bucket: str, prefix: str, *more_prefixes: str) -> dict:
             {
                 "Effect": "Allow",
                 "Action": "s3:ListBucket",
-                "Resource": f"arn:aws:s3:::{bucket}",
+                "Resource": f"arn:{partition}:s3:::{bucket}",
                 "Condition": {"StringLike": {"s3:prefix": listed}},
             },
         ],

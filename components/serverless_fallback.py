@@ -11,60 +11,36 @@ Creates:
 - CloudWatch alarms on errors, throttles and duration.
 """
 
-from __future__ import annotations
-
 import json
-from dataclasses import dataclass, field
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
-from .common import type_token
+from .common import as_model, type_token
+from .config import ClusterConfig, ModelConfig, Platform
 from .config import lambda_function_name as function_name_for  # noqa: F401 - the name __main__ and smoke use
 from .model_service import artifact_read_policy
 
-LAMBDA_MAX_MEMORY_MB = 10240
-LAMBDA_MAX_TIMEOUT_SECONDS = 900
-LAMBDA_MAX_EPHEMERAL_MB = 10240
-XRAY_WRITE_POLICY_ARN = "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"
 
+class ServerlessFallbackArgs(TypedDict):
+    """A model as a Lambda function: the model and cluster as the stack schema declares them (memory, timeout,
+    storage and concurrency bounds live there), and what the composition resolves."""
 
-@dataclass(frozen=True)
-class ServerlessFallbackArgs:
+    model: ModelConfig
+    """The model: version, artifact, env, `serverless` settings, the image's platform."""
+    cluster: ClusterConfig
+    """The account and region, and the SNS topic the alarms notify."""
     function_name: str
-    """Lambda function name (at most 64 characters)."""
+    """The Lambda function's name (`lambda_function_name(stack, model)` here, validated with the stack)."""
     image_uri: pulumi.Input[str]
-    """The model image, pinned by digest, in this account's ECR."""
-    version: str
-    """The model version: names the alias."""
-    region: str
-    """AWS region (ARNs of the log group)."""
-    account_id: str
-    """AWS account (ARNs of the log group)."""
-    memory_mb: int = 4096
-    """Memory (and so CPU) of the function."""
-    timeout_seconds: int = 60
-    """Longest invocation."""
-    ephemeral_storage_mb: int = 2048
-    """/tmp size: where the function unpacks the model."""
-    reserved_concurrency: int = 5
-    """Concurrent executions cap: the cost cap."""
-    architecture: str = "x86_64"
-    """`x86_64` or `arm64`, matching the image."""
-    artifact_bucket: str | None = None
-    """S3 bucket of the model artifact."""
-    artifact_prefix: str = ""
-    """Key prefix of the artifact."""
-    log_retention_days: int = 30
-    """CloudWatch Logs retention."""
-    environment: dict[str, str] = field(default_factory=dict)
-    """Environment variables."""
-    environment_is_secret: bool = False
-    """The values came from secret config: the variables are a secret output (encrypted in the state)."""
-    tags: dict[str, str] = field(default_factory=dict)
+    """The image, `repository@sha256:…`, in the account's ECR (the CPU build when there is one)."""
+    log_retention_days: int
+    """CloudWatch Logs retention (the environment's)."""
+    env_is_secret: NotRequired[bool]
+    """The env values came from secret config: the variables are a secret output (encrypted in the state)."""
+    tags: NotRequired[dict[str, str]]
     """AWS tags."""
-    alarm_topic_arn: str | None = None
-    """SNS topic the alarms notify when they fire and when they recover."""
 
 
 class ServerlessFallback(pulumi.ComponentResource):
@@ -83,11 +59,16 @@ class ServerlessFallback(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServerlessFallbackArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(type_token("ServerlessFallback"), name, None, opts)
-        _check_limits(args)
+        # Hosted for another language, the component receives plain dicts: the schema's models validate them.
+        model = as_model(ModelConfig, args["model"])
+        cluster = as_model(ClusterConfig, args["cluster"])
+        settings = model.serverless
+        function_name, tags = args["function_name"], args.get("tags", {})
         child = pulumi.ResourceOptions(parent=self)
-        log_group_name = f"/aws/lambda/{args.function_name}"
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
+        log_group_name = f"/aws/lambda/{function_name}"
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=log_group_name, retention_in_days=args.log_retention_days, tags=args.tags, opts=child
+            f"{name}-logs", name=log_group_name, retention_in_days=args["log_retention_days"], tags=tags, opts=child
         )
         role = aws.iam.Role(
             f"{name}-role",
@@ -103,36 +84,42 @@ class ServerlessFallback(pulumi.ComponentResource):
                     ],
                 }
             ),
-            tags=args.tags,
+            tags=tags,
             opts=child,
         )
         aws.iam.RolePolicy(
-            f"{name}-policy", role=role.id, policy=json.dumps(execution_policy(args, log_group_name)), opts=child
+            f"{name}-policy",
+            role=role.id,
+            policy=partition.apply(
+                lambda p: json.dumps(execution_policy(p, cluster.region, cluster.account_id, model, log_group_name))
+            ),
+            opts=child,
         )
-        aws.iam.RolePolicyAttachment(f"{name}-xray", role=role.name, policy_arn=XRAY_WRITE_POLICY_ARN, opts=child)
+        aws.iam.RolePolicyAttachment(
+            f"{name}-xray", role=role.name, policy_arn=partition.apply(xray_write_policy_arn), opts=child
+        )
 
         # the server reports the version it serves (as on pods), and fetches its artifact from MODEL_URI
-        env = {**args.environment, "MODEL_VERSION": args.version}
-        if args.artifact_bucket:
-            env["MODEL_URI"] = f"s3://{args.artifact_bucket}/{args.artifact_prefix}".rstrip("/")
+        env = {**model.env, "MODEL_VERSION": model.version}
+        if model.artifact_uri:
+            env["MODEL_URI"] = model.artifact_uri.rstrip("/")
+        platform = (model.cpu_image or model.image).platform
         function = aws.lambda_.Function(
             f"{name}-function",
-            name=args.function_name,
+            name=function_name,
             package_type="Image",
-            image_uri=args.image_uri,
+            image_uri=args["image_uri"],
             role=role.arn,
-            architectures=[args.architecture],
-            memory_size=args.memory_mb,
-            timeout=args.timeout_seconds,
-            ephemeral_storage={"size": args.ephemeral_storage_mb},
-            reserved_concurrent_executions=args.reserved_concurrency,
+            architectures=["arm64" if platform == Platform.LINUX_ARM64 else "x86_64"],
+            memory_size=settings.memory_mb,
+            timeout=settings.timeout_seconds,
+            ephemeral_storage={"size": settings.ephemeral_storage_mb},
+            reserved_concurrent_executions=settings.reserved_concurrency,
             tracing_config={"mode": "Active"},
             logging_config={"log_format": "JSON", "log_group": log_group.name},
-            environment={"variables": pulumi.Output.secret(env) if args.environment_is_secret else env}
-            if env
-            else None,
+            environment={"variables": pulumi.Output.secret(env) if args.get("env_is_secret") else env} if env else None,
             publish=True,
-            tags=args.tags,
+            tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
         )
         # One alias for every release: renaming it per version would replace the alias and its function
@@ -142,7 +129,7 @@ class ServerlessFallback(pulumi.ComponentResource):
             name=LIVE_ALIAS,
             function_name=function.name,
             function_version=function.version,
-            description=alias_description(args.version),
+            description=alias_description(model.version),
             opts=child,
         )
         url = aws.lambda_.FunctionUrl(
@@ -152,7 +139,7 @@ class ServerlessFallback(pulumi.ComponentResource):
             authorization_type="AWS_IAM",
             opts=child,
         )
-        self._alarms(name, args, function)
+        self._alarms(name, function_name, settings.timeout_seconds, cluster.alarm_topic_arn, tags, function)
 
         self.function_name = function.name
         self.function_arn = function.arn
@@ -167,7 +154,15 @@ class ServerlessFallback(pulumi.ComponentResource):
             }
         )
 
-    def _alarms(self, name: str, args: ServerlessFallbackArgs, function: aws.lambda_.Function) -> None:
+    def _alarms(
+        self,
+        name: str,
+        function_name: str,
+        timeout_seconds: int,
+        topic: str | None,
+        tags: dict[str, str],
+        function: aws.lambda_.Function,
+    ) -> None:
         dimensions = {"FunctionName": function.name}
         specs = [
             ("errors", "Errors", "Sum", 1, "the fallback returned errors"),
@@ -176,14 +171,14 @@ class ServerlessFallback(pulumi.ComponentResource):
                 "duration",
                 "Duration",
                 "Maximum",
-                int(args.timeout_seconds * 1000 * 0.8),
+                int(timeout_seconds * 1000 * 0.8),
                 "invocations ran above 80% of the timeout",
             ),
         ]
         for role, metric, statistic, threshold, what in specs:
             aws.cloudwatch.MetricAlarm(
                 f"{name}-{role}-alarm",
-                alarm_description=f"{args.function_name}: {what}",
+                alarm_description=f"{function_name}: {what}",
                 namespace="AWS/Lambda",
                 metric_name=metric,
                 statistic=statistic,
@@ -193,9 +188,9 @@ class ServerlessFallback(pulumi.ComponentResource):
                 threshold=threshold,
                 comparison_operator="GreaterThanOrEqualToThreshold",
                 treat_missing_data="notBreaching",
-                alarm_actions=[args.alarm_topic_arn] if args.alarm_topic_arn else None,
-                ok_actions=[args.alarm_topic_arn] if args.alarm_topic_arn else None,
-                tags=args.tags,
+                alarm_actions=[topic] if topic else None,
+                ok_actions=[topic] if topic else None,
+                tags=tags,
                 opts=pulumi.ResourceOptions(parent=self),
             )
 
@@ -209,26 +204,17 @@ def alias_description(version: str) -> str:
     return f"model version {version}"
 
 
-def execution_policy(args: ServerlessFallbackArgs, log_group_name: str) -> dict:
+def execution_policy(partition: str, region: str, account_id: str, model: ModelConfig, log_group_name: str) -> dict:
     """Logs to its own group, read its own model prefix: every statement names its resource."""
-    log_group_arn = f"arn:aws:logs:{args.region}:{args.account_id}:log-group:{log_group_name}"
+    log_group_arn = f"arn:{partition}:logs:{region}:{account_id}:log-group:{log_group_name}"
     statements = [
         {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": f"{log_group_arn}:*"}
     ]
-    if args.artifact_bucket:
-        statements += artifact_read_policy(args.artifact_bucket, args.artifact_prefix)["Statement"]
+    if model.artifact_bucket:
+        statements += artifact_read_policy(partition, model.artifact_bucket, model.artifact_prefix)["Statement"]
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def _check_limits(args: ServerlessFallbackArgs) -> None:
-    problems = []
-    if not 128 <= args.memory_mb <= LAMBDA_MAX_MEMORY_MB:
-        problems.append(f"memory {args.memory_mb} MB is outside Lambda's 128-{LAMBDA_MAX_MEMORY_MB} MB")
-    if not 1 <= args.timeout_seconds <= LAMBDA_MAX_TIMEOUT_SECONDS:
-        problems.append(f"timeout {args.timeout_seconds}s is outside Lambda's 1-{LAMBDA_MAX_TIMEOUT_SECONDS}s")
-    if not 512 <= args.ephemeral_storage_mb <= LAMBDA_MAX_EPHEMERAL_MB:
-        problems.append(f"ephemeral storage {args.ephemeral_storage_mb} MB is outside 512-{LAMBDA_MAX_EPHEMERAL_MB} MB")
-    if len(args.function_name) > 64:
-        problems.append(f"function name {args.function_name!r} is longer than 64 characters")
-    if problems:
-        raise ValueError(f"ServerlessFallback {args.function_name}: " + "; ".join(problems))
+def xray_write_policy_arn(partition: str) -> str:
+    """The AWS managed policy that lets the function send its traces (active tracing)."""
+    return f"arn:{partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"

@@ -100,6 +100,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
                 "id": self.region,
                 "registryId": registry,
             }
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"}
         if token == "docker:index/getRegistryImage:getRegistryImage":
             name = inputs.get("name", "")
             digest = "sha256:" + hashlib.sha256(f"offline:{name}".encode()).hexdigest()

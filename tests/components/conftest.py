@@ -37,3 +37,27 @@ class Built:
 @pytest.fixture
 def build() -> Callable[[Callable[[], None]], Built]:
     return lambda program: Built(plan_of(program))
+
+
+def cluster_config(**changes: Any):
+    """A cluster as the stack schema validates it (prod-like), with `changes` (snake_case keys)."""
+    from components.config import ClusterConfig
+
+    return ClusterConfig.model_validate(
+        {
+            "name": "ml-prod",
+            "region": "us-east-1",
+            "account_id": "123456789012",
+            "kubernetes_version": "1.33",
+            "node_role": "NodeRole",
+            "oidc_provider_arn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC",
+            **changes,
+        }
+    )
+
+
+def model_config(**fields: Any):
+    """A model as the stack schema validates it: `fields` in the stack file's shape (snake_case keys)."""
+    from components.config import ModelConfig
+
+    return ModelConfig.model_validate({"version": "1.0.0", "image": {"context": "models/sentiment"}, **fields})

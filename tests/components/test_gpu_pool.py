@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from components import GpuNodePool, GpuNodePoolArgs
+from components.config import CapacityType, GpuPoolConfig
 from components.gpu_pool import DEVICE_PLUGIN_IMAGE
 from offline.plan import Plan
 from offline.render import kubernetes_resources, manifest
+from tests.components.conftest import cluster_config
 from tests.k8s_schema import validate_object
 
+POOL = {"gpu_limit": 16, "instance_types": ["g5.xlarge", "g5.12xlarge"], "weight": 10}
 ARGS = GpuNodePoolArgs(
+    pool=GpuPoolConfig.model_validate(POOL),
+    cluster=cluster_config(),
     environment="prod",
     cost_owner="ml",
-    cluster_name="ml-prod",
-    node_role="NodeRole",
-    discovery_tag="ml-prod",
-    gpu_limit=16,
-    instance_types=("g5.xlarge", "g5.12xlarge"),
-    capacity_types=("on-demand",),
-    weight=10,
+    capacity_types=[CapacityType.ON_DEMAND],
     tags={"team": "ml"},
 )
+
+
+def with_pool(**changes: Any) -> GpuNodePoolArgs:
+    """ARGS with the pool's stack-file fields changed (validated by the schema, as a stack file would be)."""
+    return {**ARGS, "pool": GpuPoolConfig.model_validate({**POOL, **changes})}
 
 
 def test_node_pool_is_tainted_capped_and_selects_its_instances(build):
@@ -55,21 +59,21 @@ def test_expiry_is_forceful_so_only_pdbs_pace_it_and_nothing_overrides_them(buil
     terminationGracePeriod lets Karpenter delete protected pods: the pool never sets it."""
     template = build(lambda: GpuNodePool("a10g", ARGS)).inputs("a10g-node-pool")["spec"]["template"]["spec"]
     assert template["expireAfter"] == "720h" and "terminationGracePeriod" not in template
-    kept = build(lambda: GpuNodePool("a10g", replace(ARGS, expire_after="Never"))).inputs("a10g-node-pool")
+    kept = build(lambda: GpuNodePool("a10g", with_pool(expire_after="Never"))).inputs("a10g-node-pool")
     assert kept["spec"]["template"]["spec"]["expireAfter"] == "Never"
 
 
 def test_time_slicing_leaves_the_physical_gpu_limit(build):
     """Karpenter provisions and caps by the instance type's physical GPUs; the device plugin's shares are
     invisible to it. The cap (and so the cost ceiling) stays in physical GPUs."""
-    shared = build(lambda: GpuNodePool("a10g", replace(ARGS, time_slicing_replicas=4))).inputs("a10g-node-pool")
+    shared = build(lambda: GpuNodePool("a10g", with_pool(time_slicing_replicas=4))).inputs("a10g-node-pool")
     assert shared["spec"]["limits"]["nvidia.com/gpu"] == "16"
 
 
 def test_family_pools_require_the_family(build):
     built = build(
         lambda: GpuNodePool(
-            "l4", replace(ARGS, instance_types=(), instance_families=("g6",), capacity_types=("spot", "on-demand"))
+            "l4", {**with_pool(instance_types=[], instance_families=["g6"]), "capacity_types": ["spot", "on-demand"]}
         )
     )
     requirements = {
@@ -93,13 +97,13 @@ def test_node_class_requires_imdsv2_and_encrypts_volumes(build):
 
 
 def test_bottlerocket_time_slicing_goes_to_user_data_not_a_device_plugin(build):
-    built = build(lambda: GpuNodePool("small", replace(ARGS, time_slicing_replicas=4)))
+    built = build(lambda: GpuNodePool("small", with_pool(time_slicing_replicas=4)))
     assert "replicas = 4" in built.inputs("small-node-class")["spec"]["userData"]
     assert not any("device-plugin" in n for n in built.names())
 
 
 def test_al2023_gets_a_pinned_device_plugin_on_gpu_nodes_only(build):
-    built = build(lambda: GpuNodePool("a10g", replace(ARGS, ami_family="al2023", time_slicing_replicas=2)))
+    built = build(lambda: GpuNodePool("a10g", with_pool(ami_family="al2023", time_slicing_replicas=2)))
     daemon = built.inputs("a10g-device-plugin")["spec"]["template"]["spec"]
     assert daemon["containers"][0]["image"] == DEVICE_PLUGIN_IMAGE and "@sha256:" in DEVICE_PLUGIN_IMAGE
     assert daemon["nodeSelector"] == {"modelops/gpu-pool": "a10g"}
@@ -124,7 +128,7 @@ def test_gpu_metrics_are_scraped_and_pinned(build):
 
 @pytest.mark.parametrize("ami", ["bottlerocket", "al2023"])
 def test_every_object_passes_strict_schemas(build, ami):
-    built = build(lambda: GpuNodePool("a10g", replace(ARGS, ami_family=ami, time_slicing_replicas=2)))
+    built = build(lambda: GpuNodePool("a10g", with_pool(ami_family=ami, time_slicing_replicas=2)))
     for resource in kubernetes_resources(Plan(built.steps, {})):
         validate_object(manifest(resource), "1.31")
 

@@ -8,12 +8,34 @@ import json
 import pulumi
 import pytest
 
-from components import ImageBuildArgs, ModelImage, ModelImageArgs
+from components import ModelImage, ModelImageArgs
+from components.config import RegistryConfig
 from components.images import NO_DEFAULT_ATTESTATIONS, single_manifest_builds
 from components.model_image import CACHE_TAG_PREFIX, lifecycle_rules
 from offline.engine import ProgramError, capture
 from offline.mocks import OfflineMocks
 from offline.plan import UNKNOWN
+from tests.components.conftest import model_config
+
+
+def image_args(
+    prefix: str = "m",
+    *,
+    protect: bool = False,
+    images_to_keep: int = 20,
+    build_canary: bool = False,
+    build_cpu_image: bool = False,
+    **model,
+) -> ModelImageArgs:
+    """ModelImage's args for a model declared as in a stack file (`model` fields, snake_case)."""
+    return ModelImageArgs(
+        model=model_config(**model),
+        registry=RegistryConfig(repository_prefix=prefix, images_to_keep=images_to_keep),
+        build_canary=build_canary,
+        build_cpu_image=build_cpu_image,
+        protect=protect,
+    )
+
 
 PINNED = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/vision:1.8.1@sha256:" + "b" * 64
 
@@ -22,11 +44,8 @@ def test_repository_is_immutable_scanned_encrypted_and_pruned(build):
     built = build(
         lambda: ModelImage(
             "chat",
-            ModelImageArgs(
-                repository_name="modelops/prod/chat",
-                image=ImageBuildArgs(version="2.4.0", context="models/chat"),
-                images_to_keep=30,
-                protect=True,
+            image_args(
+                "modelops/prod", version="2.4.0", image={"context": "models/chat"}, images_to_keep=30, protect=True
             ),
         )
     )
@@ -78,10 +97,11 @@ def test_build_cache_survives_between_builds_under_its_own_mutable_tag(build):
     built = build(
         lambda: ModelImage(
             "chat",
-            ModelImageArgs(
-                repository_name="m/chat",
-                image=ImageBuildArgs(version="2.4.0", context="models/chat"),
-                canary_image=ImageBuildArgs(version="2.5.0", context="models/chat"),
+            image_args(
+                version="2.4.0",
+                image={"context": "models/chat"},
+                canary={"version": "2.5.0", "weight": 10},
+                build_canary=True,
             ),
         )
     )
@@ -113,17 +133,19 @@ def test_build_pushes_with_secret_ecr_credentials_and_versioned_tags(build):
     built = build(
         lambda: ModelImage(
             "chat",
-            ModelImageArgs(
-                repository_name="modelops/prod/chat",
-                image=ImageBuildArgs(
-                    version="2.4.0", context="models/chat", build_args={"BASE": "x"}, fingerprint="0123456789ab"
-                ),
+            image_args(
+                "modelops/prod", version="2.4.0", image={"context": "models/sentiment", "build_args": {"BASE": "x"}}
             ),
         )
     ).inputs("chat-image")
     assert built["push"] is True
-    assert built["tags"] == ["123456789012.dkr.ecr.us-east-1.amazonaws.com/modelops/prod/chat:2.4.0-0123456789ab"]
-    assert built["labels"]["modelops/build-fingerprint"] == "0123456789ab"
+    from components.images import build_fingerprint
+
+    # the tag is the version and a fingerprint of the build's inputs, computed by the component itself
+    fingerprint = build_fingerprint("models/sentiment", "Dockerfile", {"BASE": "x"}, "linux/amd64", None)
+    assert fingerprint and len(fingerprint) == 12
+    assert built["tags"] == [f"123456789012.dkr.ecr.us-east-1.amazonaws.com/modelops/prod/chat:2.4.0-{fingerprint}"]
+    assert built["labels"]["modelops/build-fingerprint"] == fingerprint
     assert built["platforms"] == ["linux/amd64"] and built["buildArgs"] == {"BASE": "x"}
     registry = built["registries"][0]
     assert registry["password"] == "[secret]" and registry["username"] == "AWS"
@@ -136,16 +158,11 @@ def test_image_ref_is_pinned_by_digest_and_unknown_until_built(build):
     refs = {}
 
     def program():
-        image = ModelImage(
-            "vision", ModelImageArgs(repository_name="m/vision", image=ImageBuildArgs(version="1.8.1", ref=PINNED))
-        )
+        image = ModelImage("vision", image_args(version="1.8.1", image={"ref": PINNED}))
         image.image_ref.apply(lambda v: refs.setdefault("prebuilt", v))
         tagged = ModelImage(
             "tagged",
-            ModelImageArgs(
-                repository_name="m/tagged",
-                image=ImageBuildArgs(version="1", ref="nvcr.io/nvidia/tritonserver:24.08-py3"),
-            ),
+            image_args(version="1", image={"ref": "nvcr.io/nvidia/tritonserver:24.08-py3"}),
         )
         tagged.image_ref.apply(lambda v: refs.setdefault("tagged", v))
 
@@ -181,12 +198,7 @@ def test_tag_only_refs_are_read_with_the_registry_provider_the_caller_passes(mon
         )
         ModelImage(
             "vision",
-            ModelImageArgs(
-                repository_name="m/vision",
-                image=ImageBuildArgs(
-                    version="1.8.1", ref="123456789012.dkr.ecr.us-east-1.amazonaws.com/m/vision:1.8.1"
-                ),
-            ),
+            image_args(version="1.8.1", image={"ref": "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/vision:1.8.1"}),
             opts=pulumi.ResourceOptions(providers=[registry]),
         )
 
@@ -201,9 +213,7 @@ def test_builds_refuse_to_push_an_image_index_lambda_would_refuse(monkeypatch):
     def program():
         ModelImage(
             "sentiment",
-            ModelImageArgs(
-                repository_name="m/sentiment", image=ImageBuildArgs(version="1.0.0", context="models/sentiment")
-            ),
+            image_args(version="1.0.0", image={"context": "models/sentiment"}),
         )
 
     monkeypatch.delenv(NO_DEFAULT_ATTESTATIONS, raising=False)
@@ -228,11 +238,13 @@ def test_canary_and_cpu_builds_share_the_repository(build):
     built = build(
         lambda: ModelImage(
             "chat",
-            ModelImageArgs(
-                repository_name="m/chat",
-                image=ImageBuildArgs(version="2.4.0", context="models/chat"),
-                canary_image=ImageBuildArgs(version="2.5.0", context="models/chat"),
-                cpu_image=ImageBuildArgs(version="2.4.0", context="models/chat", dockerfile="Dockerfile.cpu"),
+            image_args(
+                version="2.4.0",
+                image={"context": "models/chat"},
+                canary={"version": "2.5.0", "weight": 10},
+                cpu_image={"context": "models/chat", "dockerfile": "Dockerfile.cpu"},
+                build_canary=True,
+                build_cpu_image=True,
             ),
         )
     )

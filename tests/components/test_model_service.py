@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from components import ModelService, ModelServiceArgs
 from offline.plan import Plan
 from offline.render import kubernetes_resources, manifest
+from tests.components.conftest import cluster_config, model_config
 from tests.k8s_schema import validate_object
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat:1@sha256:" + "a" * 64
@@ -17,23 +18,39 @@ GPU_POOL = {
     "node_selector": {"modelops/gpu-pool": "a10g"},
     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
 }
-ARGS = ModelServiceArgs(
-    environment="prod",
-    cost_owner="ml",
-    namespace="models",
-    version="2.4.0",
-    image=IMAGE,
-    gpus=1,
-    min_replicas=3,
-    max_replicas=6,
-    cpu="6",
-    memory="24Gi",
-    artifact_bucket="acme-models",
-    artifact_prefix="chat/2.4.0",
-    oidc_provider_arn="arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC",
-    startup_seconds=900,
-    **GPU_POOL,
-)
+MODEL = {
+    "version": "2.4.0",
+    "namespace": "models",
+    "image": {"context": "models/chat"},
+    "gpus": 1,
+    "pool": "a10g",
+    "resources": {"cpu": "6", "memory": "24Gi"},
+    "artifact_uri": "s3://acme-models/chat/2.4.0",
+    "probes": {"startup_seconds": 900},
+}
+"""The prod chat model, as the stack file declares it."""
+
+
+def service_args(*, model: dict[str, Any] | None = None, cluster: dict[str, Any] | None = None, **args: Any):
+    """ModelService's args: the model and cluster as a stack file declares them (with `model`/`cluster`
+    changes merged one level deep), and what the composition resolves (`args`)."""
+    merged = {**MODEL}
+    for key, value in (model or {}).items():
+        merged[key] = {**merged[key], **value} if isinstance(merged.get(key), dict) and value is not None else value
+    resolved = {
+        "environment": "prod",
+        "cost_owner": "ml",
+        "image": IMAGE,
+        "min_replicas": 3,
+        "max_replicas": 6,
+        **(GPU_POOL if merged.get("gpus") else {}),
+        **args,
+    }
+    return ModelServiceArgs(model=model_config(**merged), cluster=cluster_config(**(cluster or {})), **resolved)
+
+
+ARGS = service_args()
+CPU_ONLY = {"gpus": 0, "pool": None}
 
 
 def pod_of(built, name="chat-deployment"):
@@ -68,7 +85,9 @@ def test_rollouts_get_the_time_a_gpu_model_needs(build):
     # Kubernetes' progress deadline (600 s) and the provider's await (10 min) both end a GPU rollout
     # early: one replica may wait for a node, a multi-GB pull, the artifact copy and a 15-minute load.
     built = build(
-        lambda: ModelService("chat", replace(ARGS, canary_version="2.5.0", canary_image=IMAGE, canary_weight=10))
+        lambda: ModelService(
+            "chat", service_args(model={"canary": {"version": "2.5.0", "weight": 10}}, canary_image=IMAGE)
+        )
     )
     replica = 300 + 600 + 300 + 900
     stable, canary = built.named("chat-deployment"), built.named("chat-canary-deployment")
@@ -79,7 +98,7 @@ def test_rollouts_get_the_time_a_gpu_model_needs(build):
     cpu_only = build(
         lambda: ModelService(
             "small",
-            replace(ARGS, gpus=0, node_selector=None, tolerations=None, artifact_bucket=None, startup_seconds=60),
+            service_args(model={**CPU_ONLY, "artifact_uri": None, "probes": {"startup_seconds": 60}}),
         )
     )
     assert cpu_only.named("small-deployment")["customTimeouts"]["create"] == (300 + 600 + 60) * 6 + 120
@@ -97,7 +116,7 @@ def test_gpu_request_equals_limit_and_pods_land_on_the_pool(build):
 
 
 def test_cpu_only_models_ask_for_no_gpu_and_no_pool(build):
-    pod = pod_of(build(lambda: ModelService("chat", replace(ARGS, gpus=0, node_selector=None, tolerations=None))))
+    pod = pod_of(build(lambda: ModelService("chat", service_args(model=CPU_ONLY))))
     assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
     assert "nodeSelector" not in pod and "tolerations" not in pod
 
@@ -116,7 +135,11 @@ def test_rollouts_never_drop_capacity_and_the_autoscaler_owns_replicas(build):
 
 
 def test_keda_replaces_the_hpa_when_a_query_is_configured(build):
-    built = build(lambda: ModelService("chat", replace(ARGS, prometheus_query="sum(queue)", prometheus_threshold="5")))
+    built = build(
+        lambda: ModelService(
+            "chat", service_args(model={"autoscaling": {"prometheus_query": "sum(queue)", "prometheus_threshold": "5"}})
+        )
+    )
     assert not built.of_type("HorizontalPodAutoscaler")
     scaler = built.inputs("chat-scaler")["spec"]
     assert scaler["triggers"][0]["metadata"]["query"] == "sum(queue)"
@@ -127,7 +150,8 @@ def test_network_policy_admits_the_configured_proxies_and_address_ranges(build):
     # Envoy Gateway runs its proxies in its own namespace; an ALB in IP mode arrives from VPC addresses
     netpol = build(
         lambda: ModelService(
-            "chat", replace(ARGS, ingress_namespace="envoy-gateway-system", ingress_cidrs=("10.0.0.0/16",))
+            "chat",
+            service_args(cluster={"ingress_namespace": "envoy-gateway-system", "ingress_cidrs": ["10.0.0.0/16"]}),
         )
     ).inputs("chat-netpol")["spec"]
     peers = netpol["ingress"][0]["from"]
@@ -164,17 +188,21 @@ def test_service_account_role_reads_only_the_artifact_prefix(build):
 
 
 def test_no_role_and_no_init_container_without_an_s3_artifact(build):
-    built = build(lambda: ModelService("chat", replace(ARGS, artifact_bucket=None)))
+    built = build(lambda: ModelService("chat", service_args(model={"artifact_uri": None})))
     assert not built.of_type("iam/role:Role")
     assert "initContainers" not in pod_of(built)
 
 
-GATEWAY = {"gateway_name": "models", "gateway_namespace": "gateway-system", "gateway_hostname": "models.example"}
-CANARY = {"canary_version": "2.5.0", "canary_image": IMAGE, "canary_artifact_prefix": "chat/2.5.0"}
+GATEWAY = {"gateway": {"name": "models", "namespace": "gateway-system", "hostname": "models.example"}}
+
+
+def at_weight(weight: int) -> dict[str, Any]:
+    """2.5.0 at `weight`%: its weights default to the stable artifact's URI at the canary's version."""
+    return {"canary": {"version": "2.5.0", "weight": weight}}
 
 
 def test_canary_through_a_gateway_splits_by_weight(build):
-    built = build(lambda: ModelService("chat", replace(ARGS, canary_weight=10, **CANARY, **GATEWAY)))
+    built = build(lambda: ModelService("chat", service_args(model=at_weight(10), cluster=GATEWAY, canary_image=IMAGE)))
     route = built.named("chat-route")
     backends = route["inputs"]["spec"]["rules"][0]["backendRefs"]
     assert {b["name"]: b["weight"] for b in backends} == {"chat-stable": 90, "chat-canary": 10}
@@ -191,7 +219,7 @@ def test_canary_through_a_gateway_splits_by_weight(build):
 
 
 def test_the_canary_serves_the_canary_version_weights(build):
-    built = build(lambda: ModelService("chat", replace(ARGS, canary_weight=10, **CANARY, **GATEWAY)))
+    built = build(lambda: ModelService("chat", service_args(model=at_weight(10), cluster=GATEWAY, canary_image=IMAGE)))
     fetch = pod_of(built, "chat-canary-deployment")["initContainers"][0]["command"]
     assert fetch[-2:] == ["s3://acme-models/chat/2.5.0", "/models"]
     assert pod_of(built)["initContainers"][0]["command"][-2:] == ["s3://acme-models/chat/2.4.0", "/models"]
@@ -204,7 +232,7 @@ def test_the_canary_serves_the_canary_version_weights(build):
 def test_weight_zero_stops_the_canary_traffic_and_pods(build, gateway):
     # the documented roll-back: `canary.weight: 0`
     extra = GATEWAY if gateway else {}
-    built = build(lambda: ModelService("chat", replace(ARGS, canary_weight=0, **CANARY, **extra)))
+    built = build(lambda: ModelService("chat", service_args(model=at_weight(0), cluster=extra, canary_image=IMAGE)))
     assert built.inputs("chat-canary-deployment")["spec"]["replicas"] == 0
     assert "chat-canary-pdb" not in built.names()  # a PDB over no pods would only block drains
     if gateway:
@@ -213,7 +241,7 @@ def test_weight_zero_stops_the_canary_traffic_and_pods(build, gateway):
 
 
 def test_canary_without_a_gateway_warns_that_the_split_is_approximate(build):
-    built = build(lambda: ModelService("chat", replace(ARGS, canary_weight=50, **CANARY)))
+    built = build(lambda: ModelService("chat", service_args(model=at_weight(50), canary_image=IMAGE)))
     assert built.inputs("chat-canary-deployment")["spec"]["replicas"] == 3
     assert not built.of_type("HTTPRoute")
     assert any("approximate" in w for w in built.warnings)
@@ -230,19 +258,16 @@ def test_monitoring_and_alerts(build):
     "variant",
     [
         {},
-        {"prometheus_query": "sum(q)"},
+        {"model": {"autoscaling": {"prometheus_query": "sum(q)"}}},
         {
-            "canary_version": "2.5.0",
+            "model": {"canary": {"version": "2.5.0", "weight": 20}},
             "canary_image": IMAGE,
-            "canary_weight": 20,
-            "gateway_name": "g",
-            "gateway_namespace": "gateway-system",
-            "gateway_hostname": "h.example",
+            "cluster": {"gateway": {"name": "g", "namespace": "gateway-system", "hostname": "h.example"}},
         },
     ],
 )
 def test_every_object_passes_strict_schemas(build, variant):
-    built = build(lambda: ModelService("chat", replace(ARGS, **variant)))
+    built = build(lambda: ModelService("chat", service_args(**variant)))
     for resource in kubernetes_resources(Plan(built.steps, {})):
         validate_object(manifest(resource), "1.31")
 
@@ -250,7 +275,7 @@ def test_every_object_passes_strict_schemas(build, variant):
 def test_gpu_pods_get_a_sized_shared_memory_and_accounted_scratch(build):
     # The container runtime's 64 MiB /dev/shm breaks PyTorch data loaders and NCCL; the model's
     # scratch volume is limited and requested as ephemeral storage, not taken silently from the node.
-    pod = pod_of(build(lambda: ModelService("chat", replace(ARGS, gpus=2, scratch="80Gi"))))
+    pod = pod_of(build(lambda: ModelService("chat", service_args(model={"gpus": 2, "resources": {"scratch": "80Gi"}}))))
     volumes = {v["name"]: v["emptyDir"] for v in pod["volumes"]}
     assert volumes["dshm"] == {"medium": "Memory", "sizeLimit": "2Gi"}
     assert volumes["model"] == {"sizeLimit": "80Gi"}
@@ -258,11 +283,9 @@ def test_gpu_pods_get_a_sized_shared_memory_and_accounted_scratch(build):
     assert {"name": "dshm", "mountPath": "/dev/shm"} in server["volumeMounts"]
     assert server["resources"]["requests"]["ephemeral-storage"] == "82Gi"
     assert server["resources"]["limits"]["ephemeral-storage"] == "82Gi"
-    sized = pod_of(build(lambda: ModelService("chat", replace(ARGS, shm="8Gi"))))
+    sized = pod_of(build(lambda: ModelService("chat", service_args(model={"resources": {"shm": "8Gi"}}))))
     assert {v["name"]: v["emptyDir"] for v in sized["volumes"]}["dshm"]["sizeLimit"] == "8Gi"
-    cpu_only = pod_of(
-        build(lambda: ModelService("s", replace(ARGS, gpus=0, node_selector=None, tolerations=None))), "s-deployment"
-    )
+    cpu_only = pod_of(build(lambda: ModelService("s", service_args(model=CPU_ONLY))), "s-deployment")
     assert "dshm" not in {v["name"] for v in cpu_only["volumes"]}
 
 
@@ -272,8 +295,10 @@ def test_prometheus_selects_the_monitors_and_scrapes_each_pod_once(build):
     built = build(
         lambda: ModelService(
             "chat",
-            replace(
-                ARGS, canary_weight=10, **CANARY, **GATEWAY, prometheus_labels={"release": "kube-prometheus-stack"}
+            service_args(
+                model=at_weight(10),
+                cluster={**GATEWAY, "prometheus_labels": {"release": "kube-prometheus-stack"}},
+                canary_image=IMAGE,
             ),
         )
     )
@@ -295,7 +320,11 @@ def test_switching_between_hpa_and_keda_replaces_the_autoscaler_deleting_first(k
     the old kind deleted first. (The real-engine tier runs the switch; this holds the options.)"""
     from offline.engine import capture
 
-    args = replace(ARGS, prometheus_query="sum(rate(x[1m]))", prometheus_threshold="5") if keda else ARGS
+    args = (
+        service_args(model={"autoscaling": {"prometheus_query": "sum(rate(x[1m]))", "prometheus_threshold": "5"}})
+        if keda
+        else ARGS
+    )
     registrations, _ = capture(lambda: ModelService("chat", args), "modelops", "test", "123456789012", "us-east-1")
     scaler = next(r for r in registrations if r.name in ("chat-hpa", "chat-scaler"))
     assert scaler.name == ("chat-scaler" if keda else "chat-hpa")

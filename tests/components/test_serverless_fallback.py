@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 
 from components import ServerlessFallback, ServerlessFallbackArgs
-from components.serverless_fallback import _check_limits
+from offline.engine import ProgramError, plan_of
+from tests.components.conftest import cluster_config, model_config
 
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/sentiment:1.2.0@sha256:" + "c" * 64
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/sentiment@sha256:" + "c" * 64
+MODEL = model_config(
+    version="1.2.0",
+    artifact_uri="s3://acme-models-dev/sentiment/1.2.0",
+    serverless={"memory_mb": 3008, "reserved_concurrency": 2},
+)
 ARGS = ServerlessFallbackArgs(
+    model=MODEL,
+    cluster=cluster_config(),
     function_name="modelops-dev-sentiment",
     image_uri=IMAGE,
-    version="1.2.0",
-    region="us-east-1",
-    account_id="123456789012",
-    memory_mb=3008,
-    reserved_concurrency=2,
-    artifact_bucket="acme-models-dev",
-    artifact_prefix="sentiment/1.2.0",
     log_retention_days=7,
 )
 
@@ -43,7 +43,7 @@ def test_url_requires_iam_on_a_stable_alias_whose_version_moves(build):
     assert built.inputs("s-alias")["description"] == "model version 1.2.0"
     # A release changes the alias's version and description only: alias and URL are not replaced, so
     # the exported endpoint stays the same.
-    release = build(lambda: ServerlessFallback("s", replace(ARGS, version="1.3.0")))
+    release = build(lambda: ServerlessFallback("s", {**ARGS, "model": MODEL.model_copy(update={"version": "1.3.0"})}))
     assert release.inputs("s-url") == url
     assert release.inputs("s-alias")["name"] == "live"
 
@@ -66,22 +66,36 @@ def test_alarms_cover_errors_throttles_and_duration(build):
 
 
 @pytest.mark.parametrize(
-    "change, message",
+    "serverless, message",
     [
-        ({"memory_mb": 20000}, "memory 20000 MB is outside Lambda's 128-10240 MB"),
-        ({"timeout_seconds": 901}, "timeout 901s is outside Lambda's 1-900s"),
-        ({"ephemeral_storage_mb": 100}, "ephemeral storage 100 MB is outside 512-10240 MB"),
-        ({"function_name": "x" * 65}, "longer than 64 characters"),
+        ({"memory_mb": 20000}, "serverless.memory_mb\n  Input should be less than or equal to 10240"),
+        ({"timeout_seconds": 901}, "serverless.timeout_seconds\n  Input should be less than or equal to 900"),
+        (
+            {"ephemeral_storage_mb": 100},
+            "serverless.ephemeral_storage_mb\n  Input should be greater than or equal to 512",
+        ),
     ],
 )
-def test_lambda_limits_are_enforced(change, message):
-    with pytest.raises(ValueError, match=message):
-        _check_limits(replace(ARGS, **change))
+def test_lambda_limits_come_from_the_schema_even_when_hosted(serverless, message):
+    """Hosted for another language, the component gets plain dicts: the schema validates them, so Lambda's limits
+    are declared once (the schema's bounds) and hold for every caller."""
+    hosted = {
+        **ARGS,
+        "model": {**MODEL.model_dump(), "serverless": serverless},
+        "cluster": ARGS["cluster"].model_dump(),
+    }
+    with pytest.raises(ProgramError, match=message):
+        plan_of(lambda: ServerlessFallback("s", hosted))
+
+
+def test_a_hosted_call_with_plain_dicts_plans_as_the_python_one(build):
+    hosted = {**ARGS, "model": MODEL.model_dump(), "cluster": ARGS["cluster"].model_dump()}
+    assert build(lambda: ServerlessFallback("s", hosted)).plan == build(lambda: ServerlessFallback("s", ARGS)).plan
 
 
 def test_alarms_notify_the_configured_topic(build):
     topic = "arn:aws:sns:us-east-1:123456789012:ml-oncall"
-    built = build(lambda: ServerlessFallback("s", replace(ARGS, alarm_topic_arn=topic)))
+    built = build(lambda: ServerlessFallback("s", {**ARGS, "cluster": cluster_config(alarm_topic_arn=topic)}))
     for role in ("errors", "throttles", "duration"):
         alarm = built.inputs(f"s-{role}-alarm")
         assert alarm["alarmActions"] == [topic] and alarm["okActions"] == [topic]

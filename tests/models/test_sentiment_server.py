@@ -73,6 +73,7 @@ def test_the_alerts_read_series_the_server_exports(server):
     adds from the target (namespace, service) are not the server's to export."""
     from components import ModelService, ModelServiceArgs
     from offline.engine import plan_of
+    from tests.components.conftest import cluster_config, model_config
 
     for body in (b'{"inputs": "good"}', b"not json"):
         with contextlib.suppress(urllib.error.HTTPError):
@@ -82,11 +83,13 @@ def test_the_alerts_read_series_the_server_exports(server):
         lambda: ModelService(
             "sentiment",
             ModelServiceArgs(
+                model=model_config(),
+                cluster=cluster_config(),
                 environment="prod",
                 cost_owner="ml",
-                namespace="models",
-                version="1.0.0",
                 image="r.example/m@sha256:" + "a" * 64,
+                min_replicas=2,
+                max_replicas=4,
             ),
         )
     )
