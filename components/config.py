@@ -528,7 +528,7 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
         problems.append(
             f"{NAMESPACE}:cluster.region: no GPU price list for {cfg.cluster.region} "
             f"(known: {', '.join(sorted(catalogue.on_demand_usd_per_hour))}); add it to "
-            "policies/data/gpu_instances.json"
+            "components/data/gpu_instances.json"
         )
     if not cfg.models:
         problems.append(f"{NAMESPACE}:models: define at least one model")

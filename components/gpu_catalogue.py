@@ -1,7 +1,8 @@
 """GPU instance catalogue: what each EC2 GPU instance type carries and what it costs on demand.
 
-The data lives in `policies/data/gpu_instances.json` because the policy pack (which runs in its own
-virtualenv and never imports this package) prices the GPU ceiling from the same table. This module
+The data lives beside the components (`components/data/gpu_instances.json`), so it travels with them when
+another program uses them; the policy pack (its own virtualenv, never importing this package) prices the
+GPU ceiling from the same file through the `policies/data` link to it. This module
 turns it into typed values for the stack schema (can a pool hold the GPUs a model asks for per
 replica?), the GPU node pool (cpu/memory limits), pre-flight (vCPU quota) and the cost ceiling.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-CATALOGUE_PATH = Path(__file__).resolve().parent.parent / "policies" / "data" / "gpu_instances.json"
+CATALOGUE_PATH = Path(__file__).resolve().parent / "data" / "gpu_instances.json"
 
 
 @dataclass(frozen=True)

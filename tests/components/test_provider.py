@@ -1,0 +1,95 @@
+"""The component provider: the schema another language's SDK is generated from, and a construction from
+the plain values such an SDK sends."""
+
+import json
+
+import pytest
+from pulumi.provider.experimental.component import ComponentProvider
+
+from components.__main__ import component_provider
+from offline.engine import plan_of
+
+
+@pytest.fixture(scope="module")
+def provider() -> ComponentProvider:
+    return component_provider()
+
+
+def test_the_analyzer_accepts_every_component_and_publishes_its_schema(provider):
+    schema = json.loads(provider.schema)
+    resources = schema["resources"]
+    assert sorted(resources) == [
+        f"modelops:index:{c}" for c in ("GpuNodePool", "ModelImage", "ModelService", "ServerlessFallback")
+    ]
+    assert all(r["isComponent"] for r in resources.values())
+    service = resources["modelops:index:ModelService"]
+    assert sorted(service["requiredInputs"]) == [
+        "cluster",
+        "costOwner",
+        "environment",
+        "image",
+        "maxReplicas",
+        "minReplicas",
+        "model",
+    ]
+    # nested inputs are the stack schema's own models, documented by their field docstrings
+    model = schema["types"]["modelops:index:ModelConfig"]
+    assert model["properties"]["probes"]["$ref"] == "#/types/modelops:index:ProbeConfig"
+    assert (
+        "load its model" in schema["types"]["modelops:index:ProbeConfig"]["properties"]["startupSeconds"]["description"]
+    )
+    # another stack's outputs may flow into the resolved values
+    assert not service["inputProperties"]["image"].get("plain")
+    assert service["properties"]["endpoint"]["type"] == "string"
+    # a field the schema defaults is optional: another language leaves it out and gets the schema's default
+    assert "dockerfile" not in schema["types"]["modelops:index:ImageConfig"].get("required", [])
+    assert "version" in model["required"]
+    # enums, not free strings
+    assert [e["value"] for e in schema["types"]["modelops:index:Environment"]["enum"]] == ["dev", "staging", "prod"]
+
+
+def test_a_construction_from_another_language_validates_with_the_schemas_defaults(provider):
+    """What a TypeScript or Go SDK sends: camelCase plain values, defaults left out. The schema's models fill
+    them in, as for a stack file."""
+    inputs = {
+        "model": {
+            "version": "1.2.0",
+            "image": {"context": "models/sentiment"},
+            "artifactUri": "s3://acme-models-dev/sentiment/1.2.0",
+        },
+        "cluster": {
+            "name": "ml-dev",
+            "region": "us-east-1",
+            "accountId": "123456789012",
+            "kubernetesVersion": "1.33",
+            "nodeRole": "NodeRole",
+            "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/A",
+        },
+        "functionName": "modelops-dev-sentiment",
+        "imageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/sentiment@sha256:" + "c" * 64,
+        "logRetentionDays": 7,
+    }
+    plan = plan_of(lambda: provider.construct("s", "modelops:index:ServerlessFallback", inputs))
+    function = next(s["newState"]["inputs"] for s in plan["steps"] if s["urn"].endswith("::s-function"))
+    assert function["memorySize"] == 4096 and function["reservedConcurrentExecutions"] == 5  # the schema's defaults
+    assert function["environment"]["variables"]["MODEL_URI"] == "s3://acme-models-dev/sentiment/1.2.0"
+
+
+def test_a_construction_out_of_bounds_is_refused_by_the_schema(provider):
+    cluster = {
+        "name": "ml-dev",
+        "region": "us-east-1",
+        "accountId": "123456789012",
+        "kubernetesVersion": "1.33",
+        "nodeRole": "NodeRole",
+        "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/A",
+    }
+    inputs = {
+        "pool": {"gpuLimit": 0, "instanceTypes": ["g5.xlarge"]},
+        "cluster": cluster,
+        "environment": "prod",
+        "costOwner": "ml",
+        "capacityTypes": ["on-demand"],
+    }
+    with pytest.raises(Exception, match="gpu_limit\n  Input should be greater than or equal to 1"):
+        plan_of(lambda: provider.construct("p", "modelops:index:GpuNodePool", inputs))
