@@ -4,6 +4,8 @@ Composition only: the config is read and validated once (components/config.py), 
 work, and the stack exports each model's endpoint, image and version.
 """
 
+from typing import cast
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
@@ -160,21 +162,26 @@ for name, model in cfg.models.items():
 
     if placement.kubernetes:
         pool = pools.get(model.pool) if model.pool else None
+        assert k8s_provider is not None  # made above whenever a model runs on Kubernetes
+        service_args = ModelServiceArgs(
+            model=model,
+            cluster=cluster,
+            environment=env,
+            cost_owner=cfg.cost_owner,
+            image=image.image_ref,
+            min_replicas=cfg.min_replicas(model),
+            max_replicas=cfg.max_replicas(model),
+            env_is_secret=env_is_secret,
+            tags=tags,
+        )
+        if canary:
+            service_args["canary_image"] = cast(pulumi.Output[str], image.canary_image_ref)  # built: not None
+        if pool:
+            service_args["node_selector"] = pool.node_selector
+            service_args["tolerations"] = pool.tolerations
         service = ModelService(
             name,
-            ModelServiceArgs(
-                model=model,
-                cluster=cluster,
-                environment=env,
-                cost_owner=cfg.cost_owner,
-                image=image.image_ref,
-                min_replicas=cfg.min_replicas(model),
-                max_replicas=cfg.max_replicas(model),
-                env_is_secret=env_is_secret,
-                tags=tags,
-                **({"canary_image": image.canary_image_ref} if canary else {}),
-                **({"node_selector": pool.node_selector, "tolerations": pool.tolerations} if pool else {}),
-            ),
+            service_args,
             opts=pulumi.ResourceOptions(
                 providers=[aws_provider, k8s_provider], depends_on=[namespaces[model.namespace]]
             ),

@@ -14,6 +14,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
 
 from .common import ARTIFACT_FETCHER_IMAGE, NVIDIA_REGISTRY
 from .gpu_catalogue import load_catalogue
@@ -509,7 +510,7 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     return f"{NAMESPACE}:{head}" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest)
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     msg = error["msg"]
     if error["type"] == "value_error":
         msg = msg.removeprefix("Value error, ")

@@ -12,7 +12,7 @@ Creates:
 """
 
 import math
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -220,7 +220,7 @@ class GpuNodePool(pulumi.ComponentResource):
             "device-plugin",
         )
         volumes = [{"name": "device-plugin", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}]
-        mounts = [{"name": "device-plugin", "mountPath": "/var/lib/kubelet/device-plugins"}]
+        mounts: list[dict[str, Any]] = [{"name": "device-plugin", "mountPath": "/var/lib/kubelet/device-plugins"}]
         env = [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}]
         if self._pool.time_slicing_replicas:
             config = k8s.core.v1.ConfigMap(

@@ -72,7 +72,7 @@ class ModelImage(pulumi.ComponentResource):
         # Hosted for another language, the component receives plain dicts: the schema's models validate them.
         model = as_model(ModelConfig, args["model"])
         self._registry_config = as_model(RegistryConfig, args["registry"])
-        self._credentials: dict | None = None
+        self._credentials: docker_build.RegistryArgs | None = None
         canary = model.canary if args["build_canary"] else None
         cpu_image = model.cpu_image if args["build_cpu_image"] else None
         wanted = [model.image, *([canary.image or model.image] if canary else []), *([cpu_image] if cpu_image else [])]
@@ -121,7 +121,7 @@ class ModelImage(pulumi.ComponentResource):
         )
         return repository
 
-    def _registry(self) -> dict:
+    def _registry(self) -> docker_build.RegistryArgs:
         if self._credentials is None:
             username, password = self._args.get("registry_username"), self._args.get("registry_password")
             if username is None or password is None:
@@ -129,11 +129,11 @@ class ModelImage(pulumi.ComponentResource):
                     registry_id=self._built_repository().registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
                 )
                 username, password = token.user_name, token.password
-            self._credentials = {
-                "address": self._built_repository().repository_url.apply(lambda url: url.split("/", 1)[0]),
-                "username": username,
-                "password": pulumi.Output.secret(password),
-            }
+            self._credentials = docker_build.RegistryArgs(
+                address=self._built_repository().repository_url.apply(lambda url: url.split("/", 1)[0]),
+                username=username,
+                password=pulumi.Output.secret(password),
+            )
         return self._credentials
 
     def _built_repository(self) -> aws.ecr.Repository:
@@ -151,14 +151,26 @@ class ModelImage(pulumi.ComponentResource):
         tag = repository.repository_url.apply(lambda url: f"{url}:{image_tag}")
         # a canary or CPU build starts from the serving build's layers
         caches = [role] if role == "serving" else [role, "serving"]
-        cache_refs = {
-            r: repository.repository_url.apply(lambda url, r=r: f"{url}:{CACHE_TAG_PREFIX}{r}") for r in caches
-        }
+        cache_refs = {r: repository.repository_url.apply(_cache_ref(r)) for r in caches}
+        cache_from: list[docker_build.CacheFromArgsDict] = [{"registry": {"ref": ref}} for ref in cache_refs.values()]
+        # ECR takes a registry cache only as an OCI image manifest (BuildKit's default manifest list is
+        # refused); a cache that cannot be written must not fail the deploy it would only have sped up.
+        cache_to: list[docker_build.CacheToArgsDict] = [
+            {
+                "registry": {
+                    "ref": cache_refs[role],
+                    "mode": docker_build.CacheMode.MAX,
+                    "image_manifest": True,
+                    "oci_media_types": True,
+                    "ignore_error": True,
+                }
+            }
+        ]
         image = docker_build.Image(
             resource_name,
             context={"location": build.context},
             dockerfile={"location": f"{build.context}/{build.dockerfile}"},
-            platforms=[build.platform],
+            platforms=[docker_build.Platform(build.platform.value)],
             build_args=build.build_args,
             target=build.target,
             tags=[tag],
@@ -169,26 +181,19 @@ class ModelImage(pulumi.ComponentResource):
             push=True,
             build_on_preview=self._registry_config.build_on_preview,
             registries=[self._registry()],
-            cache_from=[{"registry": {"ref": ref}} for ref in cache_refs.values()],
-            # ECR takes a registry cache only as an OCI image manifest (BuildKit's default manifest list is
-            # refused); a cache that cannot be written must not fail the deploy it would only have sped up.
-            cache_to=[
-                {
-                    "registry": {
-                        "ref": cache_refs[role],
-                        "mode": "max",
-                        "image_manifest": True,
-                        "oci_media_types": True,
-                        "ignore_error": True,
-                    }
-                }
-            ],
+            cache_from=cache_from,
+            cache_to=cache_to,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[repository]),
         )
         # `ref` is `repo:tag@sha256:…`, which Lambda refuses: consumers get the repository and digest.
         return pulumi.Output.all(repository.repository_url, image.digest).apply(
             lambda parts: by_digest(parts[0], parts[1])
         )
+
+
+def _cache_ref(role: str):
+    """The repository URL -> the tag holding one build role's layer cache."""
+    return lambda url: f"{url}:{CACHE_TAG_PREFIX}{role}"
 
 
 def lifecycle_rules(images_to_keep: int) -> list[dict]:

@@ -14,7 +14,7 @@ Creates, in the model's namespace:
 
 import json
 import math
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -128,22 +128,21 @@ class ModelService(pulumi.ComponentResource):
         self._env_secret = (
             self._secret_env(name, labels) if self._args.get("env_is_secret", False) and self._model.env else None
         )
-        canary = self._canary_version is not None
-        canary_replicas = self._canary_replicas() if canary else 0
+        canary_replicas = self._canary_replicas() if canary_config else 0
         stable = self._deployment(
             name, "stable", self._model.version, self._args["image"], None, account, self._model.artifact_prefix
         )
         self._disruption_budget(f"{name}-pdb", name, "stable", labels)
         self._autoscaler(name, stable)
         tracks = [stable]
-        if canary:
+        if canary_config:
             canary_name = f"{name}-canary"
             tracks.append(
                 self._deployment(
                     canary_name,
                     "canary",
-                    self._canary_version,
-                    self._args.get("canary_image"),
+                    canary_config.version,
+                    self._args["canary_image"],
                     canary_replicas,
                     account,
                     self._model.canary_artifact_prefix,
@@ -162,7 +161,7 @@ class ModelService(pulumi.ComponentResource):
         )
         if self._gateway:
             self._route(name, labels, port, tracks)
-        elif canary:
+        elif canary_config:
             pulumi.log.warn(
                 f"model {name}: no gateway configured, so the {self._canary_weight}% canary split is approximate: "
                 f"{canary_replicas} canary replica(s) beside {self._args['min_replicas']}-{self._args['max_replicas']} stable ones "
@@ -544,8 +543,10 @@ class ModelService(pulumi.ComponentResource):
                     },
                     opts=pulumi.ResourceOptions(parent=self),
                 )
-        route = {
-            "parentRefs": [{"name": self._gateway.name, "namespace": self._gateway.namespace}],
+        gateway = self._gateway
+        assert gateway is not None, "a route is made only through a gateway"
+        route: dict[str, Any] = {
+            "parentRefs": [{"name": gateway.name, "namespace": gateway.namespace}],
             "rules": [
                 {
                     "matches": [{"path": {"type": "PathPrefix", "value": f"/{name}"}}],
@@ -561,8 +562,8 @@ class ModelService(pulumi.ComponentResource):
                 }
             ],
         }
-        if self._gateway.hostname:
-            route["hostnames"] = [self._gateway.hostname]
+        if gateway.hostname:
+            route["hostnames"] = [gateway.hostname]
         k8s.apiextensions.CustomResource(
             f"{name}-route",
             api_version="gateway.networking.k8s.io/v1",

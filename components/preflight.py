@@ -170,11 +170,11 @@ def _check_pool(
         else:
             notes.append(f"{t.name} is not offered in {cfg.cluster.region}")
     if not usable:
-        where = f"zones {', '.join(sorted(zones))}" if zones else cfg.cluster.region
+        place = f"zones {', '.join(sorted(zones))}" if zones else cfg.cluster.region
         return PoolCheck(
             name,
             "fail",
-            (f"pool {name}: none of {', '.join(t.name for t in types)} is offered in {where}",),
+            (f"pool {name}: none of {', '.join(t.name for t in types)} is offered in {place}",),
             tuple(notes),
         )
 

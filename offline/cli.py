@@ -50,7 +50,7 @@ def write_output(text: str, destination: str | None) -> None:
     """Write a result to a file or stdout; a destination that cannot take it (a full disk, a read-only
     place, a directory) is a usage error naming it, not a traceback."""
     try:
-        if destination in (None, "-"):
+        if destination is None or destination == "-":
             sys.stdout.write(text)
             sys.stdout.flush()
         else:

@@ -157,7 +157,9 @@ def diff_plans(base: Plan, head: Plan) -> PlanDiff:
         if old and new and old.type != new.type:
             out.resources.append(ResourceDiff(urn, new.type, "replace", replace_reasons=("type",)))
             continue
-        entry = _resource_diff(urn, (new or old).type, old.inputs if old else None, new.inputs if new else None)
+        either = new or old
+        assert either is not None  # the URN came from one side or the other
+        entry = _resource_diff(urn, either.type, old.inputs if old else None, new.inputs if new else None)
         if entry:
             out.resources.append(replace(entry, protected=bool(old and old.protect)))
     return out

@@ -87,7 +87,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
             outputs["arn"] = f"arn:aws:{service}:{region}:{acct}:{name}-{suffix}"
         return resource_id, outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:  # type: ignore[override]  # the SDK takes a plain dict too
         token, inputs = args.token, args.args
         if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             registry = inputs.get("registryId") or self.account_id

@@ -256,12 +256,12 @@ def gpu_count(container: Mapping[str, Any]) -> int:
 
 def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
     """A LabelSelector (matchLabels and matchExpressions) against a label set."""
-    for key, value in as_map(selector.get("matchLabels")).items():
-        if labels.get(key) != value:
+    for label, value in as_map(selector.get("matchLabels")).items():
+        if labels.get(label) != value:
             return False
-    for expr in as_list(selector.get("matchExpressions")):
-        expr = as_map(expr)
-        key, op, values = expr.get("key"), expr.get("operator"), list(as_list(expr.get("values")))
+    for item in as_list(selector.get("matchExpressions")):
+        expr = as_map(item)
+        key, op, values = str(expr.get("key")), expr.get("operator"), list(as_list(expr.get("values")))
         if op == "In" and labels.get(key) not in values:
             return False
         if op == "NotIn" and labels.get(key) in values:

@@ -48,9 +48,9 @@ def k8s_netpol_coverage(resources: list[StackResource], settings: dict) -> Itera
             )
 
 
-def _autoscalers(resources: list[StackResource]) -> dict[tuple[str | None, str], tuple[StackResource, int, int]]:
+def _autoscalers(resources: list[StackResource]) -> dict[tuple[str | None, Any], tuple[StackResource, int, int]]:
     """(namespace, Deployment name) -> (autoscaler, min, max) for HPAs and KEDA ScaledObjects."""
-    found = {}
+    found: dict[tuple[str | None, Any], tuple[StackResource, int, int]] = {}
     for r in _of_kind(resources, "HorizontalPodAutoscaler", "ScaledObject"):
         spec = as_map(r.props.get("spec"))
         target = as_map(spec.get("scaleTargetRef"))

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from components import GpuNodePool, GpuNodePoolArgs
-from components.config import CapacityType, GpuPoolConfig
+from components.config import CapacityType, Environment, GpuPoolConfig
 from components.gpu_pool import DEVICE_PLUGIN_IMAGE
 from offline.plan import Plan
 from offline.render import kubernetes_resources, manifest
@@ -18,7 +18,7 @@ POOL = {"gpu_limit": 16, "instance_types": ["g5.xlarge", "g5.12xlarge"], "weight
 ARGS = GpuNodePoolArgs(
     pool=GpuPoolConfig.model_validate(POOL),
     cluster=cluster_config(),
-    environment="prod",
+    environment=Environment.PROD,
     cost_owner="ml",
     capacity_types=[CapacityType.ON_DEMAND],
     tags={"team": "ml"},
@@ -73,7 +73,11 @@ def test_time_slicing_leaves_the_physical_gpu_limit(build):
 def test_family_pools_require_the_family(build):
     built = build(
         lambda: GpuNodePool(
-            "l4", {**with_pool(instance_types=[], instance_families=["g6"]), "capacity_types": ["spot", "on-demand"]}
+            "l4",
+            {
+                **with_pool(instance_types=[], instance_families=["g6"]),
+                "capacity_types": [CapacityType.SPOT, CapacityType.ON_DEMAND],
+            },
         )
     )
     requirements = {
@@ -134,7 +138,7 @@ def test_every_object_passes_strict_schemas(build, ami):
 
 
 def test_outputs_are_what_workloads_need(build):
-    seen = {}
+    seen: dict[str, Any] = {}
 
     def program():
         pool = GpuNodePool("a10g", ARGS)

@@ -155,7 +155,7 @@ def test_build_pushes_with_secret_ecr_credentials_and_versioned_tags(build):
 
 
 def test_image_ref_is_pinned_by_digest_and_unknown_until_built(build):
-    refs = {}
+    refs: dict[str, str] = {}
 
     def program():
         image = ModelImage("vision", image_args(version="1.8.1", image={"ref": PINNED}))
@@ -179,9 +179,12 @@ def test_image_ref_is_pinned_by_digest_and_unknown_until_built(build):
 def test_tag_only_refs_are_read_with_the_registry_provider_the_caller_passes(monkeypatch):
     calls = []
     answer = OfflineMocks.call
-    monkeypatch.setattr(
-        OfflineMocks, "call", lambda self, args: calls.append((args.token, args.provider)) or answer(self, args)
-    )
+
+    def recording(self, args):
+        calls.append((args.token, args.provider))
+        return answer(self, args)
+
+    monkeypatch.setattr(OfflineMocks, "call", recording)
 
     def program():
         import pulumi_docker as docker
@@ -276,7 +279,7 @@ def test_tags_follow_the_build_inputs_not_the_checkout(tmp_path):
     (context / ".git").mkdir()
     (context / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     base = build_fingerprint(str(context), "Dockerfile", {"A": "1"}, "linux/amd64", None)
-    assert len(base) == 12
+    assert base is not None and len(base) == 12
     # the same inputs: the same tag (a merge touching other files does not rebuild or roll out this model)
     (context / ".git" / "HEAD").write_text("ref: refs/heads/other\n")
     assert build_fingerprint(str(context), "Dockerfile", {"A": "1"}, "linux/amd64", None) == base

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from components import ModelService, ModelServiceArgs
+from components.config import Environment
 from offline.plan import Plan
 from offline.render import kubernetes_resources, manifest
 from tests.components.conftest import cluster_config, model_config
 from tests.k8s_schema import validate_object
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat:1@sha256:" + "a" * 64
-GPU_POOL = {
+GPU_POOL: dict[str, Any] = {
     "node_selector": {"modelops/gpu-pool": "a10g"},
     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
 }
@@ -31,14 +32,18 @@ MODEL = {
 """The prod chat model, as the stack file declares it."""
 
 
-def service_args(*, model: dict[str, Any] | None = None, cluster: dict[str, Any] | None = None, **args: Any):
+def service_args(
+    *, model: dict[str, Any] | None = None, cluster: dict[str, Any] | None = None, **args: Any
+) -> ModelServiceArgs:
     """ModelService's args: the model and cluster as a stack file declares them (with `model`/`cluster`
     changes merged one level deep), and what the composition resolves (`args`)."""
-    merged = {**MODEL}
+    merged: dict[str, Any] = {**MODEL}
     for key, value in (model or {}).items():
         merged[key] = {**merged[key], **value} if isinstance(merged.get(key), dict) and value is not None else value
-    resolved = {
-        "environment": "prod",
+    resolved: dict[str, Any] = {
+        "model": model_config(**merged),
+        "cluster": cluster_config(**(cluster or {})),
+        "environment": Environment.PROD,
         "cost_owner": "ml",
         "image": IMAGE,
         "min_replicas": 3,
@@ -46,7 +51,7 @@ def service_args(*, model: dict[str, Any] | None = None, cluster: dict[str, Any]
         **(GPU_POOL if merged.get("gpus") else {}),
         **args,
     }
-    return ModelServiceArgs(model=model_config(**merged), cluster=cluster_config(**(cluster or {})), **resolved)
+    return cast(ModelServiceArgs, resolved)
 
 
 ARGS = service_args()

@@ -41,8 +41,8 @@ def test_a_failing_preflight_never_moves_a_running_gpu_model(prod):
     )
     placement = place(prod, "summarizer", prod.models["summarizer"], report)
     assert (placement.kubernetes, placement.serverless) == (True, False)
-    assert "quota L-DB2E81BA allows 8 vCPUs" in placement.advice
-    assert "set modelops:models.summarizer.placement: serverless" in placement.advice
+    assert "quota L-DB2E81BA allows 8 vCPUs" in str(placement.advice)
+    assert "set modelops:models.summarizer.placement: serverless" in str(placement.advice)
 
 
 def test_a_serverless_placement_is_kept_and_a_passing_preflight_suggests_the_way_back():
@@ -52,7 +52,7 @@ def test_a_serverless_placement_is_kept_and_a_passing_preflight_suggests_the_way
     report = PreflightReport("us-east-1", {"l4": PoolCheck("l4", "pass")})
     placement = place(cfg, "summarizer", cfg.models["summarizer"], report)
     assert (placement.kubernetes, placement.serverless) == (False, True)
-    assert "set modelops:models.summarizer.placement: gpu" in placement.advice
+    assert "set modelops:models.summarizer.placement: gpu" in str(placement.advice)
 
 
 def test_auto_keeps_the_recorded_pool_when_preflight_cannot_run(prod):

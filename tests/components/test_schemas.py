@@ -96,20 +96,54 @@ def test_crd_cel_rules_run_as_the_api_server_runs_them():
         validate_object(pool, "1.31")
 
 
-def test_no_karpenter_cel_rule_is_skipped():
-    """Every create-time CEL rule of the Karpenter CRDs runs (none falls outside the evaluator)."""
-    from tests.k8s_schema import UNSUPPORTED_CEL
+def test_every_crd_rule_the_reference_stacks_meet_is_evaluated():
+    """The CEL helper runs every create-time rule on every custom object of the reference stacks: a rule it
+    cannot evaluate fails the validation (three HTTPRoute rules used to be skipped unseen)."""
+    from tests.k8s_schema import UNEVALUATED_CEL
 
+    assert UNEVALUATED_CEL == {}
     for stack in ("staging", "prod"):
         version = stack_raw(stack)["cluster"]["kubernetesVersion"]
         for resource in kubernetes_resources(from_json(reference_plan(stack))):
             validate_object(manifest(resource), version)
-    import re
 
-    from tests.conftest import CRDS
 
-    karpenter_rules = {
-        rule for path in CRDS.glob("karpenter*.yaml") for rule in re.findall(r"^\s*rule: (.+)$", path.read_text(), re.M)
-    }
-    skipped = {r for r in UNSUPPORTED_CEL if r.strip("'") in {k.strip("'").replace("''", "'") for k in karpenter_rules}}
-    assert not skipped, skipped
+def test_a_rule_the_evaluator_cannot_run_fails_closed():
+    from tests.k8s_schema import CelNotEvaluated, cel_violations
+
+    schema = {"type": "object", "x-kubernetes-validations": [{"rule": "self.unknownFunction()"}]}
+    with pytest.raises(CelNotEvaluated, match="cannot evaluate the CRD rule"):
+        cel_violations(schema, {})
+
+
+ROUTE = {
+    "apiVersion": "gateway.networking.k8s.io/v1",
+    "kind": "HTTPRoute",
+    "metadata": {"name": "chat", "namespace": "models"},
+    "spec": {
+        "parentRefs": [{"name": "models", "namespace": "gateway-system"}],
+        "rules": [{"backendRefs": [{"name": "chat-stable", "port": 80, "weight": 90}]}],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        # group and kind are defaulted ("" and Service) before the rules run, as the API server does
+        (lambda r: r["spec"]["rules"][0]["backendRefs"][0].pop("port"), "Must have port for Service reference"),
+        # `namespace` is `__namespace__` in Kubernetes CEL
+        (
+            lambda r: r["spec"]["parentRefs"].append({"name": "models", "namespace": "gateway-system"}),
+            "sectionName must be unique when parentRefs includes 2 or more references to the same parent",
+        ),
+    ],
+)
+def test_the_route_rules_that_read_defaults_and_escaped_names_run(mutate, message):
+    import copy
+
+    validate_object(ROUTE, "1.31")
+    broken = copy.deepcopy(ROUTE)
+    mutate(broken)
+    with pytest.raises(AssertionError, match=message):
+        validate_object(broken, "1.31")

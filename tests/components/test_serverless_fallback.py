@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import pytest
 
@@ -85,12 +86,15 @@ def test_lambda_limits_come_from_the_schema_even_when_hosted(serverless, message
         "cluster": ARGS["cluster"].model_dump(),
     }
     with pytest.raises(ProgramError, match=message):
-        plan_of(lambda: ServerlessFallback("s", hosted))
+        plan_of(lambda: ServerlessFallback("s", cast(ServerlessFallbackArgs, hosted)))
 
 
 def test_a_hosted_call_with_plain_dicts_plans_as_the_python_one(build):
     hosted = {**ARGS, "model": MODEL.model_dump(), "cluster": ARGS["cluster"].model_dump()}
-    assert build(lambda: ServerlessFallback("s", hosted)).plan == build(lambda: ServerlessFallback("s", ARGS)).plan
+    assert (
+        build(lambda: ServerlessFallback("s", cast(ServerlessFallbackArgs, hosted))).plan
+        == build(lambda: ServerlessFallback("s", ARGS)).plan
+    )
 
 
 def test_alarms_notify_the_configured_topic(build):

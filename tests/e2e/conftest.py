@@ -8,6 +8,7 @@ instead of skipping it; a plain `pytest` skips the tier when the tools are not b
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def simulated_nodes(env: str) -> list[SimulatedNode]:
 
 
 @pytest.fixture(scope="session")
-def tier(tmp_path_factory) -> Tier:
+def tier(tmp_path_factory) -> Iterator[Tier]:
     bin_dir = tools_bin_dir()
     if bin_dir is None:
         if os.environ.get("MODELOPS_E2E") == "required":

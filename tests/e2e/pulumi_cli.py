@@ -144,10 +144,12 @@ class PulumiCli:
         env.update(extra)
         return env
 
-    def run(self, *args: str, cwd: Path | None = None, timeout: float = 1800, **extra_env: str) -> CommandResult:
+    def run(
+        self, *args: str, cwd: Path | None = None, timeout: float = 1800, env: dict[str, str] | None = None
+    ) -> CommandResult:
         argv = [str(self.bin_dir / "pulumi"), *args, "--non-interactive"]
         done = subprocess.run(
-            argv, cwd=cwd or self.project, env=self.env(**extra_env), capture_output=True, text=True, timeout=timeout
+            argv, cwd=cwd or self.project, env=self.env(**(env or {})), capture_output=True, text=True, timeout=timeout
         )
         return CommandResult(argv, done.returncode, done.stdout, done.stderr)
 
@@ -214,7 +216,7 @@ class PulumiCli:
             args += self.policy_args(env)
         if event_log is not None:
             args += ["--event-log", str(event_log)]
-        return self.run(*args, **extra_env)
+        return self.run(*args, env=extra_env)
 
     def up(self, env: str, policy: bool = True, event_log: Path | None = None, **extra_env: str) -> CommandResult:
         args = ["up", "--yes", "--skip-preview", "-s", env]
@@ -222,10 +224,10 @@ class PulumiCli:
             args += self.policy_args(env)
         if event_log is not None:
             args += ["--event-log", str(event_log)]
-        return self.run(*args, **extra_env)
+        return self.run(*args, env=extra_env)
 
     def destroy(self, env: str, **extra_env: str) -> CommandResult:
-        return self.run("destroy", "--yes", "--skip-preview", "-s", env, **extra_env)
+        return self.run("destroy", "--yes", "--skip-preview", "-s", env, env=extra_env)
 
     def export(self, env: str) -> dict[str, Any]:
         result = self.run("stack", "export", "-s", env)

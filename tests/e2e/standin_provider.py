@@ -227,7 +227,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             else:
                 kind = provider_pb2.PropertyDiff.UPDATE
             if k in replace_keys:
-                kind += 1  # each kind's _REPLACE variant follows it in the enum
+                kind = provider_pb2.PropertyDiff.Kind.Value(provider_pb2.PropertyDiff.Kind.Name(kind) + "_REPLACE")
                 replaces.append(k)
             detailed[k] = provider_pb2.PropertyDiff(kind=kind, inputDiff=True)
         return provider_pb2.DiffResponse(
@@ -281,7 +281,7 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
     def Invoke(self, request, context):
         import pulumi
 
-        args = pulumi.runtime.MockCallArgs(token=request.tok, args=_plain(_to_dict(request.args)), provider=None)
+        args = pulumi.runtime.MockCallArgs(token=request.tok, args=_plain(_to_dict(request.args)), provider="")
         try:
             result = self._mocks().call(args)
         except Exception as exc:

@@ -72,6 +72,7 @@ def test_the_alerts_read_series_the_server_exports(server):
     alerts once read a histogram and 5xx codes it never had, so they could not fire); labels Prometheus
     adds from the target (namespace, service) are not the server's to export."""
     from components import ModelService, ModelServiceArgs
+    from components.config import Environment
     from offline.engine import plan_of
     from tests.components.conftest import cluster_config, model_config
 
@@ -85,7 +86,7 @@ def test_the_alerts_read_series_the_server_exports(server):
             ModelServiceArgs(
                 model=model_config(),
                 cluster=cluster_config(),
-                environment="prod",
+                environment=Environment.PROD,
                 cost_owner="ml",
                 image="r.example/m@sha256:" + "a" * 64,
                 min_replicas=2,
@@ -121,6 +122,7 @@ def test_a_model_failure_is_a_500_counted_as_one(monkeypatch):
     import io
 
     spec = importlib.util.spec_from_file_location("sentiment_server", ROOT / "models" / "sentiment" / "server.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "predict", lambda text: 1 / 0)

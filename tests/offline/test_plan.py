@@ -409,6 +409,7 @@ def test_a_reader_that_goes_away_ends_the_command_quietly():
         stderr=subprocess.PIPE,
         env={**os.environ, "MODELOPS_PREFLIGHT": "off"},
     )
+    assert reader.stdout is not None
     reader.stdout.read(10)
     reader.stdout.close()  # as `| head -c 10` does
     _, err = reader.communicate(timeout=300)

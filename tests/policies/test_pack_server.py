@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import grpc
 import pytest
@@ -30,6 +31,7 @@ def analyzer():
     process = subprocess.Popen(
         [sys.executable, "__main__.py"], cwd=POLICIES_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+    assert process.stdout is not None and process.stderr is not None
     port = process.stdout.readline().decode().strip()
     assert port.isdigit(), process.stderr.read().decode()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -163,7 +165,7 @@ def test_stack_rules_judge_what_the_program_declared_not_server_defaults(analyze
         for type_, name, inputs in stack:
             props = json.loads(json.dumps(inputs))
             if type_ == "kubernetes:apps/v1:Deployment":
-                applied = {"f:spec": {"f:selector": {}, "f:template": {}}}
+                applied: dict[str, dict[str, Any]] = {"f:spec": {"f:selector": {}, "f:template": {}}}
                 if program_sets_replicas:
                     applied["f:spec"]["f:replicas"] = {}
                 props["spec"]["replicas"] = 1

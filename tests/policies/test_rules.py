@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -614,7 +615,7 @@ def test_the_pack_registers_every_rule_id(monkeypatch):
 
     from offline.check import POLICIES_DIR
 
-    recorded = {}
+    recorded: dict[str, Any] = {}
 
     class Recorder:
         def __init__(self, name, enforcement_level, policies, **_):
@@ -655,7 +656,7 @@ def test_pack_validators_report_through_the_cli_callback(monkeypatch):
         unknown_checking_proxy({"authorizationType": "NONE"}),
         "urn:pulumi:s::p::aws:lambda/functionUrl:FunctionUrl::open-url",
         "open-url",
-        None,
+        None,  # type: ignore[arg-type]  # the resource options play no part in the rule
         None,
         config={},
     )
