@@ -145,7 +145,10 @@ ENVIRONMENT_DEFAULTS: dict[str, EnvironmentDefaults] = {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+    # field docstrings become the JSON schema's descriptions (editors show them on hover)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True, use_attribute_docstrings=True
+    )
 
 
 class GatewayRef(_Model):

@@ -196,9 +196,29 @@ def diff_steps(plan: Plan) -> PlanDiff:
 # ---- output ----
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
 def _short(value: Any, limit: int = 80) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    text = _text(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _pair(old: Any, new: Any, limit: int = 80) -> tuple[str, str]:
+    """Old and new values within `limit` characters each, cut around where they first differ: two digests
+    that share 60 characters show the part that changed, not the same truncated prefix twice."""
+    a, b = _text(old), _text(new)
+    if old is None or new is None or (len(a) <= limit and len(b) <= limit):
+        return _short(old, limit), _short(new, limit)
+    common = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    start = max(0, common - limit // 4)  # a little of what they share, for context
+
+    def window(text: str) -> str:
+        body = text[start : start + limit - 2]
+        return ("…" if start else "") + body + ("…" if start + len(body) < len(text) else "")
+
+    return window(a), window(b)
 
 
 _SYMBOL = {"create": "+", "update": "~", "replace": "±", "delete": "-"}
@@ -226,7 +246,8 @@ def format_text(d: PlanDiff) -> str:
         if r.replace_reasons:
             lines.append(f"    replaced because {', '.join(r.replace_reasons)} changed")
         for c in r.changes:
-            lines.append(f"    {c.path}: {_short(c.old)} -> {_short(c.new)}")
+            old, new = _pair(c.old, c.new)
+            lines.append(f"    {c.path}: {old} -> {new}")
     return "\n".join(lines) + "\n"
 
 
@@ -252,7 +273,7 @@ def format_markdown(d: PlanDiff, collapse_after: int = 25) -> str:
         return "**Changes**: none\n"
     rows = ["| | resource | type | change |", "| --- | --- | --- | --- |"]
     for r in d.resources:
-        detail = "; ".join(f"`{c.path}`: `{_short(c.old, 40)}` → `{_short(c.new, 40)}`" for c in r.changes[:6])
+        detail = "; ".join("`{}`: `{}` → `{}`".format(c.path, *_pair(c.old, c.new, 40)) for c in r.changes[:6])
         if len(r.changes) > 6:
             detail += f"; … {len(r.changes) - 6} more"
         if r.replace_reasons:

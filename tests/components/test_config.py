@@ -366,3 +366,14 @@ def test_lambda_function_names_are_never_cut_into_a_collision():
     assert any("'modelops-prod.eu-sentiment'" in p for p in refused.value.problems)
     # a model that never runs on Lambda has no function to name
     parse_stack_config(stack_raw("prod"), "prod")
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_stack_files_point_editors_at_the_schema_whose_fields_are_documented(stack):
+    """The YAML language server reads the modeline; the schema carries each field's docstring as its
+    description, so an editor explains a key on hover."""
+    first = (ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=./schema.json"
+    schema = json.loads((ROOT / "stacks" / "schema.json").read_text())
+    probes = schema["$defs"]["ProbeConfig"]["properties"]["startupSeconds"]
+    assert probes["description"].startswith("How long a replica may take to load its model")

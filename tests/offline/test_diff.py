@@ -136,3 +136,19 @@ def test_unprotected_deletes_are_not_refused():
     head = reference_plan("prod")
     head["steps"] = [s for s in head["steps"] if not s["urn"].endswith("::chat-hpa")]
     assert diff_plans(from_json(reference_plan("prod")), from_json(head)).refused == []
+
+
+def test_a_long_value_shows_the_part_that_changed():
+    """A digest bump showed as two identical truncated strings; each side now shows where they differ."""
+    from offline.diff import _pair
+
+    repo = "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelops/prod/chat@sha256:"
+    old, new = repo + "a" * 60 + "1111", repo + "a" * 60 + "2222"
+    for limit in (40, 80):
+        shown_old, shown_new = _pair(old, new, limit)
+        assert shown_old != shown_new and "1111" in shown_old and "2222" in shown_new
+        assert len(shown_old) <= limit and len(shown_new) <= limit
+        assert shown_old.startswith("…")  # the shared beginning is cut, and said to be
+    # values that fit, or a value appearing or going, show as they are
+    assert _pair("a", "b") == ("a", "b")
+    assert _pair(None, old, 40) == ("null", old[:39] + "…")
