@@ -75,7 +75,7 @@ def floor_ratio(repeat: int) -> dict:
 
 def _plan_file(n: int, directory: Path, version_bump: str | None = None, name: str | None = None) -> dict:
     from bench.generate import write_stack
-    from offline.cli import plan_stack
+    from offline.common import plan_stack
 
     path = write_stack(n, directory, version_bump, name)
     return plan_stack(path.stem.split(".", 1)[1], stack_file=str(path))
@@ -111,7 +111,7 @@ def _stock_registration(plan: dict) -> float:
 
 def sdk_ratio(directory: Path, repeat: int, n: int = 100) -> dict:
     from bench.generate import write_stack
-    from offline.cli import plan_stack
+    from offline.common import plan_stack
 
     path = write_stack(n, directory)
     stack = path.stem.split(".", 1)[1]
@@ -349,7 +349,7 @@ def _figure_3() -> None:
 
 
 def _figure_4(tmp: Path) -> None:
-    from offline.cli import plan_stack
+    from offline.common import plan_stack
 
     prod_chain = longest_chain(plan_stack("prod"))
     big_chain = longest_chain(_plan_file(200, tmp))

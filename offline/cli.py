@@ -8,64 +8,14 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from components.config import StackConfigError
 
-EXIT_OK, EXIT_POLICY, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Reported on stderr, exit 2."""
-
-
-def stack_settings(stack: str, stack_file: str | None = None):
-    from .stackfile import StackNotFound, load_stack, stack_name_of
-
-    try:
-        if stack_file:
-            return load_stack(stack_name_of(Path(stack_file)), stack_file=Path(stack_file))
-        return load_stack(stack)
-    except StackNotFound as exc:
-        raise UsageError(str(exc)) from None
-
-
-def plan_stack(stack: str, preflight: bool = False, stack_file: str | None = None) -> dict[str, Any]:
-    """Validate and plan a stack: the preview-JSON plan. Raises StackConfigError, UsageError."""
-    return plan_settings(stack_settings(stack, stack_file), preflight)
-
-
-def plan_settings(settings, preflight: bool = False) -> dict[str, Any]:
-    """The plan of an already loaded and validated stack."""
-    from .engine import ProgramError, run_program
-
-    try:
-        return run_program(settings, preflight=preflight)
-    except ProgramError as exc:
-        raise UsageError(f"stack {settings.stack}: the program failed: {exc}") from None
-
-
-def write_output(text: str, destination: str | None) -> None:
-    """Write a result to a file or stdout; a destination that cannot take it (a full disk, a read-only
-    place, a directory) is a usage error naming it, not a traceback."""
-    try:
-        if destination is None or destination == "-":
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        else:
-            Path(destination).parent.mkdir(parents=True, exist_ok=True)
-            Path(destination).write_text(text)
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write {destination if destination not in (None, '-') else 'to stdout'}: " f"{exc.strerror or exc}"
-        ) from None
+from .common import EXIT_OK, EXIT_POLICY, EXIT_USAGE, UsageError, plan_stack, stack_settings, write_output
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .engine import dumps
+    from .plan import dumps
     from .tree import render_tree
 
     plan = plan_stack(args.stack, preflight=args.preflight, stack_file=args.stack_file)
@@ -102,7 +52,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from components.config import json_schema
+    from .schema import json_schema
 
     write_output(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n", args.out)
     return EXIT_OK

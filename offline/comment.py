@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import check, cost, diff
+from . import check, cost, diff, report
 from .plan import Plan
 from .stackfile import PROJECT_ROOT
 
@@ -76,7 +76,7 @@ def render_comment(
         "",
         diff.format_markdown(changes).rstrip(),
         "",
-        check.format_markdown(policy_report).rstrip(),
+        report.format_markdown(policy_report).rstrip(),
         "",
         f"**GPU cost ceiling**: {ceiling} {budget_mark} {cost.verdict(after)}; expected at min replicas "
         f"{cost.usd(before.expected_usd)} → {cost.usd(after.expected_usd)}; serverless cap {cost.usd(after.fallback_cap_usd)}",

@@ -103,7 +103,7 @@ def estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
     prices = data["onDemandUsdPerHour"].get(region, {})
     resources = [framework.StackResource(r.type, r.name, r.urn, r.inputs) for r in plan.resources()]
     report = CostReport(region, budget_usd)
-    pools = k8s_stack.gpu_pools(resources)
+    pools = gpu.gpu_pools(resources)
     for pool in pools:
         name = framework.object_name(pool.props, pool.name)
         limit = gpu.pool_gpu_limit(pool.props)
@@ -115,7 +115,7 @@ def estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
             continue
         spec = framework.pod_spec(r.type, r.props) or {}
         per_pod = sum(framework.gpu_count(c) for c in framework.containers(spec, include_init=False))
-        pool = k8s_stack.workload_pool(r.props, r.type, pools)
+        pool = gpu.workload_pool(r.props, r.type, pools)
         if not per_pod or pool is None:
             continue
         low, _ = k8s_stack.replicas_range(r, resources)

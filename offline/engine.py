@@ -9,8 +9,6 @@ engine's unknown marker.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import json
 import logging
 import os
 import runpy
@@ -18,7 +16,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
@@ -32,7 +29,7 @@ from pulumi.runtime.sync_await import _sync_await
 from components.preflight import PREFLIGHT_SWITCH
 
 from .mocks import OfflineMocks
-from .plan import SECRET, SECRET_SIG, SIG_KEY, UNKNOWN
+from .plan import SECRET, SECRET_SIG, SIG_KEY, UNKNOWN, Registration, to_preview_json
 from .stackfile import StackSettings
 
 _RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
@@ -45,33 +42,6 @@ class DuplicateUrnError(Exception):
 
 class ProgramError(Exception):
     """The program itself failed (a RunError, or an exception): the message is what it said."""
-
-
-@dataclass
-class _Registration:
-    urn: str
-    type: str
-    name: str
-    custom: bool
-    parent: str | None
-    provider: str | None
-    protect: bool
-    retain_on_delete: bool
-    dependencies: list[str]
-    property_dependencies: dict[str, list[str]]
-    ignore_changes: list[str]
-    inputs: dict[str, Any]
-    outputs: dict[str, Any] = field(default_factory=dict)
-    custom_timeouts: dict[str, float] = field(default_factory=dict)
-    """Seconds per operation (the engine's state form), from the resource's custom timeouts."""
-    additional_secret_outputs: list[str] = field(default_factory=list)
-    replace_on_changes: list[str] = field(default_factory=list)
-    delete_before_replace: bool = False
-    """Not part of the engine's state (it decides a replacement's order): kept for tests."""
-    aliases: list[dict[str, Any]] = field(default_factory=list)
-    """The alias specs the program registered (the engine records only an alias that matched old state)."""
-    op: str = "create"
-    """`create`, or `read` for resources read from elsewhere (a StackReference)."""
 
 
 def _plain(value: Any, urn_of: dict[str, str]) -> Any:
@@ -127,8 +97,8 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
         super().__init__(mocks)
         self.project = project
         self.stack = stack
-        self.registrations: list[_Registration] = []
-        self._by_mock_urn: dict[str, _Registration] = {}
+        self.registrations: list[Registration] = []
+        self._by_mock_urn: dict[str, Registration] = {}
         self._urn_by_mock: dict[str, str] = {}
         self._qualified: dict[str, str] = {}  # engine URN -> type chain used by children
         # The SDK calls the monitor from its thread pool: registrations arrive concurrently.
@@ -152,7 +122,7 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
         with self._lock:
             self.thread_loops.add(loop)
 
-    def _engine_urn(self, parent: _Registration | None, type_: str, name: str) -> tuple[str, str]:
+    def _engine_urn(self, parent: Registration | None, type_: str, name: str) -> tuple[str, str]:
         qualified = type_ if parent is None or parent.type == STACK_TYPE else f"{self._qualified[parent.urn]}${type_}"
         return f"urn:pulumi:{self.stack}::{self.project}::{qualified}::{name}", qualified
 
@@ -192,7 +162,7 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
         if request.type.startswith("pulumi:providers:") and request.version:
             # The engine records the plugin version an explicit provider was asked for among its inputs.
             inputs = {**inputs, "version": request.version}
-        reg = _Registration(
+        reg = Registration(
             urn=urn,
             type=request.type,
             name=request.name,
@@ -215,7 +185,7 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
         )
         self._remember(mock_urn, reg, qualified)
 
-    def _remember(self, mock_urn: str, reg: _Registration, qualified: str) -> None:
+    def _remember(self, mock_urn: str, reg: Registration, qualified: str) -> None:
         if reg.urn in self._qualified:
             # The engine refuses a second registration of a URN; keeping one of the two would hide it.
             raise DuplicateUrnError(f"Duplicate resource URN '{reg.urn}'; try giving it a unique name")
@@ -231,7 +201,7 @@ class CapturingMonitor(sdk_mocks.MockMonitor):
         with self._lock:
             parent = self._by_mock_urn.get(request.parent) if request.parent else None
             urn, qualified = self._engine_urn(parent, request.type, request.name)
-            reg = _Registration(
+            reg = Registration(
                 urn=urn,
                 type=request.type,
                 name=request.name,
@@ -302,7 +272,7 @@ def run_program(settings: StackSettings, preflight: bool = False, preview: bool 
     testing what the program does only at update time, such as the pre-flight gate.
     """
     registrations, diagnostics = _evaluate(settings, preflight, preview)
-    return _to_preview_json(settings.config, settings.secret_keys, registrations, diagnostics)
+    return to_preview_json(settings.config, settings.secret_keys, registrations, diagnostics)
 
 
 def stack_exports(settings: StackSettings) -> dict[str, Any]:
@@ -313,7 +283,7 @@ def stack_exports(settings: StackSettings) -> dict[str, Any]:
 
 def _evaluate(
     settings: StackSettings, preflight: bool, preview: bool
-) -> tuple[list[_Registration], list[dict[str, str]]]:
+) -> tuple[list[Registration], list[dict[str, str]]]:
     project = settings.project
     cluster = settings.model.cluster
 
@@ -387,7 +357,7 @@ def capture(
     secret_keys: list[str] | None = None,
     preview: bool = True,
     reference_outputs: tuple[str, ...] = ("kubeconfig",),
-) -> tuple[list[_Registration], list[dict[str, str]]]:
+) -> tuple[list[Registration], list[dict[str, str]]]:
     """Run `program` inside a fresh Stack under the mock engine; what it registered, and its log."""
     monitor = CapturingMonitor(OfflineMocks(account_id, region, reference_outputs), project, stack)
     engine = _RecordingEngine(monitor)
@@ -428,92 +398,4 @@ def plan_of(
 ) -> dict[str, Any]:
     """The preview-JSON plan of any Pulumi program function (components in isolation, benchmarks)."""
     registrations, diagnostics = capture(program, "modelops", stack, account_id, region)
-    return _to_preview_json({}, [], registrations, diagnostics)
-
-
-def _ordered(registrations: list[_Registration]) -> list[_Registration]:
-    """Parents and dependencies first, ties broken by URN: stable across runs whatever the scheduling."""
-    by_urn = {r.urn: r for r in registrations}
-    needs = {
-        r.urn: {
-            u
-            for u in [r.parent, *r.dependencies, (r.provider or "").rsplit("::", 1)[0]]
-            if u and u in by_urn and u != r.urn
-        }
-        for r in registrations
-    }
-    waiting_on: dict[str, list[str]] = {}
-    for urn, deps in needs.items():
-        for dep in deps:
-            waiting_on.setdefault(dep, []).append(urn)
-    ready = [urn for urn, deps in needs.items() if not deps]
-    heapq.heapify(ready)
-    out = []
-    while ready:
-        urn = heapq.heappop(ready)
-        out.append(by_urn[urn])
-        for child in waiting_on.get(urn, []):
-            needs[child].discard(urn)
-            if not needs[child]:
-                heapq.heappush(ready, child)
-    return out
-
-
-def _to_preview_json(
-    config: dict[str, str],
-    secret_keys: list[str],
-    registrations: list[_Registration],
-    diagnostics: list[dict[str, str]],
-) -> dict[str, Any]:
-    steps = []
-    for reg in _ordered(registrations):
-        state: dict[str, Any] = {"urn": reg.urn, "custom": reg.custom, "type": reg.type}
-        # As the CLI writes a preview: inputs of custom resources only; no outputs of components or the
-        # stack (their registered outputs are not part of a preview). Reads are external, with an id.
-        if reg.custom:
-            state["inputs"] = reg.inputs
-        if reg.op == "read":
-            state["external"] = True
-            state["id"] = reg.inputs.get("name", reg.name)
-        if reg.outputs and reg.custom:
-            state["outputs"] = reg.outputs
-        if reg.parent:
-            state["parent"] = reg.parent
-        if reg.protect:
-            state["protect"] = True
-        if reg.retain_on_delete:
-            state["retainOnDelete"] = True
-        if reg.dependencies:
-            state["dependencies"] = reg.dependencies
-        if reg.provider:
-            state["provider"] = reg.provider
-        if reg.property_dependencies:
-            state["propertyDependencies"] = reg.property_dependencies
-        if reg.ignore_changes:
-            state["ignoreChanges"] = reg.ignore_changes
-        if reg.replace_on_changes:
-            state["replaceOnChanges"] = reg.replace_on_changes
-        if reg.custom_timeouts:
-            state["customTimeouts"] = reg.custom_timeouts
-        if reg.additional_secret_outputs:
-            state["additionalSecretOutputs"] = reg.additional_secret_outputs
-        step: dict[str, Any] = {"op": reg.op, "urn": reg.urn}
-        if reg.provider:
-            step["provider"] = reg.provider
-        step["newState"] = state
-        steps.append(step)
-    shown_config = {k: (SECRET if k in secret_keys else v) for k, v in sorted(config.items())}
-    summary: dict[str, int] = {}
-    for step in steps:
-        # The CLI's summary leaves reads out (a StackReference's read step is not a change of this stack).
-        if step["op"] != "read":
-            summary[step["op"]] = summary.get(step["op"], 0) + 1
-    plan = {"config": shown_config, "steps": steps, "changeSummary": dict(sorted(summary.items()))}
-    if diagnostics:
-        plan["diagnostics"] = diagnostics
-    return plan
-
-
-def dumps(plan: dict[str, Any]) -> str:
-    """The plan as stable JSON text (the same bytes for the same stack)."""
-    return json.dumps(plan, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    return to_preview_json({}, [], registrations, diagnostics)

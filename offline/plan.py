@@ -1,4 +1,5 @@
-"""Reading preview-JSON plans, ours or the Pulumi CLI's (`pulumi preview --json`).
+"""Preview-JSON plans (`pulumi preview --json`): writing ours, from what the offline engine captured, and
+reading ours or the Pulumi CLI's.
 
 One view of a plan for every analysis verb (check, diff, render, cost): the resources it would leave
 behind, with their inputs, and the steps that get there.
@@ -6,6 +7,7 @@ behind, with their inputs, and the steps that get there.
 
 from __future__ import annotations
 
+import heapq
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,3 +180,121 @@ def contains_unknown(value: Any) -> bool:
     if isinstance(value, list):
         return any(contains_unknown(v) for v in value)
     return False
+
+
+# ---- writing: what the offline engine captured, in the CLI's shape ----
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str | None
+    provider: str | None
+    protect: bool
+    retain_on_delete: bool
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    ignore_changes: list[str]
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    custom_timeouts: dict[str, float] = field(default_factory=dict)
+    """Seconds per operation (the engine's state form), from the resource's custom timeouts."""
+    additional_secret_outputs: list[str] = field(default_factory=list)
+    replace_on_changes: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
+    """Not part of the engine's state (it decides a replacement's order): kept for tests."""
+    aliases: list[dict[str, Any]] = field(default_factory=list)
+    """The alias specs the program registered (the engine records only an alias that matched old state)."""
+    op: str = "create"
+    """`create`, or `read` for resources read from elsewhere (a StackReference)."""
+
+
+def _ordered(registrations: list[Registration]) -> list[Registration]:
+    """Parents and dependencies first, ties broken by URN: stable across runs whatever the scheduling."""
+    by_urn = {r.urn: r for r in registrations}
+    needs = {
+        r.urn: {
+            u
+            for u in [r.parent, *r.dependencies, (r.provider or "").rsplit("::", 1)[0]]
+            if u and u in by_urn and u != r.urn
+        }
+        for r in registrations
+    }
+    waiting_on: dict[str, list[str]] = {}
+    for urn, deps in needs.items():
+        for dep in deps:
+            waiting_on.setdefault(dep, []).append(urn)
+    ready = [urn for urn, deps in needs.items() if not deps]
+    heapq.heapify(ready)
+    out = []
+    while ready:
+        urn = heapq.heappop(ready)
+        out.append(by_urn[urn])
+        for child in waiting_on.get(urn, []):
+            needs[child].discard(urn)
+            if not needs[child]:
+                heapq.heappush(ready, child)
+    return out
+
+
+def to_preview_json(
+    config: dict[str, str],
+    secret_keys: list[str],
+    registrations: list[Registration],
+    diagnostics: list[dict[str, str]],
+) -> dict[str, Any]:
+    steps = []
+    for reg in _ordered(registrations):
+        state: dict[str, Any] = {"urn": reg.urn, "custom": reg.custom, "type": reg.type}
+        # As the CLI writes a preview: inputs of custom resources only; no outputs of components or the
+        # stack (their registered outputs are not part of a preview). Reads are external, with an id.
+        if reg.custom:
+            state["inputs"] = reg.inputs
+        if reg.op == "read":
+            state["external"] = True
+            state["id"] = reg.inputs.get("name", reg.name)
+        if reg.outputs and reg.custom:
+            state["outputs"] = reg.outputs
+        if reg.parent:
+            state["parent"] = reg.parent
+        if reg.protect:
+            state["protect"] = True
+        if reg.retain_on_delete:
+            state["retainOnDelete"] = True
+        if reg.dependencies:
+            state["dependencies"] = reg.dependencies
+        if reg.provider:
+            state["provider"] = reg.provider
+        if reg.property_dependencies:
+            state["propertyDependencies"] = reg.property_dependencies
+        if reg.ignore_changes:
+            state["ignoreChanges"] = reg.ignore_changes
+        if reg.replace_on_changes:
+            state["replaceOnChanges"] = reg.replace_on_changes
+        if reg.custom_timeouts:
+            state["customTimeouts"] = reg.custom_timeouts
+        if reg.additional_secret_outputs:
+            state["additionalSecretOutputs"] = reg.additional_secret_outputs
+        step: dict[str, Any] = {"op": reg.op, "urn": reg.urn}
+        if reg.provider:
+            step["provider"] = reg.provider
+        step["newState"] = state
+        steps.append(step)
+    shown_config = {k: (SECRET if k in secret_keys else v) for k, v in sorted(config.items())}
+    summary: dict[str, int] = {}
+    for step in steps:
+        # The CLI's summary leaves reads out (a StackReference's read step is not a change of this stack).
+        if step["op"] != "read":
+            summary[step["op"]] = summary.get(step["op"], 0) + 1
+    plan = {"config": shown_config, "steps": steps, "changeSummary": dict(sorted(summary.items()))}
+    if diagnostics:
+        plan["diagnostics"] = diagnostics
+    return plan
+
+
+def dumps(plan: dict[str, Any]) -> str:
+    """The plan as stable JSON text (the same bytes for the same stack)."""
+    return json.dumps(plan, indent=2, sort_keys=False, ensure_ascii=False) + "\n"

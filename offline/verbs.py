@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .cli import EXIT_OK, EXIT_POLICY, UsageError, plan_settings, stack_settings, write_output
+from .common import EXIT_OK, EXIT_POLICY, UsageError, plan_settings, stack_settings, write_output
 
 
 def _settings(args: argparse.Namespace):
@@ -55,15 +55,15 @@ def check_plan(plan, args: argparse.Namespace):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from . import check
+    from . import report as formats
 
     report = check_plan(_plan_from(args), args)
     artifact = args.plan or f"stacks/Pulumi.{args.stack}.yaml"
     text = {
-        "table": lambda: check.format_table(report) + "\n",
-        "json": lambda: check.format_json(report),
-        "markdown": lambda: check.format_markdown(report),
-        "sarif": lambda: check.format_sarif(report, artifact),
+        "table": lambda: formats.format_table(report) + "\n",
+        "json": lambda: formats.format_json(report),
+        "markdown": lambda: formats.format_markdown(report),
+        "sarif": lambda: formats.format_sarif(report, artifact),
     }[args.format]()
     write_output(text, args.out)
     return EXIT_POLICY if report.mandatory_failures else EXIT_OK

@@ -25,7 +25,7 @@ from .framework import (
     stack_rule,
     workload_containers,
 )
-from .k8s_stack import gpu_pools, replicas_range, workload_pool
+from .k8s_stack import replicas_range
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_TAINT = {"key": GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"}
@@ -133,6 +133,23 @@ def pool_instance_types(props: Mapping[str, Any]) -> list[str]:
 def pool_gpu_limit(props: Mapping[str, Any]) -> int | None:
     value = as_map(dig(props, "spec", "limits")).get(GPU_TAINT_KEY)
     return int(float(str(value))) if value is not None else None
+
+
+def gpu_pools(resources: list[StackResource]) -> list[StackResource]:
+    return [r for r in resources if k8s_kind(r.type) == "NodePool" and admits_gpus(r.props)]
+
+
+def workload_pool(props: Mapping[str, Any], resource_type: str, pools: list[StackResource]) -> StackResource | None:
+    """The NodePool whose node labels satisfy the workload's node selector."""
+    spec = pod_spec(resource_type, props) or {}
+    wanted = as_map(spec.get("nodeSelector"))
+    if not wanted:
+        return None
+    for pool in pools:
+        labels = as_map(dig(pool.props, "spec", "template", "metadata", "labels"))
+        if all(labels.get(k) == v for k, v in wanted.items()):
+            return pool
+    return None
 
 
 @resource_rule("gpu-limits-match-requests", "GPU requests must equal GPU limits.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from .framework import (
@@ -15,7 +15,6 @@ from .framework import (
     object_name,
     object_namespace,
     pod_labels,
-    pod_spec,
     selector_matches,
     stack_rule,
 )
@@ -145,25 +144,6 @@ def k8s_replicas_hpa(resources: list[StackResource], settings: dict) -> Iterator
                     "every apply would reset the scale; remove spec.replicas"
                 ),
             )
-
-
-def gpu_pools(resources: list[StackResource]) -> list[StackResource]:
-    from .gpu import admits_gpus
-
-    return [r for r in resources if k8s_kind(r.type) == "NodePool" and admits_gpus(r.props)]
-
-
-def workload_pool(props: Mapping[str, Any], resource_type: str, pools: list[StackResource]) -> StackResource | None:
-    """The NodePool whose node labels satisfy the workload's node selector."""
-    spec = pod_spec(resource_type, props) or {}
-    wanted = as_map(spec.get("nodeSelector"))
-    if not wanted:
-        return None
-    for pool in pools:
-        labels = as_map(dig(pool.props, "spec", "template", "metadata", "labels"))
-        if all(labels.get(k) == v for k, v in wanted.items()):
-            return pool
-    return None
 
 
 def replicas_range(deployment: StackResource, resources: list[StackResource]) -> tuple[int, int]:

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from components.config import ENVIRONMENT_DEFAULTS, SECRET_SET, StackConfigError, json_schema, parse_stack_config
+from components.config import ENVIRONMENT_DEFAULTS, SECRET_SET, StackConfigError, parse_stack_config
+from offline.schema import json_schema
 from tests.conftest import ROOT, stack_raw
 
 

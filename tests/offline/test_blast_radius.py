@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from offline.cli import plan_stack
+from offline.common import plan_stack
 from tests.conftest import ROOT, reference_plan
 
 

@@ -7,7 +7,8 @@ import json
 import pytest
 import yaml
 
-from offline.cli import main, plan_stack
+from offline.cli import main
+from offline.common import plan_stack
 from tests.conftest import ROOT, reference_plan
 
 pytestmark = pytest.mark.slow  # plans several stacks or starts servers

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from offline.cli import main
-from offline.engine import ProgramError, dumps, run_program
+from offline.engine import ProgramError, run_program
+from offline.plan import dumps
 from offline.stackfile import SECRET_PLACEHOLDER, StackSettings, load_project, load_stack
 from tests.conftest import CLI_FIXTURES, ROOT, reference_plan, step_named
 

@@ -1121,7 +1121,7 @@ def test_every_rule_cites_what_it_implements_and_the_readme_tables_are_current()
 
 
 def test_sarif_names_each_rules_control_and_fingerprints_findings(tmp_path):
-    from offline.check import format_sarif
+    from offline.report import format_sarif
 
     broken = CASES["k8s-no-privileged"][0](compliant())
     report = check(broken, tmp_path)
