@@ -18,6 +18,7 @@ from pydantic_core import ErrorDetails
 
 from .common import ARTIFACT_FETCHER_IMAGE, NVIDIA_REGISTRY
 from .gpu_catalogue import load_catalogue
+from .runtimes import PRESETS, Runtime, RuntimePreset
 
 NAMESPACE = "modelops"
 """The config namespace: every key of this project is `modelops:<key>`."""
@@ -352,8 +353,10 @@ class CanaryConfig(_Model):
 
 
 class ProbeConfig(_Model):
-    ready_path: str = Field(default="/v2/health/ready", pattern=r"^/[\x21-\x7e]*$")
-    live_path: str = Field(default="/v2/health/live", pattern=r"^/[\x21-\x7e]*$")
+    ready_path: str | None = Field(default=None, pattern=r"^/[\x21-\x7e]*$")
+    """Readiness endpoint (default: the runtime's)."""
+    live_path: str | None = Field(default=None, pattern=r"^/[\x21-\x7e]*$")
+    """Liveness endpoint (default: the runtime's)."""
     startup_seconds: int = Field(default=600, ge=30, le=3600)
     """How long a replica may take to load its model before Kubernetes restarts it."""
 
@@ -384,7 +387,13 @@ class ModelConfig(_Model):
     cpu_image: ImageConfig | None = None
     """A CPU build for the serverless fallback when the serving image needs a GPU."""
     namespace: str = Field(default="models", pattern=_DNS_LABEL)
-    port: int = Field(default=8080, ge=1024, le=65535)
+    runtime: Runtime = Runtime.CUSTOM
+    """The inference server: `vllm`, `triton`, `tgi` (presets: port, probes, metrics, arguments, /dev/shm, alert
+    metrics), or `custom` (the project's own contract, as models/sentiment serves it)."""
+    port: int | None = Field(default=None, ge=1024, le=65535)
+    """The server's HTTP port (default: the runtime's)."""
+    args: list[str] | None = None
+    """The container's arguments (default: the runtime's, e.g. vLLM's tensor-parallel size from `gpus`)."""
     gpus: int = Field(default=0, ge=0, le=8)
     """GPUs per replica."""
     pool: str | None = None
@@ -418,6 +427,26 @@ class ModelConfig(_Model):
                 "by Lambda; choose another name"
             )
         return value
+
+    @property
+    def preset(self) -> RuntimePreset:
+        return PRESETS[self.runtime]
+
+    @property
+    def serving_port(self) -> int:
+        return self.port if self.port is not None else self.preset.port
+
+    @property
+    def ready_path(self) -> str:
+        return self.probes.ready_path or self.preset.ready_path
+
+    @property
+    def live_path(self) -> str:
+        return self.probes.live_path or self.preset.live_path
+
+    def container_args(self, name: str) -> list[str]:
+        """The container's arguments: the model's own, else the runtime's for this model `name`."""
+        return self.args if self.args is not None else self.preset.args(name, self.gpus, self.serving_port)
 
     @property
     def artifact_bucket(self) -> str | None:

@@ -35,12 +35,6 @@ NODE_LAUNCH_SECONDS = 300
 IMAGE_PULL_SECONDS = 600
 ARTIFACT_COPY_SECONDS = 300
 MODEL_DIR = "/models"
-# What the alerts read from a model server's /metrics (the names and labels of prometheus-fastapi-instrumentator's
-# defaults; models/sentiment/server.py exports exactly these, and a test holds the alerts to its exposition).
-REQUESTS_METRIC = "http_requests_total"
-"""Counter of requests, label `status`: a code or its class (`500`, `5xx`)."""
-LATENCY_METRIC = "http_request_duration_seconds"
-"""Histogram of request latency (`_bucket` series with `le`)."""
 # Scale down slowly: a replica that goes takes a loaded model with it.
 SCALE_DOWN = {"stabilizationWindowSeconds": 600, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}]}
 HPA_TYPE = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
@@ -152,11 +146,18 @@ class ModelService(pulumi.ComponentResource):
                 self._disruption_budget(f"{canary_name}-pdb", canary_name, "canary", labels)
 
         port = [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+        metrics_port = self._model.preset.metrics_port
+        # a runtime that serves /metrics on a port of its own (Triton's 8002) is scraped there
+        scraped = (
+            [{"name": "metrics", "port": metrics_port, "targetPort": "metrics", "protocol": "TCP"}]
+            if metrics_port
+            else []
+        )
         service = k8s.core.v1.Service(
             f"{name}-svc",
             # the one Service scraped: the per-track Services select the same pods (scraped twice otherwise)
             metadata={"name": name, "namespace": ns, "labels": {**labels, SCRAPE_LABEL: "true"}},
-            spec={"type": "ClusterIP", "selector": match, "ports": port},
+            spec={"type": "ClusterIP", "selector": match, "ports": port + scraped},
             opts=pulumi.ResourceOptions(parent=self),
         )
         if self._gateway:
@@ -182,7 +183,9 @@ class ModelService(pulumi.ComponentResource):
                             for n in sorted({self._cluster.ingress_namespace, self._cluster.monitoring_namespace})
                         ]
                         + [{"ipBlock": {"cidr": cidr}} for cidr in self._cluster.ingress_cidrs],
-                        "ports": [{"protocol": "TCP", "port": self._model.port}],
+                        "ports": [
+                            {"protocol": "TCP", "port": p} for p in (self._model.serving_port, metrics_port) if p
+                        ],
                     }
                 ],
             },
@@ -196,7 +199,13 @@ class ModelService(pulumi.ComponentResource):
             spec={
                 "selector": {"matchLabels": {**match, SCRAPE_LABEL: "true"}},
                 "namespaceSelector": {"matchNames": [ns]},
-                "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
+                "endpoints": [
+                    {
+                        "port": "metrics" if metrics_port else "http",
+                        "path": self._model.preset.metrics_path,
+                        "interval": "30s",
+                    }
+                ],
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
         )
@@ -281,7 +290,9 @@ class ModelService(pulumi.ComponentResource):
             "seccompProfile": {"type": "RuntimeDefault"},
         }
         mounts = [{"name": "cache", "mountPath": "/tmp"}, {"name": "model", "mountPath": MODEL_DIR}]
-        shm = self._model.resources.shm or (f"{self._model.gpus}Gi" if self._model.gpus else None)
+        shm = self._model.resources.shm or (
+            f"{self._model.gpus * self._model.preset.shm_gib_per_gpu}Gi" if self._model.gpus else None
+        )
         server_mounts = mounts + ([{"name": "dshm", "mountPath": "/dev/shm"}] if shm else [])
         if self._env_secret is not None:
             env = [
@@ -290,34 +301,41 @@ class ModelService(pulumi.ComponentResource):
             ]
         else:
             env = [{"name": k, "value": v} for k, v in sorted(self._model.env.items())]
+        # the runtime's cache locations, on the writable /tmp (the model's own env wins)
+        env += [{"name": k, "value": v} for k, v in sorted(self._model.preset.env.items()) if k not in self._model.env]
         env += [
             {"name": "MODEL_VERSION", "value": version},
             {"name": "MODEL_DIR", "value": MODEL_DIR},
             {"name": "HOME", "value": "/tmp"},
         ]
-        server = {
+        server: dict[str, Any] = {
             "name": "server",
             "image": image,
-            "ports": [{"name": "http", "containerPort": self._model.port, "protocol": "TCP"}],
+            "ports": [{"name": "http", "containerPort": self._model.serving_port, "protocol": "TCP"}]
+            + (
+                [{"name": "metrics", "containerPort": self._model.preset.metrics_port, "protocol": "TCP"}]
+                if self._model.preset.metrics_port
+                else []
+            ),
             "env": env,
             "resources": resources,
             "securityContext": container_security,
             "volumeMounts": server_mounts,
             # Model loading can take minutes: the startup probe holds liveness off until it is done.
             "startupProbe": {
-                "httpGet": {"path": self._model.probes.live_path, "port": "http"},
+                "httpGet": {"path": self._model.live_path, "port": "http"},
                 "periodSeconds": 10,
                 "failureThreshold": math.ceil(self._model.probes.startup_seconds / 10),
                 "timeoutSeconds": 5,
             },
             "readinessProbe": {
-                "httpGet": {"path": self._model.probes.ready_path, "port": "http"},
+                "httpGet": {"path": self._model.ready_path, "port": "http"},
                 "periodSeconds": 5,
                 "failureThreshold": 3,
                 "timeoutSeconds": 3,
             },
             "livenessProbe": {
-                "httpGet": {"path": self._model.probes.live_path, "port": "http"},
+                "httpGet": {"path": self._model.live_path, "port": "http"},
                 "periodSeconds": 10,
                 "failureThreshold": 3,
                 "timeoutSeconds": 5,
@@ -325,6 +343,9 @@ class ModelService(pulumi.ComponentResource):
             # Endpoints lag pod deletion: keep serving while the gateway stops sending traffic.
             "lifecycle": {"preStop": {"sleep": {"seconds": 15}}},
         }
+        args = self._model.container_args(self._name)
+        if args:
+            server["args"] = args
         spec = {
             "serviceAccountName": account.metadata.name,
             "automountServiceAccountToken": False,
@@ -577,21 +598,18 @@ class ModelService(pulumi.ComponentResource):
 
     def _alerts(self, name: str, labels: dict[str, str]) -> None:
         sel = f'namespace="{self._model.namespace}",service="{name}"'
+        alerting = self._model.preset.alerting
         rules = [
             {
-                "alert": "ModelHighLatencyP99",
-                "expr": f"histogram_quantile(0.99, sum by (le) (rate({LATENCY_METRIC}_bucket{{{sel}}}[5m]))) > 2",
+                "alert": "ModelHighLatency",
+                "expr": f"{alerting.latency_seconds.format(sel=sel)} > 2",
                 "for": "10m",
                 "labels": {"severity": "warning", "model": name},
-                "annotations": {"summary": f"{name}: p99 latency above 2s for 10 minutes"},
+                "annotations": {"summary": f"{name}: request latency above 2s for 10 minutes"},
             },
             {
                 "alert": "ModelHighErrorRate",
-                # `5..` matches a code (503) and a class (5xx) alike
-                "expr": (
-                    f'sum(rate({REQUESTS_METRIC}{{{sel},status=~"5.."}}[5m])) '
-                    f"/ sum(rate({REQUESTS_METRIC}{{{sel}}}[5m])) > 0.05"
-                ),
+                "expr": f"{alerting.error_ratio.format(sel=sel)} > 0.05",
                 "for": "5m",
                 "labels": {"severity": "critical", "model": name},
                 "annotations": {"summary": f"{name}: more than 5% of requests fail"},

@@ -14,7 +14,7 @@ from pathlib import Path
 
 POSITIVE = {"good", "great", "quick", "friendly", "love", "excellent", "happy", "helpful"}
 NEGATIVE = {"bad", "slow", "rude", "hate", "terrible", "broken", "sad", "useless"}
-# The metrics contract of modelops' alerts (components/model_service.py), in the names and labels of
+# The metrics contract of modelops' alerts for custom servers (components/runtimes.py), in the names and labels of
 # prometheus-fastapi-instrumentator's defaults: requests by status class, latency as a histogram. Every
 # series exists from the start, so rate() and the error ratio have something to read before a first error.
 REQUESTS = {"2xx": 0, "4xx": 0, "5xx": 0}

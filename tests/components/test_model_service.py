@@ -256,7 +256,7 @@ def test_monitoring_and_alerts(build):
     built = build(lambda: ModelService("chat", ARGS))
     assert built.inputs("chat-monitor")["spec"]["endpoints"][0]["path"] == "/metrics"
     alerts = {r["alert"] for r in built.inputs("chat-alerts")["spec"]["groups"][0]["rules"]}
-    assert alerts == {"ModelHighLatencyP99", "ModelHighErrorRate", "ModelUnavailable"}
+    assert alerts == {"ModelHighLatency", "ModelHighErrorRate", "ModelUnavailable"}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,144 @@
+"""Runtime presets: each sets what its server documents (port, health endpoints, where /metrics is, the
+launch flags) and its alerts read the metrics it exports; a model's own settings override the preset.
+
+The facts below are the runtimes' documentation, for the versions the presets name:
+- vLLM (docs.vllm.ai, 0.11): the OpenAI server listens on 8000 (`--port`), answers GET /health, serves
+  /metrics on the same port (vllm:* metrics, and http_* from prometheus-fastapi-instrumentator); the model is
+  `--model`, its public name `--served-model-name`, GPUs per replica `--tensor-parallel-size`; NCCL needs a
+  large /dev/shm.
+- Triton (docs.nvidia.com, 24.08): `tritonserver --model-repository`, HTTP on 8000 (`--http-port`), GET
+  /v2/health/ready and /v2/health/live, Prometheus metrics on 8002 (`--metrics-port`), counters
+  nv_inference_request_success / _failure / nv_inference_count / nv_inference_request_duration_us (µs).
+- TGI (huggingface.co/docs/text-generation-inference, 3.x): `text-generation-launcher --model-id --port
+  --num-shard`, GET /health, /metrics on the same port (tgi_request_count, tgi_request_failure,
+  tgi_request_duration histogram, tgi_queue_size).
+"""
+
+import re
+from typing import Any
+
+import pytest
+
+from components import ModelService
+from components.runtimes import PRESETS, Runtime
+from offline.plan import Plan
+from offline.render import kubernetes_resources, manifest
+from tests.components.test_model_service import IMAGE, service_args
+from tests.k8s_schema import validate_object
+
+DOCUMENTED: dict[Runtime, dict[str, Any]] = {
+    Runtime.VLLM: {
+        "port": 8000,
+        "ready": "/health",
+        "live": "/health",
+        "metrics_port": None,
+        "flags": {"--model": "/models", "--served-model-name": "chat", "--port": "8000", "--tensor-parallel-size": "2"},
+        "metrics": {"http_requests_total", "http_request_duration_seconds_bucket"},
+    },
+    Runtime.TRITON: {
+        "port": 8000,
+        "ready": "/v2/health/ready",
+        "live": "/v2/health/live",
+        "metrics_port": 8002,
+        "flags": {"--model-repository": "/models", "--http-port": "8000", "--metrics-port": "8002"},
+        "metrics": {
+            "nv_inference_request_success",
+            "nv_inference_request_failure",
+            "nv_inference_count",
+            "nv_inference_request_duration_us",
+        },
+    },
+    Runtime.TGI: {
+        "port": 8080,
+        "ready": "/health",
+        "live": "/health",
+        "metrics_port": None,
+        "flags": {"--model-id": "/models", "--port": "8080", "--num-shard": "2"},
+        "metrics": {"tgi_request_count", "tgi_request_failure", "tgi_request_duration_bucket"},
+    },
+}
+
+
+def flags(args: list[str]) -> dict[str, str]:
+    """`--name value` and `--name=value` pairs of a command line."""
+    found, i = {}, 0
+    while i < len(args):
+        if args[i].startswith("--") and "=" in args[i]:
+            name, value = args[i].split("=", 1)
+            found[name] = value
+        elif args[i].startswith("--") and i + 1 < len(args) and not args[i + 1].startswith("--"):
+            found[args[i]] = args[i + 1]
+            i += 1
+        i += 1
+    return found
+
+
+def built(build, runtime: Runtime, **model):
+    return build(lambda: ModelService("chat", service_args(model={"runtime": runtime, "gpus": 2, **model})))
+
+
+@pytest.mark.parametrize("runtime", list(DOCUMENTED))
+def test_each_preset_sets_what_its_runtime_documents(build, runtime):
+    facts = DOCUMENTED[runtime]
+    result = built(build, runtime)
+    pod = result.inputs("chat-deployment")["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in server["ports"]}
+    assert ports["http"] == facts["port"] and ports.get("metrics") == facts["metrics_port"]
+    assert server["readinessProbe"]["httpGet"]["path"] == facts["ready"]
+    assert server["livenessProbe"]["httpGet"]["path"] == facts["live"]
+    assert flags(server["args"]).items() >= facts["flags"].items()
+    # /dev/shm sized per GPU for the runtime, inside the memory limit
+    shm = next(v for v in pod["volumes"] if v["name"] == "dshm")["emptyDir"]
+    assert shm == {"medium": "Memory", "sizeLimit": f"{2 * PRESETS[runtime].shm_gib_per_gpu}Gi"}
+    # scraped where the runtime serves /metrics, and the NetworkPolicy lets Prometheus reach it
+    endpoint = result.inputs("chat-monitor")["spec"]["endpoints"][0]
+    assert endpoint["port"] == ("metrics" if facts["metrics_port"] else "http") and endpoint["path"] == "/metrics"
+    service_ports = {p["name"]: p["port"] for p in result.inputs("chat-svc")["spec"]["ports"]}
+    assert service_ports.get("metrics") == facts["metrics_port"]
+    allowed = {p["port"] for p in result.inputs("chat-netpol")["spec"]["ingress"][0]["ports"]}
+    assert allowed == {facts["port"], *([facts["metrics_port"]] if facts["metrics_port"] else [])}
+    # the alerts read the runtime's own metrics
+    exprs = " ".join(r["expr"] for r in result.inputs("chat-alerts")["spec"]["groups"][0]["rules"])
+    read = set(re.findall(r"([a-zA-Z_:][\w:]*)\{", exprs)) - {"kube_deployment_status_replicas_available"}
+    assert read == facts["metrics"]
+    for resource in kubernetes_resources(Plan(result.steps, {})):
+        validate_object(manifest(resource), "1.31")
+
+
+def test_a_single_gpu_tgi_runs_unsharded(build):
+    server = built(build, Runtime.TGI, gpus=1).inputs("chat-deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "--num-shard" not in server["args"]
+
+
+def test_the_models_own_settings_override_the_preset(build):
+    result = built(
+        build,
+        Runtime.VLLM,
+        port=9000,
+        probes={"ready_path": "/v1/models"},
+        args=["--model", "/models"],
+        resources={"shm": "3Gi"},
+    )
+    pod = result.inputs("chat-deployment")["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    assert server["ports"][0]["containerPort"] == 9000 and server["args"] == ["--model", "/models"]
+    assert server["readinessProbe"]["httpGet"]["path"] == "/v1/models"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/health"  # what was not overridden stays the preset's
+    assert next(v for v in pod["volumes"] if v["name"] == "dshm")["emptyDir"]["sizeLimit"] == "3Gi"
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    assert env["HF_HOME"] == "/tmp/huggingface"  # caches on the writable volume (the root is read-only)
+
+
+def test_custom_stays_the_projects_own_contract(build):
+    server = build(lambda: ModelService("chat", service_args(model={"gpus": 0, "pool": None}, image=IMAGE))).inputs(
+        "chat-deployment"
+    )["spec"]["template"]["spec"]["containers"][0]
+    assert server["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}] and "args" not in server
+    assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+
+
+def test_every_preset_names_the_release_it_was_checked_against():
+    for runtime, preset in PRESETS.items():
+        assert preset.checked_against, runtime
+        assert preset.port >= 1024  # pods run as non-root: no privileged ports
