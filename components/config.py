@@ -59,6 +59,10 @@ class Architecture(StrEnum):
     ARM64 = "arm64"
 
 
+class InstanceStorePolicy(StrEnum):
+    RAID0 = "RAID0"
+
+
 class ConsolidationPolicy(StrEnum):
     WHEN_EMPTY = "WhenEmpty"
     WHEN_EMPTY_OR_UNDERUTILIZED = "WhenEmptyOrUnderutilized"
@@ -252,6 +256,10 @@ class GpuPoolConfig(_Model):
     root_volume_gib: int = Field(default=50, ge=20, le=16384)
     data_volume_gib: int = Field(default=200, ge=50, le=16384)
     """Bottlerocket's data volume holds container images: model images are large."""
+    instance_store_policy: InstanceStorePolicy | None = None
+    """`RAID0`: Karpenter stripes the instance's local NVMe disks and puts the kubelet's and the container
+    runtime's storage on them, so multi-GB images and model weights land on local disks (g5, g6, g6e, p4d, p5
+    carry them; validation refuses a type without)."""
     time_slicing_replicas: int | None = Field(default=None, ge=2, le=48)
     """Share each GPU between this many pods (small models only; no memory isolation). Karpenter provisions
     from the instance type's physical GPU count, not the shares the device plugin advertises once a node
@@ -282,6 +290,17 @@ class GpuPoolConfig(_Model):
         unknown_types = sorted(set(self.instance_types) - set(catalogue.instance_types))
         if unknown_types:
             raise ValueError(f"unknown GPU instance types {unknown_types}")
+        if self.instance_store_policy is not None:
+            without = [
+                t.name
+                for t in catalogue.types_for(self.instance_families, self.instance_types)
+                if not t.instance_store_gb
+            ]
+            if without:
+                raise ValueError(
+                    f"instanceStorePolicy: {', '.join(without)} have no local NVMe instance store to "
+                    "stripe; remove them or the policy"
+                )
         return self
 
 

@@ -29,6 +29,8 @@ class GpuInstanceType:
     memory_gib: int
     quota_class: str
     """Which EC2 vCPU quota the type counts against: "G" (G and VT) or "P"."""
+    instance_store_gb: int = 0
+    """Local NVMe instance storage (0: none), what `instanceStorePolicy: RAID0` stripes."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,15 @@ def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
     raw = json.loads(path.read_text())
     types = {
         name: GpuInstanceType(
-            name, t["family"], t["gpus"], t["gpuModel"], t["gpuMemoryGiB"], t["vcpus"], t["memoryGiB"], t["quotaClass"]
+            name,
+            t["family"],
+            t["gpus"],
+            t["gpuModel"],
+            t["gpuMemoryGiB"],
+            t["vcpus"],
+            t["memoryGiB"],
+            t["quotaClass"],
+            t.get("instanceStoreGB", 0),
         )
         for name, t in raw["instanceTypes"].items()
     }

@@ -202,6 +202,8 @@ class GpuNodePool(pulumi.ComponentResource):
             # Karpenter adds eks:eks-cluster-name itself and refuses it here (a CEL rule of the CRD).
             "tags": {**self._args.get("tags", {}), "modelops/gpu-pool": name, "modelops/cluster": self._cluster.name},
         }
+        if self._pool.instance_store_policy:
+            spec["instanceStorePolicy"] = self._pool.instance_store_policy.value
         if self._pool.ami_family == "bottlerocket" and self._pool.time_slicing_replicas:
             spec["userData"] = (
                 "[settings.kubelet-device-plugins.nvidia]\n"

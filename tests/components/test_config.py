@@ -378,3 +378,26 @@ def test_stack_files_point_editors_at_the_schema_whose_fields_are_documented(sta
     schema = json.loads((ROOT / "stacks" / "schema.json").read_text())
     probes = schema["$defs"]["ProbeConfig"]["properties"]["startupSeconds"]
     assert probes["description"].startswith("How long a replica may take to load its model")
+
+
+def test_raid0_is_refused_for_instance_types_without_an_instance_store(monkeypatch):
+    """Every catalogued GPU type carries local NVMe; a type without (as a future catalogue entry could be) cannot
+    have its disks striped, and Karpenter would launch it with nothing to stripe."""
+    from dataclasses import replace
+
+    from components import config, gpu_catalogue
+
+    real = gpu_catalogue.load_catalogue()
+    stripped = replace(
+        real,
+        instance_types={
+            **real.instance_types,
+            "g5.xlarge": replace(real.instance_types["g5.xlarge"], instance_store_gb=0),
+        },
+    )
+    monkeypatch.setattr(config, "load_catalogue", lambda: stripped)
+    raw = stack_raw("prod")
+    assert any("instanceStorePolicy: g5.xlarge have no local NVMe instance store" in p for p in problems_of(raw))
+    raw["gpuPools"]["a10g"].pop("instanceStorePolicy")
+    parse_stack_config(raw)
+    assert all(t.instance_store_gb > 0 for t in real.instance_types.values())

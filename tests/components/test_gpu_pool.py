@@ -152,3 +152,9 @@ def test_outputs_are_what_workloads_need(build):
         "limit": 16,
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
     }
+
+
+def test_raid0_puts_the_kubelets_storage_on_the_local_nvme_disks(build):
+    node_class = build(lambda: GpuNodePool("a10g", with_pool(instance_store_policy="RAID0"))).inputs("a10g-node-class")
+    assert node_class["spec"]["instanceStorePolicy"] == "RAID0"
+    assert "instanceStorePolicy" not in build(lambda: GpuNodePool("a10g", ARGS)).inputs("a10g-node-class")["spec"]
