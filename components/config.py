@@ -345,7 +345,9 @@ class ImageConfig(_Model):
 
 
 class Replicas(_Model):
-    min: int | None = Field(default=None, ge=1, le=1000)
+    min: int | None = Field(default=None, ge=0, le=1000)
+    """Fewest replicas (default: the environment's). 0 scales the model to zero when idle: KEDA only (set
+    autoscaling.prometheusQuery); the first request after idle waits for a node, the pull and the load."""
     max: int | None = Field(default=None, ge=1, le=1000)
 
 
@@ -385,6 +387,9 @@ class AutoscalingConfig(_Model):
     prometheus_query: str | None = Field(default=None, min_length=1)
     """With this, a KEDA ScaledObject scales on the query (e.g. queue depth) instead of an HPA on CPU."""
     prometheus_threshold: str = Field(default="10", pattern=r"^[0-9]+(\.[0-9]+)?$")
+    """KEDA's target value per replica."""
+    activation_threshold: str = Field(default="0", pattern=r"^[0-9]+(\.[0-9]+)?$")
+    """With `replicas.min: 0`: KEDA wakes the model from zero once the query exceeds this."""
     prometheus_address: str = Field(
         default="http://prometheus-operated.monitoring.svc:9090", pattern=r"^https?://[a-z0-9.-]+(:[0-9]+)?(/\S*)?$"
     )
@@ -614,6 +619,11 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
         lo, hi = cfg.min_replicas(model), cfg.max_replicas(model)
         if lo > hi:
             problems.append(f"{path}.replicas.min: must be <= max ({lo} > {hi})")
+        if lo == 0 and not model.autoscaling.prometheus_query:
+            problems.append(
+                f"{path}.replicas.min: 0 (scale to zero) needs KEDA: set autoscaling.prometheusQuery (an "
+                "HPA cannot scale to zero)"
+            )
         mode = cfg.fallback(model)
         if model.pool is not None and model.pool not in cfg.gpu_pools:
             known = ", ".join(sorted(cfg.gpu_pools)) or "none defined"

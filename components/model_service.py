@@ -26,6 +26,9 @@ from .gpu_catalogue import memory_gib
 
 TRACK_LABEL = "modelops/track"
 SCRAPE_LABEL = "modelops/scrape"
+COLD_START_ANNOTATION = "modelops/cold-start-seconds"
+"""On a ScaledObject that scales to zero: the longest a first request may wait (the documented budget that
+`k8s-scale-to-zero` asks for)."""
 """On the model's main Service only: what its ServiceMonitor selects, so each pod is scraped once."""
 # What a replica waits for before it can serve, besides its own start-up: a node launched for it
 # (Karpenter: instance start and join, a few minutes for GPU AMIs), a multi-GB image pull on a fresh
@@ -469,11 +472,33 @@ class ModelService(pulumi.ComponentResource):
         )
         target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name}
         if self._model.autoscaling.prometheus_query:
+            trigger = {
+                "serverAddress": self._model.autoscaling.prometheus_address,
+                "query": self._model.autoscaling.prometheus_query,
+                "threshold": self._model.autoscaling.prometheus_threshold,
+            }
+            annotations = {}
+            if self._args["min_replicas"] == 0:
+                # scale to zero: KEDA wakes the model when the query passes the activation threshold; the
+                # first request then waits for a node, the image pull, the artifact copy and the load
+                trigger["activationThreshold"] = self._model.autoscaling.activation_threshold
+                cold_start = self._replica_ready_seconds()
+                annotations[COLD_START_ANNOTATION] = str(cold_start)
+                pulumi.log.info(
+                    f"model {name} scales to zero when idle: the first request after that waits up to "
+                    f"~{cold_start // 60} min (node launch, image pull, artifact copy, model load)",
+                    resource=self,
+                )
             k8s.apiextensions.CustomResource(
                 f"{name}-scaler",
                 api_version="keda.sh/v1alpha1",
                 kind="ScaledObject",
-                metadata={"name": name, "namespace": self._model.namespace, "labels": labels},
+                metadata={
+                    "name": name,
+                    "namespace": self._model.namespace,
+                    "labels": labels,
+                    **({"annotations": annotations} if annotations else {}),
+                },
                 spec={
                     "scaleTargetRef": target,
                     "minReplicaCount": self._args["min_replicas"],
@@ -481,16 +506,7 @@ class ModelService(pulumi.ComponentResource):
                     "cooldownPeriod": 300,
                     # KEDA scales through an HPA of its own: give it the same slow scale-down
                     "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": SCALE_DOWN}}},
-                    "triggers": [
-                        {
-                            "type": "prometheus",
-                            "metadata": {
-                                "serverAddress": self._model.autoscaling.prometheus_address,
-                                "query": self._model.autoscaling.prometheus_query,
-                                "threshold": self._model.autoscaling.prometheus_threshold,
-                            },
-                        }
-                    ],
+                    "triggers": [{"type": "prometheus", "metadata": trigger}],
                 },
                 opts=self._autoscaler_options(name, HPA_TYPE),
             )

@@ -127,7 +127,9 @@ def k8s_replicas_hpa(resources: list[StackResource], settings: dict) -> Iterator
     floor = int(settings.get("minReplicas", 2))
     scalers = _autoscalers(resources)
     for (_ns, _target), (scaler, low, high) in sorted(scalers.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
-        if low < floor:
+        if low == 0 and k8s_kind(scaler.type) == "ScaledObject":
+            pass  # scale to zero, a deliberate choice: k8s-scale-to-zero asks for its cold-start budget
+        elif low < floor:
             yield (
                 scaler,
                 f"{_label(scaler)}: minimum replicas {low} < {floor}; one replica is one failure from an outage",
@@ -142,6 +144,44 @@ def k8s_replicas_hpa(resources: list[StackResource], settings: dict) -> Iterator
                 (
                     f"{_label(deployment)}: spec.replicas is set while an autoscaler targets it; "
                     "every apply would reset the scale; remove spec.replicas"
+                ),
+            )
+
+
+COLD_START_ANNOTATION = "modelops/cold-start-seconds"
+
+
+@stack_rule(
+    "k8s-scale-to-zero",
+    "A model that scales to zero must state its cold-start budget.",
+    settings={
+        "maxColdStartSeconds": {
+            "type": "integer",
+            "default": 3600,
+            "description": "The longest first-request wait (node launch, pull, load) a scale-to-zero model may have.",
+        }
+    },
+)
+def k8s_scale_to_zero(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
+    ceiling = int(settings.get("maxColdStartSeconds", 3600))
+    for scaler, low, _high in _autoscalers(resources).values():
+        if low != 0:
+            continue
+        stated = as_map(as_map(scaler.props.get("metadata")).get("annotations")).get(COLD_START_ANNOTATION)
+        if stated is None or not str(stated).isdigit():
+            yield (
+                scaler,
+                (
+                    f"{_label(scaler)}: scales to zero without a {COLD_START_ANNOTATION} annotation; state how "
+                    "long a first request may wait after idle (or keep a replica, or a serverless standby)"
+                ),
+            )
+        elif int(stated) > ceiling:
+            yield (
+                scaler,
+                (
+                    f"{_label(scaler)}: a first request after idle may wait {stated}s, above this stack's "
+                    f"{ceiling}s; keep a replica or shorten the start-up"
                 ),
             )
 

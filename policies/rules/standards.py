@@ -149,6 +149,13 @@ CITATIONS: dict[str, tuple[Control, ...]] = {
         ),
     ),
     "k8s-pdb": (doc("Kubernetes", "disruptions", "https://kubernetes.io/docs/concepts/workloads/pods/disruptions/"),),
+    "k8s-scale-to-zero": (
+        doc(
+            "KEDA",
+            "scaling to zero (minReplicaCount, activation)",
+            "https://keda.sh/docs/latest/concepts/scaling-deployments/",
+        ),
+    ),
     "k8s-replicas-hpa": (
         doc(
             "Kubernetes",

@@ -401,3 +401,13 @@ def test_raid0_is_refused_for_instance_types_without_an_instance_store(monkeypat
     raw["gpuPools"]["a10g"].pop("instanceStorePolicy")
     parse_stack_config(raw)
     assert all(t.instance_store_gb > 0 for t in real.instance_types.values())
+
+
+def test_scale_to_zero_needs_keda():
+    raw = stack_raw("prod")
+    raw["models"]["chat"]["replicas"]["min"] = 0
+    assert any(
+        p.startswith("modelops:models.chat.replicas.min: 0 (scale to zero) needs KEDA") for p in problems_of(raw)
+    )
+    raw["models"]["chat"]["autoscaling"] = {"prometheusQuery": "sum(vllm:num_requests_waiting)"}
+    assert parse_stack_config(raw).min_replicas(parse_stack_config(raw).models["chat"]) == 0

@@ -348,3 +348,25 @@ def test_switching_between_hpa_and_keda_replaces_the_autoscaler_deleting_first(k
         "stabilizationWindowSeconds": 600,
         "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}],
     }
+
+
+def test_scale_to_zero_wakes_on_the_activation_threshold_and_states_its_cold_start(build):
+    built = build(
+        lambda: ModelService(
+            "chat",
+            service_args(
+                model={"autoscaling": {"prometheus_query": "sum(q)", "activation_threshold": "0.5"}}, min_replicas=0
+            ),
+        )
+    )
+    scaler = built.inputs("chat-scaler")
+    assert scaler["spec"]["minReplicaCount"] == 0
+    assert scaler["spec"]["triggers"][0]["metadata"]["activationThreshold"] == "0.5"
+    # node launch + image pull + artifact copy + the model's start-up
+    assert scaler["metadata"]["annotations"]["modelops/cold-start-seconds"] == str(300 + 600 + 300 + 900)
+    assert any("scales to zero when idle" in d["message"] for d in built.plan.get("diagnostics", []))
+    # a PDB over zero pods blocks nothing; the one over the replicas KEDA wakes still paces drains
+    assert built.inputs("chat-pdb")["spec"]["maxUnavailable"] == 1
+    kept = build(lambda: ModelService("chat", service_args(model={"autoscaling": {"prometheus_query": "sum(q)"}})))
+    assert "activationThreshold" not in kept.inputs("chat-scaler")["spec"]["triggers"][0]["metadata"]
+    assert "annotations" not in kept.inputs("chat-scaler")["metadata"]

@@ -327,6 +327,17 @@ CASES: dict[str, tuple[Callable[[list], list], str]] = {
     "k8s-no-secret-env": (edit(D, lambda i: server(i)["env"].append({"name": "HF_TOKEN", "value": "hf_abc"})), D),
     "k8s-service-exposure": (edit("chat-svc", lambda i: i["spec"].update(type="NodePort")), "chat-svc"),
     "k8s-netpol-coverage": (drop("chat-netpol"), D),
+    "k8s-scale-to-zero": (
+        lambda resources: edit(
+            "chat-hpa",
+            lambda i: i.update(
+                apiVersion="keda.sh/v1alpha1",
+                kind="ScaledObject",
+                spec={"scaleTargetRef": {"name": "chat"}, "minReplicaCount": 0, "maxReplicaCount": 4, "triggers": []},
+            ),
+        )([(("kubernetes:keda.sh/v1alpha1:ScaledObject" if n == "chat-hpa" else t), n, i) for t, n, i in resources]),
+        "chat-hpa",
+    ),
     "k8s-pdb": (edit("chat-pdb", lambda i: i["spec"].update(maxUnavailable=0)), "chat-pdb"),
     "k8s-replicas-hpa": (edit("chat-hpa", lambda i: i["spec"].update(minReplicas=1)), "chat-hpa"),
     "gpu-limits-match-requests": (
@@ -634,6 +645,7 @@ def test_the_pack_registers_every_rule_id(monkeypatch):
         "gpu-cost-ceiling",
         "s3-model-bucket-private",
         "ecr-lifecycle-policy",
+        "k8s-scale-to-zero",
     }
     assert recorded["level"] == pulumi_policy.EnforcementLevel.ADVISORY
     # the CLI shows what each rule implements
@@ -1170,3 +1182,33 @@ def test_a_deployment_scaled_to_zero_needs_no_disruption_budget(tmp_path):
     assert not failures(report, "k8s-pdb")
     one = edit(D, lambda i: i["spec"].update(replicas=1))(drop("chat-pdb")(drop("chat-hpa")(compliant())))
     assert D in failures(check(one, tmp_path, {"all": "mandatory"}), "k8s-pdb")
+
+
+@pytest.mark.parametrize(
+    "annotations, passes",
+    [
+        ({"modelops/cold-start-seconds": "1800"}, True),
+        ({}, False),  # no stated budget
+        ({"modelops/cold-start-seconds": "soon"}, False),
+        ({"modelops/cold-start-seconds": "7200"}, False),  # above the stack's 3600 s
+    ],
+)
+def test_scale_to_zero_states_a_cold_start_budget_within_the_stacks(annotations, passes, tmp_path):
+    def to_zero(resources):
+        resources = [
+            (("kubernetes:keda.sh/v1alpha1:ScaledObject" if n == "chat-hpa" else t), n, i) for t, n, i in resources
+        ]
+        return edit(
+            "chat-hpa",
+            lambda i: i.update(
+                apiVersion="keda.sh/v1alpha1",
+                kind="ScaledObject",
+                metadata={**i["metadata"], "annotations": annotations},
+                spec={"scaleTargetRef": {"name": "chat"}, "minReplicaCount": 0, "maxReplicaCount": 4, "triggers": []},
+            ),
+        )(resources)
+
+    report = check(to_zero(compliant()), tmp_path)
+    assert bool(failures(report, "k8s-scale-to-zero")) is not passes
+    # zero is the deliberate minimum of a scale-to-zero model, not a replica floor to enforce
+    assert not failures(report, "k8s-replicas-hpa")
