@@ -199,6 +199,11 @@ class ClusterConfig(_Model):
         return value
 
     monitoring_namespace: str = Field(default="monitoring", pattern=_DNS_LABEL)
+    """Where Prometheus runs: the models' NetworkPolicies admit it to their metrics."""
+    dashboard_labels: dict[str, str] = {"grafana_dashboard": "1"}
+    """What the Grafana sidecar discovers dashboard ConfigMaps by (kube-prometheus-stack's default)."""
+    dashboards_namespace: str | None = Field(default=None, pattern=_DNS_LABEL)
+    """Where the dashboard ConfigMaps go (default: the monitoring namespace, which the sidecar searches)."""
     prometheus_labels: dict[str, str] = {"release": "kube-prometheus-stack"}
     """Labels the cluster's Prometheus selects ServiceMonitors and PrometheusRules by (kube-prometheus-stack
     selects its Helm release's label by default): set on every one the program creates."""

@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 
 from .common import GPU_RESOURCE, GPU_TAINT, NVIDIA_REGISTRY, POOL_LABEL, as_model, standard_labels, type_token
 from .config import CapacityType, ClusterConfig, Environment, GpuPoolConfig
+from .dashboards import dashboard, dashboard_config_map
 from .gpu_catalogue import load_catalogue
 from .images import pinned_image
 
@@ -96,6 +97,7 @@ class GpuNodePool(pulumi.ComponentResource):
         if self._pool.ami_family == "al2023":
             self._device_plugin(name, selector, tolerations)
         self._gpu_metrics(name, selector, tolerations)
+        self._dashboard(name, labels)
 
         self.node_selector = pulumi.Output.from_input(selector)
         self.tolerations = pulumi.Output.from_input(tolerations)
@@ -265,6 +267,22 @@ class GpuNodePool(pulumi.ComponentResource):
             priority="system-node-critical",
         )
         self._deny_ingress(f"{name}-device-plugin-netpol", f"nvidia-device-plugin-{name}", labels)
+
+    def _dashboard(self, name: str, labels: dict[str, str]) -> None:
+        """The pool's GPUs, from its own DCGM exporter's series (its Service names them)."""
+        sel = f'service="dcgm-exporter-{name}"'
+        panels = [
+            ("GPU utilisation", f"avg by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL{{{sel}}}) / 100", "percentunit"),
+            ("GPU memory used", f"sum by (Hostname, gpu) (DCGM_FI_DEV_FB_USED{{{sel}}}) * 1024 * 1024", "bytes"),
+            (
+                "GPU memory used (share)",
+                f"sum(DCGM_FI_DEV_FB_USED{{{sel}}}) / (sum(DCGM_FI_DEV_FB_USED{{{sel}}}) + sum(DCGM_FI_DEV_FB_FREE{{{sel}}}))",
+                "percentunit",
+            ),
+            ("GPUs in use", f"count(DCGM_FI_DEV_GPU_UTIL{{{sel}}})", "short"),
+        ]
+        board = dashboard(f"modelops-pool-{name}", f"modelops · GPU pool {name}", panels)
+        dashboard_config_map(f"{name}-dashboard", f"pool-{name}", board, self._cluster, labels, self)
 
     def _gpu_metrics(self, name: str, selector: dict[str, str], tolerations: list[dict[str, str]]) -> None:
         app = f"dcgm-exporter-{name}"

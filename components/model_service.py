@@ -22,6 +22,7 @@ import pulumi_kubernetes as k8s
 
 from .common import ARTIFACT_FETCHER_IMAGE, GPU_RESOURCE, as_model, standard_labels, type_token
 from .config import ClusterConfig, Environment, ModelConfig
+from .dashboards import dashboard, dashboard_config_map
 from .gpu_catalogue import memory_gib
 
 TRACK_LABEL = "modelops/track"
@@ -213,6 +214,7 @@ class ModelService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
         )
         self._alerts(name, labels)
+        self._dashboard(name, labels)
 
         if self._gateway and self._gateway.hostname:
             self.endpoint = pulumi.Output.from_input(f"https://{self._gateway.hostname}/{name}")
@@ -610,6 +612,26 @@ class ModelService(pulumi.ComponentResource):
             # The split changes only once every track's rollout is available (Pulumi awaits each
             # Deployment): no traffic reaches a canary that is not ready.
             opts=pulumi.ResourceOptions(parent=self, depends_on=tracks),
+        )
+
+    def _dashboard(self, name: str, labels: dict[str, str]) -> None:
+        sel = f'namespace="{self._model.namespace}",service="{name}"'
+        alerting = self._model.preset.alerting
+        panels = [
+            ("Requests per second", alerting.request_rate.format(sel=sel), "reqps"),
+            ("Latency", alerting.latency_seconds.format(sel=sel), "s"),
+            ("Error ratio", alerting.error_ratio.format(sel=sel), "percentunit"),
+            *([("Queue", alerting.queue.format(sel=sel), "short")] if alerting.queue else []),
+            (
+                "Replicas available",
+                f'sum by (deployment) (kube_deployment_status_replicas_available{{namespace="{self._model.namespace}",'
+                f'deployment=~"{name}|{name}-canary"}})',
+                "short",
+            ),
+        ]
+        board = dashboard(f"modelops-{self._model.namespace}-{name}", f"modelops · model {name}", panels)
+        dashboard_config_map(
+            f"{name}-dashboard", f"model-{self._model.namespace}-{name}", board, self._cluster, labels, self
         )
 
     def _alerts(self, name: str, labels: dict[str, str]) -> None:

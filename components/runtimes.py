@@ -31,7 +31,11 @@ class Alerting:
     error_ratio: str
     """An expression of the share of requests that failed."""
     metrics: tuple[str, ...]
-    """Every metric the expressions read (what the runtime must export)."""
+    """Every metric the alert expressions read (what the runtime must export)."""
+    request_rate: str = ""
+    """Requests per second (dashboards)."""
+    queue: str = ""
+    """Work waiting (dashboards; empty where the runtime exports none)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ HTTP_METRICS = Alerting(
         'sum(rate(http_requests_total{{{sel},status=~"5.."}}[5m])) / sum(rate(http_requests_total{{{sel}}}[5m]))'
     ),
     metrics=("http_request_duration_seconds_bucket", "http_requests_total"),
+    request_rate="sum(rate(http_requests_total{{{sel}}}[5m]))",
 )
 """prometheus-fastapi-instrumentator's defaults: the project's own servers, and vLLM's OpenAI server (which
 instruments its FastAPI app with it)."""
@@ -95,7 +100,13 @@ PRESETS: dict[Runtime, RuntimePreset] = {
             str(max(1, gpus)),
         ],
         shm_gib_per_gpu=8,
-        alerting=HTTP_METRICS,
+        alerting=Alerting(
+            latency_seconds=HTTP_METRICS.latency_seconds,
+            error_ratio=HTTP_METRICS.error_ratio,
+            metrics=HTTP_METRICS.metrics,
+            request_rate=HTTP_METRICS.request_rate,
+            queue="sum(vllm:num_requests_waiting{{{sel}}})",
+        ),
         env={"HF_HOME": "/tmp/huggingface", "VLLM_NO_USAGE_STATS": "1"},
     ),
     # docs.nvidia.com Triton (24.08): tritonserver --model-repository, HTTP on 8000, GET /v2/health/ready and
@@ -130,6 +141,12 @@ PRESETS: dict[Runtime, RuntimePreset] = {
                 "nv_inference_request_success",
                 "nv_inference_request_failure",
             ),
+            request_rate="sum(rate(nv_inference_request_success{{{sel}}}[5m]))",
+            # average time a request waited in Triton's queue, in seconds
+            queue=(
+                "sum(rate(nv_inference_queue_duration_us{{{sel}}}[5m])) "
+                "/ sum(rate(nv_inference_request_success{{{sel}}}[5m])) / 1e6"
+            ),
         ),
     ),
     # huggingface.co/docs/text-generation-inference (3.x): text-generation-launcher (the image's entrypoint),
@@ -152,6 +169,8 @@ PRESETS: dict[Runtime, RuntimePreset] = {
             latency_seconds="histogram_quantile(0.99, sum by (le) (rate(tgi_request_duration_bucket{{{sel}}}[5m])))",
             error_ratio="sum(rate(tgi_request_failure{{{sel}}}[5m])) / sum(rate(tgi_request_count{{{sel}}}[5m]))",
             metrics=("tgi_request_duration_bucket", "tgi_request_failure", "tgi_request_count"),
+            request_rate="sum(rate(tgi_request_count{{{sel}}}[5m]))",
+            queue="sum(tgi_queue_size{{{sel}}})",
         ),
         env={"HF_HOME": "/tmp/huggingface"},
     ),
