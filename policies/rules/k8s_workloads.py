@@ -296,6 +296,20 @@ def k8s_volume_types(resource_type: str, props: Mapping[str, Any], settings: dic
             )
 
 
+@resource_rule("k8s-memory-volume-limit", "Memory-backed volumes (/dev/shm) must set a sizeLimit.")
+def k8s_memory_volume_limit(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    spec = pod_spec(resource_type, props)
+    if spec is None:
+        return
+    for volume in as_list(spec.get("volumes")):
+        empty_dir = as_map(as_map(volume).get("emptyDir"))
+        if empty_dir.get("medium") == "Memory" and not empty_dir.get("sizeLimit"):
+            yield (
+                f"volume {as_map(volume).get('name')!r} is a memory-backed emptyDir without sizeLimit: it takes RAM "
+                "from the node until the pod's memory limit kills the server; size it (e.g. /dev/shm per GPU)"
+            )
+
+
 @resource_rule("k8s-readonly-rootfs", "Containers must have a read-only root filesystem (caches go to an emptyDir).")
 def k8s_readonly_rootfs(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):

@@ -93,6 +93,13 @@ CITATIONS: dict[str, tuple[Control, ...]] = {
     "iam-no-wildcard": (fsbp("IAM.1"), fsbp("IAM.21")),
     "s3-model-bucket-private": (fsbp("S3.2"), fsbp("S3.3"), fsbp("S3.8")),
     # Kubernetes workloads
+    "k8s-memory-volume-limit": (
+        doc(
+            "Kubernetes",
+            "emptyDir (medium Memory, sizeLimit)",
+            "https://kubernetes.io/docs/concepts/storage/volumes/#emptydir",
+        ),
+    ),
     "k8s-readonly-rootfs": (
         doc(
             "Kubernetes",

@@ -296,6 +296,10 @@ CASES: dict[str, tuple[Callable[[list], list], str]] = {
         edit(D, lambda i: pod(i)["securityContext"].update(sysctls=[{"name": "kernel.msgmax", "value": "1"}])),
         D,
     ),
+    "k8s-memory-volume-limit": (
+        edit(D, lambda i: pod(i)["volumes"].append({"name": "dshm", "emptyDir": {"medium": "Memory"}})),
+        D,
+    ),
     "k8s-volume-types": (
         edit(D, lambda i: pod(i)["volumes"].append({"name": "n", "nfs": {"server": "x", "path": "/"}})),
         D,
@@ -1212,3 +1216,10 @@ def test_scale_to_zero_states_a_cold_start_budget_within_the_stacks(annotations,
     assert bool(failures(report, "k8s-scale-to-zero")) is not passes
     # zero is the deliberate minimum of a scale-to-zero model, not a replica floor to enforce
     assert not failures(report, "k8s-replicas-hpa")
+
+
+def test_a_sized_memory_volume_passes(tmp_path):
+    sized = edit(
+        D, lambda i: pod(i)["volumes"].append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}})
+    )
+    assert not failures(check(sized(compliant()), tmp_path), "k8s-memory-volume-limit")
