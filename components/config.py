@@ -44,6 +44,11 @@ class FallbackMode(StrEnum):
     ONLY = "only"
 
 
+class ArtifactAccess(StrEnum):
+    COPY = "copy"
+    MOUNT = "mount"
+
+
 class Placement(StrEnum):
     GPU = "gpu"
     SERVERLESS = "serverless"
@@ -429,6 +434,10 @@ class ModelConfig(_Model):
     replicas: Replicas = Replicas()
     resources: Resources = Resources()
     artifact_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9.-]{3,63}(/.*)?$")
+    artifact_access: ArtifactAccess = ArtifactAccess.COPY
+    """How pods reach `artifactUri`: `copy` (an init container copies it to local disk before the server
+    starts) or `mount` (the Mountpoint for Amazon S3 CSI driver serves the prefix read-only: no copy step, the
+    weights stream from S3 with the pod's own, prefix-scoped role)."""
     canary: CanaryConfig | None = None
     fallback: FallbackMode | None = None
     placement: Placement = Placement.GPU
@@ -624,6 +633,8 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
         lo, hi = cfg.min_replicas(model), cfg.max_replicas(model)
         if lo > hi:
             problems.append(f"{path}.replicas.min: must be <= max ({lo} > {hi})")
+        if model.artifact_access == ArtifactAccess.MOUNT and not model.artifact_uri:
+            problems.append(f"{path}.artifactAccess: 'mount' serves artifactUri from S3; set artifactUri")
         if lo == 0 and not model.autoscaling.prometheus_query:
             problems.append(
                 f"{path}.replicas.min: 0 (scale to zero) needs KEDA: set autoscaling.prometheusQuery (an "

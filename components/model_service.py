@@ -21,7 +21,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from .common import ARTIFACT_FETCHER_IMAGE, GPU_RESOURCE, as_model, standard_labels, type_token
-from .config import ClusterConfig, Environment, ModelConfig
+from .config import ArtifactAccess, ClusterConfig, Environment, ModelConfig
 from .dashboards import dashboard, dashboard_config_map
 from .gpu_catalogue import memory_gib
 
@@ -39,6 +39,8 @@ NODE_LAUNCH_SECONDS = 300
 IMAGE_PULL_SECONDS = 600
 ARTIFACT_COPY_SECONDS = 300
 MODEL_DIR = "/models"
+S3_CSI_DRIVER = "s3.csi.aws.com"
+"""The Mountpoint for Amazon S3 CSI driver (the EKS add-on aws-mountpoint-s3-csi-driver)."""
 # Scale down slowly: a replica that goes takes a loaded model with it.
 SCALE_DOWN = {"stabilizationWindowSeconds": 600, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}]}
 HPA_TYPE = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
@@ -109,6 +111,8 @@ class ModelService(pulumi.ComponentResource):
                 f"ModelService {name}: the model has a canary ({canary_config.version}) but no canary_image"
             )
         ns = self._model.namespace
+        self._artifact_claims: dict[str, str] = {}
+        """Artifact prefix -> the PersistentVolumeClaim that mounts it (artifactAccess: mount)."""
         labels = standard_labels(
             name, self._args["environment"], self._args["cost_owner"], self._model.version, "model-server"
         )
@@ -123,6 +127,12 @@ class ModelService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+        if self._model.artifact_access == ArtifactAccess.MOUNT and self._model.artifact_bucket:
+            volumes = {"model": self._model.artifact_prefix}
+            if canary_config:
+                volumes["canary-model"] = self._model.canary_artifact_prefix
+            for volume_role, prefix in volumes.items():
+                self._artifact_claims[prefix] = self._artifact_mount(name, volume_role, prefix, labels)
         self._env_secret = (
             self._secret_env(name, labels) if self._args.get("env_is_secret", False) and self._model.env else None
         )
@@ -233,6 +243,50 @@ class ModelService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+    def _artifact_mount(self, name: str, role: str, prefix: str, labels: dict[str, str]) -> str:
+        """A static PersistentVolume of the Mountpoint for Amazon S3 CSI driver for one artifact prefix, and the
+        claim bound to it: read-only, as the pods' own user, with the pod's service-account role (so the mount
+        can read exactly what the role can: the model's prefix)."""
+        ns, claim = self._model.namespace, f"{name}-{role}"
+        volume = f"modelops-{ns}-{claim}"  # PersistentVolumes are cluster-wide
+        k8s.core.v1.PersistentVolume(
+            f"{name}-{role}-pv",
+            metadata={"name": volume, "labels": labels},
+            spec={
+                "capacity": {"storage": "1Gi"},  # required by the API, ignored by the driver
+                "accessModes": ["ReadOnlyMany"],
+                "storageClassName": "",  # static provisioning
+                "claimRef": {"namespace": ns, "name": claim},  # no other claim can take it
+                "persistentVolumeReclaimPolicy": "Retain",
+                "mountOptions": [
+                    "read-only",
+                    f"prefix {prefix.rstrip('/')}/",
+                    f"region {self._cluster.region}",
+                    f"uid={RUN_AS_USER}",
+                    f"gid={RUN_AS_USER}",
+                    "allow-other",
+                ],
+                "csi": {
+                    "driver": S3_CSI_DRIVER,
+                    "volumeHandle": volume,
+                    "volumeAttributes": {"bucketName": self._model.artifact_bucket, "authenticationSource": "pod"},
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-{role}-pvc",
+            metadata={"name": claim, "namespace": ns, "labels": labels},
+            spec={
+                "accessModes": ["ReadOnlyMany"],
+                "storageClassName": "",
+                "resources": {"requests": {"storage": "1Gi"}},
+                "volumeName": volume,
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return claim
+
     def _service_account_role(self, name: str) -> aws.iam.Role:
         issuer = self._cluster.oidc_provider_arn.split(":oidc-provider/", 1)[1]
         trust = {
@@ -275,7 +329,9 @@ class ModelService(pulumi.ComponentResource):
     def _pod_spec(
         self, version: str, image: pulumi.Input[str], account: k8s.core.v1.ServiceAccount, artifact_prefix: str
     ) -> dict:
-        storage = f"{memory_gib(self._model.resources.scratch) + CACHE_GIB:g}Gi"
+        # the /models volume is local disk only when the artifact is copied there
+        scratch = 0 if self._artifact_claims.get(artifact_prefix) else memory_gib(self._model.resources.scratch)
+        storage = f"{scratch + CACHE_GIB:g}Gi"
         resources = {
             "requests": {
                 "cpu": self._model.resources.cpu,
@@ -294,7 +350,11 @@ class ModelService(pulumi.ComponentResource):
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         }
-        mounts = [{"name": "cache", "mountPath": "/tmp"}, {"name": "model", "mountPath": MODEL_DIR}]
+        mounted = self._artifact_claims.get(artifact_prefix)
+        mounts: list[dict[str, Any]] = [
+            {"name": "cache", "mountPath": "/tmp"},
+            {"name": "model", "mountPath": MODEL_DIR, **({"readOnly": True} if mounted else {})},
+        ]
         shm = self._model.resources.shm or (
             f"{self._model.gpus * self._model.preset.shm_gib_per_gpu}Gi" if self._model.gpus else None
         )
@@ -365,7 +425,11 @@ class ModelService(pulumi.ComponentResource):
             "containers": [server],
             "volumes": [
                 {"name": "cache", "emptyDir": {"sizeLimit": f"{CACHE_GIB}Gi"}},
-                {"name": "model", "emptyDir": {"sizeLimit": self._model.resources.scratch}},
+                (
+                    {"name": "model", "persistentVolumeClaim": {"claimName": mounted, "readOnly": True}}
+                    if mounted
+                    else {"name": "model", "emptyDir": {"sizeLimit": self._model.resources.scratch}}
+                ),
             ]
             + ([{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}}] if shm else []),
             "topologySpreadConstraints": [
@@ -383,7 +447,7 @@ class ModelService(pulumi.ComponentResource):
                 },
             ],
         }
-        if self._model.artifact_bucket:
+        if self._model.artifact_bucket and not mounted:
             source = f"s3://{self._model.artifact_bucket}/{artifact_prefix}".rstrip("/")
             spec["initContainers"] = [
                 {
@@ -407,7 +471,7 @@ class ModelService(pulumi.ComponentResource):
         return (
             NODE_LAUNCH_SECONDS
             + IMAGE_PULL_SECONDS
-            + (ARTIFACT_COPY_SECONDS if self._model.artifact_bucket else 0)
+            + (ARTIFACT_COPY_SECONDS if self._model.artifact_bucket and not self._artifact_claims else 0)
             + self._model.probes.startup_seconds
         )
 

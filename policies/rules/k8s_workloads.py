@@ -310,6 +310,23 @@ def k8s_memory_volume_limit(resource_type: str, props: Mapping[str, Any], settin
             )
 
 
+S3_CSI_DRIVER = "s3.csi.aws.com"
+
+
+@resource_rule("k8s-s3-mount-readonly", "S3 volumes (Mountpoint CSI) must be read-only.")
+def k8s_s3_mount_readonly(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if k8s_kind(resource_type) not in ("PersistentVolume", "PersistentVolumePatch"):
+        return
+    spec = as_map(props.get("spec"))
+    if as_map(spec.get("csi")).get("driver") != S3_CSI_DRIVER:
+        return
+    writable = [m for m in as_list(spec.get("accessModes")) if m not in ("ReadOnlyMany",)]
+    if writable:
+        yield f"accessModes {writable}: a model's S3 prefix is mounted ReadOnlyMany; a pod must not write the weights"
+    if "read-only" not in [str(o).strip() for o in as_list(spec.get("mountOptions"))]:
+        yield "mountOptions lacks read-only: Mountpoint would accept writes (and deletes) into the model's prefix"
+
+
 @resource_rule("k8s-readonly-rootfs", "Containers must have a read-only root filesystem (caches go to an emptyDir).")
 def k8s_readonly_rootfs(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):

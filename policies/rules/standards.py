@@ -100,6 +100,13 @@ CITATIONS: dict[str, tuple[Control, ...]] = {
             "https://kubernetes.io/docs/concepts/storage/volumes/#emptydir",
         ),
     ),
+    "k8s-s3-mount-readonly": (
+        doc(
+            "Mountpoint for Amazon S3 CSI driver",
+            "static provisioning, mount options",
+            "https://docs.aws.amazon.com/eks/latest/userguide/s3-csi.html",
+        ),
+    ),
     "k8s-readonly-rootfs": (
         doc(
             "Kubernetes",

@@ -411,3 +411,13 @@ def test_scale_to_zero_needs_keda():
     )
     raw["models"]["chat"]["autoscaling"] = {"prometheusQuery": "sum(vllm:num_requests_waiting)"}
     assert parse_stack_config(raw).min_replicas(parse_stack_config(raw).models["chat"]) == 0
+
+
+def test_mounted_artifacts_need_an_artifact():
+    raw = stack_raw("prod")
+    raw["models"]["sentiment"]["artifactAccess"] = "mount"
+    raw["models"]["sentiment"].pop("artifactUri")
+    assert (
+        "modelops:models.sentiment.artifactAccess: 'mount' serves artifactUri from S3; set artifactUri"
+        in problems_of(raw)
+    )

@@ -370,3 +370,44 @@ def test_scale_to_zero_wakes_on_the_activation_threshold_and_states_its_cold_sta
     kept = build(lambda: ModelService("chat", service_args(model={"autoscaling": {"prometheus_query": "sum(q)"}})))
     assert "activationThreshold" not in kept.inputs("chat-scaler")["spec"]["triggers"][0]["metadata"]
     assert "annotations" not in kept.inputs("chat-scaler")["metadata"]
+
+
+def test_mounted_weights_come_read_only_from_s3_without_a_copy(build):
+    """artifactAccess: mount. The Mountpoint for Amazon S3 CSI driver serves the model's prefix: a static,
+    read-only PersistentVolume bound to one claim, mounted with the pod's own role (authenticationSource: pod),
+    as the pods' user; no init container copies the weights, and no local disk is reserved for them."""
+    built = build(
+        lambda: ModelService(
+            "chat", service_args(model={"artifact_access": "mount", **at_weight(10)}, canary_image=IMAGE)
+        )
+    )
+    volume = built.inputs("chat-model-pv")
+    assert volume["metadata"]["name"] == "modelops-models-chat-model"
+    spec = volume["spec"]
+    assert spec["accessModes"] == ["ReadOnlyMany"] and spec["storageClassName"] == ""
+    assert spec["claimRef"] == {"namespace": "models", "name": "chat-model"}
+    assert spec["csi"] == {
+        "driver": "s3.csi.aws.com",
+        "volumeHandle": "modelops-models-chat-model",
+        "volumeAttributes": {"bucketName": "acme-models", "authenticationSource": "pod"},
+    }
+    assert {"read-only", "prefix chat/2.4.0/", "region us-east-1", "allow-other"} <= set(spec["mountOptions"])
+    claim = built.inputs("chat-model-pvc")["spec"]
+    assert claim["volumeName"] == "modelops-models-chat-model" and claim["accessModes"] == ["ReadOnlyMany"]
+    # the canary mounts its own version's prefix
+    assert "prefix chat/2.5.0/" in built.inputs("chat-canary-model-pv")["spec"]["mountOptions"]
+    pod = pod_of(built)
+    assert "initContainers" not in pod
+    model_volume = next(v for v in pod["volumes"] if v["name"] == "model")
+    assert model_volume == {"name": "model", "persistentVolumeClaim": {"claimName": "chat-model", "readOnly": True}}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "model")
+    assert mount["readOnly"] is True
+    assert pod["containers"][0]["resources"]["requests"]["ephemeral-storage"] == "2Gi"  # the /tmp cache only
+    # the role the mount reads with is the one scoped to the model's prefixes
+    policy = json.loads(built.inputs("chat-artifact-read")["policy"])
+    assert policy["Statement"][0]["Resource"] == [
+        "arn:aws:s3:::acme-models/chat/2.4.0/*",
+        "arn:aws:s3:::acme-models/chat/2.5.0/*",
+    ]
+    for resource in kubernetes_resources(Plan(built.steps, {})):
+        validate_object(manifest(resource), "1.31")

@@ -300,6 +300,30 @@ CASES: dict[str, tuple[Callable[[list], list], str]] = {
         edit(D, lambda i: pod(i)["volumes"].append({"name": "dshm", "emptyDir": {"medium": "Memory"}})),
         D,
     ),
+    "k8s-s3-mount-readonly": (
+        lambda resources: [
+            *resources,
+            (
+                "kubernetes:core/v1:PersistentVolume",
+                "weights-pv",
+                {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolume",
+                    "metadata": {"name": "weights"},
+                    "spec": {
+                        "accessModes": ["ReadWriteMany"],
+                        "mountOptions": ["allow-delete"],
+                        "csi": {
+                            "driver": "s3.csi.aws.com",
+                            "volumeHandle": "w",
+                            "volumeAttributes": {"bucketName": "b"},
+                        },
+                    },
+                },
+            ),
+        ],
+        "weights-pv",
+    ),
     "k8s-volume-types": (
         edit(D, lambda i: pod(i)["volumes"].append({"name": "n", "nfs": {"server": "x", "path": "/"}})),
         D,
