@@ -434,6 +434,91 @@ def test_a_protected_resource_is_never_deleted_offline_or_for_real(tier):
     assert [r.name for r in diff_plans(from_json(base), from_json(head)).refused] == ["sentiment-repo"]
 
 
+def _crd(group: str, kind: str, plural: str) -> dict:
+    """A minimal CRD (any spec accepted): the prerequisite check asks that the API be served, not its schema."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
+    }
+
+
+def test_preflight_reports_what_the_real_cluster_lacks_then_passes_once_it_has_it(tier):
+    """modelops preflight against the local API server: prod needs the Gateway API's Gateway kind, a Prometheus
+    that selects its labels and the Mountpoint S3 CSI driver, which this cluster lacks; once they exist it
+    passes. (The CRDs the components emit were installed with the cluster.)"""
+    from offline.cli import main
+
+    cluster = tier.clusters["prod"]
+    argv = ["preflight", "--stack", "prod", "--cluster-only", "--kubeconfig", str(cluster.kubeconfig_path)]
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    assert code == 1, out.getvalue()
+    for missing in (
+        "gateways (gateway.networking.k8s.io/v1) is not served",
+        "CSIDriver s3.csi.aws.com",
+        "no Prometheus (monitoring.coreos.com/v1) is served",
+    ):
+        assert missing in out.getvalue(), out.getvalue()
+    assert "servicemonitors.monitoring.coreos.com/v1 is served" in out.getvalue()
+
+    cluster.apply(
+        _crd("gateway.networking.k8s.io", "Gateway", "gateways"),
+        _crd("monitoring.coreos.com", "Prometheus", "prometheuses"),
+    )
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/gateways.gateway.networking.k8s.io",
+        "crd/prometheuses.monitoring.coreos.com",
+    )
+    cluster.apply(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "models", "namespace": "gateway-system"},
+            "spec": {"gatewayClassName": "eg", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
+        },
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "Prometheus",
+            "metadata": {"name": "kube-prometheus-stack-prometheus", "namespace": "monitoring"},
+            "spec": {
+                "serviceMonitorSelector": {"matchLabels": {"release": "kube-prometheus-stack"}},
+                "ruleSelector": {"matchLabels": {"release": "kube-prometheus-stack"}},
+            },
+        },
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "CSIDriver",
+            "metadata": {"name": "s3.csi.aws.com"},
+            "spec": {"attachRequired": False},
+        },
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    assert code == 0, out.getvalue()
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_destroy_removes_everything_but_what_is_protected(tier, env):
     result = tier.cli.run("destroy", "--yes", "--skip-preview", "--exclude-protected", "-s", env)
