@@ -53,6 +53,9 @@ class RuntimePreset:
     shm_gib_per_gpu: int
     """/dev/shm per GPU: tensor-parallel runtimes exchange tensors through it (NCCL)."""
     alerting: Alerting
+    sample: Callable[[str], tuple[str, str, dict | None]] | None = None
+    """(model name) -> (method, path, JSON body) of the smallest real request (`modelops smoke --endpoints`);
+    None: the model's own `serverless.samplePayload`, POSTed to /."""
     env: dict[str, str] = field(default_factory=dict)
     """Where the runtime writes caches: the root filesystem is read-only, /tmp is the writable volume."""
     metrics_path: str = "/metrics"
@@ -107,6 +110,8 @@ PRESETS: dict[Runtime, RuntimePreset] = {
             request_rate=HTTP_METRICS.request_rate,
             queue="sum(vllm:num_requests_waiting{{{sel}}})",
         ),
+        # the OpenAI completions API, one token
+        sample=lambda name: ("POST", "/v1/completions", {"model": name, "prompt": "ping", "max_tokens": 1}),
         env={"HF_HOME": "/tmp/huggingface", "VLLM_NO_USAGE_STATS": "1"},
     ),
     # docs.nvidia.com Triton (24.08): tritonserver --model-repository, HTTP on 8000, GET /v2/health/ready and
@@ -125,6 +130,8 @@ PRESETS: dict[Runtime, RuntimePreset] = {
             "--metrics-port=8002",
             "--allow-grpc=false",
         ],
+        # KServe v2: an inference request needs the model's own tensors; its readiness is what all models share
+        sample=lambda name: ("GET", f"/v2/models/{name}/ready", None),
         shm_gib_per_gpu=2,
         alerting=Alerting(
             latency_seconds=(
@@ -172,6 +179,7 @@ PRESETS: dict[Runtime, RuntimePreset] = {
             request_rate="sum(rate(tgi_request_count{{{sel}}}[5m]))",
             queue="sum(tgi_queue_size{{{sel}}})",
         ),
+        sample=lambda name: ("POST", "/generate", {"inputs": "ping", "parameters": {"max_new_tokens": 1}}),
         env={"HF_HOME": "/tmp/huggingface"},
     ),
 }

@@ -115,9 +115,79 @@ def smoke(cfg: StackConfig, stack: str, session: boto3.session.Session | None = 
 
 def format_results(results: list[SmokeResult]) -> str:
     if not results:
-        return "no serverless fallbacks in this stack"
+        return "nothing to smoke-test in this stack"
     lines = [f"{'model':14} {'outcome':8} {'status':6} {'latency':>9}  target / detail"]
     for r in results:
         latency = f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "-"
         lines.append(f"{r.model:14} {r.outcome:8} {r.status or '-'!s:6} {latency:>9}  {r.target}  {r.detail}")
     return "\n".join(lines)
+
+
+def smoke_endpoints(cfg: StackConfig, base_url: str | None = None, attempts: int = 3) -> list[SmokeResult]:
+    """Send each model served on Kubernetes its runtime's sample request through the gateway
+    (`https://<gateway hostname>/<model>`, or `base_url/<model>`, e.g. a port-forward to the gateway)."""
+    import urllib.error
+    import urllib.request
+
+    results = []
+    gateway = cfg.cluster.gateway
+    for name, model in cfg.models.items():
+        if cfg.fallback(model) == "only":
+            continue
+        root = (
+            base_url.rstrip("/")
+            if base_url
+            else (f"https://{gateway.hostname}" if gateway and gateway.hostname else None)
+        )
+        if root is None:
+            results.append(
+                SmokeResult(
+                    name,
+                    "-",
+                    "skipped",
+                    None,
+                    None,
+                    "no gateway hostname: the model is reachable in the cluster only; give --base-url",
+                )
+            )
+            continue
+        method, path, body = (
+            model.preset.sample(name) if model.preset.sample else ("POST", "/", model.serverless.sample_payload)
+        )
+        target = f"{method} {root}/{name}{path}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{root}/{name}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        outcome: SmokeResult | None = None
+        for attempt in range(attempts):
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    size = len(answer.read())
+                    outcome = SmokeResult(
+                        name,
+                        target,
+                        "ok",
+                        answer.status,
+                        (time.perf_counter() - started) * 1000,
+                        f"{model.runtime} answered {size} bytes",
+                    )
+                break
+            except urllib.error.HTTPError as exc:
+                outcome = SmokeResult(
+                    name,
+                    target,
+                    "fail",
+                    exc.code,
+                    (time.perf_counter() - started) * 1000,
+                    exc.read()[:200].decode(errors="replace"),
+                )
+                if exc.code < 500:
+                    break  # the request itself is wrong: retrying will not help
+            except (urllib.error.URLError, OSError) as exc:
+                outcome = SmokeResult(name, target, "fail", None, None, f"unreachable: {exc}")
+            time.sleep(min(2**attempt, 5) if attempt + 1 < attempts else 0)
+        assert outcome is not None
+        results.append(outcome)
+    return results

@@ -145,10 +145,13 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    from .smoke import format_results, smoke
+    from .smoke import format_results, smoke, smoke_endpoints
 
     settings = _settings(args)
-    results = smoke(settings.model, settings.stack)
+    if args.endpoints:
+        results = smoke_endpoints(settings.model, args.base_url)
+    else:
+        results = smoke(settings.model, settings.stack)
     print(format_results(results))
     return EXIT_POLICY if any(r.outcome == "fail" for r in results) else EXIT_OK
 
@@ -247,5 +250,14 @@ def register(verb) -> None:
     )
     parity.add_argument("--out", metavar="PATH|-", default="-")
 
-    smoke = verb("smoke", cmd_smoke, "Invoke each deployed serverless fallback with its sample payload.")
+    smoke = verb(
+        "smoke",
+        cmd_smoke,
+        "Invoke each deployed serverless fallback with its sample payload, or (--endpoints) send each model on "
+        "Kubernetes its runtime's sample request through the gateway.",
+    )
     smoke.add_argument("--stack", default="dev", help="stack name (default: dev)")
+    smoke.add_argument("--endpoints", action="store_true", help="the Kubernetes endpoints, not the Lambda fallbacks")
+    smoke.add_argument(
+        "--base-url", help="with --endpoints: the gateway's address (default: https://<gateway hostname>)"
+    )

@@ -76,3 +76,40 @@ def test_auto_models_without_a_function_are_skipped_not_failed(moto_lambda):
     assert results["sentiment"].outcome == "ok"
     assert results["summarizer"].outcome == "skipped"
     assert "chat" not in results  # fallback none: nothing to smoke
+
+
+def test_endpoints_get_their_runtimes_sample_request_through_the_gateway(capsys):
+    """`smoke --endpoints`: vLLM gets a one-token completion, Triton is asked whether the model is ready, a custom
+    server its samplePayload; each through the gateway's route (`/<model>` prefix), 5xx retried, 4xx not."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _answer(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            seen.append((self.command, self.path, body))
+            status = 503 if self.path.startswith("/vision/") else 200
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(b'{"ok": true}')
+
+        do_GET = do_POST = _answer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        code = main(["smoke", "--stack", "prod", "--endpoints", "--base-url", f"http://127.0.0.1:{server.server_port}"])
+    finally:
+        server.shutdown()
+    out = capsys.readouterr().out
+    assert ("POST", "/chat/v1/completions", {"model": "chat", "prompt": "ping", "max_tokens": 1}) in seen
+    assert ("GET", "/summarizer/v2/models/summarizer/ready", None) in seen
+    assert ("POST", "/sentiment/", {"inputs": "ping"}) in seen
+    assert sum(1 for _, path, _ in seen if path.startswith("/vision/")) == 3  # a 503, retried, still failing
+    assert code == 1 and "vision" in out and "fail" in out
