@@ -20,13 +20,13 @@ from components import (
     ModelServiceArgs,
     ServerlessFallback,
     ServerlessFallbackArgs,
-    preflight,
 )
 from components.common import aws_tags, standard_labels
 from components.config import StackConfig, StackConfigError, load_stack_config, models_hold_secrets
 from components.images import DIGEST_MARK
-from components.placement import place
 from components.serverless_fallback import function_name_for
+from composition import preflight
+from composition.placement import place
 
 try:
     cfg: StackConfig = load_stack_config()

@@ -28,7 +28,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    from components.preflight import format_report, run_preflight
+    from composition.preflight import format_report, run_preflight
 
     from .cluster_preflight import KubeApi, KubeconfigError, check_cluster, format_cluster_report
 

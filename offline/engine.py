@@ -26,7 +26,7 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from components.preflight import PREFLIGHT_SWITCH
+from composition.preflight import PREFLIGHT_SWITCH
 
 from .mocks import OfflineMocks
 from .plan import SECRET, SECRET_SIG, SIG_KEY, UNKNOWN, Registration, to_preview_json

@@ -6,7 +6,12 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-PACKAGES = {"components": ROOT / "components", "offline": ROOT / "offline", "rules": ROOT / "policies" / "rules"}
+PACKAGES = {
+    "components": ROOT / "components",
+    "composition": ROOT / "composition",
+    "offline": ROOT / "offline",
+    "rules": ROOT / "policies" / "rules",
+}
 
 
 def _imports(package: str, path: Path) -> set[str]:
@@ -55,3 +60,32 @@ def test_the_cycle_detector_finds_a_cycle(tmp_path, monkeypatch):
     (package / "b.py").write_text("def f():\n    from .a import y\n")
     monkeypatch.setitem(PACKAGES, "pkg", package)
     assert graph()["pkg.a"] == {"pkg.b"} and graph()["pkg.b"] == {"pkg.a"}
+
+
+def _defines_a_component(path: Path) -> bool:
+    return any(
+        isinstance(node, ast.ClassDef)
+        and any(ast.unparse(base) in ("pulumi.ComponentResource", "ComponentResource") for base in node.bases)
+        for node in ast.walk(ast.parse(path.read_text()))
+    )
+
+
+def test_components_holds_components_and_what_they_share_nothing_else():
+    """The component package travels to other programs: a module no component needs belongs elsewhere
+    (composition/ for what only __main__.py uses)."""
+    edges = graph()
+    components = {f"components.{p.stem}" for p in PACKAGES["components"].glob("*.py") if _defines_a_component(p)}
+    assert components == {
+        "components.gpu_pool",
+        "components.model_image",
+        "components.model_service",
+        "components.serverless_fallback",
+    }
+    needed, frontier = set(components), list(components)
+    while frontier:
+        for module in edges.get(frontier.pop(), ()):
+            if module.startswith("components.") and module not in needed:
+                needed.add(module)
+                frontier.append(module)
+    present = {m for m in edges if m.startswith("components.")}
+    assert present - needed == set()

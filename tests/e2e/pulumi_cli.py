@@ -36,6 +36,7 @@ PROJECT_FILES = (
     "README.md",
     "__main__.py",
     "components",
+    "composition",
     "offline",
     "policies",
     "models",

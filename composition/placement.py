@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ModelConfig, StackConfig
-from .preflight import PreflightReport
+from components.config import ModelConfig, StackConfig
+from composition.preflight import PreflightReport
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from components.config import parse_stack_config
-from components.placement import place
-from components.preflight import PoolCheck, PreflightReport
+from composition.placement import place
+from composition.preflight import PoolCheck, PreflightReport
 from tests.conftest import stack_raw
 
 

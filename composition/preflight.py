@@ -16,8 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from .config import GpuPoolConfig, StackConfig
-from .gpu_catalogue import GpuInstanceType, load_catalogue
+from components.config import GpuPoolConfig, StackConfig
+from components.gpu_catalogue import GpuInstanceType, load_catalogue
 
 if TYPE_CHECKING:
     import boto3

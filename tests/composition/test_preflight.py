@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from components import preflight
 from components.config import parse_stack_config
+from composition import preflight
 from offline.cli import main
 from tests.conftest import stack_raw
 
