@@ -255,7 +255,9 @@ class ModelService(pulumi.ComponentResource):
             spec={
                 "capacity": {"storage": "1Gi"},  # required by the API, ignored by the driver
                 "accessModes": ["ReadOnlyMany"],
-                "storageClassName": "",  # static provisioning
+                # Static provisioning: no class. A PV's storageClassName is a plain string the API drops
+                # when empty, so "" would be a perpetual diff; absent means the same "no class" there. The
+                # claim's is a pointer, where "" (not absent) keeps the default class from being applied.
                 "claimRef": {"namespace": ns, "name": claim},  # no other claim can take it
                 "persistentVolumeReclaimPolicy": "Retain",
                 "mountOptions": [

@@ -435,11 +435,17 @@ def test_a_protected_resource_is_never_deleted_offline_or_for_real(tier):
 
 
 def _crd(group: str, kind: str, plural: str) -> dict:
-    """A minimal CRD (any spec accepted): the prerequisite check asks that the API be served, not its schema."""
+    """A minimal CRD (any spec accepted): the prerequisite check asks that the API be served, not its schema.
+    A group under k8s.io is protected: the API server admits its CRDs only with the approval annotation the
+    real ones carry (the Gateway API's, as on the vendored HTTPRoute CRD)."""
+    approval = {"api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/4530"}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}"},
+        "metadata": {
+            "name": f"{plural}.{group}",
+            **({"annotations": approval} if group.endswith(".k8s.io") else {}),
+        },
         "spec": {
             "group": group,
             "scope": "Namespaced",
