@@ -6,6 +6,7 @@ schema's own models, with their field docstrings) and constructs them from the i
 sends, as plain values that the same models validate.
 """
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ from typing import Any
 # Run as a plugin directory (`python components`), the package's parent must be importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pulumi.errors import InputPropertyError
 from pulumi.provider import main
 from pulumi.provider.experimental import analyzer
+from pulumi.provider.experimental.analyzer import PropertyDefinition
 from pulumi.provider.experimental.component import ComponentProvider
 from pydantic import BaseModel
 
@@ -46,9 +49,58 @@ def _defaults_are_optional() -> None:
     analyzer.Analyzer.analyze_type = analyze_type  # type: ignore[method-assign]
 
 
+def _pascal_case_enum_names(schema: dict[str, Any]) -> dict[str, Any]:
+    """The analyzer names enum values after the Python members (`ON_DEMAND`); the code generators read a
+    schema name as PascalCase and derive each language's spelling from it, so `ON_DEMAND` became Python's
+    `O_N_DEMAND`. Published as `OnDemand`, it is `ON_DEMAND` in Python and `CapacityTypeOnDemand` in Go."""
+    for type_ in schema.get("types", {}).values():
+        for value in type_.get("enum", []):
+            if value.get("name"):
+                value["name"] = "".join(word.capitalize() for word in value["name"].split("_"))
+    return schema
+
+
+class ModelopsComponentProvider(ComponentProvider):
+    """The SDK's component provider, with enums inside lists and maps read as enums: the SDK maps each item
+    of a list whose items are an enum as an object, so `capacityTypes: ["on-demand"]` reached the component
+    as `[{}]` (and a NodePool requirement the API server refuses)."""
+
+    def map_input_properties(
+        self,
+        inputs: Any,
+        properties: dict[str, PropertyDefinition],
+        mapping: dict[str, str],
+        component_name: str,
+        property_path: str,
+    ) -> Any:
+        mapped = super().map_input_properties(inputs, properties, mapping, component_name, property_path)
+        for schema_name, prop in properties.items():
+            raw = inputs.get(schema_name) if isinstance(inputs, dict) else None
+            items = prop.items or prop.additional_properties
+            if raw is None or items is None or not items.ref:
+                continue
+            type_def = self.get_type_definition(items)
+            if type_def is None or not type_def.enum:
+                continue
+            path = f"{property_path}.{schema_name}" if property_path else schema_name
+            try:
+                if isinstance(raw, list):
+                    mapped[mapping[schema_name]] = [type_def.python_type(v) for v in raw]
+                elif isinstance(raw, dict):
+                    mapped[mapping[schema_name]] = {k: type_def.python_type(v) for k, v in raw.items()}
+            except ValueError as exc:
+                raise InputPropertyError(path, f"Invalid value in {path} on '{component_name}': {exc}") from None
+        return mapped
+
+
 def component_provider() -> ComponentProvider:
     _defaults_are_optional()
-    return ComponentProvider(COMPONENTS, PACKAGE, PACKAGE, VERSION)
+    # No namespace: generated SDKs are `pulumi_modelops` / `@pulumi/modelops`; a namespace prefixes their
+    # names (`modelops_modelops`) and the `sdks/<namespace>-<name>` directory `pulumi package add` writes.
+    provider = ModelopsComponentProvider(COMPONENTS, PACKAGE, version=VERSION)
+    if provider.schema is not None:
+        provider.schema = json.dumps(_pascal_case_enum_names(json.loads(provider.schema)))
+    return provider
 
 
 if __name__ == "__main__":

@@ -46,6 +46,12 @@ def test_the_analyzer_accepts_every_component_and_publishes_its_schema(provider)
     assert "version" in model["required"]
     # enums, not free strings
     assert [e["value"] for e in schema["types"]["modelops:index:Environment"]["enum"]] == ["dev", "staging", "prod"]
+    # named as the code generators expect (PascalCase): Python's CapacityType.ON_DEMAND, Go's CapacityTypeOnDemand
+    assert [(e["name"], e["value"]) for e in schema["types"]["modelops:index:CapacityType"]["enum"]] == [
+        ("Spot", "spot"),
+        ("OnDemand", "on-demand"),
+    ]
+    assert schema["name"] == "modelops" and "namespace" not in schema  # the SDK is pulumi_modelops
 
 
 def test_a_construction_from_another_language_validates_with_the_schemas_defaults(provider):
@@ -93,3 +99,33 @@ def test_a_construction_out_of_bounds_is_refused_by_the_schema(provider):
     }
     with pytest.raises(Exception, match="gpu_limit\n  Input should be greater than or equal to 1"):
         plan_of(lambda: provider.construct("p", "modelops:index:GpuNodePool", inputs))
+
+
+def test_enums_inside_lists_reach_the_component_as_enums(provider):
+    """The SDK's provider maps each item of a list of enums as an object: `capacityTypes: ["on-demand"]`
+    became `[{}]`, a NodePool requirement the API server refuses (found by the real-engine tier's consumer
+    program). Ours reads them as the enum, and refuses a value outside it with its path."""
+    inputs = {
+        "pool": {"gpuLimit": 4, "instanceTypes": ["g6.xlarge"], "capacityTypes": ["spot"]},
+        "cluster": {
+            "name": "ml-dev",
+            "region": "us-east-1",
+            "accountId": "123456789012",
+            "kubernetesVersion": "1.33",
+            "nodeRole": "NodeRole",
+            "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/A",
+        },
+        "environment": "prod",
+        "costOwner": "ml",
+        "capacityTypes": ["on-demand", "spot"],
+    }
+    plan = plan_of(lambda: provider.construct("p", "modelops:index:GpuNodePool", inputs))
+    pool = next(s["newState"]["inputs"] for s in plan["steps"] if s["urn"].endswith("NodePool::p-node-pool"))
+    requirement = next(
+        r for r in pool["spec"]["template"]["spec"]["requirements"] if r["key"] == "karpenter.sh/capacity-type"
+    )
+    assert requirement["values"] == ["on-demand", "spot"]
+    with pytest.raises(Exception, match=r"capacityTypes\[|capacityTypes.*'reserved' is not a valid CapacityType"):
+        plan_of(
+            lambda: provider.construct("p", "modelops:index:GpuNodePool", {**inputs, "capacityTypes": ["reserved"]})
+        )

@@ -6,8 +6,10 @@
 // sdk/v3 packages of the same Pulumi release: the Python toolchain resolution (uv, pip, poetry virtualenvs)
 // is upstream's own `python/toolchain` package, programs run through upstream's
 // `pulumi-language-python-exec` script (copied from the sdk/v3 module by tools/build), and policy packs
-// through `python -m pulumi.policy`, exactly as the real host launches them. What it does not do:
-// program generation, packaging, `pulumi new` prompts, debugging.
+// through `python -m pulumi.policy` and source plugins (a component package) as `python <plugin dir>`, exactly
+// as the real host launches them; `pulumi package add` gets upstream's Python SDK generator and toolchain
+// linking (packages.go). What it does not do: program conversion, packing SDKs, `pulumi new` prompts,
+// debugging.
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -213,11 +216,19 @@ func (h *languageHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pul
 	if err != nil {
 		return nil, err
 	}
-	config, err := json.Marshal(req.GetConfig())
+	// A stack without config sends none: the executor wants an empty object and list, not JSON null.
+	configMap, secretKeyList := req.GetConfig(), req.GetConfigSecretKeys()
+	if configMap == nil {
+		configMap = map[string]string{}
+	}
+	if secretKeyList == nil {
+		secretKeyList = []string{}
+	}
+	config, err := json.Marshal(configMap)
 	if err != nil {
 		return nil, err
 	}
-	secretKeys, err := json.Marshal(req.GetConfigSecretKeys())
+	secretKeys, err := json.Marshal(secretKeyList)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +251,10 @@ func (h *languageHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pul
 	return &pulumirpc.RunResponse{}, nil
 }
 
-// RunPlugin runs a policy pack (the only Python plugin kind the CLI starts through its language host).
+// RunPlugin runs a Python plugin as the real host does: a policy pack (kind "analyzer") through
+// `python -m pulumi.policy`, a source-based provider such as a component package (kind "resource", a
+// directory with PulumiPlugin.yaml) as `python <plugin directory> <engine args>`, i.e. its __main__.py, under
+// the toolchain its runtime options name.
 func (h *languageHost) RunPlugin(
 	req *pulumirpc.RunPluginRequest, server grpc.ServerStreamingServer[pulumirpc.RunPluginResponse],
 ) error {
@@ -249,14 +263,24 @@ func (h *languageHost) RunPlugin(
 		return err
 	}
 	programDir := req.GetInfo().GetProgramDirectory()
-	args := append(append([]string{}, req.GetArgs()...), programDir)
-	cmd, err := tc.ModuleCommand(server.Context(), "pulumi.policy", args...)
+	var pythonArgs []string
+	switch req.GetKind() {
+	case "resource":
+		if _, err := os.Stat(filepath.Join(programDir, "__main__.py")); err != nil {
+			return fmt.Errorf("the plugin %s has no __main__.py to run: %w", programDir, err)
+		}
+		pythonArgs = append([]string{"-u", programDir}, req.GetArgs()...)
+	case "analyzer", "":
+		pythonArgs = append(append([]string{"-u", "-m", "pulumi.policy"}, req.GetArgs()...), programDir)
+	default:
+		return fmt.Errorf("the stand-in host cannot run a Python plugin of kind %q", req.GetKind())
+	}
+	cmd, err := tc.Command(server.Context(), pythonArgs...)
 	if err != nil {
 		return err
 	}
 	cmd.Dir = req.GetPwd()
 	cmd.Env = append(cmd.Env, req.GetEnv()...)
-	cmd.Args = append([]string{cmd.Args[0], "-u"}, cmd.Args[1:]...)
 
 	var send sync.Mutex
 	stream := func(r io.Reader, wrap func([]byte) *pulumirpc.RunPluginResponse, done *sync.WaitGroup) {
