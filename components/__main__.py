@@ -73,7 +73,7 @@ class ModelopsComponentProvider(ComponentProvider):
         component_name: str,
         property_path: str,
     ) -> Any:
-        mapped = super().map_input_properties(inputs, properties, mapping, component_name, property_path)
+        mapped = dict(super().map_input_properties(inputs, properties, mapping, component_name, property_path))
         for schema_name, prop in properties.items():
             raw = inputs.get(schema_name) if isinstance(inputs, dict) else None
             items = prop.items or prop.additional_properties

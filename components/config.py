@@ -392,6 +392,36 @@ class ProbeConfig(_Model):
     """How long a replica may take to load its model before Kubernetes restarts it."""
 
 
+_CRON_FIELD = r"[0-9A-Za-z*,/-]+"
+
+
+class ActiveHours(_Model):
+    """When KEDA keeps at least one replica (its cron trigger): outside these hours a scale-to-zero model
+    releases its GPUs once idle, and within them it is up before the first request."""
+
+    timezone: str = Field(min_length=1)
+    """An IANA time zone, e.g. `America/Los_Angeles`."""
+    start: str = Field(pattern=rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$")
+    """Cron expression (minute hour day-of-month month day-of-week) at which the hours begin."""
+    end: str = Field(pattern=rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$")
+    """Cron expression at which they end (not the same as `start`)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        import zoneinfo
+
+        if value not in zoneinfo.available_timezones():
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. America/Los_Angeles, Europe/Berlin, UTC)")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        if self.start == self.end:
+            raise ValueError("start and end are the same time: KEDA's cron trigger refuses that")
+        return self
+
+
 class AutoscalingConfig(_Model):
     target_cpu_utilization: int = Field(default=70, ge=10, le=100)
     prometheus_query: str | None = Field(default=None, min_length=1)
@@ -403,6 +433,9 @@ class AutoscalingConfig(_Model):
     prometheus_address: str = Field(
         default="http://prometheus-operated.monitoring.svc:9090", pattern=r"^https?://[a-z0-9.-]+(:[0-9]+)?(/\S*)?$"
     )
+    active_hours: ActiveHours | None = None
+    """KEDA keeps a replica during these hours (a cron trigger beside the query); with `replicas.min: 0` the
+    model is up before the day's first request and scales to zero after hours."""
 
 
 class ServerlessConfig(_Model):
@@ -509,6 +542,34 @@ class ModelConfig(_Model):
     @property
     def canary_artifact_prefix(self) -> str:
         return _s3_prefix(self.canary_artifact_uri)
+
+
+_PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless"}
+_PROMQL_KEYWORDS |= {"offset", "inf", "nan"}
+
+
+def promql_metric_names(query: str) -> list[str]:
+    """The metric names a PromQL query reads: identifiers outside strings, label matchers, ranges and
+    grouping clauses that are neither functions (followed by `(`), keywords nor numbers."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', "", query)
+    text = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    names = []
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        name, rest = match.group(), text[match.end() :].lstrip()
+        if rest.startswith("(") or name.lower() in _PROMQL_KEYWORDS or name in names:
+            continue
+        names.append(name)
+    return names
+
+
+def pod_only_metrics(query: str, own_prefixes: tuple[str, ...]) -> list[str]:
+    """The query's metrics when every one is exported only by the model's own pods (a runtime's prefix),
+    else []: such a query is empty at zero replicas."""
+    names = promql_metric_names(query)
+    if own_prefixes and names and all(name.startswith(own_prefixes) for name in names):
+        return names
+    return []
 
 
 def _s3_prefix(uri: str | None) -> str:
@@ -639,6 +700,18 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
             problems.append(
                 f"{path}.replicas.min: 0 (scale to zero) needs KEDA: set autoscaling.prometheusQuery (an "
                 "HPA cannot scale to zero)"
+            )
+        elif lo == 0 and not model.autoscaling.active_hours:
+            own = pod_only_metrics(model.autoscaling.prometheus_query or "", model.preset.own_metric_prefixes)
+            if own:
+                problems.append(
+                    f"{path}.replicas.min: 0 with a query over metrics only the model's own pods export "
+                    f"({', '.join(own)}): at zero replicas the series is empty and KEDA never wakes the model. "
+                    "Set autoscaling.activeHours, or query a metric from outside the pods (the gateway's requests)"
+                )
+        if model.autoscaling.active_hours and not model.autoscaling.prometheus_query:
+            problems.append(
+                f"{path}.autoscaling.activeHours: a KEDA cron trigger; set autoscaling.prometheusQuery (KEDA) too"
             )
         mode = cfg.fallback(model)
         if model.pool is not None and model.pool not in cfg.gpu_pools:

@@ -534,6 +534,16 @@ class ModelService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+    def _active_hours_trigger(self) -> list[dict[str, Any]]:
+        """KEDA's cron trigger: at least one replica within the hours (KEDA is active while any trigger is),
+        so a scaled-to-zero model is up before the day's first request, whatever its query reads."""
+        hours = self._model.autoscaling.active_hours
+        if hours is None:
+            return []
+        desired = str(max(1, self._args["min_replicas"]))
+        metadata = {"timezone": hours.timezone, "start": hours.start, "end": hours.end, "desiredReplicas": desired}
+        return [{"type": "cron", "metadata": metadata}]
+
     def _autoscaler(self, name: str, deployment: k8s.apps.v1.Deployment) -> None:
         labels = standard_labels(
             name, self._args["environment"], self._args["cost_owner"], self._model.version, "autoscaler"
@@ -574,7 +584,7 @@ class ModelService(pulumi.ComponentResource):
                     "cooldownPeriod": 300,
                     # KEDA scales through an HPA of its own: give it the same slow scale-down
                     "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": SCALE_DOWN}}},
-                    "triggers": [{"type": "prometheus", "metadata": trigger}],
+                    "triggers": [{"type": "prometheus", "metadata": trigger}, *self._active_hours_trigger()],
                 },
                 opts=self._autoscaler_options(name, HPA_TYPE),
             )

@@ -59,6 +59,9 @@ class RuntimePreset:
     env: dict[str, str] = field(default_factory=dict)
     """Where the runtime writes caches: the root filesystem is read-only, /tmp is the writable volume."""
     metrics_path: str = "/metrics"
+    own_metric_prefixes: tuple[str, ...] = ()
+    """Metric names only the server's own pods export: a query over nothing else is empty at zero replicas,
+    so KEDA cannot wake a scaled-to-zero model on it. Empty for `custom` (its http_* names are common)."""
 
 
 HTTP_METRICS = Alerting(
@@ -113,6 +116,7 @@ PRESETS: dict[Runtime, RuntimePreset] = {
         # the OpenAI completions API, one token
         sample=lambda name: ("POST", "/v1/completions", {"model": name, "prompt": "ping", "max_tokens": 1}),
         env={"HF_HOME": "/tmp/huggingface", "VLLM_NO_USAGE_STATS": "1"},
+        own_metric_prefixes=("vllm:",),
     ),
     # docs.nvidia.com Triton (24.08): tritonserver --model-repository, HTTP on 8000, GET /v2/health/ready and
     # /v2/health/live, Prometheus metrics on port 8002 (nv_inference_* counters in microseconds, no histogram
@@ -155,6 +159,7 @@ PRESETS: dict[Runtime, RuntimePreset] = {
                 "/ sum(rate(nv_inference_request_success{{{sel}}}[5m])) / 1e6"
             ),
         ),
+        own_metric_prefixes=("nv_inference_", "nv_gpu_", "nv_cpu_", "nv_cache_"),
     ),
     # huggingface.co/docs/text-generation-inference (3.x): text-generation-launcher (the image's entrypoint),
     # --model-id, --port, --num-shard; GET /health; /metrics on the same port (tgi_* metrics).
@@ -181,5 +186,6 @@ PRESETS: dict[Runtime, RuntimePreset] = {
         ),
         sample=lambda name: ("POST", "/generate", {"inputs": "ping", "parameters": {"max_new_tokens": 1}}),
         env={"HF_HOME": "/tmp/huggingface"},
+        own_metric_prefixes=("tgi_",),
     ),
 }

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from .framework import (
     StackResource,
+    as_list,
     as_map,
     declares,
     dig,
@@ -150,10 +152,40 @@ def k8s_replicas_hpa(resources: list[StackResource], settings: dict) -> Iterator
 
 COLD_START_ANNOTATION = "modelops/cold-start-seconds"
 
+SERVER_METRIC_PREFIXES = ("vllm:", "nv_inference_", "nv_gpu_", "nv_cpu_", "nv_cache_", "tgi_")
+"""Series only an inference server's own pods export (vLLM, Triton, TGI): empty once it has no pods."""
+_PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless"}
+_PROMQL_WORDS |= {"offset", "inf", "nan"}
+
+
+def _promql_metrics(query: str) -> list[str]:
+    """Metric names in a PromQL query: identifiers outside strings, matchers, ranges and grouping clauses that
+    are not functions, keywords or numbers."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', "", query)
+    text = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    names = []
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        name = match.group()
+        function = text[match.end() :].lstrip().startswith("(")
+        if not function and name.lower() not in _PROMQL_WORDS and name not in names:
+            names.append(name)
+    return names
+
+
+def _cannot_wake(scaler: StackResource) -> list[str]:
+    """The server-only metrics a scaled-to-zero ScaledObject would wake on, when its triggers read nothing
+    else (every trigger a Prometheus query over such series); else []."""
+    triggers = [as_map(t) for t in as_list(dig(scaler.props, "spec", "triggers"))]
+    if not triggers or any(t.get("type") != "prometheus" for t in triggers):
+        return []
+    names = [n for t in triggers for n in _promql_metrics(str(as_map(t.get("metadata")).get("query", "")))]
+    return names if names and all(n.startswith(SERVER_METRIC_PREFIXES) for n in names) else []
+
 
 @stack_rule(
     "k8s-scale-to-zero",
-    "A model that scales to zero must state its cold-start budget.",
+    "A model that scales to zero must state its cold-start budget and be able to wake.",
     settings={
         "maxColdStartSeconds": {
             "type": "integer",
@@ -168,6 +200,16 @@ def k8s_scale_to_zero(resources: list[StackResource], settings: dict) -> Iterato
         if low != 0:
             continue
         stated = as_map(as_map(scaler.props.get("metadata")).get("annotations")).get(COLD_START_ANNOTATION)
+        asleep = _cannot_wake(scaler) if k8s_kind(scaler.type) == "ScaledObject" else []
+        if asleep:
+            yield (
+                scaler,
+                (
+                    f"{_label(scaler)}: scales to zero on {', '.join(sorted(set(asleep)))}, which only the "
+                    "model's own pods export: at zero replicas the query is empty and KEDA never wakes it; add "
+                    "a cron trigger (activeHours) or a metric from outside the pods"
+                ),
+            )
         if stated is None or not str(stated).isdigit():
             yield (
                 scaler,

@@ -409,8 +409,68 @@ def test_scale_to_zero_needs_keda():
     assert any(
         p.startswith("modelops:models.chat.replicas.min: 0 (scale to zero) needs KEDA") for p in problems_of(raw)
     )
-    raw["models"]["chat"]["autoscaling"] = {"prometheusQuery": "sum(vllm:num_requests_waiting)"}
+    raw["models"]["chat"]["autoscaling"] = {"prometheusQuery": "sum(rate(gateway_requests{route='chat'}[2m]))"}
     assert parse_stack_config(raw).min_replicas(parse_stack_config(raw).models["chat"]) == 0
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "sum(vllm:num_requests_waiting)",
+        'sum(rate(vllm:request_success_total{model_name="chat"}[2m])) + sum(vllm:num_requests_running)',
+    ],
+)
+def test_scale_to_zero_cannot_wake_on_metrics_only_its_pods_export(query):
+    """At zero replicas nothing exports the runtime's own series: the query is empty (KEDA's
+    ignoreNullValues reads it as 0) and the model never wakes (kedacore/keda#4883, llm-d/llm-d#2492)."""
+    raw = stack_raw("prod")
+    raw["models"]["chat"]["replicas"]["min"] = 0
+    raw["models"]["chat"]["autoscaling"] = {"prometheusQuery": query}
+    problems = problems_of(raw)
+    assert any(
+        p.startswith("modelops:models.chat.replicas.min: 0 with a query over metrics only the model's own pods")
+        and "(vllm:" in p
+        for p in problems
+    ), problems
+    # working hours wake it (KEDA's cron trigger), whatever the query reads
+    raw["models"]["chat"]["autoscaling"]["activeHours"] = {
+        "timezone": "Europe/Berlin",
+        "start": "0 7 * * 1-5",
+        "end": "0 19 * * 1-5",
+    }
+    assert parse_stack_config(raw).models["chat"].autoscaling.active_hours is not None
+    # a metric from outside the pods (mixed with the runtime's) can wake it too
+    raw["models"]["chat"]["autoscaling"] = {"prometheusQuery": f"{query} + sum(rate(envoy_rq{{route='chat'}}[2m]))"}
+    assert parse_stack_config(raw).min_replicas(parse_stack_config(raw).models["chat"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("hours", "expected"),
+    [
+        ({"timezone": "Mars/Olympus", "start": "0 8 * * *", "end": "0 20 * * *"}, "is not an IANA time zone"),
+        ({"timezone": "UTC", "start": "0 8 * * *", "end": "0 8 * * *"}, "start and end are the same time"),
+        ({"timezone": "UTC", "start": "8am", "end": "0 20 * * *"}, "activeHours.start: String should match pattern"),
+        (
+            {"timezone": "UTC", "start": "0 8 * * *\n", "end": "0 20 * * *"},
+            "activeHours.start: String should match pattern",
+        ),
+    ],
+)
+def test_active_hours_are_what_kedas_cron_trigger_accepts(hours, expected):
+    raw = stack_raw("staging")
+    raw["models"]["summarizer"]["autoscaling"]["activeHours"] = hours
+    assert any(expected in p for p in problems_of(raw)), problems_of(raw)
+
+
+def test_active_hours_need_keda():
+    raw = stack_raw("prod")
+    raw["models"]["sentiment"]["autoscaling"] = {
+        "activeHours": {"timezone": "UTC", "start": "0 8 * * *", "end": "0 20 * * *"}
+    }
+    assert (
+        "modelops:models.sentiment.autoscaling.activeHours: a KEDA cron trigger; set autoscaling.prometheusQuery "
+        "(KEDA) too" in problems_of(raw)
+    )
 
 
 def test_mounted_artifacts_need_an_artifact():

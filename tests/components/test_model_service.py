@@ -370,6 +370,24 @@ def test_scale_to_zero_wakes_on_the_activation_threshold_and_states_its_cold_sta
     kept = build(lambda: ModelService("chat", service_args(model={"autoscaling": {"prometheus_query": "sum(q)"}})))
     assert "activationThreshold" not in kept.inputs("chat-scaler")["spec"]["triggers"][0]["metadata"]
     assert "annotations" not in kept.inputs("chat-scaler")["metadata"]
+    assert [t["type"] for t in kept.inputs("chat-scaler")["spec"]["triggers"]] == ["prometheus"]
+
+
+def test_active_hours_add_keda_cron_trigger_beside_the_query(build):
+    """KEDA is active while any trigger is: the cron trigger holds one replica in the hours (waking a
+    scaled-to-zero model before the first request), the query scales above it. Metadata as KEDA's cron
+    scaler documents it (keda.sh/docs/latest/scalers/cron): IANA timezone, start/end in Linux cron format,
+    desiredReplicas as a string."""
+    hours = {"timezone": "America/Los_Angeles", "start": "0 8 * * 1-5", "end": "0 20 * * 1-5"}
+    built = build(
+        lambda: ModelService(
+            "chat",
+            service_args(model={"autoscaling": {"prometheus_query": "sum(q)", "active_hours": hours}}, min_replicas=0),
+        )
+    )
+    triggers = built.inputs("chat-scaler")["spec"]["triggers"]
+    assert [t["type"] for t in triggers] == ["prometheus", "cron"]
+    assert triggers[1]["metadata"] == {**hours, "desiredReplicas": "1"}
 
 
 def test_mounted_weights_come_read_only_from_s3_without_a_copy(build):

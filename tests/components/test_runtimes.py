@@ -138,6 +138,19 @@ def test_custom_stays_the_projects_own_contract(build):
     assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
 
 
+@pytest.mark.parametrize("runtime", list(DOCUMENTED))
+def test_own_metric_prefixes_cover_the_metrics_only_the_server_exports(runtime):
+    """What scale-to-zero validation treats as the pods' own series: every documented runtime-specific metric
+    (and the queue each dashboard reads) carries one of the prefixes; the generic http_* names do not."""
+    preset = PRESETS[runtime]
+    specific = {m for m in DOCUMENTED[runtime]["metrics"] if not m.startswith("http_")}
+    assert all(m.startswith(preset.own_metric_prefixes) for m in specific)
+    queue_metrics = re.findall(r"([a-z_:]+)\{\{\{sel\}\}\}", preset.alerting.queue)
+    assert queue_metrics and all(m.startswith(preset.own_metric_prefixes) for m in queue_metrics)
+    assert not "http_requests_total".startswith(preset.own_metric_prefixes)
+    assert PRESETS[Runtime.CUSTOM].own_metric_prefixes == ()
+
+
 def test_every_preset_names_the_release_it_was_checked_against():
     for runtime, preset in PRESETS.items():
         assert preset.checked_against, runtime

@@ -1247,3 +1247,62 @@ def test_a_sized_memory_volume_passes(tmp_path):
         D, lambda i: pod(i)["volumes"].append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}})
     )
     assert not failures(check(sized(compliant()), tmp_path), "k8s-memory-volume-limit")
+
+
+@pytest.mark.parametrize(
+    "triggers, passes",
+    [
+        ([{"type": "prometheus", "metadata": {"query": "sum(vllm:num_requests_waiting)"}}], False),
+        ([{"type": "prometheus", "metadata": {"query": 'sum(rate(nv_inference_count{model="c"}[2m]))'}}], False),
+        (
+            [
+                {"type": "prometheus", "metadata": {"query": "sum(vllm:num_requests_waiting)"}},
+                {"type": "cron", "metadata": {"timezone": "UTC", "start": "0 8 * * *", "end": "0 20 * * *"}},
+            ],
+            True,
+        ),
+        ([{"type": "prometheus", "metadata": {"query": 'sum(rate(envoy_rq{route="chat"}[2m]))'}}], True),
+        ([{"type": "prometheus", "metadata": {"query": "sum(tgi_queue_size) + sum(rate(envoy_rq[2m]))"}}], True),
+    ],
+)
+def test_scale_to_zero_must_be_able_to_wake(triggers, passes, tmp_path):
+    """At zero replicas nothing exports an inference server's own series: a ScaledObject that wakes on
+    nothing else stays at zero (kedacore/keda#4883; llm-d/llm-d#2492: an empty result reads as 0)."""
+
+    def to_zero(resources):
+        resources = [
+            (("kubernetes:keda.sh/v1alpha1:ScaledObject" if n == "chat-hpa" else t), n, i) for t, n, i in resources
+        ]
+        return edit(
+            "chat-hpa",
+            lambda i: i.update(
+                apiVersion="keda.sh/v1alpha1",
+                kind="ScaledObject",
+                metadata={**i["metadata"], "annotations": {"modelops/cold-start-seconds": "1800"}},
+                spec={
+                    "scaleTargetRef": {"name": "chat"},
+                    "minReplicaCount": 0,
+                    "maxReplicaCount": 4,
+                    "triggers": triggers,
+                },
+            ),
+        )(resources)
+
+    found = failures(check(to_zero(compliant()), tmp_path), "k8s-scale-to-zero")
+    assert bool(found) is not passes
+
+
+def test_the_pack_and_the_schema_agree_on_what_only_a_servers_pods_export():
+    """The pack runs without the components (its own environment): its list of server-only metric prefixes and
+    its PromQL reading must stay those of the runtime presets and the stack validation."""
+    from components.config import promql_metric_names
+    from components.runtimes import PRESETS
+    from policies.rules.k8s_stack import SERVER_METRIC_PREFIXES, _promql_metrics
+
+    assert set(SERVER_METRIC_PREFIXES) == {p for preset in PRESETS.values() for p in preset.own_metric_prefixes}
+    for query in (
+        'sum(rate(nv_inference_request_success{model="summarizer"}[2m]))',
+        "histogram_quantile(0.99, sum by (le) (rate(tgi_request_duration_bucket{a='b'}[5m])))",
+        "sum(vllm:num_requests_waiting) + on(pod) group_left sum(envoy_rq) or vector(0)",
+    ):
+        assert _promql_metrics(query) == promql_metric_names(query), query
