@@ -145,19 +145,23 @@ class ModelService(pulumi.ComponentResource):
         tracks = [stable]
         if canary_config:
             canary_name = f"{name}-canary"
+            # at scale to zero the canary's replicas belong to its own ScaledObject (none while at weight 0)
+            sleeps_with_stable = self._args["min_replicas"] == 0 and canary_replicas > 0
             tracks.append(
                 self._deployment(
                     canary_name,
                     "canary",
                     canary_config.version,
                     self._args["canary_image"],
-                    canary_replicas,
+                    None if sleeps_with_stable else canary_replicas,
                     account,
                     self._model.canary_artifact_prefix,
                 )
             )
             if canary_replicas:
                 self._disruption_budget(f"{canary_name}-pdb", canary_name, "canary", labels)
+            if sleeps_with_stable:
+                self._canary_scaler(name, canary_replicas)
 
         port = [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
         metrics_port = self._model.preset.metrics_port
@@ -534,15 +538,66 @@ class ModelService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _active_hours_trigger(self) -> list[dict[str, Any]]:
-        """KEDA's cron trigger: at least one replica within the hours (KEDA is active while any trigger is),
-        so a scaled-to-zero model is up before the day's first request, whatever its query reads."""
+    def _keda_triggers(self, desired_in_hours: int) -> list[dict[str, Any]]:
+        """The Prometheus trigger, and with `activeHours` KEDA's cron trigger: `desired_in_hours` replicas within
+        the hours (KEDA is active while any trigger is), so a scaled-to-zero model is up before the day's first
+        request, whatever its query reads."""
+        query = {
+            "serverAddress": self._model.autoscaling.prometheus_address,
+            "query": self._model.autoscaling.prometheus_query,
+            "threshold": self._model.autoscaling.prometheus_threshold,
+        }
+        if self._args["min_replicas"] == 0:
+            # scale to zero: KEDA wakes the model when the query passes the activation threshold
+            query["activationThreshold"] = self._model.autoscaling.activation_threshold
+        triggers = [{"type": "prometheus", "metadata": query}]
         hours = self._model.autoscaling.active_hours
-        if hours is None:
-            return []
-        desired = str(max(1, self._args["min_replicas"]))
-        metadata = {"timezone": hours.timezone, "start": hours.start, "end": hours.end, "desiredReplicas": desired}
-        return [{"type": "cron", "metadata": metadata}]
+        if hours is not None:
+            cron = {"timezone": hours.timezone, "start": hours.start, "end": hours.end}
+            triggers.append({"type": "cron", "metadata": {**cron, "desiredReplicas": str(desired_in_hours)}})
+        return triggers
+
+    def _scaled_object(
+        self, object_name: str, target: Any, low: int, high: int, desired_in_hours: int, labels: dict[str, str]
+    ) -> dict[str, Any]:
+        """A KEDA ScaledObject's metadata and spec for one track (`target`: its Deployment's name)."""
+        annotations = {}
+        if low == 0:
+            # the first request after idle waits for a node, the image pull, the artifact copy and the load
+            annotations[COLD_START_ANNOTATION] = str(self._replica_ready_seconds())
+        return {
+            "metadata": {
+                "name": object_name,
+                "namespace": self._model.namespace,
+                "labels": labels,
+                **({"annotations": annotations} if annotations else {}),
+            },
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                "minReplicaCount": low,
+                "maxReplicaCount": high,
+                "cooldownPeriod": 300,
+                # KEDA scales through an HPA of its own: give it the same slow scale-down
+                "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": SCALE_DOWN}}},
+                "triggers": self._keda_triggers(desired_in_hours),
+            },
+        }
+
+    def _canary_scaler(self, name: str, canary_replicas: int) -> None:
+        """With the model at zero, its canary sleeps and wakes with it (the same triggers, up to its replica
+        count): fixed replicas would hold their GPUs all night, and take the canary's share of traffic alone."""
+        labels = standard_labels(
+            name, self._args["environment"], self._args["cost_owner"], self._canary_version, "autoscaler"
+        )
+        canary = f"{name}-canary"
+        scaled = self._scaled_object(canary, canary, 0, canary_replicas, canary_replicas, labels)
+        k8s.apiextensions.CustomResource(
+            f"{name}-canary-keda",
+            api_version="keda.sh/v1alpha1",
+            kind="ScaledObject",
+            **scaled,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _autoscaler(self, name: str, deployment: k8s.apps.v1.Deployment) -> None:
         labels = standard_labels(
@@ -550,42 +605,21 @@ class ModelService(pulumi.ComponentResource):
         )
         target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name}
         if self._model.autoscaling.prometheus_query:
-            trigger = {
-                "serverAddress": self._model.autoscaling.prometheus_address,
-                "query": self._model.autoscaling.prometheus_query,
-                "threshold": self._model.autoscaling.prometheus_threshold,
-            }
-            annotations = {}
-            if self._args["min_replicas"] == 0:
-                # scale to zero: KEDA wakes the model when the query passes the activation threshold; the
-                # first request then waits for a node, the image pull, the artifact copy and the load
-                trigger["activationThreshold"] = self._model.autoscaling.activation_threshold
-                cold_start = self._replica_ready_seconds()
-                annotations[COLD_START_ANNOTATION] = str(cold_start)
+            low = self._args["min_replicas"]
+            if low == 0:
                 pulumi.log.info(
                     f"model {name} scales to zero when idle: the first request after that waits up to "
-                    f"~{cold_start // 60} min (node launch, image pull, artifact copy, model load)",
+                    f"~{self._replica_ready_seconds() // 60} min (node launch, image pull, artifact copy, model load)",
                     resource=self,
                 )
+            scaled = self._scaled_object(
+                name, deployment.metadata.name, low, self._args["max_replicas"], max(1, low), labels
+            )
             k8s.apiextensions.CustomResource(
                 f"{name}-scaler",
                 api_version="keda.sh/v1alpha1",
                 kind="ScaledObject",
-                metadata={
-                    "name": name,
-                    "namespace": self._model.namespace,
-                    "labels": labels,
-                    **({"annotations": annotations} if annotations else {}),
-                },
-                spec={
-                    "scaleTargetRef": target,
-                    "minReplicaCount": self._args["min_replicas"],
-                    "maxReplicaCount": self._args["max_replicas"],
-                    "cooldownPeriod": 300,
-                    # KEDA scales through an HPA of its own: give it the same slow scale-down
-                    "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": SCALE_DOWN}}},
-                    "triggers": [{"type": "prometheus", "metadata": trigger}, *self._active_hours_trigger()],
-                },
+                **scaled,
                 opts=self._autoscaler_options(name, HPA_TYPE),
             )
             return

@@ -373,6 +373,46 @@ def test_scale_to_zero_wakes_on_the_activation_threshold_and_states_its_cold_sta
     assert [t["type"] for t in kept.inputs("chat-scaler")["spec"]["triggers"]] == ["prometheus"]
 
 
+def test_at_scale_to_zero_the_canary_sleeps_and_wakes_with_the_model(build):
+    """Fixed canary replicas would hold their GPUs through every idle night (staging's summarizer did) and
+    serve the canary's share alone: the canary gets a ScaledObject of its own with the model's triggers, from
+    zero to its replica count, and its Deployment no replica count for an apply to reset."""
+    hours = {"timezone": "UTC", "start": "0 8 * * 1-5", "end": "0 20 * * 1-5"}
+    built = build(
+        lambda: ModelService(
+            "chat",
+            service_args(
+                model={"autoscaling": {"prometheus_query": "sum(q)", "active_hours": hours}, **at_weight(20)},
+                cluster=GATEWAY,
+                canary_image=IMAGE,
+                min_replicas=0,
+            ),
+        )
+    )
+    canary = built.inputs("chat-canary-keda")
+    stable = built.inputs("chat-scaler")
+    assert canary["spec"]["scaleTargetRef"]["name"] == "chat-canary"
+    assert (canary["spec"]["minReplicaCount"], canary["spec"]["maxReplicaCount"]) == (0, 2)
+    # the same wake-up: the model's query and activation, its hours (at the canary's size)
+    assert canary["spec"]["triggers"][0] == stable["spec"]["triggers"][0]
+    assert canary["spec"]["triggers"][1]["metadata"]["desiredReplicas"] == "2"
+    assert canary["metadata"]["annotations"]["modelops/cold-start-seconds"].isdigit()
+    assert "replicas" not in built.inputs("chat-canary-deployment")["spec"]
+    # a model that keeps replicas keeps a fixed canary
+    kept = build(
+        lambda: ModelService(
+            "chat",
+            service_args(
+                model={"autoscaling": {"prometheus_query": "sum(q)"}, **at_weight(20)},
+                cluster=GATEWAY,
+                canary_image=IMAGE,
+            ),
+        )
+    )
+    assert "chat-canary-keda" not in kept.names()
+    assert kept.inputs("chat-canary-deployment")["spec"]["replicas"] == 2
+
+
 def test_active_hours_add_keda_cron_trigger_beside_the_query(build):
     """KEDA is active while any trigger is: the cron trigger holds one replica in the hours (waking a
     scaled-to-zero model before the first request), the query scales above it. Metadata as KEDA's cron
