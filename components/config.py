@@ -8,6 +8,7 @@ and the reason, one line per problem, so a broken stack fails before any resourc
 import ipaddress
 import json
 import re
+import zoneinfo
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Self
@@ -409,8 +410,6 @@ class ActiveHours(_Model):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        import zoneinfo
-
         if value not in zoneinfo.available_timezones():
             raise ValueError(f"{value!r} is not an IANA time zone (e.g. America/Los_Angeles, Europe/Berlin, UTC)")
         return value
