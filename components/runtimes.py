@@ -87,8 +87,10 @@ PRESETS: dict[Runtime, RuntimePreset] = {
         shm_gib_per_gpu=1,
         alerting=HTTP_METRICS,
     ),
-    # docs.vllm.ai (v0.11): `vllm serve` / the vllm/vllm-openai image's entrypoint, OpenAI server on 8000,
-    # GET /health, /metrics on the same port (vllm:* metrics and the FastAPI instrumentator's http_*).
+    # docs.vllm.ai (v0.11): the vllm/vllm-openai image's ENTRYPOINT is `vllm serve`, which takes the model as
+    # its first positional argument and refuses `--model` (vllm-project/vllm#17944: "provide the model as a
+    # positional argument ... instead of via the `--model` option"); OpenAI server on 8000, GET /health,
+    # /metrics on the same port (vllm:* metrics and the FastAPI instrumentator's http_*).
     Runtime.VLLM: RuntimePreset(
         checked_against="vLLM 0.11 (vllm/vllm-openai)",
         port=8000,
@@ -96,7 +98,6 @@ PRESETS: dict[Runtime, RuntimePreset] = {
         live_path="/health",
         metrics_port=None,
         args=lambda name, gpus, port: [
-            "--model",
             "/models",
             "--served-model-name",
             name,

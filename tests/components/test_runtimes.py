@@ -3,8 +3,9 @@ launch flags) and its alerts read the metrics it exports; a model's own settings
 
 The facts below are the runtimes' documentation, for the versions the presets name:
 - vLLM (docs.vllm.ai, 0.11): the OpenAI server listens on 8000 (`--port`), answers GET /health, serves
-  /metrics on the same port (vllm:* metrics, and http_* from prometheus-fastapi-instrumentator); the model is
-  `--model`, its public name `--served-model-name`, GPUs per replica `--tensor-parallel-size`; NCCL needs a
+  /metrics on the same port (vllm:* metrics, and http_* from prometheus-fastapi-instrumentator); the image's
+  ENTRYPOINT is `vllm serve`, whose model is the first positional argument (`--model` is refused since
+  vllm-project/vllm#17944), its public name `--served-model-name`, GPUs per replica `--tensor-parallel-size`; NCCL needs a
   large /dev/shm.
 - Triton (docs.nvidia.com, 24.08): `tritonserver --model-repository`, HTTP on 8000 (`--http-port`), GET
   /v2/health/ready and /v2/health/live, Prometheus metrics on 8002 (`--metrics-port`), counters
@@ -32,7 +33,9 @@ DOCUMENTED: dict[Runtime, dict[str, Any]] = {
         "ready": "/health",
         "live": "/health",
         "metrics_port": None,
-        "flags": {"--model": "/models", "--served-model-name": "chat", "--port": "8000", "--tensor-parallel-size": "2"},
+        "positional": ["/models"],
+        "flags": {"--served-model-name": "chat", "--port": "8000", "--tensor-parallel-size": "2"},
+        "refused": {"--model"},
         "metrics": {"http_requests_total", "http_request_duration_seconds_bucket"},
     },
     Runtime.TRITON: {
@@ -40,6 +43,8 @@ DOCUMENTED: dict[Runtime, dict[str, Any]] = {
         "ready": "/v2/health/ready",
         "live": "/v2/health/live",
         "metrics_port": 8002,
+        # the image's entrypoint (NVIDIA's entrypoint script) runs the command it is given
+        "positional": ["tritonserver"],
         "flags": {"--model-repository": "/models", "--http-port": "8000", "--metrics-port": "8002"},
         "metrics": {
             "nv_inference_request_success",
@@ -88,6 +93,10 @@ def test_each_preset_sets_what_its_runtime_documents(build, runtime):
     assert server["readinessProbe"]["httpGet"]["path"] == facts["ready"]
     assert server["livenessProbe"]["httpGet"]["path"] == facts["live"]
     assert flags(server["args"]).items() >= facts["flags"].items()
+    # arguments before the first flag: what the entrypoint reads positionally
+    first_flag = next((i for i, a in enumerate(server["args"]) if a.startswith("-")), len(server["args"]))
+    assert server["args"][:first_flag] == facts.get("positional", [])
+    assert not set(flags(server["args"])) & facts.get("refused", set())
     # /dev/shm sized per GPU for the runtime, inside the memory limit
     shm = next(v for v in pod["volumes"] if v["name"] == "dshm")["emptyDir"]
     assert shm == {"medium": "Memory", "sizeLimit": f"{2 * PRESETS[runtime].shm_gib_per_gpu}Gi"}
@@ -117,12 +126,12 @@ def test_the_models_own_settings_override_the_preset(build):
         Runtime.VLLM,
         port=9000,
         probes={"ready_path": "/v1/models"},
-        args=["--model", "/models"],
+        args=["/models", "--max-model-len", "8192"],
         resources={"shm": "3Gi"},
     )
     pod = result.inputs("chat-deployment")["spec"]["template"]["spec"]
     server = pod["containers"][0]
-    assert server["ports"][0]["containerPort"] == 9000 and server["args"] == ["--model", "/models"]
+    assert server["ports"][0]["containerPort"] == 9000 and server["args"] == ["/models", "--max-model-len", "8192"]
     assert server["readinessProbe"]["httpGet"]["path"] == "/v1/models"
     assert server["livenessProbe"]["httpGet"]["path"] == "/health"  # what was not overridden stays the preset's
     assert next(v for v in pod["volumes"] if v["name"] == "dshm")["emptyDir"]["sizeLimit"] == "3Gi"
