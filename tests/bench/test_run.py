@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.generate import generate_stack, model_name
-from bench.run import blast_radius, longest_chain
+from bench.run import blast_radius, longest_chain, sdk_ratio
 from components.config import parse_stack_config
 
 pytestmark = pytest.mark.slow  # plans several stacks or starts servers
@@ -46,3 +46,11 @@ def test_blast_radius_of_a_bump_stays_in_the_model(tmp_path):
     result = blast_radius(tmp_path, n=12)
     assert result["of_the_bumped_model"] > 0 and result["of_other_models"] == 0
     assert model_name(7) == "m007"
+
+
+def test_the_sdk_ratio_alternates_our_plans_and_the_stock_mocks(tmp_path):
+    """Figure 2 runs the offline engine and the SDK's stock mocks in turn in one process: each must find an
+    open event loop after the other (the stock side once crashed on the loop the engine had closed)."""
+    figure = sdk_ratio(tmp_path, repeat=2, n=3)
+    assert figure["models"] == 3 and figure["resources"] > 3 * 10
+    assert figure["plan_s"] > 0 and figure["stock_mocks_s"] > 0
