@@ -129,3 +129,73 @@ def test_enums_inside_lists_reach_the_component_as_enums(provider):
         plan_of(
             lambda: provider.construct("p", "modelops:index:GpuNodePool", {**inputs, "capacityTypes": ["reserved"]})
         )
+
+
+CLUSTER = {
+    "name": "ml-prod",
+    "region": "us-east-1",
+    "accountId": "123456789012",
+    "kubernetesVersion": "1.33",
+    "nodeRole": "NodeRole",
+    "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/A",
+    "gateway": {"name": "models", "namespace": "gateway-system"},
+}
+ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat@sha256:"
+
+
+def test_a_model_service_from_another_language_keeps_its_nested_choices(provider):
+    """Enums nested in models (runtime), maps whose keys are the user's (env, nodeSelector), lists of objects
+    (tolerations) and a nested optional model (activeHours) cross the boundary as a stack file gives them."""
+    model = {
+        "version": "2.4.0",
+        "runtime": "vllm",
+        "image": {"context": "models/chat"},
+        "gpus": 1,
+        "pool": "a10g",
+        "artifactUri": "s3://acme/chat/2.4.0",
+        "canary": {"version": "2.5.0", "weight": 10},
+        "autoscaling": {
+            "prometheusQuery": "sum(rate(envoy_rq[2m]))",
+            "activeHours": {"timezone": "UTC", "start": "0 8 * * *", "end": "0 20 * * *"},
+        },
+        "env": {"LOG_LEVEL": "info", "hfHubOffline": "1"},
+    }
+    inputs = {
+        "model": model,
+        "cluster": CLUSTER,
+        "environment": "prod",
+        "costOwner": "ml",
+        "image": ECR + "a" * 64,
+        "canaryImage": ECR + "b" * 64,
+        "minReplicas": 0,
+        "maxReplicas": 4,
+        "nodeSelector": {"modelops/gpu-pool": "a10g"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    }
+    plan = plan_of(lambda: provider.construct("chat", "modelops:index:ModelService", inputs))
+    by_name = {s["urn"].rsplit("::", 1)[-1]: s["newState"].get("inputs", {}) for s in plan["steps"]}
+    pod = by_name["chat-deployment"]["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    assert server["args"][:3] == ["/models", "--served-model-name", "chat"]  # the vllm preset
+    assert {"name": "hfHubOffline", "value": "1"} in server["env"]  # a user's key, not re-cased
+    assert pod["nodeSelector"] == {"modelops/gpu-pool": "a10g"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert [t["type"] for t in by_name["chat-scaler"]["spec"]["triggers"]] == ["prometheus", "cron"]
+    assert by_name["chat-canary-keda"]["spec"]["maxReplicaCount"] == 2
+
+
+def test_a_model_image_from_another_language_keeps_its_build_args(provider):
+    inputs = {
+        "model": {
+            "version": "2.4.0",
+            "image": {"context": "models/sentiment", "buildArgs": {"MODEL_NAME": "x", "someArg": "y"}},
+        },
+        "registry": {"repositoryPrefix": "modelops/dev"},
+        "buildCanary": False,
+        "buildCpuImage": False,
+        "protect": False,
+    }
+    plan = plan_of(lambda: provider.construct("sentiment", "modelops:index:ModelImage", inputs))
+    build = next(s["newState"]["inputs"] for s in plan["steps"] if s["newState"]["type"] == "docker-build:index:Image")
+    assert build["buildArgs"] == {"MODEL_NAME": "x", "someArg": "y"}
+    assert build["platforms"] == ["linux/amd64"]
