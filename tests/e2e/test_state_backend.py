@@ -13,7 +13,8 @@ when_required` whenever an endpoint is set (the v2 SDK's default CRC32 aws-chunk
 some third-party stores). gocloud.dev/blob/s3blob/s3blob.go accepts `s3ForcePathStyle` (= `use_path_style`)
 and `disable_https`; gocloud.dev/aws/aws.go `V2ConfigFromURLParams` accepts `region`, `endpoint`,
 `request_checksum_calculation` and refuses any other parameter. Credentials come from the environment
-(fake ones here).
+(fake ones here). moto answers reads without a checksum header, so the SDK logs "Response has no supported
+checksum. Not validating response payload." on stderr: a warning, not an error.
 
 How locking works (pkg/v3/backend/diy/lock.go, v3.274.1): `Update`, `Refresh`, `Destroy`, `Import`, stack
 removal, renaming and `stack import` call `Lock` (backend.go); `Preview` does not. `Lock` lists
@@ -331,6 +332,10 @@ def test_a_concurrent_up_is_refused_while_the_first_holds_the_lock(gated):
             assert rewritten in second.stderr, second.explain()
         # refused before its program ran: nothing of the second up was created
         assert gated.created() == [], gated.created()
+        # a preview takes no lock (backend.go `Preview`): a pull request's preview runs beside a deploy
+        preview = gated.run("preview")
+        assert preview.returncode == 0, preview.explain()
+        assert len(gated.s3.keys(LOCK_PREFIX)) == 1
     finally:
         gated.open_gate()
         first.wait(timeout=300)
