@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.aws_emulator import AwsEmulator
 from tests.e2e.cluster import LocalCluster, SimulatedNode, tools_bin_dir
 from tests.e2e.pulumi_cli import PulumiCli
 
@@ -41,6 +42,8 @@ class Tier:
     """The first real preview of each stack (`pulumi preview --json`)."""
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Its engine events (`--event-log`)."""
+    aws: AwsEmulator | None = None
+    """The AWS the stand-in provider works against (one moto server for the session, every stack's account)."""
 
 
 def simulated_nodes(env: str) -> list[SimulatedNode]:
@@ -61,17 +64,20 @@ def tier(tmp_path_factory) -> Iterator[Tier]:
         pytest.skip("the real-engine tools are not built: ./run e2e builds them and runs this tier")
     workdir = tmp_path_factory.mktemp("e2e")
     clusters = {env: LocalCluster(bin_dir, workdir / f"cluster-{env}") for env in POOLS}
+    aws = AwsEmulator(log_path=workdir / "aws-emulator.log")
     try:
         for env, cluster in clusters.items():
             start_cluster(cluster, env)
         cli = PulumiCli(bin_dir, workdir / "pulumi")
+        cli.aws_env = aws.env()
         for env in ENVIRONMENTS:
             cli.platform_stack(env, clusters[env].kubeconfig() if env in clusters else UNREACHABLE_KUBECONFIG)
             cli.init_stack(env)
-        yield Tier(clusters, cli)
+        yield Tier(clusters, cli, aws=aws)
     finally:
         for cluster in clusters.values():
             cluster.stop()
+        aws.stop()
 
 
 def start_cluster(cluster: LocalCluster, env: str) -> None:

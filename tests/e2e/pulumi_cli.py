@@ -3,7 +3,8 @@
 Each tier run gets its own PULUMI_HOME, a file backend and passphrase secrets. Plugins come only from
 PATH, never downloaded (PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION): the built CLI, language host and
 Kubernetes provider from the tools cache, and `pulumi-resource-{aws,docker-build,docker}` launchers
-that start the stand-in provider (tests/e2e/standin_provider.py).
+that start the stand-in provider (tests/e2e/standin_provider.py), which works against the tier's AWS
+emulator (`aws_env`: AWS_ENDPOINT_URL on 127.0.0.1, throwaway keys; tests/e2e/aws_emulator.py).
 
 The program runs from a copy of the repository's project files (Pulumi.yaml unchanged: the language host
 builds the copy's own uv environment, as for a user), because `pulumi stack init` writes the passphrase
@@ -75,7 +76,9 @@ class PulumiCli:
         self.state = workdir / "state"
         self.launchers = workdir / "plugins"
         self.project = workdir / "project"
-        self.ledger = workdir / "standin-ledger.json"
+        self.aws_env: dict[str, str] = {}
+        """The AWS emulator's endpoint and throwaway credentials (tests/e2e/aws_emulator.py `env()`): the
+        stand-in provider, started by the engine with this environment, talks to it and nothing else."""
         for d in (self.home, self.state, self.launchers):
             d.mkdir(parents=True, exist_ok=True)
         self._copy_project()
@@ -132,7 +135,6 @@ class PulumiCli:
                 "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
                 "PULUMI_SKIP_CONFIRMATIONS": "true",
                 "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
-                "MODELOPS_STANDIN_LEDGER": str(self.ledger),
                 # as the up workflow sets it: image builds must push single manifests (components/images.py)
                 "BUILDX_NO_DEFAULT_ATTESTATIONS": "1",
                 # The pre-flight's AWS calls have no endpoint here; `auto` models decide without it.
@@ -142,6 +144,7 @@ class PulumiCli:
                 "PULUMI_DEBUG_COMMANDS": "true",
             }
         )
+        env.update(self.aws_env)
         env.update(extra)
         return env
 
@@ -235,9 +238,6 @@ class PulumiCli:
         if result.returncode != 0:
             raise RuntimeError(result.explain())
         return result.json()
-
-    def ledger_entries(self) -> dict[str, Any]:
-        return json.loads(self.ledger.read_text()) if self.ledger.exists() else {}
 
 
 def read_event_log(path: Path) -> list[dict[str, Any]]:

@@ -4,18 +4,22 @@ pulumi-aws and pulumi-docker embed Terraform providers patched in git submodules
 is not served by the Go module proxy reachable here, so none of the three can be built from source on
 this machine. This plugin speaks the same provider gRPC protocol (CheckConfig, Configure, Check, Diff,
 Create, Read, Update, Delete, Invoke) so that the real `pulumi` engine can preview, update and destroy
-the whole program. It is the only part of the tier that is not the real thing, and it says so in every
-message it writes.
+the whole program, and does the work against an AWS emulator: moto in server mode on 127.0.0.1
+(tests/e2e/aws_emulator.py, at AWS_ENDPOINT_URL), so that AWS's own rules answer.
 
 Behaviour, modelled on the real providers:
-- outputs are the offline mocks' (`offline/mocks.py`: ARNs, URLs, ids derived from names), so a real and
-  an offline run of the same stack see the same values after `up`;
+- `Check` validates inputs against the real providers' input schema (required inputs, types; vendored in
+  tests/upstream/pulumi-aws) and auto-names as the Terraform bridge does (tests/e2e/standin_schema.py);
+- Create/Read/Update/Delete call the emulator through boto3 (tests/e2e/standin_aws.py): ids, ARNs, versions
+  and digests are the emulator's; AWS's errors (MalformedPolicyDocument, ImageTagAlreadyExistsException,
+  RepositoryNotEmptyException, ...) fail the step with their code, as the real provider's do; what moto
+  lacks and AWS documents is added there, with the documentation (ADDED_RULES);
+- the docker-build Image "pushes" a manifest derived from its build inputs through ECR's API and attempts
+  to delete its tags on Delete, as pulumi-docker-build does;
 - previews of a create return the inputs and leave every computed output unknown, as Terraform-bridged
   providers do (`supportsPreview`);
 - properties that Terraform marks ForceNew (names, the repository a policy belongs to, ...) replace the
   resource when they change; everything else updates in place;
-- a ledger file (MODELOPS_STANDIN_LEDGER) records what "exists in the account": created on Create,
-  removed on Delete. Tests read it to prove that a failed `up` leaves nothing orphaned or duplicated;
 - MODELOPS_STANDIN_FAIL_CREATE=<resource name> makes the create of that resource fail, to test recovery.
 
 Run as `python -m tests.e2e.standin_provider <package>` by the `pulumi-resource-<package>` launcher
@@ -24,19 +28,19 @@ scripts the harness writes; it prints its port and serves until the engine stops
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import os
 import sys
 import time
 from concurrent import futures
-from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import empty_pb2, json_format, struct_pb2
+from google.protobuf import any_pb2, empty_pb2, json_format, struct_pb2
+from google.rpc import status_pb2
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
+
+from tests.e2e import standin_aws
+from tests.e2e.standin_schema import Checker, autoname
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -58,6 +62,7 @@ REPLACE_ON_CHANGE: dict[str, set[str]] = {
     "aws:cloudwatch/logGroup:LogGroup": {"name", "namePrefix", "kmsKeyId"},
     "aws:cloudwatch/metricAlarm:MetricAlarm": {"name"},
 }
+FAIL_CREATE = "MODELOPS_STANDIN_FAIL_CREATE"
 
 
 def _to_dict(s: struct_pb2.Struct | None) -> dict[str, Any]:
@@ -99,80 +104,50 @@ def _type_of(urn: str) -> str:
     return urn.split("::")[2].rsplit("$", 1)[-1]
 
 
-def _ledger_key(urn: str, type_: str, resource_id: str) -> str:
-    """Stacks stand for separate accounts: the mocks' names are unique per stack, not across stacks
-    (the real provider's autonaming adds a random suffix)."""
-    stack = urn.split("::")[0].rsplit(":", 1)[-1]
-    return f"{stack}/{type_}/{resource_id}"
-
-
-class Ledger:
-    """What exists in the stand-in's "account": one JSON object of id -> {urn, type}, locked per write."""
-
-    def __init__(self, path: str | None):
-        self.path = Path(path) if path else None
-
-    def _update(self, change) -> None:
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+", encoding="utf-8") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            fh.seek(0)
-            text = fh.read()
-            entries = json.loads(text) if text.strip() else {}
-            change(entries)
-            fh.seek(0)
-            fh.truncate()
-            json.dump(entries, fh, indent=1, sort_keys=True)
-
-    def add(self, key: str, urn: str, type_: str) -> None:
-        def change(entries: dict) -> None:
-            if key in entries:
-                raise RuntimeError(f"stand-in: {type_} {key!r} already exists (created by {entries[key]['urn']})")
-            entries[key] = {"urn": urn, "type": type_}
-
-        self._update(change)
-
-    def remove(self, key: str) -> None:
-        self._update(lambda entries: entries.pop(key, None))
+def _failed(context, code: grpc.StatusCode, message: str, detail: Any = None) -> None:
+    """End the call with an error the engine reads (with a typed detail when there is one)."""
+    if detail is not None:
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        status = status_pb2.Status(code=code.value[0], message=message, details=[packed])
+        context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+    context.abort(code, message)
 
 
 class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
     def __init__(self, package: str):
+        import os
+
         self.package = package
         self.version = PACKAGES[package]
         self.config: dict[str, Any] = {}
-        self.ledger = Ledger(os.environ.get("MODELOPS_STANDIN_LEDGER"))
-        self.fail_create = os.environ.get("MODELOPS_STANDIN_FAIL_CREATE", "")
+        self.fail_create = os.environ.get(FAIL_CREATE, "")
+        self.checker = Checker()
+        self._aws: standin_aws.Aws | None = None
+        self._handlers: dict[str, Any] = {}
 
-    # --- mocks shared with the offline engine ---------------------------------------------------
-    def _mocks(self):
-        from offline.mocks import OfflineMocks
+    # --- the emulator -------------------------------------------------------------------------
+    @property
+    def aws(self) -> standin_aws.Aws:
+        if self._aws is None:
+            self._aws = standin_aws.Aws()
+            self._handlers = {h.token: h(self._aws) for h in standin_aws.HANDLERS}
+        return self._aws
 
-        accounts = self.config.get("allowedAccountIds")
-        account = str(accounts[0]) if isinstance(accounts, list) and accounts else "123456789012"
-        return OfflineMocks(account, str(self.config.get("region") or "us-east-1"))
+    def _handler(self, type_: str, context) -> Any:
+        self.aws  # noqa: B018 - connects on first use
+        if type_ not in self._handlers:
+            _failed(context, grpc.StatusCode.UNIMPLEMENTED, f"stand-in {self.package} provider: no {type_}")
+        return self._handlers[type_]
 
-    def _outputs(self, type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        import pulumi
+    def _ctx(self, inputs: dict[str, Any]) -> standin_aws.Context:
+        import os
 
-        args = pulumi.runtime.MockResourceArgs(
-            typ=type_, name=name, inputs=_plain(inputs), provider=None, resource_id=None, custom=True
+        region = (
+            inputs.get("region") or self.config.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         )
-        resource_id, outputs = self._mocks().new_resource(args)
-        if type_ == "docker-build:index:Image":
-            outputs.update(self._built_image(inputs))
-        merged = {**inputs, **outputs}
-        return resource_id or name, merged
-
-    @staticmethod
-    def _built_image(inputs: dict[str, Any]) -> dict[str, Any]:
-        """What a push would report: a digest of the build's inputs, the first tag pinned by it."""
-        digest = "sha256:" + hashlib.sha256(json.dumps(_plain(inputs), sort_keys=True).encode()).hexdigest()
-        tags = _plain(inputs.get("tags") or [])
-        ref = f"{tags[0]}@{digest}" if tags else digest
-        return {"digest": digest, "ref": ref, "contextHash": digest[7:23]}
+        default_tags = (self.config.get("defaultTags") or {}).get("tags") or {}
+        return standin_aws.Context(region=str(region), default_tags=dict(default_tags))
 
     # --- protocol -----------------------------------------------------------------------------
     def GetPluginInfo(self, request, context):
@@ -201,10 +176,32 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             except ValueError:
                 self.config[short] = value
         self.config.update(_plain(_to_dict(request.args)))
+        if self.package == "aws" and self.config.get("allowedAccountIds") and not _contains_unknown(self.config):
+            self._require_allowed_account(context)
         return provider_pb2.ConfigureResponse(acceptSecrets=True, supportsPreview=True, acceptResources=True)
 
+    def _require_allowed_account(self, context) -> None:
+        """As the real provider: credentials of an account outside `allowedAccountIds` are refused."""
+        allowed = [str(a) for a in self.config["allowedAccountIds"]]
+        account = self.aws.account_id(self._ctx({}).region)
+        if account not in allowed:
+            _failed(
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"stand-in aws provider: AWS account ID not allowed: {account} (allowedAccountIds: {allowed})",
+            )
+
     def Check(self, request, context):
-        return provider_pb2.CheckResponse(inputs=request.news)
+        type_ = request.type or _type_of(request.urn)
+        name = request.name or _name_of(request.urn)
+        news = _to_dict(request.news)
+        if not self.checker.knows(type_):
+            return provider_pb2.CheckResponse(inputs=request.news)
+        news = autoname(type_, name, news, _to_dict(request.olds), bytes(request.randomSeed))
+        reasons = self.checker.check(type_, name, {k: v for k, v in news.items() if k != "__defaults"})
+        return provider_pb2.CheckResponse(
+            inputs=_to_struct(news), failures=[provider_pb2.CheckFailure(reason=r) for r in reasons]
+        )
 
     def Diff(self, request, context):
         type_ = request.type or _type_of(request.urn)
@@ -243,49 +240,83 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
         type_ = request.type or _type_of(request.urn)
         name = request.name or _name_of(request.urn)
         inputs = _to_dict(request.properties)
+        handler = self._handler(type_, context)
         if request.preview:
             # As a Terraform-bridged provider previews a create: inputs known, computed outputs unknown.
-            _, outputs = self._outputs(type_, name, inputs)
             return provider_pb2.CreateResponse(
-                id="", properties=_to_struct({k: (v if k in inputs else UNKNOWN) for k, v in outputs.items()})
+                id="", properties=_to_struct({**inputs, **{k: UNKNOWN for k in handler.computed if k not in inputs}})
             )
         if self.fail_create and name == self.fail_create:
-            context.abort(
+            _failed(
+                context,
                 grpc.StatusCode.UNKNOWN,
-                f"stand-in {self.package} provider: injected failure creating {name} " "(MODELOPS_STANDIN_FAIL_CREATE)",
+                f"stand-in {self.package} provider: injected failure creating {name} ({FAIL_CREATE})",
             )
-        resource_id, outputs = self._outputs(type_, name, inputs)
         if _contains_unknown(inputs):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"stand-in: unknown input in a create of {name}")
-        self.ledger.add(_ledger_key(request.urn, type_, resource_id), request.urn, type_)
+            _failed(context, grpc.StatusCode.INVALID_ARGUMENT, f"stand-in: unknown input in a create of {name}")
+        plain = _plain(inputs)
+        try:
+            resource_id, outputs = handler.create(name, plain, self._ctx(plain))
+        except standin_aws.PartialCreate as partial:
+            detail = provider_pb2.ErrorResourceInitFailed(
+                id=partial.resource_id,
+                properties=_to_struct(partial.outputs),
+                reasons=[str(partial)],
+                inputs=request.properties,
+            )
+            _failed(context, grpc.StatusCode.UNKNOWN, f"creating {name}: {partial}", detail)
+        except standin_aws.AwsError as exc:
+            _failed(context, grpc.StatusCode.UNKNOWN, f"creating {type_} {name}: {exc}")
         return provider_pb2.CreateResponse(id=resource_id, properties=_to_struct(outputs))
 
     def Read(self, request, context):
-        return provider_pb2.ReadResponse(id=request.id, properties=request.properties, inputs=request.inputs)
+        type_ = request.type or _type_of(request.urn)
+        handler = self._handler(type_, context)
+        inputs = _plain(_to_dict(request.inputs) or _to_dict(request.properties))
+        found = handler.read(request.id, inputs, self._ctx(inputs))
+        if found is None:  # gone from the account: the engine drops it from the state
+            return provider_pb2.ReadResponse(id="")
+        return provider_pb2.ReadResponse(id=request.id, properties=_to_struct(found), inputs=request.inputs)
 
     def Update(self, request, context):
         type_ = request.type or _type_of(request.urn)
         name = request.name or _name_of(request.urn)
-        news = _to_dict(request.news)
-        _, outputs = self._outputs(type_, name, news)
+        handler = self._handler(type_, context)
+        news, olds = _to_dict(request.news), _to_dict(request.olds)
+        old_inputs = _to_dict(request.old_inputs) if request.HasField("old_inputs") else olds
         if request.preview:
-            olds = _to_dict(request.olds)
-            outputs = {k: (v if k in news else olds.get(k, UNKNOWN)) for k, v in outputs.items()}
+            # known inputs and the old computed outputs, but those the update itself recomputes
+            changing = set(getattr(handler, "changes_on_update", ()))
+            computed = {k: (UNKNOWN if k in changing else olds.get(k, UNKNOWN)) for k in handler.computed}
+            return provider_pb2.UpdateResponse(properties=_to_struct({**computed, **news}))
+        plain = _plain(news)
+        try:
+            outputs = handler.update(request.id, _plain(old_inputs), plain, self._ctx(plain))
+        except standin_aws.AwsError as exc:
+            _failed(context, grpc.StatusCode.UNKNOWN, f"updating {type_} {name}: {exc}")
         return provider_pb2.UpdateResponse(properties=_to_struct(outputs))
 
     def Delete(self, request, context):
         type_ = request.type or _type_of(request.urn)
-        self.ledger.remove(_ledger_key(request.urn, type_, request.id))
+        handler = self._handler(type_, context)
+        state = _plain(_to_dict(request.properties))
+        try:
+            handler.delete(request.id, state, self._ctx(state))
+        except standin_aws.AwsError as exc:
+            _failed(context, grpc.StatusCode.UNKNOWN, f"deleting {type_} {request.id}: {exc}")
         return empty_pb2.Empty()
 
     def Invoke(self, request, context):
-        import pulumi
-
-        args = pulumi.runtime.MockCallArgs(token=request.tok, args=_plain(_to_dict(request.args)), provider="")
+        args = _plain(_to_dict(request.args))
+        reasons = self.checker.check_invoke(request.tok, args)
+        if reasons:
+            return provider_pb2.InvokeResponse(failures=[provider_pb2.CheckFailure(reason=r) for r in reasons])
+        self.aws  # noqa: B018 - connects on first use
+        invokes = standin_aws.Invokes(self.aws)
         try:
-            result = self._mocks().call(args)
-        except Exception as exc:
-            return provider_pb2.InvokeResponse(failures=[provider_pb2.CheckFailure(reason=f"stand-in: {exc}")])
+            result = invokes.call(request.tok, args, self._ctx(args), self.config)
+        except standin_aws.AwsError as exc:
+            _failed(context, grpc.StatusCode.UNKNOWN, f"invoking {request.tok}: {exc}")
         return provider_pb2.InvokeResponse(**{"return": _to_struct(result)})
 
     def Cancel(self, request, context):

@@ -19,6 +19,7 @@ from offline.diff import diff_plans
 from offline.engine import run_program
 from offline.plan import from_json
 from offline.stackfile import load_stack
+from tests.e2e.aws_emulator import objects_of_state, world
 from tests.e2e.conftest import ENVIRONMENTS, Tier
 from tests.e2e.fidelity import (
     differences,
@@ -216,8 +217,9 @@ def test_up_creates_every_object(tier, env):
 
 
 def assert_state_matches_the_world(tier: Tier, env: str) -> None:
-    """Each resource once in the state; each Kubernetes object in the API server; each stand-in resource
-    in its ledger, and no ledger entry the state does not know (nothing orphaned, nothing duplicated)."""
+    """Each resource once in the state; each Kubernetes object in the API server; each AWS object and pushed
+    image tag the state records exists in the AWS emulator, and the emulator holds no AWS object that no
+    stack's state knows (nothing orphaned, nothing duplicated)."""
     resources = tier.cli.export(env)["deployment"]["resources"]
     urns = [r["urn"] for r in resources]
     assert len(urns) == len(set(urns))
@@ -230,9 +232,22 @@ def assert_state_matches_the_world(tier: Tier, env: str) -> None:
             labels = meta.get("labels", {})
             if labels.get("app.kubernetes.io/part-of") == "modelops" and labels.get("modelops/environment") == env:
                 assert key in live, key
-    standin = {r["urn"] for r in resources if r["type"].split(":")[0] in ("aws", "docker-build")}
-    ledger_urns = [e["urn"] for e in tier.cli.ledger_entries().values() if f"urn:pulumi:{env}::" in e["urn"]]
-    assert sorted(ledger_urns) == sorted(standin)
+    assert_the_emulator_matches_the_states(tier, env, resources)
+
+
+def assert_the_emulator_matches_the_states(tier: Tier, env: str, resources: list[dict] | None = None) -> None:
+    """What `env`'s state records exists in the emulator; every AWS object there belongs to some stack's
+    state. Image tags may outlive their Image (an update leaves the old tags, `retainOnDelete` keeps them,
+    the build caches are no resource's), as in a real registry, so they are not counted as orphans."""
+    assert tier.aws is not None, "the tier runs an AWS emulator"
+    if resources is None:
+        resources = tier.cli.export(env)["deployment"].get("resources") or []
+    in_aws = world(tier.aws)
+    assert sorted(objects_of_state(resources) - in_aws) == []
+    known: set[tuple[str, str]] = set()
+    for stack in ENVIRONMENTS:
+        known |= objects_of_state(tier.cli.export(stack)["deployment"].get("resources") or [])
+    assert sorted(o for o in in_aws - known if o[0] != "ecr-image-tag") == []
 
 
 def _server(pod: dict) -> dict:
@@ -544,8 +559,8 @@ def test_destroy_removes_everything_but_what_is_protected(tier, env):
     while stack_objects(tier, env) and time.monotonic() < deadline:
         time.sleep(2)  # namespace deletion finishes in the background, as in any cluster
     assert stack_objects(tier, env) == []
-    ledger = [e["urn"] for e in tier.cli.ledger_entries().values() if f"urn:pulumi:{env}::" in e["urn"]]
-    assert sorted(u.rsplit("::", 1)[-1] for u in ledger) == [p for p in protected]
+    # the protected repositories stay in the account; nothing else of the stack does
+    assert_the_emulator_matches_the_states(tier, env, left)
 
 
 def test_the_event_logs_are_json_lines(tier):
