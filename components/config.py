@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
+from . import promql
 from .common import ARTIFACT_FETCHER_IMAGE, NVIDIA_REGISTRY
 from .gpu_catalogue import load_catalogue
 from .runtimes import PRESETS, Runtime, RuntimePreset
@@ -518,6 +519,42 @@ class ModelConfig(_Model):
         """The container's arguments: the model's own, else the runtime's for this model `name`."""
         return self.args if self.args is not None else self.preset.args(name, self.gpus, self.serving_port)
 
+    def series_selector(self, name: str) -> str:
+        """The Prometheus selector of the series scraped from this model's pods (model `name`): the Prometheus
+        Operator labels every series with the namespace and Service of its ServiceMonitor's target."""
+        return f'namespace="{self.namespace}",service="{name}"'
+
+    def own_services(self, name: str) -> set[str]:
+        """The Services that select this model's pods (the model's, and each track's through a gateway): a
+        series carrying one of them as `service` or `job` comes from the pods and is gone at zero replicas."""
+        return {name, f"{name}-stable", f"{name}-canary"}
+
+    @property
+    def scales_on_cpu_by_choice(self) -> bool:
+        return "target_cpu_utilization" in self.autoscaling.model_fields_set
+
+    def keda_query(self, name: str) -> str | None:
+        """What KEDA scales the model on: its own `prometheusQuery`, else for a GPU model its runtime's engine
+        signal (vLLM's and TGI's queue depth, Triton's queueing), unless the stack chose CPU
+        (`targetCpuUtilization`). None: an HPA on CPU."""
+        if self.autoscaling.prometheus_query:
+            return self.autoscaling.prometheus_query
+        scaling = self.preset.scaling
+        if self.gpus and scaling is not None and not self.scales_on_cpu_by_choice:
+            return scaling.query.format(sel=self.series_selector(name))
+        return None
+
+    def keda_threshold(self) -> str:
+        """KEDA's target per replica: the stack's, else the runtime's for its default query."""
+        scaling = self.preset.scaling
+        if (
+            self.autoscaling.prometheus_query
+            or scaling is None
+            or "prometheus_threshold" in self.autoscaling.model_fields_set
+        ):
+            return self.autoscaling.prometheus_threshold
+        return scaling.threshold
+
     @property
     def artifact_bucket(self) -> str | None:
         return self.artifact_uri[len("s3://") :].split("/", 1)[0] if self.artifact_uri else None
@@ -543,32 +580,16 @@ class ModelConfig(_Model):
         return _s3_prefix(self.canary_artifact_uri)
 
 
-_PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless"}
-_PROMQL_KEYWORDS |= {"offset", "inf", "nan"}
+SERVER_METRIC_PREFIXES = tuple(dict.fromkeys(p for preset in PRESETS.values() for p in preset.own_metric_prefixes))
+"""Series only an inference server's own pods export, whatever the model's runtime (a `custom` image may run any
+of them)."""
 
 
-def promql_metric_names(query: str) -> list[str]:
-    """The metric names a PromQL query reads: identifiers outside strings, label matchers, ranges and
-    grouping clauses that are neither functions (followed by `(`), keywords nor numbers."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', "", query)
-    text = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", text)
-    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
-    names = []
-    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
-        name, rest = match.group(), text[match.end() :].lstrip()
-        if rest.startswith("(") or name.lower() in _PROMQL_KEYWORDS or name in names:
-            continue
-        names.append(name)
-    return names
-
-
-def pod_only_metrics(query: str, own_prefixes: tuple[str, ...]) -> list[str]:
-    """The query's metrics when every one is exported only by the model's own pods (a runtime's prefix),
-    else []: such a query is empty at zero replicas."""
-    names = promql_metric_names(query)
-    if own_prefixes and names and all(name.startswith(own_prefixes) for name in names):
-        return names
-    return []
+def pod_only_metrics(query: str, services: set[str]) -> list[str]:
+    """The series a query cannot do without that only the model's own pods export (a server's metric names, or
+    any metric selected by the model's Services, `services`), when it can return nothing live at zero
+    replicas; else []. Raises promql.PromQLError for a query that is not PromQL."""
+    return promql.pod_only_series(query, SERVER_METRIC_PREFIXES, services)
 
 
 def _s3_prefix(uri: str | None) -> str:
@@ -695,24 +716,8 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
             problems.append(f"{path}.replicas.min: must be <= max ({lo} > {hi})")
         if model.artifact_access == ArtifactAccess.MOUNT and not model.artifact_uri:
             problems.append(f"{path}.artifactAccess: 'mount' serves artifactUri from S3; set artifactUri")
-        if lo == 0 and not model.autoscaling.prometheus_query:
-            problems.append(
-                f"{path}.replicas.min: 0 (scale to zero) needs KEDA: set autoscaling.prometheusQuery (an "
-                "HPA cannot scale to zero)"
-            )
-        elif lo == 0 and not model.autoscaling.active_hours:
-            own = pod_only_metrics(model.autoscaling.prometheus_query or "", model.preset.own_metric_prefixes)
-            if own:
-                problems.append(
-                    f"{path}.replicas.min: 0 with a query over metrics only the model's own pods export "
-                    f"({', '.join(own)}): at zero replicas the series is empty and KEDA never wakes the model. "
-                    "Set autoscaling.activeHours, or query a metric from outside the pods (the gateway's requests)"
-                )
-        if model.autoscaling.active_hours and not model.autoscaling.prometheus_query:
-            problems.append(
-                f"{path}.autoscaling.activeHours: a KEDA cron trigger; set autoscaling.prometheusQuery (KEDA) too"
-            )
         mode = cfg.fallback(model)
+        problems += _autoscaling_problems(path, name, model, lo, mode != "only")
         if model.pool is not None and model.pool not in cfg.gpu_pools:
             known = ", ".join(sorted(cfg.gpu_pools)) or "none defined"
             problems.append(f"{path}.pool: unknown GPU pool {model.pool!r} (gpuPools: {known})")
@@ -772,6 +777,42 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
         if model.canary is not None and mode == "only":
             problems.append(f"{path}.canary: canaries split Kubernetes traffic; fallback 'only' deploys none")
     problems += _system_image_problems(cfg)
+    return problems
+
+
+def _autoscaling_problems(path: str, name: str, model: ModelConfig, lowest: int, on_kubernetes: bool) -> list[str]:
+    """What KEDA or the HPA could not do with the model's scaling: read its query, scale a GPU server on a
+    signal that means something, wake it from zero."""
+    query = model.keda_query(name)
+    own: list[str] = []
+    if query is not None:
+        try:
+            own = pod_only_metrics(query, model.own_services(name))
+        except promql.PromQLError as exc:
+            return [f"{path}.autoscaling.prometheusQuery: not a PromQL query ({exc})"]
+    problems = []
+    if on_kubernetes and model.gpus and query is None and not model.scales_on_cpu_by_choice:
+        problems.append(
+            f"{path}.autoscaling: a GPU server is not CPU-bound, so CPU use says nothing about its load (the EKS "
+            "guide scales inference on queue depth); set prometheusQuery (e.g. its request rate or queue), or "
+            "targetCpuUtilization to choose CPU"
+        )
+    if lowest == 0 and query is None:
+        problems.append(
+            f"{path}.replicas.min: 0 (scale to zero) needs KEDA: set autoscaling.prometheusQuery (an "
+            "HPA cannot scale to zero)"
+        )
+    elif lowest == 0 and not model.autoscaling.active_hours and own:
+        source = "the runtime's default query" if not model.autoscaling.prometheus_query else "a query"
+        problems.append(
+            f"{path}.replicas.min: 0 with {source} over series only the model's own pods export "
+            f"({', '.join(own)}): at zero replicas they are empty, so is the query, and KEDA never wakes the "
+            "model. Set autoscaling.activeHours, or query a metric from outside the pods (the gateway's requests)"
+        )
+    if model.autoscaling.active_hours and query is None:
+        problems.append(
+            f"{path}.autoscaling.activeHours: a KEDA cron trigger; set autoscaling.prometheusQuery (KEDA) too"
+        )
     return problems
 
 

@@ -26,6 +26,9 @@ from .dashboards import dashboard, dashboard_config_map
 from .gpu_catalogue import memory_gib
 
 TRACK_LABEL = "modelops/track"
+TRACK_SERIES_LABEL = "modelops_track"
+"""The track label on every scraped series: the ServiceMonitor copies the pods' TRACK_LABEL onto their targets
+(`podTargetLabels`; the Prometheus Operator sanitizes the name to a Prometheus label)."""
 SCRAPE_LABEL = "modelops/scrape"
 COLD_START_ANNOTATION = "modelops/cold-start-seconds"
 """On a ScaledObject that scales to zero: the longest a first request may wait (the documented budget that
@@ -217,6 +220,7 @@ class ModelService(pulumi.ComponentResource):
             spec={
                 "selector": {"matchLabels": {**match, SCRAPE_LABEL: "true"}},
                 "namespaceSelector": {"matchNames": [ns]},
+                "podTargetLabels": [TRACK_LABEL],  # the alerts judge each track (TRACK_SERIES_LABEL)
                 "endpoints": [
                     {
                         "port": "metrics" if metrics_port else "http",
@@ -544,8 +548,8 @@ class ModelService(pulumi.ComponentResource):
         request, whatever its query reads."""
         query = {
             "serverAddress": self._model.autoscaling.prometheus_address,
-            "query": self._model.autoscaling.prometheus_query,
-            "threshold": self._model.autoscaling.prometheus_threshold,
+            "query": self._model.keda_query(self._name),
+            "threshold": self._model.keda_threshold(),
         }
         if self._args["min_replicas"] == 0:
             # scale to zero: KEDA wakes the model when the query passes the activation threshold
@@ -604,7 +608,7 @@ class ModelService(pulumi.ComponentResource):
             name, self._args["environment"], self._args["cost_owner"], self._model.version, "autoscaler"
         )
         target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name}
-        if self._model.autoscaling.prometheus_query:
+        if self._model.keda_query(name):  # the stack's query, or a GPU runtime's engine signal
             low = self._args["min_replicas"]
             if low == 0:
                 pulumi.log.info(
@@ -725,49 +729,72 @@ class ModelService(pulumi.ComponentResource):
         )
 
     def _dashboard(self, name: str, labels: dict[str, str]) -> None:
-        sel = f'namespace="{self._model.namespace}",service="{name}"'
+        sel, by = self._model.series_selector(name), TRACK_SERIES_LABEL
         alerting = self._model.preset.alerting
         panels = [
-            ("Requests per second", alerting.request_rate.format(sel=sel), "reqps"),
-            ("Latency", alerting.latency_seconds.format(sel=sel), "s"),
-            ("Error ratio", alerting.error_ratio.format(sel=sel), "percentunit"),
-            *([("Queue", alerting.queue.format(sel=sel), "short")] if alerting.queue else []),
-            (
-                "Replicas available",
-                f'sum by (deployment) (kube_deployment_status_replicas_available{{namespace="{self._model.namespace}",'
-                f'deployment=~"{name}|{name}-canary"}})',
-                "short",
-            ),
+            ("Requests per second", alerting.request_rate.format(sel=sel, by=by), "reqps"),
+            *((latency.what.capitalize(), latency.seconds.format(sel=sel, by=by), "s") for latency in alerting.latency),
+            ("Error ratio", alerting.error_ratio.format(sel=sel, by=by), "percentunit"),
+            *([("Queue", alerting.queue.format(sel=sel, by=by), "short")] if alerting.queue else []),
+            ("Replicas wanted", self._replicas_series("kube_deployment_spec_replicas", name), "short"),
+            ("Replicas available", self._replicas_series("kube_deployment_status_replicas_available", name), "short"),
         ]
         board = dashboard(f"modelops-{self._model.namespace}-{name}", f"modelops · model {name}", panels)
         dashboard_config_map(
             f"{name}-dashboard", f"model-{self._model.namespace}-{name}", board, self._cluster, labels, self
         )
 
+    def _replicas_series(self, metric: str, name: str) -> str:
+        """A kube-state-metrics Deployment gauge for each of the model's tracks (deduplicated: an HA
+        kube-state-metrics exports every series twice)."""
+        deployments = "|".join([name, *([f"{name}-canary"] if self._canary_version is not None else [])])
+        return (
+            f'max by (namespace, deployment) ({metric}{{namespace="{self._model.namespace}",'
+            f'deployment=~"{deployments}"}})'
+        )
+
     def _alerts(self, name: str, labels: dict[str, str]) -> None:
-        sel = f'namespace="{self._model.namespace}",service="{name}"'
+        """Latency and errors per track (the canary is judged alone: at 10% of the traffic, its errors would
+        hide in the model's total), and availability per Deployment: `ModelUnavailable` fires only while
+        replicas are wanted (kube-state-metrics' spec replicas, which the HPA or KEDA sets) and none is
+        available, so a model asleep at zero on purpose never pages; waking it may take its cold start."""
+        sel, by = self._model.series_selector(name), TRACK_SERIES_LABEL
         alerting = self._model.preset.alerting
-        rules = [
+        track = f"{{{{ $labels.{by} }}}}"
+        rules: list[dict[str, Any]] = [
             {
-                "alert": "ModelHighLatency",
-                "expr": f"{alerting.latency_seconds.format(sel=sel)} > 2",
+                "alert": latency.alert,
+                "expr": f"{latency.seconds.format(sel=sel, by=by)} > {latency.threshold_seconds:g}",
                 "for": "10m",
                 "labels": {"severity": "warning", "model": name},
-                "annotations": {"summary": f"{name}: request latency above 2s for 10 minutes"},
-            },
+                "annotations": {
+                    "summary": f"{name}: {latency.what} above {latency.threshold_seconds:g}s on the {track} track "
+                    "for 10 minutes"
+                },
+            }
+            for latency in alerting.latency
+        ]
+        asleep_allowed = self._args["min_replicas"] == 0
+        rules += [
             {
                 "alert": "ModelHighErrorRate",
-                "expr": f"{alerting.error_ratio.format(sel=sel)} > 0.05",
+                "expr": f"{alerting.error_ratio.format(sel=sel, by=by)} > 0.05",
                 "for": "5m",
                 "labels": {"severity": "critical", "model": name},
-                "annotations": {"summary": f"{name}: more than 5% of requests fail"},
+                "annotations": {"summary": f"{name}: more than 5% of requests fail on the {track} track"},
             },
             {
                 "alert": "ModelUnavailable",
-                "expr": f'sum(kube_deployment_status_replicas_available{{namespace="{self._model.namespace}",deployment="{name}"}}) < 1',
-                "for": "2m",
+                "expr": f"{self._replicas_series('kube_deployment_spec_replicas', name)} > 0 "
+                f"and on (namespace, deployment) "
+                f"{self._replicas_series('kube_deployment_status_replicas_available', name)} < 1",
+                # a model woken from zero is unavailable until its first replica is ready: not an outage
+                "for": f"{math.ceil(self._replica_ready_seconds() / 60)}m" if asleep_allowed else "2m",
                 "labels": {"severity": "critical", "model": name},
-                "annotations": {"summary": f"{name}: no replica is available"},
+                "annotations": {
+                    "summary": f"{name}: {{{{ $labels.deployment }}}} wants {{{{ $value }}}} replica(s) and has "
+                    "none available"
+                },
             },
         ]
         k8s.apiextensions.CustomResource(

@@ -2,8 +2,8 @@
 
 `modelops:models.<m>.runtime` picks one; `custom` (the default) is the project's own contract (the shipped
 `models/sentiment` server). A preset sets the port, the probe paths, where the metrics are served, the
-container arguments, the /dev/shm size, a cache directory on the writable volume, and the metric names the
-model's alerts read. A model's own `port`, `probes`, `args` and `resources.shm` override the preset.
+container arguments, the /dev/shm size, a cache directory on the writable volume, the metric names the
+model's alerts read and, for GPU models, the engine signal KEDA scales on by default. A model's own `port`, `probes`, `args` and `resources.shm` override the preset.
 
 Each preset names the runtime version whose documentation it was checked against; tests hold the presets to
 those documented flags, endpoints and metrics.
@@ -22,20 +22,48 @@ class Runtime(StrEnum):
 
 
 @dataclass(frozen=True)
-class Alerting:
-    """PromQL for a model's alerts, over the runtime's own metrics. `{sel}` is the Prometheus selector of the
-    model's scraped series (namespace and service)."""
+class LatencyAlert:
+    """One latency alert over the runtime's own metrics. In the PromQL, `{sel}` is the Prometheus selector of
+    the model's scraped series (namespace and service) and `{by}` the label that tells the tracks (stable,
+    canary) apart: each track is judged on its own."""
 
-    latency_seconds: str
-    """An expression of the request latency in seconds (p99 where the runtime has a histogram)."""
+    alert: str
+    """The alert's name (ModelHighLatency, ModelSlowFirstToken, ModelSlowTokens)."""
+    seconds: str
+    """An expression of the latency in seconds, per track."""
+    threshold_seconds: float
+    """Above this for 10 minutes, the alert fires."""
+    what: str
+    """What is measured, for the alert's summary."""
+
+
+@dataclass(frozen=True)
+class Alerting:
+    """PromQL for a model's alerts and dashboard, over the runtime's own metrics (`{sel}`, `{by}`: see
+    LatencyAlert)."""
+
+    latency: tuple[LatencyAlert, ...]
+    """What a server of this kind can meet: an LLM streams, so its whole-request time grows with the answer's
+    length and says nothing about health; it is judged on its first token and the pace of the rest."""
     error_ratio: str
-    """An expression of the share of requests that failed."""
+    """An expression of the share of requests that failed, per track."""
     metrics: tuple[str, ...]
     """Every metric the alert expressions read (what the runtime must export)."""
     request_rate: str = ""
     """Requests per second (dashboards)."""
     queue: str = ""
     """Work waiting (dashboards; empty where the runtime exports none)."""
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """What KEDA scales a GPU model of this runtime on when the model names no query of its own: the engine's
+    own measure of work waiting, per replica (KEDA's prometheus trigger divides the query's value by the
+    replica count: `metricType` AverageValue, its default). `{sel}` as in LatencyAlert."""
+
+    query: str
+    threshold: str
+    """Work waiting per replica above which KEDA adds one."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +81,8 @@ class RuntimePreset:
     shm_gib_per_gpu: int
     """/dev/shm per GPU: tensor-parallel runtimes exchange tensors through it (NCCL)."""
     alerting: Alerting
+    scaling: Scaling | None = None
+    """The default KEDA query for GPU models (None: the runtime exports no engine signal to scale on)."""
     sample: Callable[[str], tuple[str, str, dict | None]] | None = None
     """(model name) -> (method, path, JSON body) of the smallest real request (`modelops smoke --endpoints`);
     None: the model's own `serverless.samplePayload`, POSTed to /."""
@@ -61,20 +91,40 @@ class RuntimePreset:
     metrics_path: str = "/metrics"
     own_metric_prefixes: tuple[str, ...] = ()
     """Metric names only the server's own pods export: a query over nothing else is empty at zero replicas,
-    so KEDA cannot wake a scaled-to-zero model on it. Empty for `custom` (its http_* names are common)."""
+    so KEDA cannot wake a scaled-to-zero model on it. Empty for `custom`: any FastAPI server exports http_*;
+    the model's own are told apart by their selector (its Service), see components/promql.py."""
 
 
+HTTP_LATENCY = LatencyAlert(
+    "ModelHighLatency",
+    "histogram_quantile(0.99, sum by (le, {by}) (rate(http_request_duration_seconds_bucket{{{sel}}}[5m])))",
+    2,
+    "p99 request latency",
+)
+HTTP_ERRORS = (
+    # `5..` matches a code (503) and a class (the instrumentator groups codes into "5xx" by default) alike
+    'sum by ({by}) (rate(http_requests_total{{{sel},status=~"5.."}}[5m])) '
+    "/ sum by ({by}) (rate(http_requests_total{{{sel}}}[5m]))"
+)
 HTTP_METRICS = Alerting(
-    latency_seconds="histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[5m])))",
-    # `5..` matches a code (503) and a class (5xx) alike
-    error_ratio=(
-        'sum(rate(http_requests_total{{{sel},status=~"5.."}}[5m])) / sum(rate(http_requests_total{{{sel}}}[5m]))'
-    ),
+    latency=(HTTP_LATENCY,),
+    error_ratio=HTTP_ERRORS,
     metrics=("http_request_duration_seconds_bucket", "http_requests_total"),
     request_rate="sum(rate(http_requests_total{{{sel}}}[5m]))",
 )
 """prometheus-fastapi-instrumentator's defaults: the project's own servers, and vLLM's OpenAI server (which
-instruments its FastAPI app with it)."""
+instruments its FastAPI app with it: http_requests_total{handler,method,status})."""
+
+LLM_FIRST_TOKEN_SECONDS = 2
+"""p99 time to first token above which an LLM pages (warning): what a user waits before anything appears."""
+LLM_TOKEN_SECONDS = 0.2
+"""p99 time between output tokens above which an LLM pages (warning): slower than 5 tokens a second reads as
+stalled."""
+RUNTIME_USER = {"USER": "modelops", "LOGNAME": "modelops"}
+"""Pods run as a uid without a passwd entry (65532): Python's getpass.getuser() reads LOGNAME, USER, LNAME,
+USERNAME before it asks pwd, which raises for such a uid (KeyError; OSError from 3.13). vLLM (through torch's
+inductor cache directory) calls it at start-up and dies (vllm-project/vllm#46734; llm-d/llm-d-benchmark#1573,
+IBM/ado#1261 set USER for it); TGI's Python shards import the same torch."""
 
 PRESETS: dict[Runtime, RuntimePreset] = {
     Runtime.CUSTOM: RuntimePreset(
@@ -107,16 +157,43 @@ PRESETS: dict[Runtime, RuntimePreset] = {
             str(max(1, gpus)),
         ],
         shm_gib_per_gpu=8,
+        # vLLM 0.11 (vllm/v1/metrics/loggers.py): histograms vllm:time_to_first_token_seconds and
+        # vllm:inter_token_latency_seconds (the rename of vllm:time_per_output_token_seconds, deprecated in 0.11 and
+        # removed in 0.13: vllm-project/vllm#24110, #32661), labels model_name and engine.
         alerting=Alerting(
-            latency_seconds=HTTP_METRICS.latency_seconds,
-            error_ratio=HTTP_METRICS.error_ratio,
-            metrics=HTTP_METRICS.metrics,
+            latency=(
+                LatencyAlert(
+                    "ModelSlowFirstToken",
+                    "histogram_quantile(0.99, sum by (le, {by}) "
+                    "(rate(vllm:time_to_first_token_seconds_bucket{{{sel}}}[5m])))",
+                    LLM_FIRST_TOKEN_SECONDS,
+                    "p99 time to first token",
+                ),
+                LatencyAlert(
+                    "ModelSlowTokens",
+                    "histogram_quantile(0.99, sum by (le, {by}) "
+                    "(rate(vllm:inter_token_latency_seconds_bucket{{{sel}}}[5m])))",
+                    LLM_TOKEN_SECONDS,
+                    "p99 inter-token latency",
+                ),
+            ),
+            error_ratio=HTTP_ERRORS,
+            metrics=(
+                "vllm:time_to_first_token_seconds_bucket",
+                "vllm:inter_token_latency_seconds_bucket",
+                "http_requests_total",
+            ),
             request_rate=HTTP_METRICS.request_rate,
             queue="sum(vllm:num_requests_waiting{{{sel}}})",
         ),
+        # requests the scheduler holds back (no room in the batch or the KV cache): the demand signal the EKS
+        # guide scales vLLM on (docs.aws.amazon.com/eks/latest/userguide/ml-inference-autoscaling-hpa-keda.html,
+        # "queue depth (the primary demand signal)"), as vLLM's production stack does with KEDA
+        # (docs.vllm.ai/projects/production-stack, "Autoscaling with KEDA"); CPU says nothing about a GPU server
+        scaling=Scaling("sum(vllm:num_requests_waiting{{{sel}}})", "5"),
         # the OpenAI completions API, one token
         sample=lambda name: ("POST", "/v1/completions", {"model": name, "prompt": "ping", "max_tokens": 1}),
-        env={"HF_HOME": "/tmp/huggingface", "VLLM_NO_USAGE_STATS": "1"},
+        env={"HF_HOME": "/tmp/huggingface", "VLLM_NO_USAGE_STATS": "1", **RUNTIME_USER},
         own_metric_prefixes=("vllm:",),
     ),
     # docs.nvidia.com Triton (24.08): tritonserver --model-repository, HTTP on 8000, GET /v2/health/ready and
@@ -138,18 +215,27 @@ PRESETS: dict[Runtime, RuntimePreset] = {
         # KServe v2: an inference request needs the model's own tensors; its readiness is what all models share
         sample=lambda name: ("GET", f"/v2/models/{name}/ready", None),
         shm_gib_per_gpu=2,
+        # Triton's user guide (metrics.md, "Counts"): nv_inference_request_success/_failure count requests (a
+        # batch-8 request is 1), nv_inference_count counts inferences (it is 8), nv_inference_exec_count batch
+        # executions; nv_inference_request_duration_us is the cumulative end-to-end time of requests. The mean
+        # request latency divides that time by requests, never by inferences.
         alerting=Alerting(
-            latency_seconds=(
-                "sum(rate(nv_inference_request_duration_us{{{sel}}}[5m])) "
-                "/ sum(rate(nv_inference_count{{{sel}}}[5m])) / 1e6"
+            latency=(
+                LatencyAlert(
+                    "ModelHighLatency",
+                    "sum by ({by}) (rate(nv_inference_request_duration_us{{{sel}}}[5m])) "
+                    "/ sum by ({by}) (rate(nv_inference_request_success{{{sel}}}[5m])) / 1e6",
+                    2,
+                    "mean request latency",
+                ),
             ),
             error_ratio=(
-                "sum(rate(nv_inference_request_failure{{{sel}}}[5m])) / (sum(rate(nv_inference_request_success"
-                "{{{sel}}}[5m])) + sum(rate(nv_inference_request_failure{{{sel}}}[5m])))"
+                "sum by ({by}) (rate(nv_inference_request_failure{{{sel}}}[5m])) / (sum by ({by}) "
+                "(rate(nv_inference_request_success{{{sel}}}[5m])) + sum by ({by}) "
+                "(rate(nv_inference_request_failure{{{sel}}}[5m])))"
             ),
             metrics=(
                 "nv_inference_request_duration_us",
-                "nv_inference_count",
                 "nv_inference_request_success",
                 "nv_inference_request_failure",
             ),
@@ -160,6 +246,9 @@ PRESETS: dict[Runtime, RuntimePreset] = {
                 "/ sum(rate(nv_inference_request_success{{{sel}}}[5m])) / 1e6"
             ),
         ),
+        # Seconds of queueing per second is the mean number of requests waiting (Little's law): a queue depth, so
+        # KEDA's per-replica average applies (a mean queue *time* would not divide by replicas).
+        scaling=Scaling("sum(rate(nv_inference_queue_duration_us{{{sel}}}[1m])) / 1e6", "2"),
         own_metric_prefixes=("nv_inference_", "nv_gpu_", "nv_cpu_", "nv_cache_"),
     ),
     # huggingface.co/docs/text-generation-inference (3.x): text-generation-launcher (the image's entrypoint),
@@ -178,15 +267,43 @@ PRESETS: dict[Runtime, RuntimePreset] = {
             *(["--num-shard", str(gpus)] if gpus > 1 else []),
         ],
         shm_gib_per_gpu=8,
+        # TGI's metrics reference (docs/source/reference/metrics.md): tgi_request_queue_duration (time in the queue
+        # per request, before its prefill: the part of the first token's wait that grows with load),
+        # tgi_request_mean_time_per_token_duration ("inter-token latency"), tgi_request_count; failures are
+        # tgi_request_failure{err} (router: validation, overloaded, incomplete, ...); a request the client got
+        # wrong (err="validation") is not the server failing.
         alerting=Alerting(
-            latency_seconds="histogram_quantile(0.99, sum by (le) (rate(tgi_request_duration_bucket{{{sel}}}[5m])))",
-            error_ratio="sum(rate(tgi_request_failure{{{sel}}}[5m])) / sum(rate(tgi_request_count{{{sel}}}[5m]))",
-            metrics=("tgi_request_duration_bucket", "tgi_request_failure", "tgi_request_count"),
+            latency=(
+                LatencyAlert(
+                    "ModelSlowFirstToken",
+                    "histogram_quantile(0.99, sum by (le, {by}) (rate(tgi_request_queue_duration_bucket{{{sel}}}[5m])))",
+                    LLM_FIRST_TOKEN_SECONDS,
+                    "p99 queue wait before the first token",
+                ),
+                LatencyAlert(
+                    "ModelSlowTokens",
+                    "histogram_quantile(0.99, sum by (le, {by}) "
+                    "(rate(tgi_request_mean_time_per_token_duration_bucket{{{sel}}}[5m])))",
+                    LLM_TOKEN_SECONDS,
+                    "p99 inter-token latency",
+                ),
+            ),
+            error_ratio=(
+                'sum by ({by}) (rate(tgi_request_failure{{{sel},err!="validation"}}[5m])) '
+                "/ sum by ({by}) (rate(tgi_request_count{{{sel}}}[5m]))"
+            ),
+            metrics=(
+                "tgi_request_queue_duration_bucket",
+                "tgi_request_mean_time_per_token_duration_bucket",
+                "tgi_request_failure",
+                "tgi_request_count",
+            ),
             request_rate="sum(rate(tgi_request_count{{{sel}}}[5m]))",
             queue="sum(tgi_queue_size{{{sel}}})",
         ),
+        scaling=Scaling("sum(tgi_queue_size{{{sel}}})", "5"),
         sample=lambda name: ("POST", "/generate", {"inputs": "ping", "parameters": {"max_new_tokens": 1}}),
-        env={"HF_HOME": "/tmp/huggingface"},
+        env={"HF_HOME": "/tmp/huggingface", **RUNTIME_USER},
         own_metric_prefixes=("tgi_",),
     ),
 }

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from typing import Any
 
+from . import promql
 from .framework import (
     StackResource,
     as_list,
@@ -154,33 +154,68 @@ COLD_START_ANNOTATION = "modelops/cold-start-seconds"
 
 SERVER_METRIC_PREFIXES = ("vllm:", "nv_inference_", "nv_gpu_", "nv_cpu_", "nv_cache_", "tgi_")
 """Series only an inference server's own pods export (vLLM, Triton, TGI): empty once it has no pods."""
-_PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless"}
-_PROMQL_WORDS |= {"offset", "inf", "nan"}
+NO_WAKE_TRIGGERS = {"cpu", "memory"}
+"""KEDA's resource triggers cannot scale from zero: with no pod there is no utilisation to measure
+(keda.sh/docs/latest/scalers/cpu/: "scaling to zero is only possible with other triggers")."""
 
 
-def _promql_metrics(query: str) -> list[str]:
-    """Metric names in a PromQL query: identifiers outside strings, matchers, ranges and grouping clauses that
-    are not functions, keywords or numbers."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', "", query)
-    text = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", text)
-    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
-    names = []
-    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
-        name = match.group()
-        function = text[match.end() :].lstrip().startswith("(")
-        if not function and name.lower() not in _PROMQL_WORDS and name not in names:
-            names.append(name)
-    return names
+def _sleeping_floor(scaler: StackResource) -> int | None:
+    """The replica count an autoscaler may leave its target at when idle: KEDA's `idleReplicaCount` when set
+    (KEDA scales to it while every trigger is inactive, below `minReplicaCount`), else its minimum."""
+    spec = as_map(scaler.props.get("spec"))
+    if k8s_kind(scaler.type) == "ScaledObject":
+        idle = spec.get("idleReplicaCount")
+        return int(idle) if isinstance(idle, int | float) else int(spec.get("minReplicaCount", 0) or 0)
+    low = spec.get("minReplicas", 1)
+    return int(low) if isinstance(low, int | float) else None
 
 
-def _cannot_wake(scaler: StackResource) -> list[str]:
-    """The server-only metrics a scaled-to-zero ScaledObject would wake on, when its triggers read nothing
-    else (every trigger a Prometheus query over such series); else []."""
+def _target_services(scaler: StackResource, resources: list[StackResource]) -> set[str]:
+    """What the target's pods are scraped as: the Services selecting them (the `service`/`job` labels the
+    Prometheus Operator gives their series), and the target's own name."""
+    target = as_map(dig(scaler.props, "spec", "scaleTargetRef"))
+    namespace, name = object_namespace(scaler.props), str(target.get("name", ""))
+    workloads = [
+        w
+        for w in _of_kind(resources, str(target.get("kind", "Deployment")))
+        if object_namespace(w.props) == namespace and object_name(w.props, w.name) == name
+    ]
+    labels = pod_labels(workloads[0].type, workloads[0].props) if workloads else {}
+    selected = {
+        object_name(s.props, s.name)
+        for s in _of_kind(resources, "Service")
+        if object_namespace(s.props) == namespace
+        and as_map(dig(s.props, "spec", "selector"))
+        and labels
+        and all(labels.get(k) == v for k, v in as_map(dig(s.props, "spec", "selector")).items())
+    }
+    return {name, *selected}
+
+
+def _cannot_wake(scaler: StackResource, resources: list[StackResource]) -> str | None:
+    """Why a ScaledObject at zero would never wake, or None: no trigger that can fire while the target has no
+    pods (a cron trigger can; a Prometheus query can when it still returns a live series, read by PromQL's
+    rules: components/promql.py)."""
     triggers = [as_map(t) for t in as_list(dig(scaler.props, "spec", "triggers"))]
-    if not triggers or any(t.get("type") != "prometheus" for t in triggers):
-        return []
-    names = [n for t in triggers for n in _promql_metrics(str(as_map(t.get("metadata")).get("query", "")))]
-    return names if names and all(n.startswith(SERVER_METRIC_PREFIXES) for n in names) else []
+    services = _target_services(scaler, resources)
+    asleep: list[str] = []
+    for trigger in triggers:
+        kind = trigger.get("type")
+        if kind in NO_WAKE_TRIGGERS:
+            asleep.append(f"a {kind} trigger")
+            continue
+        if kind != "prometheus":
+            return None  # a cron trigger, or an event source outside the pods (a queue, the HTTP add-on)
+        query = str(as_map(trigger.get("metadata")).get("query", ""))
+        try:
+            own = promql.pod_only_series(query, SERVER_METRIC_PREFIXES, services)
+        except promql.PromQLError as exc:
+            asleep.append(f"a query that is not PromQL ({exc})")
+            continue
+        if not own:
+            return None
+        asleep += own
+    return ", ".join(dict.fromkeys(asleep)) if asleep else "no trigger at all"
 
 
 @stack_rule(
@@ -196,18 +231,18 @@ def _cannot_wake(scaler: StackResource) -> list[str]:
 )
 def k8s_scale_to_zero(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
     ceiling = int(settings.get("maxColdStartSeconds", 3600))
-    for scaler, low, _high in _autoscalers(resources).values():
-        if low != 0:
+    for scaler in _of_kind(resources, "ScaledObject", "HorizontalPodAutoscaler"):
+        if _sleeping_floor(scaler) != 0:
             continue
         stated = as_map(as_map(scaler.props.get("metadata")).get("annotations")).get(COLD_START_ANNOTATION)
-        asleep = _cannot_wake(scaler) if k8s_kind(scaler.type) == "ScaledObject" else []
+        asleep = _cannot_wake(scaler, resources) if k8s_kind(scaler.type) == "ScaledObject" else None
         if asleep:
             yield (
                 scaler,
                 (
-                    f"{_label(scaler)}: scales to zero on {', '.join(sorted(set(asleep)))}, which only the "
-                    "model's own pods export: at zero replicas the query is empty and KEDA never wakes it; add "
-                    "a cron trigger (activeHours) or a metric from outside the pods"
+                    f"{_label(scaler)}: scales to zero on {asleep}, which only the model's own pods export (or "
+                    "nothing that follows traffic): at zero replicas the query is empty and KEDA never wakes it; "
+                    "add a cron trigger (activeHours) or a metric from outside the pods (the gateway's requests)"
                 ),
             )
         if stated is None or not str(stated).isdigit():

@@ -405,12 +405,17 @@ def test_raid0_is_refused_for_instance_types_without_an_instance_store(monkeypat
 
 def test_scale_to_zero_needs_keda():
     raw = stack_raw("prod")
-    raw["models"]["chat"]["replicas"]["min"] = 0
+    raw["models"]["sentiment"]["replicas"]["min"] = 0
     assert any(
-        p.startswith("modelops:models.chat.replicas.min: 0 (scale to zero) needs KEDA") for p in problems_of(raw)
+        p.startswith("modelops:models.sentiment.replicas.min: 0 (scale to zero) needs KEDA") for p in problems_of(raw)
     )
-    raw["models"]["chat"]["autoscaling"] = {"prometheusQuery": "sum(rate(gateway_requests{route='chat'}[2m]))"}
-    assert parse_stack_config(raw).min_replicas(parse_stack_config(raw).models["chat"]) == 0
+    raw["models"]["sentiment"]["autoscaling"] = {
+        "prometheusQuery": "sum(rate(gateway_requests{route='sentiment'}[2m]))"
+    }
+    assert parse_stack_config(raw).min_replicas(parse_stack_config(raw).models["sentiment"]) == 0
+
+
+POD_ONLY = "modelops:models.chat.replicas.min: 0 with a query over series only the model's own pods export"
 
 
 @pytest.mark.parametrize(
@@ -418,20 +423,29 @@ def test_scale_to_zero_needs_keda():
     [
         "sum(vllm:num_requests_waiting)",
         'sum(rate(vllm:request_success_total{model_name="chat"}[2m])) + sum(vllm:num_requests_running)',
+        # any FastAPI server exports http_*: these are the model's own, by its Service (and its pods' names)
+        'sum(rate(http_requests_total{service="chat"}[5m]))',
+        'sum(rate(http_requests_total{namespace="models",job=~"chat|chat-canary"}[5m]))',
+        'sum(rate(http_requests_total{pod=~"chat-.*"}[5m]))',
+        # rewrites that mention an outside series without depending on it: PromQL drops `a + b` when `a` is
+        # empty, `0 * b` is always 0, `or vector(0)` is a constant
+        'sum({__name__="vllm:num_requests_waiting"})',
+        'sum({__name__=~"vllm:num_requests_.*"})',
+        "sum(vllm:num_requests_waiting) + 0 * sum(rate(envoy_rq[2m]))",
+        "sum(rate(envoy_rq[2m])) * (1 - 1) + sum(vllm:num_requests_waiting)",
+        "sum(vllm:num_requests_waiting) or vector(0)",
+        "sum(vllm:num_requests_waiting) and on() sum(rate(envoy_rq[2m])) > 0",
     ],
 )
 def test_scale_to_zero_cannot_wake_on_metrics_only_its_pods_export(query):
-    """At zero replicas nothing exports the runtime's own series: the query is empty (KEDA's
-    ignoreNullValues reads it as 0) and the model never wakes (kedacore/keda#4883, llm-d/llm-d#2492)."""
+    """At zero replicas nothing exports the model's own series: the query is empty (KEDA's
+    ignoreNullValues reads it as 0) and the model never wakes (kedacore/keda#4883, llm-d/llm-d#2492). The
+    query is read as PromQL evaluates it (components/promql.py), not by the names it mentions."""
     raw = stack_raw("prod")
     raw["models"]["chat"]["replicas"]["min"] = 0
     raw["models"]["chat"]["autoscaling"] = {"prometheusQuery": query}
     problems = problems_of(raw)
-    assert any(
-        p.startswith("modelops:models.chat.replicas.min: 0 with a query over metrics only the model's own pods")
-        and "(vllm:" in p
-        for p in problems
-    ), problems
+    assert any(p.startswith(POD_ONLY) for p in problems), problems
     # working hours wake it (KEDA's cron trigger), whatever the query reads
     raw["models"]["chat"]["autoscaling"]["activeHours"] = {
         "timezone": "Europe/Berlin",
@@ -439,9 +453,66 @@ def test_scale_to_zero_cannot_wake_on_metrics_only_its_pods_export(query):
         "end": "0 19 * * 1-5",
     }
     assert parse_stack_config(raw).models["chat"].autoscaling.active_hours is not None
-    # a metric from outside the pods (mixed with the runtime's) can wake it too
-    raw["models"]["chat"]["autoscaling"] = {"prometheusQuery": f"{query} + sum(rate(envoy_rq{{route='chat'}}[2m]))"}
-    assert parse_stack_config(raw).min_replicas(parse_stack_config(raw).models["chat"]) == 0
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "sum(rate(envoy_rq{route='chat'}[2m]))",
+        "sum(vllm:num_requests_waiting) or sum(rate(envoy_rq{route='chat'}[2m]))",
+        'sum(rate(http_requests_total{service="gateway"}[2m]))',  # another Service's requests
+        "sum(rate(envoy_rq{route='chat'}[2m])) / 1e6 * 2 ^ 3",
+    ],
+)
+def test_scale_to_zero_wakes_on_a_series_from_outside_the_pods(query):
+    raw = stack_raw("prod")
+    raw["models"]["chat"]["replicas"]["min"] = 0
+    raw["models"]["chat"]["autoscaling"] = {"prometheusQuery": query}
+    try:
+        parse_stack_config(raw)
+    except StackConfigError as exc:
+        assert not any(p.startswith(POD_ONLY) for p in exc.problems), exc.problems
+
+
+def test_a_query_that_is_not_promql_is_refused():
+    raw = stack_raw("prod")
+    raw["models"]["summarizer"]["autoscaling"]["prometheusQuery"] = "sum(rate(nv_inference_queue_duration_us[1m]"
+    assert any(
+        p.startswith("modelops:models.summarizer.autoscaling.prometheusQuery: not a PromQL query (")
+        for p in problems_of(raw)
+    )
+
+
+def test_a_gpu_model_scales_on_cpu_only_by_choice():
+    """CPU use of a GPU server follows its tokenizer, not its load (the EKS guide: "Autoscale AI inference with
+    HPA and KEDA" scales on queue depth): vLLM, TGI and Triton models default to their engine's queue (KEDA); a
+    custom GPU server names its signal or chooses CPU explicitly."""
+    raw = stack_raw("prod")
+    raw["models"]["vision"].pop("autoscaling")
+    assert any(
+        p.startswith("modelops:models.vision.autoscaling: a GPU server is not CPU-bound") for p in problems_of(raw)
+    )
+    raw["models"]["vision"]["autoscaling"] = {"targetCpuUtilization": 70}
+    cfg = parse_stack_config(raw)
+    assert cfg.models["vision"].keda_query("vision") is None  # an HPA on CPU, chosen
+    chat = cfg.models["chat"]
+    assert chat.keda_query("chat") == 'sum(vllm:num_requests_waiting{namespace="models",service="chat"})'
+    assert chat.keda_threshold() == "5"
+    # a CPU model keeps the HPA on CPU; a GPU model's own query and threshold win over the runtime's
+    assert cfg.models["sentiment"].keda_query("sentiment") is None
+    raw["models"]["chat"]["autoscaling"] = {"prometheusThreshold": "3"}
+    assert parse_stack_config(raw).models["chat"].keda_threshold() == "3"
+
+
+def test_a_gpu_runtimes_default_query_cannot_wake_a_model_at_zero():
+    """The runtime's default query reads the pods' own queue: at zero it needs activeHours or a query of
+    the stack's from outside the pods."""
+    raw = stack_raw("prod")
+    raw["models"]["chat"]["replicas"]["min"] = 0
+    assert any(
+        p.startswith("modelops:models.chat.replicas.min: 0 with the runtime's default query over series only")
+        for p in problems_of(raw)
+    )
 
 
 @pytest.mark.parametrize(

@@ -43,16 +43,18 @@ def test_a_model_dashboard_reads_its_runtimes_metrics(build, runtime):
     built = build(lambda: ModelService("chat", service_args(model={"runtime": runtime})))
     _, board = board_of(built, "chat-dashboard")
     titles = [p["title"] for p in board["panels"]]
-    assert titles[:3] == ["Requests per second", "Latency", "Error ratio"] and titles[-1] == "Replicas available"
+    latency = [latency.what.capitalize() for latency in PRESETS[runtime].alerting.latency]
+    assert titles[: len(latency) + 2] == ["Requests per second", *latency, "Error ratio"]
+    assert titles[-2:] == ["Replicas wanted", "Replicas available"]
     assert ("Queue" in titles) is bool(PRESETS[runtime].alerting.queue)
     read = {m for e in exprs(board) for m in re.findall(r"([a-zA-Z_:][\w:]*)\{", e)}
-    runtime_metrics = read - {"kube_deployment_status_replicas_available"}
+    runtime_metrics = read - {"kube_deployment_spec_replicas", "kube_deployment_status_replicas_available"}
     alerting = PRESETS[runtime].alerting
     documented = set(alerting.metrics) | {
         m for q in (alerting.request_rate, alerting.queue) for m in re.findall(r"([a-zA-Z_:][\w:]*)\{", q)
     }
     assert runtime_metrics <= documented
-    assert all('service="chat"' in e for e in exprs(board)[:-1])
+    assert all('service="chat"' in e for e in exprs(board)[:-2])
 
 
 def test_the_discovery_label_and_namespace_are_configurable(build):

@@ -1232,7 +1232,12 @@ def test_scale_to_zero_states_a_cold_start_budget_within_the_stacks(annotations,
                 apiVersion="keda.sh/v1alpha1",
                 kind="ScaledObject",
                 metadata={**i["metadata"], "annotations": annotations},
-                spec={"scaleTargetRef": {"name": "chat"}, "minReplicaCount": 0, "maxReplicaCount": 4, "triggers": []},
+                spec={
+                    "scaleTargetRef": {"name": "chat"},
+                    "minReplicaCount": 0,
+                    "maxReplicaCount": 4,
+                    "triggers": [CRON],
+                },
             ),
         )(resources)
 
@@ -1249,27 +1254,20 @@ def test_a_sized_memory_volume_passes(tmp_path):
     assert not failures(check(sized(compliant()), tmp_path), "k8s-memory-volume-limit")
 
 
-@pytest.mark.parametrize(
-    "triggers, passes",
-    [
-        ([{"type": "prometheus", "metadata": {"query": "sum(vllm:num_requests_waiting)"}}], False),
-        ([{"type": "prometheus", "metadata": {"query": 'sum(rate(nv_inference_count{model="c"}[2m]))'}}], False),
-        (
-            [
-                {"type": "prometheus", "metadata": {"query": "sum(vllm:num_requests_waiting)"}},
-                {"type": "cron", "metadata": {"timezone": "UTC", "start": "0 8 * * *", "end": "0 20 * * *"}},
-            ],
-            True,
-        ),
-        ([{"type": "prometheus", "metadata": {"query": 'sum(rate(envoy_rq{route="chat"}[2m]))'}}], True),
-        ([{"type": "prometheus", "metadata": {"query": "sum(tgi_queue_size) + sum(rate(envoy_rq[2m]))"}}], True),
-    ],
-)
-def test_scale_to_zero_must_be_able_to_wake(triggers, passes, tmp_path):
-    """At zero replicas nothing exports an inference server's own series: a ScaledObject that wakes on
-    nothing else stays at zero (kedacore/keda#4883; llm-d/llm-d#2492: an empty result reads as 0)."""
+CRON = {
+    "type": "cron",
+    "metadata": {"timezone": "UTC", "start": "0 8 * * *", "end": "0 20 * * *", "desiredReplicas": "1"},
+}
 
-    def to_zero(resources):
+
+def prometheus(query: str) -> dict:
+    return {"type": "prometheus", "metadata": {"query": query, "threshold": "5"}}
+
+
+def scaled_to_zero(triggers: list[dict], kind: str = "Deployment", **spec) -> Callable:
+    """The compliant stack with chat's HPA replaced by a ScaledObject that lets it sleep at zero."""
+
+    def mutate(resources):
         resources = [
             (("kubernetes:keda.sh/v1alpha1:ScaledObject" if n == "chat-hpa" else t), n, i) for t, n, i in resources
         ]
@@ -1280,29 +1278,79 @@ def test_scale_to_zero_must_be_able_to_wake(triggers, passes, tmp_path):
                 kind="ScaledObject",
                 metadata={**i["metadata"], "annotations": {"modelops/cold-start-seconds": "1800"}},
                 spec={
-                    "scaleTargetRef": {"name": "chat"},
+                    "scaleTargetRef": {"kind": kind, "name": "chat"},
                     "minReplicaCount": 0,
                     "maxReplicaCount": 4,
                     "triggers": triggers,
+                    **spec,
                 },
             ),
         )(resources)
 
-    found = failures(check(to_zero(compliant()), tmp_path), "k8s-scale-to-zero")
+    return mutate
+
+
+@pytest.mark.parametrize(
+    "triggers, passes",
+    [
+        ([prometheus("sum(vllm:num_requests_waiting)")], False),
+        ([prometheus('sum(rate(nv_inference_count{model="c"}[2m]))')], False),
+        ([prometheus("sum(vllm:num_requests_waiting)"), CRON], True),
+        ([prometheus('sum(rate(envoy_rq{route="chat"}[2m]))')], True),
+        # PromQL drops `a + b` where `a` is empty: the outside series does not rescue it; `or` does
+        ([prometheus("sum(tgi_queue_size) + sum(rate(envoy_rq[2m]))")], False),
+        ([prometheus("sum(tgi_queue_size) or sum(rate(envoy_rq[2m]))")], True),
+        ([prometheus("sum(vllm:num_requests_waiting) + 0 * sum(rate(envoy_rq[2m]))")], False),
+        ([prometheus("sum(rate(envoy_rq[2m])) * 0 + sum(vllm:num_requests_waiting)")], False),
+        ([prometheus('sum({__name__="vllm:num_requests_waiting"})')], False),
+        ([prometheus('sum({__name__=~"tgi_.*"})')], False),
+        ([prometheus("vector(1) or sum(vllm:num_requests_waiting)")], False),  # a constant follows no traffic
+        # the model's own Service (found by its selector): any metric its pods export, http_* included
+        ([prometheus('sum(rate(http_requests_total{service="chat"}[2m]))')], False),
+        ([prometheus('sum(rate(http_requests_total{job="chat"}[2m]))')], False),
+        ([prometheus('sum(rate(http_requests_total{service="gateway"}[2m]))')], True),
+        ([{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "60"}}], False),
+        ([prometheus("sum(rate(envoy_rq[2m])")], False),  # not PromQL: KEDA's query fails, nothing wakes
+        ([], False),
+    ],
+)
+def test_scale_to_zero_must_be_able_to_wake(triggers, passes, tmp_path):
+    """At zero replicas nothing exports the model's own series: a ScaledObject that wakes on nothing else stays
+    at zero (kedacore/keda#4883; llm-d/llm-d#2492: an empty result reads as 0). The query is read as PromQL
+    evaluates it (prometheus.io/docs/prometheus/latest/querying/operators/: vector matching drops elements
+    without a partner, `or` keeps either side)."""
+    found = failures(check(scaled_to_zero(triggers)(compliant()), tmp_path), "k8s-scale-to-zero")
     assert bool(found) is not passes
 
 
-def test_the_pack_and_the_schema_agree_on_what_only_a_servers_pods_export():
-    """The pack runs without the components (its own environment): its list of server-only metric prefixes and
-    its PromQL reading must stay those of the runtime presets and the stack validation."""
-    from components.config import promql_metric_names
-    from components.runtimes import PRESETS
-    from policies.rules.k8s_stack import SERVER_METRIC_PREFIXES, _promql_metrics
+def test_the_models_own_service_is_found_by_its_selector(tmp_path):
+    """`service=` names the Service whose endpoints were scraped: whatever its name, a Service selecting the
+    target's pods is the model's own."""
+    renamed = edit("chat-svc", lambda i: i.update(metadata={**i["metadata"], "name": "chat-api"}))
+    query = [prometheus('sum(rate(http_requests_total{service="chat-api"}[2m]))')]
+    found = failures(check(scaled_to_zero(query)(renamed(compliant())), tmp_path), "k8s-scale-to-zero")
+    assert found == ["chat-hpa"]
 
-    assert set(SERVER_METRIC_PREFIXES) == {p for preset in PRESETS.values() for p in preset.own_metric_prefixes}
-    for query in (
-        'sum(rate(nv_inference_request_success{model="summarizer"}[2m]))',
-        "histogram_quantile(0.99, sum by (le) (rate(tgi_request_duration_bucket{a='b'}[5m])))",
-        "sum(vllm:num_requests_waiting) + on(pod) group_left sum(envoy_rq) or vector(0)",
-    ):
-        assert _promql_metrics(query) == promql_metric_names(query), query
+
+def test_keda_idle_replicas_and_statefulsets_scale_to_zero_too(tmp_path):
+    """`idleReplicaCount: 0` puts a ScaledObject with `minReplicaCount: 1` to sleep whenever its triggers are
+    inactive (keda.sh/docs/latest/reference/scaledobject-spec/#idlereplicacount), and a StatefulSet sleeps as a
+    Deployment does: both are held to the same wake and cold-start checks."""
+    asleep = [prometheus("sum(vllm:num_requests_waiting)")]
+    idle = scaled_to_zero(asleep, minReplicaCount=1, idleReplicaCount=0)
+    assert failures(check(idle(compliant()), tmp_path), "k8s-scale-to-zero") == ["chat-hpa"]
+    awake = scaled_to_zero(asleep, minReplicaCount=1, idleReplicaCount=1)
+    assert not failures(check(awake(compliant()), tmp_path), "k8s-scale-to-zero")
+    stateful = scaled_to_zero(asleep, kind="StatefulSet")
+    assert failures(check(stateful(compliant()), tmp_path), "k8s-scale-to-zero") == ["chat-hpa"]
+
+
+def test_the_pack_reads_promql_as_the_schema_does():
+    """The pack runs without the components (its own environment): its PromQL reader is a copy of the
+    components' (byte for byte), and its server-only prefixes are the runtime presets'."""
+    from components.config import SERVER_METRIC_PREFIXES as SCHEMA_PREFIXES
+    from policies.rules.k8s_stack import SERVER_METRIC_PREFIXES
+
+    root = Path(__file__).resolve().parents[2]
+    assert (root / "policies/rules/promql.py").read_bytes() == (root / "components/promql.py").read_bytes()
+    assert set(SERVER_METRIC_PREFIXES) == set(SCHEMA_PREFIXES)
