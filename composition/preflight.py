@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from components.config import GpuPoolConfig, StackConfig
+from components.config import ModelConfig, StackConfig
 from components.gpu_catalogue import GpuInstanceType, load_catalogue
 
 if TYPE_CHECKING:
@@ -42,7 +42,15 @@ _PERMISSIONS = {
     "DescribeInstanceTypeOfferings": "ec2:DescribeInstanceTypeOfferings",
     "GetServiceQuota": "servicequotas:GetServiceQuota",
     "GetAWSDefaultServiceQuota": "servicequotas:GetAWSDefaultServiceQuota",
+    "GetAccountSettings": "lambda:GetAccountSettings",
+    "GetFunctionConcurrency": "lambda:GetFunctionConcurrency",
 }
+LAMBDA_UNRESERVED_MINIMUM = 100
+"""What Lambda keeps unreserved for functions without reserved concurrency: "You can reserve up to the
+Unreserved account concurrency value minus 100" (https://docs.aws.amazon.com/lambda/latest/dg/
+configuration-concurrency.html); PutFunctionConcurrency refuses more with "decreases account's
+UnreservedConcurrentExecution below its minimum value of [100]" (moto raises the same, behind
+MOTO_LAMBDA_CONCURRENCY_QUOTA)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ class PoolCheck:
     status: Status
     problems: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    capacities: tuple[str, ...] = ()
+    """The capacity types whose quota covers the pool on its own."""
 
 
 @dataclass(frozen=True)
@@ -95,16 +105,11 @@ def run_preflight(
         return PreflightReport(region)
     # boto3 costs half a second to import: only pay for it when pre-flight really runs.
     import boto3
-    import botocore.config
 
     session = session or boto3.session.Session()
     if session.get_credentials() is None:
         return PreflightReport(region, skipped="pre-flight could not run: no AWS credentials")
-    client_config = botocore.config.Config(
-        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
-        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        read_timeout=READ_TIMEOUT_SECONDS,
-    )
+    client_config = _client_config()
     ec2 = session.client("ec2", region_name=region, config=client_config)
     quotas = session.client("service-quotas", region_name=region, config=client_config)
     catalogue = load_catalogue()
@@ -119,71 +124,86 @@ def run_preflight(
         return PreflightReport(region, {n: PoolCheck(n, "unknown", (f"pool {n}: {exc}",)) for n in names})
 
     quota_cache: dict[str, float | _CheckFailed] = {}
-    checks: dict[str, PoolCheck] = {}
-    # (quota code) -> [(pool, vCPUs needed)] for the account-wide check of pools sharing a quota
-    shared: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for name in names:
-        pool = cfg.gpu_pools[name]
-        checks[name] = _check_pool(name, pool, cfg, pool_types[name], offered, quotas, quota_cache, shared)
-    for code, users in shared.items():
-        limit = quota_cache.get(code)
-        if len(users) < 2 or not isinstance(limit, float):
-            continue
-        total = sum(need for _, need in users)
-        if total > limit:
-            names_joined = " + ".join(p for p, _ in users)
-            for pool_name, _ in users:
-                prev = checks[pool_name]
-                checks[pool_name] = PoolCheck(
-                    pool_name,
-                    "fail",
-                    (
-                        *prev.problems,
-                        f"pools {names_joined} together need {total} vCPUs of quota {code}, which allows {limit:g}",
-                    ),
-                    prev.notes,
-                )
-    return PreflightReport(region, checks)
+    sizes = {name: _pool_sizing(cfg, name, pool_types[name], offered) for name in names}
+    checks = {name: _check_pool(name, cfg, sizes[name], quotas, quota_cache) for name in names}
+    return PreflightReport(region, _shared_quota_pass(checks, sizes, quota_cache))
+
+
+@dataclass(frozen=True)
+class _Sizing:
+    """What a pool can launch and the vCPUs its GPUs take: at its GPU limit (the ceiling) and at the least
+    its models' minimum replicas need (the floor)."""
+
+    ceiling_type: GpuInstanceType | None
+    ceiling_vcpus: int
+    floor_vcpus: int
+    notes: tuple[str, ...]
+
+
+def _pool_models(cfg: StackConfig, pool_name: str) -> list[ModelConfig]:
+    return [m for m in cfg.models.values() if m.pool == pool_name and m.gpus and cfg.fallback(m) != "only"]
+
+
+def _launchable(
+    cfg: StackConfig, types: list[GpuInstanceType], offered: dict[str, set[str]], models: list[ModelConfig]
+) -> tuple[list[GpuInstanceType], list[str]]:
+    """The pool's types Karpenter can really launch for its models: offered in the cluster's zones, and able to
+    hold a replica of one of them (GPUs per replica, CPU and memory: the schema's own fit)."""
+    zones = set(cfg.cluster.availability_zones)
+    catalogue = load_catalogue()
+    launchable, notes = [], []
+    for t in types:
+        where = offered.get(t.name, set())
+        if not (where & zones if zones else where):
+            place = f"zones {', '.join(sorted(zones))}" if zones else cfg.cluster.region
+            notes.append(f"{t.name} is not offered in {place}")
+        elif models and not any(catalogue.fits(t, m.gpus or 0, m.resources.cpu, m.resources.memory) for m in models):
+            notes.append(
+                f"{t.name} holds no replica of the pool's models (GPUs, CPU or memory): Karpenter never picks it"
+            )
+        else:
+            launchable.append(t)
+    return launchable, notes
+
+
+def _pool_sizing(cfg: StackConfig, name: str, types: list[GpuInstanceType], offered: dict[str, set[str]]) -> _Sizing:
+    """Karpenter may pick the roomiest launchable type (the quota counts vCPUs): the ceiling is the pool's GPU
+    limit on it. The floor is the models' minimum replicas, each on the smallest type that holds it (a lower
+    bound: canary replicas come on top)."""
+    pool = cfg.gpu_pools[name]
+    catalogue = load_catalogue()
+    models = _pool_models(cfg, name)
+    launchable, notes = _launchable(cfg, types, offered, models)
+    if not launchable:
+        return _Sizing(None, 0, 0, tuple(notes))
+    worst = max(launchable, key=lambda t: math.ceil(pool.gpu_limit / t.gpus) * t.vcpus)
+    ceiling = math.ceil(pool.gpu_limit / worst.gpus) * worst.vcpus
+    floor = 0
+    for model in models:
+        gpus = model.gpus or 0
+        fitting = [t for t in launchable if catalogue.fits(t, gpus, model.resources.cpu, model.resources.memory)]
+        if fitting:
+            smallest = min(fitting, key=lambda t: t.vcpus)
+            floor += math.ceil(cfg.min_replicas(model) / max(1, smallest.gpus // max(gpus, 1))) * smallest.vcpus
+    return _Sizing(worst, ceiling, min(floor, ceiling), tuple(notes))
 
 
 def _check_pool(
-    name: str,
-    pool: GpuPoolConfig,
-    cfg: StackConfig,
-    types: list[GpuInstanceType],
-    offered: dict[str, set[str]],
-    quotas,
-    quota_cache: dict,
-    shared: dict,
+    name: str, cfg: StackConfig, sizing: _Sizing, quotas, quota_cache: dict[str, float | _CheckFailed]
 ) -> PoolCheck:
-    zones = set(cfg.cluster.availability_zones)
-    problems: list[str] = []
-    notes: list[str] = []
-    usable = []
-    for t in types:
-        where = offered.get(t.name, set())
-        in_zones = where & zones if zones else where
-        if in_zones:
-            usable.append(t)
-        elif where:
-            notes.append(f"{t.name} is not offered in zones {', '.join(sorted(zones))}")
-        else:
-            notes.append(f"{t.name} is not offered in {cfg.cluster.region}")
-    if not usable:
-        place = f"zones {', '.join(sorted(zones))}" if zones else cfg.cluster.region
+    pool = cfg.gpu_pools[name]
+    catalogue = load_catalogue()
+    worst = sizing.ceiling_type
+    if worst is None:
+        types = catalogue.types_for(pool.instance_families, pool.instance_types)
         return PoolCheck(
             name,
             "fail",
-            (f"pool {name}: none of {', '.join(t.name for t in types)} is offered in {place}",),
-            tuple(notes),
+            (f"pool {name}: none of {', '.join(t.name for t in types)} can be launched: {'; '.join(sizing.notes)}",),
         )
-
-    catalogue = load_catalogue()
-    # The roomiest instance per GPU decides: Karpenter may pick it, and the quota counts vCPUs.
-    worst = max(usable, key=lambda t: math.ceil(pool.gpu_limit / t.gpus) * t.vcpus)
-    need = math.ceil(pool.gpu_limit / worst.gpus) * worst.vcpus
-    covered = []
-    unknown = []
+    problems: list[str] = []
+    notes = list(sizing.notes)
+    unknown, covered = [], []
     for capacity in cfg.capacity_types(pool):
         quota = catalogue.vcpu_quotas[(worst.quota_class, capacity)]
         value = quota_cache.get(quota.code)
@@ -195,22 +215,179 @@ def _check_pool(
             quota_cache[quota.code] = value
         if isinstance(value, _CheckFailed):
             unknown.append(f"pool {name}: {value}")
-            continue
-        shared[quota.code].append((name, need))
-        if value >= need:
-            covered.append(capacity)
-            notes.append(f"quota {quota.code} ({quota.name}) allows {value:g} vCPUs; the pool needs {need}")
+        elif value >= sizing.ceiling_vcpus:
+            covered.append(str(capacity))
+            notes.append(
+                f"quota {quota.code} ({quota.name}) allows {value:g} vCPUs; the pool needs {sizing.ceiling_vcpus}"
+            )
+        elif value >= sizing.floor_vcpus and sizing.floor_vcpus > 0:
+            # Below the ceiling, above what the minimum replicas need: a warning, never a failure.
+            covered.append(str(capacity))
+            notes.append(
+                f"warning: quota {quota.code} allows {value:g} vCPUs, less than the {sizing.ceiling_vcpus} the pool's "
+                f"limit of {pool.gpu_limit} GPUs on {worst.name} needs, but enough for its models' minimum replicas "
+                f"({sizing.floor_vcpus}): the pool cannot grow to its limit"
+            )
         else:
             problems.append(
                 f"pool {name}: quota {quota.code} allows {value:g} vCPUs, the pool's limit of "
-                f"{pool.gpu_limit} GPUs on {worst.name} needs {need}"
+                f"{pool.gpu_limit} GPUs on {worst.name} needs {sizing.ceiling_vcpus}"
             )
     if covered:
         # One covered capacity type is enough: Karpenter falls back to it (spot -> on-demand).
-        return PoolCheck(name, "pass", (), tuple(notes + problems + unknown))
+        return PoolCheck(name, "pass", (), tuple(notes + problems + unknown), tuple(covered))
     if unknown and not problems:
         return PoolCheck(name, "unknown", tuple(unknown), tuple(notes))
     return PoolCheck(name, "fail", tuple(problems + unknown), tuple(notes))
+
+
+def _shared_quota_pass(
+    checks: dict[str, PoolCheck], sizes: dict[str, _Sizing], quota_cache: dict[str, float | _CheckFailed]
+) -> dict[str, PoolCheck]:
+    """Pools that share a quota, checked together. Each passing pool counts against the first quota, spot
+    before on-demand, that covers it alone and still holds its minimum replicas beside the pools already
+    counted (Karpenter prefers spot when a pool allows both: https://karpenter.sh/docs/concepts/nodepools/,
+    capacity type): a pool its spot quota covers does not count against on-demand. A pool fails here only
+    when no quota it may use holds its minimum beside the others; pools that cannot all reach their
+    limits together get a warning."""
+    catalogue = load_catalogue()
+    used: dict[str, int] = defaultdict(int)
+    counted: dict[str, str] = {}
+    for name, check in checks.items():
+        sizing = sizes[name]
+        if check.status != "pass" or sizing.ceiling_type is None:
+            continue
+        quota_class = sizing.ceiling_type.quota_class
+        codes = [
+            catalogue.vcpu_quotas[(quota_class, c)].code
+            for c in sorted(check.capacities, key=lambda c: 0 if c == "spot" else 1)
+        ]
+        room = [c for c in codes if used[c] + sizing.floor_vcpus <= _limit(quota_cache, c)]
+        if room:
+            counted[name] = room[0]
+            used[room[0]] += sizing.floor_vcpus
+            continue
+        sharing = " + ".join(sorted({*[n for n, c in counted.items() if c in codes], name}))
+        checks[name] = PoolCheck(
+            name,
+            "fail",
+            (
+                f"pools {sharing} together need more than quota {codes[0]} allows ({_limit(quota_cache, codes[0]):g} "
+                f"vCPUs) for their minimum replicas: {used[codes[0]]} for the others, {sizing.floor_vcpus} for {name}",
+            ),
+            check.notes,
+        )
+    for code in set(counted.values()):
+        pools = sorted(n for n, c in counted.items() if c == code)
+        total = sum(sizes[n].ceiling_vcpus for n in pools)
+        if len(pools) > 1 and total > _limit(quota_cache, code):
+            warning = (
+                f"warning: pools {' + '.join(pools)} together need {total} vCPUs of quota {code} at their limits, "
+                f"which allows {_limit(quota_cache, code):g}: they cannot all grow to their limits at once"
+            )
+            for n in pools:
+                checks[n] = PoolCheck(n, "pass", (), (*checks[n].notes, warning), checks[n].capacities)
+    return checks
+
+
+def _limit(quota_cache: dict[str, float | _CheckFailed], code: str) -> float:
+    value = quota_cache.get(code)
+    return value if isinstance(value, float) else 0.0
+
+
+def _client_config():
+    """Bounded retries (botocore's standard mode retries throttling and 5xx) and timeouts, for every client."""
+    import botocore.config
+
+    return botocore.config.Config(
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+    )
+
+
+@dataclass(frozen=True)
+class LambdaCheck:
+    """Whether the account can give the stack's fallbacks their reserved concurrency."""
+
+    status: Status
+    problems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def check_lambda_concurrency(
+    cfg: StackConfig, stack: str, session: boto3.session.Session | None = None
+) -> LambdaCheck | None:
+    """After the stack's functions reserve their concurrency, the account's unreserved concurrency must stay at
+    least LAMBDA_UNRESERVED_MINIMUM (Lambda refuses PutFunctionConcurrency otherwise, in the middle of `up`).
+    The functions that exist already give back what they reserve now. None: the stack has no function."""
+    from components.config import lambda_function_name
+    from composition.placement import place
+
+    wanted = {
+        lambda_function_name(stack, name): model.serverless.reserved_concurrency
+        for name, model in cfg.models.items()
+        if place(cfg, name, model, None).serverless
+    }
+    if not wanted:
+        return None
+    import boto3
+
+    session = session or boto3.session.Session()
+    if session.get_credentials() is None:
+        return LambdaCheck("unknown", ("Lambda concurrency not checked: no AWS credentials",))
+    client = session.client("lambda", region_name=cfg.cluster.region, config=_client_config())
+    try:
+        limits = _call(client, "GetAccountSettings").get("AccountLimit") or {}
+        unreserved = int(limits["UnreservedConcurrentExecutions"])
+        total = int(limits.get("ConcurrentExecutions", 0))
+        held = {name: _reserved_now(client, name) for name in wanted}
+    except _CheckFailed as exc:
+        return LambdaCheck("unknown", (f"Lambda concurrency: {exc}",))
+    except (KeyError, TypeError, ValueError):
+        return LambdaCheck("unknown", ("Lambda concurrency: GetAccountSettings answered without AccountLimit",))
+    after = unreserved + sum(held.values()) - sum(wanted.values())
+    detail = ", ".join(f"{n} {c}" for n, c in wanted.items())
+    if after < LAMBDA_UNRESERVED_MINIMUM:
+        return LambdaCheck(
+            "fail",
+            (
+                f"Lambda: the stack reserves {sum(wanted.values())} concurrent executions ({detail}); the account "
+                f"(limit {total}, {unreserved} unreserved now) would keep {after} unreserved, below the "
+                f"{LAMBDA_UNRESERVED_MINIMUM} Lambda requires: lower serverless.reservedConcurrency or ask for a "
+                "higher Lambda concurrency quota (Service Quotas L-B99A9384)",
+            ),
+        )
+    return LambdaCheck(
+        "pass",
+        notes=(
+            f"Lambda: reserving {detail} leaves {after} of {total} unreserved (at least {LAMBDA_UNRESERVED_MINIMUM})",
+        ),
+    )
+
+
+def _reserved_now(client, function: str) -> int:
+    """What an existing function reserves now (0 when it reserves nothing or does not exist yet)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        answer = _call(client, "GetFunctionConcurrency", FunctionName=function)
+    except _CheckFailed as exc:
+        cause = exc.__cause__
+        if (
+            isinstance(cause, ClientError)
+            and cause.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
+        ):
+            return 0
+        raise
+    return int(answer.get("ReservedConcurrentExecutions") or 0)
+
+
+def format_lambda_check(check: LambdaCheck) -> str:
+    lines = [f"{check.status.upper():7} lambda concurrency"]
+    lines += [f"  - {p}" for p in check.problems]
+    lines += [f"    {n}" for n in check.notes]
+    return "\n".join(lines)
 
 
 def _call(client, operation: str, **kwargs):

@@ -8,11 +8,10 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from components.config import StackConfigError
 
-from .common import EXIT_OK, EXIT_POLICY, EXIT_USAGE, UsageError, plan_stack, stack_settings, write_output
+from .common import EXIT_OK, EXIT_USAGE, UsageError, plan_stack, write_output
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -25,60 +24,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         write_output(dumps(plan), args.json)
     return EXIT_OK
-
-
-def cmd_preflight(args: argparse.Namespace) -> int:
-    from composition.preflight import format_report, run_preflight
-
-    from .cluster_preflight import KubeApi, KubeconfigError, check_cluster, format_cluster_report
-
-    settings = stack_settings(args.stack)
-    report = None
-    if not args.cluster_only:
-        report = run_preflight(settings.model)
-        print(format_report(report))
-    cluster = None
-    kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
-    cfg = settings.model
-    if kubeconfig and (cfg.gpu_pools or any(cfg.fallback(m) != "only" for m in cfg.models.values())):
-        try:
-            cluster = check_cluster(settings.model, KubeApi(Path(kubeconfig), args.context))
-        except KubeconfigError as exc:
-            raise UsageError(f"cannot use the kubeconfig: {exc}") from None
-        except OSError as exc:
-            raise UsageError(f"cannot reach the cluster's API server: {exc}") from None
-        print(format_cluster_report(cluster))
-    elif args.cluster_only:
-        raise UsageError("--cluster-only needs --kubeconfig PATH (or KUBECONFIG) and a stack with cluster objects")
-    if args.json:
-        write_output(
-            json.dumps(
-                {
-                    **(
-                        {
-                            "region": report.region,
-                            "skipped": report.skipped,
-                            "pools": {
-                                n: {"status": c.status, "problems": list(c.problems), "notes": list(c.notes)}
-                                for n, c in report.pools.items()
-                            },
-                        }
-                        if report
-                        else {}
-                    ),
-                    **(
-                        {"cluster": {"server": cluster.server, "problems": cluster.problems, "passed": cluster.passed}}
-                        if cluster
-                        else {}
-                    ),
-                },
-                indent=2,
-            )
-            + "\n",
-            args.json,
-        )
-    ok = (report is None or report.ok) and (cluster is None or cluster.ok)
-    return EXIT_OK if ok else EXIT_POLICY
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -110,18 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let `auto` models ask AWS (credentials and AWS_ENDPOINT_URL from the environment)",
     )
-
-    pre = verb(
-        "preflight",
-        cmd_preflight,
-        "Check GPU capacity offerings and vCPU quotas for a stack's pools and, with a kubeconfig, the cluster's "
-        "prerequisites (served APIs, the Gateway, namespaces, the Prometheus that selects the stack's labels).",
-    )
-    pre.add_argument("--stack", default="dev", help="stack name (default: dev)")
-    pre.add_argument("--kubeconfig", metavar="PATH", help="the cluster to check (default: $KUBECONFIG)")
-    pre.add_argument("--context", help="kubeconfig context (default: its current context)")
-    pre.add_argument("--cluster-only", action="store_true", help="check the cluster only, not AWS capacity and quotas")
-    pre.add_argument("--json", metavar="PATH|-", help="also write the report as JSON")
 
     schema = verb("schema", cmd_schema, "Print the JSON Schema of stack files (stacks/schema.json).")
     schema.add_argument("--out", metavar="PATH|-", default="-", help="where to write it (default: stdout)")

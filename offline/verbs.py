@@ -1,4 +1,4 @@
-"""The analysis verbs of `modelops`: check, diff, comment, render, cost, smoke."""
+"""The analysis verbs of `modelops`: check, diff, comment, render, cost, smoke, preflight."""
 
 from __future__ import annotations
 
@@ -175,6 +175,78 @@ def cmd_policy_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _aws_preflight(args: argparse.Namespace, settings) -> tuple[dict, bool]:
+    """GPU capacity and quotas, and Lambda's unreserved concurrency: the JSON part and whether it passed."""
+    from composition.preflight import check_lambda_concurrency, format_lambda_check, format_report, run_preflight
+
+    report = run_preflight(settings.model)
+    print(format_report(report))
+    lambdas = check_lambda_concurrency(settings.model, settings.stack)
+    if lambdas is not None:
+        print(format_lambda_check(lambdas))
+    result: dict = {
+        "region": report.region,
+        "skipped": report.skipped,
+        "pools": {
+            n: {"status": c.status, "problems": list(c.problems), "notes": list(c.notes)}
+            for n, c in report.pools.items()
+        },
+    }
+    if lambdas is not None:
+        result["lambda"] = {"status": lambdas.status, "problems": list(lambdas.problems), "notes": list(lambdas.notes)}
+    return result, report.ok and (lambdas is None or lambdas.status != "fail")
+
+
+def _cluster_preflight(args: argparse.Namespace, settings, kubeconfig: str) -> tuple[dict, bool]:
+    """The cluster's prerequisites. A kubeconfig modelops cannot use is exit 2; a cluster that cannot be read
+    (unreachable, refusing, answering oddly) is a failed check, exit 1."""
+    from .cluster_preflight import check_cluster, format_cluster_report
+    from .kubeapi import ClusterApiError, KubeApi, printable
+    from .kubeconfig import KubeconfigError
+
+    api = None
+    try:
+        api = KubeApi.from_kubeconfig(kubeconfig, args.context)
+        cluster = check_cluster(settings.model, api)
+    except KubeconfigError as exc:
+        raise UsageError(f"cannot use the kubeconfig: {printable(str(exc), 2000)}") from None
+    except ClusterApiError as exc:
+        message = printable(str(exc), 2000)
+        print(f"cluster {printable(api.server) if api else kubeconfig}: FAIL\n  - {message}")
+        return {"cluster": {"server": api.server if api else None, "problems": [message]}}, False
+    print(format_cluster_report(cluster))
+    result = {
+        "server": cluster.server,
+        "problems": cluster.problems,
+        "warnings": cluster.warnings,
+        "passed": cluster.passed,
+    }
+    return {"cluster": result}, cluster.ok
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    import os
+
+    settings = _settings(args)
+    cfg = settings.model
+    result: dict = {}
+    ok = True
+    if not args.cluster_only:
+        part, ok = _aws_preflight(args, settings)
+        result.update(part)
+    kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
+    on_cluster = cfg.gpu_pools or any(cfg.fallback(m) != "only" for m in cfg.models.values())
+    if kubeconfig and on_cluster:
+        part, cluster_ok = _cluster_preflight(args, settings, kubeconfig)
+        result.update(part)
+        ok = ok and cluster_ok
+    elif args.cluster_only:
+        raise UsageError("--cluster-only needs --kubeconfig PATH (or KUBECONFIG) and a stack with cluster objects")
+    if args.json:
+        write_output(json.dumps(result, indent=2) + "\n", args.json)
+    return EXIT_OK if ok else EXIT_POLICY
+
+
 def cmd_parity(args: argparse.Namespace) -> int:
     from .parity import parity_markdown
 
@@ -249,6 +321,25 @@ def register(verb) -> None:
         "control, the rule that implements it, its enforcement per environment.",
     )
     parity.add_argument("--out", metavar="PATH|-", default="-")
+
+    pre = verb(
+        "preflight",
+        cmd_preflight,
+        "Check GPU capacity offerings, vCPU quotas and Lambda concurrency for a stack and, with a kubeconfig, the "
+        "cluster's prerequisites (served APIs, Gateway route acceptance, namespaces, the S3 CSI driver on GPU "
+        "nodes, metrics-server, KEDA and Karpenter versions, the Prometheus that selects the stack's objects). "
+        "Exit 1 when a check fails (warnings never fail), 2 for an unusable stack or kubeconfig.",
+    )
+    pre.add_argument("--stack", default="dev", help="stack name (default: dev)")
+    pre.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        help="the cluster to check (default: $KUBECONFIG; tokens, client certificates and exec plugins such as "
+        "`aws eks get-token`)",
+    )
+    pre.add_argument("--context", help="kubeconfig context (default: its current context)")
+    pre.add_argument("--cluster-only", action="store_true", help="check the cluster only, not AWS capacity and quotas")
+    pre.add_argument("--json", metavar="PATH|-", help="also write the report as JSON")
 
     smoke = verb(
         "smoke",

@@ -1,16 +1,23 @@
-"""modelops preflight against a faked Kubernetes API: a cluster that has what prod needs passes; one that
-lacks a CRD, a namespace, the Gateway, the CSI driver or a Prometheus that selects the stack's labels fails
-(exit 1) and says which. (The real-engine tier runs it against a real API server.)"""
+"""modelops preflight against a faked Kubernetes API: a cluster that has what prod needs passes; one that lacks
+a CRD, a namespace, the Gateway, a listener that admits the routes, the CSI driver on the GPU nodes,
+metrics-server, KEDA or Karpenter at a version the stack needs, or a Prometheus that selects the stack's
+objects fails (exit 1) and says which. (The real-engine tier runs it against a real API server.)"""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from __future__ import annotations
+
+import copy
 from typing import Any
 
 import pytest
-import yaml
 
+from components.config import parse_stack_config
 from offline.cli import main
+from offline.cluster_preflight import check_cluster, tolerates
+from offline.gateway_routes import RouteSpec, backend_refs_permitted, hostname_matches, route_acceptance
+from offline.kubeapi import KubeApi
+from offline.kubeconfig import load_kubeconfig
+from tests.conftest import stack_raw
+from tests.offline.kube_fakes import FakeKube, kubeconfig
 
 APIS = {
     "monitoring.coreos.com/v1": ["servicemonitors", "prometheusrules", "prometheuses"],
@@ -18,25 +25,74 @@ APIS = {
     "karpenter.k8s.aws/v1": ["ec2nodeclasses"],
     "keda.sh/v1alpha1": ["scaledobjects"],
     "gateway.networking.k8s.io/v1": ["httproutes", "gateways"],
+    "gateway.networking.k8s.io/v1beta1": ["referencegrants"],
 }
+GATEWAY = "/apis/gateway.networking.k8s.io/v1/namespaces/gateway-system/gateways/models"
+PROMETHEUSES = "/apis/monitoring.coreos.com/v1/prometheuses"
 PROMETHEUS: dict[str, Any] = {
-    "metadata": {"name": "kube-prometheus-stack-prometheus"},
+    "metadata": {"name": "kube-prometheus-stack-prometheus", "namespace": "monitoring"},
     "spec": {
         "serviceMonitorSelector": {"matchLabels": {"release": "kube-prometheus-stack"}},
+        "serviceMonitorNamespaceSelector": {},
         "ruleSelector": {"matchLabels": {"release": "kube-prometheus-stack"}},
+        "ruleNamespaceSelector": {},
     },
 }
+CSI_NODE = "/apis/apps/v1/namespaces/kube-system/daemonsets/s3-csi-node"
+METRICS_API = "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io"
+DEPLOYMENTS = "/apis/apps/v1/deployments"
 
 
-def complete_cluster() -> dict[str, object]:
-    objects: dict[str, object] = {f"/apis/{gv}": {"resources": [{"name": r} for r in rs]} for gv, rs in APIS.items()}
+def deployment(name: str, labels: dict[str, str], image: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": name.split("-")[0], "labels": labels},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}},
+    }
+
+
+KEDA = deployment(
+    "keda-operator",
+    {"app.kubernetes.io/name": "keda-operator", "app.kubernetes.io/version": "2.16.1"},
+    "ghcr.io/kedacore/keda:2.16.1",
+)
+KARPENTER = deployment(
+    "karpenter",
+    {"app.kubernetes.io/name": "karpenter", "app.kubernetes.io/version": "1.0.6"},
+    "karpenter/controller:1.0.6",
+)
+
+
+def complete_cluster() -> dict[str, Any]:
+    """What prod needs, as kube-prometheus-stack, the EKS add-ons (metrics-server, the S3 CSI driver with
+    node.tolerateAllTaints), KEDA's chart, Karpenter's chart and a Gateway admitting every namespace leave it."""
+    objects: dict[str, Any] = {f"/apis/{gv}": {"resources": [{"name": r} for r in rs]} for gv, rs in APIS.items()}
     objects.update(
         {
-            "/api/v1/namespaces/monitoring": {},
-            "/api/v1/namespaces/gateway-system": {},
-            "/apis/gateway.networking.k8s.io/v1/namespaces/gateway-system/gateways/models": {},
+            "/api/v1/namespaces/monitoring": {"metadata": {"name": "monitoring"}},
+            "/api/v1/namespaces/gateway-system": {"metadata": {"name": "gateway-system"}},
+            "/api/v1/namespaces/envoy-gateway-system": {"metadata": {"name": "envoy-gateway-system"}},
+            GATEWAY: {
+                "spec": {
+                    "gatewayClassName": "eg",
+                    "listeners": [
+                        {
+                            "name": "http",
+                            "port": 80,
+                            "protocol": "HTTP",
+                            "hostname": "*.acme.example",
+                            "allowedRoutes": {"namespaces": {"from": "All"}},
+                        }
+                    ],
+                }
+            },
             "/apis/storage.k8s.io/v1/csidrivers/s3.csi.aws.com": {},
-            "/apis/monitoring.coreos.com/v1/prometheuses": {"items": [PROMETHEUS]},
+            CSI_NODE: {
+                "metadata": {"name": "s3-csi-node", "namespace": "kube-system"},
+                "spec": {"template": {"spec": {"tolerations": [{"operator": "Exists"}]}}},
+            },
+            METRICS_API: {"status": {"conditions": [{"type": "Available", "status": "True"}]}},
+            DEPLOYMENTS: {"items": [KEDA, KARPENTER]},
+            PROMETHEUSES: {"items": [PROMETHEUS]},
         }
     )
     return objects
@@ -44,43 +100,9 @@ def complete_cluster() -> dict[str, object]:
 
 @pytest.fixture
 def fake_cluster(tmp_path):
-    objects = complete_cluster()
-    seen_tokens = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            seen_tokens.append(self.headers.get("Authorization"))
-            body = objects.get(self.path)
-            if body is None:
-                self.send_response(404)
-                self.end_headers()
-                return
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "fake",
-                "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-                "users": [{"name": "fake", "user": {"token": "t0ken"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-            }
-        )
-    )
-    yield objects, kubeconfig, seen_tokens
-    server.shutdown()
+    server = FakeKube(complete_cluster())
+    yield server, kubeconfig(tmp_path / "kubeconfig", {"server": server.url})
+    server.stop()
 
 
 def preflight(kubeconfig, capsys) -> tuple[int, str]:
@@ -88,12 +110,19 @@ def preflight(kubeconfig, capsys) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
+def listener(objects: dict[str, Any], **changes: Any) -> None:
+    objects[GATEWAY]["spec"]["listeners"][0].update(changes)
+
+
 def test_a_cluster_with_every_prerequisite_passes(fake_cluster, capsys):
-    _, kubeconfig, tokens = fake_cluster
-    code, out = preflight(kubeconfig, capsys)
+    server, config = fake_cluster
+    code, out = preflight(config, capsys)
     assert code == 0, out
     assert "PASS" in out and "Prometheus kube-prometheus-stack-prometheus selects" in out
-    assert set(tokens) == {"Bearer t0ken"}
+    assert "Gateway gateway-system/models admits HTTPRoute models/chat" in out
+    assert "DaemonSet kube-system/s3-csi-node tolerates pool a10g's taints" in out
+    assert "KEDA operator 2.16.1 runs" in out and "Karpenter 1.0.6 runs" in out
+    assert {auth for _, auth in server.requests} == {"Bearer t0ken"}
 
 
 @pytest.mark.parametrize(
@@ -102,18 +131,110 @@ def test_a_cluster_with_every_prerequisite_passes(fake_cluster, capsys):
         (lambda o: o.pop("/apis/keda.sh/v1alpha1"), "scaledobjects (keda.sh/v1alpha1) is not served"),
         (lambda o: o.pop("/apis/karpenter.sh/v1"), "nodepools (karpenter.sh/v1) is not served"),
         (lambda o: o.pop("/api/v1/namespaces/monitoring"), "namespace monitoring does not exist"),
-        (
-            lambda o: o.pop("/apis/gateway.networking.k8s.io/v1/namespaces/gateway-system/gateways/models"),
-            "Gateway gateway-system/models does not exist",
-        ),
+        (lambda o: o.pop(GATEWAY), "Gateway gateway-system/models does not exist"),
         (
             lambda o: o.pop("/apis/storage.k8s.io/v1/csidrivers/s3.csi.aws.com"),
             "CSIDriver s3.csi.aws.com) is not installed",
         ),
+        # the Gateway API default: a listener without allowedRoutes admits its own namespace only
+        (
+            lambda o: listener(o, allowedRoutes={}),
+            "HTTPRoute models/chat on Gateway gateway-system/models would not be accepted: namespace models is not "
+            "allowed by listener http (allowedRoutes.namespaces.from: Same)",
+        ),
+        (
+            lambda o: listener(o, hostname="api.other.example"),
+            "no hostname of the route (models.acme.example) matches listener http's hostname api.other.example",
+        ),
+        (lambda o: listener(o, protocol="TCP"), "listener http: protocol TCP does not carry HTTPRoutes"),
+        (
+            lambda o: listener(o, allowedRoutes={"namespaces": {"from": "All"}, "kinds": [{"kind": "GRPCRoute"}]}),
+            "allowedRoutes.kinds lists GRPCRoute, not HTTPRoute",
+        ),
+        (
+            lambda o: listener(
+                o, allowedRoutes={"namespaces": {"from": "Selector", "selector": {"matchLabels": {"gateway": "yes"}}}}
+            ),
+            "namespace models is not allowed by listener http (allowedRoutes.namespaces.from: Selector",
+        ),
         (
             lambda o: o.update(
                 {
-                    "/apis/monitoring.coreos.com/v1/prometheuses": {
+                    "/apis/gateway.networking.k8s.io/v1/namespaces/models/httproutes/chat": {
+                        "metadata": {"name": "chat", "namespace": "models"},
+                        "status": {
+                            "parents": [
+                                {
+                                    "parentRef": {"name": "models", "namespace": "gateway-system"},
+                                    "conditions": [
+                                        {
+                                            "type": "Accepted",
+                                            "status": "False",
+                                            "reason": "NotAllowedByListeners",
+                                            "message": "no listener allows this namespace",
+                                        }
+                                    ],
+                                }
+                            ]
+                        },
+                    }
+                }
+            ),
+            "HTTPRoute models/chat exists and its Gateway gateway-system/models reports Accepted=False "
+            "(NotAllowedByListeners): no listener allows this namespace",
+        ),
+        (
+            lambda o: o[CSI_NODE]["spec"]["template"]["spec"].update(
+                # the chart's defaultTolerations, without tolerateAllTaints (awslabs/mountpoint-s3-csi-driver#109)
+                tolerations=[
+                    {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                    {"key": "s3.csi.aws.com/agent-not-ready", "operator": "Exists"},
+                    {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                ]
+            ),
+            "models vision mount their weights on pool a10g, but the S3 CSI driver's DaemonSet kube-system/s3-csi-node"
+            " does not tolerate the pool's taint nvidia.com/gpu=true:NoSchedule",
+        ),
+        (lambda o: o.pop(METRICS_API), "metrics-server is not installed (no APIService v1beta1.metrics.k8s.io)"),
+        (
+            lambda o: o.update(
+                {
+                    METRICS_API: {
+                        "status": {
+                            "conditions": [{"type": "Available", "status": "False", "reason": "FailedDiscoveryCheck"}]
+                        }
+                    }
+                }
+            ),
+            "APIService v1beta1.metrics.k8s.io is not Available (FailedDiscoveryCheck)",
+        ),
+        (lambda o: o.update({DEPLOYMENTS: {"items": [KARPENTER]}}), "KEDA's operator was not found"),
+        (
+            lambda o: o.update(
+                {
+                    DEPLOYMENTS: {
+                        "items": [
+                            KEDA,
+                            {
+                                **KARPENTER,
+                                "metadata": {
+                                    **KARPENTER["metadata"],
+                                    "labels": {
+                                        "app.kubernetes.io/name": "karpenter",
+                                        "app.kubernetes.io/version": "0.37.0",
+                                    },
+                                },
+                            },
+                        ]
+                    }
+                }
+            ),
+            "Karpenter 0.37.0 is older than v1.0.5",
+        ),
+        (
+            lambda o: o.update(
+                {
+                    PROMETHEUSES: {
                         "items": [
                             {
                                 **PROMETHEUS,
@@ -123,19 +244,158 @@ def test_a_cluster_with_every_prerequisite_passes(fake_cluster, capsys):
                     }
                 }
             ),
-            "no Prometheus selects the labels the stack sets",
+            "no Prometheus selects the stack's ServiceMonitors and PrometheusRules",
+        ),
+        # prometheus-operator: a null namespace selector is the Prometheus's own namespace only
+        (
+            lambda o: o.update(
+                {
+                    PROMETHEUSES: {
+                        "items": [{**PROMETHEUS, "spec": {**PROMETHEUS["spec"], "ruleNamespaceSelector": None}}]
+                    }
+                }
+            ),
+            "ruleNamespaceSelector (leaves out models)",
         ),
     ],
 )
 def test_a_missing_prerequisite_fails_and_says_which(fake_cluster, capsys, break_it, message):
-    objects, kubeconfig, _ = fake_cluster
-    break_it(objects)
-    code, out = preflight(kubeconfig, capsys)
+    server, config = fake_cluster
+    break_it(server.objects)
+    code, out = preflight(config, capsys)
     assert code == 1 and message in out, out
 
 
-def test_an_unusable_kubeconfig_is_a_usage_error(tmp_path, capsys):
-    bad = tmp_path / "kubeconfig"
-    bad.write_text("current-context: nowhere\ncontexts: []\n")
-    assert main(["preflight", "--stack", "prod", "--cluster-only", "--kubeconfig", str(bad)]) == 2
-    assert "no context 'nowhere'" in capsys.readouterr().err
+def test_a_listener_selecting_the_namespace_by_the_labels_the_stack_gives_it_admits_the_route(fake_cluster, capsys):
+    """The stack creates `models` with its standard labels: a Selector on them admits the route before the
+    namespace exists (kubernetes.io/metadata.name is added by the API server to every namespace)."""
+    server, config = fake_cluster
+    for selector in (
+        {"matchLabels": {"modelops/environment": "prod"}},
+        {"matchLabels": {"kubernetes.io/metadata.name": "models"}},
+    ):
+        listener(server.objects, allowedRoutes={"namespaces": {"from": "Selector", "selector": selector}})
+        code, out = preflight(config, capsys)
+        assert code == 0, out
+
+
+def test_the_csi_driver_on_the_pools_nodes_passes_without_its_daemonset(fake_cluster, capsys):
+    server, config = fake_cluster
+    server.objects.pop(CSI_NODE)
+    node = {"metadata": {"name": "gpu-1", "labels": {"modelops/gpu-pool": "a10g"}}}
+    server.objects["/api/v1/nodes"] = {"items": [node]}
+    server.objects["/apis/storage.k8s.io/v1/csinodes/gpu-1"] = {"spec": {"drivers": [{"name": "ebs.csi.aws.com"}]}}
+    code, out = preflight(config, capsys)
+    assert code == 1 and "nodes gpu-1 lack the driver in their CSINode" in out, out
+    server.objects["/apis/storage.k8s.io/v1/csinodes/gpu-1"]["spec"]["drivers"].append({"name": "s3.csi.aws.com"})
+    code, out = preflight(config, capsys)
+    assert code == 0 and "every node of pool a10g lists s3.csi.aws.com in its CSINode" in out, out
+
+
+def test_keda_too_old_for_activation_thresholds_fails_a_stack_that_scales_to_zero(fake_cluster):
+    """activationThreshold arrived in KEDA 2.8.0 (kedacore/keda CHANGELOG: "Introduce activationThreshold/
+    minMetricValue for all scalers", #2800); older operators ignore it."""
+    server, config = fake_cluster
+    raw = copy.deepcopy(stack_raw("prod"))
+    raw["models"]["summarizer"]["replicas"]["min"] = 0
+    raw["models"]["summarizer"]["autoscaling"]["activeHours"] = {
+        "timezone": "Europe/Paris",
+        "start": "0 8 * * 1-5",
+        "end": "0 20 * * 1-5",
+    }
+    cfg = parse_stack_config(raw)
+    old = copy.deepcopy(KEDA)
+    old["metadata"]["labels"]["app.kubernetes.io/version"] = "v2.7.1"
+    server.objects[DEPLOYMENTS] = {"items": [old, KARPENTER]}
+    report = check_cluster(cfg, KubeApi(load_kubeconfig(str(config))))
+    assert any("KEDA v2.7.1 is older than v2.8" in p and "summarizer" in p for p in report.problems), report.problems
+    # a version outside KEDA's tested window for the cluster's Kubernetes is a warning, never a failure
+    server.objects[DEPLOYMENTS] = {
+        "items": [
+            {
+                **KEDA,
+                "metadata": {
+                    **KEDA["metadata"],
+                    "labels": {"app.kubernetes.io/name": "keda-operator", "app.kubernetes.io/version": "2.12.0"},
+                },
+            },
+            KARPENTER,
+        ]
+    }
+    report = check_cluster(cfg, KubeApi(load_kubeconfig(str(config))))
+    assert report.ok, report.problems
+    assert any("KEDA 2.12.0 is tested with Kubernetes 1.26-1.28, the cluster runs 1.31" in w for w in report.warnings)
+
+
+# ---- the acceptance rules on their own ----
+
+
+@pytest.mark.parametrize(
+    "listener_name, route_name, match",
+    [
+        ("models.acme.example", "models.acme.example", True),
+        ("*.acme.example", "models.acme.example", True),
+        ("*.acme.example", "a.b.acme.example", True),  # a wildcard is a suffix match of one or more labels
+        ("*.acme.example", "acme.example", False),
+        ("models.acme.example", "*.acme.example", True),
+        ("*.example", "*.acme.example", True),
+        ("test.acme.example", "models.acme.example", False),
+        ("*.acme.example", "models.acme.net", False),
+    ],
+)
+def test_hostname_intersection_follows_the_httproute_field_docs(listener_name, route_name, match):
+    """HTTPRoute.spec.hostnames (tests/upstream/crds/gateway.networking.k8s.io_httproutes.yaml): "`*.example.com`
+    would match both `test.example.com`, and `foo.test.example.com`, but not `example.com`"."""
+    assert hostname_matches(listener_name, route_name) is match
+
+
+def gateway(*listeners: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": "gw", "namespace": "infra"}, "spec": {"listeners": list(listeners)}}
+
+
+ROUTE = RouteSpec("chat", "models", ("models.acme.example",), {"name": "gw", "namespace": "infra"})
+ALL = {"namespaces": {"from": "All"}}
+
+
+def test_one_admitting_listener_is_enough_and_section_name_or_port_narrow_the_choice():
+    """ParentReference.sectionName: "an attachment is considered successful if at least one section in the
+    parent resource accepts it"; sectionName and port select listeners by name and port."""
+    gw = gateway(
+        {"name": "internal", "port": 8080, "protocol": "HTTP"},
+        {"name": "public", "port": 80, "protocol": "HTTP", "allowedRoutes": ALL},
+    )
+    assert route_acceptance(gw, ROUTE, {}) == []
+    pinned = RouteSpec(ROUTE.name, ROUTE.namespace, ROUTE.hostnames, {**ROUTE.parent_ref, "sectionName": "internal"})
+    assert "allowedRoutes.namespaces.from: Same" in route_acceptance(gw, pinned, {})[0]
+    by_port = RouteSpec(ROUTE.name, ROUTE.namespace, ROUTE.hostnames, {**ROUTE.parent_ref, "port": 443})
+    assert route_acceptance(gw, by_port, {}) == [
+        "HTTPRoute models/chat on Gateway infra/gw: no listener matches port 443 (NoMatchingParent)"
+    ]
+
+
+def test_a_cross_namespace_backend_needs_a_reference_grant():
+    route = RouteSpec("chat", "models", (), {"name": "gw"}, ({"name": "chat", "namespace": "serving", "port": 80},))
+    grant = {
+        "spec": {
+            "from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "models"}],
+            "to": [{"group": "", "kind": "Service"}],
+        }
+    }
+    assert "no ReferenceGrant in serving allows it (RefNotPermitted)" in backend_refs_permitted(route, lambda ns: [])[0]
+    assert backend_refs_permitted(route, lambda ns: [grant] if ns == "serving" else []) == []
+
+
+@pytest.mark.parametrize(
+    "toleration, tolerated",
+    [
+        ({"operator": "Exists"}, True),  # node.tolerateAllTaints=true
+        ({"key": "nvidia.com/gpu", "operator": "Exists"}, True),
+        ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}, True),
+        ({"key": "nvidia.com/gpu", "value": "true"}, True),  # Equal is the default operator
+        ({"key": "nvidia.com/gpu", "value": "false"}, False),
+        ({"operator": "Exists", "effect": "NoExecute"}, False),  # the chart's default toleration
+        ({"key": "CriticalAddonsOnly", "operator": "Exists"}, False),
+    ],
+)
+def test_tolerations_match_taints_as_kubernetes_does(toleration, tolerated):
+    assert tolerates(toleration, {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}) is tolerated
