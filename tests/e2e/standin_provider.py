@@ -28,6 +28,7 @@ scripts the harness writes; it prints its port and serves until the engine stops
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -176,6 +177,11 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
             except ValueError:
                 self.config[short] = value
         self.config.update(_plain(_to_dict(request.args)))
+        # an explicit provider's object and list inputs arrive JSON-encoded, as to any bridged provider
+        for key, value in self.config.items():
+            if isinstance(value, str) and value[:1] in ("{", "["):
+                with contextlib.suppress(ValueError):
+                    self.config[key] = json.loads(value)
         if self.package == "aws" and self.config.get("allowedAccountIds") and not _contains_unknown(self.config):
             self._require_allowed_account(context)
         return provider_pb2.ConfigureResponse(acceptSecrets=True, supportsPreview=True, acceptResources=True)
