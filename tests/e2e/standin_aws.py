@@ -920,7 +920,18 @@ class Image:
                     raise
 
     def read(self, resource_id: str, inputs: dict[str, Any], ctx: Context) -> dict[str, Any] | None:
-        return dict(inputs)
+        """A refresh asks the registry for each pushed tag and keeps only those it holds, so that the next
+        update pushes the missing ones again (pulumi-docker-build's Image docs, "Tag deletion and refreshes")."""
+        if not inputs.get("push"):
+            return dict(inputs)
+        held = []
+        for tag in inputs.get("tags") or []:
+            ref = EcrRef.parse(tag)
+            ecr = self.aws.client("ecr", ref.region)
+            with contextlib.suppress(ecr.exceptions.RepositoryNotFoundException):
+                if ecr.batch_get_image(repositoryName=ref.repository, imageIds=[{"imageTag": ref.tag}])["images"]:
+                    held.append(tag)
+        return {**inputs, "tags": held}
 
     def delete(self, resource_id: str, state: dict[str, Any], ctx: Context) -> None:
         """pulumi-docker-build's Image docs ("Tag deletion and refreshes", pulumi_docker_build/image.py): "When

@@ -278,10 +278,15 @@ class StandinProvider(provider_pb2_grpc.ResourceProviderServicer):
     def Read(self, request, context):
         type_ = request.type or _type_of(request.urn)
         handler = self._handler(type_, context)
-        inputs = _plain(_to_dict(request.inputs) or _to_dict(request.properties))
-        found = handler.read(request.id, inputs, self._ctx(inputs))
+        inputs = _plain(_to_dict(request.inputs))
+        state = {**_plain(_to_dict(request.properties)), **inputs}
+        found = handler.read(request.id, state, self._ctx(state))
         if found is None:  # gone from the account: the engine drops it from the state
             return provider_pb2.ReadResponse(id="")
+        if type_ == standin_aws.Image.token and "tags" in inputs:
+            # a tag the registry lost reads as not pushed: the next update pushes it again
+            inputs = {**_to_dict(request.inputs), "tags": found["tags"]}
+            return provider_pb2.ReadResponse(id=request.id, properties=_to_struct(found), inputs=_to_struct(inputs))
         return provider_pb2.ReadResponse(id=request.id, properties=_to_struct(found), inputs=request.inputs)
 
     def Update(self, request, context):

@@ -383,6 +383,40 @@ def test_credentials_of_an_account_outside_allowed_account_ids_are_refused(provi
         aws.configure(region=REGION, allowedAccountIds=["210987654321"])
 
 
+def test_an_explicit_providers_json_encoded_inputs_are_read(providers):
+    """An explicit provider's object and list inputs reach Configure's `args` JSON-encoded (as the real CLI
+    sends `defaultTags` and `allowedAccountIds` of `aws.Provider(...)`)."""
+    aws = Driver(StandinProvider("aws"))
+    args = {"region": REGION, "allowedAccountIds": '["210987654321"]', "defaultTags": '{"tags": {"team": "ml"}}'}
+    with pytest.raises(Aborted, match="not allowed"):
+        aws.provider.Configure(provider_pb2.ConfigureRequest(args=_struct(args)), FakeContext())
+    args["allowedAccountIds"] = json.dumps([ACCOUNT_ID])
+    aws.provider.Configure(provider_pb2.ConfigureRequest(args=_struct(args)), FakeContext())
+    _, role = aws.create("aws:iam/role:Role", "r", {"assumeRolePolicy": LAMBDA_TRUST})
+    assert role["tagsAll"] == {"team": "ml"}
+
+
+def test_a_refresh_finds_what_the_account_lost(providers, emulator):
+    aws, build = providers["aws"], providers["docker-build"]
+    role_id, role = aws.create("aws:iam/role:Role", "r", {"assumeRolePolicy": LAMBDA_TRUST})
+    repo = repository(aws)
+    image_id, image = build.create(
+        "docker-build:index:Image", "img", image_inputs(aws, repo["repositoryUrl"], "4.0", "a")
+    )
+    emulator.client("iam", REGION).delete_role(RoleName=role_id)
+    emulator.client("ecr", REGION).batch_delete_image(repositoryName=repo["name"], imageIds=[{"imageTag": "4.0"}])
+
+    def read(driver: Driver, type_: str, name: str, resource_id: str, state: dict) -> Any:
+        request = provider_pb2.ReadRequest(
+            urn=urn(type_, name), id=resource_id, properties=_struct(state), inputs=_struct(state)
+        )
+        return driver.provider.Read(request, FakeContext())
+
+    assert read(aws, "aws:iam/role:Role", "r", role_id, role).id == ""  # gone: the engine drops it
+    refreshed = read(build, "docker-build:index:Image", "img", image_id, image)
+    assert _dict(refreshed.inputs)["tags"] == []  # the next update pushes the tag again
+
+
 def test_a_force_new_property_replaces_and_others_update(providers):
     provider = providers["aws"].provider
     olds = {"name": "a", "retentionInDays": 7}
