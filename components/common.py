@@ -1,5 +1,7 @@
 """What every component shares: the type-token scheme, the required labels and tags, reading Args."""
 
+import hashlib
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -37,6 +39,14 @@ def standard_labels(
     if component is not None:
         labels["app.kubernetes.io/component"] = component
     return labels
+
+
+def dns_label(value: str) -> str:
+    """`value` (a version: an image tag and a label value) as part of a Kubernetes object name (a DNS-1123
+    subdomain: lower case, digits, `-` and `.`). A value that had to change gets a hash of itself, so `1.0_A` and
+    `1.0-a` never share a name."""
+    safe = re.sub(r"[^a-z0-9.-]", "-", value.lower()).strip("-.")
+    return safe if safe == value else f"{safe}-{hashlib.sha256(value.encode()).hexdigest()[:6]}"
 
 
 def aws_tags(environment: str, cost_owner: str, **extra: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import pulumi
@@ -59,14 +60,81 @@ def require_single_manifest_builds() -> None:
 
 
 IGNORED_IN_CONTEXT = {".git", "__pycache__", ".venv", "node_modules"}
+"""Never part of an image's identity, with or without a .dockerignore."""
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    """One .dockerignore pattern as moby/patternmatcher reads it: Go's filepath.Match (`*` and `?` stop at `/`,
+    `[...]` classes, `\\` escapes) plus `**`, any number of directories (none included)."""
+    out, i = "", 0
+    while i < len(text):
+        c = text[i]
+        if text.startswith("**", i):
+            i += 2
+            if text.startswith("/", i):  # `**/`: zero or more whole directories
+                out += "(?:.*/)?"
+                i += 1
+            else:
+                out += ".*"
+            continue
+        if c == "*":
+            out += "[^/]*"
+        elif c == "?":
+            out += "[^/]"
+        elif c == "[":
+            end = text.find("]", i + 1)
+            if end == -1:
+                out += re.escape(c)
+            else:
+                body = text[i + 1 : end]
+                out += "[" + ("^" + body[1:] if body.startswith("^") else body) + "]"
+                i = end
+        elif c == "\\" and i + 1 < len(text):
+            i += 1
+            out += re.escape(text[i])
+        else:
+            out += re.escape(c)
+        i += 1
+    return re.compile(out)
+
+
+def dockerignore_patterns(context: Path) -> list[tuple[bool, re.Pattern[str]]]:
+    """(exception?, pattern) for each line of the context's .dockerignore
+    (https://docs.docker.com/build/concepts/context/#dockerignore-files): `#` comments, blank lines, a leading
+    `/` and surrounding spaces dropped, paths cleaned, `!` re-includes."""
+    path = context / ".dockerignore"
+    if not path.is_file():
+        return []
+    patterns = []
+    for raw in path.read_text(errors="replace").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        exception = line.startswith("!")
+        line = os.path.normpath(line[1:].strip() if exception else line).lstrip("/")
+        if line and line != ".":
+            patterns.append((exception, _pattern(line)))
+    return patterns
+
+
+def ignored_by_docker(relative: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Whether the build context leaves `relative` out: the last pattern matching the path or one of its parent
+    directories decides (a directory's pattern takes everything under it)."""
+    parts = relative.split("/")
+    candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    excluded = False
+    for exception, pattern in patterns:
+        if any(pattern.fullmatch(candidate) for candidate in candidates):
+            excluded = not exception
+    return excluded
 
 
 def build_fingerprint(
     context: str, dockerfile: str, build_args: dict[str, str], platform: str, target: str | None
 ) -> str | None:
-    """12 hex digits of a hash over everything that decides the image: every file of the context (names
-    and bytes), the Dockerfile, the build args, the platform and the target. None when the context is not
-    there to read (a plan of a stack whose model sources live elsewhere).
+    """12 hex digits of a hash over everything that decides the image: every file of the context that the build
+    sees (names and bytes; what .dockerignore leaves out is not sent to the builder, so it changes nothing), the
+    Dockerfile, the build args, the platform and the target. None when the context is not there to read.
 
     The same inputs give the same tag, so an unchanged model is neither rebuilt nor rolled out, and any
     change gives a new tag, so an IMMUTABLE repository never refuses a push under an existing one. (A tag
@@ -76,8 +144,17 @@ def build_fingerprint(
     if not root.is_dir():
         return None
     digest = hashlib.sha256()
+    patterns = dockerignore_patterns(root)
+    # the Dockerfile and .dockerignore reach the builder even when listed (Docker's documentation, as above)
+    always = {os.path.normpath(dockerfile), ".dockerignore"}
     files = sorted(
-        p for p in root.rglob("*") if p.is_file() and not IGNORED_IN_CONTEXT & set(p.relative_to(root).parts)
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and not IGNORED_IN_CONTEXT & set(p.relative_to(root).parts)
+        and (
+            p.relative_to(root).as_posix() in always or not ignored_by_docker(p.relative_to(root).as_posix(), patterns)
+        )
     )
     for path in files:
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")

@@ -3,9 +3,14 @@
 Creates:
 - when anything is built: an ECR repository (immutable tags except the build-cache tags, scan on
   push, KMS encryption) and a lifecycle policy keeping the last N images;
-- per requested build (the serving image, a canary version, a CPU variant for Lambda) a
-  `docker-build` Image pushed there with ECR credentials that stay secret, its BuildKit layer cache
-  kept under its own `buildcache-<role>` tag of the same repository;
+- per version built (the serving image and a canary share one per version, so promoting a canary moves a
+  reference and builds nothing; a CPU variant for Lambda has its own) a `docker-build` Image pushed there
+  with ECR credentials that stay secret, its BuildKit layer cache kept under the `buildcache-serving` (or
+  `buildcache-cpu`) tag of the same repository. A tag the repository already holds (an earlier version reapplied: a roll-back, a
+  reverted commit) is never pushed again, which ECR's immutability would refuse (ImageTagAlreadyExistsException,
+  also for identical bytes: aws/containers-roadmap#2380): its digest is read from the repository. Images
+  outlive their resources (retainOnDelete): the lifecycle policy, not a deploy, removes old versions, so a
+  roll-back always finds its image;
 - for a pre-built reference, nothing: no build and no repository (the reference lives in a registry
   this stack does not own; a lifecycle rule of ours could expire the pinned digest). It is pinned by
   digest, a tag read from its registry with the registry provider the caller passes.
@@ -69,6 +74,7 @@ class ModelImage(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelImageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(type_token("ModelImage"), name, None, opts)
         self._args = args
+        self._name = name
         # Hosted for another language, the component receives plain dicts: the schema's models validate them.
         model = as_model(ModelConfig, args["model"])
         self._registry_config = as_model(RegistryConfig, args["registry"])
@@ -80,9 +86,10 @@ class ModelImage(pulumi.ComponentResource):
         if builds and (self._registry_config.build_on_preview or not pulumi.runtime.is_dry_run()):
             require_single_manifest_builds()  # before any child: nothing is pushed in a form Lambda refuses
         self.repository = self._repository(name) if builds else None
+        self._pushed = self._pushed_tags(name) if builds else {}
         self.image_ref = self._image(f"{name}-image", model.image, model.version, "serving")
         self.canary_image_ref = (
-            self._image(f"{name}-canary-image", canary.image or model.image, canary.version, "canary")
+            self._image(f"{name}-image", canary.image or model.image, canary.version, "canary")
             if canary
             else pulumi.Output.from_input(None)
         )
@@ -121,6 +128,16 @@ class ModelImage(pulumi.ComponentResource):
         )
         return repository
 
+    def _pushed_tags(self, name: str) -> dict[str, str]:
+        """Tag -> digest of what the repository already holds (read when the program runs, in previews too), or
+        nothing while the repository does not exist yet. The offline engine's account is empty."""
+        repository = f"{self._registry_config.repository_prefix}/{name}"
+        opts = pulumi.InvokeOptions(parent=self)
+        if repository not in aws.ecr.get_repositories(opts=opts).names:
+            return {}
+        images = aws.ecr.get_images(repository_name=repository, opts=opts).image_ids
+        return {image.image_tag: image.image_digest for image in images if image.image_tag}
+
     def _registry(self) -> docker_build.RegistryArgs:
         if self._credentials is None:
             username, password = self._args.get("registry_username"), self._args.get("registry_password")
@@ -140,17 +157,29 @@ class ModelImage(pulumi.ComponentResource):
         assert self.repository is not None, "a build without a repository"
         return self.repository
 
-    def _image(self, resource_name: str, build: ImageConfig, version: str, role: str) -> pulumi.Output[str]:
+    def _image(self, name_prefix: str, build: ImageConfig, version: str, role: str) -> pulumi.Output[str]:
         if build.ref is not None:
             return pinned_image(build.ref, self)
         assert build.context is not None, "an image is built from a context or taken from a ref"
         repository = self._built_repository()
         fingerprint = build_fingerprint(build.context, build.dockerfile, build.build_args, build.platform, build.target)
+        if fingerprint is None:
+            message = (
+                f"the build context {build.context!r} of {name_prefix} {version} is not there: images are tagged "
+                "with a fingerprint of their context, and a bare version would be pushed once and refused ever after"
+            )
+            if not pulumi.runtime.is_dry_run():
+                raise pulumi.RunError(message)
+            pulumi.log.warn(message + " (`up` will stop here)", resource=self)
         # the same inputs keep their tag (no rebuild, no roll-out); any change gets a new one
-        image_tag = f"{version}-{fingerprint}" if fingerprint else version
+        image_tag = f"{version}-{fingerprint or 'no-context'}"
+        pushed_digest = self._pushed.get(image_tag)
         tag = repository.repository_url.apply(lambda url: f"{url}:{image_tag}")
-        # a canary or CPU build starts from the serving build's layers
-        caches = [role] if role == "serving" else [role, "serving"]
+        # A canary builds what the serving image of its version will be, so both read and write one cache: the
+        # resource they share must not change when the canary is promoted (a change would push its tag again).
+        # A CPU build keeps its own cache and starts from the serving build's layers.
+        cache_role = "cpu" if role == "cpu" else "serving"
+        caches = [cache_role] if cache_role == "serving" else [cache_role, "serving"]
         cache_refs = {r: repository.repository_url.apply(_cache_ref(r)) for r in caches}
         cache_from: list[docker_build.CacheFromArgsDict] = [{"registry": {"ref": ref}} for ref in cache_refs.values()]
         # ECR takes a registry cache only as an OCI image manifest (BuildKit's default manifest list is
@@ -158,7 +187,7 @@ class ModelImage(pulumi.ComponentResource):
         cache_to: list[docker_build.CacheToArgsDict] = [
             {
                 "registry": {
-                    "ref": cache_refs[role],
+                    "ref": cache_refs[cache_role],
                     "mode": docker_build.CacheMode.MAX,
                     "image_manifest": True,
                     "oci_media_types": True,
@@ -166,8 +195,11 @@ class ModelImage(pulumi.ComponentResource):
                 }
             }
         ]
+        # One resource per version (and per role besides the shared serving/canary pair): its pre-version name,
+        # by role, is its alias, so a stack deployed before keeps its images.
+        old_name = f"{self._name}-canary-image" if role == "canary" else name_prefix
         image = docker_build.Image(
-            resource_name,
+            f"{name_prefix}-{version}",
             context={"location": build.context},
             dockerfile={"location": f"{build.context}/{build.dockerfile}"},
             platforms=[docker_build.Platform(build.platform.value)],
@@ -178,17 +210,24 @@ class ModelImage(pulumi.ComponentResource):
                 "org.opencontainers.image.version": version,
                 **({"modelops/build-fingerprint": fingerprint} if fingerprint else {}),
             },
-            push=True,
+            # A tag already there is not pushed again (see the module docstring). Once pushed, `push` may read
+            # False at the next run: that is the same image, not a change.
+            push=pushed_digest is None,
             build_on_preview=self._registry_config.build_on_preview,
             registries=[self._registry()],
             cache_from=cache_from,
             cache_to=cache_to,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[repository]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[repository],
+                retain_on_delete=True,
+                ignore_changes=["push"],
+                aliases=[pulumi.Alias(name=old_name)],
+            ),
         )
         # `ref` is `repo:tag@sha256:…`, which Lambda refuses: consumers get the repository and digest.
-        return pulumi.Output.all(repository.repository_url, image.digest).apply(
-            lambda parts: by_digest(parts[0], parts[1])
-        )
+        digest = pulumi.Output.from_input(pushed_digest) if pushed_digest else image.digest
+        return pulumi.Output.all(repository.repository_url, digest).apply(lambda parts: by_digest(parts[0], parts[1]))
 
 
 def _cache_ref(role: str):

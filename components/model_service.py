@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from .common import ARTIFACT_FETCHER_IMAGE, GPU_RESOURCE, as_model, standard_labels, type_token
+from .common import ARTIFACT_FETCHER_IMAGE, GPU_RESOURCE, as_model, dns_label, standard_labels, type_token
 from .config import ArtifactAccess, ClusterConfig, Environment, ModelConfig
 from .dashboards import dashboard, dashboard_config_map
 from .gpu_catalogue import memory_gib
@@ -30,6 +30,8 @@ TRACK_SERIES_LABEL = "modelops_track"
 """The track label on every scraped series: the ServiceMonitor copies the pods' TRACK_LABEL onto their targets
 (`podTargetLabels`; the Prometheus Operator sanitizes the name to a Prometheus label)."""
 SCRAPE_LABEL = "modelops/scrape"
+PAUSED_REPLICAS_ANNOTATION = "autoscaling.keda.sh/paused-replicas"
+PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
 COLD_START_ANNOTATION = "modelops/cold-start-seconds"
 """On a ScaledObject that scales to zero: the longest a first request may wait (the documented budget that
 `k8s-scale-to-zero` asks for)."""
@@ -116,6 +118,8 @@ class ModelService(pulumi.ComponentResource):
         ns = self._model.namespace
         self._artifact_claims: dict[str, str] = {}
         """Artifact prefix -> the PersistentVolumeClaim that mounts it (artifactAccess: mount)."""
+        self._weights_access: dict[str, list[pulumi.Resource]] = {}
+        """Version -> what its pods need before they start: the read grant on its prefix, its volume claim."""
         labels = standard_labels(
             name, self._args["environment"], self._args["cost_owner"], self._model.version, "model-server"
         )
@@ -130,12 +134,17 @@ class ModelService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-        if self._model.artifact_access == ArtifactAccess.MOUNT and self._model.artifact_bucket:
-            volumes = {"model": self._model.artifact_prefix}
-            if canary_config:
-                volumes["canary-model"] = self._model.canary_artifact_prefix
-            for volume_role, prefix in volumes.items():
-                self._artifact_claims[prefix] = self._artifact_mount(name, volume_role, prefix, labels)
+        # Each version's weights are granted and mounted on their own, named by version: a version bump adds the new
+        # version's grant and volume before its pods start and removes the old ones at the end of the update, after
+        # the rollout, so running pods never lose their weights nor see another version's under their mount.
+        versions = {self._model.version: self._model.artifact_prefix}
+        if canary_config:
+            versions[canary_config.version] = self._model.canary_artifact_prefix
+        for version, prefix in versions.items() if role else ():
+            self._weights_access[version] = [self._artifact_grant(name, role, version, prefix)]
+            if self._model.artifact_access == ArtifactAccess.MOUNT:
+                self._artifact_claims[prefix], claim = self._artifact_mount(name, version, prefix)
+                self._weights_access[version].append(claim)
         self._env_secret = (
             self._secret_env(name, labels) if self._args.get("env_is_secret", False) and self._model.env else None
         )
@@ -148,22 +157,24 @@ class ModelService(pulumi.ComponentResource):
         tracks = [stable]
         if canary_config:
             canary_name = f"{name}-canary"
-            # at scale to zero the canary's replicas belong to its own ScaledObject (none while at weight 0)
-            sleeps_with_stable = self._args["min_replicas"] == 0 and canary_replicas > 0
+            # A track's replicas have one owner for its whole life, or server-side apply conflicts: KEDA's, when
+            # the model scales with KEDA (the canary's own ScaledObject, paused at a fixed count unless the model
+            # scales to zero), else this program's.
+            keda_owned = self._scales_with_keda
             tracks.append(
                 self._deployment(
                     canary_name,
                     "canary",
                     canary_config.version,
                     self._args["canary_image"],
-                    None if sleeps_with_stable else canary_replicas,
+                    None if keda_owned else canary_replicas,
                     account,
                     self._model.canary_artifact_prefix,
                 )
             )
             if canary_replicas:
                 self._disruption_budget(f"{canary_name}-pdb", canary_name, "canary", labels)
-            if sleeps_with_stable:
+            if keda_owned:
                 self._canary_scaler(name, canary_replicas)
 
         port = [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
@@ -251,14 +262,15 @@ class ModelService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _artifact_mount(self, name: str, role: str, prefix: str, labels: dict[str, str]) -> str:
-        """A static PersistentVolume of the Mountpoint for Amazon S3 CSI driver for one artifact prefix, and the
-        claim bound to it: read-only, as the pods' own user, with the pod's service-account role (so the mount
-        can read exactly what the role can: the model's prefix)."""
-        ns, claim = self._model.namespace, f"{name}-{role}"
+    def _artifact_mount(self, name: str, version: str, prefix: str) -> tuple[str, k8s.core.v1.PersistentVolumeClaim]:
+        """A static PersistentVolume of the Mountpoint for Amazon S3 CSI driver for one version's artifact prefix,
+        and the claim bound to it: read-only, as the pods' own user, with the pod's service-account role (so the
+        mount can read exactly what the role can: the model's prefixes)."""
+        labels = standard_labels(name, self._args["environment"], self._args["cost_owner"], version, "model-weights")
+        ns, claim = self._model.namespace, f"{name}-weights-{dns_label(version)}"
         volume = f"modelops-{ns}-{claim}"  # PersistentVolumes are cluster-wide
         k8s.core.v1.PersistentVolume(
-            f"{name}-{role}-pv",
+            f"{name}-weights-{version}-pv",
             metadata={"name": volume, "labels": labels},
             spec={
                 "capacity": {"storage": "1Gi"},  # required by the API, ignored by the driver
@@ -284,8 +296,8 @@ class ModelService(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
-        k8s.core.v1.PersistentVolumeClaim(
-            f"{name}-{role}-pvc",
+        return claim, k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-weights-{version}-pvc",
             metadata={"name": claim, "namespace": ns, "labels": labels},
             spec={
                 "accessModes": ["ReadOnlyMany"],
@@ -295,7 +307,6 @@ class ModelService(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
-        return claim
 
     def _service_account_role(self, name: str) -> aws.iam.Role:
         issuer = self._cluster.oidc_provider_arn.split(":oidc-provider/", 1)[1]
@@ -315,26 +326,25 @@ class ModelService(pulumi.ComponentResource):
                 }
             ],
         }
-        role = aws.iam.Role(
+        return aws.iam.Role(
             f"{name}-role",
             assume_role_policy=json.dumps(trust),
             tags=self._args.get("tags", {}),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _artifact_grant(self, name: str, role: aws.iam.Role, version: str, prefix: str) -> aws.iam.RolePolicy:
+        """Read access to one version's weights, as a policy of its own (see `__init__`)."""
         bucket = self._model.artifact_bucket
-        assert bucket is not None, "a service-account role is made only for an artifact in S3"
-        prefixes = [self._model.artifact_prefix]
-        if self._canary_version is not None and self._model.canary_artifact_prefix:
-            prefixes.append(self._model.canary_artifact_prefix)
-        aws.iam.RolePolicy(
-            f"{name}-artifact-read",
+        assert bucket is not None, "a grant is made only for an artifact in S3"
+        return aws.iam.RolePolicy(
+            f"{name}-artifact-read-{version}",
             role=role.id,
             policy=aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition.apply(
-                lambda partition: json.dumps(artifact_read_policy(partition, bucket, *prefixes))
+                lambda partition: json.dumps(artifact_read_policy(partition, bucket, prefix))
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        return role
 
     def _pod_spec(
         self, version: str, image: pulumi.Input[str], account: k8s.core.v1.ServiceAccount, artifact_prefix: str
@@ -517,16 +527,22 @@ class ModelService(pulumi.ComponentResource):
                 "spec": self._pod_spec(version, image, account, artifact_prefix),
             },
         }
+        metadata: dict[str, Any] = {"name": name, "namespace": self._model.namespace, "labels": labels}
         if replicas is not None:  # the stable track's replicas belong to its autoscaler
             spec["replicas"] = replicas
+            # A canary whose model moved from KEDA to an HPA takes its replicas back from KEDA, which set them last:
+            # without force, server-side apply refuses the change as a conflict (pulumi/pulumi-kubernetes#2491).
+            metadata["annotations"] = {PATCH_FORCE_ANNOTATION: "true"}
         # The provider awaits a rollout for 10 minutes by default: a GPU model's takes longer.
         rollout = f"{self._rollout_seconds(replicas if replicas is not None else self._args['max_replicas'])}s"
         return k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata={"name": name, "namespace": self._model.namespace, "labels": labels},
+            metadata=metadata,
             spec=spec,
             opts=pulumi.ResourceOptions(
-                parent=self, custom_timeouts=pulumi.CustomTimeouts(create=rollout, update=rollout)
+                parent=self,
+                custom_timeouts=pulumi.CustomTimeouts(create=rollout, update=rollout),
+                depends_on=self._weights_access.get(version, []),
             ),
         )
 
@@ -587,14 +603,29 @@ class ModelService(pulumi.ComponentResource):
             },
         }
 
+    @property
+    def _scales_with_keda(self) -> bool:
+        return bool(self._model.keda_query(self._name))
+
     def _canary_scaler(self, name: str, canary_replicas: int) -> None:
-        """With the model at zero, its canary sleeps and wakes with it (the same triggers, up to its replica
-        count): fixed replicas would hold their GPUs all night, and take the canary's share of traffic alone."""
+        """The canary's replicas when the model scales with KEDA. With the model at zero, the canary sleeps and
+        wakes with it (the same triggers, up to its replica count): fixed replicas would hold their GPUs all night,
+        and take the canary's share of traffic alone. Otherwise KEDA holds it at its count
+        (`autoscaling.keda.sh/paused-replicas`: KEDA scales the target to it, stops its scale loop and deletes its
+        HPA; https://keda.sh/docs/2.21/concepts/scaling-deployments/#pause-autoscaling), 0 at weight 0. Setting
+        `spec.replicas` here instead would conflict, under server-side apply, with the manager that scaled it last
+        (pulumi/pulumi-kubernetes#2491, #2569)."""
         labels = standard_labels(
             name, self._args["environment"], self._args["cost_owner"], self._canary_version, "autoscaler"
         )
         canary = f"{name}-canary"
-        scaled = self._scaled_object(canary, canary, 0, canary_replicas, canary_replicas, labels)
+        if self._args["min_replicas"] == 0 and canary_replicas > 0:
+            scaled = self._scaled_object(canary, canary, 0, canary_replicas, canary_replicas, labels)
+        else:
+            # bounds and triggers stay valid for KEDA's webhook while paused (it checks them all the same)
+            held = max(1, canary_replicas)
+            scaled = self._scaled_object(canary, canary, held, held, held, labels)
+            scaled["metadata"]["annotations"] = {PAUSED_REPLICAS_ANNOTATION: str(canary_replicas)}
         k8s.apiextensions.CustomResource(
             f"{name}-canary-keda",
             api_version="keda.sh/v1alpha1",
@@ -619,6 +650,11 @@ class ModelService(pulumi.ComponentResource):
             scaled = self._scaled_object(
                 name, deployment.metadata.name, low, self._args["max_replicas"], max(1, low), labels
             )
+            if low == 0:
+                # Switched to an HPA while asleep, the model would stay at zero: the HPA controller does nothing for
+                # a target at 0 replicas ("ScalingDisabled"). KEDA's finalizer puts back the replicas the Deployment
+                # had before KEDA took it over (1, the default) when this ScaledObject goes.
+                scaled["spec"]["advanced"]["restoreToOriginalReplicaCount"] = True
             k8s.apiextensions.CustomResource(
                 f"{name}-scaler",
                 api_version="keda.sh/v1alpha1",

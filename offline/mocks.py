@@ -100,6 +100,11 @@ class OfflineMocks(pulumi.runtime.Mocks):
                 "id": self.region,
                 "registryId": registry,
             }
+        # The offline account holds no images yet: every build is planned as a push.
+        if token == "aws:ecr/getRepositories:getRepositories":
+            return {"names": [], "id": self.region, "region": self.region}
+        if token == "aws:ecr/getImages:getImages":
+            return {"imageIds": [], "id": inputs.get("repositoryName", ""), "repositoryName": inputs.get("repositoryName")}
         if token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"}
         if token == "docker:index/getRegistryImage:getRegistryImage":

@@ -106,7 +106,7 @@ def test_build_cache_survives_between_builds_under_its_own_mutable_tag(build):
         )
     )
     repo = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat"
-    serving, canary = built.inputs("chat-image"), built.inputs("chat-canary-image")
+    serving, canary = built.inputs("chat-image-2.4.0"), built.inputs("chat-image-2.5.0")
     assert serving["cacheFrom"] == [{"registry": {"ref": f"{repo}:buildcache-serving"}}]
     # ECR stores a registry cache only as an OCI image manifest; a failed cache write does not fail the deploy
     assert serving["cacheTo"] == [
@@ -120,10 +120,8 @@ def test_build_cache_survives_between_builds_under_its_own_mutable_tag(build):
             }
         }
     ]
-    assert canary["cacheFrom"] == [
-        {"registry": {"ref": f"{repo}:buildcache-canary"}},
-        {"registry": {"ref": f"{repo}:buildcache-serving"}},
-    ]
+    # the canary builds what the serving image of its version will be: one cache, one resource when promoted
+    assert canary["cacheFrom"] == serving["cacheFrom"] and canary["cacheTo"] == serving["cacheTo"]
     # the version tags never fall under the mutable cache tags
     for image in (serving, canary):
         assert not image["tags"][0].rsplit(":", 1)[1].startswith(CACHE_TAG_PREFIX)
@@ -137,7 +135,7 @@ def test_build_pushes_with_secret_ecr_credentials_and_versioned_tags(build):
                 "modelops/prod", version="2.4.0", image={"context": "models/sentiment", "build_args": {"BASE": "x"}}
             ),
         )
-    ).inputs("chat-image")
+    ).inputs("chat-image-2.4.0")
     assert built["push"] is True
     from components.images import build_fingerprint
 
@@ -251,13 +249,14 @@ def test_canary_and_cpu_builds_share_the_repository(build):
             ),
         )
     )
-    tags = {
-        n: built.inputs(n)["tags"][0].rsplit(":", 1)[1] for n in ("chat-image", "chat-canary-image", "chat-cpu-image")
-    }
-    assert tags == {"chat-image": "2.4.0", "chat-canary-image": "2.5.0", "chat-cpu-image": "2.4.0"}
-    assert built.inputs("chat-cpu-image")["dockerfile"]["location"] == "models/chat/Dockerfile.cpu"
+    names = ("chat-image-2.4.0", "chat-image-2.5.0", "chat-cpu-image-2.4.0")
+    tags = {n: built.inputs(n)["tags"][0].rsplit(":", 1)[1] for n in names}
+    serving_fp = tags["chat-image-2.4.0"].split("-", 1)[1]
+    assert tags["chat-image-2.5.0"] == f"2.5.0-{serving_fp}"  # the same context: the version tells them apart
+    assert tags["chat-cpu-image-2.4.0"].startswith("2.4.0-") and not tags["chat-cpu-image-2.4.0"].endswith(serving_fp)
+    assert built.inputs("chat-cpu-image-2.4.0")["dockerfile"]["location"] == "models/chat/Dockerfile.cpu"
     assert len(built.of_type("Repository")) == 1
-    assert UNKNOWN not in json.dumps(built.inputs("chat-image"))
+    assert UNKNOWN not in json.dumps(built.inputs("chat-image-2.4.0"))
 
 
 def test_built_images_are_consumed_as_repository_at_digest():
@@ -293,3 +292,121 @@ def test_tags_follow_the_build_inputs_not_the_checkout(tmp_path):
     changed.add(build_fingerprint(str(context), "Dockerfile", {"A": "1"}, "linux/amd64", None))
     assert base not in changed and len(changed) == 4
     assert build_fingerprint(str(tmp_path / "absent"), "Dockerfile", {}, "linux/amd64", None) is None
+
+
+def _account_holding(monkeypatch, repository: str, tags: dict[str, str]) -> None:
+    """The offline account, with `repository` holding `tags` (tag -> digest), as ECR's list calls answer."""
+    answer = OfflineMocks.call
+
+    def holding(self, args):
+        if args.token == "aws:ecr/getRepositories:getRepositories":
+            return {"names": [repository], "id": self.region}
+        if args.token == "aws:ecr/getImages:getImages":
+            assert args.args["repositoryName"] == repository
+            ids = [{"imageTag": tag, "imageDigest": digest} for tag, digest in tags.items()]
+            return {"imageIds": ids + [{"imageDigest": "sha256:" + "0" * 64}], "repositoryName": repository}
+        return answer(self, args)
+
+    monkeypatch.setattr(OfflineMocks, "call", holding)
+
+
+def test_a_tag_the_repository_holds_is_never_pushed_again_and_its_digest_is_served(build, monkeypatch):
+    """A roll-back or a reverted commit reapplies a version whose tag ECR already holds. ECR refuses any push to an
+    existing immutable tag, identical bytes included (ImageTagAlreadyExistsException; aws/aws-sdk#750,
+    aws/containers-roadmap#2380): the image is not pushed, and consumers get the digest the repository has."""
+    from components.images import build_fingerprint
+
+    fingerprint = build_fingerprint("models/sentiment", "Dockerfile", {}, "linux/amd64", None)
+    held = "sha256:" + "d" * 64
+    _account_holding(monkeypatch, "m/chat", {f"2.4.0-{fingerprint}": held})
+    refs: dict[str, str] = {}
+
+    def program():
+        image = ModelImage("chat", image_args(version="2.4.0", image={"context": "models/sentiment"}))
+        image.image_ref.apply(lambda v: refs.setdefault("serving", v))
+
+    built = build(program)
+    assert built.inputs("chat-image-2.4.0")["push"] is False
+    assert refs["serving"] == f"123456789012.dkr.ecr.us-east-1.amazonaws.com/m/chat@{held}"
+
+
+def test_a_new_version_is_pushed_beside_the_tags_the_repository_holds(build, monkeypatch):
+    _account_holding(monkeypatch, "m/chat", {"2.3.0-aaaaaaaaaaaa": "sha256:" + "e" * 64})
+    built = build(lambda: ModelImage("chat", image_args(version="2.4.0", image={"context": "models/sentiment"})))
+    assert built.inputs("chat-image-2.4.0")["push"] is True
+
+
+def test_one_image_resource_per_version_so_promotion_moves_a_reference(build):
+    """The canary's image at 2.5.0 and the promoted stable image at 2.5.0 are one resource (`chat-image-2.5.0`):
+    promotion neither rebuilds nor pushes. Each keeps its name of before as an alias, and outlives its resource:
+    pulumi-docker-build deletes the tags it pushed when an Image is deleted (its Image docs, "Tag deletion and
+    refreshes"), which would take the roll-back target of a version bump with it."""
+
+    def with_canary():
+        ModelImage(
+            "chat",
+            image_args(
+                version="2.4.0",
+                image={"context": "models/sentiment"},
+                canary={"version": "2.5.0", "weight": 10},
+                build_canary=True,
+            ),
+        )
+
+    canary_phase = build(with_canary)
+    promoted = build(lambda: ModelImage("chat", image_args(version="2.5.0", image={"context": "models/sentiment"})))
+    assert canary_phase.inputs("chat-image-2.5.0") == promoted.inputs("chat-image-2.5.0")
+    images = [s for s in canary_phase.steps if s["newState"]["type"] == "docker-build:index:Image"]
+    for step in images:
+        assert step["newState"]["retainOnDelete"] is True, step["urn"]
+    aliases = {s["urn"].rsplit("::", 1)[-1]: s for s in images}
+    assert set(aliases) == {"chat-image-2.4.0", "chat-image-2.5.0"}
+
+
+def test_a_preview_of_a_missing_context_warns_and_names_the_tag_for_what_it_is(build):
+    built = build(lambda: ModelImage("chat", image_args(version="2.4.0", image={"context": "models/absent"})))
+    assert built.inputs("chat-image-2.4.0")["tags"][0].endswith(":2.4.0-no-context")
+    assert any("models/absent" in w and "`up` will stop here" in w for w in built.warnings), built.warnings
+
+
+def test_up_refuses_a_build_whose_context_is_missing(monkeypatch):
+    monkeypatch.setenv(NO_DEFAULT_ATTESTATIONS, "1")
+
+    def program():
+        ModelImage("chat", image_args(version="2.4.0", image={"context": "models/absent"}))
+
+    with pytest.raises(ProgramError, match=r"build context 'models/absent' of chat-image 2.4.0 is not there"):
+        capture(program, "modelops", "test", "123456789012", "us-east-1", preview=False)
+
+
+def test_what_dockerignore_leaves_out_does_not_change_the_tag(tmp_path):
+    """A file the build never sees cannot change the image: .dockerignore is read as Docker reads it
+    (https://docs.docker.com/build/concepts/context/#dockerignore-files; moby/patternmatcher: last match wins, `**`
+    spans directories, a directory's pattern covers what is under it, `!` re-includes, the Dockerfile is always sent)."""
+    from components.images import build_fingerprint, dockerignore_patterns, ignored_by_docker
+
+    context = tmp_path / "model"
+    (context / "notebooks" / "deep").mkdir(parents=True)
+    (context / "Dockerfile").write_text("FROM python:3.11-slim\nCOPY server.py .\n")
+    (context / "server.py").write_text("print('v1')\n")
+    (context / "notebooks" / "deep" / "scratch.ipynb").write_text("{}")
+    (context / "notes.md").write_text("draft\n")
+    (context / "keep.md").write_text("shipped\n")
+    (context / ".dockerignore").write_text("# scratch work\n/notebooks\n*.md\n!keep.md\n  **/*.tmp  \nDockerfile\n")
+
+    def tag():
+        return build_fingerprint(str(context), "Dockerfile", {}, "linux/amd64", None)
+
+    base = tag()
+    for ignored in ("notebooks/deep/scratch.ipynb", "notes.md"):
+        (context / ignored).write_text("changed")
+        assert tag() == base, ignored
+    (context / "notebooks" / "x.tmp").write_text("t")
+    assert tag() == base
+    for seen in ("keep.md", "server.py", "Dockerfile"):
+        (context / seen).write_text("changed " + seen)
+        assert tag() != base, seen
+        base = tag()
+    patterns = dockerignore_patterns(context)
+    assert ignored_by_docker("a/b/c.tmp", patterns) and ignored_by_docker("c.tmp", patterns)
+    assert not ignored_by_docker("keep.md", patterns) and not ignored_by_docker("server.py", patterns)

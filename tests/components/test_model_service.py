@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, cast
 
 import pytest
@@ -175,7 +176,7 @@ def test_network_policy_admits_only_gateway_and_monitoring(build):
 
 def test_service_account_role_reads_only_the_artifact_prefix(build):
     built = build(lambda: ModelService("chat", ARGS))
-    policy = json.loads(built.inputs("chat-artifact-read")["policy"])
+    policy = json.loads(built.inputs("chat-artifact-read-2.4.0")["policy"])
     resources = {s["Action"]: s["Resource"] for s in policy["Statement"]}
     assert resources == {
         "s3:GetObject": "arn:aws:s3:::acme-models/chat/2.4.0/*",
@@ -228,9 +229,15 @@ def test_the_canary_serves_the_canary_version_weights(build):
     fetch = pod_of(built, "chat-canary-deployment")["initContainers"][0]["command"]
     assert fetch[-2:] == ["s3://acme-models/chat/2.5.0", "/models"]
     assert pod_of(built)["initContainers"][0]["command"][-2:] == ["s3://acme-models/chat/2.4.0", "/models"]
-    policy = json.loads(built.inputs("chat-artifact-read")["policy"])
-    get = next(s for s in policy["Statement"] if s["Action"] == "s3:GetObject")
-    assert get["Resource"] == ["arn:aws:s3:::acme-models/chat/2.4.0/*", "arn:aws:s3:::acme-models/chat/2.5.0/*"]
+    # a grant per version, so that promoting or bumping never rewrites the grant running pods read with
+    for version in ("2.4.0", "2.5.0"):
+        policy = json.loads(built.inputs(f"chat-artifact-read-{version}")["policy"])
+        get = next(s for s in policy["Statement"] if s["Action"] == "s3:GetObject")
+        assert get["Resource"] == f"arn:aws:s3:::acme-models/chat/{version}/*"
+    # each track's pods start only once their version's grant exists
+    for deployment, version in (("chat-deployment", "2.4.0"), ("chat-canary-deployment", "2.5.0")):
+        needs = {d.rsplit("::", 1)[-1] for d in built.named(deployment)["dependencies"]}
+        assert f"chat-artifact-read-{version}" in needs, needs
 
 
 @pytest.mark.parametrize("gateway", [True, False])
@@ -409,8 +416,13 @@ def test_at_scale_to_zero_the_canary_sleeps_and_wakes_with_the_model(build):
             ),
         )
     )
-    assert "chat-canary-keda" not in kept.names()
-    assert kept.inputs("chat-canary-deployment")["spec"]["replicas"] == 2
+    # ...at a fixed count that KEDA holds (paused-replicas), never one the Deployment sets: the canary's replicas keep
+    # one owner whatever the model's replicas become, so no change of `replicas.min` or `weight` moves them between
+    # field managers (a server-side apply conflict on a real cluster: pulumi/pulumi-kubernetes#2491)
+    held = kept.named("chat-canary-keda")
+    assert held["inputs"]["metadata"]["annotations"] == {"autoscaling.keda.sh/paused-replicas": "2"}
+    assert (held["inputs"]["spec"]["minReplicaCount"], held["inputs"]["spec"]["maxReplicaCount"]) == (2, 2)
+    assert "replicas" not in kept.inputs("chat-canary-deployment")["spec"]
 
 
 def test_active_hours_add_keda_cron_trigger_beside_the_query(build):
@@ -439,36 +451,87 @@ def test_mounted_weights_come_read_only_from_s3_without_a_copy(build):
             "chat", service_args(model={"artifact_access": "mount", **at_weight(10)}, canary_image=IMAGE)
         )
     )
-    volume = built.inputs("chat-model-pv")
-    assert volume["metadata"]["name"] == "modelops-models-chat-model"
+    volume = built.inputs("chat-weights-2.4.0-pv")
+    assert volume["metadata"]["name"] == "modelops-models-chat-weights-2.4.0"
     spec = volume["spec"]
     # no class on either side: absent on the PV (the API drops a PV's empty storageClassName: the real
     # preview shows none), "" on the claim (absent there, the default StorageClass would be filled in)
     assert spec["accessModes"] == ["ReadOnlyMany"] and "storageClassName" not in spec
-    assert spec["claimRef"] == {"namespace": "models", "name": "chat-model"}
+    assert spec["claimRef"] == {"namespace": "models", "name": "chat-weights-2.4.0"}
     assert spec["csi"] == {
         "driver": "s3.csi.aws.com",
-        "volumeHandle": "modelops-models-chat-model",
+        "volumeHandle": "modelops-models-chat-weights-2.4.0",
         "volumeAttributes": {"bucketName": "acme-models", "authenticationSource": "pod"},
     }
     assert {"read-only", "prefix chat/2.4.0/", "region us-east-1", "allow-other"} <= set(spec["mountOptions"])
-    claim = built.inputs("chat-model-pvc")["spec"]
-    assert claim["volumeName"] == "modelops-models-chat-model" and claim["accessModes"] == ["ReadOnlyMany"]
+    claim = built.inputs("chat-weights-2.4.0-pvc")["spec"]
+    assert claim["volumeName"] == "modelops-models-chat-weights-2.4.0" and claim["accessModes"] == ["ReadOnlyMany"]
     assert claim["storageClassName"] == ""
-    # the canary mounts its own version's prefix
-    assert "prefix chat/2.5.0/" in built.inputs("chat-canary-model-pv")["spec"]["mountOptions"]
+    # the canary mounts its own version's prefix, through a volume named by its version: a version bump (or a
+    # promotion) never re-points a volume that running pods have mounted
+    assert "prefix chat/2.5.0/" in built.inputs("chat-weights-2.5.0-pv")["spec"]["mountOptions"]
+    canary_pod = pod_of(built, "chat-canary-deployment")
+    canary_volume = next(v for v in canary_pod["volumes"] if v["name"] == "model")
+    assert canary_volume["persistentVolumeClaim"]["claimName"] == "chat-weights-2.5.0"
     pod = pod_of(built)
     assert "initContainers" not in pod
     model_volume = next(v for v in pod["volumes"] if v["name"] == "model")
-    assert model_volume == {"name": "model", "persistentVolumeClaim": {"claimName": "chat-model", "readOnly": True}}
+    assert model_volume == {
+        "name": "model",
+        "persistentVolumeClaim": {"claimName": "chat-weights-2.4.0", "readOnly": True},
+    }
     mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "model")
     assert mount["readOnly"] is True
     assert pod["containers"][0]["resources"]["requests"]["ephemeral-storage"] == "2Gi"  # the /tmp cache only
     # the role the mount reads with is the one scoped to the model's prefixes
-    policy = json.loads(built.inputs("chat-artifact-read")["policy"])
-    assert policy["Statement"][0]["Resource"] == [
-        "arn:aws:s3:::acme-models/chat/2.4.0/*",
-        "arn:aws:s3:::acme-models/chat/2.5.0/*",
-    ]
+    policy = json.loads(built.inputs("chat-artifact-read-2.4.0")["policy"])
+    assert policy["Statement"][0]["Resource"] == "arn:aws:s3:::acme-models/chat/2.4.0/*"
+    needs = {d.rsplit("::", 1)[-1] for d in built.named("chat-deployment")["dependencies"]}
+    assert {"chat-weights-2.4.0-pvc", "chat-artifact-read-2.4.0"} <= needs
     for resource in kubernetes_resources(Plan(built.steps, {})):
         validate_object(manifest(resource), "1.31")
+
+
+def test_version_names_become_kubernetes_names_without_collisions():
+    from components.common import dns_label
+
+    assert dns_label("2.4.0") == "2.4.0"
+    assert dns_label("1.0_A") != dns_label("1.0-a")
+    assert all(
+        re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", dns_label(v)) for v in ("1.0_A", "V2", "-x.", "2.4.0-rc.1")
+    )
+
+
+def test_rolling_back_a_canary_of_a_model_at_zero_pauses_its_scaler_instead_of_setting_replicas(build):
+    """`weight: 0` for a model that scales to zero: KEDA's HPA owned the canary's replicas, so setting
+    `spec.replicas: 0` would conflict with it (server-side apply; pulumi/pulumi-kubernetes#2491, #2569). KEDA is told
+    instead (`autoscaling.keda.sh/paused-replicas: "0"`: it scales the canary to 0 and deletes its HPA)."""
+    built = build(
+        lambda: ModelService(
+            "chat",
+            service_args(
+                model={"autoscaling": {"prometheus_query": "sum(q)"}, **at_weight(0)},
+                cluster=GATEWAY,
+                canary_image=IMAGE,
+                min_replicas=0,
+            ),
+        )
+    )
+    paused = built.inputs("chat-canary-keda")
+    assert paused["metadata"]["annotations"] == {"autoscaling.keda.sh/paused-replicas": "0"}
+    assert "modelops/cold-start-seconds" not in paused["metadata"].get("annotations", {})
+    assert "replicas" not in built.inputs("chat-canary-deployment")["spec"]
+    assert "chat-canary-pdb" not in built.names()
+    # the stable scaler puts back a replica if it goes while the model sleeps (a switch to an HPA, which does
+    # nothing for a target at zero)
+    assert built.inputs("chat-scaler")["spec"]["advanced"]["restoreToOriginalReplicaCount"] is True
+
+
+def test_a_canary_whose_replicas_this_program_sets_takes_them_over_by_force(build):
+    """A model scaled on CPU (an HPA) keeps a fixed canary; after a switch from KEDA, KEDA set those replicas last:
+    `pulumi.com/patchForce` lets the apply take them back instead of failing on the conflict."""
+    built = build(lambda: ModelService("chat", service_args(model=at_weight(10), cluster=GATEWAY, canary_image=IMAGE)))
+    canary = built.inputs("chat-canary-deployment")
+    assert canary["spec"]["replicas"] == 2
+    assert canary["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}
+    assert "annotations" not in built.inputs("chat-deployment")["metadata"]

@@ -56,7 +56,7 @@ def test_secrets_are_masked(capsys, tmp_path):
     head = json.loads(json.dumps(base))
     for plan, password in ((base, "old-password"), (head, "new-password")):
         for step in plan["steps"]:
-            if step["urn"].endswith("::sentiment-image"):
+            if step["urn"].endswith("::sentiment-image-1.2.0"):
                 step["newState"]["inputs"]["registries"][0]["password"] = password
                 step["newState"]["inputs"]["registries"][0]["address"] = password + ".example"
     paths = []

@@ -97,7 +97,7 @@ def test_a_recorded_serverless_placement_deploys_the_fallback_with_its_cpu_image
     plan = json.loads(plan_file.read_text())
     assert "summarizer-deployment" not in names(plan)
     assert "summarizer-fallback-function" in names(plan)
-    cpu_image = next(s for s in plan["steps"] if s["urn"].endswith("::summarizer-cpu-image"))
+    cpu_image = next(s for s in plan["steps"] if s["urn"].endswith("::summarizer-cpu-image-3.1.0"))
     assert cpu_image["newState"]["inputs"]["dockerfile"]["location"] == "models/summarizer/Dockerfile.cpu"
     # the other models are untouched by the move
     assert {"chat-deployment", "vision-deployment", "sentiment-deployment"} <= names(plan)

@@ -139,7 +139,7 @@ def test_secrets_never_appear_in_clear(tmp_path, capsys):
     assert plan["config"]["modelops:kubeconfig"] == "[secret]"
     assert step_named(plan, "k8s")["newState"]["inputs"]["kubeconfig"] == "[secret]"
     assert SECRET_PLACEHOLDER not in text and "c2VjcmV0LWt1YmVjb25maWc" not in text
-    assert "[secret]" in step_named(plan, "sentiment-image")["newState"]["inputs"]["registries"][0]["password"]
+    assert "[secret]" in step_named(plan, "sentiment-image-1.2.0")["newState"]["inputs"]["registries"][0]["password"]
 
 
 def test_the_stack_reference_answers_the_output_the_config_names(tmp_path):
