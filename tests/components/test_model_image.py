@@ -304,7 +304,7 @@ def _account_holding(monkeypatch, repository: str, tags: dict[str, str]) -> None
         if args.token == "aws:ecr/getImages:getImages":
             assert args.args["repositoryName"] == repository
             ids = [{"imageTag": tag, "imageDigest": digest} for tag, digest in tags.items()]
-            return {"imageIds": ids + [{"imageDigest": "sha256:" + "0" * 64}], "repositoryName": repository}
+            return {"imageIds": [*ids, {"imageDigest": "sha256:" + "0" * 64}], "repositoryName": repository}
         return answer(self, args)
 
     monkeypatch.setattr(OfflineMocks, "call", holding)
