@@ -71,7 +71,7 @@ def test_auto_stays_on_gpus_when_the_quota_covers_the_pool(fake_aws, tmp_path, c
 
 def test_a_short_quota_warns_and_moves_nothing(fake_aws, tmp_path, capsys):
     # The quota check informs; the GPU Deployment stays until the stack file says placement: serverless.
-    fake_aws.quotas.update({G_ON_DEMAND: 16, G_SPOT: 8})
+    fake_aws.quotas.update({G_ON_DEMAND: 4, G_SPOT: 4})  # below even the minimum replicas' 8 vCPUs
     plan = plan_prod_with_preflight(tmp_path, capsys)
     assert "summarizer-deployment" in names(plan)
     assert not any(n.startswith("summarizer-fallback") for n in names(plan))
@@ -80,7 +80,7 @@ def test_a_short_quota_warns_and_moves_nothing(fake_aws, tmp_path, capsys):
         for d in plan["diagnostics"]
         if d["severity"] == "warning" and d["message"].startswith("model summarizer")
     )
-    assert "quota L-DB2E81BA allows 16 vCPUs, the pool's limit of 8 GPUs on g6.2xlarge needs 64" in warning
+    assert "quota L-DB2E81BA allows 4 vCPUs, the pool's limit of 8 GPUs on g6.2xlarge needs 64" in warning
     assert "set modelops:models.summarizer.placement: serverless" in warning
 
 
