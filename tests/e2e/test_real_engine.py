@@ -478,27 +478,41 @@ def _crd(group: str, kind: str, plural: str) -> dict:
 
 
 def test_preflight_reports_what_the_real_cluster_lacks_then_passes_once_it_has_it(tier):
-    """modelops preflight against the local API server: prod needs the Gateway API's Gateway kind, a Prometheus
-    that selects its labels and the Mountpoint S3 CSI driver, which this cluster lacks; once they exist it
-    passes. (The CRDs the components emit were installed with the cluster.)"""
+    """modelops preflight against the local API server. prod needs the Gateway API's Gateway kind, a Prometheus
+    that selects its objects, the Mountpoint S3 CSI driver, metrics-server and KEDA's operator, which this
+    cluster lacks. Then the Gateway exists but its listener keeps the Gateway API default (`allowedRoutes`
+    from Same: only routes in gateway-system) and the CSI node DaemonSet has the chart's default tolerations
+    (not the GPU pools' nvidia.com/gpu taint, awslabs/mountpoint-s3-csi-driver#109): pre-flight fails naming
+    the listener and the taint. With `from: All` and `node.tolerateAllTaints` it passes.
+
+    Stand-ins, removed afterwards: metrics-server is a local APIService (the aggregator reports a local one
+    Available; nothing serves metrics behind it), and KEDA's operator, which the tier runs as a host process,
+    is represented by the Deployment its Helm chart would leave (replicas 0, its version label)."""
+    import contextlib
+    import io
+
     from offline.cli import main
 
     cluster = tier.clusters["prod"]
     argv = ["preflight", "--stack", "prod", "--cluster-only", "--kubeconfig", str(cluster.kubeconfig_path)]
-    import contextlib
-    import io
 
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(argv)
-    assert code == 1, out.getvalue()
+    def preflight() -> tuple[int, str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main(argv)
+        return code, out.getvalue()
+
+    code, out = preflight()
+    assert code == 1, out
     for missing in (
         "gateways (gateway.networking.k8s.io/v1) is not served",
         "CSIDriver s3.csi.aws.com",
         "no Prometheus (monitoring.coreos.com/v1) is served",
+        "metrics-server is not installed (no APIService v1beta1.metrics.k8s.io)",
+        "KEDA's operator was not found",
     ):
-        assert missing in out.getvalue(), out.getvalue()
-    assert "servicemonitors.monitoring.coreos.com/v1 is served" in out.getvalue()
+        assert missing in out, out
+    assert "servicemonitors.monitoring.coreos.com/v1 is served" in out
 
     cluster.apply(
         _crd("gateway.networking.k8s.io", "Gateway", "gateways"),
@@ -511,33 +525,107 @@ def test_preflight_reports_what_the_real_cluster_lacks_then_passes_once_it_has_i
         "crd/gateways.gateway.networking.k8s.io",
         "crd/prometheuses.monitoring.coreos.com",
     )
-    cluster.apply(
-        {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "Gateway",
-            "metadata": {"name": "models", "namespace": "gateway-system"},
-            "spec": {"gatewayClassName": "eg", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
-        },
-        {
-            "apiVersion": "monitoring.coreos.com/v1",
-            "kind": "Prometheus",
-            "metadata": {"name": "kube-prometheus-stack-prometheus", "namespace": "monitoring"},
-            "spec": {
-                "serviceMonitorSelector": {"matchLabels": {"release": "kube-prometheus-stack"}},
-                "ruleSelector": {"matchLabels": {"release": "kube-prometheus-stack"}},
+    cluster.kubectl("create", "namespace", "keda", check=False)  # exists when the tier runs KEDA
+    gateway = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "models", "namespace": "gateway-system"},
+        "spec": {"gatewayClassName": "eg", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
+    }
+    csi_node = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "s3-csi-node", "namespace": "kube-system"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "s3-csi-node"}},
+            "template": {
+                "metadata": {"labels": {"app": "s3-csi-node"}},
+                "spec": {
+                    # the chart's defaultTolerations (charts/aws-mountpoint-s3-csi-driver/templates/node.yaml)
+                    "tolerations": [
+                        {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                        {"key": "s3.csi.aws.com/agent-not-ready", "operator": "Exists"},
+                        {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                    ],
+                    "containers": [
+                        {
+                            "name": "s3-plugin",
+                            "image": "public.ecr.aws/mountpoint-s3-csi-driver/aws-mountpoint-s3-csi-driver:v1.14.1",
+                        }
+                    ],
+                },
             },
         },
-        {
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "CSIDriver",
-            "metadata": {"name": "s3.csi.aws.com"},
-            "spec": {"attachRequired": False},
+    }
+    keda_operator = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "keda-operator",
+            "namespace": "keda",
+            "labels": {
+                "app": "keda-operator",
+                "app.kubernetes.io/name": "keda-operator",
+                "app.kubernetes.io/version": "2.21.0",
+            },
         },
-    )
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(argv)
-    assert code == 0, out.getvalue()
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "keda-operator"}},
+            "template": {
+                "metadata": {"labels": {"app": "keda-operator"}},
+                "spec": {"containers": [{"name": "keda-operator", "image": "ghcr.io/kedacore/keda:2.21.0"}]},
+            },
+        },
+    }
+    metrics_api = {
+        "apiVersion": "apiregistration.k8s.io/v1",
+        "kind": "APIService",
+        "metadata": {"name": "v1beta1.metrics.k8s.io"},
+        "spec": {"group": "metrics.k8s.io", "version": "v1beta1", "groupPriorityMinimum": 100, "versionPriority": 100},
+    }
+    try:
+        cluster.apply(
+            gateway,
+            csi_node,
+            keda_operator,
+            metrics_api,
+            {
+                "apiVersion": "monitoring.coreos.com/v1",
+                "kind": "Prometheus",
+                "metadata": {"name": "kube-prometheus-stack-prometheus", "namespace": "monitoring"},
+                "spec": {
+                    "serviceMonitorSelector": {"matchLabels": {"release": "kube-prometheus-stack"}},
+                    "serviceMonitorNamespaceSelector": {},
+                    "ruleSelector": {"matchLabels": {"release": "kube-prometheus-stack"}},
+                    "ruleNamespaceSelector": {},
+                },
+            },
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "CSIDriver",
+                "metadata": {"name": "s3.csi.aws.com"},
+                "spec": {"attachRequired": False},
+            },
+        )
+        cluster.kubectl("wait", "--for=condition=Available", "--timeout=60s", "apiservice/v1beta1.metrics.k8s.io")
+        code, out = preflight()
+        assert code == 1, out
+        assert "namespace models is not allowed by listener http (allowedRoutes.namespaces.from: Same)" in out, out
+        assert "does not tolerate the pool's taint nvidia.com/gpu=true:NoSchedule" in out, out
+
+        gateway["spec"]["listeners"][0]["allowedRoutes"] = {"namespaces": {"from": "All"}}
+        csi_node["spec"]["template"]["spec"]["tolerations"] = [{"operator": "Exists"}]  # node.tolerateAllTaints
+        cluster.apply(gateway, csi_node)
+        code, out = preflight()
+        assert code == 0, out
+        assert "Gateway gateway-system/models admits HTTPRoute models/chat" in out, out
+    finally:
+        # nothing serves metrics.k8s.io behind the stand-in: left registered, discovery of that group would
+        # fail for the namespace controller and the garbage collector in the tests that follow
+        cluster.kubectl("delete", "apiservice", "v1beta1.metrics.k8s.io", "--ignore-not-found", check=False)
+        cluster.kubectl("delete", "-n", "kube-system", "daemonset", "s3-csi-node", "--ignore-not-found", check=False)
+        cluster.kubectl("delete", "-n", "keda", "deployment", "keda-operator", "--ignore-not-found", check=False)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
