@@ -27,6 +27,9 @@ Status = Literal["pass", "fail", "unknown"]
 MAX_ATTEMPTS = 4
 CONNECT_TIMEOUT_SECONDS = 3
 READ_TIMEOUT_SECONDS = 10
+CATALOGUE_ARCHITECTURE = "amd64"
+"""Every type in the GPU catalogue (g5, g6, g6e, p4d, p5) is x86_64 (EC2 instance type specifications): a pool
+that asks Karpenter for arm64 (`kubernetes.io/arch`) can launch none of them."""
 PREFLIGHT_SWITCH = "MODELOPS_PREFLIGHT"
 """`off` keeps pre-flight from calling AWS (the offline engine sets it unless asked otherwise)."""
 
@@ -145,7 +148,11 @@ def _pool_models(cfg: StackConfig, pool_name: str) -> list[ModelConfig]:
 
 
 def _launchable(
-    cfg: StackConfig, types: list[GpuInstanceType], offered: dict[str, set[str]], models: list[ModelConfig]
+    cfg: StackConfig,
+    types: list[GpuInstanceType],
+    offered: dict[str, set[str]],
+    models: list[ModelConfig],
+    pool_architecture: str,
 ) -> tuple[list[GpuInstanceType], list[str]]:
     """The pool's types Karpenter can really launch for its models: offered in the cluster's zones, and able to
     hold a replica of one of them (GPUs per replica, CPU and memory: the schema's own fit)."""
@@ -154,7 +161,9 @@ def _launchable(
     launchable, notes = [], []
     for t in types:
         where = offered.get(t.name, set())
-        if not (where & zones if zones else where):
+        if str(pool_architecture) != CATALOGUE_ARCHITECTURE:
+            notes.append(f"{t.name} is {CATALOGUE_ARCHITECTURE}, the pool asks for {pool_architecture}")
+        elif not (where & zones if zones else where):
             place = f"zones {', '.join(sorted(zones))}" if zones else cfg.cluster.region
             notes.append(f"{t.name} is not offered in {place}")
         elif models and not any(catalogue.fits(t, m.gpus or 0, m.resources.cpu, m.resources.memory) for m in models):
@@ -173,7 +182,7 @@ def _pool_sizing(cfg: StackConfig, name: str, types: list[GpuInstanceType], offe
     pool = cfg.gpu_pools[name]
     catalogue = load_catalogue()
     models = _pool_models(cfg, name)
-    launchable, notes = _launchable(cfg, types, offered, models)
+    launchable, notes = _launchable(cfg, types, offered, models, pool.architecture)
     if not launchable:
         return _Sizing(None, 0, 0, tuple(notes))
     worst = max(launchable, key=lambda t: math.ceil(pool.gpu_limit / t.gpus) * t.vcpus)

@@ -210,3 +210,14 @@ def test_during_up_a_failing_preflight_stops_the_update_before_any_resource(fake
     assert registered == ["pulumi:pulumi:Stack"]
     # a preview with the same config plans normally: the gate is for `pulumi up` only
     assert engine.run_program(settings, preflight=True)["steps"]
+
+
+def test_a_pool_asking_for_another_architecture_can_launch_nothing(fake_aws):
+    raw = stack_raw("prod")
+    raw["gpuPools"]["l4"]["architecture"] = "arm64"
+    fake_aws.quotas.update({G_ON_DEMAND: 512, G_SPOT: 512})
+    report = preflight.run_preflight(parse_stack_config(raw), pools=["l4"])
+    assert report.pools["l4"].problems == (
+        "pool l4: none of g6.xlarge, g6.2xlarge can be launched: g6.xlarge is amd64, the pool asks for arm64; "
+        "g6.2xlarge is amd64, the pool asks for arm64",
+    )
