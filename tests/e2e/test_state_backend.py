@@ -65,6 +65,8 @@ LOCKED_PROJECT = "statelock"
 LOCKED_STACK = f"organization/{LOCKED_PROJECT}/locked"
 LOCK_PREFIX = f".pulumi/locks/{LOCKED_STACK}/"
 LOCKED_MESSAGE = "the stack is currently locked by 1 lock(s)"
+REFUSAL_SECONDS = 120
+"""A refused `up` ends in a second or two; one still running after this was let in (and waits at the gate)."""
 
 GATED_PROGRAM = '''"""Slots whose create waits at a gate the test opens: an update that lasts as long as the test needs."""
 import time
@@ -78,7 +80,7 @@ class GatedSlot(ResourceProvider):
     def create(self, props):
         workdir = Path(props["workdir"])
         (workdir / f"waiting-{props['slot']}").touch()
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 300
         while not (workdir / "gate-open").exists():
             if time.monotonic() > deadline:
                 raise RuntimeError("the gate never opened")
@@ -169,9 +171,9 @@ class S3State:
         return result
 
     def start(self, *args: str, cwd: Path, log: Path) -> subprocess.Popen:
-        """A CLI run in the background, its output in `log`."""
-        with open(log, "w") as out:
-            return subprocess.Popen(self.argv(*args), cwd=cwd, env=self.env(), stdout=out, stderr=subprocess.STDOUT)
+        """A CLI run in the background, its stdout in `log`, its stderr in `log` + `.stderr`."""
+        with open(log, "w") as out, open(stderr_log(log), "w") as err:
+            return subprocess.Popen(self.argv(*args), cwd=cwd, env=self.env(), stdout=out, stderr=err)
 
     def s3(self) -> Any:
         return boto3.client(
@@ -198,13 +200,21 @@ def write_project(directory: Path, name: str, program: str) -> Path:
     return directory
 
 
+def stderr_log(log: Path) -> Path:
+    return log.with_name(log.name + ".stderr")
+
+
+def output(log: Path) -> str:
+    return f"--- stdout\n{log.read_text()[-4000:]}\n--- stderr\n{stderr_log(log).read_text()[-4000:]}"
+
+
 def wait_for(condition: Callable[[], bool], what: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if proc.poll() is not None:
-            raise AssertionError(f"the update ended ({proc.returncode}) before {what}:\n{log.read_text()[-4000:]}")
+            raise AssertionError(f"the update ended ({proc.returncode}) before {what}:\n{output(log)}")
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")
+            raise AssertionError(f"timed out waiting for {what}:\n{output(log)}")
         time.sleep(0.2)
 
 
@@ -265,6 +275,18 @@ class GatedStack:
         log = self.s3.workdir / log_name
         return self.s3.start("up", "--yes", "--skip-preview", "-s", LOCKED_STACK, cwd=self.project, log=log), log
 
+    def refused_up(self, log_name: str) -> CommandResult:
+        """An `up` the lock must refuse. One that runs instead would wait at the closed gate: it is killed
+        (with its plugins) after REFUSAL_SECONDS and the test fails, rather than hanging."""
+        proc, log = self.start_up(log_name)
+        try:
+            proc.wait(timeout=REFUSAL_SECONDS)
+        except subprocess.TimeoutExpired:
+            kill_tree(proc)
+            raise AssertionError(f"the up was let in while the lock was held:\n{output(log)}") from None
+        argv = self.s3.argv("up", "--yes", "--skip-preview", "-s", LOCKED_STACK)
+        return CommandResult(argv, proc.returncode, log.read_text(), stderr_log(log).read_text())
+
     def history(self) -> list[dict[str, Any]]:
         result = self.run("stack", "history", "--json")
         assert result.returncode == 0, result.explain()
@@ -321,7 +343,7 @@ def test_a_concurrent_up_is_refused_while_the_first_holds_the_lock(gated):
         assert lock["pid"] == first.pid, lock
         assert lock["hostname"] == socket.gethostname(), lock
 
-        second = gated.run("up", "--yes", "--skip-preview")
+        second = gated.refused_up("second-up.log")
         assert second.returncode != 0, second.explain()
         assert LOCKED_MESSAGE in second.stderr, second.explain()
         assert "pulumi cancel" in second.stderr, second.explain()
@@ -339,7 +361,7 @@ def test_a_concurrent_up_is_refused_while_the_first_holds_the_lock(gated):
     finally:
         gated.open_gate()
         first.wait(timeout=300)
-    assert first.returncode == 0, log.read_text()[-6000:]
+    assert first.returncode == 0, output(log)
     assert gated.s3.keys(LOCK_PREFIX) == [], "the first up did not release its lock"
 
 
@@ -367,7 +389,7 @@ def test_a_killed_up_leaves_a_stale_lock_that_pulumi_cancel_removes(gated):
         kill_tree(killed)  # as a CI runner dies: the CLI and every plugin it started, so no Unlock runs
 
     assert gated.lock_content()["pid"] == killed.pid
-    blocked = gated.run("up", "--yes", "--skip-preview")
+    blocked = gated.refused_up("blocked-up.log")
     assert blocked.returncode != 0, blocked.explain()
     assert LOCKED_MESSAGE in blocked.stderr and f"(pid {killed.pid})" in blocked.stderr, blocked.explain()
 
