@@ -3,9 +3,10 @@ locking between two concurrent `up`s, a stale lock left by a killed `up` and `pu
 StackReference between two stacks of that backend.
 
 How the CLI (v3.274.1) reaches the bucket. `pulumi login 's3://<bucket>?endpoint=127.0.0.1:<port>
-&disableSSL=true&s3ForcePathStyle=true&region=us-east-1'`, the form Pulumi's state docs give for
-S3-compatible stores (https://www.pulumi.com/docs/iac/concepts/state-and-backends/ ; the same form in
-pulumi/pulumi#3592 for MinIO). gocloud.dev v0.46's s3blob talks through the AWS SDK v2 and refuses the v1
+&disableSSL=true&s3ForcePathStyle=true&region=us-east-1'`, the form users give for S3-compatible stores
+(https://github.com/pulumi/pulumi/issues/3592, MinIO). Pulumi's DIY backend guide
+(https://www.pulumi.com/docs/iac/guides/basics/using-a-diy-backend/) says that locking is on by default for
+every DIY backend and lays the bucket out under `.pulumi/`: meta.yaml, stacks/, locks/, history/. gocloud.dev v0.46's s3blob talks through the AWS SDK v2 and refuses the v1
 name `disableSSL`, so the CLI rewrites v1-era parameters before opening the bucket:
 `translateLegacyS3Params` in pkg/v3/backend/diy/backend.go turns `disableSSL=true` with a scheme-less
 endpoint into `endpoint=http://…` + `disable_https=true`, and adds `request_checksum_calculation=
@@ -322,7 +323,7 @@ def gated(state: S3State) -> GatedStack:
 
 def test_login_puts_the_state_in_the_bucket(state, gated):
     """`stack init` on the S3 backend writes the backend's metadata and the stack's state into the bucket
-    (project layout: `.pulumi/meta.yaml`, `.pulumi/stacks/<project>/<stack>.json`), none on local disk."""
+    (project layout: `.pulumi/meta.yaml`, `.pulumi/stacks/<project>/<stack>.json`)."""
     whoami = state.ok("whoami", "--verbose", cwd=gated.project)
     assert f"s3://{BUCKET}" in whoami.stdout, whoami.explain()
     keys = state.keys(".pulumi/")
