@@ -222,7 +222,10 @@ def _check_gateway(cluster: _Cluster, report: ClusterReport) -> None:
         )
         return
     report.passed.append(f"Gateway {gateway.namespace}/{gateway.name} exists")
-    found = {**found, "metadata": {**(found.get("metadata") or {}), "name": gateway.name, "namespace": gateway.namespace}}
+    found = {
+        **found,
+        "metadata": {**(found.get("metadata") or {}), "name": gateway.name, "namespace": gateway.namespace},
+    }
     grants_served = "referencegrants" in cluster.served("gateway.networking.k8s.io/v1beta1")
 
     def grants(namespace: str) -> list[dict[str, Any]]:
