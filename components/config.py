@@ -424,10 +424,13 @@ class ActiveHours(_Model):
 
 class AutoscalingConfig(_Model):
     target_cpu_utilization: int = Field(default=70, ge=10, le=100)
+    """An HPA on CPU. CPU models scale on it by default; a GPU model only when this is set (a choice): a GPU
+    server is not CPU-bound, and vLLM, TGI and Triton models otherwise scale on their engine's queue (KEDA)."""
     prometheus_query: str | None = Field(default=None, min_length=1)
-    """With this, a KEDA ScaledObject scales on the query (e.g. queue depth) instead of an HPA on CPU."""
+    """With this, a KEDA ScaledObject scales on the query (e.g. queue depth) instead of an HPA on CPU. Default
+    for a GPU model of the vllm, tgi or triton runtime: the engine's own queue (see the README's Runtimes)."""
     prometheus_threshold: str = Field(default="10", pattern=r"^[0-9]+(\.[0-9]+)?$")
-    """KEDA's target value per replica."""
+    """KEDA's target value per replica (default for a runtime's own query: the runtime's)."""
     activation_threshold: str = Field(default="0", pattern=r"^[0-9]+(\.[0-9]+)?$")
     """With `replicas.min: 0`: KEDA wakes the model from zero once the query exceeds this."""
     prometheus_address: str = Field(

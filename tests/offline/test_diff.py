@@ -25,13 +25,13 @@ def test_identical_plans_have_no_changes():
 
 def test_an_update_lists_the_changed_paths_old_and_new():
     def bump(step):
-        if step["urn"].endswith("::chat-hpa"):
-            step["newState"]["inputs"]["spec"]["maxReplicas"] = 8
+        if step["urn"].endswith("::chat-scaler"):  # vLLM scales on its queue (KEDA)
+            step["newState"]["inputs"]["spec"]["maxReplicaCount"] = 8
 
     d = diff_plans(from_json(reference_plan("prod")), plan_with(bump))
-    assert [(r.op, r.name) for r in d.resources] == [("update", "chat-hpa")]
+    assert [(r.op, r.name) for r in d.resources] == [("update", "chat-scaler")]
     change = d.resources[0].changes[0]
-    assert (change.path, change.old, change.new) == ("spec.maxReplicas", 6, 8)
+    assert (change.path, change.old, change.new) == ("spec.maxReplicaCount", 6, 8)
 
 
 def test_renaming_a_kubernetes_object_is_a_replace():
@@ -134,7 +134,7 @@ def test_deleting_or_replacing_a_protected_resource_is_refused_as_the_engine_ref
 
 def test_unprotected_deletes_are_not_refused():
     head = reference_plan("prod")
-    head["steps"] = [s for s in head["steps"] if not s["urn"].endswith("::chat-hpa")]
+    head["steps"] = [s for s in head["steps"] if not s["urn"].endswith("::chat-scaler")]
     assert diff_plans(from_json(reference_plan("prod")), from_json(head)).refused == []
 
 
