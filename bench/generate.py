@@ -44,6 +44,9 @@ def generate_stack(n: int, version_bump: str | None = None) -> dict[str, Any]:
             model["fallback"] = "standby"
         if i % 9 == 5 and "pool" in model:
             model["autoscaling"] = {"prometheusQuery": f'sum(rate(queue{{model="{name}"}}[1m]))'}
+        elif "pool" in model:
+            # a custom GPU server scales on CPU only by an explicit choice (the stack schema asks for one)
+            model["autoscaling"] = {"targetCpuUtilization": 70}
         if i % 11 == 6:
             model["image"] = {
                 "ref": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/modelops/prod/{name}:1.0.0"
