@@ -224,6 +224,23 @@ def test_check_auto_names_from_the_engine_seed_and_keeps_the_name_on_later_check
     assert named["name"] == "mine" and "__defaults" not in named
 
 
+def test_the_vendored_schema_is_what_the_locked_sdks_say_and_covers_every_type_the_stand_in_serves():
+    """An SDK bump without re-running extract_schema.py fails here, and so does a resource type or invoke the
+    stand-in answers without its schema."""
+    import importlib.util
+
+    path = ROOT / "tests" / "upstream" / "pulumi-aws" / "extract_schema.py"
+    spec = importlib.util.spec_from_file_location("extract_schema", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    vendored = json.loads((path.parent / "schema-subset.json").read_text())
+    assert module.build_schema() == vendored
+    assert {h.token for h in standin_aws.HANDLERS} <= set(vendored["resources"])
+    invokes = standin_aws.Invokes(aws=None)  # type: ignore[arg-type]  # only its table is read
+    assert set(invokes.handlers) <= set(vendored["functions"])
+
+
 # ---- IAM ---------------------------------------------------------------------------------------
 
 

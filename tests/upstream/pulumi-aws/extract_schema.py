@@ -149,7 +149,8 @@ def _version(package_module: str) -> str:
     return json.loads((Path(str(root.__file__)).parent / "pulumi-plugin.json").read_text())["version"]
 
 
-def main() -> None:
+def build_schema() -> dict[str, Any]:
+    """The subset, as the locked SDKs give it."""
     extractor = Extractor()
     resources = {}
     for token, (module_name, class_name) in RESOURCES.items():
@@ -170,7 +171,11 @@ def main() -> None:
         "types": dict(sorted(extractor.types.items())),
         "functions": functions,
     }
-    OUT.write_text(json.dumps(schema, indent=1, sort_keys=False) + "\n")
+    return schema
+
+
+def main() -> None:
+    OUT.write_text(json.dumps(build_schema(), indent=1, sort_keys=False) + "\n")
 
 
 if __name__ == "__main__":
