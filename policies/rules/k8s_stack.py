@@ -49,15 +49,35 @@ def k8s_netpol_coverage(resources: list[StackResource], settings: dict) -> Itera
             )
 
 
+PAUSED_REPLICAS_ANNOTATION = "autoscaling.keda.sh/paused-replicas"
+"""KEDA holds the target at this count and stops scaling it (its HPA is deleted): a fixed count, not an
+autoscaler (https://keda.sh/docs/2.21/concepts/scaling-deployments/#pause-autoscaling)."""
+
+
+def paused_replicas(scaler: StackResource) -> int | None:
+    """The count a ScaledObject holds its target at while paused with a count, else None."""
+    value = as_map(dig(scaler.props, "metadata", "annotations")).get(PAUSED_REPLICAS_ANNOTATION)
+    if k8s_kind(scaler.type) != "ScaledObject" or value is None:
+        return None
+    try:
+        return max(0, int(str(value)))
+    except ValueError:
+        return None  # KEDA ignores a count it cannot parse: the object keeps scaling
+
+
 def _autoscalers(resources: list[StackResource]) -> dict[tuple[str | None, Any], tuple[StackResource, int, int]]:
-    """(namespace, Deployment name) -> (autoscaler, min, max) for HPAs and KEDA ScaledObjects."""
+    """(namespace, Deployment name) -> (autoscaler, min, max) for HPAs and KEDA ScaledObjects (a ScaledObject
+    paused at a count: that count, both ways)."""
     found: dict[tuple[str | None, Any], tuple[StackResource, int, int]] = {}
     for r in _of_kind(resources, "HorizontalPodAutoscaler", "ScaledObject"):
         spec = as_map(r.props.get("spec"))
         target = as_map(spec.get("scaleTargetRef"))
         if target.get("kind", "Deployment") != "Deployment":
             continue
-        if k8s_kind(r.type) == "ScaledObject":
+        held = paused_replicas(r)
+        if held is not None:
+            low, high = held, held
+        elif k8s_kind(r.type) == "ScaledObject":
             low, high = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 100)
         else:
             low, high = spec.get("minReplicas", 1), spec.get("maxReplicas")
@@ -129,6 +149,8 @@ def k8s_replicas_hpa(resources: list[StackResource], settings: dict) -> Iterator
     floor = int(settings.get("minReplicas", 2))
     scalers = _autoscalers(resources)
     for (_ns, _target), (scaler, low, high) in sorted(scalers.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+        if paused_replicas(scaler) is not None:
+            continue  # a fixed count KEDA holds (a canary's share), judged like a Deployment's replicas
         if low == 0 and k8s_kind(scaler.type) == "ScaledObject":
             pass  # scale to zero, a deliberate choice: k8s-scale-to-zero asks for its cold-start budget
         elif low < floor:

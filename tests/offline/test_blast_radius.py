@@ -19,10 +19,11 @@ def test_bumping_one_models_version_touches_that_model_alone(tmp_path):
     path.write_text(yaml.safe_dump(data))
     before = inputs_by_urn(reference_plan("prod"))
     after = inputs_by_urn(plan_stack("prod", stack_file=str(path)))
-    # the version's image is a resource of its own: the old one goes (its image stays in the repository for a
-    # roll-back), the new one comes; everything else is updated in place
+    # the version's image and its weights' read grant are resources of their own: the old ones go at the end (the
+    # image stays in the repository for a roll-back; old pods read until they are gone), the new ones come;
+    # everything else is updated in place
     names = {urn.rsplit("::", 1)[-1] for urn in before.keys() ^ after.keys()}
-    assert names == {"sentiment-image-1.3.0", "sentiment-image-1.4.0"}, names
+    assert names == {f"sentiment-{kind}-{v}" for kind in ("image", "artifact-read") for v in ("1.3.0", "1.4.0")}
     changed = sorted(urn.rsplit("::", 1)[-1] for urn in before.keys() & after.keys() if before[urn] != after[urn])
     assert changed, "the bump must change something"
     assert all(name.startswith("sentiment") for name in changed), changed

@@ -1354,3 +1354,39 @@ def test_the_pack_reads_promql_as_the_schema_does():
     root = Path(__file__).resolve().parents[2]
     assert (root / "policies/rules/promql.py").read_bytes() == (root / "components/promql.py").read_bytes()
     assert set(SERVER_METRIC_PREFIXES) == set(SCHEMA_PREFIXES)
+
+
+def _paused_at(count: str) -> Callable[[list], list]:
+    """chat's autoscaler as a KEDA ScaledObject paused at `count` (`autoscaling.keda.sh/paused-replicas`)."""
+
+    def mutate(resources):
+        scaled = [("kubernetes:keda.sh/v1alpha1:ScaledObject" if n == "chat-hpa" else t, n, i) for t, n, i in resources]
+        return edit(
+            "chat-hpa",
+            lambda i: i.update(
+                kind="ScaledObject",
+                apiVersion="keda.sh/v1alpha1",
+                metadata={**i["metadata"], "annotations": {"autoscaling.keda.sh/paused-replicas": count}},
+                spec={
+                    "scaleTargetRef": i["spec"]["scaleTargetRef"],
+                    "minReplicaCount": max(1, int(count)),
+                    "maxReplicaCount": max(1, int(count)),
+                    "triggers": [{"type": "prometheus", "metadata": {"query": "sum(q)", "threshold": "1"}}],
+                },
+            ),
+        )(scaled)
+
+    return mutate
+
+
+def test_a_scaled_object_paused_at_a_count_is_a_fixed_count_not_an_autoscaler(tmp_path):
+    """KEDA holds a paused target at its `paused-replicas` count and deletes its HPA
+    (https://keda.sh/docs/2.21/concepts/scaling-deployments/#pause-autoscaling): the program holds a KEDA-scaled
+    model's canary that way, so its replicas keep one owner. k8s-replicas-hpa does not judge it as an autoscaler
+    (min = max is the point); k8s-pdb counts its pods: none at 0 (a rolled-back canary), a PDB at 2."""
+    held = check(_paused_at("2")(compliant()), tmp_path, {"all": "mandatory"})
+    assert not failures(held, "k8s-replicas-hpa") and not failures(held, "k8s-pdb")
+    unprotected = check(drop("chat-pdb")(_paused_at("2")(compliant())), tmp_path, {"all": "mandatory"})
+    assert D in failures(unprotected, "k8s-pdb")
+    rolled_back = check(drop("chat-pdb")(_paused_at("0")(compliant())), tmp_path, {"all": "mandatory"})
+    assert not failures(rolled_back, "k8s-pdb")
