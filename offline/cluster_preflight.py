@@ -32,7 +32,7 @@ from .gateway_routes import (
     matches_selector,
     route_acceptance,
 )
-from .kubeapi import ClusterApiError, KubeApi, printable
+from .kubeapi import ClusterApiError, ClusterForbidden, KubeApi, printable
 from .kubeconfig import KubeconfigError
 
 __all__ = ["ClusterApiError", "ClusterReport", "KubeApi", "KubeconfigError", "check_cluster", "format_cluster_report"]
@@ -308,8 +308,12 @@ def _check_pool_mounts(
 ) -> None:
     taints = [dict(GPU_TAINT)]  # what components/gpu_pool.py puts on every pool's nodes
     who = f"models {', '.join(models)} mount their weights on pool {pool}"
-    nodes = cluster.api.list("/api/v1/nodes", f"{POOL_LABEL}={pool}")
-    missing_on = [n for n in nodes if not _csinode_lists_driver(cluster.api, n)]
+    try:
+        nodes = cluster.api.list("/api/v1/nodes", f"{POOL_LABEL}={pool}")
+        missing_on = [n for n in nodes if not _csinode_lists_driver(cluster.api, n)]
+    except ClusterForbidden as exc:
+        report.warnings.append(f"pool {pool}: the nodes' CSINodes not checked: {exc}")
+        nodes, missing_on = [], []
     if daemonset is not None:
         spec = (((daemonset.get("spec") or {}).get("template") or {}).get("spec")) or {}
         tolerations = [t for t in spec.get("tolerations") or [] if isinstance(t, dict)]
@@ -419,7 +423,11 @@ def _check_keda(cluster: _Cluster, report: ClusterReport) -> None:
     users = _keda_models(cluster.cfg)
     if not users:
         return
-    operator = _find_deployment(cluster, ("app.kubernetes.io/name=keda-operator", "app=keda-operator"))
+    try:
+        operator = _find_deployment(cluster, ("app.kubernetes.io/name=keda-operator", "app=keda-operator"))
+    except ClusterForbidden as exc:
+        report.warnings.append(f"KEDA's operator not checked: {exc}")
+        return
     if operator is None:
         report.problems.append(
             f"KEDA's operator was not found (no Deployment labelled app.kubernetes.io/name=keda-operator): the "
@@ -455,7 +463,11 @@ def _minor(version: str) -> tuple[int, int]:
 def _check_karpenter(cluster: _Cluster, report: ClusterReport) -> None:
     if not cluster.cfg.gpu_pools:
         return
-    controller = _find_deployment(cluster, ("app.kubernetes.io/name=karpenter",))
+    try:
+        controller = _find_deployment(cluster, ("app.kubernetes.io/name=karpenter",))
+    except ClusterForbidden as exc:
+        report.warnings.append(f"Karpenter's version not checked: {exc}")
+        return
     if controller is None:
         report.warnings.append(
             "Karpenter's controller was not found (no Deployment labelled app.kubernetes.io/name=karpenter): its "

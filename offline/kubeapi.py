@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from .kubeconfig import ClusterAccess, ExecPlugin, KubeconfigError
+from .kubeconfig import ClusterAccess, ExecPlugin, KubeconfigError, valid_token
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 REQUEST_SECONDS = 15.0
@@ -51,6 +51,10 @@ MAX_EXEC_OUTPUT = 1024 * 1024
 
 class ClusterApiError(Exception):
     """The API server could not be reached or answered something unusable: a cluster problem (exit 1)."""
+
+
+class ClusterForbidden(ClusterApiError):
+    """403: these credentials may not read that path (RBAC), which an optional check can live with."""
 
 
 @dataclass
@@ -145,9 +149,10 @@ class KubeApi:
                 f"{where}: the API server answered {status} redirecting to {printable(target)}; modelops never "
                 "follows redirects (they would carry the cluster credentials elsewhere): use the server's real URL"
             )
-        if status in (401, 403):
-            reason = "refused the credentials" if status == 401 else "forbids this read to these credentials"
-            raise ClusterApiError(f"{where}: the API server {reason} ({status}): {_status_message(body)}")
+        if status == 401:
+            raise ClusterApiError(f"{where}: the API server refused the credentials (401): {_status_message(body)}")
+        if status == 403:
+            raise ClusterForbidden(f"{where}: the credentials may not read this (403): {_status_message(body)}")
         if status != 200:
             raise ClusterApiError(f"{where}: the API server answered {status}: {_status_message(body)}")
         try:
@@ -363,6 +368,8 @@ def _parse_exec_credential(output: bytes, plugin: ExecPlugin) -> _Credentials:
         if value is not None and not isinstance(value, str):
             raise KubeconfigError(f"{where}: status.{key} must be a string")
         fields[key] = value or None
+    if fields["token"] and not valid_token(fields["token"]):
+        raise KubeconfigError(f"{where}: status.token contains characters an HTTP bearer token cannot carry")
     if not (fields["token"] or fields["clientCertificateData"] or fields["clientKeyData"]):
         raise KubeconfigError(f"{where}: returned neither a token nor a certificate and key")
     if bool(fields["clientCertificateData"]) != bool(fields["clientKeyData"]):

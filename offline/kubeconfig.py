@@ -125,6 +125,15 @@ class _Reader:
             raise self.fail(path, f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
+def valid_token(token: str) -> bool:
+    """A bearer token travels in a header: visible ASCII only (RFC 6750 b64token is narrower still)."""
+    return bool(token) and all("!" <= c <= "~" for c in token)
+
+
+def printable_url(url: str) -> str:
+    return repr(url[:200])
+
+
 def _kind(value: Any) -> str:
     return {dict: "a map", list: "a list", str: "a string", bool: "a bool", int: "a number", float: "a number"}.get(
         type(value), type(value).__name__
@@ -208,9 +217,16 @@ def _cluster(entry: _Entry) -> ClusterAccess:
     server = r.string(c.get("server"), f"{p}.server")
     if not server:
         raise r.fail(f"{p}.server", "is missing: the cluster has no server")
-    parts = urlsplit(server)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise r.fail(f"{p}.server", f"{server!r} is not an http(s) URL")
+    try:
+        parts = urlsplit(server)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise r.fail(f"{p}.server", "is not a URL") from None
+    if parts.username or parts.password:
+        # printed in every message about the cluster: credentials belong in the user, not the URL
+        raise r.fail(f"{p}.server", "must not carry credentials (user:password@)")
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        raise r.fail(f"{p}.server", f"{printable_url(server)} is not an http(s) URL of an API server")
     if r.string(c.get("proxy-url"), f"{p}.proxy-url"):
         raise r.fail(
             f"{p}.proxy-url",
@@ -265,11 +281,14 @@ def _with_user(access: ClusterAccess, entry: _Entry) -> ClusterAccess:
         if u.get(refused) not in (None, "", [], {}):
             raise r.fail(f"{p}.{refused}", why)
     token = r.string(u.get("token"), f"{p}.token") or r.file_text(u.get("tokenFile"), f"{p}.tokenFile", entry.base)
+    if token and not valid_token(token.strip()):
+        # never echoed: it is a credential
+        raise r.fail(f"{p}.token", "contains characters an HTTP bearer token cannot carry (spaces, line breaks)")
     cert = _pair(r, u, p, "client-certificate", entry.base)
     key = _pair(r, u, p, "client-key", entry.base)
     if bool(cert) != bool(key):
         raise r.fail(p, "a client certificate needs both client-certificate(-data) and client-key(-data)")
-    plugin = _exec(r, u.get("exec"), f"{p}.exec")
+    plugin = _exec(r, u.get("exec"), f"{p}.exec", entry.base)
     updates: dict[str, Any] = {
         "token": token.strip() if token else None,
         "client_cert_pem": cert,
@@ -287,13 +306,16 @@ def _pair(r: _Reader, u: dict[str, Any], p: str, key: str, base: Path) -> str | 
     return data or r.file_text(u.get(key), f"{p}.{key}", base)
 
 
-def _exec(r: _Reader, raw: Any, p: str) -> ExecPlugin | None:
+def _exec(r: _Reader, raw: Any, p: str, base: Path) -> ExecPlugin | None:
     if raw is None:
         return None
     e = r.mapping(raw, p)
     command = r.string(e.get("command"), f"{p}.command")
     if not command:
         raise r.fail(f"{p}.command", "is missing")
+    if os.sep in command and not os.path.isabs(command):
+        # client-go's loader resolves a command with a path separator against the kubeconfig's directory
+        command = str(base / command)
     version = r.string(e.get("apiVersion"), f"{p}.apiVersion") or ""
     if version not in EXEC_API_VERSIONS:
         raise r.fail(f"{p}.apiVersion", f"{version!r} is not one client-go speaks ({', '.join(EXEC_API_VERSIONS)})")

@@ -399,3 +399,21 @@ def test_a_cross_namespace_backend_needs_a_reference_grant():
 )
 def test_tolerations_match_taints_as_kubernetes_does(toleration, tolerated):
     assert tolerates(toleration, {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}) is tolerated
+
+
+def test_an_optional_read_the_credentials_may_not_make_is_a_warning(fake_cluster, capsys, monkeypatch):
+    """RBAC that forbids listing Deployments cluster-wide leaves KEDA's and Karpenter's versions unchecked (a
+    warning), while the rest of pre-flight still decides."""
+    server, config = fake_cluster
+    real = FakeKube.answer
+
+    def forbidding(self, handler):
+        if handler.path.startswith(DEPLOYMENTS):
+            return self.send(handler, 403, b'{"kind":"Status","message":"deployments.apps is forbidden"}')
+        return real(self, handler)
+
+    monkeypatch.setattr(FakeKube, "answer", forbidding)
+    code, out = preflight(config, capsys)
+    assert code == 0, out
+    assert "! KEDA's operator not checked:" in out and "deployments.apps is forbidden" in out, out
+    assert "! Karpenter's version not checked:" in out

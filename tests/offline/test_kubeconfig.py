@@ -99,6 +99,16 @@ def edit(change) -> dict[str, Any]:
             edit(lambda c: c["users"][0]["user"].update(token=["t"])),
             "users[0].user.token: must be a string, not a list",
         ),
+        # a token that would break the Authorization header (and be echoed by its error) is refused unquoted
+        (
+            edit(lambda c: c["users"][0]["user"].update(token="s3cret\r\nX-Evil: 1")),
+            "users[0].user.token: contains characters an HTTP bearer token cannot carry",
+        ),
+        (
+            edit(lambda c: c["clusters"][0]["cluster"].update(server="https://admin:s3cret@127.0.0.1:6443")),
+            "clusters[0].cluster.server: must not carry credentials",
+        ),
+        (edit(lambda c: c["clusters"][0]["cluster"].update(server="https://127.0.0.1:port")), "server: is not a URL"),
         (
             edit(lambda c: c["users"][0].update(user={"client-certificate-data": "LS0tLQ=="})),
             "needs both client-certificate(-data) and client-key(-data)",
@@ -168,6 +178,7 @@ def edit(change) -> dict[str, Any]:
 def test_a_malformed_kubeconfig_is_refused_with_its_key_path(tmp_path, capsys, config, message):
     err = refused(tmp_path, config, capsys)
     assert message in err, err
+    assert "s3cret" not in err
 
 
 def test_a_huge_kubeconfig_is_refused_without_reading_it_all(tmp_path, capsys):
@@ -368,3 +379,25 @@ def test_a_missing_plugin_names_its_install_hint(tmp_path, api_server, capsys):
     code = main(["preflight", "--stack", "prod", "--cluster-only", "--kubeconfig", str(config)])
     err = capsys.readouterr().err
     assert code == 2 and "cannot be run" in err and "install the AWS CLI v2" in err, err
+
+
+def test_a_relative_exec_command_is_found_beside_the_kubeconfig(tmp_path, plugin, api_server):
+    """client-go's loader resolves a command containing a path separator against the kubeconfig's directory."""
+    config = exec_config(tmp_path, api_server.url, Path(".") / "sub" / plugin.name)
+    (tmp_path / "sub").mkdir()
+    plugin.rename(tmp_path / "sub" / plugin.name)
+    api = KubeApi.from_kubeconfig(str(config))
+    assert api.get("/api/v1/namespaces/monitoring") is not None
+    assert [auth for _, auth in api_server.requests] == ["Bearer exec-token-1"]
+
+
+def test_a_token_the_plugin_returns_must_fit_a_header(tmp_path, api_server):
+    script = tmp_path / "bad-token"
+    answer = {"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+              "status": {"token": "abc\r\nX-Evil: 1"}}  # fmt: skip
+    script.write_text(f"#!{sys.executable}\nimport json\nprint(json.dumps({answer!r}))\n")
+    script.chmod(0o700)
+    api = KubeApi.from_kubeconfig(str(exec_config(tmp_path, api_server.url, script)))
+    with pytest.raises(KubeconfigError, match="status.token contains characters") as info:
+        api.get("/api/v1/namespaces/monitoring")
+    assert "Evil" not in str(info.value) and api_server.requests == []
