@@ -525,12 +525,32 @@ def test_a_gpu_runtimes_default_query_cannot_wake_a_model_at_zero():
             {"timezone": "UTC", "start": "0 8 * * *\n", "end": "0 20 * * *"},
             "activeHours.start: String should match pattern",
         ),
+        # what robfig/cron (KEDA's cron scaler) refuses, and hours that never begin (issue #26: a model at zero
+        # whose activeHours never fire never wakes)
+        ({"timezone": "UTC", "start": "0 25 * * *", "end": "0 20 * * *"}, "hour: '25' is outside 0-23"),
+        ({"timezone": "UTC", "start": "0 8 * * 1-5", "end": "0 20 * * MON-FRY"}, "'FRY' is not a number or a name"),
+        (
+            {"timezone": "UTC", "start": "0 8 30 2 *", "end": "0 20 * * *"},
+            "never falls in month(s) [2]: it never fires",
+        ),
+        ({"timezone": "UTC", "start": "0 8 31 4,6,9,11 *", "end": "0 20 * * *"}, "it never fires"),
+        ({"timezone": "UTC", "start": "*/0 8 * * *", "end": "0 20 * * *"}, "minute: '*/0' has no positive step"),
     ],
 )
 def test_active_hours_are_what_kedas_cron_trigger_accepts(hours, expected):
     raw = stack_raw("staging")
     raw["models"]["summarizer"]["autoscaling"]["activeHours"] = hours
     assert any(expected in p for p in problems_of(raw)), problems_of(raw)
+
+
+@pytest.mark.parametrize(
+    "expression", ["0 8 * * 1-5", "*/15 8-18 * * MON-FRI", "0 8 29 2 *", "0 8 30 2 1", "0 8 ? * SUN"]
+)
+def test_active_hours_that_keda_runs(expression):
+    raw = stack_raw("staging")
+    raw["models"]["summarizer"]["autoscaling"]["activeHours"]["start"] = expression
+    hours = parse_stack_config(raw).models["summarizer"].autoscaling.active_hours
+    assert hours is not None and hours.start == expression
 
 
 def test_active_hours_need_keda():
