@@ -46,6 +46,12 @@ SYSTEM_NAMESPACE = "kube-system"
 KEDA_ACTIVATION_MIN = (2, 8)
 """`activationThreshold` on a trigger (emitted for every model that scales to zero) arrived in KEDA v2.8.0:
 "Introduce activationThreshold/minMetricValue for all scalers" (kedacore/keda CHANGELOG, #2800)."""
+KEDA_PAUSE_MIN = (2, 11, 0)
+"""A canary held by `autoscaling.keda.sh/paused-replicas` needs KEDA to stop its scale loop and delete its HPA
+while paused, which it does since v2.11.0 (CHANGELOG: "Stop logging errors for paused ScaledObject ... by
+skipping reconciliation loop for the object (stop the scale loop and delete the HPA)", kedacore/keda#4253)."""
+KEDA_PAUSE_RACE_FIXED = (2, 18, 2)
+"""v2.18.2: "Fix race condition in paused-replicas annotation causing ScaledObject to get stuck" (#7231)."""
 KEDA_TESTED_KUBERNETES = {
     (2, 12): ("1.26", "1.28"),
     (2, 13): ("1.27", "1.29"),
@@ -445,6 +451,19 @@ def _check_keda(cluster: _Cluster, report: ClusterReport) -> None:
             f"{', '.join(at_zero)} (scale to zero) set activationThreshold, which it ignores: upgrade KEDA"
         )
         return
+    paused = _paused_canaries(cluster.cfg, users)
+    if paused and version < KEDA_PAUSE_MIN:
+        report.problems.append(
+            f"KEDA {text} is older than v2.11.0: the canaries of {', '.join(paused)} are held with "
+            "autoscaling.keda.sh/paused-replicas, which stops KEDA's scale loop and deletes its HPA only since v2.11 "
+            "(kedacore/keda#4253): upgrade KEDA"
+        )
+        return
+    if paused and version < KEDA_PAUSE_RACE_FIXED:
+        report.warnings.append(
+            f"KEDA {text}: a paused-replicas race can leave a ScaledObject stuck (fixed in v2.18.2, kedacore/keda#7231); "
+            f"the canaries of {', '.join(paused)} are paused that way"
+        )
     report.passed.append(f"KEDA operator {text} runs")
     tested = KEDA_TESTED_KUBERNETES.get(version[:2])
     kube = cluster.cfg.cluster.kubernetes_version
@@ -453,6 +472,17 @@ def _check_keda(cluster: _Cluster, report: ClusterReport) -> None:
             f"KEDA {text} is tested with Kubernetes {tested[0]}-{tested[1]}, the cluster runs {kube} "
             "(https://keda.sh/docs/operate/cluster/#kubernetes-compatibility)"
         )
+
+
+def _paused_canaries(cfg: StackConfig, keda_models: list[str]) -> list[str]:
+    """The KEDA models whose canary ScaledObject is held at its count by paused-replicas (components/model_service.py
+    `_canary_scaler`: every canary, except one that sleeps and wakes with a model at zero)."""
+    paused = []
+    for name in keda_models:
+        model = cfg.models[name]
+        if model.canary is not None and not (cfg.min_replicas(model) == 0 and model.canary.weight > 0):
+            paused.append(name)
+    return paused
 
 
 def _minor(version: str) -> tuple[int, int]:

@@ -292,6 +292,27 @@ def test_the_csi_driver_on_the_pools_nodes_passes_without_its_daemonset(fake_clu
     assert code == 0 and "every node of pool a10g lists s3.csi.aws.com in its CSINode" in out, out
 
 
+def keda_at(version: str) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/name": "keda-operator", "app.kubernetes.io/version": version}
+    return {**KEDA, "metadata": {**KEDA["metadata"], "labels": labels}}
+
+
+def test_a_canary_held_by_paused_replicas_needs_keda_2_11(fake_cluster, capsys):
+    """prod's chat scales with KEDA and has a canary, held at its count by autoscaling.keda.sh/paused-replicas:
+    KEDA stops the scale loop and deletes the HPA of a paused ScaledObject since v2.11.0 (kedacore/keda#4253), and
+    a race that could leave it stuck was fixed in v2.18.2 (#7231)."""
+    server, config = fake_cluster
+    server.objects[DEPLOYMENTS] = {"items": [keda_at("2.10.1"), KARPENTER]}
+    code, out = preflight(config, capsys)
+    assert code == 1 and "KEDA 2.10.1 is older than v2.11.0: the canaries of chat are held with" in out, out
+    server.objects[DEPLOYMENTS] = {"items": [keda_at("2.18.1"), KARPENTER]}
+    code, out = preflight(config, capsys)
+    assert code == 0 and "! KEDA 2.18.1: a paused-replicas race can leave a ScaledObject stuck" in out, out
+    server.objects[DEPLOYMENTS] = {"items": [keda_at("2.18.2"), KARPENTER]}
+    code, out = preflight(config, capsys)
+    assert code == 0 and "paused-replicas race" not in out, out
+
+
 def test_keda_too_old_for_activation_thresholds_fails_a_stack_that_scales_to_zero(fake_cluster):
     """activationThreshold arrived in KEDA 2.8.0 (kedacore/keda CHANGELOG: "Introduce activationThreshold/
     minMetricValue for all scalers", #2800); older operators ignore it."""
