@@ -32,6 +32,14 @@ TRACK_SERIES_LABEL = "modelops_track"
 SCRAPE_LABEL = "modelops/scrape"
 PAUSED_REPLICAS_ANNOTATION = "autoscaling.keda.sh/paused-replicas"
 PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
+WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
+ROUTE_ADMITTED = [
+    'jsonpath={.status.parents[*].conditions[?(@.type=="Accepted")].status}=True',
+    'jsonpath={.status.parents[*].conditions[?(@.type=="ResolvedRefs")].status}=True',
+]
+"""What the Kubernetes provider awaits on a route (JSONPath as `kubectl wait --for=jsonpath`): its Gateway's verdict."""
+ROUTE_ADMISSION_WAIT = "5m"
+"""A Gateway implementation admits a route in seconds; a route it refuses fails `up` after this long."""
 COLD_START_ANNOTATION = "modelops/cold-start-seconds"
 """On a ScaledObject that scales to zero: the longest a first request may wait (the documented budget that
 `k8s-scale-to-zero` asks for)."""
@@ -757,11 +765,23 @@ class ModelService(pulumi.ComponentResource):
             f"{name}-route",
             api_version="gateway.networking.k8s.io/v1",
             kind="HTTPRoute",
-            metadata={"name": name, "namespace": self._model.namespace, "labels": labels},
+            metadata={
+                "name": name,
+                "namespace": self._model.namespace,
+                "labels": labels,
+                # `up` succeeds only once the Gateway has admitted the route and resolved its backends: a route the
+                # Gateway does not allow (a listener's allowedRoutes, hostnames) is never an `up` that reports
+                # success while every request gets a 404 (Gateway API: HTTPRoute status.parents[].conditions)
+                "annotations": {WAIT_FOR_ANNOTATION: json.dumps(ROUTE_ADMITTED)},
+            },
             spec=route,
             # The split changes only once every track's rollout is available (Pulumi awaits each
             # Deployment): no traffic reaches a canary that is not ready.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=tracks),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=tracks,
+                custom_timeouts=pulumi.CustomTimeouts(create=ROUTE_ADMISSION_WAIT, update=ROUTE_ADMISSION_WAIT),
+            ),
         )
 
     def _dashboard(self, name: str, labels: dict[str, str]) -> None:

@@ -535,3 +535,17 @@ def test_a_canary_whose_replicas_this_program_sets_takes_them_over_by_force(buil
     assert canary["spec"]["replicas"] == 2
     assert canary["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}
     assert "annotations" not in built.inputs("chat-deployment")["metadata"]
+
+
+def test_up_waits_for_the_gateway_to_admit_the_route(build):
+    """A route the Gateway does not admit (the Gateway API default `allowedRoutes.namespaces.from: Same` keeps a
+    route in `models` off a Gateway in `gateway-system`) answers every request with a 404 while `up` reports
+    success. The Kubernetes provider awaits the route's own status instead (`pulumi.com/waitFor`, JSONPath as
+    `kubectl wait` reads it): Accepted and ResolvedRefs for its parent, within a bounded wait."""
+    route = build(lambda: ModelService("chat", service_args(cluster=GATEWAY))).named("chat-route")
+    waits = json.loads(route["inputs"]["metadata"]["annotations"]["pulumi.com/waitFor"])
+    assert waits == [
+        'jsonpath={.status.parents[*].conditions[?(@.type=="Accepted")].status}=True',
+        'jsonpath={.status.parents[*].conditions[?(@.type=="ResolvedRefs")].status}=True',
+    ]
+    assert route["customTimeouts"] == {"create": 300.0, "update": 300.0}  # seconds, as the engine records them

@@ -95,7 +95,7 @@ class LocalCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._certificates()
         etcd_port, peer_port = free_port(), free_port()
-        self._spawn(
+        self.spawn(
             "etcd",
             [
                 "etcd",
@@ -112,7 +112,7 @@ class LocalCluster:
         )
         self.api_port = free_port()
         certs = self.workdir / "pki"
-        self._spawn(
+        self.spawn(
             "kube-apiserver",
             [
                 "kube-apiserver",
@@ -132,6 +132,14 @@ class LocalCluster:
                 # admission (on by default) still enforces each namespace's profile.
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
+                # API aggregation (KEDA's external metrics): the API server proxies as front-proxy-client
+                f"--requestheader-client-ca-file={certs / 'front-proxy-ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={certs / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={certs / 'front-proxy-client.key'}",
                 "--profiling=false",
                 "-v=1",
             ],
@@ -139,7 +147,7 @@ class LocalCluster:
         self._write_kubeconfig()
         self._wait_ready()
         common = [f"--kubeconfig={self.kubeconfig_path}", "--leader-elect=false", "--bind-address=127.0.0.1"]
-        self._spawn(
+        self.spawn(
             "kube-controller-manager",
             [
                 "kube-controller-manager",
@@ -153,8 +161,8 @@ class LocalCluster:
                 "--concurrent-replicaset-syncs=10",
             ],
         )
-        self._spawn("kube-scheduler", ["kube-scheduler", *common, f"--secure-port={free_port()}"])
-        self._spawn(
+        self.spawn("kube-scheduler", ["kube-scheduler", *common, f"--secure-port={free_port()}"])
+        self.spawn(
             "kwok",
             [
                 "kwok",
@@ -185,20 +193,29 @@ class LocalCluster:
         return "\n".join(path.read_text(errors="replace").splitlines()[-tail:]) if path.exists() else ""
 
     # --- set-up ---------------------------------------------------------------------------------
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        """Start one of the built tools (argv[0], else a command on PATH) in the background, its output in
+        logs/<name>.log."""
         (self.workdir / "logs").mkdir(exist_ok=True)
         log = open(self.workdir / "logs" / f"{name}.log", "w")  # noqa: SIM115 - kept open for the process
+        built = self.bin_dir / argv[0]
         proc = subprocess.Popen(
-            [str(self.bin_dir / argv[0]), *argv[1:]],
+            [str(built) if built.exists() else argv[0], *argv[1:]],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
         self.processes.append((name, proc))
         time.sleep(0.2)
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited at start ({proc.returncode}):\n{self.logs(name)}")
+
+    def check_alive(self, name: str) -> None:
+        for spawned, proc in self.processes:
+            if spawned == name and proc.poll() is not None:
+                raise RuntimeError(f"{name} exited ({proc.returncode}):\n{self.logs(name)}")
 
     def _certificates(self) -> None:
         pki = self.workdir / "pki"
@@ -231,6 +248,18 @@ class LocalCluster:
             check=True,
             capture_output=True,
         )
+        # the front proxy's CA and client certificate: what an aggregated API server (KEDA's metrics adapter)
+        # accepts the API server's proxied requests by
+        for args in (
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=front-proxy-ca",
+             "-keyout", str(pki / "front-proxy-ca.key"), "-out", str(pki / "front-proxy-ca.crt")],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=front-proxy-client",
+             "-keyout", str(pki / "front-proxy-client.key"), "-out", str(pki / "front-proxy-client.csr")],
+            ["x509", "-req", "-in", str(pki / "front-proxy-client.csr"), "-CA", str(pki / "front-proxy-ca.crt"),
+             "-CAkey", str(pki / "front-proxy-ca.key"), "-CAcreateserial", "-days", "2",
+             "-out", str(pki / "front-proxy-client.crt")],
+        ):  # fmt: skip
+            subprocess.run(["openssl", *args], check=True, capture_output=True)
         self.token = secrets.token_hex(24)
         (pki / "tokens.csv").write_text(f'{self.token},modelops-e2e-admin,1,"system:masters"\n')
 
@@ -264,12 +293,12 @@ class LocalCluster:
             for name, proc in self.processes:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{name} exited ({proc.returncode}):\n{self.logs(name)}")
-            if self._get("/readyz") == "ok":
+            if self.get("/readyz") == "ok":
                 return
             time.sleep(0.5)
         raise RuntimeError(f"the API server did not become ready:\n{self.logs('kube-apiserver')}")
 
-    def _get(self, path: str) -> str | None:
+    def get(self, path: str) -> str | None:
         """GET a path of the API server (None while it does not answer 200)."""
         context = ssl.create_default_context(cafile=str(self.workdir / "pki" / "apiserver.crt"))
         request = urllib.request.Request(

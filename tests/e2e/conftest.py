@@ -14,9 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e.aws_emulator import AwsEmulator
-from tests.e2e.cluster import LocalCluster, SimulatedNode, tools_bin_dir
+from tests.e2e.cluster import ROOT, LocalCluster, SimulatedNode, tools_bin_dir
+from tests.e2e.gateway import EnvoyGateway
+from tests.e2e.keda import Keda
+from tests.e2e.prometheus_standin import PrometheusStandIn
 from tests.e2e.pulumi_cli import PulumiCli
 
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -38,6 +42,8 @@ current-context: none
 class Tier:
     clusters: dict[str, LocalCluster]
     cli: PulumiCli
+    prometheus: PrometheusStandIn
+    """What KEDA's prometheus triggers read (every model's `autoscaling.prometheusAddress` points here)."""
     previews: dict[str, Any] = field(default_factory=dict)
     """The first real preview of each stack (`pulumi preview --json`)."""
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -64,20 +70,32 @@ def tier(tmp_path_factory) -> Iterator[Tier]:
         pytest.skip("the real-engine tools are not built: ./run e2e builds them and runs this tier")
     workdir = tmp_path_factory.mktemp("e2e")
     clusters = {env: LocalCluster(bin_dir, workdir / f"cluster-{env}") for env in POOLS}
+    gateways: list[EnvoyGateway] = []
     aws = AwsEmulator(log_path=workdir / "aws-emulator.log")
+    prometheus = PrometheusStandIn()
     try:
-        for env, cluster in clusters.items():
+        for index, (env, cluster) in enumerate(clusters.items()):
             start_cluster(cluster, env)
-        cli = PulumiCli(bin_dir, workdir / "pulumi")
+            gateways.append(EnvoyGateway(cluster, index))
+            gateways[-1].start(stack_gateway_hostname(env))
+        cli = PulumiCli(bin_dir, workdir / "pulumi", prometheus_url=prometheus.url)
         cli.aws_env = aws.env()
         for env in ENVIRONMENTS:
             cli.platform_stack(env, clusters[env].kubeconfig() if env in clusters else UNREACHABLE_KUBECONFIG)
             cli.init_stack(env)
-        yield Tier(clusters, cli, aws=aws)
+        yield Tier(clusters, cli, prometheus, aws=aws)
     finally:
         for cluster in clusters.values():
             cluster.stop()
+        for gateway in gateways:
+            gateway.stop()
         aws.stop()
+        prometheus.stop()
+
+
+def stack_gateway_hostname(env: str) -> str | None:
+    config = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{env}.yaml").read_text())["config"]
+    return ((config["modelops:cluster"].get("gateway") or {}).get("hostname")) or None
 
 
 def start_cluster(cluster: LocalCluster, env: str) -> None:
@@ -90,9 +108,15 @@ def start_cluster(cluster: LocalCluster, env: str) -> None:
         )
     )
     cluster.add_nodes(simulated_nodes(env))
+    Keda(cluster).start()
+
+
+DRILLS = "test_day2_drills.py"
+"""They move the stacks away from the reference state the other tests compare against: they run last."""
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if Path(str(item.fspath)).parent.name == "e2e":
             item.add_marker(pytest.mark.e2e)
+    items.sort(key=lambda item: Path(str(item.fspath)).name == DRILLS)

@@ -69,8 +69,10 @@ class CommandResult:
 
 
 class PulumiCli:
-    def __init__(self, bin_dir: Path, workdir: Path):
+    def __init__(self, bin_dir: Path, workdir: Path, prometheus_url: str | None = None):
         self.bin_dir = bin_dir
+        self.prometheus_url = prometheus_url
+        """Where KEDA (on the host) reaches Prometheus: set as every model's `autoscaling.prometheusAddress`."""
         self.workdir = workdir
         self.home = workdir / "pulumi-home"
         self.state = workdir / "state"
@@ -190,6 +192,10 @@ class PulumiCli:
             cluster["kubeconfigStack"] = f"organization/eks-platform/{env}"
         if edit is not None:
             edit(data["config"])
+        for model in (data["config"].get("modelops:models") or {}).values():
+            autoscaling = model.get("autoscaling") or {}
+            if self.prometheus_url and "prometheusQuery" in autoscaling:
+                autoscaling["prometheusAddress"] = self.prometheus_url
         path = self.project / "stacks" / f"Pulumi.{env}.yaml"
         existing = yaml.safe_load(path.read_text()) if path.exists() else {}
         # keep what `pulumi stack init` wrote (the passphrase salt)

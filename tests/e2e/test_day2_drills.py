@@ -1,0 +1,266 @@
+"""Day-2 drills: the weekly changes the README documents, each a sequence of stack files applied with
+`pulumi up` through the real engine, against the local API server with KEDA's operator, webhooks and the HPA
+controller behind it, and the AWS emulator behind the stand-in provider.
+
+After every `up`: the up succeeded (no server-side apply conflict, no tag pushed twice, no webhook refusal), a
+preview reports no changes, and what a user would look at next is checked (which version's pods serve, the
+route's weights, which grants and volumes exist, how many replicas KEDA or the HPA left).
+
+These run after the rest of the tier (conftest orders them last): they move the stacks away from the reference
+state the fidelity tests compare against.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Tier
+from tests.e2e.pulumi_cli import read_event_log
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def _models(config: dict[str, Any]) -> dict[str, Any]:
+    return config["modelops:models"]
+
+
+def apply(tier: Tier, env: str, *edits: Edit, label: str) -> list[dict[str, Any]]:
+    """`pulumi up` of the stack file with `edits` applied in order; then a preview must show no change. The
+    engine events of the up."""
+
+    def edit(config: dict[str, Any]) -> None:
+        for change in edits:
+            change(config)
+
+    tier.cli.stack_config(env, edit=edit)
+    log = tier.cli.workdir / f"drill-{env}-{label}.json"
+    result = tier.cli.up(env, event_log=log)
+    assert result.returncode == 0, f"drill step {label!r}:\n{result.explain()}"
+    preview = tier.cli.preview(env, policy=False)
+    assert preview.returncode == 0, preview.explain()
+    steps = {s["urn"].rsplit("::", 1)[-1]: s["op"] for s in preview.json().get("steps", [])}
+    pending = {name: op for name, op in steps.items() if op not in ("same", "read")}
+    assert not pending, f"after {label!r} a preview still changes {pending}"
+    return read_event_log(log)
+
+
+def operations(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(op, resource name) of every step the engine took, in order."""
+    return [
+        (e["resourceOutputsEvent"]["metadata"]["op"], e["resourceOutputsEvent"]["metadata"]["urn"].rsplit("::", 1)[-1])
+        for e in events
+        if "resourceOutputsEvent" in e
+    ]
+
+
+def kube(tier: Tier, env: str, *args: str) -> dict[str, Any]:
+    return json.loads(tier.clusters[env].kubectl(*args, "-o", "json").stdout)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 150) -> Any:
+    """Poll `check` until it returns something truthy (KEDA polls its triggers every 30 s)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(3)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def replicas(tier: Tier, env: str, namespace: str, name: str) -> int | None:
+    found = tier.clusters[env].kubectl("get", "deployment", name, "-n", namespace, "-o", "json", check=False)
+    return json.loads(found.stdout)["spec"].get("replicas") if found.returncode == 0 else None
+
+
+def pushed_tags(tier: Tier, region: str, repository: str) -> list[str]:
+    assert tier.aws is not None
+    ecr = tier.aws.client("ecr", region)
+    images = ecr.describe_images(repositoryName=repository)["imageDetails"]
+    return sorted(tag for image in images for tag in image.get("imageTags", []))
+
+
+# ---- canary: roll back, promote, revert ---------------------------------------------------------------
+
+
+def roll_back(config: dict[str, Any]) -> None:
+    _models(config)["chat"]["canary"]["weight"] = 0
+
+
+def promote(config: dict[str, Any]) -> None:
+    chat = _models(config)["chat"]
+    chat["version"] = chat.pop("canary")["version"]
+    chat["artifactUri"] = chat["artifactUri"].replace("2.4.0", chat["version"])
+
+
+def test_canary_roll_back_promotion_and_revert(tier):
+    """prod's chat: 2.4.0 with a 10% canary at 2.5.0 -> roll back (weight 0) -> promote (2.5.0, no canary) ->
+    revert the commit (2.4.0 with its canary again). Each version's image is pushed once; promotion reuses the
+    canary's image; the revert reuses what the repository holds (ECR refuses a second push of any tag)."""
+    apply(tier, "prod", label="reference")
+    repository = "modelops/prod/chat"
+    tags_before = pushed_tags(tier, "us-east-1", repository)
+    versions = sorted(t for t in tags_before if not t.startswith("buildcache-"))
+    assert [t.split("-", 1)[0] for t in versions] == ["2.4.0", "2.5.0"], tags_before
+
+    events = apply(tier, "prod", roll_back, label="roll-back")
+    assert ("update", "chat-canary-keda") in operations(events)
+    wait_for("the canary at zero pods", lambda: replicas(tier, "prod", "models", "chat-canary") == 0)
+    route = kube(tier, "prod", "get", "httproute", "chat", "-n", "models")
+    weights = {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
+    assert weights == {"chat-stable": 100, "chat-canary": 0}
+
+    events = apply(tier, "prod", promote, label="promote")
+    ops = operations(events)
+    assert ("delete", "chat-canary-deployment") in ops
+    assert not [op for op, name in ops if name == "chat-image-2.5.0"], "promotion must not rebuild the image"
+    stable = kube(tier, "prod", "get", "deployment", "chat", "-n", "models")
+    assert stable["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"] == "2.5.0"
+    assert pushed_tags(tier, "us-east-1", repository) == tags_before
+
+    apply(tier, "prod", label="revert")  # the reference stack file again: 2.4.0 and its canary
+    assert pushed_tags(tier, "us-east-1", repository) == tags_before
+    stable = kube(tier, "prod", "get", "deployment", "chat", "-n", "models")
+    assert stable["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"] == "2.4.0"
+
+
+# ---- version bumps: weights granted and mounted per version --------------------------------------------
+
+
+def bump_sentiment(access: str) -> Edit:
+    def edit(config: dict[str, Any]) -> None:
+        sentiment = _models(config)["sentiment"]
+        sentiment["artifactAccess"] = access
+        sentiment["version"] = "1.4.0"
+        sentiment["artifactUri"] = sentiment["artifactUri"].replace("1.3.0", "1.4.0")
+
+    return edit
+
+
+def with_access(access: str) -> Edit:
+    return lambda config: _models(config)["sentiment"].update(artifactAccess=access)
+
+
+@pytest.mark.parametrize("access", ["copy", "mount"])
+def test_a_version_bump_keeps_the_old_weights_readable_until_the_rollout_is_done(tier, access):
+    """The new version's read grant (and, mounted, its volume) exists before its pods start; the old one goes at the
+    end of the update, after the rollout: old pods never lose read access nor see new weights under their mount."""
+    apply(tier, "staging", with_access(access), label=f"{access}-1.3.0")
+    events = apply(tier, "staging", bump_sentiment(access), label=f"{access}-1.4.0")
+    ops = operations(events)
+    order = {step: i for i, step in enumerate(ops)}
+    rollout = order[("update", "sentiment-deployment")]
+    assert order[("create", "sentiment-artifact-read-1.4.0")] < rollout
+    assert order[("delete", "sentiment-artifact-read-1.3.0")] > rollout
+    if access == "mount":
+        assert order[("create", "sentiment-weights-1.4.0-pvc")] < rollout
+        assert order[("delete", "sentiment-weights-1.3.0-pv")] > rollout
+        claims = kube(tier, "staging", "get", "pvc", "-n", "models")["items"]
+        assert [c["metadata"]["name"] for c in claims if "sentiment" in c["metadata"]["name"]] == [
+            "sentiment-weights-1.4.0"
+        ]
+    assert tier.aws is not None
+    iam = tier.aws.client("iam", "us-west-2")
+    role = next(r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("sentiment-role"))
+    policies = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    assert len(policies) == 1 and "1.4.0" in policies[0], policies
+    apply(tier, "staging", label=f"{access}-reference")
+
+
+# ---- scale to zero: sleep, wake, autoscaler switches -----------------------------------------------------
+
+
+def never_in_hours(config: dict[str, Any]) -> None:
+    """Active hours that are never now: 29 February only."""
+    _models(config)["summarizer"]["autoscaling"]["activeHours"] = {
+        "timezone": "UTC",
+        "start": "0 0 29 2 *",
+        "end": "0 1 29 2 *",
+    }
+
+
+def query_of(tier: Tier, env: str, name: str) -> str:
+    scaled = kube(tier, env, "get", "scaledobject", name, "-n", "models")
+    return next(t["metadata"]["query"] for t in scaled["spec"]["triggers"] if t["type"] == "prometheus")
+
+
+def test_a_model_at_zero_sleeps_and_wakes_on_its_query(tier):
+    """staging's summarizer (min 0): with no traffic KEDA scales it (and its canary) to zero; a query value above
+    the activation threshold wakes both; a switch to an HPA while asleep leaves it awake (KEDA restores a replica
+    when its ScaledObject goes: an HPA does nothing for a target at zero)."""
+    apply(tier, "staging", never_in_hours, label="asleep")
+    query = query_of(tier, "staging", "summarizer")
+    tier.prometheus.set(query, None)
+    wait_for("the summarizer asleep", lambda: replicas(tier, "staging", "models", "summarizer") == 0)
+    wait_for("its canary asleep", lambda: replicas(tier, "staging", "models", "summarizer-canary") == 0)
+
+    tier.prometheus.set(query, 3.0)
+    wait_for("the summarizer awake", lambda: (replicas(tier, "staging", "models", "summarizer") or 0) >= 1)
+    wait_for("its canary awake", lambda: (replicas(tier, "staging", "models", "summarizer-canary") or 0) >= 1)
+    tier.prometheus.set(query, None)
+
+    def to_hpa(config: dict[str, Any]) -> None:
+        summarizer = _models(config)["summarizer"]
+        summarizer["replicas"] = {"min": 1, "max": 3}
+        summarizer["autoscaling"] = {"targetCpuUtilization": 70}  # CPU scaling, chosen explicitly
+
+    apply(tier, "staging", never_in_hours, label="asleep-again")
+    wait_for("the summarizer asleep again", lambda: replicas(tier, "staging", "models", "summarizer") == 0)
+    apply(tier, "staging", to_hpa, label="hpa-while-asleep")
+    wait_for(
+        "the summarizer woken by the switch", lambda: (replicas(tier, "staging", "models", "summarizer") or 0) >= 1
+    )
+    hpa = kube(tier, "staging", "get", "hpa", "summarizer", "-n", "models")
+    assert hpa["spec"]["minReplicas"] == 1
+    apply(tier, "staging", label="keda-again")
+
+
+# ---- fallbacks, pools, models come and go ---------------------------------------------------------------
+
+
+def fallback(mode: str) -> Edit:
+    return lambda config: _models(config)["sentiment"].update(fallback=mode)
+
+
+def test_fallback_modes_none_standby_only_none(tier):
+    assert tier.aws is not None
+    functions = tier.aws.client("lambda", "us-west-2")
+    for mode in ("none", "standby", "only", "none"):
+        apply(tier, "staging", fallback(mode), label=f"fallback-{mode}")
+        names = {f["FunctionName"] for f in functions.list_functions()["Functions"]}
+        assert ("modelops-staging-sentiment" in names) is (mode in ("standby", "only")), (mode, names)
+        deployment = replicas(tier, "staging", "models", "sentiment")
+        assert (deployment is None) is (mode == "only"), (mode, deployment)
+    apply(tier, "staging", label="fallback-reference")
+
+
+def test_a_pool_resized_and_moved_to_other_families_is_updated_in_place(tier):
+    def resize(config: dict[str, Any]) -> None:
+        pool = config["modelops:gpuPools"]["l4"]
+        pool["gpuLimit"] = 8
+        pool["instanceTypes"] = ["g6.xlarge", "g6.2xlarge", "g6.4xlarge"]
+
+    events = apply(tier, "staging", resize, label="pool-resized")
+    touched = {name: op for op, name in operations(events) if op not in ("same", "read")}
+    assert touched.get("l4-node-pool") == "update" and "replace" not in touched.values(), touched
+    pool = kube(tier, "staging", "get", "nodepool", "l4")
+    assert pool["spec"]["limits"]["nvidia.com/gpu"] in (8, "8")
+    apply(tier, "staging", label="pool-reference")
+
+
+def test_a_model_added_then_removed(tier):
+    def add(config: dict[str, Any]) -> None:
+        translator = json.loads(json.dumps(_models(config)["sentiment"]))
+        translator["artifactUri"] = "s3://acme-models-staging/translator/1.3.0"
+        _models(config)["translator"] = translator
+
+    apply(tier, "staging", add, label="model-added")
+    assert replicas(tier, "staging", "models", "translator") is not None
+    apply(tier, "staging", label="model-removed")
+    assert replicas(tier, "staging", "models", "translator") is None
