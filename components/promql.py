@@ -343,9 +343,15 @@ def can_be_live(expr: Expr, own: Callable[[Selector], bool]) -> bool:
     constants = [_constant(side) for side in (left, right)]
     if expr.name == "*" and 0 in constants:
         return False  # always 0: it can never pass an activation threshold
-    if constants[0] is not None or constants[1] is not None:  # vector op scalar: the vector decides
-        return can_be_live(right if constants[0] is not None else left, own)
+    scalars = [c is not None or _is_scalar_call(side) for c, side in zip(constants, (left, right), strict=True)]
+    if scalars[0] != scalars[1]:  # vector op scalar: the vector decides
+        return can_be_live(right if scalars[0] else left, own)
     return can_be_live(left, own) and can_be_live(right, own)
+
+
+def _is_scalar_call(expr: Expr) -> bool:
+    """`time()`, `pi()`, `scalar(v)`: scalars, which never empty a vector they meet."""
+    return isinstance(expr, Node) and expr.kind == "call" and expr.name in ("time", "pi", "scalar")
 
 
 def _literal_alternatives(pattern: str) -> list[str] | None:

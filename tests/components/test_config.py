@@ -462,6 +462,7 @@ def test_scale_to_zero_cannot_wake_on_metrics_only_its_pods_export(query):
         "sum(vllm:num_requests_waiting) or sum(rate(envoy_rq{route='chat'}[2m]))",
         'sum(rate(http_requests_total{service="gateway"}[2m]))',  # another Service's requests
         "sum(rate(envoy_rq{route='chat'}[2m])) / 1e6 * 2 ^ 3",
+        "time() - max(envoy_last_rq_timestamp{route='chat'}) < 600",  # a scalar never empties a vector
     ],
 )
 def test_scale_to_zero_wakes_on_a_series_from_outside_the_pods(query):
