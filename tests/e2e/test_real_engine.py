@@ -477,21 +477,41 @@ def _crd(group: str, kind: str, plural: str) -> dict:
     }
 
 
+def _route_accepted(cluster, namespace: str, name: str) -> str:
+    """The Accepted status Envoy Gateway reports for a route on the `models` Gateway ('' before it reports)."""
+    return cluster.kubectl(
+        "get", "httproute", name, "-n", namespace, "-o",
+        "jsonpath={.status.parents[?(@.parentRef.name=='models')].conditions[?(@.type=='Accepted')].status}",
+        check=False,
+    ).stdout.strip()  # fmt: skip
+
+
+def _wait_route_accepted(cluster, namespace: str, name: str, status: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while _route_accepted(cluster, namespace, name) != status:
+        assert time.monotonic() < deadline, f"HTTPRoute {namespace}/{name} never reported Accepted={status}"
+        time.sleep(1)
+
+
 def test_preflight_reports_what_the_real_cluster_lacks_then_passes_once_it_has_it(tier):
-    """modelops preflight against the local API server. prod needs the Gateway API's Gateway kind, a Prometheus
-    that selects its objects, the Mountpoint S3 CSI driver, metrics-server and KEDA's operator, which this
-    cluster lacks. Then the Gateway exists but its listener keeps the Gateway API default (`allowedRoutes`
-    from Same: only routes in gateway-system) and the CSI node DaemonSet has the chart's default tolerations
-    (not the GPU pools' nvidia.com/gpu taint, awslabs/mountpoint-s3-csi-driver#109): pre-flight fails naming
-    the listener and the taint. With `from: All` and `node.tolerateAllTaints` it passes.
+    """modelops preflight against the local API server, whose Gateway Envoy Gateway's controller runs
+    (tests/e2e/gateway.py). prod needs a Prometheus that selects its objects, the Mountpoint S3 CSI driver,
+    metrics-server and KEDA's operator, which this cluster lacks, while its Gateway admits every route.
+    Then the Gateway's listener is set to the Gateway API default (`allowedRoutes` from Same: only routes in
+    gateway-system) and the CSI node DaemonSet has the chart's default tolerations (not the GPU pools'
+    nvidia.com/gpu taint, awslabs/mountpoint-s3-csi-driver#109): pre-flight fails naming the listener and the
+    taint, and reports the Accepted=False the real controller now gives the existing routes. With `from: All`
+    and `node.tolerateAllTaints` it passes again.
 
     Stand-ins, removed afterwards: metrics-server is a local APIService (the aggregator reports a local one
-    Available; nothing serves metrics behind it), and KEDA's operator, which the tier runs as a host process,
-    is represented by the Deployment its Helm chart would leave (replicas 0, its version label)."""
+    Available; nothing serves metrics behind it), and KEDA's operator, which the tier runs as a host process
+    (tests/e2e/keda.py), is represented by the Deployment its Helm chart would leave (replicas 0, its label)."""
     import contextlib
     import io
 
     from offline.cli import main
+    from tests.e2e.conftest import stack_gateway_hostname
+    from tests.e2e.gateway import gateway_manifests
 
     cluster = tier.clusters["prod"]
     argv = ["preflight", "--stack", "prod", "--cluster-only", "--kubeconfig", str(cluster.kubeconfig_path)]
@@ -505,7 +525,6 @@ def test_preflight_reports_what_the_real_cluster_lacks_then_passes_once_it_has_i
     code, out = preflight()
     assert code == 1, out
     for missing in (
-        "gateways (gateway.networking.k8s.io/v1) is not served",
         "CSIDriver s3.csi.aws.com",
         "no Prometheus (monitoring.coreos.com/v1) is served",
         "metrics-server is not installed (no APIService v1beta1.metrics.k8s.io)",
@@ -513,25 +532,12 @@ def test_preflight_reports_what_the_real_cluster_lacks_then_passes_once_it_has_i
     ):
         assert missing in out, out
     assert "servicemonitors.monitoring.coreos.com/v1 is served" in out
+    assert "Gateway gateway-system/models admits HTTPRoute models/chat" in out, out
 
-    cluster.apply(
-        _crd("gateway.networking.k8s.io", "Gateway", "gateways"),
-        _crd("monitoring.coreos.com", "Prometheus", "prometheuses"),
-    )
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/gateways.gateway.networking.k8s.io",
-        "crd/prometheuses.monitoring.coreos.com",
-    )
-    cluster.kubectl("create", "namespace", "keda", check=False)  # exists when the tier runs KEDA
-    gateway = {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "Gateway",
-        "metadata": {"name": "models", "namespace": "gateway-system"},
-        "spec": {"gatewayClassName": "eg", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
-    }
+    cluster.apply(_crd("monitoring.coreos.com", "Prometheus", "prometheuses"))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/prometheuses.monitoring.coreos.com")
+    cluster.kubectl("create", "namespace", "keda", check=False)  # exists where the tier runs KEDA
+    hostname = stack_gateway_hostname("prod")
     csi_node = {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
@@ -557,18 +563,15 @@ def test_preflight_reports_what_the_real_cluster_lacks_then_passes_once_it_has_i
             },
         },
     }
+    keda_labels = {
+        "app": "keda-operator",
+        "app.kubernetes.io/name": "keda-operator",
+        "app.kubernetes.io/version": "2.21.0",
+    }
     keda_operator = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": "keda-operator",
-            "namespace": "keda",
-            "labels": {
-                "app": "keda-operator",
-                "app.kubernetes.io/name": "keda-operator",
-                "app.kubernetes.io/version": "2.21.0",
-            },
-        },
+        "metadata": {"name": "keda-operator", "namespace": "keda", "labels": keda_labels},
         "spec": {
             "replicas": 0,
             "selector": {"matchLabels": {"app": "keda-operator"}},
@@ -586,7 +589,7 @@ def test_preflight_reports_what_the_real_cluster_lacks_then_passes_once_it_has_i
     }
     try:
         cluster.apply(
-            gateway,
+            *gateway_manifests(hostname, allowed_from="Same"),
             csi_node,
             keda_operator,
             metrics_api,
@@ -609,23 +612,30 @@ def test_preflight_reports_what_the_real_cluster_lacks_then_passes_once_it_has_i
             },
         )
         cluster.kubectl("wait", "--for=condition=Available", "--timeout=60s", "apiservice/v1beta1.metrics.k8s.io")
+        # the real controller agrees: it detaches the existing routes
+        _wait_route_accepted(cluster, "models", "chat", "False")
         code, out = preflight()
         assert code == 1, out
         assert "namespace models is not allowed by listener http (allowedRoutes.namespaces.from: Same)" in out, out
+        assert "HTTPRoute models/chat exists and its Gateway gateway-system/models reports Accepted=False" in out, out
         assert "does not tolerate the pool's taint nvidia.com/gpu=true:NoSchedule" in out, out
 
-        gateway["spec"]["listeners"][0]["allowedRoutes"] = {"namespaces": {"from": "All"}}
+        cluster.apply(*gateway_manifests(hostname, allowed_from="All"))
         csi_node["spec"]["template"]["spec"]["tolerations"] = [{"operator": "Exists"}]  # node.tolerateAllTaints
-        cluster.apply(gateway, csi_node)
+        cluster.apply(csi_node)
+        _wait_route_accepted(cluster, "models", "chat", "True")
         code, out = preflight()
         assert code == 0, out
         assert "Gateway gateway-system/models admits HTTPRoute models/chat" in out, out
     finally:
-        # nothing serves metrics.k8s.io behind the stand-in: left registered, discovery of that group would
-        # fail for the namespace controller and the garbage collector in the tests that follow
+        # the reference state the later tests start from: the Gateway admitting every namespace, no stand-ins
+        # (nothing serves metrics.k8s.io behind the APIService: left registered, discovery of that group would
+        # fail for the namespace controller and the garbage collector)
+        cluster.apply(*gateway_manifests(hostname, allowed_from="All"))
         cluster.kubectl("delete", "apiservice", "v1beta1.metrics.k8s.io", "--ignore-not-found", check=False)
         cluster.kubectl("delete", "-n", "kube-system", "daemonset", "s3-csi-node", "--ignore-not-found", check=False)
         cluster.kubectl("delete", "-n", "keda", "deployment", "keda-operator", "--ignore-not-found", check=False)
+        _wait_route_accepted(cluster, "models", "chat", "True")
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
