@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -538,7 +539,7 @@ def test_preflight_reports_what_the_real_cluster_lacks_then_passes_once_it_has_i
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/prometheuses.monitoring.coreos.com")
     cluster.kubectl("create", "namespace", "keda", check=False)  # exists where the tier runs KEDA
     hostname = stack_gateway_hostname("prod")
-    csi_node = {
+    csi_node: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
         "metadata": {"name": "s3-csi-node", "namespace": "kube-system"},
