@@ -70,7 +70,7 @@ def parity_markdown() -> str:
     lines += [
         "",
         "AWS Foundational Security Best Practices (FSBP) controls of the services the program uses (ECR, Lambda, IAM,",
-        "S3; FSBP has none for CloudWatch Logs), and the one Security Hub control outside FSBP the pack adds:",
+        "S3; FSBP has none for CloudWatch Logs), and the Security Hub controls outside FSBP the pack adds:",
         "",
         "| AWS control | rule | dev / staging / prod |",
         "| --- | --- | --- |",

@@ -163,6 +163,22 @@ def lambda_tracing(resource_type: str, props: Mapping[str, Any], settings: dict)
         yield "tracingConfig.mode is not Active; a failing fallback leaves no trace of where it failed; set Active"
 
 
+CLOUDWATCH_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+
+
+@resource_rule("cloudwatch-alarm-actions", "CloudWatch alarms must notify someone when they fire.")
+def cloudwatch_alarm_actions(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
+    if resource_type != CLOUDWATCH_ALARM:
+        return
+    if props.get("actionsEnabled") is False:
+        yield "actionsEnabled is false: the alarm changes state and nothing happens; remove it or enable its actions"
+    elif not as_list(props.get("alarmActions")):
+        yield (
+            "no alarmActions: the alarm fires and notifies nobody; give it an SNS topic "
+            "(modelops:cluster.alarmTopicArn for the fallbacks' alarms)"
+        )
+
+
 @resource_rule("lambda-concurrency-cap", "Fallback functions must reserve (and so cap) their concurrency.")
 def lambda_concurrency_cap(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if resource_type == LAMBDA_FUNCTION and props.get("reservedConcurrentExecutions") in (None, -1):

@@ -80,6 +80,14 @@ CITATIONS: dict[str, tuple[Control, ...]] = {
         doc("AWS Lambda", "function URL auth", "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"),
     ),
     "lambda-tracing": (fsbp("Lambda.7", "Security Hub"),),
+    "cloudwatch-alarm-actions": (
+        fsbp("CloudWatch.15", "Security Hub"),
+        doc(
+            "AWS Config",
+            "cloudwatch-alarm-action-check",
+            "https://docs.aws.amazon.com/config/latest/developerguide/cloudwatch-alarm-action-check.html",
+        ),
+    ),
     "lambda-image-pinned": (
         doc("AWS Lambda", "container images", "https://docs.aws.amazon.com/lambda/latest/dg/images-create.html"),
     ),

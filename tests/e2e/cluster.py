@@ -35,10 +35,19 @@ CRDS = ROOT / "tests" / "upstream" / "crds"
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now and that this process has not handed out before (the kernel may offer a
+    released port again before its first taker binds it)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 @dataclass
@@ -134,6 +143,9 @@ class LocalCluster:
                 "--enable-priority-and-fairness=false",
                 # API aggregation (KEDA's external metrics): the API server proxies as front-proxy-client
                 f"--requestheader-client-ca-file={certs / 'front-proxy-ca.crt'}",
+                # published for aggregated API servers (extension-apiserver-authentication), which warn without it;
+                # it signs only the front proxy's certificate, which RBAC grants nothing
+                f"--client-ca-file={certs / 'front-proxy-ca.crt'}",
                 "--requestheader-allowed-names=front-proxy-client",
                 "--requestheader-username-headers=X-Remote-User",
                 "--requestheader-group-headers=X-Remote-Group",

@@ -71,14 +71,17 @@ class Keda:
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
         env = {"KUBECONFIG": str(cluster.kubeconfig_path), "POD_NAMESPACE": NAMESPACE,
                "KEDA_CLUSTER_OBJECT_NAMESPACE": NAMESPACE, "WATCH_NAMESPACE": ""}  # fmt: skip
-        common = [f"--cert-dir={self.certs}", f"--health-probe-bind-address=127.0.0.1:{free_port()}",
-                  f"--metrics-bind-address=127.0.0.1:{free_port()}", "--zap-log-level=info"]  # fmt: skip
-        cluster.spawn("keda-webhooks", ["keda-webhooks", *common, f"--port={self.webhook_port}"], env=env)
+
+        def common() -> list[str]:  # each process binds its own probe and metrics ports
+            return [f"--cert-dir={self.certs}", f"--health-probe-bind-address=127.0.0.1:{free_port()}",
+                    f"--metrics-bind-address=127.0.0.1:{free_port()}", "--zap-log-level=info"]  # fmt: skip
+
+        cluster.spawn("keda-webhooks", ["keda-webhooks", *common(), f"--port={self.webhook_port}"], env=env)
         cluster.spawn(
             "keda-operator",
             [
                 "keda-operator",
-                *common,
+                *common(),
                 "--leader-elect=false",
                 "--enable-cert-rotation=false",
                 f"--metrics-service-bind-address=127.0.0.1:{self.metrics_service_port}",
@@ -97,7 +100,7 @@ class Keda:
                 f"--tls-private-key-file={self.certs / 'tls.key'}",
                 f"--metrics-service-address=127.0.0.1:{self.metrics_service_port}",
                 "--metrics-service-grpc-authority=127.0.0.1",
-                f"--kubeconfig={cluster.kubeconfig_path}",
+                f"--lister-kubeconfig={cluster.kubeconfig_path}",
                 f"--authentication-kubeconfig={cluster.kubeconfig_path}",
                 f"--authorization-kubeconfig={cluster.kubeconfig_path}",
                 f"--requestheader-client-ca-file={cluster.workdir / 'pki' / 'front-proxy-ca.crt'}",
@@ -165,13 +168,17 @@ class Keda:
         )
 
     def _wait_webhook(self, timeout: float = 90) -> None:
-        """Until the webhook answers through the API server: a server-side dry run of a ScaledObject KEDA refuses
-        (no triggers) is refused by KEDA, not by a failed call."""
+        """Until the webhook answers through the API server: a server-side dry run of a ScaledObject that the CRD's
+        schema accepts and KEDA's webhook refuses (two triggers of one name: ValidateTriggers) is refused by KEDA."""
+        cron = {"timezone": "UTC", "start": "0 8 * * *", "end": "0 9 * * *", "desiredReplicas": "1"}
         probe = {
             "apiVersion": "keda.sh/v1alpha1",
             "kind": "ScaledObject",
             "metadata": {"name": "keda-e2e-probe", "namespace": NAMESPACE},
-            "spec": {"scaleTargetRef": {"name": "none"}, "triggers": [{"type": "cpu", "metadata": {"value": "x"}}]},
+            "spec": {
+                "scaleTargetRef": {"name": "none"},
+                "triggers": [{"type": "cron", "name": "same", "metadata": cron}] * 2,
+            },
         }
         deadline = time.monotonic() + timeout
         last = ""

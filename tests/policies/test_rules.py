@@ -192,6 +192,11 @@ def compliant() -> list[tuple[str, str, dict]]:
         ),
         ("aws:lambda/functionUrl:FunctionUrl", "chat-fallback-url", {"authorizationType": "AWS_IAM"}),
         (
+            "aws:cloudwatch/metricAlarm:MetricAlarm",
+            "chat-fallback-errors-alarm",
+            {"metricName": "Errors", "alarmActions": ["arn:aws:sns:us-east-1:123456789012:modelops-alarms"]},
+        ),
+        (
             "aws:lambda/permission:Permission",
             "chat-permission",
             {"principal": "s3.amazonaws.com", "sourceArn": "arn:aws:s3:::bucket", "action": "lambda:InvokeFunction"},
@@ -433,6 +438,11 @@ CASES: dict[str, tuple[Callable[[list], list], str]] = {
     "lambda-tracing": (
         edit("chat-fallback-function", lambda i: i.update(tracingConfig={"mode": "PassThrough"})),
         "chat-fallback-function",
+    ),
+    # the reference stacks had no alarmTopicArn: every fallback alarm fired into the void
+    "cloudwatch-alarm-actions": (
+        edit("chat-fallback-errors-alarm", lambda i: i.pop("alarmActions")),
+        "chat-fallback-errors-alarm",
     ),
     "ecr-lifecycle-policy": (drop("chat-lifecycle"), "chat-repo"),
     "s3-model-bucket-private": (edit("models-block", lambda i: i.update(restrictPublicBuckets=False)), "models-block"),
