@@ -53,6 +53,13 @@ def test_merges_go_up_dev_then_staging_then_prod_behind_environments():
     assert action["with"]["command"] == "up"
     # image builds push single manifests: Lambda refuses the index buildx makes by default
     assert up["env"]["BUILDX_NO_DEFAULT_ATTESTATIONS"] == "1"
+    # a CUDA base image does not fit a hosted runner's free disk: room is made first, or a larger runner named
+    assert up["runs-on"] == "${{ vars.DEPLOY_RUNNER || 'ubuntu-latest' }}"
+    assert "sudo rm -rf /usr/share/dotnet" in up["steps"][0]["run"]
+    # the pre-flight runs before up, against the cluster too (its kubeconfig from the platform stack, removed after)
+    preflight = next(i for i, s in enumerate(up["steps"]) if "modelops preflight" in s.get("run", ""))
+    assert "--kubeconfig" in up["steps"][preflight]["run"] and "rm -f" in up["steps"][preflight]["run"]
+    assert preflight < next(i for i, s in enumerate(up["steps"]) if s.get("uses", "").startswith("pulumi/actions"))
 
 
 def test_the_policy_pack_environment_is_installed_before_pulumi_runs_it():
