@@ -11,11 +11,13 @@ per environment keeps one each.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 from tests.e2e.cluster import LocalCluster
 from tests.e2e.keda import keda_certificates
@@ -100,6 +102,16 @@ class EnvoyGateway:
             ["ip", "netns", "exec", self.netns, "unshare", "--mount", "--propagation", "private", "sh", "-c", script],
             env={"KUBECONFIG": str(kubeconfig), "ENVOY_GATEWAY_NAMESPACE": NAMESPACE},
         )
+        # the proxies' client certificate for xDS, which Envoy Gateway's certgen job would have made
+        self.cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "envoy", "namespace": NAMESPACE},
+                "type": "kubernetes.io/tls",
+                "data": {name: ca_bundle(certs / name) for name in ("tls.crt", "tls.key", "ca.crt")},
+            }
+        )
         self.cluster.apply(*gateway_manifests(hostname))
         self._wait_accepted()
 
@@ -136,6 +148,10 @@ class EnvoyGateway:
         raise RuntimeError(
             f"Envoy Gateway did not accept its GatewayClass ({status!r}):\n{self.cluster.logs('envoy-gateway')}"
         )
+
+
+def ca_bundle(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
 
 
 def forward(host: str, target_port: int) -> int:
