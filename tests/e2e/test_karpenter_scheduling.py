@@ -21,9 +21,8 @@ Karpenter behaviour the assertions rely on, from its documentation:
 - a NodePool's template labels and taints are put on its nodes, and `karpenter.sh/nodepool`,
   `karpenter.sh/capacity-type` and `node.kubernetes.io/instance-type` label them
   (https://karpenter.sh/v1.15/concepts/nodepools/, "Well-Known Labels" in scheduling);
-- with spot and on-demand both allowed, Karpenter launches spot (https://karpenter.sh/v1.15/concepts/nodepools/,
-  `karpenter.sh/capacity-type`: "Karpenter prioritizes Spot offerings if the NodePool allows Spot and
-  on-demand instances");
+- with spot and on-demand both allowed, Karpenter launches spot (https://karpenter.sh/v1.15/concepts/scheduling/,
+  "Capacity Type": "Karpenter prioritizes Spot offerings if the NodePool allows Spot and on-demand instances");
 - `spec.limits` caps the resources of the nodes a NodePool launches; past it, pods stay Pending
   (https://karpenter.sh/v1.15/concepts/nodepools/#speclimits);
 - a pod that does not tolerate a NodePool's taints is not provisioned by it
@@ -39,7 +38,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +205,6 @@ class KarpenterRun:
     cluster: LocalCluster
     objects: list[dict[str, Any]]
     """What was applied: the program's objects (and the AL2023 device plugin)."""
-    notes: list[str] = field(default_factory=list)
 
     def json(self, *args: str) -> list[dict[str, Any]]:
         return json.loads(self.cluster.kubectl("get", *args, "-o", "json").stdout)["items"]
@@ -275,6 +273,7 @@ def run(request, tmp_path_factory) -> Iterator[KarpenterRun]:
     cluster = LocalCluster(bin_dir, workdir / "cluster")
     try:
         cluster.start()
+        # NodeClaim and KWOKNodeClass, and core's NodePool CRD over the AWS provider's: the binary's own release
         cluster.kubectl("apply", "--server-side", "-f", str(KARPENTER_CRDS))
         cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
         cluster.apply(
