@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .inert import md_code, terminal
 from .plan import SECRET, UNKNOWN, Plan, PlannedResource, mask_secrets
 
 _SECRET_KEY = re.compile(r"(password|secret|token|credential|kubeconfig|private.?key)", re.IGNORECASE)
@@ -230,24 +231,34 @@ def summary_line(d: PlanDiff) -> str:
 
 
 def refusal(r: ResourceDiff) -> str:
+    """The refusal as plain text (JSON output); `format_text` and `format_markdown` make its values inert."""
+    return _refusal(r, r.name, _shell_quoted(r.urn))
+
+
+def _refusal(r: ResourceDiff, name: str, urn: str) -> str:
     return (
-        f"{r.name} is protected: `pulumi preview` and `up` refuse to {r.op} it; unprotect it first "
-        f"(`pulumi state unprotect '{r.urn}'`) if the {r.op} is intended"
+        f"{name} is protected: `pulumi preview` and `up` refuse to {r.op} it; unprotect it first "
+        f"(`pulumi state unprotect {urn}`) if the {r.op} is intended"
     )
 
 
+def _shell_quoted(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
 def format_text(d: PlanDiff) -> str:
+    """For a terminal: every name, type, path and value from the plans through `terminal`."""
     if d.empty:
         return "no changes\n"
     lines = [summary_line(d)]
-    lines += [f"error: {refusal(r)}" for r in d.refused]
+    lines += [f"error: {_refusal(r, terminal(r.name), terminal(_shell_quoted(r.urn)))}" for r in d.refused]
     for r in d.resources:
-        lines.append(f"{_SYMBOL[r.op]} {r.op:7} {r.type} {r.name}")
+        lines.append(f"{_SYMBOL[r.op]} {r.op:7} {terminal(r.type)} {terminal(r.name)}")
         if r.replace_reasons:
-            lines.append(f"    replaced because {', '.join(r.replace_reasons)} changed")
+            lines.append(f"    replaced because {terminal(', '.join(r.replace_reasons))} changed")
         for c in r.changes:
             old, new = _pair(c.old, c.new)
-            lines.append(f"    {c.path}: {old} -> {new}")
+            lines.append(f"    {terminal(c.path)}: {terminal(old)} -> {terminal(new)}")
     return "\n".join(lines) + "\n"
 
 
@@ -273,16 +284,25 @@ def format_markdown(d: PlanDiff, collapse_after: int = 25) -> str:
         return "**Changes**: none\n"
     rows = ["| | resource | type | change |", "| --- | --- | --- | --- |"]
     for r in d.resources:
-        detail = "; ".join("`{}`: `{}` → `{}`".format(c.path, *_pair(c.old, c.new, 40)) for c in r.changes[:6])
+        # every path, value, name and type is a code span of its own (inert.md_code): nothing from a plan can
+        # end the row, the table or the <details> around it
+        detail = "; ".join(
+            "{}: {} → {}".format(md_code(c.path), *(md_code(v) for v in _pair(c.old, c.new, 40))) for c in r.changes[:6]
+        )
         if len(r.changes) > 6:
             detail += f"; … {len(r.changes) - 6} more"
         if r.replace_reasons:
-            detail = f"**replace** ({', '.join(r.replace_reasons)}) " + detail
-        rows.append(f"| {_SYMBOL[r.op]} | `{r.name}` | `{r.type}` | {detail.replace('|', chr(92) + '|') or r.op} |")
+            detail = f"**replace** ({', '.join(md_code(p) for p in r.replace_reasons)}) " + detail
+        rows.append(f"| {_SYMBOL[r.op]} | {md_code(r.name)} | {md_code(r.type)} | {detail or r.op} |")
     table = "\n".join(rows)
     head = f"**Changes**: {summary_line(d)}"
     if d.refused:
-        head += "\n\n" + "\n".join(f"❌ {refusal(r)}" for r in d.refused)
+        head += "\n\n" + "\n".join(
+            f"❌ {md_code(r.name, cell=False)} is protected: {md_code('pulumi preview', cell=False)} and {md_code('up', cell=False)} "
+            f"refuse to {r.op} it; unprotect it first "
+            f"({md_code('pulumi state unprotect ' + _shell_quoted(r.urn), cell=False)}) if the {r.op} is intended"
+            for r in d.refused
+        )
     if len(d.resources) > collapse_after:
         return f"{head}\n\n<details><summary>{len(d.resources)} resources</summary>\n\n{table}\n\n</details>\n"
     return f"{head}\n\n{table}\n"

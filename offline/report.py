@@ -6,12 +6,17 @@ import json
 from typing import Any
 
 from .check import CheckReport
+from .inert import md_cell, md_text, terminal
 
 
 def format_table(report: CheckReport) -> str:
-    rows = [(f.rule, f.level, f.outcome, f.resource or "(stack)", f.message) for f in report.findings]
+    # every column may hold text from a plan or a policy config (a resource name, a message quoting a value)
+    rows = [
+        tuple(terminal(v) for v in (f.rule, f.level, f.outcome, f.resource or "(stack)", f.message))
+        for f in report.findings
+    ]
     order = {"fail": 0, "not-evaluated": 1, "exempt": 2}
-    rows.sort(key=lambda r: (order[r[2]], r[1] != "mandatory", r[0], r[3]))
+    rows.sort(key=lambda r: (order.get(r[2], 3), r[1] != "mandatory", r[0], r[3]))
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(("RULE", "LEVEL", "RESULT", "RESOURCE"))]
     lines = []
     if rows:
@@ -21,7 +26,7 @@ def format_table(report: CheckReport) -> str:
             lines.append("  ".join(c.ljust(widths[i]) if i < 4 else c for i, c in enumerate(row)))
     s = report.summary()
     lines.append(
-        f"{report.source}: {s['rules']} rules over {s['resources']} resources: "
+        f"{terminal(report.source)}: {s['rules']} rules over {s['resources']} resources: "
         f"{s['mandatoryFailures']} mandatory failure(s), {s['advisoryFailures']} advisory, "
         f"{s['notEvaluated']} not evaluated (unknown at preview), {s['exempt']} exempt"
     )
@@ -46,6 +51,10 @@ def format_json(report: CheckReport) -> str:
     )
 
 
+_WORDS = {"advisory", "mandatory", "remediate", "disabled", "fail", "not-evaluated", "exempt"}
+"""Levels and outcomes check produces: shown as they are; anything else (a hand-made report) as inert text."""
+
+
 def format_markdown(report: CheckReport) -> str:
     s = report.summary()
     verdict = "❌ mandatory policy failures" if s["mandatoryFailures"] else "✅ no mandatory failures"
@@ -57,9 +66,10 @@ def format_markdown(report: CheckReport) -> str:
     if shown:
         lines += ["", "| rule | level | result | resource | message |", "| --- | --- | --- | --- | --- |"]
         order = {"fail": 0, "not-evaluated": 1}
-        for f in sorted(shown, key=lambda f: (order[f.outcome], f.level != "mandatory", f.rule, f.resource)):
-            message = f.message.replace("|", "\\|")
-            lines.append(f"| `{f.rule}` | {f.level} | {f.outcome} | `{f.resource or '(stack)'}` | {message} |")
+        for f in sorted(shown, key=lambda f: (order.get(f.outcome, 2), f.level != "mandatory", f.rule, f.resource)):
+            level, outcome = (v if v in _WORDS else md_text(v) for v in (f.level, f.outcome))
+            cells = (md_cell(f.rule), level, outcome, md_cell(f.resource or "(stack)"))
+            lines.append(f"| {' | '.join(cells)} | {md_text(f.message)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -137,7 +137,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .render import RenderError, write_manifests
 
     try:
-        written = write_manifests(_plan_from(args), Path(args.out))
+        written = write_manifests(_plan_from(args), args.out)
     except RenderError as exc:
         raise UsageError(str(exc)) from None
     print(f"wrote {len(written)} manifests to {args.out}")

@@ -123,7 +123,7 @@ def test_deleting_or_replacing_a_protected_resource_is_refused_as_the_engine_ref
         next(s for s in head["steps"] if s["urn"].endswith("::chat-repo"))["newState"]["inputs"]["name"] = "x/chat"
     d = diff_plans(from_json(base), from_json(head))
     assert [r.name for r in d.refused] == ["chat-repo"]
-    assert "chat-repo is protected" in format_markdown(d)
+    assert "❌ `chat-repo` is protected" in format_markdown(d)
     paths = []
     for name, plan in (("base", base), ("head", head)):
         paths.append(tmp_path / f"{name}.json")
