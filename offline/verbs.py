@@ -145,7 +145,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    from .smoke import format_results, smoke, smoke_endpoints
+    from .smoke import format_results, passed, smoke, smoke_endpoints
 
     settings = _settings(args)
     if args.endpoints:
@@ -153,7 +153,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     else:
         results = smoke(settings.model, settings.stack)
     print(format_results(results))
-    return EXIT_POLICY if any(r.outcome == "fail" for r in results) else EXIT_OK
+    return EXIT_OK if passed(results) else EXIT_POLICY
 
 
 def cmd_policy_config(args: argparse.Namespace) -> int:
