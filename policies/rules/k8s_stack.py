@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from . import promql
+from . import cron, promql
 from .framework import (
     StackResource,
     as_list,
@@ -226,8 +226,15 @@ def _cannot_wake(scaler: StackResource, resources: list[StackResource]) -> str |
         if kind in NO_WAKE_TRIGGERS:
             asleep.append(f"a {kind} trigger")
             continue
+        if kind == "cron":
+            metadata = as_map(trigger.get("metadata"))
+            problem = cron.cron_problem(str(metadata.get("start", "")))
+            if problem is None and str(metadata.get("desiredReplicas", "1")) != "0":
+                return None
+            asleep.append(f"a cron trigger that never holds a replica ({problem or 'desiredReplicas 0'})")
+            continue
         if kind != "prometheus":
-            return None  # a cron trigger, or an event source outside the pods (a queue, the HTTP add-on)
+            return None  # an event source outside the pods (a queue, the HTTP add-on)
         query = str(as_map(trigger.get("metadata")).get("query", ""))
         try:
             own = promql.pod_only_series(query, SERVER_METRIC_PREFIXES, services)

@@ -1321,6 +1321,21 @@ def scaled_to_zero(triggers: list[dict], kind: str = "Deployment", **spec) -> Ca
         ([prometheus('sum(rate(http_requests_total{service="gateway"}[2m]))')], True),
         ([{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "60"}}], False),
         ([prometheus("sum(rate(envoy_rq[2m])")], False),  # not PromQL: KEDA's query fails, nothing wakes
+        # hours that never begin (February 30th), or hold no replica, wake nothing either
+        (
+            [
+                prometheus("sum(vllm:num_requests_waiting)"),
+                {**CRON, "metadata": {**CRON["metadata"], "start": "0 8 30 2 *"}},
+            ],
+            False,
+        ),
+        (
+            [
+                prometheus("sum(vllm:num_requests_waiting)"),
+                {**CRON, "metadata": {**CRON["metadata"], "desiredReplicas": "0"}},
+            ],
+            False,
+        ),
         ([], False),
     ],
 )
@@ -1356,13 +1371,14 @@ def test_keda_idle_replicas_and_statefulsets_scale_to_zero_too(tmp_path):
 
 
 def test_the_pack_reads_promql_as_the_schema_does():
-    """The pack runs without the components (its own environment): its PromQL reader is a copy of the
-    components' (byte for byte), and its server-only prefixes are the runtime presets'."""
+    """The pack runs without the components (its own environment): its PromQL and cron readers are copies of
+    the components' (byte for byte), and its server-only prefixes are the runtime presets'."""
     from components.config import SERVER_METRIC_PREFIXES as SCHEMA_PREFIXES
     from policies.rules.k8s_stack import SERVER_METRIC_PREFIXES
 
     root = Path(__file__).resolve().parents[2]
-    assert (root / "policies/rules/promql.py").read_bytes() == (root / "components/promql.py").read_bytes()
+    for shared in ("promql.py", "cron.py"):
+        assert (root / "policies/rules" / shared).read_bytes() == (root / "components" / shared).read_bytes()
     assert set(SERVER_METRIC_PREFIXES) == set(SCHEMA_PREFIXES)
 
 
