@@ -266,11 +266,19 @@ def _request(method: str, url: str, data: bytes | None) -> tuple[int, http.clien
     else:
         connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=REQUEST_SECONDS)
     expired = threading.Event()
-    watchdog = threading.Timer(REQUEST_SECONDS, _cut, (connection, expired))
+    # the connected socket, kept here: http.client drops `connection.sock` once it has a `Connection: close`
+    # answer's headers, while the body is still read from that socket
+    sockets: list[socket.socket] = []
+    watchdog = threading.Timer(REQUEST_SECONDS, _cut, (sockets, expired))
     watchdog.daemon = True
     watchdog.start()
     try:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection.connect()
+        if connection.sock is not None:
+            sockets.append(connection.sock)
+        if expired.is_set():
+            raise TimeoutError(f"no complete answer within {REQUEST_SECONDS:.0f} s")
         connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
         answer = connection.getresponse()
         chunks, size = [], 0
@@ -289,8 +297,8 @@ def _request(method: str, url: str, data: bytes | None) -> tuple[int, http.clien
         connection.close()
 
 
-def _cut(connection: http.client.HTTPConnection, expired: threading.Event) -> None:
+def _cut(sockets: list[socket.socket], expired: threading.Event) -> None:
     expired.set()
-    if connection.sock is not None:
+    for sock in sockets:
         with contextlib.suppress(OSError):  # already closed: nothing left to cut
-            connection.sock.shutdown(socket.SHUT_RDWR)
+            sock.shutdown(socket.SHUT_RDWR)

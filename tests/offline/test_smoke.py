@@ -113,3 +113,146 @@ def test_endpoints_get_their_runtimes_sample_request_through_the_gateway(capsys)
     assert ("POST", "/sentiment/", {"inputs": "ping"}) in seen
     assert sum(1 for _, path, _ in seen if path.startswith("/vision/")) == 3  # a 503, retried, still failing
     assert code == 1 and "vision" in out and "fail" in out
+
+
+# ---- hostile gateways and arguments (issue #26, class 10) ----
+
+
+class _Hostile:
+    """A gateway on 127.0.0.1 that answers every request with what `behaviour(handler)` writes."""
+
+    def __init__(self, behaviour):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                behaviour(self)
+
+            do_GET = do_POST = _answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _dev_endpoints_config():
+    """The dev stack with its model served on Kubernetes too (standby), so --endpoints has one to try."""
+    raw = stack_raw("dev")
+    raw["models"]["sentiment"]["fallback"] = "standby"
+    return parse_stack_config(raw)
+
+
+def _answer(status, body=b"", headers=()):
+    def behaviour(handler):
+        handler.send_response(status)
+        for key, value in headers:
+            handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return behaviour
+
+
+@pytest.mark.parametrize(
+    "behaviour, expected",
+    [
+        (_answer(302, headers=[("Location", "https://sso.example.com/login")]), "redirected (302) to https://sso"),
+        (_answer(307, headers=[("Location", "https://u:hunter2@evil.example/x")]), "redirected (307)"),
+        (_answer(200, b"<html>Sign in</html>", [("Content-Type", "text/html; charset=utf-8")]), "HTML page"),
+        (_answer(401, b"\x1b[2J\x1b]0;pwned\x07denied"), "\\x1b[2J"),
+    ],
+    ids=["redirect-to-login", "redirect-with-credentials", "html-login-page", "escape-sequences-in-body"],
+)
+def test_a_gateway_that_redirects_or_answers_a_page_fails_and_prints_nothing_raw(behaviour, expected):
+    from offline.smoke import format_results, passed, smoke_endpoints
+
+    with _Hostile(behaviour) as gateway:
+        results = smoke_endpoints(_dev_endpoints_config(), gateway.url, attempts=1)
+    assert [r.outcome for r in results] == ["fail"] and not passed(results)
+    shown = format_results(results)
+    assert expected in shown
+    assert "\x1b" not in shown and "\x07" not in shown and "hunter2" not in shown
+
+
+def test_a_trickling_answer_is_cut_at_the_stated_timeout(monkeypatch):
+    """One byte every 0.2 s keeps each socket read under any per-read timeout; the request's own deadline cuts it."""
+    import time as clock
+
+    from offline import smoke as smoke_module
+
+    monkeypatch.setattr(smoke_module, "REQUEST_SECONDS", 1.0)
+
+    def trickle(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Length", "1000")
+        handler.end_headers()
+        for _ in range(100):
+            handler.wfile.write(b"x")
+            handler.wfile.flush()
+            clock.sleep(0.2)
+
+    with _Hostile(trickle) as gateway:
+        started = clock.monotonic()
+        results = smoke_module.smoke_endpoints(_dev_endpoints_config(), gateway.url, attempts=1)
+        elapsed = clock.monotonic() - started
+    assert elapsed < 3, elapsed
+    assert results[0].outcome == "fail" and "within 1 s" in results[0].detail
+
+
+@pytest.mark.parametrize(
+    "url", ["https://admin:s3cr3t-pass@gw.example.com", "http://token@127.0.0.1:1", "ftp://gw.example.com", "gw"]
+)
+def test_a_base_url_with_credentials_or_no_http_is_refused_without_echoing_them(url, capsys):
+    code = main(["smoke", "--stack", "prod", "--endpoints", "--base-url", url])
+    err = capsys.readouterr().err
+    assert code == 2 and "--base-url" in err
+    assert "s3cr3t-pass" not in err and "token@" not in err
+
+
+def test_nothing_tested_is_not_a_pass(capsys):
+    """Every model skipped (no gateway hostname, no --base-url) reported "ok" with exit 0 before."""
+    from offline.smoke import format_results, passed, smoke_endpoints
+
+    raw = stack_raw("staging")
+    raw["cluster"].pop("gateway", None)
+    for model in raw["models"].values():
+        model.pop("canary", None)
+    results = smoke_endpoints(parse_stack_config(raw))
+    assert results and {r.outcome for r in results} == {"skipped"}
+    assert not passed(results) and "FAIL (nothing was tested)" in format_results(results)
+    assert not passed([]) and "FAIL (nothing was tested)" in format_results([])
+
+
+def test_a_function_answering_an_http_error_is_not_ok():
+    from offline.smoke import _lambda_answer_problem
+
+    assert _lambda_answer_problem(None, 200, b'{"statusCode": 502, "body": "bad gateway"}') == (
+        "the function answered statusCode 502"
+    )
+    assert _lambda_answer_problem(None, 200, b'{"label": "positive"}') is None
+    assert "\x1b" not in (_lambda_answer_problem("Unhandled", 200, b"\x1b]8;;http://evil\x07boom") or "")
+
+
+def test_an_invoke_is_never_retried_and_waits_at_most_the_function_timeout():
+    """botocore's standard mode would run the model up to 3 times and wait 3 x (timeout + 5) s."""
+    from offline.smoke import _lambda_clients
+
+    lookup, invoke = _lambda_clients(boto3.session.Session(region_name="us-east-1"), "us-east-1", 60)
+    assert invoke.meta.config.retries["total_max_attempts"] == 1
+    assert invoke.meta.config.read_timeout == 65 and invoke.meta.config.connect_timeout == 5
+    assert lookup.meta.config.read_timeout == 10
