@@ -94,6 +94,7 @@ class Keda:
             [
                 "keda-adapter",
                 f"--secure-port={self.adapter_port}",
+                f"--port={free_port()}",  # its own /metrics (8080 by default: one adapter per machine)
                 "--bind-address=127.0.0.1",
                 f"--cert-dir={self.certs}",
                 f"--tls-cert-file={self.certs / 'tls.crt'}",
