@@ -40,8 +40,7 @@ def test_a_replica_change_is_exactly_that_update_with_an_unchanged_ceiling(tmp_p
     assert text.startswith("<!-- modelops-comment stack=prod -->\n### modelops · stack `prod`")
     assert "**Changes**: 0 to create, 1 to update, 0 to replace, 0 to delete" in text
     assert (
-        "| ~ | `chat-scaler` | `kubernetes:keda.sh/v1alpha1:ScaledObject` | `spec.maxReplicaCount`: `6` → `8` |"
-        in text
+        "| ~ | `chat-scaler` | `kubernetes:keda.sh/v1alpha1:ScaledObject` | `spec.maxReplicaCount`: `6` → `8` |" in text
     )
     assert "**GPU cost ceiling**: $22,271/month (unchanged) ✅ within the budget of $25,000" in text
     assert "✅ no mandatory failures" in text

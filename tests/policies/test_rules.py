@@ -1264,7 +1264,7 @@ def test_a_sized_memory_volume_passes(tmp_path):
     assert not failures(check(sized(compliant()), tmp_path), "k8s-memory-volume-limit")
 
 
-CRON = {
+CRON: dict[str, Any] = {
     "type": "cron",
     "metadata": {"timezone": "UTC", "start": "0 8 * * *", "end": "0 20 * * *", "desiredReplicas": "1"},
 }
