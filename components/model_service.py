@@ -148,7 +148,9 @@ class ModelService(pulumi.ComponentResource):
         versions = {self._model.version: self._model.artifact_prefix}
         if canary_config:
             versions[canary_config.version] = self._model.canary_artifact_prefix
-        for version, prefix in versions.items() if role else ():
+        for version, prefix in versions.items():
+            if role is None:  # weights outside S3 (none, or baked into the image): nothing to grant or mount
+                break
             self._weights_access[version] = [self._artifact_grant(name, role, version, prefix)]
             if self._model.artifact_access == ArtifactAccess.MOUNT:
                 self._artifact_claims[prefix], claim = self._artifact_mount(name, version, prefix)

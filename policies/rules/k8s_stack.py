@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import cron, promql
@@ -24,8 +25,76 @@ from .framework import (
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod", "ReplicaSet"}
 
 
+_MEMO: dict[str, tuple[tuple[int, int, int, int], Any]] = {}
+"""What a stack rule derives from the stack's resources (objects by kind, autoscalers, selector indexes), kept
+for the one resource list rules are currently given: helpers called once per workload would otherwise rescan
+the whole stack each time, and `check` grew quadratically with workloads (issue #26, class 10)."""
+
+
+def _memo(resources: list[StackResource], what: str, build: Callable[[], Any]) -> Any:
+    key = (id(resources), len(resources), id(resources[0]) if resources else 0, id(resources[-1]) if resources else 0)
+    held = _MEMO.get(what)
+    if held is not None and held[0] == key:
+        return held[1]
+    value = build()
+    _MEMO[what] = (key, value)
+    return value
+
+
 def _of_kind(resources: list[StackResource], *kinds: str) -> list[StackResource]:
+    by_kind: dict[str, list[StackResource]] = _memo(resources, "kinds", lambda: _kinds(resources))
+    if len(kinds) == 1:
+        return by_kind.get(kinds[0], [])
     return [r for r in resources if k8s_kind(r.type) in kinds]
+
+
+def _kinds(resources: list[StackResource]) -> dict[str, list[StackResource]]:
+    by_kind: dict[str, list[StackResource]] = {}
+    for r in resources:
+        by_kind.setdefault(k8s_kind(r.type), []).append(r)
+    return by_kind
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class _SelectorIndex:
+    """Objects with a label selector, found by the labels of the pods they would select. Each object is filed
+    under the rarest of its matchLabels pairs, in its namespace; a lookup reads only the objects filed under
+    one of the pod's own pairs (and those without matchLabels, which any pod may match), then checks each with
+    `selector_matches`: the same answer as scanning every object, in time that does not grow with the stack."""
+
+    def __init__(self, objects: list[StackResource], selector_of: Callable[[StackResource], Any]):
+        self._order = {id(o): i for i, o in enumerate(objects)}
+        self._selectors: dict[int, Any] = {}
+        entries = []
+        counts: Counter = Counter()
+        for obj in objects:
+            selector = selector_of(obj)
+            if selector is None:
+                continue
+            self._selectors[id(obj)] = selector
+            pairs = [(k, v) for k, v in as_map(selector.get("matchLabels")).items() if isinstance(v, _PLAIN)]
+            entries.append((obj, object_namespace(obj.props), pairs))
+            counts.update((object_namespace(obj.props), k, v) for k, v in pairs)
+        self._filed: dict[tuple, list[StackResource]] = {}
+        self._anywhere: dict[str | None, list[StackResource]] = {}
+        for obj, namespace, pairs in entries:
+            if pairs:
+                rarest = min(pairs, key=lambda kv: counts[(namespace, *kv)])
+                self._filed.setdefault((namespace, *rarest), []).append(obj)
+            else:
+                self._anywhere.setdefault(namespace, []).append(obj)
+
+    def matching(self, namespace: str | None, labels: Any) -> list[StackResource]:
+        found = {id(o): o for o in self._anywhere.get(namespace, [])}
+        for k, v in as_map(labels).items():
+            if isinstance(v, _PLAIN):
+                found.update((id(o), o) for o in self._filed.get((namespace, k, v), []))
+        return sorted(
+            (o for o in found.values() if selector_matches(self._selectors[id(o)], labels)),
+            key=lambda o: self._order[id(o)],
+        )
 
 
 def _label(r: StackResource) -> str:
@@ -34,14 +103,12 @@ def _label(r: StackResource) -> str:
 
 @stack_rule("k8s-netpol-coverage", "Every workload's pods must be selected by a NetworkPolicy.")
 def k8s_netpol_coverage(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
-    policies = _of_kind(resources, "NetworkPolicy")
+    policies = _SelectorIndex(
+        _of_kind(resources, "NetworkPolicy"), lambda p: as_map(dig(p.props, "spec", "podSelector"))
+    )
     for workload in _of_kind(resources, *_WORKLOADS):
         labels = pod_labels(workload.type, workload.props)
-        ns = object_namespace(workload.props)
-        covered = any(
-            object_namespace(p.props) == ns and selector_matches(as_map(dig(p.props, "spec", "podSelector")), labels)
-            for p in policies
-        )
+        covered = policies.matching(object_namespace(workload.props), labels)
         if not covered:
             yield (
                 workload,
@@ -68,6 +135,10 @@ def paused_replicas(scaler: StackResource) -> int | None:
 def _autoscalers(resources: list[StackResource]) -> dict[tuple[str | None, Any], tuple[StackResource, int, int]]:
     """(namespace, Deployment name) -> (autoscaler, min, max) for HPAs and KEDA ScaledObjects (a ScaledObject
     paused at a count: that count, both ways)."""
+    return _memo(resources, "autoscalers", lambda: _find_autoscalers(resources))
+
+
+def _find_autoscalers(resources: list[StackResource]) -> dict[tuple[str | None, Any], tuple[StackResource, int, int]]:
     found: dict[tuple[str | None, Any], tuple[StackResource, int, int]] = {}
     for r in _of_kind(resources, "HorizontalPodAutoscaler", "ScaledObject"):
         spec = as_map(r.props.get("spec"))
@@ -76,8 +147,9 @@ def _autoscalers(resources: list[StackResource]) -> dict[tuple[str | None, Any],
             continue
         held = paused_replicas(r)
         if held is not None:
-            low, high = held, held
-        elif k8s_kind(r.type) == "ScaledObject":
+            found[(object_namespace(r.props), target.get("name"))] = (r, held, held)
+            continue
+        if k8s_kind(r.type) == "ScaledObject":
             low, high = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 100)
         else:
             low, high = spec.get("minReplicas", 1), spec.get("maxReplicas")
@@ -106,16 +178,13 @@ def _percent_or_count(value: Any, total: int) -> int:
 
 @stack_rule("k8s-pdb", "Every Deployment needs a PodDisruptionBudget that allows voluntary disruption.")
 def k8s_pdb(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
-    budgets = _of_kind(resources, "PodDisruptionBudget")
+    budgets = _SelectorIndex(
+        _of_kind(resources, "PodDisruptionBudget"), lambda b: as_map(dig(b.props, "spec", "selector"))
+    )
     scalers = _autoscalers(resources)
     for deployment in _of_kind(resources, "Deployment"):
         labels = pod_labels(deployment.type, deployment.props)
-        ns = object_namespace(deployment.props)
-        matching = [
-            b
-            for b in budgets
-            if object_namespace(b.props) == ns and selector_matches(as_map(dig(b.props, "spec", "selector")), labels)
-        ]
+        matching = budgets.matching(object_namespace(deployment.props), labels)
         low, high = _deployment_replicas(deployment, scalers)
         if high == 0:
             continue  # never runs a pod (a rolled-back canary): nothing to disrupt, nothing to protect
@@ -197,21 +266,26 @@ def _target_services(scaler: StackResource, resources: list[StackResource]) -> s
     Prometheus Operator gives their series), and the target's own name."""
     target = as_map(dig(scaler.props, "spec", "scaleTargetRef"))
     namespace, name = object_namespace(scaler.props), str(target.get("name", ""))
-    workloads = [
-        w
-        for w in _of_kind(resources, str(target.get("kind", "Deployment")))
-        if object_namespace(w.props) == namespace and object_name(w.props, w.name) == name
-    ]
-    labels = pod_labels(workloads[0].type, workloads[0].props) if workloads else {}
-    selected = {
-        object_name(s.props, s.name)
-        for s in _of_kind(resources, "Service")
-        if object_namespace(s.props) == namespace
-        and as_map(dig(s.props, "spec", "selector"))
-        and labels
-        and all(labels.get(k) == v for k, v in as_map(dig(s.props, "spec", "selector")).items())
-    }
+    by_name = _memo(resources, "workloads by name", lambda: _workloads_by_name(resources))
+    workload = by_name.get((str(target.get("kind", "Deployment")), namespace, name))
+    labels = pod_labels(workload.type, workload.props) if workload else {}
+    services = _memo(resources, "services", lambda: _SelectorIndex(_of_kind(resources, "Service"), _service_selector))
+    selected = {object_name(s.props, s.name) for s in services.matching(namespace, labels)} if labels else set()
     return {name, *selected}
+
+
+def _workloads_by_name(resources: list[StackResource]) -> dict[tuple[str, str | None, str], StackResource]:
+    """(kind, namespace, name) -> the first object of that identity."""
+    found: dict[tuple[str, str | None, str], StackResource] = {}
+    for r in resources:
+        found.setdefault((k8s_kind(r.type), object_namespace(r.props), object_name(r.props, r.name)), r)
+    return found
+
+
+def _service_selector(service: StackResource) -> dict[str, Any] | None:
+    """A Service's selector as a LabelSelector; none (selects no pods by label) when it is empty."""
+    selector = as_map(dig(service.props, "spec", "selector"))
+    return {"matchLabels": dict(selector)} if selector else None
 
 
 def _cannot_wake(scaler: StackResource, resources: list[StackResource]) -> str | None:

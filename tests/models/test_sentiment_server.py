@@ -156,3 +156,11 @@ def test_the_shipped_dockerfiles_lint_clean(tmp_path):
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN cd /app && pip install flask\n")
     assert subprocess.run([str(hadolint), str(bad)], capture_output=True, timeout=60).returncode != 0
+
+
+def test_the_summarizer_cpu_build_serves_the_reference_server():
+    """models/summarizer's CPU build (its Lambda fallback) serves the project's HTTP contract with the reference
+    server: a Docker build context cannot reach outside itself, so the file is copied there, and held identical."""
+    assert (ROOT / "models" / "summarizer" / "server.py").read_bytes() == (
+        ROOT / "models" / "sentiment" / "server.py"
+    ).read_bytes()
