@@ -188,6 +188,9 @@ def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
     secret_paths: dict[str, set[str]] = {r.urn: set() for r in resources}
     proxied = [(r, unknown_checking_proxy(_secrets_unreadable(r.inputs, "", secret_paths[r.urn]))) for r in resources]
     every_secret = set().union(*secret_paths.values()) if secret_paths else set()
+    # one list for every stack rule: what a rule derives from it (objects by kind, selector indexes) is kept
+    # for that list, so the rules together stay linear in the stack's size
+    stack_resources = [framework.StackResource(r.type, r.name, r.urn, props) for r, props in proxied]
     for rule in rules:
         level, settings = resolved[rule.id]
         if level == "disabled":
@@ -214,7 +217,6 @@ def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
                 if unknown is not None and not reason:
                     add("not-evaluated", resource.urn, _not_evaluated(unknown, secret_paths[resource.urn]))
             continue
-        stack_resources = [framework.StackResource(r.type, r.name, r.urn, props) for r, props in proxied]
         violations, unknown = _until_unknown(rule.check(stack_resources, settings))
         if unknown is not None:
             add("not-evaluated", "", _not_evaluated(unknown, every_secret))

@@ -150,7 +150,26 @@ def from_json(data: Any, source: str = "<plan>") -> Plan:
                 raise PlanError(f"{source}: steps[{i}].{key} is not a resource state")
     if data.get("config") is not None and not isinstance(data["config"], dict):
         raise PlanError(f"{source}: config is not an object")
+    if _deeper_than(data, MAX_PLAN_DEPTH):
+        raise PlanError(f"{source}: nested more than {MAX_PLAN_DEPTH} levels deep; not a plan any engine writes")
     return Plan(data["steps"], data.get("config") or {}, source)
+
+
+MAX_PLAN_DEPTH = 100
+"""Levels of objects and lists a plan may nest: a Kubernetes object in a step is about 20 deep. Every verb
+walks values recursively (masking, diffs, YAML); a deeper hand-made plan would end in a RecursionError."""
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Iteratively, so that measuring a hostile document cannot itself recurse too deep."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            pending += [(child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)]
+    return False
 
 
 def load_plan(path: str | Path) -> Plan:

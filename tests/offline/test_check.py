@@ -8,8 +8,10 @@ import json
 import jsonschema
 import pytest
 
+from offline.check import run_checks
 from offline.cli import main
-from tests.conftest import CLI_FIXTURES, ROOT, UPSTREAM
+from offline.plan import from_json
+from tests.conftest import CLI_FIXTURES, ROOT, UPSTREAM, reference_plan
 from tests.policies.test_rules import CASES, compliant, preview_json
 
 
@@ -242,3 +244,55 @@ def test_the_documented_canary_roll_back_passes_prod_policies(tmp_path, capsys):
     assert (
         main(["check", "--plan", str(plan), "--policy-config", "policies/config/prod.json"]) == 0
     ), capsys.readouterr().out
+
+
+def _plan_of_copies(copies: int):
+    """prod's models' Kubernetes objects `copies` times over, each copy its own models (names, labels); the
+    objects of no model (the GPU pools', the namespace) once."""
+    base = reference_plan("prod")
+    models = ("chat", "vision", "summarizer", "sentiment")
+    kube = [
+        s
+        for s in base["steps"]
+        if s["newState"]["type"].startswith("kubernetes:") and any(m in json.dumps(s) for m in models)
+    ]
+    steps = [s for s in base["steps"] if s not in kube]
+    for i in range(copies):
+        text = json.dumps(kube)
+        for model in models:
+            text = text.replace(model, f"{model}{i}")
+        steps += json.loads(text)
+    return from_json({"steps": steps, "config": {}})
+
+
+def test_check_work_grows_linearly_with_workloads(monkeypatch):
+    """Stack rules matched every workload against every PodDisruptionBudget, NetworkPolicy and Service, and
+    re-derived the autoscalers once per workload: 1,000 workloads took 71 s where 100 took 2 (issue #26,
+    class 10). Counted in selector matches and namespace reads, which a quadratic rule multiplies by 16 when
+    the stack grows 4 times; wall time on shared cores is too noisy to assert on."""
+    import importlib
+
+    from offline.check import policy_rules
+
+    policy_rules()  # puts the pack's `rules` package on the path, as check does
+    k8s_stack = importlib.import_module("rules.k8s_stack")
+    config = json.loads((ROOT / "policies" / "config" / "prod.json").read_text())
+    calls = {"n": 0}
+
+    def counted(function):
+        def wrapper(*args, **kwargs):
+            calls["n"] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(k8s_stack, "selector_matches", counted(k8s_stack.selector_matches))
+    monkeypatch.setattr(k8s_stack, "object_namespace", counted(k8s_stack.object_namespace))
+    work = {}
+    for copies in (10, 40):
+        plan = _plan_of_copies(copies)
+        calls["n"] = 0
+        report = run_checks(plan, config)
+        work[copies] = calls["n"]
+        assert report.resources > 40 * copies
+    assert work[40] <= 4.5 * work[10], work
