@@ -1,9 +1,13 @@
 """What every `modelops` verb shares: exit codes, the usage error, reading and planning a stack, writing a
 result. (The verbs and the command line both use it; neither imports the other for it.)"""
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
+
+from .inert import terminal
 
 EXIT_OK, EXIT_POLICY, EXIT_USAGE = 0, 1, 2
 
@@ -38,19 +42,60 @@ def plan_settings(settings, preflight: bool = False) -> dict[str, Any]:
         raise UsageError(f"stack {settings.stack}: the program failed: {exc}") from None
 
 
+def checked_destination(destination: str) -> Path:
+    """A file path a verb may write: not empty (which would name the working directory), and no symbolic link
+    at it or at any directory on the way (a link planted in a checkout, `comment.md -> ~/.bashrc`, would
+    otherwise be written through). Raises UsageError naming the path."""
+    if not destination.strip():
+        raise UsageError("the output path is empty; name a file, or '-' for stdout")
+    path = Path(destination)
+    for place in [*reversed(path.parents), path]:
+        if place.is_symlink():
+            raise UsageError(
+                f"cannot write {terminal(destination)}: {terminal(place)} is a symbolic link; give the path without links"
+            )
+    if path.is_dir():
+        raise UsageError(f"cannot write {terminal(destination)}: it is a directory")
+    return path
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """`text` into `path` through a temporary file beside it, renamed over it: a reader never sees half a
+    file, a failed write leaves the old one, and a link put at `path` meanwhile is replaced, not followed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, _mode_for(path))
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _mode_for(path: Path) -> int:
+    """The file's own mode when it exists, else what `open` would give it (0666 less the umask): mkstemp's
+    0600 would otherwise stick to every file written."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_output(text: str, destination: str | None) -> None:
     """Write a result to a file or stdout; a destination that cannot take it (a full disk, a read-only
-    place, a directory) is a usage error naming it, not a traceback."""
+    place, a directory, a symbolic link) is a usage error naming it, not a traceback."""
     try:
         if destination is None or destination == "-":
             sys.stdout.write(text)
             sys.stdout.flush()
         else:
-            Path(destination).parent.mkdir(parents=True, exist_ok=True)
-            Path(destination).write_text(text)
+            write_atomically(checked_destination(destination), text)
     except BrokenPipeError:
         raise
     except OSError as exc:
-        raise UsageError(
-            f"cannot write {destination if destination not in (None, '-') else 'to stdout'}: " f"{exc.strerror or exc}"
-        ) from None
+        where = terminal(destination) if destination not in (None, "-") else "to stdout"
+        raise UsageError(f"cannot write {where}: {exc.strerror or exc}") from None

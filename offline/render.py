@@ -11,14 +11,13 @@ reader never sees half a manifest and a symlink planted at a file's name is repl
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .common import write_atomically
 from .inert import terminal
 from .plan import SECRET, UNKNOWN, Plan, PlannedResource
 
@@ -71,7 +70,8 @@ NAME_MAX = 255
 
 
 def file_name(doc: dict[str, Any]) -> str:
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    found = doc.get("metadata")
+    meta: dict[str, Any] = found if isinstance(found, dict) else {}
     kind = doc.get("kind")
     namespace, name = meta.get("namespace"), meta.get("name", "unnamed")
     kind = kind.lower() if isinstance(kind, str) else kind
@@ -129,17 +129,6 @@ def checked_output_dir(out: str | Path) -> Path:
     return out_dir
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=".render-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_manifests(plan: Plan, out_dir: Path | str) -> list[Path]:
     """Write every object under `out_dir`; check them all and every place they go first, so a refused plan
     or output directory writes nothing."""
@@ -162,7 +151,7 @@ def write_manifests(plan: Plan, out_dir: Path | str) -> list[Path]:
         for name, (_, text) in files.items():
             path = out_dir / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, text)
+            write_atomically(path, text)
             written.append(path)
     except OSError as exc:
         raise RenderError(
