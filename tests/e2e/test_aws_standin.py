@@ -319,6 +319,8 @@ def test_the_pushed_digest_pins_the_function_and_answers_registry_lookups(provid
     assert aws.invoke("aws:ecr/getRepositories:getRepositories", {})["names"] == [repo["name"]]
     token = aws.invoke("aws:ecr/getAuthorizationToken:getAuthorizationToken", {"registryId": ACCOUNT_ID})
     docker.configure(registryAuth=[{"address": REGISTRY, "username": "AWS", "password": token["password"]}])
+    elsewhere = docker.invoke("docker:index/getRegistryImage:getRegistryImage", {"name": "nvcr.io/nvidia/x:1.0"})
+    assert elsewhere["sha256Digest"].startswith("sha256:")  # no network here: the offline engine's answer
     looked_up = docker.invoke(
         "docker:index/getRegistryImage:getRegistryImage", {"name": f"{repo['repositoryUrl']}:2.0-x"}
     )
