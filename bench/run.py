@@ -1,4 +1,4 @@
-"""The offline engine's benchmark: prints seven figures for this machine, measured in one run.
+"""The offline engine's benchmark: prints eight figures for this machine, measured in one run.
 
   ./run bench            (or: .venv/bin/python bench/run.py [--repeat N] [--skip-cold-start])
 
@@ -11,7 +11,11 @@
 5. blast radius: resources of other models whose inputs change when one model's version moves (50 models);
 6. cold start: the environment set-up into an empty virtualenv (uv, warm package cache);
 7. real engine: the real `pulumi preview -s prod --policy-pack` against a local API server (the tier of
-   tests/e2e, tools built by ./run tools) over `modelops check` of the same stack file.
+   tests/e2e, tools built by ./run tools) over `modelops check` of the same stack file;
+8. real engine scaling: `pulumi preview` and `pulumi up` of 10, 50 and 200 generated models through the real
+   CLI against a local API server (bench/real_scaling.py): wall time, peak memory of the CLI and its plugins,
+   and where the time goes (language host, program, each provider's calls, the policy pack) from the engine's
+   own spans.
 
 Figures only: it exits non-zero when it cannot run, never because a target is missed.
 """
@@ -268,13 +272,19 @@ def main() -> int:
     parser.add_argument("--skip-cold-start", action="store_true")
     parser.add_argument("--skip-real-engine", action="store_true")
     parser.add_argument("--only", metavar="N[,N]", help="print only these figures (e.g. --only 1,7)")
+    parser.add_argument(
+        "--real-sizes", default="10,50,200", metavar="N[,N]", help="figure 8's stack sizes (default 10,50,200)"
+    )
+    parser.add_argument(
+        "--real-up-max", type=int, default=200, metavar="N", help="figure 8 runs `up` up to this size (default 200)"
+    )
     parser.add_argument("--child-scaling", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_scaling:
         _child_scaling(args.child_scaling)
         return 0
 
-    wanted = {int(n) for n in args.only.split(",")} if args.only else set(range(1, 8))
+    wanted = {int(n) for n in args.only.split(",")} if args.only else set(range(1, 9))
     print(f"modelops bench on {os.cpu_count()} cores, Python {sys.version.split()[0]}; medians of {args.repeat}")
     if 1 in wanted:
         figure_1(args.repeat)
@@ -307,6 +317,11 @@ def main() -> int:
                     f"--stack prod {r['offline_s']:.1f}s = {r['ratio']:.1f}x (target >= 10)"
                 )
             )
+    if 8 in wanted:
+        if args.skip_real_engine:
+            print("8. real engine scaling: skipped")
+        else:
+            figure_8(tuple(int(n) for n in args.real_sizes.split(",")), args.real_up_max)
     return 0
 
 
@@ -372,3 +387,31 @@ def _figure_4(tmp: Path) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def real_scaling(sizes: tuple[int, ...], up_max: int) -> list[dict] | str:
+    """Figure 8's rows (bench/real_scaling.py), each size on a fresh cluster; a reason string when it cannot run."""
+    from bench.real_scaling import measure_size
+    from tests.e2e.cluster import tools_bin_dir
+
+    bin_dir = tools_bin_dir()
+    if bin_dir is None:
+        return "the real-engine tools are not built (./run tools)"
+    rows = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows.append(measure_size(bin_dir, Path(tmp), n, up=n <= up_max))
+    return rows
+
+
+def figure_8(sizes: tuple[int, ...], up_max: int) -> None:
+    from bench.real_scaling import format_rows
+
+    rows = real_scaling(sizes, up_max)
+    if isinstance(rows, str):
+        print(f"8. real engine scaling: {rows}")
+        return
+    load = os.getloadavg()[0]
+    for line in format_rows(rows):
+        print(f"8. {line}")
+    print(f"   load average at the end: {load:.1f} on {os.cpu_count()} cores")
