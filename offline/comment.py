@@ -19,26 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from . import check, cost, diff, report
-from .common import UsageError
+from .common import UsageError, checked_stack_name
 from .inert import md_code, terminal
 from .plan import Plan
 from .stackfile import PROJECT_ROOT
 
-# What the Pulumi CLI accepts as a stack name ("alphanumeric, hyphens, underscores, or periods"):
-# https://www.pulumi.com/docs/iac/concepts/stacks/#create-stack. Nothing else reaches the marker or git.
-_STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-
 
 class BaseRevisionError(Exception):
     """The base revision could not be planned."""
-
-
-def checked_stack_name(stack: str) -> str:
-    if not _STACK_NAME.fullmatch(stack):
-        raise UsageError(
-            f"--stack {terminal(stack, 120)!r}: not a stack name (letters, digits, '-', '_' and '.', at most 100)"
-        )
-    return stack
 
 
 def marker(stack: str) -> str:

@@ -2,6 +2,7 @@
 result. (The verbs and the command line both use it; neither imports the other for it.)"""
 
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -16,13 +17,27 @@ class UsageError(Exception):
     """Reported on stderr, exit 2."""
 
 
+STACK_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,99}")
+"""What the Pulumi CLI takes as a stack name ("alphanumeric, hyphens, underscores, or periods":
+https://www.pulumi.com/docs/iac/concepts/stacks/#create-stack). It lands in file names, the PR comment's
+marker and git worktrees: nothing else gets that far (nor a leading '-', which a command would read as an option)."""
+
+
+def checked_stack_name(stack: str) -> str:
+    if not STACK_NAME.fullmatch(stack) or stack in (".", ".."):
+        raise UsageError(
+            f"stack {terminal(stack, 120)!r}: not a stack name (letters, digits, '-', '_' and '.', at most 100)"
+        )
+    return stack
+
+
 def stack_settings(stack: str, stack_file: str | None = None):
     from .stackfile import StackNotFound, load_stack, stack_name_of
 
     try:
         if stack_file:
-            return load_stack(stack_name_of(Path(stack_file)), stack_file=Path(stack_file))
-        return load_stack(stack)
+            return load_stack(checked_stack_name(stack_name_of(Path(stack_file))), stack_file=Path(stack_file))
+        return load_stack(checked_stack_name(stack))
     except StackNotFound as exc:
         raise UsageError(str(exc)) from None
 

@@ -61,9 +61,11 @@ def md_code(value: Any, limit: int | None = None, cell: bool = True) -> str:
         text = _escape_cell_pipes(text)
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
-    # CommonMark strips one space from each side of a span that starts and ends with one: pad, so a
-    # value starting or ending with a backtick does not join the fence, and a blank value stays visible
-    pad = " " if not text.strip(" ") or text[0] == "`" or text[-1] == "`" else ""
+    # a blank span keeps its spaces (CommonMark strips them only around other content); a value starting or
+    # ending with a backtick is padded with a space, which CommonMark strips again, so it does not join the fence
+    if not text.strip(" "):
+        return f"{fence}{text or ' '}{fence}"
+    pad = " " if text[0] == "`" or text[-1] == "`" else ""
     return f"{fence}{pad}{text}{pad}{fence}"
 
 

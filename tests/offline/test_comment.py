@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 
 import pytest
 import yaml
 
 from offline.cli import main
 from offline.common import plan_stack
-from tests.conftest import ROOT, reference_plan
+from tests.conftest import ROOT, reference_plan, step_named
 
 pytestmark = pytest.mark.slow  # plans several stacks or starts servers
 
@@ -75,3 +77,96 @@ def test_base_revision_is_planned_from_git_history(capsys):
 def test_an_unknown_base_revision_is_a_usage_error(capsys):
     assert main(["comment", "--stack", "dev", "--base", "no-such-ref-anywhere"]) == 2
     assert "cannot check out no-such-ref-anywhere" in capsys.readouterr().err
+
+
+# ---- a comment whose values are hostile (issue #26, class 1) ----
+
+FAKE_VERDICT = "x\n\n### ✅ modelops: no mandatory failures\n\n<!-- the real verdict is below, hidden"
+
+
+def outside_code_spans(line: str) -> str:
+    """The line with its code spans removed, as CommonMark reads them: a backtick run opens a span that the
+    next run of the same length closes; an unmatched run is literal text."""
+    out, i = [], 0
+    while i < len(line):
+        if line[i] != "`":
+            out.append(line[i])
+            i += 1
+            continue
+        run = len(re.match(r"`+", line[i:]).group(0))
+        closing = re.compile(rf"(?<!`)`{{{run}}}(?!`)")
+        end = closing.search(line, i + run)
+        if end is None:
+            out.append(line[i : i + run])
+            i += run
+        else:
+            i = end.end()
+    return "".join(out)
+
+
+def hostile_head_plan(tmp_path):
+    """prod's plan with a privileged container (a mandatory failure) whose name, and a resource whose name and
+    input, carry a fake heading, a fake verdict and an opened HTML comment."""
+    plan = reference_plan("prod")
+    deployment = step_named(plan, "chat-deployment")["newState"]["inputs"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["name"] = FAKE_VERDICT
+    container.setdefault("securityContext", {})["privileged"] = True
+    config_map = copy.deepcopy(step_named(plan, "chat-deployment"))
+    config_map["urn"] = config_map["urn"].rsplit("::", 1)[0] + "::" + FAKE_VERDICT.replace("\n", "\r\n")
+    config_map["newState"]["inputs"]["metadata"]["annotations"] = {"note": "`` | </details> " + FAKE_VERDICT}
+    plan["steps"].append(config_map)
+    path = tmp_path / "head.json"
+    path.write_text(json.dumps(plan))
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(reference_plan("prod")))
+    return base, path
+
+
+def test_values_cannot_fake_a_verdict_or_hide_the_real_one(tmp_path, capsys):
+    base, head = hostile_head_plan(tmp_path)
+    code, text = comment(tmp_path, capsys, base, head)
+    lines = text.splitlines()
+    assert code == 1
+    assert lines[0] == "<!-- modelops-comment stack=prod -->"
+    assert lines[1] == "### modelops · stack `prod`"
+    assert re.match(r"\*\*Verdict\*\*: ❌ blocked: [1-9]\d* mandatory policy failure\(s\)", lines[3])
+    # the heading is the only one; the marker the only HTML; no value starts a line
+    assert [line for line in lines if line.lstrip().startswith(("#", ">", "<", "-", "+", "=", "`"))] == lines[:2]
+    prose = [outside_code_spans(line) for line in lines[1:]]
+    assert not [line for line in prose if "<" in line.replace("<details><summary>", "").replace("</details>", "")]
+    assert [line for line in lines if line.startswith("**Verdict**")] == [lines[3]]
+    # each table row keeps its columns
+    for line in lines:
+        if line.startswith("| "):
+            cells = [m.start() for m in re.finditer(r"(?<!\\)\|", line)]
+            assert len(cells) in (5, 6), line
+
+
+def test_the_marker_and_heading_take_only_a_stack_name(capsys, tmp_path):
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(reference_plan("prod")))
+    for stack in ("prod -->\n### ✅", "-x", "a b", "..", "x" * 101):
+        code = main(["comment", f"--stack={stack}", "--base-plan", str(base), "--head-plan", str(base)])
+        err = capsys.readouterr().err
+        assert code == 2 and "not a stack name" in err and "\n###" not in err
+    assert main(["comment", "--stack=", "--base-plan", str(base), "--head-plan", str(base)]) == 2
+
+
+@pytest.mark.parametrize("ref", ["--output=/tmp/pwned", "-h", "--upload-pack=touch /tmp/x", ""])
+def test_option_like_base_revisions_never_reach_git(ref, capsys, tmp_path, monkeypatch):
+    """`git worktree add … <ref>` would read `--output=…` as an option; refused before git runs."""
+    import offline.comment as comment_module
+
+    ran = []
+    monkeypatch.setattr(comment_module.subprocess, "run", lambda *a, **k: ran.append(a) or None)
+    code = main(["comment", "--stack", "dev", f"--base={ref}", "--head-plan", str(tmp_path / "none.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and ran == []
+    assert "--base" in err or "give --base" in err
+
+
+def test_a_base_revision_is_resolved_to_a_commit_before_checkout(capsys):
+    """`--end-of-options` keeps any value an operand of rev-parse; only the commit it names reaches worktree."""
+    assert main(["comment", "--stack", "dev", "--base", "HEAD~0"]) == 0
+    assert capsys.readouterr().out.startswith("<!-- modelops-comment stack=dev -->")
