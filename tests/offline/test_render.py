@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 from offline.cli import main
-from tests.conftest import stack_raw
+from tests.conftest import ROOT, stack_raw
 from tests.k8s_schema import validate_object
+from tests.policies.test_rules import preview_json
 
 
 def test_render_writes_one_valid_manifest_per_object(tmp_path, capsys):
@@ -124,3 +125,118 @@ def test_render_output_errors_are_exit_2_not_tracebacks(tmp_path, capsys):
     # a directory that cannot be created, even as root (CI runs as root)
     assert main(["render", "--plan", plan, "--out", "/proc/modelops-render-test"]) == 2
     assert "cannot write under /proc/modelops-render-test" in capsys.readouterr().err
+
+
+# ---- confinement and hostile plans (issue #26, classes 10 and 11) ----
+
+
+def _only(tmp_path, name="fine"):
+    return _plan_with_names(tmp_path, ("models", name))
+
+
+@pytest.mark.parametrize("where", ["out", "namespace", "file"])
+def test_a_symbolic_link_anywhere_render_writes_is_refused_before_anything_is_written(tmp_path, capsys, where):
+    """Refused only after writing the other files before (issue #26, class 11); now nothing is written."""
+    plan = _plan_with_names(tmp_path, ("aaa", "first"), ("models", "fine"))
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("keep")
+    out = tmp_path / "out"
+    if where == "out":
+        out.symlink_to(victim)
+    else:
+        out.mkdir()
+        if where == "namespace":
+            (out / "models").symlink_to(victim)
+        else:
+            (out / "models").mkdir()
+            (out / "models" / "configmap-fine.yaml").symlink_to(victim / "keep.txt")
+    assert main(["render", "--plan", plan, "--out", str(out)]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert not (out / "aaa").exists() and not (tmp_path / "victim" / "aaa").exists()
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"] and (victim / "keep.txt").read_text() == "keep"
+
+
+def test_an_empty_out_is_refused_not_the_working_directory(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plan = _only(tmp_path)
+    assert main(["render", "--plan", plan, "--out", ""]) == 2
+    assert "--out is empty" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()
+
+
+def test_a_name_too_long_for_the_file_system_is_refused_before_writing(tmp_path, capsys):
+    """A 253-character name (Kubernetes allows it) makes `configmap-<name>.yaml` 268 bytes: the file system's
+    255 would have failed the write midway, after the files before it."""
+    long_name = "a" * 253
+    plan = _plan_with_names(tmp_path, ("aaa", "first"), ("models", long_name))
+    out = tmp_path / "out"
+    assert main(["render", "--plan", plan, "--out", str(out)]) == 2
+    assert "file systems take 255" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_files_are_replaced_atomically_and_leave_no_temporaries(tmp_path):
+    plan = _only(tmp_path)
+    out = tmp_path / "out"
+    assert main(["render", "--plan", plan, "--out", str(out)]) == 0
+    assert main(["render", "--plan", plan, "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["configmap-fine.yaml"]
+
+
+def test_a_urn_with_a_line_break_cannot_add_yaml_to_the_manifest(tmp_path):
+    import json
+
+    resources = [
+        (
+            "kubernetes:core/v1:ConfigMap",
+            "cm\nkind: Secret\nstringData: {x: y}",
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fine", "namespace": "models"}},
+        )
+    ]
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(preview_json(resources)))
+    out = tmp_path / "out"
+    assert main(["render", "--plan", str(path), "--out", str(out)]) == 0
+    text = (out / "models" / "configmap-fine.yaml").read_text()
+    assert yaml.safe_load(text) == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "fine", "namespace": "models"},
+    }
+    assert text.splitlines()[0].startswith("# ") and "\\nkind: Secret" in text.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": ["not", "a", "map"]},
+        {"apiVersion": "v1", "kind": {"a": 1}, "metadata": {"name": "x"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": 5}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": "deep"},
+    ],
+    ids=["metadata-list", "kind-object", "name-number", "nested-too-deep"],
+)
+def test_malformed_and_deeply_nested_plans_are_exit_2_or_written_never_a_traceback(tmp_path, capsys, inputs):
+    import json
+
+    if inputs.get("data") == "deep":
+        deep: dict = {}
+        cursor = deep
+        for _ in range(900):  # json reads it; every recursive walk after would not
+            cursor["a"] = {}
+            cursor = cursor["a"]
+        inputs["data"] = deep
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(preview_json([("kubernetes:core/v1:ConfigMap", "cm", inputs)])))
+    for verb in (
+        ["render", "--out", str(tmp_path / "out")],
+        ["check", "--policy-config", str(ROOT / "policies" / "config" / "prod.json")],
+    ):
+        code = main([verb[0], "--plan", str(path), *verb[1:]])
+        captured = capsys.readouterr()
+        assert code in (0, 1, 2) and "Traceback" not in captured.err
+        if inputs["metadata"] == {"name": 5} or isinstance(inputs.get("kind"), dict):
+            assert verb[0] != "render" or (code == 2 and "is not a Kubernetes name" in captured.err)
+        if isinstance(inputs.get("data"), dict):
+            assert code == 2 and "nested more than 100 levels" in captured.err
