@@ -74,9 +74,9 @@ def tier(tmp_path_factory) -> Iterator[Tier]:
     aws = AwsEmulator(log_path=workdir / "aws-emulator.log")
     prometheus = PrometheusStandIn()
     try:
-        for index, (env, cluster) in enumerate(clusters.items()):
+        for env, cluster in clusters.items():
             start_cluster(cluster, env)
-            gateways.append(EnvoyGateway(cluster, index))
+            gateways.append(EnvoyGateway(cluster))
             gateways[-1].start(stack_gateway_hostname(env))
         cli = PulumiCli(bin_dir, workdir / "pulumi", prometheus_url=prometheus.url)
         cli.aws_env = aws.env()

@@ -67,10 +67,16 @@ def gateway_manifests(hostname: str | None, allowed_from: str = "All") -> list[d
 
 
 class EnvoyGateway:
-    def __init__(self, cluster: LocalCluster, index: int):
+    def __init__(self, cluster: LocalCluster):
         self.cluster = cluster
-        self.netns = f"modelops-eg-{index}-{cluster.api_port}"
-        self.host_ip, self.ns_ip = f"10.231.{index}.1", f"10.231.{index}.2"
+        # Named and addressed by the API server's port, which no other live cluster has: a /30 of 10.231.0.0/16 of
+        # its own (a namespace left by a killed run with the same port is replaced below).
+        self.netns = f"modelops-eg-{cluster.api_port}"
+        slot = cluster.api_port % 16384
+        base = f"10.231.{slot // 64}.{(slot % 64) * 4}"
+        prefix = base.rsplit(".", 1)[0]
+        last = int(base.rsplit(".", 1)[1])
+        self.host_ip, self.ns_ip = f"{prefix}.{last + 1}", f"{prefix}.{last + 2}"
         self.workdir = cluster.workdir / "envoy-gateway"
 
     def start(self, hostname: str | None) -> None:
@@ -118,6 +124,8 @@ class EnvoyGateway:
     def _network(self) -> None:
         """A network namespace whose only way out is a veth pair to the host, where the API server listens too."""
         host_end, ns_end = f"veg{self.cluster.api_port}h", f"veg{self.cluster.api_port}n"
+        subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True)
+        subprocess.run(["ip", "link", "delete", host_end], capture_output=True)
         for argv in (
             ["ip", "netns", "add", self.netns],
             ["ip", "link", "add", host_end, "type", "veth", "peer", "name", ns_end],
