@@ -76,7 +76,13 @@ def checked_destination(destination: str) -> Path:
 
 def write_atomically(path: Path, text: str) -> None:
     """`text` into `path` through a temporary file beside it, renamed over it: a reader never sees half a
-    file, a failed write leaves the old one, and a link put at `path` meanwhile is replaced, not followed."""
+    file, a failed write leaves the old one, and a link put at `path` meanwhile is replaced, not followed.
+    Only regular files: a device or a pipe is written in place."""
+    if path.exists() and not path.is_file():
+        # a device or a pipe (/dev/stdout, a FIFO): written in place; renaming over it would replace the device
+        with path.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)
     try:

@@ -240,3 +240,17 @@ def test_malformed_and_deeply_nested_plans_are_exit_2_or_written_never_a_traceba
             assert verb[0] != "render" or (code == 2 and "is not a Kubernetes name" in captured.err)
         if isinstance(inputs.get("data"), dict):
             assert code == 2 and "nested more than 100 levels" in captured.err
+
+
+def test_a_device_is_written_in_place_never_replaced(tmp_path, capsys):
+    """Atomic writes rename a temporary file over the destination: over /dev/full (as root) that replaced the
+    device with a regular file. A destination that is not a regular file is written in place."""
+    import os
+    import stat
+
+    before = os.stat("/dev/full")
+    assert main(["schema", "--out", "/dev/full"]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    after = os.stat("/dev/full")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+    assert main(["schema", "--out", "/dev/null"]) == 0 and stat.S_ISCHR(os.stat("/dev/null").st_mode)
