@@ -24,9 +24,6 @@ import yaml
 from bench.generate import generate_stack
 
 ROOT = Path(__file__).resolve().parent.parent
-GATEWAY_INDEX = 9
-"""The Envoy Gateway network namespace's address block (10.231.9.0/30): the tier's own clusters use 0 and 1, and
-a tier run may share the machine."""
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
 PODS_PER_NODE = 100
 """kwok nodes advertise 110 pods (tests/e2e/cluster.py); a margin below it."""
@@ -53,21 +50,28 @@ def pods_per_pool(n: int) -> dict[str | None, int]:
     return pods
 
 
+NODE_SCRATCH = "8Ti"
+"""Each model pod requests 52Gi of ephemeral storage (its default scratch): a tier node's 500Gi holds nine."""
+
+
 def nodes_for(n: int) -> list:
     """Enough simulated nodes (as Karpenter would launch them) for every pod of the `n`-model stack, in the three
-    zones, with room to roll out (surge pods)."""
+    zones, with room to roll out (surge pods): each holds PODS_PER_NODE model pods (GPUs, CPU, memory, scratch)."""
     from tests.e2e.cluster import SimulatedNode
+
+    class BigNode(SimulatedNode):
+        def manifest(self) -> dict[str, Any]:
+            manifest = super().manifest()
+            for resources in (manifest["status"]["capacity"], manifest["status"]["allocatable"]):
+                resources["ephemeral-storage"] = NODE_SCRATCH
+            return manifest
 
     nodes = []
     for pool, pods in pods_per_pool(n).items():
-        count = max(3, -(-2 * pods // PODS_PER_NODE))
-        for i in range(count):
-            name = f"{pool or 'cpu'}-{i}"
-            zone = ZONES[i % len(ZONES)]
-            if pool:
-                nodes.append(SimulatedNode(name, zone, pool=pool, gpus=PODS_PER_NODE, cpu="400", memory="1600Gi"))
-            else:
-                nodes.append(SimulatedNode(name, zone, cpu="400", memory="1600Gi"))
+        for i in range(max(3, -(-2 * pods // PODS_PER_NODE))):
+            name, zone = f"{pool or 'cpu'}-{i}", ZONES[i % len(ZONES)]
+            gpus = PODS_PER_NODE if pool else 0
+            nodes.append(BigNode(name, zone, pool=pool, gpus=gpus, cpu="400", memory="1600Gi"))
     return nodes
 
 
@@ -90,7 +94,7 @@ def workbench(bin_dir: Path, workdir: Path, largest: int) -> Iterator[Workbench]
             )
         )
         cluster.add_nodes(nodes_for(largest))
-        gateway = EnvoyGateway(cluster, GATEWAY_INDEX)
+        gateway = EnvoyGateway(cluster)
         base = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod.yaml").read_text())["config"]
         gateway.start(base["modelops:cluster"]["gateway"]["hostname"])
         cli = PulumiCli(bin_dir, workdir / "pulumi")

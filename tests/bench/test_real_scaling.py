@@ -187,8 +187,10 @@ def test_nodes_hold_every_pod_of_the_generated_stack():
         mine = [node for node in nodes if node.pool == pool]
         assert len(mine) * 100 >= 2 * count  # twice the minimum replicas: room for a rolling update's surge
         assert {node.zone for node in mine} == {"us-east-1a", "us-east-1b", "us-east-1c"}
-        if pool:
-            assert all(node.gpus >= 100 and node.manifest()["spec"]["taints"] for node in mine)
+        for node in mine:
+            capacity = node.manifest()["status"]["capacity"]
+            assert capacity["ephemeral-storage"] == "8Ti"  # 100 pods' 52Gi of scratch each
+            assert bool(node.manifest()["spec"]["taints"]) == (pool is not None) and node.gpus == (100 if pool else 0)
 
 
 def test_the_pack_config_raises_only_the_quotas_the_generated_stack_outgrows(tmp_path):
