@@ -385,10 +385,6 @@ def _figure_4(tmp: Path) -> None:
     )
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def real_scaling(sizes: tuple[int, ...], up_max: int) -> list[dict] | str:
     """Figure 8's rows (bench/real_scaling.py), each size on a fresh cluster; a reason string when it cannot run."""
     from bench.real_scaling import measure_size
@@ -413,5 +409,9 @@ def figure_8(sizes: tuple[int, ...], up_max: int) -> None:
         return
     load = os.getloadavg()[0]
     for line in format_rows(rows):
-        print(f"8. {line}")
+        print(line if line.startswith(" ") else f"8. {line}")
     print(f"   load average at the end: {load:.1f} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

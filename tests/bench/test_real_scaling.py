@@ -205,3 +205,25 @@ def test_the_pack_config_raises_only_the_quotas_the_generated_stack_outgrows(tmp
     assert {k: v for k, v in written.items() if k not in ("karpenter-gpu-limit", "gpu-cost-ceiling")} == {
         k: v for k, v in prod.items() if k not in ("karpenter-gpu-limit", "gpu-cost-ceiling")
     }
+
+
+def test_run_py_prints_figure_8_from_the_sizes_asked(tmp_path, monkeypatch, capsys):
+    """`bench/run.py --only 8` wiring, with the measuring (a cluster per size) replaced by rows of the made trace."""
+    import bench.run
+
+    spans = time_breakdown(read_otel_spans(preview_trace(tmp_path)))
+    asked = []
+
+    def measured(sizes, up_max):
+        asked.append((sizes, up_max))
+        run = {"wall": 9.0, "peak_mib": 700.0, "peak_by_process_mib": {"pulumi": 150.0}, "spans": spans}
+        return [{"models": n, "preview": run, "preview_traced": run} for n in sizes]
+
+    monkeypatch.setattr(bench.run, "real_scaling", measured)
+    monkeypatch.setattr(sys, "argv", ["run.py", "--only", "8", "--real-sizes", "10,200", "--real-up-max", "10"])
+    assert bench.run.main() == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert asked == [((10, 200), 10)]
+    assert printed[1].startswith("8. real engine scaling N= 10 (2 registrations): preview 9.0s")
+    assert "   preview per model at N=200 / at N=10 = 0.04s / 0.90s = 0.05" in printed
+    assert printed[-1].startswith("   load average at the end: ")
