@@ -900,22 +900,133 @@ def _serverless_problems(cfg: StackConfig, stack: str | None) -> list[str]:
     return problems
 
 
-def parse_stack_config(raw: dict[str, Any], stack: str | None = None) -> StackConfig:
-    """Validate config values keyed without namespace (`models`, `gpuPools`, …); with the stack's name,
-    also the names derived from it (Lambda function names).
+SecretPath = tuple[str | int, ...]
+"""Where a `secure:` value sits under the namespace: ("models", "chat", "env", "HF_TOKEN")."""
 
-    Raises StackConfigError listing every problem found, each as `modelops:<path>: <reason>`.
+_SECRET_HOMES: tuple[tuple[str | None, ...], ...] = (
+    ("models", None, "env", None),
+    ("models", None, "serverless", "samplePayload"),
+    (KUBECONFIG_SECRET_KEY,),
+)
+"""Where a secret stays secret wherever it lands: a model's env values (a Kubernetes Secret the pods read by
+reference, a secret Lambda environment), its smoke-test payload (sent by `modelops smoke` only, never a
+resource input) and the kubeconfig (a secret provider input). None matches any name; deeper paths follow."""
+
+_WHY_NOT_SECRET = {
+    "args": (
+        "container args are part of the Deployment's spec, stored and shown in clear; put the value in env (a "
+        "Kubernetes Secret) and refer to it as $(NAME) in args, which Kubernetes expands from the container's "
+        "environment (kubernetes.io/docs/tasks/inject-data-application/define-command-argument-container/)"
+    ),
+    "buildArgs": (
+        "build arguments stay in the image's history and metadata, readable by anyone who can pull it "
+        "(docs.docker.com/go/dockerfile/rule/secrets-used-in-arg-or-env/); give the build a secret mount instead"
+    ),
+    "hostname": "a hostname is public (DNS, certificate logs) and is written in clear into routes and endpoints",
+}
+
+
+def secret_paths_in(value: Any, path: SecretPath = ()) -> list[SecretPath]:
+    """The paths of the `secure:` values in a stack file's value (the CLI decrypts each, wherever it is)."""
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in secret_paths_in(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in secret_paths_in(v, (*path, i))]
+    return []
+
+
+def _secret_may_be_at(path: SecretPath) -> bool:
+    return any(
+        len(path) >= len(home) and all(h is None or h == p for h, p in zip(home, path, strict=False))
+        for home in _SECRET_HOMES
+    )
+
+
+def _secret_path_problems(paths: list[SecretPath]) -> list[str]:
+    """A secret anywhere it would be written in clear is refused (never quoted): the message says where, why
+    and what to do instead."""
+    problems = []
+    for path in paths:
+        if _secret_may_be_at(path):
+            continue
+        field = next((str(p) for p in reversed(path) if str(p) in _WHY_NOT_SECRET), None)
+        why = _WHY_NOT_SECRET.get(field or "") or (
+            "only models.<name>.env values, serverless.samplePayload and kubeconfig stay secret where they land; "
+            "this value would be written in clear into resource names, labels or inputs"
+        )
+        problems.append(f"{_key_path(path)}: cannot be a secret: {why}")
+    return problems
+
+
+def _secret_texts(raw: dict[str, Any], paths: list[SecretPath] | None, secret_keys: frozenset[str]) -> set[str]:
+    """The text of every secret value, to keep out of messages: the values at `paths`; for a secret key whose
+    secret's place is not known (no stack file to read it from), every text in that key."""
+    texts: set[str] = set()
+    for path in paths or []:
+        texts |= _texts(_value_at(raw, path))
+    known = {path[0] for path in paths or []}
+    for key in secret_keys - known if paths is not None else secret_keys:
+        texts |= {t for t in _texts(raw.get(key)) if len(t) >= 4}
+    return {t for t in texts if t}
+
+
+def _value_at(value: Any, path: SecretPath) -> Any:
+    for part in path:
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            value = value[part]
+        else:
+            return None
+    return value
+
+
+def _texts(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, dict):
+        return {t for v in value.values() for t in _texts(v)}
+    if isinstance(value, list):
+        return {t for v in value for t in _texts(v)}
+    return {str(value)} if isinstance(value, int | float) and not isinstance(value, bool) else set()
+
+
+def _without_secrets(problems: list[str], texts: set[str]) -> list[str]:
+    """Messages quote values (`'x' is not a CIDR block`): a secret's text never reaches one."""
+    for text in sorted(texts, key=len, reverse=True):
+        problems = [p.replace(text, "[secret]") for p in problems]
+    return problems
+
+
+def parse_stack_config(
+    raw: dict[str, Any],
+    stack: str | None = None,
+    secret_paths: list[SecretPath] | None = None,
+    secret_keys: frozenset[str] = frozenset(),
+) -> StackConfig:
+    """Validate config values keyed without namespace (`models`, `gpuPools`, …); with the stack's name,
+    also the names derived from it (Lambda function names). `secret_paths` are where the stack file has
+    `secure:` values (None: not known), `secret_keys` the keys the engine marks secret.
+
+    Raises StackConfigError listing every problem found, each as `modelops:<path>: <reason>`; a secret is
+    refused where it would be written in clear, and no message quotes a secret's text.
     """
     raw = dict(raw)
+    secrets = _secret_texts(raw, secret_paths, secret_keys)
+    placement = _secret_path_problems(list(secret_paths or []))
+    if placement:
+        raise StackConfigError(_without_secrets(placement, secrets))
     kubeconfig = raw.pop(KUBECONFIG_SECRET_KEY, None)
     try:
         cfg = StackConfig.model_validate(raw)
     except ValidationError as exc:
         problems = [f"{_key_path(e['loc']) if e['loc'] else NAMESPACE}: {_message(e)}" for e in exc.errors()]
-        raise StackConfigError(problems) from None
+        raise StackConfigError(_without_secrets(problems, secrets)) from None
     problems = _kubeconfig_problems(cfg, kubeconfig) + _cross_reference_problems(cfg) + _serverless_problems(cfg, stack)
     if problems:
-        raise StackConfigError(problems)
+        raise StackConfigError(_without_secrets(problems, secrets))
     return cfg
 
 
@@ -937,7 +1048,35 @@ def load_stack_config() -> StackConfig:
             raw[key] = json.loads(value)
         except (json.JSONDecodeError, TypeError):
             raw[key] = value  # plain strings such as `environment`
-    return parse_stack_config(raw, pulumi.get_stack())
+    secret_keys = frozenset(k for k in raw if runtime_config.is_config_secret(prefix + k))
+    stack = pulumi.get_stack()
+    return parse_stack_config(raw, stack, _stack_file_secret_paths(stack, secret_keys), secret_keys)
+
+
+def _stack_file_secret_paths(stack: str, secret_keys: frozenset[str]) -> list[SecretPath] | None:
+    """Where the stack file holds `secure:` values. The engine tells the program only that a whole key is secret
+    (it decrypts values nested in an object and marks the key), so the place is read from the file the CLI
+    read: `<stackConfigDir>/Pulumi.<stack>.yaml` in the project directory, the program's working directory.
+    Paths of keys the engine does not mark secret are ignored (another file than the running config). None
+    when the file cannot be read (config from an ESC environment): every text of a secret key is then kept
+    out of messages, and a secret's place cannot be checked here (offline `modelops plan` checks it)."""
+    from pathlib import Path
+
+    import yaml
+
+    try:
+        project = yaml.safe_load(Path("Pulumi.yaml").read_text(encoding="utf-8"))
+        directory = Path(str(project.get("stackConfigDir") or "."))
+        config = yaml.safe_load((directory / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")).get("config") or {}
+        items = list(config.items())
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return None
+    paths: list[SecretPath] = []
+    for key, value in items:
+        name = str(key).removeprefix(f"{NAMESPACE}:")
+        if name in secret_keys and ":" not in name:
+            paths += [(name, *path) for path in secret_paths_in(value)]
+    return paths
 
 
 def models_hold_secrets() -> bool:

@@ -15,7 +15,15 @@ from typing import Any
 
 import yaml
 
-from components.config import NAMESPACE, SECRET_SET, StackConfig, StackConfigError, parse_stack_config
+from components.config import (
+    NAMESPACE,
+    SECRET_SET,
+    SecretPath,
+    StackConfig,
+    StackConfigError,
+    parse_stack_config,
+    secret_paths_in,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRET_PLACEHOLDER = "offline-secret-placeholder"
@@ -100,7 +108,10 @@ def load_stack(stack: str, project: Project | None = None, stack_file: Path | No
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     raw: dict[str, Any] = {}
+    secret_paths: list[SecretPath] = []
     for key, value in sorted(merged.items()):
+        if key.startswith(f"{NAMESPACE}:"):
+            secret_paths += [(key.split(":", 1)[1], *p) for p in secret_paths_in(value)]
         if isinstance(value, dict) and set(value) == {"secure"}:
             secret_keys.append(key)
             config[key] = SECRET_PLACEHOLDER
@@ -113,7 +124,8 @@ def load_stack(stack: str, project: Project | None = None, stack_file: Path | No
             config[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         if key.startswith(f"{NAMESPACE}:"):
             raw[key.split(":", 1)[1]] = SECRET_SET if config[key] == SECRET_PLACEHOLDER else value
-    model = parse_stack_config(raw)
+    # where each secret sits: refused where it would be written in clear, and kept out of every message
+    model = parse_stack_config(raw, secret_paths=secret_paths)
     return StackSettings(project, stack, config, secret_keys, model)
 
 
