@@ -12,6 +12,7 @@ from collections.abc import Callable
 from components.config import StackConfigError
 
 from .common import EXIT_OK, EXIT_USAGE, UsageError, plan_stack, write_output
+from .inert import terminal
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -71,11 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except StackConfigError as exc:
+        # problems quote keys and values from the stack file: one inert line each (offline/inert.py)
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(terminal(problem), file=sys.stderr)
         return EXIT_USAGE
     except UsageError as exc:
-        print(f"modelops: {exc}", file=sys.stderr)
+        print(f"modelops: {terminal(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         # the reader went away (`modelops plan | head`): nothing more to say, and nothing to say it to

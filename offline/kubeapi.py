@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .inert import terminal
 from .kubeconfig import ClusterAccess, ExecPlugin, KubeconfigError, valid_token
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -250,9 +251,9 @@ def _status_message(body: bytes) -> str:
 
 
 def printable(text: str, limit: int = 300) -> str:
-    """Server-controlled text made inert for a terminal: control characters escaped, length bounded."""
-    cleaned = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
+    """Server-controlled text made inert for a terminal, length bounded: `inert.terminal`, which every verb's
+    output shares."""
+    return terminal(text, limit)
 
 
 def _describe(exc: BaseException) -> str:
