@@ -18,6 +18,7 @@ from typing import Any
 from components.gpu_catalogue import load_catalogue
 
 from .check import policy_rules
+from .inert import terminal
 from .plan import Plan
 
 SECONDS_PER_MONTH = 730 * 3600
@@ -166,26 +167,31 @@ def verdict(report: CostReport) -> str:
 
 
 def format_text(report: CostReport) -> str:
+    """For a terminal: pool, model and function names and the region come from a plan (`--plan`) or the
+    command line, so each goes through `inert.terminal`."""
+    t = terminal
     lines = [
         f"GPU ceiling {usd(report.ceiling_usd)}/month ({verdict(report)}); expected at min replicas "
         f"{usd(report.expected_usd)}/month; serverless cap {usd(report.fallback_cap_usd)}/month "
-        f"(region {report.region})"
+        f"(region {t(report.region)})"
     ]
     for p in report.pools:
         if p.problem:
-            lines.append(f"  pool {p.pool}: cannot price ({p.problem})")
+            lines.append(f"  pool {t(p.pool)}: cannot price ({t(p.problem)})")
         else:
             lines.append(
-                f"  pool {p.pool}: {p.gpu_limit} GPUs x ${p.usd_per_gpu_hour:.4f}/GPU-hour x 730 = "
+                f"  pool {t(p.pool)}: {p.gpu_limit} GPUs x ${p.usd_per_gpu_hour:.4f}/GPU-hour x 730 = "
                 f"{usd(p.ceiling_usd)}"
             )
     for w in report.workloads:
-        lines.append(f"  model {w.name} on {w.pool}: {w.min_replicas} x {w.gpus_per_pod} GPU = {usd(w.expected_usd)}")
+        lines.append(
+            f"  model {t(w.name)} on {t(w.pool)}: {w.min_replicas} x {w.gpus_per_pod} GPU = {usd(w.expected_usd)}"
+        )
     for f in report.fallbacks:
         if f.reserved_concurrency is None:
-            lines.append(f"  fallback {f.function}: no reserved concurrency, so no cap")
+            lines.append(f"  fallback {t(f.function)}: no reserved concurrency, so no cap")
         else:
-            lines.append(f"  fallback {f.function}: {f.reserved_concurrency} x {f.memory_mb} MB = {usd(f.cap_usd)}")
+            lines.append(f"  fallback {t(f.function)}: {f.reserved_concurrency} x {f.memory_mb} MB = {usd(f.cap_usd)}")
     return "\n".join(lines) + "\n"
 
 
