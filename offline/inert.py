@@ -78,3 +78,9 @@ def md_text(value: Any, limit: int | None = None) -> str:
 def md_cell(value: Any, limit: int | None = None) -> str:
     """A table cell's value: a code span (identifiers, paths, values a plan holds)."""
     return md_code(value, limit, cell=True)
+
+
+def terminal_lines(text: str) -> str:
+    """A multi-line report made of lines composed elsewhere (the program's pre-flight report, shared with
+    `pulumi up`, which cannot import this module): each line through `terminal`, the line structure kept."""
+    return "\n".join(terminal(line) for line in text.splitlines())

@@ -179,11 +179,13 @@ def _aws_preflight(args: argparse.Namespace, settings) -> tuple[dict, bool]:
     """GPU capacity and quotas, and Lambda's unreserved concurrency: the JSON part and whether it passed."""
     from composition.preflight import check_lambda_concurrency, format_lambda_check, format_report, run_preflight
 
+    from .inert import terminal_lines
+
     report = run_preflight(settings.model)
-    print(format_report(report))
+    print(terminal_lines(format_report(report)))  # AWS error messages are quoted in it
     lambdas = check_lambda_concurrency(settings.model, settings.stack)
     if lambdas is not None:
-        print(format_lambda_check(lambdas))
+        print(terminal_lines(format_lambda_check(lambdas)))
     result: dict = {
         "region": report.region,
         "skipped": report.skipped,
