@@ -116,7 +116,9 @@ class ModelImage(pulumi.ComponentResource):
             image_tag_mutability_exclusion_filters=[{"filter": f"{CACHE_TAG_PREFIX}*", "filter_type": "WILDCARD"}],
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "KMS"}],
-            force_delete=False,
+            # A repository the stack may delete goes with its images (which outlive their resources); one it protects
+            # (prod's) never goes. Without it, destroying a stack or removing a model fails on a non-empty repository.
+            force_delete=not self._args["protect"],
             tags=self._args.get("tags", {}),
             opts=pulumi.ResourceOptions(parent=self, protect=self._args["protect"]),
         )

@@ -410,3 +410,16 @@ def test_what_dockerignore_leaves_out_does_not_change_the_tag(tmp_path):
     patterns = dockerignore_patterns(context)
     assert ignored_by_docker("a/b/c.tmp", patterns) and ignored_by_docker("c.tmp", patterns)
     assert not ignored_by_docker("keep.md", patterns) and not ignored_by_docker("server.py", patterns)
+
+
+@pytest.mark.parametrize("protect", [True, False])
+def test_a_repository_the_stack_may_delete_goes_with_its_images(build, protect):
+    """Images outlive their resources (retainOnDelete, so that a roll-back finds its image): ECR then refuses to
+    delete a repository that still holds them (RepositoryNotEmptyException), which broke `pulumi destroy` of dev in
+    the real-engine tier. A repository the stack may delete is deleted with its images; a protected one (prod's)
+    never is."""
+    args = image_args(version="1.0.0", image={"context": "models/sentiment"})
+    args["protect"] = protect
+    repo = build(lambda: ModelImage("chat", args)).named("chat-repo")
+    assert repo["inputs"]["forceDelete"] is (not protect)
+    assert repo.get("protect", False) is protect

@@ -264,3 +264,34 @@ def test_a_model_added_then_removed(tier):
     assert replicas(tier, "staging", "models", "translator") is not None
     apply(tier, "staging", label="model-removed")
     assert replicas(tier, "staging", "models", "translator") is None
+
+
+def test_kedas_webhook_refuses_a_scaled_object_for_a_deployment_another_hpa_scales(tier):
+    """A planted defect only KEDA sees: someone scaled the summarizer with an HPA of their own (`kubectl
+    autoscale`); the next `up` that touches its ScaledObject is refused by KEDA's admission webhook (verifyHpas: one
+    workload, one autoscaler), and the message names the HPA. Once it is gone, the same `up` goes through."""
+    cluster = tier.clusters["staging"]
+    apply(tier, "staging", label="before-rogue-hpa")
+    cluster.apply(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "rogue", "namespace": "models"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "summarizer"},
+                "minReplicas": 1,
+                "maxReplicas": 2,
+            },
+        }
+    )
+
+    def threshold(config: dict[str, Any]) -> None:
+        _models(config)["summarizer"]["autoscaling"]["prometheusThreshold"] = "7"
+
+    tier.cli.stack_config("staging", edit=threshold)
+    refused = tier.cli.up("staging")
+    assert refused.returncode != 0, refused.explain()
+    assert "admission webhook" in refused.stdout + refused.stderr and "rogue" in refused.stdout + refused.stderr
+    cluster.kubectl("delete", "hpa", "rogue", "-n", "models")
+    apply(tier, "staging", threshold, label="after-rogue-hpa")
+    apply(tier, "staging", label="threshold-reference")
