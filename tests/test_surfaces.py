@@ -343,3 +343,19 @@ def test_every_surface_has_a_class_tried_here_or_elsewhere():
         assert set(surface.classes) <= known and set(surface.elsewhere) <= known, surface.name
         for reference in surface.elsewhere.values():
             assert (ROOT / reference.split(" ", 1)[0].rstrip(",")).exists(), reference
+
+
+def test_policy_config_write_never_goes_through_a_symbolic_link(tmp_path, monkeypatch, capsys):
+    """`policy-config --write` rewrote a symlinked config through the link (issue #26, class 7): the writer every
+    verb shares refuses it, and the file the link points at is untouched."""
+    from offline import check
+
+    config_dir = tmp_path / "policies" / "config"
+    config_dir.mkdir(parents=True)
+    target = tmp_path / "elsewhere.json"
+    target.write_text((ROOT / "policies" / "config" / "dev.json").read_text())
+    before = target.read_text()
+    (config_dir / "dev.json").symlink_to(target)
+    monkeypatch.setattr(check, "POLICIES_DIR", tmp_path / "policies")
+    assert main(["policy-config", "--stack", "dev", "--write"]) == 2
+    assert "symbolic link" in capsys.readouterr().err and target.read_text() == before
