@@ -1060,6 +1060,8 @@ def _stack_file_secret_paths(stack: str, secret_keys: frozenset[str]) -> list[Se
     Paths of keys the engine does not mark secret are ignored (another file than the running config). None
     when the file cannot be read (config from an ESC environment): every text of a secret key is then kept
     out of messages, and a secret's place cannot be checked here (offline `modelops plan` checks it)."""
+    if not secret_keys:
+        return []  # nothing secret: nothing to place, and no file to read on every run
     from pathlib import Path
 
     import yaml
