@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from typing import Any
 import jsonschema
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
+from .common import UsageError
+from .inert import terminal
 from .plan import SECRET, UNKNOWN, Plan
 
 POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -173,6 +177,23 @@ def _not_evaluated(exc: UnknownValueError, secret_paths: set[str]) -> str:
     return f"not evaluated at preview: {exc.message}"
 
 
+class MalformedPlanError(UsageError):
+    """A plan value no rule can read (a count that is NaN, a quantity that is a list): exit 2, naming it."""
+
+
+@contextmanager
+def _malformed(rule_id: str, urn: str | None) -> Iterator[None]:
+    """A rule that fails on a value of the wrong type or out of range: the plan is malformed (exit 2, the rule
+    and resource named), never a traceback, and never a pass."""
+    try:
+        yield
+    except (ValueError, TypeError, OverflowError, ArithmeticError, AttributeError, KeyError, IndexError) as exc:
+        where = f" on {terminal(urn.rsplit('::', 1)[-1], 120)}" if urn else ""
+        raise MalformedPlanError(
+            f"malformed plan: rule {rule_id}{where} cannot read a value: {terminal(exc, 200)}"
+        ) from None
+
+
 def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
     rules, adapters, framework = policy_rules()
     resolved = resolve(config)
@@ -207,7 +228,8 @@ def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
                     add("not-evaluated", resource.urn, _not_evaluated(exc, secret_paths[resource.urn]))
                     continue
                 reason = framework.is_exempt(settings, *identity)
-                messages, unknown = _until_unknown(rule.check(resource.type, props, settings))
+                with _malformed(rule.id, resource.urn):
+                    messages, unknown = _until_unknown(rule.check(resource.type, props, settings))
                 for message in messages:
                     add(
                         "exempt" if reason else "fail",
@@ -217,7 +239,8 @@ def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
                 if unknown is not None and not reason:
                     add("not-evaluated", resource.urn, _not_evaluated(unknown, secret_paths[resource.urn]))
             continue
-        violations, unknown = _until_unknown(rule.check(stack_resources, settings))
+        with _malformed(rule.id, None):
+            violations, unknown = _until_unknown(rule.check(stack_resources, settings))
         if unknown is not None:
             add("not-evaluated", "", _not_evaluated(unknown, every_secret))
         for resource, message in violations:

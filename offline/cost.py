@@ -18,6 +18,7 @@ from typing import Any
 from components.gpu_catalogue import load_catalogue
 
 from .check import policy_rules
+from .common import UsageError
 from .inert import terminal
 from .plan import Plan
 
@@ -98,6 +99,15 @@ def _requests(spec: dict[str, Any]) -> tuple[str, str]:
 
 
 def estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
+    """The plan priced; a value it cannot read as a number (NaN, a list, `2k` where a count goes) is a
+    malformed plan: exit 2 naming it, never a traceback."""
+    try:
+        return _estimate(plan, region, budget_usd)
+    except (ValueError, TypeError, OverflowError, ArithmeticError, AttributeError, KeyError) as exc:
+        raise UsageError(f"{terminal(plan.source)}: malformed plan: cannot price it: {terminal(exc, 200)}") from None
+
+
+def _estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
     gpu, k8s_stack, framework = _load_rule_modules()
     catalogue = load_catalogue()
     data = gpu.catalogue()

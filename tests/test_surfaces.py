@@ -359,3 +359,36 @@ def test_policy_config_write_never_goes_through_a_symbolic_link(tmp_path, monkey
     monkeypatch.setattr(check, "POLICIES_DIR", tmp_path / "policies")
     assert main(["policy-config", "--stack", "dev", "--write"]) == 2
     assert "symbolic link" in capsys.readouterr().err and target.read_text() == before
+
+
+MALFORMED = [float("nan"), float("inf"), "abc", True, None, [], {}, "1e400", 10**30, "2k"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("value", MALFORMED, ids=[repr(v) for v in MALFORMED])
+def test_malformed_values_are_exit_2_with_a_message_never_a_traceback(value, tmp_path, capsys):
+    """Counts and quantities that are NaN, infinite, words, lists or objects, where prod's plan has numbers:
+    check and cost ended in a traceback (int(nan), float('2k')); every verb now answers 0, 1 or 2, and 2 names
+    the plan's problem."""
+    plan = reference_plan("prod")
+    for step in plan["steps"]:
+        inputs = step["newState"].get("inputs") or {}
+        spec = inputs.get("spec")
+        if inputs.get("kind") == "Deployment":
+            spec["replicas"] = value
+            spec["template"]["spec"]["containers"][0].setdefault("resources", {})["limits"] = {
+                "nvidia.com/gpu": value,
+                "memory": value,
+            }
+        if inputs.get("kind") in ("ScaledObject", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NodePool"):
+            spec.update(minReplicaCount=value, maxReplicas=value, minReplicas=value, maxUnavailable=value)
+            spec["limits"] = {"nvidia.com/gpu": value}
+    head = tmp_path / "head.json"
+    head.write_text(json.dumps(plan))
+    for surface in SURFACES:
+        if "tracebacks" not in surface.classes or surface.argv is None:
+            continue
+        code = main(surface.argv(head, head, tmp_path / f"out-{surface.name.replace(' ', '-')}"))
+        err = capsys.readouterr().err
+        assert code in (0, 1, 2), surface.name
+        assert code != 2 or "malformed plan" in err, (surface.name, err)
