@@ -71,7 +71,11 @@ NAME_MAX = 255
 
 def file_name(doc: dict[str, Any]) -> str:
     found = doc.get("metadata")
-    meta: dict[str, Any] = found if isinstance(found, dict) else {}
+    if found is not None and not isinstance(found, dict):
+        raise RenderError(
+            f"the metadata of a {terminal(doc.get('kind'), 60)} is not a mapping; not a Kubernetes object"
+        )
+    meta: dict[str, Any] = found or {}
     kind = doc.get("kind")
     namespace, name = meta.get("namespace"), meta.get("name", "unnamed")
     kind = kind.lower() if isinstance(kind, str) else kind

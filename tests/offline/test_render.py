@@ -236,6 +236,8 @@ def test_malformed_and_deeply_nested_plans_are_exit_2_or_written_never_a_traceba
         code = main([verb[0], "--plan", str(path), *verb[1:]])
         captured = capsys.readouterr()
         assert code in (0, 1, 2) and "Traceback" not in captured.err
+        if verb[0] == "render" and isinstance(inputs["metadata"], list):
+            assert code == 2 and "is not a mapping" in captured.err
         if inputs["metadata"] == {"name": 5} or isinstance(inputs.get("kind"), dict):
             assert verb[0] != "render" or (code == 2 and "is not a Kubernetes name" in captured.err)
         if isinstance(inputs.get("data"), dict):
