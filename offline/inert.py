@@ -84,3 +84,12 @@ def terminal_lines(text: str) -> str:
     """A multi-line report made of lines composed elsewhere (the program's pre-flight report, shared with
     `pulumi up`, which cannot import this module): each line through `terminal`, the line structure kept."""
     return "\n".join(terminal(line) for line in text.splitlines())
+
+
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
+
+
+def without_credentials(text: Any) -> str:
+    """`text` with the `user:password@` of every URL in it removed: error messages quote the URLs they failed
+    on (botocore's "Could not connect to the endpoint URL: ..."), credentials included."""
+    return _URL_CREDENTIALS.sub(r"\1", text if isinstance(text, str) else str(text))

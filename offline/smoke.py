@@ -33,7 +33,7 @@ from components.config import StackConfig
 from components.serverless_fallback import LIVE_ALIAS, alias_description, function_name_for
 
 from .common import UsageError
-from .inert import terminal
+from .inert import terminal, without_credentials
 
 REQUEST_SECONDS = 30.0
 """An endpoint request's whole budget: connect, answer and body."""
@@ -115,8 +115,8 @@ def _smoke_function(name: str, function: str, mode: str, model, lookup, invoker)
             detail = f"{code}: {exc.response.get('Error', {}).get('Message', '')}".strip()
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return SmokeResult(name, target, "fail", status, None, terminal(detail, 300))
-    except BotoCoreError as exc:
-        return SmokeResult(name, target, "fail", None, None, terminal(exc, 300))
+    except BotoCoreError as exc:  # quotes the endpoint URL, credentials and all
+        return SmokeResult(name, target, "fail", None, None, terminal(without_credentials(exc), 300))
     latency = (time.perf_counter() - started) * 1000
     status = answer.get("StatusCode")
     problem = _lambda_answer_problem(answer.get("FunctionError"), status, body)
@@ -129,7 +129,8 @@ def _lambda_answer_problem(function_error: str | None, status: int | None, body:
     """Why an invoke's answer is not a success, or None. A handler that answers an HTTP-style error
     (`{"statusCode": 500}`) failed as surely as one that raised."""
     if function_error:
-        return f"function error {terminal(function_error, 60)}: {terminal(body[:200].decode(errors='replace'))}"
+        shown = terminal(without_credentials(body[:200].decode(errors="replace")))
+        return f"function error {terminal(function_error, 60)}: {shown}"
     if not status or not 200 <= status < 300:
         return f"unexpected status {status}"
     if len(body) >= LAMBDA_PAYLOAD_BYTES:
@@ -220,7 +221,8 @@ def _smoke_endpoint(name: str, runtime: str, method: str, url: str, body, attemp
         try:
             status, headers, answer = _request(method, url, data)
         except (OSError, http.client.HTTPException) as exc:
-            outcome = SmokeResult(name, target, "fail", None, None, f"unreachable: {terminal(exc, 300)}")
+            detail = f"unreachable: {terminal(without_credentials(exc), 300)}"
+            outcome = SmokeResult(name, target, "fail", None, None, detail)
         else:
             latency = (time.perf_counter() - started) * 1000
             problem = _endpoint_answer_problem(status, headers, answer)
@@ -239,7 +241,7 @@ def _endpoint_answer_problem(status: int, headers: http.client.HTTPMessage, answ
         location = terminal(_strip_credentials(headers.get("Location") or "nowhere"), 200)
         return f"redirected ({status}) to {location}: a redirect (a login page?) is not the model; not followed"
     if not 200 <= status < 300:
-        return terminal(answer[:200].decode(errors="replace")) or f"status {status}"
+        return terminal(without_credentials(answer[:200].decode(errors="replace"))) or f"status {status}"
     if "html" in (headers.get("Content-Type") or "").lower():
         return "answered an HTML page (a login or error page?), not the model's runtime"
     if len(answer) > MAX_ANSWER_BYTES:

@@ -256,3 +256,15 @@ def test_an_invoke_is_never_retried_and_waits_at_most_the_function_timeout():
     assert invoke.meta.config.retries["total_max_attempts"] == 1
     assert invoke.meta.config.read_timeout == 65 and invoke.meta.config.connect_timeout == 5
     assert lookup.meta.config.read_timeout == 10
+
+
+def test_an_unreachable_lambda_endpoint_with_credentials_in_its_url_never_prints_them(monkeypatch):
+    """botocore's EndpointConnectionError quotes the endpoint URL, `user:password@` and all."""
+    from offline.smoke import format_results
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://admin:s3cr3t-pass@127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    results = smoke(parse_stack_config(stack_raw("dev")), "dev", boto3.session.Session(region_name="us-east-1"))
+    shown = format_results(results)
+    assert results[0].outcome == "fail" and "s3cr3t-pass" not in shown and "admin" not in shown
