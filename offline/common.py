@@ -59,12 +59,12 @@ def plan_settings(settings, preflight: bool = False) -> dict[str, Any]:
 
 def checked_destination(destination: str) -> Path:
     """A file path a verb may write: not empty (which would name the working directory), and no symbolic link
-    at it or at any directory on the way (a link planted in a checkout, `comment.md -> ~/.bashrc`, would
-    otherwise be written through). Raises UsageError naming the path."""
+    at it or at any directory on the way inside the working directory (a link planted in a checkout,
+    `comment.md -> ~/.bashrc`, would otherwise be written through). Raises UsageError naming the path."""
     if not destination.strip():
         raise UsageError("the output path is empty; name a file, or '-' for stdout")
     path = Path(destination)
-    for place in [*reversed(path.parents), path]:
+    for place in [*reversed(_inside_working_directory(path.parents)), path]:
         if place.is_symlink():
             raise UsageError(
                 f"cannot write {terminal(destination)}: {terminal(place)} is a symbolic link; give the path without links"
@@ -72,6 +72,14 @@ def checked_destination(destination: str) -> Path:
     if path.is_dir():
         raise UsageError(f"cannot write {terminal(destination)}: it is a directory")
     return path
+
+
+def _inside_working_directory(parents) -> list[Path]:
+    """The directories on the way that a checkout could have planted as links: those of a relative path, and
+    those inside the working directory of an absolute one (a system's own links, such as macOS's /tmp, are
+    the user's to name)."""
+    here = Path.cwd()
+    return [p for p in parents if not p.is_absolute() or here in p.parents]
 
 
 def write_atomically(path: Path, text: str) -> None:
