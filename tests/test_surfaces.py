@@ -392,3 +392,18 @@ def test_malformed_values_are_exit_2_with_a_message_never_a_traceback(value, tmp
         err = capsys.readouterr().err
         assert code in (0, 1, 2), surface.name
         assert code != 2 or "malformed plan" in err, (surface.name, err)
+
+
+def test_a_directory_link_planted_in_the_working_directory_is_refused(tmp_path, monkeypatch, capsys):
+    """A checkout can carry `reports -> /somewhere`: `--out reports/comment.md` (or its absolute form) would write
+    through it. Refused, and nothing lands where the link points."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    work = tmp_path / "checkout"
+    work.mkdir()
+    (work / "reports").symlink_to(victim)
+    monkeypatch.chdir(work)
+    for out in ("reports/check.txt", str(work / "reports" / "check.txt")):
+        assert main(["check", "--stack", "dev", "--out", out]) == 2
+        assert "reports is a symbolic link" in capsys.readouterr().err
+    assert list(victim.iterdir()) == []
