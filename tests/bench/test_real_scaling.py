@@ -153,7 +153,7 @@ def test_the_printed_figure_names_every_part_and_the_growth(tmp_path):
     assert lines[3].startswith("   preview, nothing to change: CLI 10.0s = before the program 2.0s")
     assert any("up not run at this size" in line for line in lines)
     assert any(line.endswith("pulumi 180 MiB") for line in lines)  # processes under 1 MiB left out
-    assert lines[-1] == "   preview per model at N=200 / at N=10 = 0.50s / 1.00s = 0.50"
+    assert lines[-1] == "   preview (traced) per model at N=200 / at N=10 = 0.53s / 1.10s = 0.48"
 
 
 def test_memory_is_summed_over_the_cli_process_tree(tmp_path):
@@ -217,7 +217,7 @@ def test_run_py_prints_figure_8_from_the_sizes_asked(tmp_path, monkeypatch, caps
     def measured(sizes, up_max):
         asked.append((sizes, up_max))
         run = {"wall": 9.0, "peak_mib": 700.0, "peak_by_process_mib": {"pulumi": 150.0}, "spans": spans}
-        return [{"models": n, "preview": run, "preview_traced": run} for n in sizes]
+        return [{"models": n, "preview_traced": run} for n in sizes]
 
     monkeypatch.setattr(bench.run, "real_scaling", measured)
     monkeypatch.setattr(sys, "argv", ["run.py", "--only", "8", "--real-sizes", "10,200", "--real-up-max", "10"])
@@ -225,5 +225,28 @@ def test_run_py_prints_figure_8_from_the_sizes_asked(tmp_path, monkeypatch, caps
     printed = capsys.readouterr().out.splitlines()
     assert asked == [((10, 200), 10)]
     assert printed[1].startswith("8. real engine scaling N= 10 (2 registrations): preview 9.0s")
-    assert "   preview per model at N=200 / at N=10 = 0.04s / 0.90s = 0.05" in printed
+    assert "   preview (traced) per model at N=200 / at N=10 = 0.04s / 0.90s = 0.05" in printed
+    assert printed[1].endswith("preview 9.0s (traced), peak 700 MiB; up not run at this size")
     assert printed[-1].startswith("   load average at the end: ")
+
+
+def test_prebuilt_images_are_in_the_registry_their_refs_pin(tmp_path):
+    """A model with a pre-built `image.ref` and a standby fallback needs that image in the account's ECR (Lambda
+    refuses an image URI that is not there): the bench pushes each one into the emulator and pins the ref to the
+    digest ECR then reports."""
+    from bench.real_scaling import Workbench, push_prebuilt_images
+    from tests.e2e.aws_emulator import AwsEmulator
+
+    models = generate_stack(12)["config"]["modelops:models"]
+    aws = AwsEmulator(log_path=tmp_path / "moto.log")
+    try:
+        push_prebuilt_images(Workbench(cluster=None, cli=None, aws=aws, gateway=None), models)
+        ecr = aws.client("ecr", "us-east-1")
+        ref = models["m006"]["image"]["ref"]
+        assert ref.startswith("123456789012.dkr.ecr.us-east-1.amazonaws.com/modelops/prod/m006:1.0.0@sha256:")
+        digest = ref.split("@", 1)[1]
+        found = ecr.describe_images(repositoryName="modelops/prod/m006", imageIds=[{"imageDigest": digest}])
+        assert found["imageDetails"][0]["imageTags"] == ["1.0.0"]
+        assert [m for m, model in models.items() if "ref" in model["image"]] == ["m006"]  # built ones untouched
+    finally:
+        aws.stop()
