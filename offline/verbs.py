@@ -177,7 +177,8 @@ def cmd_policy_config(args: argparse.Namespace) -> int:
 
 def _aws_preflight(args: argparse.Namespace, settings) -> tuple[dict, bool]:
     """GPU capacity and quotas, and Lambda's unreserved concurrency: the JSON part and whether it passed."""
-    from composition.preflight import check_lambda_concurrency, format_lambda_check, format_report, run_preflight
+    from composition.lambda_preflight import check_lambda_concurrency, format_lambda_check
+    from composition.preflight import format_report, run_preflight
 
     from .inert import terminal_lines
 

@@ -17,7 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from components.config import parse_stack_config
-from composition import preflight
+from composition import lambda_preflight as preflight
+from composition import preflight as capacity_preflight
 from offline.cli import main
 from tests.aws_fakes import aws_env
 from tests.conftest import stack_raw
@@ -115,9 +116,9 @@ def test_throttling_is_retried_within_bounds(fake_lambda):
     fake_lambda.calls.clear()
     check = preflight.check_lambda_concurrency(parse_stack_config(stack_raw("prod")), "prod")
     assert check is not None and check.status == "unknown"
-    assert len(fake_lambda.calls) == preflight.MAX_ATTEMPTS
+    assert len(fake_lambda.calls) == capacity_preflight.MAX_ATTEMPTS
     assert (
-        f"GetAccountSettings failed after {preflight.MAX_ATTEMPTS} attempt(s): TooManyRequestsException"
+        f"GetAccountSettings failed after {capacity_preflight.MAX_ATTEMPTS} attempt(s): TooManyRequestsException"
         in check.problems[0]
     )
 

@@ -37,8 +37,9 @@ from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, empty_pb2, json_format, struct_pb2
-from google.rpc import status_pb2
-from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
+
+# google.rpc.Status as the SDK registers it: a second copy (google.rpc.status_pb2) collides in one process
+from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc, status_pb2
 
 from tests.e2e import standin_aws
 from tests.e2e.standin_schema import Checker, autoname

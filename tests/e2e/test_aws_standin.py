@@ -32,8 +32,9 @@ import grpc
 import pytest
 import yaml
 from google.protobuf import json_format, struct_pb2
-from google.rpc import status_pb2
-from pulumi.runtime.proto import provider_pb2
+
+# google.rpc.Status as the SDK registers it: a second copy (google.rpc.status_pb2) collides in one process
+from pulumi.runtime.proto import provider_pb2, status_pb2
 
 from tests.e2e import standin_aws
 from tests.e2e.aws_emulator import ACCOUNT_ID, AwsEmulator
