@@ -6,9 +6,11 @@ Creates:
 - per version built (the serving image and a canary share one per version, so promoting a canary moves a
   reference and builds nothing; a CPU variant for Lambda has its own) a `docker-build` Image pushed there
   with ECR credentials that stay secret, its BuildKit layer cache kept under the `buildcache-serving` (or
-  `buildcache-cpu`) tag of the same repository. A tag the repository already holds (an earlier version reapplied: a roll-back, a
-  reverted commit) is never pushed again, which ECR's immutability would refuse (ImageTagAlreadyExistsException,
-  also for identical bytes: aws/containers-roadmap#2380): its digest is read from the repository. Images
+  `buildcache-cpu`) tag of the same repository. A tag the repository already holds (an earlier version
+  reapplied: a roll-back, a reverted commit) is never pushed again, which ECR's immutability would refuse
+  (ImageTagAlreadyExistsException, identical bytes included: aws/containers-roadmap#2380): its digest is read
+  from the repository and served. (The Image resource of such a version is declared with `push` off: the
+  provider cannot adopt an image it did not push, so it builds it once more and keeps it local.) Images
   outlive their resources (retainOnDelete): the lifecycle policy, not a deploy, removes old versions, so a
   roll-back always finds its image;
 - for a pre-built reference, nothing: no build and no repository (the reference lives in a registry
