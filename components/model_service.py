@@ -148,13 +148,12 @@ class ModelService(pulumi.ComponentResource):
         versions = {self._model.version: self._model.artifact_prefix}
         if canary_config:
             versions[canary_config.version] = self._model.canary_artifact_prefix
-        for version, prefix in versions.items():
-            if role is None:  # weights outside S3 (none, or baked into the image): nothing to grant or mount
-                break
-            self._weights_access[version] = [self._artifact_grant(name, role, version, prefix)]
-            if self._model.artifact_access == ArtifactAccess.MOUNT:
-                self._artifact_claims[prefix], claim = self._artifact_mount(name, version, prefix)
-                self._weights_access[version].append(claim)
+        if role is not None:  # else the weights are not in S3: nothing to grant or mount
+            for version, prefix in versions.items():
+                self._weights_access[version] = [self._artifact_grant(name, role, version, prefix)]
+                if self._model.artifact_access == ArtifactAccess.MOUNT:
+                    self._artifact_claims[prefix], claim = self._artifact_mount(name, version, prefix)
+                    self._weights_access[version].append(claim)
         self._env_secret = (
             self._secret_env(name, labels) if self._args.get("env_is_secret", False) and self._model.env else None
         )
