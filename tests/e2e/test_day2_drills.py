@@ -200,7 +200,7 @@ def test_a_model_at_zero_sleeps_switches_and_wakes(tier):
 
     def to_hpa(config: dict[str, Any]) -> None:
         summarizer = _models(config)["summarizer"]
-        summarizer["replicas"] = {"min": 1, "max": 3}
+        summarizer["replicas"] = {"min": 2, "max": 3}  # staging: k8s-replicas-hpa wants 2 below an HPA
         summarizer["autoscaling"] = {"targetCpuUtilization": 70}  # CPU scaling, chosen explicitly
 
     def asleep(track: str) -> Callable[[], bool]:
@@ -220,7 +220,7 @@ def test_a_model_at_zero_sleeps_switches_and_wakes(tier):
     apply(tier, "staging", to_hpa, label="hpa-while-asleep")
     wait_for("the summarizer woken by the switch", awake("summarizer"))
     hpa = kube(tier, "staging", "get", "hpa", "summarizer", "-n", "models")
-    assert hpa["spec"]["minReplicas"] == 1
+    assert hpa["spec"]["minReplicas"] == 2
 
     apply(tier, "staging", never_in_hours, label="keda-again")
     wait_for("the summarizer asleep again", asleep("summarizer"))
@@ -253,13 +253,24 @@ def test_fallback_modes_none_standby_only_none(tier):
 
 
 def test_a_pool_resized_and_moved_to_other_families_is_updated_in_place(tier):
+    """A bigger pool is a bigger GPU ceiling: the budget moves with it, in the stack file and in the policy config
+    `modelops policy-config --write` derives from it (gpu-cost-ceiling reads the latter)."""
+
     def resize(config: dict[str, Any]) -> None:
-        config["modelops:budget"]["monthlyGpuUsd"] = 10000  # a bigger pool is a bigger ceiling: the budget says so
+        config["modelops:budget"]["monthlyGpuUsd"] = 10000
         pool = config["modelops:gpuPools"]["l4"]
         pool["gpuLimit"] = 8
         pool["instanceTypes"] = ["g6.xlarge", "g6.2xlarge", "g6.4xlarge"]
 
-    events = apply(tier, "staging", resize, label="pool-resized")
+    policy_config = tier.cli.project / "policies" / "config" / "staging.json"
+    original = policy_config.read_text()
+    settings = json.loads(original)
+    settings["gpu-cost-ceiling"]["budgetUsd"] = 10000
+    policy_config.write_text(json.dumps(settings, indent=2))
+    try:
+        events = apply(tier, "staging", resize, label="pool-resized")
+    finally:
+        policy_config.write_text(original)
     touched = {name: op for op, name in operations(events) if op not in ("same", "read")}
     assert touched.get("l4-node-pool") == "update" and "replace" not in touched.values(), touched
     pool = kube(tier, "staging", "get", "nodepool", "l4")
