@@ -9,8 +9,8 @@ ids as hex, attributes as key/typed-value pairs, span kind 2 server and 3 client
 `service.name` "pulumi-cli", each plugin start is a `newPlugin` span with `kind` and `prefix` attributes and the
 plugin's `Handshake` as its child, and the engine's gRPC client spans name their peer in `net.peer.name` (the
 OpenTracing gRPC interceptor's tag). `--tracing file:` writes appdash's gob format instead (not JSON): "Use the
-file: scheme to write tracing data to a local file" (`pulumi --help`), read by `pulumi view-trace`
-(https://github.com/pulumi/pulumi/blob/master/developer-docs/architecture/performance.md).
+file: scheme to write tracing data to a local file" (`pulumi --help`), read by `pulumi view-trace` and converted
+by `pulumi convert-trace` to pprof or sent to an OTLP endpoint (pulumi's developer docs, "Performance").
 """
 
 from __future__ import annotations
