@@ -104,7 +104,11 @@ class OfflineMocks(pulumi.runtime.Mocks):
         if token == "aws:ecr/getRepositories:getRepositories":
             return {"names": [], "id": self.region, "region": self.region}
         if token == "aws:ecr/getImages:getImages":
-            return {"imageIds": [], "id": inputs.get("repositoryName", ""), "repositoryName": inputs.get("repositoryName")}
+            return {
+                "imageIds": [],
+                "id": inputs.get("repositoryName", ""),
+                "repositoryName": inputs.get("repositoryName"),
+            }
         if token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"}
         if token == "docker:index/getRegistryImage:getRegistryImage":
