@@ -373,7 +373,7 @@ def test_malformed_values_are_exit_2_with_a_message_never_a_traceback(value, tmp
     plan = reference_plan("prod")
     for step in plan["steps"]:
         inputs = step["newState"].get("inputs") or {}
-        spec = inputs.get("spec")
+        spec: dict = inputs.get("spec") or {}
         if inputs.get("kind") == "Deployment":
             spec["replicas"] = value
             spec["template"]["spec"]["containers"][0].setdefault("resources", {})["limits"] = {

@@ -51,7 +51,7 @@ def _of_kind(resources: list[StackResource], *kinds: str) -> list[StackResource]
 def _kinds(resources: list[StackResource]) -> dict[str, list[StackResource]]:
     by_kind: dict[str, list[StackResource]] = {}
     for r in resources:
-        by_kind.setdefault(k8s_kind(r.type), []).append(r)
+        by_kind.setdefault(k8s_kind(r.type) or "", []).append(r)  # not a Kubernetes type: no kind
     return by_kind
 
 
@@ -278,7 +278,7 @@ def _workloads_by_name(resources: list[StackResource]) -> dict[tuple[str, str | 
     """(kind, namespace, name) -> the first object of that identity."""
     found: dict[tuple[str, str | None, str], StackResource] = {}
     for r in resources:
-        found.setdefault((k8s_kind(r.type), object_namespace(r.props), object_name(r.props, r.name)), r)
+        found.setdefault((k8s_kind(r.type) or "", object_namespace(r.props), object_name(r.props, r.name)), r)
     return found
 
 

@@ -93,7 +93,9 @@ def outside_code_spans(line: str) -> str:
             out.append(line[i])
             i += 1
             continue
-        run = len(re.match(r"`+", line[i:]).group(0))
+        ticks = re.match(r"`+", line[i:])
+        assert ticks is not None
+        run = len(ticks.group(0))
         closing = re.compile(rf"(?<!`)`{{{run}}}(?!`)")
         end = closing.search(line, i + run)
         if end is None:
@@ -159,7 +161,7 @@ def test_option_like_base_revisions_never_reach_git(ref, capsys, tmp_path, monke
     import offline.comment as comment_module
 
     ran = []
-    monkeypatch.setattr(comment_module.subprocess, "run", lambda *a, **k: ran.append(a) or None)
+    monkeypatch.setattr(comment_module.subprocess, "run", lambda *a, **k: ran.append(a))
     code = main(["comment", "--stack", "dev", f"--base={ref}", "--head-plan", str(tmp_path / "none.json")])
     err = capsys.readouterr().err
     assert code == 2 and ran == []

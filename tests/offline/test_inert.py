@@ -80,7 +80,9 @@ def test_terminal_output_is_one_printable_line(value):
 def test_a_code_span_is_exactly_one_span_and_one_cell(value):
     shown = md_cell(value)
     assert_terminal_safe(shown)
-    fence = re.match(r"`+", shown).group(0)
+    opening = re.match(r"`+", shown)
+    assert opening is not None, shown
+    fence = opening.group(0)
     assert shown.endswith(fence) and len(shown) >= 2 * len(fence)
     inner = shown[len(fence) : len(shown) - len(fence)]
     # no backtick run inside as long as the fence: the span cannot end early (CommonMark 6.1)

@@ -150,7 +150,8 @@ SECRET_TEXT = st.text(alphabet=st.characters(codec="utf-8", categories=["L", "N"
 def test_no_invalid_secret_value_is_ever_quoted(text, field):
     raw = stack_raw("dev")
     raw["cluster"][field] = text
-    for paths, keys in (([("cluster", field)], frozenset({"cluster"})), (None, frozenset({"cluster"}))):
+    where: list[tuple[str | int, ...]] = [("cluster", field)]
+    for paths, keys in ((where, frozenset({"cluster"})), (None, frozenset({"cluster"}))):
         try:
             parse_stack_config(raw, secret_paths=paths, secret_keys=keys)
         except StackConfigError as exc:
