@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -369,3 +370,15 @@ def tools_bin_dir() -> Path | None:
         return Path(explicit)
     result = subprocess.run([str(ROOT / "tools" / "build"), "--print"], capture_output=True, text=True)
     return Path(result.stdout.strip()) if result.returncode == 0 else None
+
+
+def required_tools(binary: str | None = None) -> Path:
+    """The built tools' directory (holding `binary`, when named), by the tier's one rule: under ./run e2e
+    (MODELOPS_E2E=required) a missing tool fails the run; elsewhere it skips the tier."""
+    bin_dir = tools_bin_dir()
+    what = binary or "the real-engine tools"
+    if bin_dir is None or (binary is not None and not (bin_dir / binary).is_file()):
+        if os.environ.get("MODELOPS_E2E") == "required":
+            pytest.fail(f"{what} not built (./run tools)")
+        pytest.skip(f"{what} not built: ./run e2e builds the tools and runs this tier")
+    return bin_dir

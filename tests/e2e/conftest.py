@@ -7,7 +7,6 @@ instead of skipping it; a plain `pytest` skips the tier when the tools are not b
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 import yaml
 
 from tests.e2e.aws_emulator import AwsEmulator
-from tests.e2e.cluster import ROOT, LocalCluster, SimulatedNode, tools_bin_dir
+from tests.e2e.cluster import ROOT, LocalCluster, SimulatedNode, required_tools
 from tests.e2e.gateway import EnvoyGateway
 from tests.e2e.keda import Keda
 from tests.e2e.prometheus_standin import PrometheusStandIn
@@ -63,11 +62,7 @@ def simulated_nodes(env: str) -> list[SimulatedNode]:
 
 @pytest.fixture(scope="session")
 def tier(tmp_path_factory) -> Iterator[Tier]:
-    bin_dir = tools_bin_dir()
-    if bin_dir is None:
-        if os.environ.get("MODELOPS_E2E") == "required":
-            pytest.fail("the real-engine tools are not built (./run tools)")
-        pytest.skip("the real-engine tools are not built: ./run e2e builds them and runs this tier")
+    bin_dir = required_tools()
     workdir = tmp_path_factory.mktemp("e2e")
     clusters = {env: LocalCluster(bin_dir, workdir / f"cluster-{env}") for env in POOLS}
     gateways: list[EnvoyGateway] = []

@@ -41,7 +41,7 @@ import yaml
 
 from offline.engine import run_program
 from offline.stackfile import load_stack
-from tests.e2e.cluster import tools_bin_dir
+from tests.e2e.cluster import required_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 MINUTES = 60
@@ -60,13 +60,7 @@ def promtool() -> Path:
     """promtool from the tier's tools (or MODELOPS_PROMTOOL), with conftest's convention: missing fails the
     tier under ./run e2e, and skips it elsewhere."""
     explicit = os.environ.get("MODELOPS_PROMTOOL")
-    bin_dir = tools_bin_dir()
-    found = Path(explicit) if explicit else (bin_dir / "promtool" if bin_dir else None)
-    if found is None or not found.is_file():
-        if os.environ.get("MODELOPS_E2E") == "required":
-            pytest.fail("promtool is not built (./run tools)")
-        pytest.skip("promtool is not built: ./run e2e builds it and runs this tier")
-    return found
+    return Path(explicit) if explicit else required_tools("promtool") / "promtool"
 
 
 def plan_rules(env: str, stack_file: Path | None = None) -> dict[str, dict[str, Any]]:

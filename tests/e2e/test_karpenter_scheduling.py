@@ -34,7 +34,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -51,7 +50,7 @@ from offline.engine import run_program
 from offline.plan import from_json
 from offline.render import kubernetes_resources, render_text
 from offline.stackfile import load_stack
-from tests.e2e.cluster import LocalCluster, free_port, tools_bin_dir
+from tests.e2e.cluster import LocalCluster, free_port, required_tools, tools_bin_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 KARPENTER_CRDS = ROOT / "tests" / "upstream" / "crds-karpenter"
@@ -72,12 +71,7 @@ KARPENTER_LIMIT_MESSAGE = re.compile(
 def karpenter_binary() -> Path:
     """The wrapper from the tier's tools, with conftest's convention: missing fails the tier under ./run e2e,
     and skips it elsewhere."""
-    bin_dir = tools_bin_dir()
-    if bin_dir is None or not (bin_dir / "karpenter").is_file():
-        if os.environ.get("MODELOPS_E2E") == "required":
-            pytest.fail("karpenter is not built (./run tools)")
-        pytest.skip("karpenter is not built: ./run e2e builds it and runs this tier")
-    return bin_dir / "karpenter"
+    return required_tools("karpenter") / "karpenter"
 
 
 # --- what the program emits ---------------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ import pytest
 import yaml
 
 from tests.aws_fakes import MotoServer
-from tests.e2e.cluster import tools_bin_dir
+from tests.e2e.cluster import required_tools
 from tests.e2e.pulumi_cli import PASSPHRASE, ROOT, CommandResult
 
 BUCKET = "modelops-pulumi-state"
@@ -221,11 +221,7 @@ def wait_for(condition: Callable[[], bool], what: str, proc: subprocess.Popen, l
 
 @pytest.fixture(scope="module")
 def state(tmp_path_factory) -> Iterator[S3State]:
-    bin_dir = tools_bin_dir()
-    if bin_dir is None:
-        if os.environ.get("MODELOPS_E2E") == "required":
-            pytest.fail("the real-engine tools are not built (./run tools)")
-        pytest.skip("the real-engine tools are not built: ./run e2e builds them and runs this tier")
+    bin_dir = required_tools()
     workdir = tmp_path_factory.mktemp("s3-state")
     launchers = workdir / "plugins"
     launchers.mkdir()
