@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components import stack_yaml
 from components.config import (
     NAMESPACE,
     SECRET_SET,
@@ -112,7 +114,8 @@ def load_stack(stack: str, project: Project | None = None, stack_file: Path | No
     for key, value in sorted(merged.items()):
         if key.startswith(f"{NAMESPACE}:"):
             secret_paths += [(key.split(":", 1)[1], *p) for p in secret_paths_in(value)]
-        if isinstance(value, dict) and set(value) == {"secure"}:
+        value = stack_yaml.as_cli_value(value)
+        if _is_secure(value):
             secret_keys.append(key)
             config[key] = SECRET_PLACEHOLDER
         elif _has_secure(value):
@@ -123,14 +126,22 @@ def load_stack(stack: str, project: Project | None = None, stack_file: Path | No
         else:
             config[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         if key.startswith(f"{NAMESPACE}:"):
-            raw[key.split(":", 1)[1]] = SECRET_SET if config[key] == SECRET_PLACEHOLDER else value
+            # as the program reads it: a scalar as the CLI's text, an object as its value (load_stack_config)
+            raw[key.split(":", 1)[1]] = (
+                SECRET_SET
+                if config[key] == SECRET_PLACEHOLDER
+                else value
+                if isinstance(value, dict | list)
+                else config[key]
+            )
     # where each secret sits: refused where it would be written in clear, and kept out of every message
     model = parse_stack_config(raw, secret_paths=secret_paths)
     return StackSettings(project, stack, config, secret_keys, model)
 
 
 def _is_secure(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"secure"}
+    """The CLI's isSecureValue: a map of exactly one key, `secure`, whose value is a string."""
+    return isinstance(value, dict) and set(value) == {"secure"} and isinstance(value["secure"], str)
 
 
 def _has_secure(value: Any) -> bool:
@@ -153,23 +164,6 @@ def _placeholders(value: Any) -> Any:
     return value
 
 
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """libyaml's safe loader when PyYAML has it (a 100-model stack file parses 10x faster), refusing
-    duplicate keys as the Pulumi CLI does (PyYAML would keep the last one silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_YAML_LOADER = _UniqueKeyLoader
-
-
 MAX_YAML_VALUES = 200_000
 """More values than any stack needs: what an alias bomb expands to is refused before it is expanded."""
 
@@ -182,7 +176,7 @@ def _read_yaml(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise StackConfigError([f"{path.name}: not UTF-8 text (byte {exc.start})"]) from None
     try:
-        data = yaml.load(text, Loader=_YAML_LOADER)
+        data = stack_yaml.load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
@@ -215,6 +209,9 @@ def _check_plain(value: Any, where: str, problems: list[str], seen: list[int]) -
             _check_plain(item, f"{here}[{i}]", problems, seen)
     elif isinstance(value, datetime.date | datetime.datetime):
         problems.append(f"{here}: an unquoted date ({value}); quote it, config values are strings")
+    elif isinstance(value, float) and not math.isfinite(value):
+        # the CLI passes numbers to the program as JSON, which has no NaN or infinity: it refuses the file
+        problems.append(f"{here}: {value} is not a number the Pulumi CLI can pass on (JSON has no NaN or infinity)")
     elif isinstance(value, bytes | set | frozenset):
         problems.append(f"{here}: a {type(value).__name__} value (a YAML !!binary or !!set tag); not a config value")
     elif value is not None and not isinstance(value, str | int | float | bool):
