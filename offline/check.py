@@ -9,7 +9,6 @@ meeting it still fail (as `pulumi preview --policy-pack` reports them).
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,18 +22,12 @@ from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 from .common import UsageError
 from .inert import terminal
 from .plan import SECRET, UNKNOWN, Plan
+from .policy_config import PolicyConfigError
+from .policy_config import read as read_policy_config
 
 POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
 PACK_DEFAULT_LEVEL = "advisory"
 LEVELS = ("advisory", "mandatory", "remediate", "disabled")
-
-
-class PolicyConfigError(Exception):
-    """A policy config the CLI would refuse: one line per problem."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 def policy_rules():
@@ -96,22 +89,8 @@ class CheckReport:
 
 
 def load_policy_config(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise PolicyConfigError([f"{path}: no such policy config"]) from None
-    except (IsADirectoryError, UnicodeDecodeError, RecursionError) as exc:
-        what = {
-            IsADirectoryError: "is a directory",
-            UnicodeDecodeError: "not UTF-8 text",
-            RecursionError: "nested too deeply",
-        }[type(exc)]
-        raise PolicyConfigError([f"{path}: {what}, not a policy config"]) from None
-    except json.JSONDecodeError as exc:
-        raise PolicyConfigError([f"{path}: not JSON ({exc.msg} at line {exc.lineno})"]) from None
-    if not isinstance(data, dict):
-        raise PolicyConfigError([f"{path}: expected an object of policy names"])
-    return data
+    """The policy config at `path` as the Pulumi CLI reads it (offline/policy_config.py `read`)."""
+    return read_policy_config(path)
 
 
 def resolve(config: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -134,11 +113,19 @@ def resolve(config: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
         schema = {"type": "object", "properties": rule.config_schema(), "additionalProperties": False}
         for error in jsonschema.Draft7Validator(schema).iter_errors(settings):
             where = ".".join(str(p) for p in error.path)
-            problems.append(f"{rule.id}{'.' + where if where else ''}: {error.message}")
+            problems.append(f"{rule.id}{'.' + where if where else ''}: {_problem(error)}")
         resolved[rule.id] = (level, settings)
     if problems:
         raise PolicyConfigError(problems)
     return resolved
+
+
+def _problem(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message, or for a pattern the words the schema gives for it in `$comment` (a pattern says
+    little to whoever edits the file)."""
+    if error.validator in ("pattern", "not") and isinstance(error.schema, dict) and "$comment" in error.schema:
+        return f"{terminal(repr(error.instance), 80)} is not {error.schema['$comment']}"
+    return error.message
 
 
 def _until_unknown(results) -> tuple[list[Any], UnknownValueError | None]:

@@ -51,7 +51,14 @@ def check_plan(plan, args: argparse.Namespace):
     try:
         return run_checks(plan, load_policy_config(policy_config_path(args)))
     except PolicyConfigError as exc:
-        raise UsageError("policy config: " + "; ".join(exc.problems)) from None
+        raise UsageError(_config_problems("policy config: ", exc)) from None
+
+
+def _config_problems(prefix: str, exc) -> str:
+    """A validator's problems, each bounded: they quote the file's values, which may be a megabyte long."""
+    from .inert import terminal
+
+    return prefix + "; ".join(terminal(problem, 300) for problem in exc.problems[:20])
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -158,15 +165,23 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 def cmd_policy_config(args: argparse.Namespace) -> int:
     from . import policy_config
-    from .check import POLICIES_DIR, PolicyConfigError, load_policy_config
+    from .check import POLICIES_DIR, PolicyConfigError, load_policy_config, resolve
 
     settings = _settings(args)
     path = POLICIES_DIR / "config" / f"{settings.stack}.json"
-    try:
-        current = load_policy_config(path) if path.exists() else {}
+    try:  # what is kept of the file is validated as `check` validates it, before anything is merged into it
+        current = load_policy_config(path) if path.exists() or path.is_symlink() else {}
+        resolve(current)
     except PolicyConfigError as exc:
-        raise UsageError(str(exc)) from None
-    text = policy_config.dumps(policy_config.merged(current, settings.model))
+        raise UsageError(_config_problems(f"{path}: ", exc)) from None
+    updated = policy_config.merged(current, settings.model)
+    try:  # and so is what would be written: never a file the pack refuses
+        resolve(updated)
+    except PolicyConfigError as exc:
+        raise UsageError(
+            _config_problems(f"the settings of stack {settings.stack} make a config the pack refuses: ", exc)
+        ) from None
+    text = policy_config.dumps(updated)
     if args.write:
         write_output(text, str(path))
         print(f"wrote {path}")

@@ -38,26 +38,110 @@ class Rule:
     """JSON-schema properties of the rule's settings (with defaults)."""
 
     def config_schema(self) -> dict[str, Any]:
-        return {**self.settings, "exemptions": EXEMPTIONS_SCHEMA}
+        """The rule's settings as it declares them, narrowed by SETTING_CONSTRAINTS: the one schema the Pulumi CLI
+        validates a `--policy-pack-config` file against and `modelops check` and `policy-config` validate with."""
+        narrowed = {
+            name: _narrowed(schema, SETTING_CONSTRAINTS.get(name, {})) for name, schema in self.settings.items()
+        }
+        return {**narrowed, "exemptions": exemptions_schema()}
 
     def defaults(self) -> dict[str, Any]:
         return {k: v["default"] for k, v in self.config_schema().items() if "default" in v}
 
 
-EXEMPTIONS_SCHEMA = {
+# ---- what a policy config may say (issue #26, class 7) ----
+# Patterns are RE2 as well as Python `re` (the CLI validates with gojsonschema, whose patterns are Go regexps,
+# unanchored as Python's `search` is), and keywords draft-04 where they can be (`if`/`then` is draft-07).
+
+ONE_WORD = r"^[^\s*?\[\]]+$"
+"""A kind, namespace or name matched exactly: no wildcard (it would match nothing, yet reads as if it matched
+everything) and no white space (a name no object has)."""
+
+_DOMAIN_PART = r"[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_PATH_PART = r"[a-z0-9]+(([_.]|__|-+)[a-z0-9]+)*"
+IMAGE_PREFIX = (
+    rf"^((localhost|{_DOMAIN_PART}(\.{_DOMAIN_PART})+)(:[0-9]{{1,5}})?|{_DOMAIN_PART}:[0-9]{{1,5}})/({_PATH_PART}/)*$"
+)
+"""A registry and repository path of whole components, ending with `/`, as the distribution reference grammar
+spells them (https://github.com/distribution/reference/blob/main/reference.go): `123….amazonaws.com` without its
+`/` admits `123….amazonaws.com.evil.example/…`, `nvcr.io/nvidia` admits `nvcr.io/nvidia-evil/…`, an empty
+string admits everything, and a scheme or white space is a prefix no image reference has."""
+
+HOST_PATH = r"^(/([^/.\s][^/\s]*|\.[^/.\s][^/\s]*|\.\.[^/\s]+))+$"
+"""An absolute host path without `.` or `..` components, white space or a trailing `/`, matched exactly."""
+
+AWS_REGION = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
+
+PREFIX_WORDS = "a registry and repository path of whole components ending with '/' (no scheme, no white space)"
+ONE_WORD_WORDS = "one exact name (no wildcard, no white space)"
+HOST_PATH_WORDS = "an absolute path without '.' or '..' components, white space or a trailing '/'"
+
+
+def _exactly(pattern: str, words: str) -> dict[str, Any]:
+    """`pattern` over the whole text, said in `words` (a `$comment`, which validators skip). Python's `$` also
+    matches before a final line break (`nvcr.io/nvidia/` and a newline would pass) and no end-of-text anchor reads
+    the same in RE2 (`\\z`) and Python 3.11 (`\\Z`): no white space anywhere, then."""
+    return {"pattern": pattern, "not": {"pattern": r"\s"}, "$comment": words}
+
+
+SETTING_CONSTRAINTS: dict[str, dict[str, Any]] = {
+    "registries": {"items": _exactly(IMAGE_PREFIX, PREFIX_WORDS)},
+    "repositoryPrefixes": {"items": _exactly(IMAGE_PREFIX, PREFIX_WORDS)},
+    "allowlist": {
+        "items": {
+            "required": ["namespace", "name", "path"],
+            "additionalProperties": False,
+            "properties": {
+                "namespace": {"type": "string", **_exactly(ONE_WORD, ONE_WORD_WORDS)},
+                "name": {"type": "string", **_exactly(ONE_WORD, ONE_WORD_WORDS)},
+                "path": {"type": "string", **_exactly(HOST_PATH, HOST_PATH_WORDS)},
+            },
+        }
+    },
+    # a budget or ceiling below zero is a typo, never a policy (infinite and NaN ones cannot be written in JSON)
+    "budgetUsd": {"minimum": 0},
+    "region": _exactly(AWS_REGION, "an AWS region (us-east-1)"),
+    "minReplicas": {"minimum": 1},
+    "maxColdStartSeconds": {"minimum": 0},
+    "maxGpusPerPool": {"minimum": 0},
+    "allowLoadBalancer": {},
+}
+"""Per setting name, what narrows the rule's own schema of it. Every setting of every rule has an entry (a test
+holds it), so a new setting is decided on, not left as wide as its type."""
+
+
+def _narrowed(schema: dict[str, Any], constraint: dict[str, Any]) -> dict[str, Any]:
+    out = {**schema, **constraint}
+    if "items" in schema and "items" in constraint:
+        out["items"] = {**schema["items"], **constraint["items"]}
+    return out
+
+
+def exemptions_schema() -> dict[str, Any]:
+    # a namespaced object declared without metadata.namespace has none: an entry without one would exempt it in
+    # whichever namespace it lands
+    names_its_namespace = {
+        "if": {"properties": {"kind": {"not": {"anyOf": [{"pattern": ":"}, {"enum": sorted(CLUSTER_SCOPED_KINDS)}]}}}},
+        "then": {"required": ["namespace"]},
+    }
+    return {**EXEMPTIONS_SCHEMA, "items": {**EXEMPTIONS_SCHEMA["items"], **names_its_namespace}}
+
+
+EXEMPTIONS_SCHEMA: dict[str, Any] = {
     "type": "array",
     "default": [],
     "description": "Resources this rule does not apply to, each named exactly (kind, namespace, name) with the "
-    "reason: a pattern would let a new resource borrow another's exemption.",
+    "reason: a pattern would let a new resource borrow another's exemption. The namespace is required except "
+    "for a cluster-scoped kind or a non-Kubernetes type (`aws:…`).",
     "items": {
         "type": "object",
         "required": ["kind", "name", "reason"],
         "additionalProperties": False,
         "properties": {
-            "kind": {"type": "string", "minLength": 1},
-            "namespace": {"type": "string", "minLength": 1},
-            "name": {"type": "string", "pattern": r"^[^*?\[\]]+$"},
-            "reason": {"type": "string", "minLength": 1},
+            "kind": {"type": "string", **_exactly(ONE_WORD, ONE_WORD_WORDS)},
+            "namespace": {"type": "string", **_exactly(ONE_WORD, ONE_WORD_WORDS)},
+            "name": {"type": "string", **_exactly(ONE_WORD, ONE_WORD_WORDS)},
+            "reason": {"type": "string", "pattern": r"\S", "$comment": "a reason, not blank"},
         },
     },
 }
@@ -288,6 +372,8 @@ def is_exempt(settings: Mapping[str, Any], kind: str, namespace: str | None, nam
     An entry without a namespace exempts only a cluster-scoped object (or a non-Kubernetes resource)."""
     for entry in as_list(settings.get("exemptions")):
         entry = as_map(entry)
+        if entry.get("namespace") is None and kind not in CLUSTER_SCOPED_KINDS and ":" not in kind:
+            continue  # the schema refuses it; should a validator skip `if` (draft-04), it exempts nothing
         if (entry.get("kind"), entry.get("namespace"), entry.get("name")) == (kind, namespace, name):
             return str(entry.get("reason", "exempted"))
     return None

@@ -613,7 +613,7 @@ def test_exemptions_are_config_data_with_a_reason(tmp_path):
     [
         {"kind": "Deployment", "namespace": "other", "name": "chat"},  # another namespace
         {"kind": "StatefulSet", "namespace": "models", "name": "chat"},  # another kind, same name
-        {"kind": "Deployment", "name": "chat"},  # no namespace: cluster-scoped objects only
+        # no namespace: refused for a namespaced kind (tests/offline/test_policy_config.py)
     ],
 )
 def test_an_exemption_covers_exactly_the_resource_it_names(entry, tmp_path):
