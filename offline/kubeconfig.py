@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .common import read_regular_file
+
 MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024
 EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
 """What client-go's exec authenticator accepts (plugin/pkg/client/auth/exec/exec.go `apiVersions`)."""
@@ -141,11 +143,7 @@ def _kind(value: Any) -> str:
 
 
 def _read_bounded(file: Path) -> str:
-    with open(file, "rb") as handle:
-        data = handle.read(MAX_KUBECONFIG_BYTES + 1)
-    if len(data) > MAX_KUBECONFIG_BYTES:
-        raise OSError(f"{file} is larger than {MAX_KUBECONFIG_BYTES // 1024 // 1024} MiB")
-    return data.decode("utf-8")
+    return read_regular_file(file, MAX_KUBECONFIG_BYTES).decode("utf-8")
 
 
 @dataclass

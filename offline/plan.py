@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .common import read_regular_file
+
+MAX_PLAN_BYTES = 256 * 1024 * 1024
+"""A bound on one read (a device or FIFO is refused before it): far above a preview, below what exhausts memory."""
+
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET = "[secret]"
 SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -175,7 +180,7 @@ def _deeper_than(value: Any, limit: int) -> bool:
 def load_plan(path: str | Path) -> Plan:
     path = Path(path)
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(read_regular_file(path, MAX_PLAN_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise PlanError(f"{path}: no such file") from None
     except IsADirectoryError:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,20 +62,14 @@ def read(path: Path) -> dict[str, Any]:
 
 def _bytes_of(path: Path) -> bytes:
     """At most MAX_BYTES of a regular file: a FIFO, a device (/dev/zero) or a directory is refused unread."""
+    from .common import read_regular_file
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        return read_regular_file(path, MAX_BYTES)
     except FileNotFoundError:
         raise PolicyConfigError([f"{path}: no such policy config"]) from None
     except OSError as exc:
-        raise PolicyConfigError([f"{path}: cannot be read ({exc.strerror})"]) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise PolicyConfigError([f"{path}: not a regular file, not a policy config"])
-    with os.fdopen(fd, "rb") as file:
-        data = file.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise PolicyConfigError([f"{path}: larger than {MAX_BYTES} bytes, not a policy config"])
-    return data
+        raise PolicyConfigError([f"{path}: {exc.strerror or exc}, not a policy config"]) from None
 
 
 def _parsed(path: Path, data: bytes) -> Any:

@@ -204,7 +204,7 @@ HAND_EDITED = [
     (b"", "not JSON"),  # the CLI takes an empty file as no config at all: every rule at the pack's default
     (b"{" * 100_000, "not JSON"),
     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
-    (b'{"k8s-probes": "mandatory"' + b" " * MAX_BYTES + b"}", f"larger than {MAX_BYTES} bytes"),
+    (b'{"k8s-probes": "mandatory"' + b" " * MAX_BYTES + b"}", "larger than 1 MiB, not a policy config"),
     (b'{"\\u001b[2Jk8s": "mandatory"}', "no such policy in the pack"),
 ]
 
@@ -222,8 +222,12 @@ def test_what_is_not_a_file_is_refused_unread(tmp_path, capsys):
     fifo = tmp_path / "fifo.json"
     os.mkfifo(fifo)
     (tmp_path / "zero.json").symlink_to("/dev/zero")
-    for path in (fifo, tmp_path / "zero.json", tmp_path):
-        with pytest.raises(PolicyConfigError, match="not a regular file"):
+    for path, why in (
+        (fifo, "not a regular file"),
+        (tmp_path / "zero.json", "not a regular file"),
+        (tmp_path, "is a directory"),
+    ):
+        with pytest.raises(PolicyConfigError, match=why):
             read(path)
     with pytest.raises(PolicyConfigError, match="no such policy config"):
         read(tmp_path / "absent.json")
