@@ -27,6 +27,8 @@ from components.config import (
     secret_paths_in,
 )
 
+from .common import read_regular_file
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRET_PLACEHOLDER = "offline-secret-placeholder"
 
@@ -164,17 +166,20 @@ def _placeholders(value: Any) -> Any:
     return value
 
 
+MAX_STACK_FILE_BYTES = 16 * 1024 * 1024
 MAX_YAML_VALUES = 200_000
 """More values than any stack needs: what an alias bomb expands to is refused before it is expanded."""
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_bytes().decode("utf-8")
+    try:  # a FIFO or a device (a link to /dev/zero) is refused unread; a stack file is a few kilobytes
+        text = read_regular_file(path, MAX_STACK_FILE_BYTES).decode("utf-8")
     except IsADirectoryError:
         raise StackConfigError([f"{path.name}: is a directory, not a stack file"]) from None
     except UnicodeDecodeError as exc:
         raise StackConfigError([f"{path.name}: not UTF-8 text (byte {exc.start})"]) from None
+    except OSError as exc:
+        raise StackConfigError([f"{path.name}: cannot be read ({exc.strerror or exc})"]) from None
     try:
         data = stack_yaml.load(text)
     except yaml.MarkedYAMLError as exc:
