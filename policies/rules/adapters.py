@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .framework import Rule, StackResource, is_exempt, k8s_kind, object_name, object_namespace, rule_settings
+from .framework import Rule, StackResource, is_exempt, object_name, object_namespace, rule_settings
+from .pods import qualified_kind
 
 
 def identity(resource_type: str, props: Any, name: str) -> tuple[str, str | None, str]:
     """(kind, namespace, name) an exemption names: the Kubernetes object's own, else the resource type
-    and the Pulumi resource name."""
-    kind = k8s_kind(resource_type)
+    and the Pulumi resource name. A kind Kubernetes serves is named bare (`Deployment`, its patch resource
+    too), any other with its API group (`InferenceService.serving.kserve.io`): an exemption written for one
+    never covers a custom resource of the same kind name."""
+    kind = qualified_kind(resource_type)
     if kind:
-        return kind.removesuffix("Patch"), object_namespace(props), object_name(props, name)
+        return kind, object_namespace(props), object_name(props, name)
     return resource_type, None, name
 
 

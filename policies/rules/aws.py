@@ -185,16 +185,32 @@ def lambda_concurrency_cap(resource_type: str, props: Mapping[str, Any], setting
         yield "reservedConcurrentExecutions is not set; a runaway fallback is a runaway bill; set a cap"
 
 
-ADMIN_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
-"""AWS managed policies that grant (nearly) everything: attaching one is Action '*' by another name."""
+WIDE_MANAGED_POLICY = re.compile(
+    r"arn:[^:]*:iam::aws:policy/(?:[\w+=,.@-]+/)*"
+    r"(AdministratorAccess[\w-]*|[\w-]*PowerUser[\w-]*|[\w-]*FullAccess[\w-]*|ReadOnlyAccess|AmazonS3ReadOnlyAccess"
+    r"|SystemAdministrator|NetworkAdministrator|DatabaseAdministrator|DataScientist)",
+    re.IGNORECASE,
+)
+"""AWS managed policies that grant a whole service or more: AdministratorAccess (and its -Amplify, -… variants),
+PowerUserAccess and the services' *PowerUser ones (AmazonCognitoPowerUser: cognito-idp:*), every *FullAccess (IAMFullAccess, AmazonS3FullAccess, …), ReadOnlyAccess and AmazonS3ReadOnlyAccess
+(every object of every bucket), and the job-function policies
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_job-functions.html). Attaching one is a
+service wildcard by another name (Security Hub IAM.1/IAM.21 judge customer policies only; this rule also judges
+what is attached)."""
+
 ATTACHMENT_TYPES = {
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
-    "aws:iam/userPolicyAttachment:UserPolicyAttachment",
-    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
-    "aws:iam/policyAttachment:PolicyAttachment",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "policyArn",
+    "aws:iam/userPolicyAttachment:UserPolicyAttachment": "policyArn",
+    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment": "policyArn",
+    "aws:iam/policyAttachment:PolicyAttachment": "policyArn",
+    "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive": "policyArns",
+    "aws:iam/userPolicyAttachmentsExclusive:UserPolicyAttachmentsExclusive": "policyArns",
+    "aws:iam/groupPolicyAttachmentsExclusive:GroupPolicyAttachmentsExclusive": "policyArns",
+    "aws:iam/role:Role": "managedPolicyArns",
 }
-_MANAGED_ADMIN = re.compile(r"arn:aws[a-z-]*:iam::aws:policy/(?:[\w+=,.@-]+/)*(" + "|".join(ADMIN_POLICIES) + r")")
-_WIDE_RESOURCE = re.compile(r"\*|arn:[^:]+:[^:]*:[^:]*:[^:]*:\*|arn:[^:]+:s3:::\*")
+"""Every resource of the locked pulumi-aws (7.x, `pulumi_aws/iam/`) that attaches managed policies, with the input
+naming them. The *PoliciesExclusive types name inline policies only (their documents are RolePolicy,
+UserPolicy and GroupPolicy resources, judged as such)."""
 
 
 def _policy_documents(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
@@ -203,26 +219,32 @@ def _policy_documents(resource_type: str, props: Mapping[str, Any]) -> Iterator[
         yield "policy", props.get("policy")
     if resource_type == "aws:iam/role:Role":
         for i, inline in enumerate(as_list(props.get("inlinePolicies"))):
-            yield f"inlinePolicies[{i}].policy", as_map(inline).get("policy")
+            if as_map(inline).get("policy") is not None:  # an empty block only clears the role's inline policies
+                yield f"inlinePolicies[{i}].policy", as_map(inline).get("policy")
 
 
 def _managed_arns(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    if resource_type in ATTACHMENT_TYPES:
-        yield "policyArn", str(props.get("policyArn") or "")
-    if resource_type == "aws:iam/role:Role":
-        for i, arn in enumerate(as_list(props.get("managedPolicyArns"))):
-            yield f"managedPolicyArns[{i}]", str(arn)
+    field = ATTACHMENT_TYPES.get(resource_type)
+    if field is None:
+        return
+    value = props.get(field)
+    if isinstance(value, str):
+        yield field, value
+        return
+    for i, arn in enumerate(as_list(value)):
+        yield f"{field}[{i}]", str(arn)
 
 
 @resource_rule(
     "iam-no-wildcard",
-    "IAM policies must not allow Action '*' (nor NotAction, nor an AWS admin policy), "
-    "nor service-wide or write actions on every resource.",
+    "IAM policies must not allow Action '*', a service's every action ('s3:*'), NotAction or NotResource, nor "
+    "data reads or writes on every resource, nor iam:PassRole on any role without a condition; nor attach a wide "
+    "AWS managed policy.",
 )
 def iam_no_wildcard(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for where, arn in _managed_arns(resource_type, props):
-        if _MANAGED_ADMIN.fullmatch(arn):
-            yield f"{where} attaches {arn}, which grants (nearly) every action; attach a policy listing what is needed"
+        if WIDE_MANAGED_POLICY.fullmatch(arn.strip()):
+            yield f"{where} attaches {arn}, which grants a whole service or more; attach a policy listing what is needed"
     for where, document in _policy_documents(resource_type, props):
         statements = _statements(document)
         if statements is None:
@@ -232,29 +254,102 @@ def iam_no_wildcard(resource_type: str, props: Mapping[str, Any], settings: dict
             yield from (f"{where} {m}" for m in _statement_findings(i, statement))
 
 
+DATA_ACTIONS = re.compile(
+    r"s3:(Get|Put|Delete|List)\w*|s3-object-lambda:\w+|secretsmanager:GetSecretValue|ssm:GetParameters?\w*"
+    r"|kms:(Decrypt|GenerateDataKey\w*)|dynamodb:(Get|BatchGet|Query|Scan|Put|Update|Delete|BatchWrite)\w*"
+    r"|sqs:(ReceiveMessage|SendMessage)|ecr:(BatchGetImage|GetDownloadUrlForLayer)|iam:PassRole",
+    re.IGNORECASE,
+)
+"""Actions that read or hand over data (objects, secrets, parameters, keys, items, messages, images, roles):
+granted on every resource, a prefix-scoped role becomes one for every bucket, secret or key of the account."""
+
+
+def is_wide_resource(resource: str) -> bool:
+    """Whether a Resource covers every resource of its type: `*`, an ARN whose resource part is a wildcard
+    (`arn:aws:dynamodb:*:*:table/*`, `arn:aws:iam::123456789012:role/*`), or an S3 ARN with a wildcard in the
+    bucket name (`arn:aws:s3:::*/*`, `arn:aws:s3:::*`, `arn:aws:s3:::model*/x`): a bucket ARN's first segment is
+    the bucket (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html)."""
+    resource = resource.strip()
+    if resource in ("*", "arn:*"):
+        return True
+    parts = resource.split(":", 5)
+    if len(parts) < 6 or parts[0] != "arn":
+        return False
+    service, remainder = parts[2], parts[5]
+    if service in ("*", "") or remainder.startswith(("*", "?")):
+        return True
+    if service == "s3":
+        return any(w in remainder.split("/", 1)[0] for w in ("*", "?"))
+    for separator in ("/", ":"):
+        kind, sep, name = remainder.partition(separator)
+        if sep and "/" not in kind and ":" not in kind and name.startswith(("*", "?")):
+            return True
+    return False
+
+
 def _statement_findings(i: int, statement: Mapping[str, Any]) -> Iterator[str]:
+    """What a statement allows too widely (Security Hub IAM.1: Action '*'; IAM.21: `service:*`, whatever the
+    resource: https://docs.aws.amazon.com/securityhub/latest/userguide/iam-controls.html#iam-21)."""
     if statement.get("Effect", "Allow") != "Allow":
         return
-    if "NotAction" in statement:
+    if "NotAction" in list(statement):
         yield f"Statement[{i}] allows NotAction: every action but those listed; list the actions allowed instead"
         return
-    actions = [str(a).lower() for a in _listed(statement.get("Action"))]
-    resources = [str(r) for r in _listed(statement.get("Resource"))]
-    every_resource = "NotResource" in statement or any(_WIDE_RESOURCE.fullmatch(r) for r in resources)
-    if any(a in ("*", "*:*") for a in actions):
+    if "NotResource" in list(statement):
+        yield f"Statement[{i}] allows on NotResource: every resource but those listed; list the resources instead"
+        return
+    actions = [str(a).strip().lower() for a in _listed(statement.get("Action"))]
+    every_resource = any(is_wide_resource(str(r)) for r in _listed(statement.get("Resource")))
+    if any(a in ("*", "*:*") or a.startswith("*") for a in actions):
         yield f"Statement[{i}] allows Action '*'; list the actions the workload needs"
         return
-    service_wide = [a for a in actions if a.split(":", 1)[-1] == "*"]
-    if service_wide and every_resource:
-        yield f"Statement[{i}] allows every action of {service_wide} on every resource; list actions and resources"
+    service_wide = [a for a in actions if a.split(":", 1)[-1] in ("*", "")]
+    if service_wide:
+        yield f"Statement[{i}] allows every action of {service_wide}; list the actions the workload needs"
+        return
+    if not every_resource:
+        return
+    data = [a for a in actions if _covers_data_action(a)]
+    if data:
+        yield f"Statement[{i}] allows {data} on every resource of their kind; name the buckets, keys or roles"
         return
     writes = [
         a
         for a in actions
-        if "*" in a.split(":", 1)[-1] or not a.split(":", 1)[-1].startswith(tuple(v.lower() for v in _READ_VERBS))
+        if a != "iam:passrole" and not a.split(":", 1)[-1].startswith(tuple(v.lower() for v in _READ_VERBS))
     ]
-    if every_resource and writes:
+    if writes:
         yield f"Statement[{i}] allows write actions {writes} on every resource; name the resources"
+    # PassRole on any role hands the caller every role of the account to give a service; a Condition
+    # (iam:PassedToService) narrows it (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html)
+    if "iam:passrole" in actions and not as_map(statement.get("Condition")):
+        yield f"Statement[{i}] allows iam:PassRole on every role without a Condition; name the roles"
+
+
+def _covers_data_action(action: str) -> bool:
+    """Whether an action (wildcards included: `s3:Get*`, `secretsmanager:Get*Value`) covers a data action."""
+    if DATA_ACTIONS.fullmatch(action):
+        return action != "iam:passrole"  # judged with its Condition below
+    if "*" not in action and "?" not in action:
+        return False
+    pattern = re.compile(re.escape(action).replace(r"\*", ".*").replace(r"\?", "."), re.IGNORECASE)
+    return any(pattern.fullmatch(example) for example in _DATA_EXAMPLES)
+
+
+_DATA_EXAMPLES = (
+    "s3:getobject",
+    "s3:putobject",
+    "s3:deleteobject",
+    "s3:listbucket",
+    "secretsmanager:getsecretvalue",
+    "ssm:getparameter",
+    "kms:decrypt",
+    "dynamodb:getitem",
+    "dynamodb:scan",
+    "sqs:receivemessage",
+    "ecr:batchgetimage",
+    "iam:passrole",
+)
 
 
 @stack_rule("s3-model-bucket-private", "Model buckets must block all public access and grant no Principal '*'.")

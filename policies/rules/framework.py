@@ -262,6 +262,12 @@ CLUSTER_SCOPED_KINDS = {
     "ValidatingAdmissionPolicyBinding",
     "GatewayClass",
     "ClusterIssuer",
+    # custom kinds as an exemption names them (`Kind.group`, rules/pods.py qualified_kind)
+    "NodePool.karpenter.sh",
+    "NodeClaim.karpenter.sh",
+    "EC2NodeClass.karpenter.k8s.aws",
+    "GatewayClass.gateway.networking.k8s.io",
+    "ClusterIssuer.cert-manager.io",
 }
 
 

@@ -14,18 +14,16 @@ from .framework import (
     StackResource,
     as_list,
     as_map,
-    containers,
     dig,
     gpu_count,
     is_gpu_resource,
     k8s_kind,
     object_name,
-    pod_spec,
     resource_rule,
     stack_rule,
-    workload_containers,
 )
 from .k8s_stack import replicas_range
+from .pods import PodSite, describe, pod_sites, workload_containers
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_TAINT = {"key": GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"}
@@ -139,17 +137,85 @@ def gpu_pools(resources: list[StackResource]) -> list[StackResource]:
     return [r for r in resources if k8s_kind(r.type) == "NodePool" and admits_gpus(r.props)]
 
 
+NODEPOOL_LABEL = "karpenter.sh/nodepool"
+"""The label Karpenter puts on every node with its NodePool's name (https://karpenter.sh/docs/reference/
+well-known-labels/): a pod may select a pool by it."""
+
+
+def pool_node_labels(pool: StackResource) -> dict[str, set[str] | None]:
+    """The labels a pool's nodes may carry, each with the values it may take (None: any value): the template's
+    labels, the pool's name, and its requirements (an `In` requirement's values; any other operator, any)."""
+    labels: dict[str, set[str] | None] = {
+        str(k): {str(v)} for k, v in as_map(dig(pool.props, "spec", "template", "metadata", "labels")).items()
+    }
+    labels[NODEPOOL_LABEL] = {object_name(pool.props, pool.name)}
+    for requirement in as_list(dig(pool.props, "spec", "template", "spec", "requirements")):
+        r = as_map(requirement)
+        key, op = str(r.get("key")), r.get("operator", "In")
+        if op == "In" and key not in labels:
+            labels[key] = {str(v) for v in as_list(r.get("values"))}
+        elif op in ("NotIn", "Exists", "Gt", "Lt") and key not in labels:
+            labels[key] = None
+    return labels
+
+
+def _term_admits(expressions: Any, labels: dict[str, set[str] | None]) -> bool:
+    """Whether some node of the pool can satisfy every expression of one nodeSelectorTerm (Kubernetes ANDs an
+    expression list; https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/#node-affinity)."""
+    for item in as_list(expressions):
+        e = as_map(item)
+        key, op, values = str(e.get("key")), e.get("operator"), {str(v) for v in as_list(e.get("values"))}
+        possible = labels.get(key, set())
+        has = key in labels
+        if op == "In" and not (has and (possible is None or possible & values)):
+            return False
+        if op == "NotIn" and has and possible is not None and possible <= values:
+            return False
+        if op in ("Exists", "Gt", "Lt") and not has:
+            return False
+        if op == "DoesNotExist" and has:
+            return False
+    return True
+
+
+def site_admits_pool(site: PodSite, pool: StackResource) -> bool:
+    """Whether a pod's node constraints let it run on the pool: its nodeSelector, and one of its required node
+    affinity's terms (ORed). A pod without either may run on any pool that admits it."""
+    labels = pool_node_labels(pool)
+    for key, value in as_map(site.spec.get("nodeSelector")).items():
+        possible = labels.get(str(key), set())
+        if str(key) not in labels or (possible is not None and str(value) not in possible):
+            return False
+    terms = as_list(
+        dig(
+            site.spec,
+            "affinity",
+            "nodeAffinity",
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            "nodeSelectorTerms",
+        )
+    )
+    return not terms or any(_term_admits(as_map(t).get("matchExpressions"), labels) for t in terms)
+
+
+def has_node_constraints(site: PodSite) -> bool:
+    required = dig(site.spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
+    return bool(as_map(site.spec.get("nodeSelector"))) or bool(as_list(as_map(required).get("nodeSelectorTerms")))
+
+
+def workload_pools(props: Mapping[str, Any], resource_type: str, pools: list[StackResource]) -> list[StackResource]:
+    """The NodePools a workload's pods may run on, by its node selector and its required node affinity: a pod
+    that names a pool either way, or several through an `In` list, counts against each."""
+    sites = pod_sites(resource_type, props)
+    if not sites or not has_node_constraints(sites[0]):
+        return []
+    return [pool for pool in pools if site_admits_pool(sites[0], pool)]
+
+
 def workload_pool(props: Mapping[str, Any], resource_type: str, pools: list[StackResource]) -> StackResource | None:
-    """The NodePool whose node labels satisfy the workload's node selector."""
-    spec = pod_spec(resource_type, props) or {}
-    wanted = as_map(spec.get("nodeSelector"))
-    if not wanted:
-        return None
-    for pool in pools:
-        labels = as_map(dig(pool.props, "spec", "template", "metadata", "labels"))
-        if all(labels.get(k) == v for k, v in wanted.items()):
-            return pool
-    return None
+    """The first NodePool the workload's pods may run on (see `workload_pools`)."""
+    found = workload_pools(props, resource_type, pools)
+    return found[0] if found else None
 
 
 @resource_rule("gpu-limits-match-requests", "GPU requests must equal GPU limits.")
@@ -160,24 +226,28 @@ def gpu_limits_match_requests(resource_type: str, props: Mapping[str, Any], sett
         for name in sorted(set(requests) | set(limits)):
             if is_gpu_resource(name) and str(requests.get(name, limits.get(name))) != str(limits.get(name)):
                 yield (
-                    f"container {c.get('name')!r}: {name} request {requests.get(name)} != limit "
+                    f"{describe(c)}: {name} request {requests.get(name)} != limit "
                     f"{limits.get(name)}; Kubernetes needs them equal (set resources.limits.{name})"
                 )
 
 
 @resource_rule("gpu-scheduling", "GPU pods must tolerate the GPU taint and select a GPU pool.")
 def gpu_scheduling(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    if spec is None or not any(gpu_count(c) for c in containers(spec)):
-        return
-    if not any(tolerates(as_map(t), GPU_TAINT) for t in as_list(spec.get("tolerations"))):
-        yield (
-            f"no toleration matches the GPU pools' taint {GPU_TAINT_KEY}={GPU_TAINT['value']}:NoSchedule; the pod "
-            "can never schedule on a GPU pool"
-        )
-    required = dig(spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution")
-    if not as_map(spec.get("nodeSelector")) and not required:
-        yield "no nodeSelector or required node affinity for a GPU pool; set the pool's node selector"
+    for site in pod_sites(resource_type, props):
+        if not any(gpu_count(c) for c in site.containers()):
+            continue
+        if not any(tolerates(as_map(t), GPU_TAINT) for t in as_list(site.spec.get("tolerations"))):
+            yield site.where + (
+                f"no toleration matches the GPU pools' taint {GPU_TAINT_KEY}={GPU_TAINT['value']}:NoSchedule; the "
+                "pod can never schedule on a GPU pool"
+            )
+        if not has_node_constraints(site):
+            yield site.where + "no nodeSelector or required node affinity for a GPU pool; set the pool's node selector"
+
+
+VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
+"""What the NVIDIA container runtime reads to decide which GPUs a container sees, whatever it was allocated
+(https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/docker-specialized.html)."""
 
 
 @resource_rule("gpu-env-bypass", "Containers without a GPU limit must not set NVIDIA_VISIBLE_DEVICES.")
@@ -187,10 +257,24 @@ def gpu_env_bypass(resource_type: str, props: Mapping[str, Any], settings: dict)
             continue
         for env in as_list(c.get("env")):
             env = as_map(env)
-            if env.get("name") == "NVIDIA_VISIBLE_DEVICES" and env.get("value") not in ("void", "none", ""):
+            if env.get("name") == VISIBLE_DEVICES and env.get("value") not in ("void", "none", ""):
                 yield (
-                    f"container {c.get('name')!r}: sets NVIDIA_VISIBLE_DEVICES without a GPU limit; it would "
-                    "reach GPUs it was not given; request nvidia.com/gpu instead"
+                    f"{describe(c)}: sets {VISIBLE_DEVICES} without a GPU limit; it would reach GPUs it was not "
+                    "given; request nvidia.com/gpu instead"
+                )
+        for source in as_list(c.get("envFrom")):
+            prefix = str(as_map(source).get("prefix") or "")
+            if prefix and VISIBLE_DEVICES.startswith(prefix):
+                yield (
+                    f"{describe(c)}: envFrom with prefix {prefix} can set {VISIBLE_DEVICES} without a GPU limit; "
+                    "drop the prefix or request nvidia.com/gpu"
+                )
+    if k8s_kind(resource_type) in ("ConfigMap", "Secret"):
+        for field in ("data", "stringData", "binaryData"):
+            if VISIBLE_DEVICES in list(as_map(props.get(field))):
+                yield (
+                    f"{field} holds {VISIBLE_DEVICES}: a container taking this {k8s_kind(resource_type)} through "
+                    "envFrom would reach GPUs it was not given; request nvidia.com/gpu instead"
                 )
 
 
@@ -198,7 +282,7 @@ def gpu_env_bypass(resource_type: str, props: Mapping[str, Any], settings: dict)
 def gpu_startup_probe(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props, include_init=False):
         if gpu_count(c) and c.get("startupProbe") is None:
-            yield f"container {c.get('name')!r}: GPU container without a startupProbe; liveness would kill it mid-load"
+            yield f"{describe(c)}: GPU container without a startupProbe; liveness would kill it mid-load"
 
 
 @stack_rule("gpu-hpa-within-pool", "The GPUs models can scale to must fit their pool's GPU limit.")
@@ -208,15 +292,13 @@ def gpu_hpa_within_pool(resources: list[StackResource], settings: dict) -> Itera
     for r in resources:
         if k8s_kind(r.type) not in ("Deployment", "StatefulSet"):
             continue
-        spec = pod_spec(r.type, r.props) or {}
-        per_pod = sum(gpu_count(c) for c in containers(spec, include_init=False))
+        sites = pod_sites(r.type, r.props)
+        per_pod = sum(gpu_count(c) for c in sites[0].containers(include_init=False)) if sites else 0
         if not per_pod:
             continue
-        pool = workload_pool(r.props, r.type, pools)
-        if pool is None:
-            continue
         _, high = replicas_range(r, resources)
-        demand.setdefault(pool.urn, []).append((object_name(r.props, r.name), high * per_pod))
+        for pool in workload_pools(r.props, r.type, pools):
+            demand.setdefault(pool.urn, []).append((object_name(r.props, r.name), high * per_pod))
     for pool in pools:
         users = demand.get(pool.urn, [])
         limit = pool_gpu_limit(pool.props)
@@ -260,19 +342,44 @@ def karpenter_gpu_taint(resource_type: str, props: Mapping[str, Any], settings: 
         )
 
 
-@resource_rule("karpenter-ami-pinned", "EC2NodeClasses must pin their AMI alias to a version, not @latest.")
+@resource_rule("karpenter-ami-pinned", "EC2NodeClasses must pin their AMIs: a versioned alias or an AMI id.")
 def karpenter_ami_pinned(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    # Karpenter treats a new AMI behind `@latest` as drift and replaces every node of the class: each AMI
-    # release would roll every GPU node (and restart every model on it) outside any change review.
+    # Karpenter treats a new AMI behind a term that follows releases as drift and replaces every node of the
+    # class: each AMI release would roll every GPU node (and restart every model on it) outside any change review.
     if k8s_kind(resource_type) != "EC2NodeClass":
         return
-    for term in as_list(dig(props, "spec", "amiSelectorTerms")):
-        alias = as_map(term).get("alias")
-        if isinstance(alias, str) and alias.endswith("@latest"):
+    for i, term in enumerate(as_list(dig(props, "spec", "amiSelectorTerms"))):
+        problem = _unpinned(as_map(term))
+        if problem:
             yield (
-                f"amiSelectorTerms alias {alias} follows every AMI release, and each release replaces every "
-                "node; pin a version (e.g. bottlerocket@v1.66.0) and move it in a reviewed change"
+                f"amiSelectorTerms[{i}] {problem}, and each new AMI replaces every node; pin a version "
+                "(alias bottlerocket@v1.66.0) or an AMI id, and move it in a reviewed change"
             )
+
+
+_WILDCARDS = ("*", "?")
+
+
+def _unpinned(term: Mapping[str, Any]) -> str | None:
+    """Why an amiSelectorTerm follows AMI releases, or None when it names one AMI. Karpenter's terms
+    (https://karpenter.sh/docs/concepts/nodeclasses/#specamiselectorterms): `alias` family@version (`latest`
+    follows every release), `id`, `name` (wildcards allowed; the newest match wins), `ssmParameter` (whatever
+    image id the parameter holds now), `tags` (any AMI tagged so, `*` any value), `owner`."""
+    alias = term.get("alias")
+    if isinstance(alias, str):
+        version = alias.partition("@")[2]
+        return f"alias {alias} follows every AMI release" if version.lower() in ("", "latest") else None
+    if term.get("id") is not None:
+        return None
+    if term.get("ssmParameter") is not None:
+        return f"ssmParameter {term.get('ssmParameter')} follows whatever AMI id the parameter holds"
+    name = term.get("name")
+    if isinstance(name, str) and any(w in name for w in _WILDCARDS):
+        return f"name {name} matches every AMI so named, the newest winning"
+    tags = as_map(term.get("tags"))
+    if name is None and tags:
+        return f"tags {dict(tags)} select whichever AMI is tagged so, the newest winning"
+    return None
 
 
 @resource_rule("node-imdsv2", "EC2NodeClasses must require IMDSv2 with a hop limit of 1.")

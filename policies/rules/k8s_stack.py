@@ -17,10 +17,10 @@ from .framework import (
     k8s_kind,
     object_name,
     object_namespace,
-    pod_labels,
     selector_matches,
     stack_rule,
 )
+from .pods import pod_labels
 
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod", "ReplicaSet"}
 
@@ -191,6 +191,15 @@ def k8s_pdb(resources: list[StackResource], settings: dict) -> Iterator[tuple[St
         if not matching:
             yield deployment, f"{_label(deployment)}: no PodDisruptionBudget; add one with maxUnavailable: 1"
             continue
+        if len(matching) > 1:
+            # The eviction API refuses to evict a pod more than one budget selects (it answers 500): a drain
+            # would hang on every such pod (https://kubernetes.io/docs/tasks/run-application/configure-pdb/).
+            names = ", ".join(_label(b) for b in matching)
+            yield (
+                deployment,
+                f"{_label(deployment)}: its pods are selected by {len(matching)} PodDisruptionBudgets ({names}); "
+                "the eviction API refuses such pods, so node drains hang; keep one",
+            )
         for budget in matching:
             spec = as_map(budget.props.get("spec"))
             if "maxUnavailable" in spec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -11,17 +12,15 @@ from .framework import (
     CLUSTER_SCOPED_KINDS,
     as_list,
     as_map,
-    containers,
     dig,
     is_full_digest,
     k8s_kind,
     object_name,
     object_namespace,
-    pod_spec,
     resource_rule,
     split_image,
-    workload_containers,
 )
+from .pods import PodSite, describe, is_builtin, pod_sites, qualified_kind, workload_containers
 
 _SECRET_WORDS = {
     "password",
@@ -45,19 +44,25 @@ _SECRET_WORDS = {
     "auth",
 }
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_SECRET_SUFFIXES = tuple(sorted(w for w in _SECRET_WORDS if len(w) >= 5))
+"""Secret words long enough to mean a secret at the end of a run-together word (DBPASSWORD, APITOKEN,
+GITHUBTOKEN, OPENAIAPIKEY); short ones (key, pass, pwd, auth) only as words of their own, or MONKEY and
+PASSAGE would be secrets. A suffix, not a substring: TOKENIZERS_PARALLELISM and MAX_TOTAL_TOKENS are not."""
 
 
 def is_secret_name(name: str) -> bool:
-    """Whether an environment variable's name says it holds a secret, in any case or separator:
-    DB_PASSWORD, hfToken, api-key, OPENAI_APIKEY, aws.secretAccessKey."""
-    words = [w.lower() for w in _WORD.findall(name)]
-    return any(w in _SECRET_WORDS for w in words) or any(
-        f"{a}{b}" in _SECRET_WORDS for a, b in itertools.pairwise(words)
+    """Whether an environment variable's name says it holds a secret, in any case, separator or none:
+    DB_PASSWORD, hfToken, api-key, OPENAI_APIKEY, aws.secretAccessKey, DBPASSWORD, SECRETKEY."""
+    words = [w.lower() for w in _WORD.findall(unicodedata.normalize("NFKC", name))]
+    return (
+        any(w in _SECRET_WORDS for w in words)
+        or any(f"{a}{b}" in _SECRET_WORDS for a, b in itertools.pairwise(words))
+        or any(w.endswith(_SECRET_SUFFIXES) for w in words)
     )
 
 
 def _where(container: Mapping[str, Any]) -> str:
-    return f"container {container.get('name')!r}"
+    return describe(container)
 
 
 @resource_rule("k8s-no-privileged", "Containers must not run privileged.")
@@ -71,16 +76,18 @@ def k8s_no_privileged(resource_type: str, props: Mapping[str, Any], settings: di
     "k8s-no-host-namespaces", "Pods must not share the host's network, PID or IPC namespace, nor bind host ports."
 )
 def k8s_no_host_namespaces(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    if spec is None:
-        return
-    for key in ("hostNetwork", "hostPID", "hostIPC"):
-        if spec.get(key) is True:
-            yield f"spec.{key} is true; remove it"
-    for c in containers(spec):
-        for port in as_list(c.get("ports")):
-            if as_map(port).get("hostPort"):
-                yield f"{_where(c)}: ports.hostPort {as_map(port).get('hostPort')} is set; use a Service instead"
+    for site in pod_sites(resource_type, props):
+        spec = site.spec
+        for key in ("hostNetwork", "hostPID", "hostIPC"):
+            if spec.get(key) is True:
+                yield site.where + f"spec.{key} is true; remove it"
+        for c in site.containers():
+            for port in as_list(c.get("ports")):
+                if as_map(port).get("hostPort"):
+                    yield (
+                        site.where
+                        + f"{_where(c)}: ports.hostPort {as_map(port).get('hostPort')} is set; use a Service instead"
+                    )
 
 
 @resource_rule(
@@ -99,20 +106,38 @@ def k8s_no_host_namespaces(resource_type: str, props: Mapping[str, Any], setting
     },
 )
 def k8s_no_hostpath(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    if spec is None:
-        return
+    yield from _host_volumes(resource_type, props)
+    # The allowlist names a workload of Kubernetes' own kinds (a DaemonSet): a custom resource that happens to
+    # share its namespace and name is not the workload the entry was written for.
     ns, name = object_namespace(props), object_name(props, "")
     allowed = {
         (as_map(a).get("namespace"), as_map(a).get("name"), as_map(a).get("path"))
         for a in as_list(settings.get("allowlist"))
+        if is_builtin(resource_type)
     }
-    for volume in as_list(spec.get("volumes")):
-        path = dig(volume, "hostPath", "path")
-        if path is not None and (ns, name, path) not in allowed:
+    for site in pod_sites(resource_type, props):
+        for volume in as_list(site.spec.get("volumes")):
+            path = dig(volume, "hostPath", "path")
+            if path is not None and (ns, name, path) not in allowed:
+                yield site.where + (
+                    f"volume {as_map(volume).get('name')!r}: hostPath {path} is mounted; use an emptyDir or a "
+                    "PersistentVolumeClaim, or allowlist (namespace, name, path) in the policy config"
+                )
+
+
+def _host_volumes(resource_type: str, props: Mapping[str, Any]) -> Iterator[str]:
+    """A PersistentVolume of the node's own filesystem (`hostPath`, or a `local` volume): any claim that binds
+    to it mounts that host path into its pods, through a volume type (persistentVolumeClaim) every profile
+    allows (https://kubernetes.io/docs/concepts/storage/volumes/#hostpath, #local)."""
+    if qualified_kind(resource_type) != "PersistentVolume":
+        return
+    spec = as_map(props.get("spec"))
+    for source in ("hostPath", "local"):
+        path = dig(spec, source, "path")
+        if spec.get(source) is not None:
             yield (
-                f"volume {as_map(volume).get('name')!r}: hostPath {path} is mounted; use an emptyDir or a "
-                "PersistentVolumeClaim, or allowlist (namespace, name, path) in the policy config"
+                f"spec.{source} {path} makes a volume of the node's filesystem: a pod that claims it mounts that "
+                "host path; use a CSI driver or an emptyDir"
             )
 
 
@@ -136,47 +161,48 @@ def k8s_no_privilege_escalation(resource_type: str, props: Mapping[str, Any], se
 
 @resource_rule("k8s-run-as-non-root", "Pods must run as non-root: runAsNonRoot true, and never runAsUser 0.")
 def k8s_run_as_non_root(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    if spec is None:
-        return
-    pod_ctx = as_map(spec.get("securityContext"))
-    if pod_ctx.get("runAsUser") == 0:
-        yield "spec.securityContext.runAsUser is 0 (root); use a non-zero user"
-    pod_non_root = pod_ctx.get("runAsNonRoot") is True
-    for c in containers(spec):
-        ctx = as_map(c.get("securityContext"))
-        if ctx.get("runAsUser") == 0:
-            yield f"{_where(c)}: securityContext.runAsUser is 0 (root); use a non-zero user"
-        if ctx.get("runAsNonRoot") is False or (not pod_non_root and ctx.get("runAsNonRoot") is not True):
-            yield (
-                f"{_where(c)}: runAsNonRoot is not true; set securityContext.runAsNonRoot: true "
-                "on the pod or the container"
-            )
+    for site in pod_sites(resource_type, props):
+        spec = site.spec
+        pod_ctx = as_map(spec.get("securityContext"))
+        if pod_ctx.get("runAsUser") == 0:
+            yield site.where + "spec.securityContext.runAsUser is 0 (root); use a non-zero user"
+        pod_non_root = pod_ctx.get("runAsNonRoot") is True
+        for c in site.containers():
+            ctx = as_map(c.get("securityContext"))
+            if ctx.get("runAsUser") == 0:
+                yield site.where + f"{_where(c)}: securityContext.runAsUser is 0 (root); use a non-zero user"
+            if ctx.get("runAsNonRoot") is False or (not pod_non_root and ctx.get("runAsNonRoot") is not True):
+                yield site.where + (
+                    f"{_where(c)}: runAsNonRoot is not true; set securityContext.runAsNonRoot: true "
+                    "on the pod or the container"
+                )
 
 
 @resource_rule("k8s-seccomp", "Pods must use the RuntimeDefault or a Localhost seccomp profile.")
 def k8s_seccomp(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    if spec is None:
-        return
-    good = ("RuntimeDefault", "Localhost")
-    pod_ok = dig(spec, "securityContext", "seccompProfile", "type") in good
-    for c in containers(spec):
-        own = dig(c, "securityContext", "seccompProfile", "type")
-        if own is not None and own not in good:
-            yield f"{_where(c)}: seccompProfile.type is {own}; use RuntimeDefault"
-        elif own is None and not pod_ok:
-            yield f"{_where(c)}: no seccompProfile; set spec.securityContext.seccompProfile.type: RuntimeDefault"
+    for site in pod_sites(resource_type, props):
+        spec = site.spec
+        good = ("RuntimeDefault", "Localhost")
+        pod_ok = dig(spec, "securityContext", "seccompProfile", "type") in good
+        for c in site.containers():
+            own = dig(c, "securityContext", "seccompProfile", "type")
+            if own is not None and own not in good:
+                yield site.where + f"{_where(c)}: seccompProfile.type is {own}; use RuntimeDefault"
+            elif own is None and not pod_ok:
+                yield (
+                    site.where
+                    + f"{_where(c)}: no seccompProfile; set spec.securityContext.seccompProfile.type: RuntimeDefault"
+                )
 
 
 # ---- Pod Security Standards controls not covered above (baseline, then restricted) ----
 # The edge cases follow the Pod Security admission's own checks (k8s.io/pod-security-admission/policy).
 
 
-def _security_contexts(spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+def _security_contexts(site: PodSite) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(where, securityContext) of the pod and of every container, init and ephemeral ones included."""
-    yield "spec.securityContext", as_map(spec.get("securityContext"))
-    for c in containers(spec):
+    yield "spec.securityContext", as_map(site.spec.get("securityContext"))
+    for c in site.containers():
         yield f"{_where(c)} securityContext", as_map(c.get("securityContext"))
 
 
@@ -184,32 +210,29 @@ def _security_contexts(spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[s
     "k8s-no-host-process", "Pods must not run as Windows HostProcess containers (PSS baseline: HostProcess)."
 )
 def k8s_no_host_process(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    if spec is None:
-        return
-    for where, ctx in _security_contexts(spec):
-        if dig(ctx, "windowsOptions", "hostProcess") is True:
-            yield f"{where}.windowsOptions.hostProcess is true; HostProcess containers own the Windows node"
+    for site in pod_sites(resource_type, props):
+        for where, ctx in _security_contexts(site):
+            if dig(ctx, "windowsOptions", "hostProcess") is True:
+                yield (
+                    site.where
+                    + f"{where}.windowsOptions.hostProcess is true; HostProcess containers own the Windows node"
+                )
 
 
 @resource_rule("k8s-apparmor", "AppArmor must not be disabled (PSS baseline: AppArmor).")
 def k8s_apparmor(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    if spec is None:
-        return
-    for where, ctx in _security_contexts(spec):
-        kind = dig(ctx, "appArmorProfile", "type")
-        if kind is not None and kind not in ("RuntimeDefault", "Localhost"):
-            yield f"{where}.appArmorProfile.type is {kind}; use RuntimeDefault or a Localhost profile"
-    kind = k8s_kind(resource_type)
-    meta = as_map(props.get("metadata")) if kind == "Pod" else as_map(dig(props, "spec", "template", "metadata"))
-    for key, value in as_map(meta.get("annotations")).items():
-        if (
-            str(key).startswith("container.apparmor.security.beta.kubernetes.io/")
-            and value not in ("runtime/default",)
-            and not str(value).startswith("localhost/")
-        ):
-            yield f"annotation {key} is {value}; use runtime/default or a localhost/ profile"
+    for site in pod_sites(resource_type, props):
+        for where, ctx in _security_contexts(site):
+            kind = dig(ctx, "appArmorProfile", "type")
+            if kind is not None and kind not in ("RuntimeDefault", "Localhost"):
+                yield site.where + f"{where}.appArmorProfile.type is {kind}; use RuntimeDefault or a Localhost profile"
+        for key, value in site.annotations():
+            if (
+                str(key).startswith("container.apparmor.security.beta.kubernetes.io/")
+                and value not in ("runtime/default",)
+                and not str(value).startswith("localhost/")
+            ):
+                yield site.where + f"annotation {key} is {value}; use runtime/default or a localhost/ profile"
 
 
 # What the baseline profile allows of seLinuxOptions.type; user and role must stay unset.
@@ -220,16 +243,17 @@ _SELINUX_TYPES = ("", "container_t", "container_init_t", "container_kvm_t", "con
     "k8s-selinux", "SELinux options must not set a custom user or role, nor an unsafe type (PSS baseline: SELinux)."
 )
 def k8s_selinux(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    if spec is None:
-        return
-    for where, ctx in _security_contexts(spec):
-        options = as_map(ctx.get("seLinuxOptions"))
-        if options.get("type") not in (None, *_SELINUX_TYPES):
-            yield f"{where}.seLinuxOptions.type is {options.get('type')}; use container_t (or leave it unset)"
-        for field in ("user", "role"):
-            if options.get(field):
-                yield f"{where}.seLinuxOptions.{field} is set; leave it unset"
+    for site in pod_sites(resource_type, props):
+        for where, ctx in _security_contexts(site):
+            options = as_map(ctx.get("seLinuxOptions"))
+            if options.get("type") not in (None, *_SELINUX_TYPES):
+                yield (
+                    site.where
+                    + f"{where}.seLinuxOptions.type is {options.get('type')}; use container_t (or leave it unset)"
+                )
+            for field in ("user", "role"):
+                if options.get(field):
+                    yield site.where + f"{where}.seLinuxOptions.{field} is set; leave it unset"
 
 
 @resource_rule("k8s-proc-mount", "Containers must use the default /proc mount (PSS baseline: /proc Mount Type).")
@@ -257,13 +281,15 @@ SAFE_SYSCTLS = (
 
 @resource_rule("k8s-safe-sysctls", "Pods may set only the safe sysctls (PSS baseline: Sysctls).")
 def k8s_safe_sysctls(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    if spec is None:
-        return
-    for sysctl in as_list(dig(spec, "securityContext", "sysctls")):
-        name = as_map(sysctl).get("name")
-        if name not in SAFE_SYSCTLS:
-            yield f"spec.securityContext.sysctls sets {name}, which is not namespaced and safe; remove it"
+    for site in pod_sites(resource_type, props):
+        spec = site.spec
+        for sysctl in as_list(dig(spec, "securityContext", "sysctls")):
+            name = as_map(sysctl).get("name")
+            if name not in SAFE_SYSCTLS:
+                yield (
+                    site.where
+                    + f"spec.securityContext.sysctls sets {name}, which is not namespaced and safe; remove it"
+                )
 
 
 # The volume types the restricted profile allows. hostPath is judged by k8s-no-hostpath, with its allowlist.
@@ -283,31 +309,29 @@ RESTRICTED_VOLUME_TYPES = (
     "k8s-volume-types", "Pods may use only the restricted profile's volume types (PSS restricted: Volume Types)."
 )
 def k8s_volume_types(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    if spec is None:
-        return
-    for volume in as_list(spec.get("volumes")):
-        kinds = [k for k in as_map(volume) if k != "name"]
-        bad = [k for k in kinds if k not in RESTRICTED_VOLUME_TYPES and k != "hostPath"]
-        if bad:
-            yield (
-                f"volume {as_map(volume).get('name')!r} is {', '.join(bad)}; the restricted profile allows "
-                f"{', '.join(RESTRICTED_VOLUME_TYPES)}"
-            )
+    for site in pod_sites(resource_type, props):
+        spec = site.spec
+        for volume in as_list(spec.get("volumes")):
+            kinds = [k for k in as_map(volume) if k != "name"]
+            bad = [k for k in kinds if k not in RESTRICTED_VOLUME_TYPES and k != "hostPath"]
+            if bad:
+                yield site.where + (
+                    f"volume {as_map(volume).get('name')!r} is {', '.join(bad)}; the restricted profile allows "
+                    f"{', '.join(RESTRICTED_VOLUME_TYPES)}"
+                )
 
 
 @resource_rule("k8s-memory-volume-limit", "Memory-backed volumes (/dev/shm) must set a sizeLimit.")
 def k8s_memory_volume_limit(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    if spec is None:
-        return
-    for volume in as_list(spec.get("volumes")):
-        empty_dir = as_map(as_map(volume).get("emptyDir"))
-        if empty_dir.get("medium") == "Memory" and not empty_dir.get("sizeLimit"):
-            yield (
-                f"volume {as_map(volume).get('name')!r} is a memory-backed emptyDir without sizeLimit: it takes RAM "
-                "from the node until the pod's memory limit kills the server; size it (e.g. /dev/shm per GPU)"
-            )
+    for site in pod_sites(resource_type, props):
+        spec = site.spec
+        for volume in as_list(spec.get("volumes")):
+            empty_dir = as_map(as_map(volume).get("emptyDir"))
+            if empty_dir.get("medium") == "Memory" and not empty_dir.get("sizeLimit"):
+                yield site.where + (
+                    f"volume {as_map(volume).get('name')!r} is a memory-backed emptyDir without sizeLimit: it takes RAM "
+                    "from the node until the pod's memory limit kills the server; size it (e.g. /dev/shm per GPU)"
+                )
 
 
 S3_CSI_DRIVER = "s3.csi.aws.com"
@@ -410,10 +434,9 @@ def k8s_requests_limits(resource_type: str, props: Mapping[str, Any], settings: 
     "k8s-probes", "Serving containers need a readinessProbe, and every container a liveness or startup probe."
 )
 def k8s_probes(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    if spec is None or k8s_kind(resource_type) in ("Job", "CronJob"):
+    if k8s_kind(resource_type) in ("Job", "CronJob", "JobPatch", "CronJobPatch"):
         return
-    for c in containers(spec, include_init=False):
+    for c in workload_containers(resource_type, props, include_init=False):
         # A container that declares ports is what a Service sends traffic to.
         if as_list(c.get("ports")) and c.get("readinessProbe") is None:
             yield f"{_where(c)}: no readinessProbe; traffic would reach it before it is ready"
@@ -424,7 +447,7 @@ def k8s_probes(resource_type: str, props: Mapping[str, Any], settings: dict) -> 
 @resource_rule("k8s-namespace", "Namespaced objects must name a namespace other than default.")
 def k8s_namespace(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     kind = k8s_kind(resource_type)
-    if kind is None or kind in CLUSTER_SCOPED_KINDS:
+    if kind is None or qualified_kind(resource_type) in CLUSTER_SCOPED_KINDS:
         return
     ns = dig(props, "metadata", "namespace")
     if ns in (None, "", "default"):
@@ -433,22 +456,42 @@ def k8s_namespace(resource_type: str, props: Mapping[str, Any], settings: dict) 
 
 @resource_rule("k8s-sa-token", "Pods must not mount a service-account token unless they use the API.")
 def k8s_sa_token(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    spec = pod_spec(resource_type, props)
-    if spec is not None and spec.get("automountServiceAccountToken") is not False:
-        yield (
-            "spec.automountServiceAccountToken is not false; set it to false (or exempt the workload "
-            "in the policy config if it calls the Kubernetes API)"
-        )
+    for site in pod_sites(resource_type, props):
+        if site.spec.get("automountServiceAccountToken") is not False:
+            yield site.where + (
+                "spec.automountServiceAccountToken is not false; set it to false (or exempt the workload "
+                "in the policy config if it calls the Kubernetes API)"
+            )
+        yield from (site.where + m for m in _projected_tokens(site))
+
+
+def _projected_tokens(site: PodSite) -> Iterator[str]:
+    """A token mounted through a projected volume's `serviceAccountToken` source is mounted whatever
+    automountServiceAccountToken says; without an `audience` it is one for the API server
+    (https://kubernetes.io/docs/concepts/storage/projected-volumes/#serviceaccounttoken)."""
+    for volume in as_list(site.spec.get("volumes")):
+        for source in as_list(dig(volume, "projected", "sources")):
+            token = as_map(source).get("serviceAccountToken")
+            if token is not None:
+                audience = as_map(token).get("audience") or "the API server (no audience)"
+                yield (
+                    f"volume {as_map(volume).get('name')!r} projects a service-account token for {audience}; remove "
+                    "it (or exempt the workload in the policy config if it needs that token)"
+                )
 
 
 @resource_rule("k8s-no-secret-env", "Secrets must not be literal env values (pods and Lambda functions).")
 def k8s_no_secret_env(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):
-        for env in as_list(c.get("env")):
-            env = as_map(env)
-            name = str(env.get("name", ""))
-            if "value" in env and is_secret_name(name):
-                yield f"{_where(c)}: env {name} is a literal value; read it from a Secret (valueFrom.secretKeyRef)"
+        yield from _plain_secret_env(c)
+    if qualified_kind(resource_type) == "ConfigMap":
+        for field in ("data", "binaryData"):
+            for key in as_map(props.get(field)):
+                if is_secret_name(str(key)):
+                    yield (
+                        f"{field} key {key} looks like a secret, and a ConfigMap is stored and shown in plain text "
+                        "(a pod's envFrom or configMapKeyRef would hand it over as an env variable); use a Secret"
+                    )
     if resource_type == "aws:lambda/function:Function":
         for name in as_map(dig(props, "environment", "variables")):
             if is_secret_name(str(name)):
@@ -456,6 +499,29 @@ def k8s_no_secret_env(resource_type: str, props: Mapping[str, Any], settings: di
                     f"environment variable {name} is a literal value in the function's configuration (readable "
                     "with lambda:GetFunctionConfiguration); read it from Secrets Manager or SSM at start"
                 )
+
+
+def _plain_secret_env(c: Mapping[str, Any]) -> Iterator[str]:
+    """Secret-looking variables a container gets in plain text: a literal `value`, a ConfigMap key
+    (`valueFrom.configMapKeyRef`), or a whole ConfigMap through `envFrom` under a secret-looking `prefix`
+    (https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod-v1/#environment-variables)."""
+    for env in as_list(c.get("env")):
+        env = as_map(env)
+        name = str(env.get("name", ""))
+        if not is_secret_name(name):
+            continue
+        if "value" in list(env):
+            yield f"{_where(c)}: env {name} is a literal value; read it from a Secret (valueFrom.secretKeyRef)"
+        elif dig(env, "valueFrom", "configMapKeyRef") is not None:
+            yield f"{_where(c)}: env {name} comes from a ConfigMap, which is plain text; read it from a Secret"
+    for source in as_list(c.get("envFrom")):
+        source = as_map(source)
+        prefix = str(source.get("prefix") or "")
+        if source.get("configMapRef") is not None and prefix and is_secret_name(prefix):
+            yield (
+                f"{_where(c)}: envFrom a ConfigMap with prefix {prefix}: its keys become secret-looking variables "
+                "from plain text; use secretRef"
+            )
 
 
 @resource_rule(

@@ -853,7 +853,7 @@ def test_secret_env_names_in_any_spelling(name, secret, tmp_path):
                     )
                 },
             ),
-            True,
+            False,  # Security Hub IAM.21: a service's every action, whatever the resource
         ),
         (
             (
@@ -916,6 +916,22 @@ def test_secret_env_names_in_any_spelling(name, secret, tmp_path):
                             "name": "x",
                             "policy": json.dumps(
                                 {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+                            ),
+                        }
+                    ]
+                },
+            ),
+            False,  # every object of every bucket
+        ),
+        (
+            (
+                "aws:iam/role:Role",
+                {
+                    "inlinePolicies": [
+                        {
+                            "name": "x",
+                            "policy": json.dumps(
+                                {"Statement": [{"Effect": "Allow", "Action": "xray:GetSamplingRules", "Resource": "*"}]}
                             ),
                         }
                     ]
