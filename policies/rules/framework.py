@@ -237,7 +237,6 @@ def dig(value: Any, *path: str) -> Any:
 
 # ---- Kubernetes helpers ----
 
-WORKLOAD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 CLUSTER_SCOPED_KINDS = {
     "Namespace",
     "Node",
@@ -281,37 +280,17 @@ def k8s_kind(resource_type: str) -> str | None:
 
 
 def pod_spec(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The pod spec a Kubernetes object runs, wherever it keeps it: a Pod's spec, a pod template
-    (Deployments, ReplicationControllers, Argo Rollouts, any kind with `spec.template.spec.containers`),
-    a CronJob's job template; server-side-apply patch resources (`DeploymentPatch`) included."""
-    kind = k8s_kind(resource_type)
-    if kind is None:
-        return None
-    spec = as_map(props.get("spec"))
-    if kind in ("Pod", "PodPatch") or "containers" in spec:
-        return spec
-    for path in (("template", "spec"), ("jobTemplate", "spec", "template", "spec")):
-        candidate = dig(spec, *path)
-        if isinstance(candidate, Mapping) and (
-            "containers" in candidate or kind.removesuffix("Patch") in WORKLOAD_KINDS
-        ):
-            return candidate
-    if kind.removesuffix("Patch") in WORKLOAD_KINDS:
-        return as_map(
-            dig(spec, "jobTemplate", "spec", "template", "spec")
-            if kind.startswith("CronJob")
-            else dig(spec, "template", "spec")
-        )
-    return None
+    """The (first) pod spec a Kubernetes object runs, as the pack's one discovery finds it (rules/pods.py)."""
+    from .pods import pod_sites  # pods builds on this module
+
+    sites = pod_sites(resource_type, props)
+    return sites[0].spec if sites else None
 
 
 def pod_labels(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any]:
-    kind = k8s_kind(resource_type)
-    if kind == "Pod":
-        return as_map(dig(props, "metadata", "labels"))
-    if kind == "CronJob":
-        return as_map(dig(props, "spec", "jobTemplate", "spec", "template", "metadata", "labels"))
-    return as_map(dig(props, "spec", "template", "metadata", "labels"))
+    from .pods import pod_labels as labels
+
+    return labels(resource_type, props)
 
 
 def containers(spec: Mapping[str, Any], include_init: bool = True) -> list[Mapping[str, Any]]:
@@ -325,9 +304,10 @@ def containers(spec: Mapping[str, Any], include_init: bool = True) -> list[Mappi
 def workload_containers(
     resource_type: str, props: Mapping[str, Any], include_init: bool = True
 ) -> list[Mapping[str, Any]]:
-    """The containers of a workload's pods; none for anything that is not a workload."""
-    spec = pod_spec(resource_type, props)
-    return containers(spec, include_init) if spec is not None else []
+    """The containers of every pod an object runs (rules/pods.py); none for anything that runs no pods."""
+    from .pods import workload_containers as found
+
+    return found(resource_type, props, include_init)
 
 
 def is_gpu_resource(name: str) -> bool:
