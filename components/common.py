@@ -49,6 +49,13 @@ def dns_label(value: str) -> str:
     return safe if safe == value else f"{safe}-{hashlib.sha256(value.encode()).hexdigest()[:6]}"
 
 
+def weights_volume_name(namespace: str, model: str, version: str) -> str:
+    """The PersistentVolume that mounts one version of a model's artifact (`artifactAccess: mount`). PersistentVolumes
+    are cluster-wide, so the name carries the namespace; namespace and model names both hold `-`, so two pairs can
+    write one name (`b-c` + `a`, `b` + `c-a`): the stack schema refuses such a pair, naming both models."""
+    return f"modelops-{namespace}-{model}-weights-{dns_label(version)}"
+
+
 def aws_tags(environment: str, cost_owner: str, **extra: str) -> dict[str, str]:
     """Tags every AWS resource carries; `modelops/cost-owner` is what cost reports group by."""
     return {"modelops/environment": environment, "modelops/cost-owner": cost_owner, "managed-by": "pulumi", **extra}

@@ -18,9 +18,9 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from . import promql
-from .common import ARTIFACT_FETCHER_IMAGE, FALLBACK_RELAY_IMAGE, NVIDIA_REGISTRY
+from .common import ARTIFACT_FETCHER_IMAGE, FALLBACK_RELAY_IMAGE, NVIDIA_REGISTRY, weights_volume_name
 from .cron import cron_problem
-from .gpu_catalogue import load_catalogue
+from .gpu_catalogue import GpuInstanceType, load_catalogue, memory_gib
 from .runtimes import PRESETS, Runtime, RuntimePreset
 
 NAMESPACE = "modelops"
@@ -126,12 +126,67 @@ LAMBDA_RESERVED_ENV = (
 )
 """Keys Lambda reserves (docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html): it refuses a function
 that sets one."""
+KUBERNETES_OBJECT_DATA_BYTES = 1024 * 1024
+"""What one Secret or ConfigMap may hold (kubernetes.io/docs/concepts/configuration/secret/#restriction-data-size:
+"Individual Secrets are limited to 1MiB in size"); etcd takes at most 1.5 MiB per request (--max-request-bytes)."""
 LAMBDA_ENV_BYTES = 4096
 """Lambda's limit on the total size of a function's environment variables (keys and values)."""
 AMI_ALIAS_MAX = 30
 """The EC2NodeClass CRD's maxLength for `amiSelectorTerms[].alias` (`<family>@<version>`)."""
 _QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
 _DURATION = r"^([0-9]+(s|m|h))+$|^Never$"
+
+
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+"""A label key's name part and a label value (k8s.io/apimachinery validation IsQualifiedName, IsValidLabelValue:
+at most 63 characters, alphanumeric at both ends, `-`, `_`, `.` between)."""
+_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+"""A label key's prefix: a DNS-1123 subdomain (at most 253 characters)."""
+
+
+def label_problems(key: str, value: str) -> list[str]:
+    """Why the API server would refuse `key: value` as a label, else []."""
+    problems = []
+    prefix, slash, name = key.rpartition("/")
+    if not _LABEL_NAME.fullmatch(name) or (slash and (len(prefix) > 253 or not _LABEL_PREFIX.fullmatch(prefix))):
+        problems.append(
+            f"label key {key!r} is not a qualified name ([prefix/]name: name at most 63 characters, alphanumeric at "
+            "both ends with '-', '_', '.' between; prefix a DNS subdomain)"
+        )
+    if value and not _LABEL_NAME.fullmatch(value):
+        problems.append(
+            f"label value {value!r} of {key!r} is not a label value (at most 63 characters, alphanumeric at both ends "
+            "with '-', '_', '.' between)"
+        )
+    return problems
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _cidr_problem(cidr: str) -> str | None:
+    """Why the API server would refuse `cidr` as a NetworkPolicy ipBlock, else None. It parses with Go's
+    net.ParseCIDR, which needs `address/bits` (no bare address, no netmask); Kubernetes 1.33's strict validation
+    also refuses leading zeros, IPv4-mapped IPv6 and host bits (KEP-4858). Only the canonical form is taken."""
+    address, slash, bits = cidr.partition("/")
+    if not slash or not bits.isdigit():
+        return "is not a CIDR block (address/prefix length, e.g. 10.0.0.0/16)"
+    if "%" in address:
+        return "is not a CIDR block (an IPv6 zone, `%...`, names an interface; Go's net.ParseCIDR refuses it)"
+    try:
+        network = ipaddress.ip_network(cidr, strict=True)
+    except ValueError as exc:
+        return f"is not a CIDR block ({exc})"
+    if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None:
+        return "is an IPv4-mapped IPv6 block; write the IPv4 block"
+    if str(network) != cidr:
+        return f"is not in canonical form; write {str(network)!r}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -169,7 +224,22 @@ class GatewayRef(_Model):
 
     name: str = Field(pattern=_DNS_SUBDOMAIN)
     namespace: str = Field(pattern=_DNS_LABEL)
-    hostname: str | None = Field(default=None, pattern=_HOSTNAME)
+    hostname: str | None = Field(default=None, pattern=_HOSTNAME, max_length=253)
+    """The host clients call: each model's endpoint is `https://<hostname>/<model>` and its HTTPRoute matches it."""
+
+    @field_validator("hostname")
+    @classmethod
+    def _one_host(cls, value: str | None) -> str | None:
+        # A route may match `*.example.com`, but an endpoint names one host a client can call; and the Gateway API
+        # forbids IP addresses as hostnames (HTTPRoute spec.hostnames: "IPs are not allowed").
+        if value is not None and value.startswith("*"):
+            raise ValueError(
+                f"{value!r} is a wildcard: the models' endpoints are https://<hostname>/<model>, which must name one "
+                "host a client can call; give that host (the Gateway's listener may still be a wildcard)"
+            )
+        if value is not None and _is_ip_address(value):
+            raise ValueError(f"{value!r} is an IP address; the Gateway API matches routes by host name only")
+        return value
 
 
 class ClusterConfig(_Model):
@@ -200,16 +270,24 @@ class ClusterConfig(_Model):
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:
-            try:
-                ipaddress.ip_network(cidr, strict=True)
-            except ValueError as exc:
-                raise ValueError(f"{cidr!r} is not a CIDR block ({exc})") from None
+            problem = _cidr_problem(cidr)
+            if problem:
+                raise ValueError(f"{cidr!r} {problem}")
         return value
 
     monitoring_namespace: str = Field(default="monitoring", pattern=_DNS_LABEL)
     """Where Prometheus runs: the models' NetworkPolicies admit it to their metrics."""
     dashboard_labels: dict[str, str] = {"grafana_dashboard": "1"}
     """What the Grafana sidecar discovers dashboard ConfigMaps by (kube-prometheus-stack's default)."""
+
+    @field_validator("dashboard_labels", "prometheus_labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        problems = [p for key, text in value.items() for p in label_problems(key, text)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
     dashboards_namespace: str | None = Field(default=None, pattern=_DNS_LABEL)
     """Where the dashboard ConfigMaps go (default: the monitoring namespace, which the sidecar searches)."""
     prometheus_labels: dict[str, str] = {"release": "kube-prometheus-stack"}
@@ -278,6 +356,16 @@ class GpuPoolConfig(_Model):
     from the instance type's physical GPU count, not the shares the device plugin advertises once a node
     runs: a burst of pending pods launches a node per requested GPU until running nodes advertise their
     shares. `gpuLimit`, the replica checks and the cost ceiling count physical GPUs."""
+
+    def node_disk_gib(self, instance: GpuInstanceType) -> float:
+        """The disk a node of this pool gives the kubelet and the container runtime (images, ephemeral storage):
+        the striped instance store under RAID0, else the EBS volume gpu_pool.py mounts there (Bottlerocket's data
+        volume; one root volume of both sizes on AL2023)."""
+        if self.instance_store_policy is not None and instance.instance_store_gb:
+            return instance.instance_store_gb * 10**9 / 2**30
+        if self.ami_family == AmiFamily.BOTTLEROCKET:
+            return float(self.data_volume_gib)
+        return float(self.root_volume_gib + self.data_volume_gib)
 
     @model_validator(mode="after")
     def _ami_alias(self) -> Self:
@@ -357,6 +445,40 @@ class ImageConfig(_Model):
         return self
 
 
+_S3_URI = r"^s3://[a-z0-9.-]{3,63}(/.*)?$"
+_S3_KEY = re.compile(r"[A-Za-z0-9!_.'()+=@,-]+(/[A-Za-z0-9!_.'()+=@,-]+)*/?")
+"""An artifact prefix: S3's safe key characters (docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html,
+"Safe characters") without `*` and with `+ = @ ,`, in non-empty `/`-separated segments."""
+
+
+def _artifact_uri(value: str | None) -> str | None:
+    """An artifact URI the pods' IAM grant can be scoped to. The grant's resources are `<bucket>/<prefix>/*` and
+    its list condition `s3:prefix` StringLike `<prefix>/*`: in both, `*` and `?` are wildcards and `${...}` a policy
+    variable (docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html), so a prefix
+    holding one would widen the role past its own prefix (`s3://b/*` is the whole bucket). A bucket alone, or an
+    empty segment, would grant the whole bucket or another key than the one fetched."""
+    if value is None:
+        return value
+    bucket, _, key = value[len("s3://") :].partition("/")
+    if not key.strip("/"):
+        raise ValueError(
+            f"{value!r} names a bucket but no prefix: the pods' role would read the whole bucket; give the prefix "
+            "of this model's weights (s3://<bucket>/<model>/<version>)"
+        )
+    if not _S3_KEY.fullmatch(key):
+        wild = sorted({c for c in key if c in "*?$"})
+        raise ValueError(
+            f"{value!r}: "
+            + (
+                f"{', '.join(map(repr, wild))} in a prefix is an IAM wildcard or policy variable, which would widen the "
+                "pods' read grant past the prefix"
+                if wild
+                else "a prefix is non-empty segments of letters, digits and ! _ . ' ( ) + = @ , - separated by '/'"
+            )
+        )
+    return value
+
+
 class Replicas(_Model):
     min: int | None = Field(default=None, ge=0, le=1000)
     """Fewest replicas (default: the environment's). 0 scales the model to zero when idle: KEDA only (set
@@ -381,9 +503,11 @@ class CanaryConfig(_Model):
     """Percent of traffic sent to the canary."""
     image: ImageConfig | None = None
     """The canary's image (default: the model's image built at the canary version)."""
-    artifact_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9.-]{3,63}(/.*)?$")
+    artifact_uri: str | None = Field(default=None, pattern=_S3_URI)
     """The canary version's weights (default: the model's artifactUri with its version segment replaced
     by the canary version): the canary must serve the new version, not the stable weights."""
+
+    _prefix_only = field_validator("artifact_uri")(lambda value: _artifact_uri(value))
 
 
 class ProbeConfig(_Model):
@@ -478,7 +602,9 @@ class ModelConfig(_Model):
     pool: str | None = None
     replicas: Replicas = Replicas()
     resources: Resources = Resources()
-    artifact_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9.-]{3,63}(/.*)?$")
+    artifact_uri: str | None = Field(default=None, pattern=_S3_URI)
+    """`s3://<bucket>/<prefix>`: the model's weights. The pods' role may read this prefix and nothing else."""
+    _prefix_only = field_validator("artifact_uri")(lambda value: _artifact_uri(value))
     artifact_access: ArtifactAccess = ArtifactAccess.COPY
     """How pods reach `artifactUri`: `copy` (an init container copies it to local disk before the server
     starts) or `mount` (the Mountpoint for Amazon S3 CSI driver serves the prefix read-only: no copy step, the
@@ -518,6 +644,14 @@ class ModelConfig(_Model):
     @property
     def serving_port(self) -> int:
         return self.port if self.port is not None else self.preset.port
+
+    @property
+    def shm_size(self) -> str | None:
+        """The memory-backed /dev/shm: the model's own size, else its runtime's per GPU (None: a CPU model's
+        container runtime default)."""
+        if self.resources.shm:
+            return self.resources.shm
+        return f"{self.gpus * self.preset.shm_gib_per_gpu}Gi" if self.gpus else None
 
     @property
     def ready_path(self) -> str:
@@ -620,6 +754,29 @@ class PreflightConfig(_Model):
     """Run the capacity and quota checks at the start of `pulumi up` (needs AWS credentials)."""
 
 
+class SecurityConfig(_Model):
+    max_image_severity: Literal["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"] = "HIGH"
+    """The lowest ECR finding severity that fails `modelops gate`: an image with a finding at or above it, or
+    with one ECR could not rate (UNDEFINED, Inspector's UNTRIAGED), is refused."""
+    require_image_gate: bool | None = None
+    """Whether `modelops gate` must pass before `pulumi up` (default: on in prod, off elsewhere)."""
+    allow_unscanned_images: list[str] = []
+    """Images outside this account's ECR, which ECR never scans, that the gate lets through: a prefix ending in
+    `/` (`nvcr.io/nvidia/`) or one exact reference; either way the image must be pinned by digest."""
+
+    @field_validator("allow_unscanned_images")
+    @classmethod
+    def _prefix_or_reference(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not entry.endswith("/") and "@sha256:" not in entry:
+                raise ValueError(f"{entry!r}: give a prefix ending in '/' or a reference pinned by @sha256:")
+        return value
+
+    def image_gate_required(self, environment: Environment) -> bool:
+        # prod's default sits beside the key it defaults: the gate is a verb's setting, not the program's
+        return self.require_image_gate if self.require_image_gate is not None else environment == Environment.PROD
+
+
 class StackConfig(_Model):
     environment: Environment
     cluster: ClusterConfig
@@ -628,6 +785,8 @@ class StackConfig(_Model):
     models: dict[str, ModelConfig]
     budget: BudgetConfig
     preflight: PreflightConfig = PreflightConfig()
+    security: SecurityConfig = SecurityConfig()
+    """Image gates: the scan findings `modelops gate` refuses before `pulumi up`."""
     cost_owner: str = Field(default="ml-platform", pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
     """The team billed for this stack: a tag on AWS resources and a label on Kubernetes objects."""
 
@@ -789,7 +948,84 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
         if model.canary is not None and mode == "only":
             problems.append(f"{path}.canary: canaries split Kubernetes traffic; fallback 'only' deploys none")
     problems += _system_image_problems(cfg)
+    problems += _cluster_name_problems(cfg)
+    for name, model in cfg.models.items():
+        problems += _runtime_problems(f"{NAMESPACE}:models.{name}", model, cfg)
     return problems
+
+
+def _cluster_name_problems(cfg: StackConfig) -> list[str]:
+    """Cluster-scoped names the program builds from a model's namespace and name (a mounted artifact's
+    PersistentVolume, `modelops-<namespace>-<model>-weights-<version>`) must not meet: `a` in `b-c` and `c-a` in `b`
+    would write the same name, and the second model would bind the first one's weights. Both keys are named."""
+    owners: dict[str, str] = {}
+    problems = []
+    for name, model in cfg.models.items():
+        if model.artifact_access != ArtifactAccess.MOUNT or not model.artifact_uri:
+            continue
+        versions = [model.version] + ([model.canary.version] if model.canary else [])
+        for version in versions:
+            volume = weights_volume_name(model.namespace, name, version)
+            other = owners.setdefault(volume, name)
+            if other != name:
+                problems.append(
+                    f"{NAMESPACE}:models.{other}.namespace and {NAMESPACE}:models.{name}.namespace: both models' "
+                    f"weights PersistentVolumes would be named {volume!r} (PersistentVolumes are cluster-wide; the "
+                    "name joins namespace and model with '-'); rename a model or change a namespace"
+                )
+    return problems
+
+
+def _runtime_problems(path: str, model: ModelConfig, cfg: StackConfig) -> list[str]:
+    """What the server's container could not do with its resources: listen on a port its runtime already opens,
+    hold a /dev/shm that fills its memory limit, or ask for more scratch disk than a node of its pool has."""
+    problems = []
+    taken = dict(model.preset.other_ports)
+    if model.serving_port in taken:
+        problems.append(
+            f"{path}.port: {model.serving_port} is {taken[model.serving_port]} of the {model.runtime} runtime; "
+            "the server could not listen on it. Choose another port"
+        )
+    shm = model.shm_size
+    if shm is not None and memory_gib(shm) >= memory_gib(model.resources.memory):
+        where = "resources.shm" if model.resources.shm else f"the {model.runtime} default ({shm} for {model.gpus} GPU)"
+        problems.append(
+            f"{path}.resources: /dev/shm of {shm} ({where}) is memory-backed and counts against the container's memory "
+            f"limit of {model.resources.memory}, leaving the server nothing; raise memory or lower resources.shm"
+        )
+    problems += _scratch_problems(path, model, cfg)
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in model.env.items())
+    size += sum(len(a.encode()) for a in model.args or ())
+    if size > KUBERNETES_OBJECT_DATA_BYTES:
+        problems.append(
+            f"{path}.env: env and args hold {size} bytes; a Kubernetes Secret (where a secret env goes) holds at "
+            f"most {KUBERNETES_OBJECT_DATA_BYTES} and every object is one etcd request of at most 1.5 MiB"
+        )
+    return problems
+
+
+def _scratch_problems(path: str, model: ModelConfig, cfg: StackConfig) -> list[str]:
+    """The `/models` scratch volume is requested as ephemeral storage: a request larger than every node type's
+    disk (where images live too) leaves the pods pending forever. Mounted artifacts use no scratch."""
+    pool = cfg.gpu_pools.get(model.pool) if model.pool else None
+    if pool is None or (model.artifact_access == ArtifactAccess.MOUNT and model.artifact_uri):
+        return []
+    types = load_catalogue().types_for(pool.instance_families, pool.instance_types)
+    largest = max((pool.node_disk_gib(t) for t in types), default=0.0)
+    scratch = memory_gib(model.resources.scratch)
+    if types and scratch >= largest:
+        return [
+            f"{path}.resources.scratch: {model.resources.scratch} of scratch disk, but the largest node disk of pool "
+            f"{model.pool!r} is {largest:.0f}Gi ("
+            + (
+                "its instance store, striped"
+                if pool.instance_store_policy
+                else f"{'the data volume' if pool.ami_family == AmiFamily.BOTTLEROCKET else 'the root volume'}, "
+                "dataVolumeGib"
+            )
+            + ") and holds the images too; lower scratch or give the pool a larger disk"
+        ]
+    return []
 
 
 def _autoscaling_problems(path: str, name: str, model: ModelConfig, lowest: int, on_kubernetes: bool) -> list[str]:
@@ -872,8 +1108,30 @@ def _kubeconfig_problems(cfg: StackConfig, kubeconfig: Any) -> list[str]:
 
 def lambda_function_name(stack: str, model: str) -> str:
     """A fallback's Lambda name: known without reading state, so `modelops smoke` can find it. Never cut to
-    Lambda's 64 characters (two models could then share one name): validation refuses a name too long."""
-    return f"modelops-{stack}-{model}"
+    Lambda's 64 characters (two models could then share one name): validation refuses a name too long.
+
+    Function names are per account and region, which stacks may share (the reference stacks do): the name must tell
+    every (stack, model) pair apart. `modelops-<stack>-<model>` does while the stack name has no `-` or `_` (a model
+    name has neither `_` nor, first, the stack's part); stack `prod-eu` with model `chat` and stack `prod` with model
+    `eu-chat` would meet there, so a stack name with `-` or `_` is joined by `_`, which no model name holds:
+    `modelops-prod-eu_chat`. Reading back, the model is after the last `_`, or after the first `-` past the prefix."""
+    if re.fullmatch(r"[A-Za-z0-9]+", stack):
+        return f"modelops-{stack}-{model}"
+    return f"modelops-{stack}_{model}"
+
+
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+"""What the Pulumi CLI takes as a stack name (sdk/go/common/tokens/stack_name.go, ParseStackName: `^[A-Za-z0-9_.-]*`,
+not empty, at most 100 characters)."""
+
+
+def _stack_name_problems(stack: str | None) -> list[str]:
+    if stack is None or STACK_NAME.fullmatch(stack):
+        return []
+    return [
+        f"{NAMESPACE}: the stack name {stack!r} is not one the Pulumi CLI takes (1 to 100 letters, digits, '_', '.' "
+        "or '-')"
+    ]
 
 
 _LAMBDA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -930,8 +1188,8 @@ _WHY_NOT_SECRET = {
 
 def secret_paths_in(value: Any, path: SecretPath = ()) -> list[SecretPath]:
     """The paths of the `secure:` values in a stack file's value (the CLI decrypts each, wherever it is)."""
-    if isinstance(value, dict) and set(value) == {"secure"}:
-        return [path]
+    if isinstance(value, dict) and set(value) == {"secure"} and isinstance(value["secure"], str):
+        return [path]  # the CLI's isSecureValue: one key, `secure`, holding a string
     if isinstance(value, dict):
         return [p for k, v in value.items() for p in secret_paths_in(v, (*path, k))]
     if isinstance(value, list):
@@ -1026,7 +1284,12 @@ def parse_stack_config(
     except ValidationError as exc:
         problems = [f"{_key_path(e['loc']) if e['loc'] else NAMESPACE}: {_message(e)}" for e in exc.errors()]
         raise StackConfigError(_without_secrets(problems, secrets)) from None
-    problems = _kubeconfig_problems(cfg, kubeconfig) + _cross_reference_problems(cfg) + _serverless_problems(cfg, stack)
+    problems = (
+        _stack_name_problems(stack)
+        + _kubeconfig_problems(cfg, kubeconfig)
+        + _cross_reference_problems(cfg)
+        + _serverless_problems(cfg, stack)
+    )
     if problems:
         raise StackConfigError(_without_secrets(problems, secrets))
     return cfg
@@ -1046,13 +1309,22 @@ def load_stack_config() -> StackConfig:
         if key == KUBECONFIG_SECRET_KEY:
             raw[key] = SECRET_SET if runtime_config.is_config_secret(full_key) else value
             continue
-        try:
-            raw[key] = json.loads(value)
-        except (json.JSONDecodeError, TypeError):
-            raw[key] = value  # plain strings such as `environment`
+        raw[key] = _program_value(value)
     secret_keys = frozenset(k for k in raw if runtime_config.is_config_secret(prefix + k))
     stack = pulumi.get_stack()
     return parse_stack_config(raw, stack, _stack_file_secret_paths(stack, secret_keys), secret_keys)
+
+
+def _program_value(text: Any) -> Any:
+    """A config value as the CLI hands it over: an object or a list as its JSON text, a scalar as its text (a
+    string as written, a number or boolean as Go JSON). Only objects and lists are decoded: a scalar stays its
+    text, so a quoted `costOwner: "123"` is the string it was written as (offline/stackfile.py reads the same)."""
+    if isinstance(text, str) and text[:1] in ("{", "["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    return text
 
 
 def _stack_file_secret_paths(stack: str, secret_keys: frozenset[str]) -> list[SecretPath] | None:
@@ -1068,10 +1340,12 @@ def _stack_file_secret_paths(stack: str, secret_keys: frozenset[str]) -> list[Se
 
     import yaml
 
+    from . import stack_yaml
+
     try:
-        project = yaml.safe_load(Path("Pulumi.yaml").read_text(encoding="utf-8"))
+        project = stack_yaml.load(Path("Pulumi.yaml").read_text(encoding="utf-8"))
         directory = Path(str(project.get("stackConfigDir") or "."))
-        config = yaml.safe_load((directory / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")).get("config") or {}
+        config = stack_yaml.load((directory / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")).get("config") or {}
         items = list(config.items())
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
         return None

@@ -101,7 +101,8 @@ def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
 
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-_DECIMAL = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_DECIMAL = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "m": 10**-3}
+"""Decimal suffixes; `m` (milli) is a valid, if odd, memory quantity (`500m` is half a byte)."""
 
 
 def cpu_cores(quantity: str) -> float:

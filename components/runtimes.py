@@ -89,6 +89,8 @@ class RuntimePreset:
     env: dict[str, str] = field(default_factory=dict)
     """Where the runtime writes caches: the root filesystem is read-only, /tmp is the writable volume."""
     metrics_path: str = "/metrics"
+    other_ports: tuple[tuple[int, str], ...] = ()
+    """Ports the runtime opens besides the HTTP one, (port, what it is): a model's `port` cannot take them."""
     own_metric_prefixes: tuple[str, ...] = ()
     """Metric names only the server's own pods export: a query over nothing else is empty at zero replicas,
     so KEDA cannot wake a scaled-to-zero model on it. Empty for `custom`: any FastAPI server exports http_*;
@@ -250,6 +252,8 @@ PRESETS: dict[Runtime, RuntimePreset] = {
         # KEDA's per-replica average applies (a mean queue *time* would not divide by replicas).
         scaling=Scaling("sum(rate(nv_inference_queue_duration_us{{{sel}}}[1m])) / 1e6", "2"),
         own_metric_prefixes=("nv_inference_", "nv_gpu_", "nv_cpu_", "nv_cache_"),
+        # the preset's --metrics-port (gRPC's 8001 is off: --allow-grpc=false)
+        other_ports=((8002, "Triton's metrics port (--metrics-port=8002)"),),
     ),
     # huggingface.co/docs/text-generation-inference (3.x): text-generation-launcher (the image's entrypoint),
     # --model-id, --port, --num-shard; GET /health; /metrics on the same port (tgi_* metrics).
@@ -305,5 +309,8 @@ PRESETS: dict[Runtime, RuntimePreset] = {
         sample=lambda name: ("POST", "/generate", {"inputs": "ping", "parameters": {"max_new_tokens": 1}}),
         env={"HF_HOME": "/tmp/huggingface", **RUNTIME_USER},
         own_metric_prefixes=("tgi_",),
+        # launcher.md: --master-port, "The address the master port will listen on. (setting used by torch
+        # distributed)", default 29500: the shards of a multi-GPU replica meet there
+        other_ports=((29500, "torch.distributed's master port (TGI's --master-port default)"),),
     ),
 }

@@ -137,7 +137,7 @@ def load_stack(stack: str, project: Project | None = None, stack_file: Path | No
                 else config[key]
             )
     # where each secret sits: refused where it would be written in clear, and kept out of every message
-    model = parse_stack_config(raw, secret_paths=secret_paths)
+    model = parse_stack_config(raw, stack, secret_paths=secret_paths)
     return StackSettings(project, stack, config, secret_keys, model)
 
 

@@ -364,7 +364,7 @@ def test_lambda_function_names_are_never_cut_into_a_collision():
     )
     with pytest.raises(StackConfigError) as refused:
         parse_stack_config(stack_raw("prod"), "prod.eu")
-    assert any("'modelops-prod.eu-sentiment'" in p for p in refused.value.problems)
+    assert any("'modelops-prod.eu_sentiment'" in p for p in refused.value.problems)
     # a model that never runs on Lambda has no function to name
     parse_stack_config(stack_raw("prod"), "prod")
 
