@@ -23,7 +23,11 @@ from .framework import (
     stack_rule,
 )
 from .k8s_stack import replicas_range
-from .pods import PodSite, describe, pod_sites, workload_containers
+from .pods import PodSite, describe, pod_sites, qualified_kind, workload_containers
+
+NODE_POOL = "NodePool.karpenter.sh"
+EC2_NODE_CLASS = "EC2NodeClass.karpenter.k8s.aws"
+"""Karpenter's kinds, with their API groups: a custom resource of another group that shares the name is no pool."""
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_TAINT = {"key": GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"}
@@ -134,7 +138,7 @@ def pool_gpu_limit(props: Mapping[str, Any]) -> int | None:
 
 
 def gpu_pools(resources: list[StackResource]) -> list[StackResource]:
-    return [r for r in resources if k8s_kind(r.type) == "NodePool" and admits_gpus(r.props)]
+    return [r for r in resources if qualified_kind(r.type) == NODE_POOL and admits_gpus(r.props)]
 
 
 NODEPOOL_LABEL = "karpenter.sh/nodepool"
@@ -320,7 +324,7 @@ def gpu_hpa_within_pool(resources: list[StackResource], settings: dict) -> Itera
     settings={"maxGpusPerPool": {"type": "integer", "default": 64, "description": "The most GPUs one pool may allow."}},
 )
 def karpenter_gpu_limit(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    if k8s_kind(resource_type) != "NodePool" or not admits_gpus(props):
+    if qualified_kind(resource_type) != NODE_POOL or not admits_gpus(props):
         return
     limit = pool_gpu_limit(props)
     ceiling = int(settings.get("maxGpusPerPool", 64))
@@ -332,7 +336,7 @@ def karpenter_gpu_limit(resource_type: str, props: Mapping[str, Any], settings: 
 
 @resource_rule("karpenter-gpu-taint", "GPU NodePools must taint nodes nvidia.com/gpu:NoSchedule.")
 def karpenter_gpu_taint(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    if k8s_kind(resource_type) != "NodePool" or not admits_gpus(props):
+    if qualified_kind(resource_type) != NODE_POOL or not admits_gpus(props):
         return
     taints = as_list(dig(props, "spec", "template", "spec", "taints"))
     if not any(all(as_map(t).get(k) == v for k, v in GPU_TAINT.items()) for t in taints):
@@ -346,7 +350,7 @@ def karpenter_gpu_taint(resource_type: str, props: Mapping[str, Any], settings: 
 def karpenter_ami_pinned(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     # Karpenter treats a new AMI behind a term that follows releases as drift and replaces every node of the
     # class: each AMI release would roll every GPU node (and restart every model on it) outside any change review.
-    if k8s_kind(resource_type) != "EC2NodeClass":
+    if qualified_kind(resource_type) != EC2_NODE_CLASS:
         return
     for i, term in enumerate(as_list(dig(props, "spec", "amiSelectorTerms"))):
         problem = _unpinned(as_map(term))
@@ -384,7 +388,7 @@ def _unpinned(term: Mapping[str, Any]) -> str | None:
 
 @resource_rule("node-imdsv2", "EC2NodeClasses must require IMDSv2 with a hop limit of 1.")
 def node_imdsv2(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    if k8s_kind(resource_type) != "EC2NodeClass":
+    if qualified_kind(resource_type) != EC2_NODE_CLASS:
         return
     options = as_map(dig(props, "spec", "metadataOptions"))
     tokens = options.get("httpTokens")
@@ -397,7 +401,7 @@ def node_imdsv2(resource_type: str, props: Mapping[str, Any], settings: dict) ->
 
 @resource_rule("node-disk-encrypted", "EC2NodeClass block devices must be encrypted.")
 def node_disk_encrypted(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
-    if k8s_kind(resource_type) != "EC2NodeClass":
+    if qualified_kind(resource_type) != EC2_NODE_CLASS:
         return
     for device in as_list(dig(props, "spec", "blockDeviceMappings")):
         if dig(device, "ebs", "encrypted") is not True:

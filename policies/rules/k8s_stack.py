@@ -20,7 +20,18 @@ from .framework import (
     selector_matches,
     stack_rule,
 )
-from .pods import pod_labels
+from .pods import is_builtin, pod_labels, qualified_kind
+
+SCALED_OBJECT = "ScaledObject.keda.sh"
+
+
+def stack_kind(resource_type: str) -> str | None:
+    """The kind a stack rule files an object under: Kubernetes' own by name (patch resources apart), any other
+    with its API group, so that a custom resource called NetworkPolicy or PodDisruptionBudget (which enforces
+    nothing) never stands in for the real one, nor one called ScaledObject for KEDA's."""
+    kind = k8s_kind(resource_type)
+    return kind if kind is None or is_builtin(resource_type) else qualified_kind(resource_type)
+
 
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod", "ReplicaSet"}
 
@@ -45,13 +56,13 @@ def _of_kind(resources: list[StackResource], *kinds: str) -> list[StackResource]
     by_kind: dict[str, list[StackResource]] = _memo(resources, "kinds", lambda: _kinds(resources))
     if len(kinds) == 1:
         return by_kind.get(kinds[0], [])
-    return [r for r in resources if k8s_kind(r.type) in kinds]
+    return [r for r in resources if stack_kind(r.type) in kinds]
 
 
 def _kinds(resources: list[StackResource]) -> dict[str, list[StackResource]]:
     by_kind: dict[str, list[StackResource]] = {}
     for r in resources:
-        by_kind.setdefault(k8s_kind(r.type) or "", []).append(r)  # not a Kubernetes type: no kind
+        by_kind.setdefault(stack_kind(r.type) or "", []).append(r)  # not a Kubernetes type: no kind
     return by_kind
 
 
@@ -124,7 +135,7 @@ autoscaler (https://keda.sh/docs/2.21/concepts/scaling-deployments/#pause-autosc
 def paused_replicas(scaler: StackResource) -> int | None:
     """The count a ScaledObject holds its target at while paused with a count, else None."""
     value = as_map(dig(scaler.props, "metadata", "annotations")).get(PAUSED_REPLICAS_ANNOTATION)
-    if k8s_kind(scaler.type) != "ScaledObject" or value is None:
+    if stack_kind(scaler.type) != SCALED_OBJECT or value is None:
         return None
     try:
         return max(0, int(str(value)))
@@ -140,7 +151,7 @@ def _autoscalers(resources: list[StackResource]) -> dict[tuple[str | None, Any],
 
 def _find_autoscalers(resources: list[StackResource]) -> dict[tuple[str | None, Any], tuple[StackResource, int, int]]:
     found: dict[tuple[str | None, Any], tuple[StackResource, int, int]] = {}
-    for r in _of_kind(resources, "HorizontalPodAutoscaler", "ScaledObject"):
+    for r in _of_kind(resources, "HorizontalPodAutoscaler", SCALED_OBJECT):
         spec = as_map(r.props.get("spec"))
         target = as_map(spec.get("scaleTargetRef"))
         if target.get("kind", "Deployment") != "Deployment":
@@ -149,7 +160,7 @@ def _find_autoscalers(resources: list[StackResource]) -> dict[tuple[str | None, 
         if held is not None:
             found[(object_namespace(r.props), target.get("name"))] = (r, held, held)
             continue
-        if k8s_kind(r.type) == "ScaledObject":
+        if stack_kind(r.type) == SCALED_OBJECT:
             low, high = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 100)
         else:
             low, high = spec.get("minReplicas", 1), spec.get("maxReplicas")
@@ -229,7 +240,7 @@ def k8s_replicas_hpa(resources: list[StackResource], settings: dict) -> Iterator
     for (_ns, _target), (scaler, low, high) in sorted(scalers.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
         if paused_replicas(scaler) is not None:
             continue  # a fixed count KEDA holds (a canary's share), judged like a Deployment's replicas
-        if low == 0 and k8s_kind(scaler.type) == "ScaledObject":
+        if low == 0 and stack_kind(scaler.type) == SCALED_OBJECT:
             pass  # scale to zero, a deliberate choice: k8s-scale-to-zero asks for its cold-start budget
         elif low < floor:
             yield (
@@ -263,7 +274,7 @@ def _sleeping_floor(scaler: StackResource) -> int | None:
     """The replica count an autoscaler may leave its target at when idle: KEDA's `idleReplicaCount` when set
     (KEDA scales to it while every trigger is inactive, below `minReplicaCount`), else its minimum."""
     spec = as_map(scaler.props.get("spec"))
-    if k8s_kind(scaler.type) == "ScaledObject":
+    if stack_kind(scaler.type) == SCALED_OBJECT:
         idle = spec.get("idleReplicaCount")
         return int(idle) if isinstance(idle, int | float) else int(spec.get("minReplicaCount", 0) or 0)
     low = spec.get("minReplicas", 1)
@@ -343,11 +354,11 @@ def _cannot_wake(scaler: StackResource, resources: list[StackResource]) -> str |
 )
 def k8s_scale_to_zero(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
     ceiling = int(settings.get("maxColdStartSeconds", 3600))
-    for scaler in _of_kind(resources, "ScaledObject", "HorizontalPodAutoscaler"):
+    for scaler in _of_kind(resources, SCALED_OBJECT, "HorizontalPodAutoscaler"):
         if _sleeping_floor(scaler) != 0:
             continue
         stated = as_map(as_map(scaler.props.get("metadata")).get("annotations")).get(COLD_START_ANNOTATION)
-        asleep = _cannot_wake(scaler, resources) if k8s_kind(scaler.type) == "ScaledObject" else None
+        asleep = _cannot_wake(scaler, resources) if stack_kind(scaler.type) == SCALED_OBJECT else None
         if asleep:
             yield (
                 scaler,

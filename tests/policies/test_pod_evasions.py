@@ -349,3 +349,30 @@ def test_kubernetes_own_kinds_have_one_pod_site_at_their_template():
     for type_, _, inputs in compliant():
         sites = pod_sites(type_, unknown_checking_proxy(json.loads(json.dumps(inputs))))
         assert [s.path for s in sites] == (["spec.template.spec"] if type_.endswith(":Deployment") else []), type_
+
+
+@pytest.mark.parametrize(
+    "drop_name, impostor_type, rule",
+    [
+        ("chat-netpol", "kubernetes:example.com/v1:NetworkPolicy", "k8s-netpol-coverage"),
+        ("chat-pdb", "kubernetes:example.com/v1:PodDisruptionBudget", "k8s-pdb"),
+    ],
+)
+def test_a_custom_kind_named_like_kubernetes_own_stands_in_for_nothing(drop_name, impostor_type, rule, tmp_path):
+    """Only networking.k8s.io's NetworkPolicy and policy's PodDisruptionBudget are enforced by Kubernetes: a
+    custom resource of the same kind name in another group, with the same selector, protects nothing."""
+    resources = compliant()
+    real = next(inputs for _, name, inputs in resources if name == drop_name)
+    resources = [r for r in resources if r[1] != drop_name] + [(impostor_type, "impostor", copy.deepcopy(real))]
+    assert D in failures(check(resources, tmp_path), rule)
+
+
+def test_a_node_pool_of_another_group_is_no_gpu_pool(tmp_path):
+    """gpu-hpa-within-pool counts a model against Karpenter's NodePools (karpenter.sh) only: a same-named kind
+    of another group with a larger limit and the same labels absorbs nothing."""
+    resources = edit("chat-hpa", lambda i: i["spec"].update(maxReplicas=9))(compliant())
+    pool = copy.deepcopy(next(inputs for _, name, inputs in resources if name == "a10g-node-pool"))
+    pool["spec"]["limits"] = {"nvidia.com/gpu": "1000"}
+    report = check([*resources, ("kubernetes:example.com/v1:NodePool", "impostor-pool", pool)], tmp_path)
+    assert "a10g-node-pool" in failures(report, "gpu-hpa-within-pool")
+    assert "impostor-pool" not in failures(report, "karpenter-gpu-limit")
