@@ -252,6 +252,39 @@ def iam_no_wildcard(resource_type: str, props: Mapping[str, Any], settings: dict
             continue
         for i, statement in enumerate(statements):
             yield from (f"{where} {m}" for m in _statement_findings(i, statement))
+    if resource_type == "aws:iam/role:Role" and props.get("assumeRolePolicy") is not None:
+        statements = _statements(props.get("assumeRolePolicy"))
+        if statements is None:
+            yield "assumeRolePolicy is not a JSON policy document; it cannot be judged, so it is refused"
+            return
+        for i, statement in enumerate(statements):
+            yield from (f"assumeRolePolicy {m}" for m in _trust_findings(i, statement))
+
+
+def _trust_findings(i: int, statement: Mapping[str, Any]) -> Iterator[str]:
+    """Who may assume the role: not anyone (Principal '*' without a Condition), and, through an EKS cluster's
+    OIDC provider, only the service account named by a `<issuer>:sub` condition without wildcards: with `aud`
+    alone every service account of the cluster may assume it
+    (https://docs.aws.amazon.com/eks/latest/userguide/associate-service-account-role.html)."""
+    if statement.get("Effect", "Allow") != "Allow":
+        return
+    conditions = as_map(statement.get("Condition"))
+    if _public_principal(statement) and not conditions:
+        yield f"Statement[{i}] lets any AWS principal assume the role; name the principals"
+    federated = [str(f) for f in _listed(as_map(statement.get("Principal")).get("Federated"))]
+    if not any(":oidc-provider/" in f for f in federated):
+        return
+    subjects = [
+        value
+        for operator in conditions.values()
+        for key, values in as_map(operator).items()
+        if str(key).endswith(":sub")
+        for value in _listed(values)
+    ]
+    if not subjects:
+        yield f"Statement[{i}] trusts the cluster's OIDC provider without a `:sub` condition: every service account may assume the role"
+    elif any("*" in str(v) or "?" in str(v) for v in subjects):
+        yield f"Statement[{i}] trusts service accounts {subjects} by pattern; name the one service account"
 
 
 DATA_ACTIONS = re.compile(

@@ -156,3 +156,49 @@ def test_every_document_a_resource_carries_is_judged(type_, inputs, tmp_path):
 def test_an_empty_inline_policy_block_grants_nothing(tmp_path):
     """`inlinePolicies: [{}]` only removes the role's out-of-band inline policies (pulumi-aws Role docs)."""
     assert judged("aws:iam/role:Role", {"inlinePolicies": [{}]}, tmp_path) == []
+
+
+OIDC = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC"
+ISSUER = "oidc.eks.us-east-1.amazonaws.com/id/ABC"
+
+
+def trust(principal, condition=None, action="sts:AssumeRoleWithWebIdentity") -> dict:
+    statement = {"Effect": "Allow", "Principal": principal, "Action": action}
+    if condition is not None:
+        statement["Condition"] = condition
+    return {"assumeRolePolicy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})}
+
+
+@pytest.mark.parametrize(
+    "inputs, passes",
+    [
+        # what the program writes: one service account, by StringEquals on sub and aud
+        (
+            trust(
+                {"Federated": OIDC},
+                {
+                    "StringEquals": {
+                        f"{ISSUER}:sub": "system:serviceaccount:models:chat",
+                        f"{ISSUER}:aud": "sts.amazonaws.com",
+                    }
+                },
+            ),
+            True,
+        ),
+        (trust({"Federated": OIDC}, {"StringEquals": {f"{ISSUER}:aud": "sts.amazonaws.com"}}), False),
+        (trust({"Federated": OIDC}), False),
+        (trust({"Federated": OIDC}, {"StringLike": {f"{ISSUER}:sub": "system:serviceaccount:*:chat"}}), False),
+        (trust({"Service": "lambda.amazonaws.com"}, action="sts:AssumeRole"), True),
+        (trust("*", action="sts:AssumeRole"), False),
+        (trust({"AWS": ["arn:aws:iam::123456789012:root", "*"]}, action="sts:AssumeRole"), False),
+        (trust({"AWS": "*"}, {"StringEquals": {"aws:PrincipalOrgID": "o-abc"}}, "sts:AssumeRole"), True),
+        ({"assumeRolePolicy": "{not json"}, False),
+    ],
+)
+def test_who_may_assume_a_role_is_named(inputs, passes, tmp_path):
+    """A role's trust policy: an EKS service-account role is assumable through the cluster's OIDC provider by
+    the service account its `<issuer>:sub` condition names; with `aud` alone, or a pattern, every service
+    account (of a namespace, or of the cluster) may assume it
+    (https://docs.aws.amazon.com/eks/latest/userguide/associate-service-account-role.html). Principal '*'
+    without a Condition is any AWS account."""
+    assert (judged("aws:iam/role:Role", inputs, tmp_path) == []) is passes
