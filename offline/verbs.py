@@ -370,3 +370,14 @@ def register(verb) -> None:
     smoke.add_argument(
         "--base-url", help="with --endpoints: the gateway's address (default: https://<gateway hostname>)"
     )
+
+    from . import gate
+
+    gate.add_arguments(
+        verb(
+            "gate",
+            gate.run,
+            "Before `pulumi up` of a stack that requires it (prod by default): every image it deploys has a "
+            "completed ECR scan with no finding at or above modelops:security.maxImageSeverity (exit 1 otherwise).",
+        )
+    )
