@@ -352,6 +352,9 @@ def karpenter_ami_pinned(resource_type: str, props: Mapping[str, Any], settings:
     # class: each AMI release would roll every GPU node (and restart every model on it) outside any change review.
     if qualified_kind(resource_type) != EC2_NODE_CLASS:
         return
+    if not as_list(dig(props, "spec", "amiSelectorTerms")):
+        # v1 requires terms; v1beta1 without them took the newest EKS-optimized AMI of its amiFamily
+        yield "spec.amiSelectorTerms is empty: the node class would follow every AMI release; pin an alias version or an id"
     for i, term in enumerate(as_list(dig(props, "spec", "amiSelectorTerms"))):
         problem = _unpinned(as_map(term))
         if problem:

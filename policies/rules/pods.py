@@ -367,7 +367,7 @@ def pod_sites(resource_type: str, props: Mapping[str, Any]) -> list[PodSite]:
         return held[2]
     sites = _discover(resource_type, props)
     _MEMO[id(props)] = (props, resource_type, sites)
-    while len(_MEMO) > 64:
+    while len(_MEMO) > 1024:
         _MEMO.popitem(last=False)
     return sites
 

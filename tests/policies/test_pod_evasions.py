@@ -302,6 +302,7 @@ def test_a_gpu_pod_without_any_node_constraint_is_refused(tmp_path):
         ),
         ([{"tags": {"team": "ml"}}], False),
         ([{"id": "ami-0123456789abcdef0"}, {"name": "x-*"}], False),
+        ([], False),  # v1beta1 without terms took the newest EKS-optimized AMI
     ],
 )
 def test_only_a_pinned_ami_passes(terms, passes, tmp_path):
@@ -312,6 +313,8 @@ def test_only_a_pinned_ami_passes(terms, passes, tmp_path):
     tagged so. Terms are ORed: one that follows releases is enough. Pin with a versioned alias or an id
     (https://karpenter.sh/docs/tasks/managing-amis/)."""
     resources = edit("a10g-node-class", lambda i: i["spec"].update(amiSelectorTerms=terms))(compliant())
+    if not terms:  # as the v1beta1 API allowed it
+        resources = [(t.replace("aws/v1:", "aws/v1beta1:"), n, i) for t, n, i in resources]
     assert ("a10g-node-class" not in failures(check(resources, tmp_path), "karpenter-ami-pinned")) is passes
 
 

@@ -151,6 +151,7 @@ def compliant() -> list[tuple[str, str, dict]]:
                 "kind": "EC2NodeClass",
                 "metadata": {"name": "a10g"},
                 "spec": {
+                    "amiSelectorTerms": [{"alias": "bottlerocket@v1.66.0"}],
                     "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
                     "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": True}}],
                 },
