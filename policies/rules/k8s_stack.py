@@ -203,8 +203,9 @@ def k8s_pdb(resources: list[StackResource], settings: dict) -> Iterator[tuple[St
             yield deployment, f"{_label(deployment)}: no PodDisruptionBudget; add one with maxUnavailable: 1"
             continue
         if len(matching) > 1:
-            # The eviction API refuses to evict a pod more than one budget selects (it answers 500): a drain
-            # would hang on every such pod (https://kubernetes.io/docs/tasks/run-application/configure-pdb/).
+            # The eviction API refuses a pod more than one budget selects, whatever each allows (500 "This pod
+            # has more than one PodDisruptionBudget, which the eviction subresource does not support":
+            # kubernetes/kubernetes pkg/registry/core/pod/storage/eviction.go): a drain hangs on every such pod.
             names = ", ".join(_label(b) for b in matching)
             yield (
                 deployment,

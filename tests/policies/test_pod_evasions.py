@@ -142,9 +142,9 @@ def test_an_exemption_names_the_api_group_of_any_kind_kubernetes_does_not_serve(
 
 
 def test_two_disruption_budgets_on_one_pod_are_refused(tmp_path):
-    """The eviction API answers 500 for a pod more than one PodDisruptionBudget selects, so a drain never
-    evicts it (https://kubernetes.io/docs/tasks/run-application/configure-pdb/#arbitrary-controllers-and-selectors,
-    "pods that are selected by more than one PDB")."""
+    """The eviction API answers 500 "This pod has more than one PodDisruptionBudget, which the eviction
+    subresource does not support" whatever each budget allows, so a drain never evicts it
+    (https://github.com/kubernetes/kubernetes/blob/master/pkg/registry/core/pod/storage/eviction.go)."""
     second = {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
