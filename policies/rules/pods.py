@@ -314,41 +314,24 @@ def _get(container: Any, key: Any) -> Any:
         return None
 
 
-def _search(value: Any, path: str, depth: int, found: list[PodSite], budget: list[int]) -> None:
+def _search(value: Any, path: str, depth: int, found: list[PodSite], budget: list[int], parent: Any = None) -> None:
     budget[0] -= 1
     if depth > MAX_DEPTH or budget[0] < 0:
         return
     if isinstance(value, Mapping):
         keys = list(value)
         if "containers" in keys:
-            parent_meta: tuple[Mapping[str, Any], ...] = ()
-            found.append(PodSite(path, value, False, parent_meta))
+            # a pod spec under a template's `spec`: the template's metadata (labels, annotations) is the pods'
+            template = parent if path.endswith(".spec") and isinstance(parent, Mapping) else {}
+            meta = _get(template, "metadata") if "metadata" in list(template) else None
+            # and a pod spec carrying its own `labels`/`annotations` (KServe's ServingRuntimePodSpec) is read too
+            found.append(PodSite(path, value, False, (as_map(meta), value)))
         for key in keys:
             if key not in _SKIPPED_KEYS:
-                _search(_get(value, key), f"{path}.{key}", depth + 1, found, budget)
+                _search(_get(value, key), f"{path}.{key}", depth + 1, found, budget, value)
     elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
         for i in range(len(value)):
-            _search(_get(value, i), f"{path}[{i}]", depth + 1, found, budget)
-
-
-def _with_template_metadata(site: PodSite, props: Mapping[str, Any]) -> PodSite:
-    """A searched pod spec at `….template.spec` gets its template's metadata (labels, annotations)."""
-    if site.metadata or not site.path.endswith("template.spec"):
-        return site
-    template: Any = props
-    for part in _parts(site.path.removesuffix(".spec")):
-        template = _get(template, part) if template is not None else None
-    return PodSite(site.path, site.spec, False, (as_map(as_map(template).get("metadata")),), site.inline)
-
-
-def _parts(path: str) -> Iterator[Any]:
-    for piece in path.split("."):
-        name, _, rest = piece.partition("[")
-        yield name
-        while rest:
-            index, _, rest = rest.partition("]")
-            yield int(index)
-            rest = rest.removeprefix("[")
+            _search(_get(value, i), f"{path}[{i}]", depth + 1, found, budget, value)
 
 
 # ---- the discovery ----
@@ -382,7 +365,7 @@ def _discover(resource_type: str, props: Mapping[str, Any]) -> list[PodSite]:
     known = {s.path for s in sites}
     for site in _searched_sites(props):
         if site.path not in known:
-            sites.append(_with_template_metadata(site, props))
+            sites.append(site)
             known.add(site.path)
     return sites
 

@@ -279,3 +279,15 @@ def test_objects_that_run_no_pods_have_no_pod_sites():
             assert pod_sites(type_, unknown_checking_proxy(inputs)) == [], type_
     assert pod_sites("kubernetes:core/v1:Service", unknown_checking_proxy({"spec": {"containers": []}})) == []
     assert pod_sites("aws:lambda/function:Function", {"spec": {"containers": []}}) == []
+
+
+@pytest.mark.parametrize("key", ["workers", "a.b", "x[0]"])
+def test_a_searched_pod_template_brings_its_annotations(key):
+    """A pod template's metadata reaches its pods wherever the custom resource keeps the template, even under a
+    key with dots or brackets in it (a CRD's map keys are free text)."""
+    meta = {"annotations": {"container.apparmor.security.beta.kubernetes.io/server": "unconfined"}}
+    inputs = {"spec": {key: [{"template": {"metadata": meta, "spec": good_pod()}}]}}
+    assert violations("k8s-apparmor", "kubernetes:example.com/v1:ModelServer", inputs)
+    assert not violations(
+        "k8s-apparmor", "kubernetes:example.com/v1:ModelServer", {"spec": {key: [template(good_pod())]}}
+    )
