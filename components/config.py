@@ -11,6 +11,7 @@ import re
 import zoneinfo
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -520,6 +521,25 @@ class ProbeConfig(_Model):
 
 
 _CRON_FIELD = r"[0-9A-Za-z*,/?-]+"
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+"""Files of a zoneinfo directory that name no place: `localtime` is the host's own setting (a link the KEDA
+operator's image need not have), `posixrules` a tzcode default, `Factory` a placeholder whose abbreviation says
+"Local time zone must be set"."""
+
+
+@cache
+def iana_zones() -> frozenset[str]:
+    """The IANA time zone names, read from the locked `tzdata` package when there (the same list on every machine
+    that runs `pulumi up`), else from the host's zoneinfo. KEDA's cron trigger loads its `timezone` with Go's
+    time.LoadLocation (https://keda.sh/docs/2.17/scalers/cron/: "timezone - One of the acceptable values from the
+    IANA Time Zone Database"), which reads these same names."""
+    try:
+        from importlib import resources
+
+        names = frozenset(resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split())
+    except (ModuleNotFoundError, OSError):
+        names = frozenset(zoneinfo.available_timezones())
+    return names - _NOT_ZONES
 
 
 class ActiveHours(_Model):
@@ -536,7 +556,7 @@ class ActiveHours(_Model):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        if value not in zoneinfo.available_timezones():
+        if value not in iana_zones():
             raise ValueError(f"{value!r} is not an IANA time zone (e.g. America/Los_Angeles, Europe/Berlin, UTC)")
         return value
 

@@ -378,3 +378,27 @@ def test_any_hostile_value_anywhere_is_a_valid_config_or_key_path_problems_never
         parse_stack_config(raw, stack)
     except StackConfigError as exc:
         assert exc.problems and all(re.match(r"modelops(:|\b)", p) for p in exc.problems), exc.problems
+
+
+@pytest.mark.parametrize(
+    "zone", ["localtime", "posixrules", "Factory", "Local", "utc", "America/los_angeles", "../UTC"]
+)
+def test_time_zones_that_name_no_iana_place_are_refused(zone):
+    """KEDA's cron trigger: "timezone - One of the acceptable values from the IANA Time Zone Database"
+    (https://keda.sh/docs/2.17/scalers/cron/), loaded with Go's time.LoadLocation from the operator image's zoneinfo.
+    `localtime` is a host's own link (Python's zoneinfo lists it when the host has it), `posixrules` and `Factory`
+    are no places; names are case-sensitive files. The list is the locked tzdata package's, the same everywhere."""
+    raw = copy.deepcopy(stack_raw("staging"))
+    raw["models"]["summarizer"]["autoscaling"]["activeHours"]["timezone"] = zone
+    problems = problems_of(raw)
+    assert any(
+        p.startswith("modelops:models.summarizer.autoscaling.activeHours.timezone:") and "is not an IANA time zone" in p
+        for p in problems
+    ), problems
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Etc/GMT+5", "Europe/Berlin", "US/Pacific"])
+def test_iana_zones_pass(zone):
+    raw = copy.deepcopy(stack_raw("staging"))
+    raw["models"]["summarizer"]["autoscaling"]["activeHours"]["timezone"] = zone
+    parse_stack_config(raw)
