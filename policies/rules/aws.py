@@ -355,8 +355,24 @@ def _statement_findings(i: int, statement: Mapping[str, Any]) -> Iterator[str]:
         yield f"Statement[{i}] allows write actions {writes} on every resource; name the resources"
     # PassRole on any role hands the caller every role of the account to give a service; a Condition
     # (iam:PassedToService) narrows it (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html)
-    if "iam:passrole" in actions and not as_map(statement.get("Condition")):
-        yield f"Statement[{i}] allows iam:PassRole on every role without a Condition; name the roles"
+    if "iam:passrole" in actions and not _narrows_pass_role(statement):
+        yield (
+            f"Statement[{i}] allows iam:PassRole on every role without an iam:PassedToService or "
+            "iam:AssociatedResourceArn condition; name the roles"
+        )
+
+
+PASS_ROLE_KEYS = ("iam:passedtoservice", "iam:associatedresourcearn")
+"""The condition keys that narrow iam:PassRole (the service, or the resource, a role is passed to):
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-condition-keys.html#ck_PassedToService."""
+
+
+def _narrows_pass_role(statement: Mapping[str, Any]) -> bool:
+    return any(
+        str(key).lower() in PASS_ROLE_KEYS
+        for operator in as_map(statement.get("Condition")).values()
+        for key in as_map(operator)
+    )
 
 
 def _covers_data_action(action: str) -> bool:

@@ -73,6 +73,8 @@ def judged(type_: str, inputs: dict, tmp_path: Path) -> list[str]:
         (allow("iam:Pass*", "*"), False),
         (allow("iam:PassRole", "*", Condition={"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}), True),
         (allow("iam:PassRole", "arn:aws:iam::123456789012:role/modelops-fallback"), True),
+        (allow("iam:PassRole", "*", Condition={"Bool": {"aws:SecureTransport": "true"}}), False),
+        (allow("iam:PassRole", "*", Condition={"StringLike": {"iam:AssociatedResourceARN": "arn:aws:ec2:*"}}), True),
     ],
 )
 def test_wide_statements_are_refused(statement, passes, tmp_path):
