@@ -9,6 +9,8 @@ import copy
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.policies.test_rules import (
     LABELS,
@@ -379,3 +381,20 @@ def test_a_node_pool_of_another_group_is_no_gpu_pool(tmp_path):
     report = check([*resources, ("kubernetes:example.com/v1:NodePool", "impostor-pool", pool)], tmp_path)
     assert "a10g-node-pool" in failures(report, "gpu-hpa-within-pool")
     assert "impostor-pool" not in failures(report, "karpenter-gpu-limit")
+
+
+SECRET_WORDS = ["password", "passwd", "passphrase", "token", "secret", "credentials", "apikey", "secretkey"]
+
+
+@given(
+    before=st.lists(st.sampled_from(["db", "openai", "hf", "github", "aws", "my", "app"]), max_size=3),
+    word=st.sampled_from(SECRET_WORDS),
+    separator=st.sampled_from(["", "_", "-", "."]),
+    case=st.sampled_from([str.upper, str.lower, str.title]),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_secret_word_at_the_end_is_a_secret_however_it_is_joined(before, word, separator, case):
+    """DB_PASSWORD, dbpassword, Db.Password, OPENAI-APIKEY: the separator (or none) and the case change nothing."""
+    from rules.k8s_workloads import is_secret_name
+
+    assert is_secret_name(separator.join(case(w) for w in [*before, word]))
