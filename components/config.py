@@ -1016,10 +1016,12 @@ def _runtime_problems(path: str, model: ModelConfig, cfg: StackConfig) -> list[s
     problems += _scratch_problems(path, model, cfg)
     size = sum(len(k.encode()) + len(v.encode()) for k, v in model.env.items())
     size += sum(len(a.encode()) for a in model.args or ())
+    size += len((model.autoscaling.prometheus_query or "").encode())  # in the ScaledObject and the dashboard
     if size > KUBERNETES_OBJECT_DATA_BYTES:
         problems.append(
-            f"{path}.env: env and args hold {size} bytes; a Kubernetes Secret (where a secret env goes) holds at "
-            f"most {KUBERNETES_OBJECT_DATA_BYTES} and every object is one etcd request of at most 1.5 MiB"
+            f"{path}.env: env, args and autoscaling.prometheusQuery hold {size} bytes; a Kubernetes Secret (where a "
+            f"secret env goes) or ConfigMap (the dashboard) holds at most {KUBERNETES_OBJECT_DATA_BYTES} and every "
+            "object is one etcd request of at most 1.5 MiB"
         )
     return problems
 
@@ -1058,6 +1060,9 @@ def _autoscaling_problems(path: str, name: str, model: ModelConfig, lowest: int,
             own = pod_only_metrics(query, model.own_services(name))
         except promql.PromQLError as exc:
             return [f"{path}.autoscaling.prometheusQuery: not a PromQL query ({exc})"]
+        except RecursionError:
+            # the reader recurses per level of nesting: a query nested this deep is refused, never a traceback
+            return [f"{path}.autoscaling.prometheusQuery: nested too deeply to read (hundreds of levels); simplify it"]
     problems = []
     if on_kubernetes and model.gpus and query is None and not model.scales_on_cpu_by_choice:
         problems.append(

@@ -256,13 +256,31 @@ def test_stack_names_the_pulumi_cli_refuses_are_refused(stack):
     assert any("is not one the Pulumi CLI takes" in p for p in problems_of(copy.deepcopy(PROD), stack))
 
 
+@pytest.mark.parametrize(
+    "query, why",
+    [
+        ("(" * 3000 + "x" + ")" * 3000, "nested too deeply"),
+        ("x+" * 5000 + "x", "nested too deeply"),
+        ("sum(x)" + " " * (1024 * 1024), "hold"),
+    ],
+)
+def test_queries_too_deep_or_too_large_are_refused_not_a_traceback(query, why):
+    """A query's text goes into the ScaledObject and the model's dashboard ConfigMap (at most 1 MiB:
+    https://kubernetes.io/docs/concepts/configuration/configmap/, "The data stored in a ConfigMap cannot exceed 1
+    MiB"); one nested thousands deep ended in a RecursionError."""
+    problems = problems_of(prod_with(models__vision__autoscaling__prometheusQuery=query))
+    assert any(p.startswith("modelops:models.vision.") and why in p for p in problems), [p[:120] for p in problems]
+
+
 def test_env_and_args_larger_than_a_secret_can_hold_are_refused_without_quoting_them():
     """A Secret holds at most 1 MiB (https://kubernetes.io/docs/concepts/configuration/secret/#restriction-data-size)
     and etcd takes at most 1.5 MiB per request (https://etcd.io/docs/v3.5/dev-guide/limit/): env that a Secret
     (secret env) or the Deployment (plain env) cannot carry is refused, and the value is never quoted."""
     big = "v" * (1024 * 1024)
     problems = problems_of(prod_with(models__chat__env={"BIG": big}))
-    assert any(p.startswith("modelops:models.chat.env: env and args hold") for p in problems)
+    assert any(
+        p.startswith("modelops:models.chat.env: env, args and autoscaling.prometheusQuery hold") for p in problems
+    )
     assert not any(big[:64] in p for p in problems)
     parse_stack_config(prod_with(models__chat__env={"BIG": "v" * 1000}))
 
