@@ -175,6 +175,16 @@ SURFACES = [
         },
     ),
     Surface(
+        "gate (terminal, SARIF)",
+        None,
+        "terminal",
+        (),
+        elsewhere={
+            "injection": "tests/offline/test_gate.py (escape sequences and bidi in a finding's name: terminal and SARIF)",
+            "tracebacks": "tests/offline/test_gate.py (a bad modelops:security key or --wait: exit 2 naming it)",
+        },
+    ),
+    Surface(
         "preflight --kubeconfig (terminal, JSON)",
         None,
         "terminal",
