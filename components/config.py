@@ -90,14 +90,15 @@ _MODEL_NAME = re.compile(r"[a-z]([-a-z0-9]{0,40}[a-z0-9])?")
 _POOL_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
 RESERVED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "default")
 """Namespaces a model may not use: the program would label them `restricted` and take them over."""
-_VERSION = r"^[A-Za-z0-9]([\w.-]{0,61}[A-Za-z0-9])?$"
+_VERSION = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"
 """A model version is an image tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`) and the `app.kubernetes.io/version` label value
 (alphanumeric at both ends, at most 63): this is both."""
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _IMAGE_REFERENCE = re.compile(
     rf"(?P<domain>{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?)"
-    rf"/(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)(?::(?P<tag>[\w][\w.-]{{0,127}}))?(?:@sha256:[0-9a-f]{{64}})?"
+    rf"/(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)(?::(?P<tag>[\w][\w.-]{{0,127}}))?(?:@sha256:[0-9a-f]{{64}})?",
+    re.ASCII,  # the grammar's `\w` is ASCII (Go's regexp): `tág` is no tag
 )
 """The distribution reference grammar (github.com/distribution/reference), with the registry required."""
 _ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
@@ -248,12 +249,14 @@ class ClusterConfig(_Model):
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
     account_id: str = Field(pattern=r"^[0-9]{12}$")
     kubernetes_version: str = Field(pattern=r"^1\.[0-9]{2}$")
-    kubeconfig_stack: str | None = Field(default=None, pattern=r"^[^/\s]+/[^/\s]+/[^/\s]+$")
+    kubeconfig_stack: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$"
+    )
     """A StackReference (`org/project/stack`) to the stack that owns the cluster. Without it, the
     kubeconfig is the secret config value `modelops:kubeconfig` (`pulumi config set --secret`)."""
     kubeconfig_output: str = Field(default="kubeconfig", min_length=1)
     """The output of that stack holding the kubeconfig."""
-    node_role: str = Field(pattern=r"^[\w+=,.@-]{1,64}$")
+    node_role: str = Field(pattern=r"^[A-Za-z0-9_+=,.@-]{1,64}$")
     """The IAM role Karpenter gives the nodes it launches."""
     discovery_tag: str | None = Field(default=None, min_length=1, max_length=256)
     """Value of the `karpenter.sh/discovery` tag on the cluster's subnets and security groups (default: name)."""
@@ -587,7 +590,8 @@ class AutoscalingConfig(_Model):
     activation_threshold: str = Field(default="0", pattern=r"^[0-9]+(\.[0-9]+)?$")
     """With `replicas.min: 0`: KEDA wakes the model from zero once the query exceeds this."""
     prometheus_address: str = Field(
-        default="http://prometheus-operated.monitoring.svc:9090", pattern=r"^https?://[a-z0-9.-]+(:[0-9]+)?(/\S*)?$"
+        default="http://prometheus-operated.monitoring.svc:9090",
+        pattern=r"^https?://[a-z0-9.-]+(:[0-9]+)?(/[\x21-\x7e]*)?$",
     )
     active_hours: ActiveHours | None = None
     """KEDA keeps a replica during these hours (a cron trigger beside the query); with `replicas.min: 0` the

@@ -420,3 +420,26 @@ def test_iana_zones_pass(zone):
     raw = copy.deepcopy(stack_raw("staging"))
     raw["models"]["summarizer"]["autoscaling"]["activeHours"]["timezone"] = zone
     parse_stack_config(raw)
+
+
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        ("models__vision__version", "1.ü.0"),  # a label value and an image tag are ASCII
+        ("models__vision__version", "1.٣.0"),
+        ("models__vision__image", {"ref": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:tág"}),
+        ("cluster__nodeRole", "KarpenterNodeRöle"),
+        ("cluster__kubeconfigStack", "acme/eks/prod\x1b[31m"),
+        ("cluster__kubeconfigStack", "acme/eks/prod x"),
+        ("models__vision__autoscaling__prometheusAddress", "http://prometheus:9090/\x1b[2J"),
+    ],
+)
+def test_non_ascii_and_control_characters_where_the_real_systems_take_ascii_are_refused(path, value):
+    """Label values and image tags are ASCII (https://kubernetes.io/docs/concepts/overview/working-with-objects/
+    labels/#syntax-and-character-set; the distribution reference grammar's `[\\w][\\w.-]{0,127}` is Go's ASCII `\\w`);
+    IAM role names are `[\\w+=,.@-]` in ASCII (https://docs.aws.amazon.com/IAM/latest/APIReference/
+    API_CreateRole.html); a StackReference is `org/project/stack` in the CLI's stack-name characters. Python's and
+    pydantic's `\\w` and `\\S` take Unicode letters and control characters."""
+    key = "modelops:" + path.replace("__", ".")
+    problems = problems_of(prod_with(**{path: value}))
+    assert any(p.startswith(key) for p in problems), problems
