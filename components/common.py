@@ -56,6 +56,22 @@ def weights_volume_name(namespace: str, model: str, version: str) -> str:
     return f"modelops-{namespace}-{model}-weights-{dns_label(version)}"
 
 
+GRAFANA_UID_MAX = 40
+"""Grafana's limit on a dashboard uid ("The uid can have a maximum length of 40 characters":
+https://grafana.com/docs/grafana/latest/developers/http_api/dashboard/); provisioning refuses a longer one."""
+
+
+def dashboard_uid(namespace: str, model: str) -> str:
+    """A model's Grafana dashboard uid: `modelops-<namespace>-<model>` while that fits Grafana's 40 characters, else
+    its head and a hash of the (namespace, model) pair, so two long names never share a uid (and `dashboard_uid` of a
+    pair that fits is what it always was: existing dashboards keep their URLs)."""
+    uid = f"modelops-{namespace}-{model}"
+    if len(uid) <= GRAFANA_UID_MAX:
+        return uid
+    digest = hashlib.sha256(f"{namespace}/{model}".encode()).hexdigest()[:12]
+    return f"{uid[: GRAFANA_UID_MAX - len(digest) - 1]}-{digest}"
+
+
 def aws_tags(environment: str, cost_owner: str, **extra: str) -> dict[str, str]:
     """Tags every AWS resource carries; `modelops/cost-owner` is what cost reports group by."""
     return {"modelops/environment": environment, "modelops/cost-owner": cost_owner, "managed-by": "pulumi", **extra}

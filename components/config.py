@@ -979,24 +979,33 @@ def _cross_reference_problems(cfg: StackConfig) -> list[str]:
 
 
 def _cluster_name_problems(cfg: StackConfig) -> list[str]:
-    """Cluster-scoped names the program builds from a model's namespace and name (a mounted artifact's
-    PersistentVolume, `modelops-<namespace>-<model>-weights-<version>`) must not meet: `a` in `b-c` and `c-a` in `b`
-    would write the same name, and the second model would bind the first one's weights. Both keys are named."""
+    """Names the program builds from a model's namespace and name, in scopes models of different namespaces share,
+    must not meet: the dashboard ConfigMap (`modelops-dashboard-model-<namespace>-<model>`, all in the dashboards
+    namespace), the Grafana uid and a mounted artifact's PersistentVolume (`modelops-<namespace>-<model>-weights-
+    <version>`, cluster-wide). Namespace and model names both hold `-`, so `a` in `b-c` and `c-a` in `b` would
+    write one name and overwrite each other's objects. Both keys are named."""
     owners: dict[str, str] = {}
     problems = []
     for name, model in cfg.models.items():
-        if model.artifact_access != ArtifactAccess.MOUNT or not model.artifact_uri:
-            continue
-        versions = [model.version] + ([model.canary.version] if model.canary else [])
-        for version in versions:
-            volume = weights_volume_name(model.namespace, name, version)
-            other = owners.setdefault(volume, name)
-            if other != name:
-                problems.append(
-                    f"{NAMESPACE}:models.{other}.namespace and {NAMESPACE}:models.{name}.namespace: both models' "
-                    f"weights PersistentVolumes would be named {volume!r} (PersistentVolumes are cluster-wide; the "
-                    "name joins namespace and model with '-'); rename a model or change a namespace"
-                )
+        if cfg.fallback(model) == FallbackMode.ONLY:
+            continue  # nothing on Kubernetes
+        joined = f"{model.namespace}-{name}"
+        other = owners.setdefault(joined, name)
+        if other != name:
+            mounted = any(
+                cfg.models[m].artifact_access == ArtifactAccess.MOUNT and cfg.models[m].artifact_uri
+                for m in (other, name)
+            )
+            objects = f"dashboard ConfigMaps (modelops-dashboard-model-{joined})" + (
+                f" and weights PersistentVolumes ({weights_volume_name(model.namespace, name, model.version)})"
+                if mounted
+                else ""
+            )
+            problems.append(
+                f"{NAMESPACE}:models.{other}.namespace and {NAMESPACE}:models.{name}.namespace: both models' "
+                f"{objects} would have one name (namespace and model joined by '-', in a scope both share: the "
+                "dashboards namespace, the cluster); rename a model or change a namespace"
+            )
     return problems
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.common import weights_volume_name
+from components.common import dashboard_uid, weights_volume_name
 from components.config import (
     STACK_NAME,
     StackConfigError,
@@ -116,16 +116,26 @@ def _two_mounted(ns_a: str, model_a: str, ns_b: str, model_b: str) -> dict:
 
 def test_weights_volumes_of_two_models_that_would_share_a_name_are_refused_naming_both():
     """PersistentVolumes are cluster-scoped (https://kubernetes.io/docs/concepts/storage/persistent-volumes/): a
-    model `a` in `b-c` and `c-a` in `b` would both write `modelops-b-c-a-weights-1-8-1`, and the second claim would
-    bind the first model's weights."""
+    model `a` in `b-c` and `c-a` in `b` would both write `modelops-b-c-a-weights-1.8.1`, and the second claim would
+    bind the first model's weights; their dashboard ConfigMaps, all in the dashboards namespace, would overwrite
+    each other too."""
     assert weights_volume_name("b-c", "a", "1.8.1") == weights_volume_name("b", "c-a", "1.8.1")
     problems = problems_of(_two_mounted("b-c", "a", "b", "c-a"))
-    found = [p for p in problems if "PersistentVolumes would be named" in p]
+    found = [p for p in problems if "would have one name" in p]
     assert found == [
-        "modelops:models.a.namespace and modelops:models.c-a.namespace: both models' weights PersistentVolumes would "
-        "be named 'modelops-b-c-a-weights-1.8.1' (PersistentVolumes are cluster-wide; the name joins namespace and "
-        "model with '-'); rename a model or change a namespace"
+        "modelops:models.a.namespace and modelops:models.c-a.namespace: both models' dashboard ConfigMaps "
+        "(modelops-dashboard-model-b-c-a) and weights PersistentVolumes (modelops-b-c-a-weights-1.8.1) would have "
+        "one name (namespace and model joined by '-', in a scope both share: the dashboards namespace, the "
+        "cluster); rename a model or change a namespace"
     ]
+
+
+def test_models_that_copy_their_weights_collide_on_their_dashboards_too():
+    raw = _two_mounted("b-c", "a", "b", "c-a")
+    for model in raw["models"].values():
+        model.pop("artifactAccess")
+    found = [p for p in problems_of(raw) if "would have one name" in p]
+    assert len(found) == 1 and "dashboard ConfigMaps (modelops-dashboard-model-b-c-a) would" in found[0]
 
 
 _DNS_LABEL = st.from_regex(r"[a-z]([-a-z0-9]{0,8}[a-z0-9])?", fullmatch=True)
@@ -133,18 +143,35 @@ _DNS_LABEL = st.from_regex(r"[a-z]([-a-z0-9]{0,8}[a-z0-9])?", fullmatch=True)
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_DNS_LABEL, _DNS_LABEL, _DNS_LABEL, _DNS_LABEL)
-def test_no_two_accepted_models_share_a_weights_volume(ns_a, model_a, ns_b, model_b):
+def test_no_two_accepted_models_share_a_weights_volume_or_a_dashboard(ns_a, model_a, ns_b, model_b):
     if model_a == model_b or {ns_a, ns_b} & {"default", "monitoring", "gateway-system"}:
         return
     raw = _two_mounted(ns_a, model_a, ns_b, model_b)
+    collide = weights_volume_name(ns_a, model_a, "1.8.1") == weights_volume_name(ns_b, model_b, "1.8.1")
     try:
         parse_stack_config(raw)
     except StackConfigError as exc:
         assert all(p.startswith("modelops:") for p in exc.problems)
-        collide = weights_volume_name(ns_a, model_a, "1.8.1") == weights_volume_name(ns_b, model_b, "1.8.1")
-        assert collide == any("PersistentVolumes would be named" in p for p in exc.problems)
+        assert collide == any("would have one name" in p for p in exc.problems)
         return
-    assert weights_volume_name(ns_a, model_a, "1.8.1") != weights_volume_name(ns_b, model_b, "1.8.1")
+    assert not collide
+    assert dashboard_uid(ns_a, model_a) != dashboard_uid(ns_b, model_b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.from_regex(r"[a-z]([-a-z0-9]{0,40}[a-z0-9])?", fullmatch=True),
+    st.from_regex(r"[a-z]([-a-z0-9]{0,40}[a-z0-9])?", fullmatch=True),
+)
+def test_dashboard_uids_fit_grafana_and_keep_the_short_form(namespace, model):
+    """Grafana: "The uid can have a maximum length of 40 characters"
+    (https://grafana.com/docs/grafana/latest/developers/http_api/dashboard/); a uid that fits stays as it was."""
+    uid = dashboard_uid(namespace, model)
+    assert len(uid) <= 40
+    if len(f"modelops-{namespace}-{model}") <= 40:
+        assert uid == f"modelops-{namespace}-{model}"
+    else:
+        assert uid != dashboard_uid(namespace + "x", model) and uid != dashboard_uid(namespace, model + "x")
 
 
 def test_lambda_names_of_the_reference_stacks_are_unchanged():
