@@ -585,8 +585,22 @@ class AutoscalingConfig(_Model):
     prometheus_query: str | None = Field(default=None, min_length=1)
     """With this, a KEDA ScaledObject scales on the query (e.g. queue depth) instead of an HPA on CPU. Default
     for a GPU model of the vllm, tgi or triton runtime: the engine's own queue (see the README's Runtimes)."""
-    prometheus_threshold: str = Field(default="10", pattern=r"^[0-9]+(\.[0-9]+)?$")
+    prometheus_threshold: str = Field(default="10", pattern=r"^[0-9]{1,15}(\.[0-9]+)?$")
     """KEDA's target value per replica (default for a runtime's own query: the runtime's)."""
+
+    @field_validator("prometheus_threshold")
+    @classmethod
+    def _positive_target(cls, value: str) -> str:
+        # KEDA writes the threshold into its HPA as a quantity of three decimals (scaler.go, quantityFromFloat64:
+        # "%.3f"), and the API server refuses a target that is not positive (autoscaling validation,
+        # validateMetricTarget: "must be positive"): below 0.0005 the HPA is never created
+        if float(format(float(value), ".3f")) <= 0:
+            raise ValueError(
+                f"{value!r}: KEDA writes the target with three decimals into its HPA, where it must be positive (at "
+                "least 0.001)"
+            )
+        return value
+
     activation_threshold: str = Field(default="0", pattern=r"^[0-9]+(\.[0-9]+)?$")
     """With `replicas.min: 0`: KEDA wakes the model from zero once the query exceeds this."""
     prometheus_address: str = Field(

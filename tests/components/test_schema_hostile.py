@@ -470,3 +470,18 @@ def test_non_ascii_and_control_characters_where_the_real_systems_take_ascii_are_
     key = "modelops:" + path.replace("__", ".")
     problems = problems_of(prod_with(**{path: value}))
     assert any(p.startswith(key) for p in problems), problems
+
+
+@pytest.mark.parametrize("threshold", ["0", "0.0", "0.0004", "1234567890123456"])
+def test_prometheus_thresholds_keda_cannot_write_into_its_hpa_are_refused(threshold):
+    """KEDA 2.21 writes the threshold as `%.3f` into the HPA's target (pkg/scalers/scaler.go, quantityFromFloat64),
+    and the API server refuses a target that is not positive (k8s.io/kubernetes pkg/apis/autoscaling/validation,
+    validateMetricTarget: "must be positive"); past 15 digits the milli-quantity overflows int64 (the comment
+    there: "int64 overflow when metricValue * 1000 exceeds math.MaxInt64")."""
+    problems = problems_of(prod_with(models__vision__autoscaling__prometheusThreshold=threshold))
+    assert any(p.startswith("modelops:models.vision.autoscaling.prometheusThreshold:") for p in problems), problems
+
+
+@pytest.mark.parametrize("threshold", ["0.001", "0.0005", "10", "2.5"])
+def test_positive_thresholds_pass(threshold):
+    parse_stack_config(prod_with(models__vision__autoscaling__prometheusThreshold=threshold))
