@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from components.config import StackConfigError
 
-from .common import EXIT_OK, EXIT_USAGE, UsageError, plan_stack, write_output
+from .common import EXIT_OK, EXIT_USAGE, UsageError, checked_stack_name, plan_stack, write_output
 from .inert import terminal
 
 
@@ -34,8 +36,38 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors inert: "unrecognized arguments" quotes what was given as it was given, so
+    an escape sequence or a line break in a stray argument would reach the terminal or the CI log raw."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {terminal(message, 500)}\n")
+
+
+def _stack_name(value: str) -> str:
+    """Every verb's --stack, checked as it is parsed: it names files (policies/config/<stack>.json), markers and
+    git worktrees even when a verb is given plans instead of a stack."""
+    try:
+        return checked_stack_name(value)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _finite_number(value: str) -> float:
+    """Every number a flag takes (`cost --budget`, `gate --wait`): NaN compares false with everything, so a NaN
+    budget was never exceeded and a NaN wait passed its bounds check; infinities and 1e400 are no amounts either."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{terminal(value, 80)!r} is not a number") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"{terminal(value, 80)!r} is not a finite number")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="modelops",
         description="Plan, check and compare modelops stacks without a cloud (exit codes: "
         "0 ok, 1 a mandatory policy or pre-flight check failed, 2 usage or config error).",
@@ -63,12 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
     from . import verbs as analysis
 
     analysis.register(verb)
+    for sub in verbs.choices.values():
+        for action in sub._actions:
+            if action.dest == "stack":
+                action.type = _stack_name
+            elif action.type is float:
+                action.type = _finite_number
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (printed by _Parser.error) is exit 2 like any other; --help exits
+        if exc.code in (0, None):
+            raise
+        return EXIT_USAGE
     try:
         return args.handler(args)
     except StackConfigError as exc:

@@ -126,10 +126,13 @@ def checked_output_dir(out: str | Path) -> Path:
     if not str(out).strip():
         raise RenderError("--out is empty; name the directory to write the manifests into")
     out_dir = Path(out)
-    if out_dir.is_symlink():
-        raise RenderError(f"{terminal(out_dir)} is a symbolic link; refusing to write through it")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RenderError(f"{terminal(out_dir)} exists and is not a directory")
+    try:
+        if out_dir.is_symlink():
+            raise RenderError(f"{terminal(out_dir)} is a symbolic link; refusing to write through it")
+        if out_dir.exists() and not out_dir.is_dir():
+            raise RenderError(f"{terminal(out_dir)} exists and is not a directory")
+    except OSError as exc:  # a name longer than the file system takes (ENAMETOOLONG), a component not a directory
+        raise RenderError(f"{terminal(out_dir, 200)}: {exc.strerror or exc}") from None
     return out_dir
 
 

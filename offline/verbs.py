@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from .common import EXIT_OK, EXIT_POLICY, UsageError, plan_settings, stack_settings, write_output
+from .inert import terminal
 
 
 def _settings(args: argparse.Namespace):
@@ -56,8 +57,6 @@ def check_plan(plan, args: argparse.Namespace):
 
 def _config_problems(prefix: str, exc) -> str:
     """A validator's problems, each bounded: they quote the file's values, which may be a megabyte long."""
-    from .inert import terminal
-
     return prefix + "; ".join(terminal(problem, 300) for problem in exc.problems[:20])
 
 
@@ -147,7 +146,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         written = write_manifests(_plan_from(args), args.out)
     except RenderError as exc:
         raise UsageError(str(exc)) from None
-    print(f"wrote {len(written)} manifests to {args.out}")
+    print(f"wrote {len(written)} manifests to {terminal(args.out, 300)}")
     return EXIT_OK
 
 
