@@ -1,6 +1,6 @@
 """Every OUTPUT surface of modelops, and the hostile classes tried against each (issue #26: "one place in the
 tests that lists every input and output surface, with the hostile classes tried against each; a new feature
-adds its rows").
+adds its rows"). The input side is tests/test_input_surfaces.py.
 
 A row names a surface (what reaches a terminal, a PR, a file or a tool), how to produce it from a hostile plan,
 what reads it (its format), and the classes tried here or, for those tried against a live counterpart (a hostile
