@@ -341,3 +341,21 @@ def test_every_setting_of_every_rule_is_narrowed_on_purpose():
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_the_committed_configs_pass_the_narrowed_schema(env):
     resolve(read(ROOT / "policies" / "config" / f"{env}.json"))
+
+
+def test_a_linked_config_directory_in_the_checkout_is_refused(tmp_path, monkeypatch, capsys):
+    """A checkout can carry `policies/config -> /somewhere`: `policy-config --write` would write the stack's
+    config there. The shared writer refuses a link on the way inside the working directory; nothing lands."""
+    policy_rules()
+    work = tmp_path / "checkout"
+    (work / "policies").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "dev.json").write_text(json.dumps(DEV))
+    (work / "policies" / "config").symlink_to(victim, target_is_directory=True)
+    monkeypatch.setattr(check, "POLICIES_DIR", work / "policies")
+    monkeypatch.chdir(work)
+    before = (victim / "dev.json").read_text()
+    assert main(["policy-config", "--stack", "dev", "--write"]) == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert (victim / "dev.json").read_text() == before and sorted(p.name for p in victim.iterdir()) == ["dev.json"]
