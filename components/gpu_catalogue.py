@@ -101,18 +101,26 @@ def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
 
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-_DECIMAL = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "m": 10**-3}
-"""Decimal suffixes; `m` (milli) is a valid, if odd, memory quantity (`500m` is half a byte)."""
+_DECIMAL = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+"""The suffixes of the schema's quantities (Kubernetes resource.Quantity); any of them may follow a CPU or a
+memory amount: `500m` of memory is half a byte, `2k` CPUs are 2000 (odd, but what the API server reads)."""
+
+
+def quantity_value(quantity: str) -> float:
+    """A Kubernetes quantity as a plain number: `24Gi`, `512Mi`, `16G`, `500m`, `2k`, `6`."""
+    for suffix, factor in (*_BINARY.items(), *_DECIMAL.items()):
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * factor
+    if quantity.endswith("m"):
+        return float(quantity[:-1]) / 1000  # divided, not multiplied by 0.001: `100m` is exactly 0.1 as before
+    return float(quantity)
 
 
 def cpu_cores(quantity: str) -> float:
     """A Kubernetes CPU quantity in cores: `6`, `2.5`, `500m`."""
-    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+    return quantity_value(quantity)
 
 
 def memory_gib(quantity: str) -> float:
     """A Kubernetes memory quantity in GiB: `24Gi`, `512Mi`, `16G`, bytes."""
-    for suffix, factor in (*_BINARY.items(), *_DECIMAL.items()):
-        if quantity.endswith(suffix):
-            return float(quantity[: -len(suffix)]) * factor / 2**30
-    return float(quantity) / 2**30
+    return quantity_value(quantity) / 2**30

@@ -485,3 +485,13 @@ def test_prometheus_thresholds_keda_cannot_write_into_its_hpa_are_refused(thresh
 @pytest.mark.parametrize("threshold", ["0.001", "0.0005", "10", "2.5"])
 def test_positive_thresholds_pass(threshold):
     parse_stack_config(prod_with(models__vision__autoscaling__prometheusThreshold=threshold))
+
+
+@pytest.mark.parametrize("cpu", ["2k", "0k", "1M", "24000m", "0.5"])
+def test_cpu_quantities_with_any_suffix_are_read_not_a_traceback(cpu):
+    """Kubernetes quantities take any suffix on any resource (https://kubernetes.io/docs/reference/kubernetes-api/
+    common-definitions/quantity/): `2k` CPUs is 2000 cores, which fits no node (a problem), never a ValueError."""
+    try:
+        parse_stack_config(prod_with(models__chat__resources={"cpu": cpu, "memory": "24Gi"}))
+    except StackConfigError as exc:
+        assert all(p.startswith("modelops:") for p in exc.problems)
