@@ -230,3 +230,66 @@ def test_a_secure_map_whose_value_is_not_text_is_no_secret(tmp_path):
     with pytest.raises(StackConfigError) as info:
         load_stack("yamlcheck", stack_file=path)
     assert any(p.startswith("modelops:models.sentiment.env.TOKEN:") for p in info.value.problems)
+
+
+_EDGE_SCALARS = [
+    "1:30",
+    "on",
+    "off",
+    "yes",
+    "0o17",
+    "017",
+    "08",
+    ".5",
+    "+.5",
+    "1_000",
+    "1e3",
+    "1e999",
+    ".inf",
+    "-.inf",
+    ".nan",
+    "2024-02-30",
+    "2024-02-03",
+    "2024-1-2 3:04:05",
+    "~",
+    "null",
+    "''",
+    '""',
+    "!!binary aGk=",
+    "!!int 1:30",
+    "!!float x",
+    "!!str 017",
+    "!!set {a}",
+    "[1, 2]",
+    "{a: 1}",
+    "{secure: 17}",
+    "{secure: v1:abc}",
+    "'\\x1b[31m'",
+    '"\\u202e"',
+    "0x_1F",
+    "-0b101",
+    "9223372036854775808",
+    "18446744073709551616",
+    "=",
+    "<<",
+    "|\n        on",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000), st.sampled_from(_EDGE_SCALARS))
+def test_any_scalar_of_a_stack_file_is_read_or_refused_by_key_never_a_traceback(tmp_path_factory, position, scalar):
+    """Replace one value of the dev stack file with an edge scalar of YAML 1.1/1.2: the stack loads, or it is
+    refused with lines naming the file or a `modelops:` key, never another exception."""
+    lines = (ROOT / "stacks" / "Pulumi.dev.yaml").read_text().splitlines()
+    values = [i for i, line in enumerate(lines) if re.match(r"^\s+[A-Za-z]+: \S", line) and "modelops:" not in line]
+    index = values[position % len(values)]
+    key = lines[index].split(":", 1)[0]
+    lines[index] = f"{key}: {scalar}"
+    path = tmp_path_factory.mktemp("stack") / "Pulumi.edge.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        load_stack("edge", stack_file=path)
+    except StackConfigError as exc:
+        assert exc.problems
+        assert all(p.startswith(("Pulumi.edge.yaml:", "modelops:")) for p in exc.problems), exc.problems
