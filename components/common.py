@@ -56,6 +56,8 @@ def weights_volume_name(namespace: str, model: str, version: str) -> str:
     return f"modelops-{namespace}-{model}-weights-{dns_label(version)}"
 
 
+POD_CACHE_GIB = 2
+"""The model pods' writable `/tmp` (caches), requested as ephemeral storage beside the `/models` scratch."""
 GRAFANA_UID_MAX = 40
 """Grafana's limit on a dashboard uid ("The uid can have a maximum length of 40 characters":
 https://grafana.com/docs/grafana/latest/developers/http_api/dashboard/); provisioning refuses a longer one."""

@@ -19,7 +19,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from . import promql
-from .common import ARTIFACT_FETCHER_IMAGE, FALLBACK_RELAY_IMAGE, NVIDIA_REGISTRY, weights_volume_name
+from .common import ARTIFACT_FETCHER_IMAGE, FALLBACK_RELAY_IMAGE, NVIDIA_REGISTRY, POD_CACHE_GIB, weights_volume_name
 from .cron import cron_problem
 from .gpu_catalogue import GpuInstanceType, load_catalogue, memory_gib
 from .runtimes import PRESETS, Runtime, RuntimePreset
@@ -1062,9 +1062,10 @@ def _scratch_problems(path: str, model: ModelConfig, cfg: StackConfig) -> list[s
     types = load_catalogue().types_for(pool.instance_families, pool.instance_types)
     largest = max((pool.node_disk_gib(t) for t in types), default=0.0)
     scratch = memory_gib(model.resources.scratch)
-    if types and scratch >= largest:
+    if types and scratch + POD_CACHE_GIB >= largest:
         return [
-            f"{path}.resources.scratch: {model.resources.scratch} of scratch disk, but the largest node disk of pool "
+            f"{path}.resources.scratch: {model.resources.scratch} of scratch disk (and {POD_CACHE_GIB}Gi of cache), "
+            f"but the largest node disk of pool "
             f"{model.pool!r} is {largest:.0f}Gi ("
             + (
                 "its instance store, striped"

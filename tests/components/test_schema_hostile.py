@@ -361,7 +361,11 @@ def test_a_dev_shm_below_the_memory_limit_passes():
 @pytest.mark.parametrize(
     "model, scratch, disk",
     [
-        ("summarizer", "200Gi", "200Gi (the data volume, dataVolumeGib)"),  # l4: Bottlerocket's 200 GiB data volume
+        (
+            "summarizer",
+            "198Gi",
+            "200Gi (the data volume, dataVolumeGib)",
+        ),  # l4: 198 + 2 of cache fill the 200 GiB volume
         ("chat", "4000Gi", "3539Gi (its instance store, striped)"),  # a10g RAID0: g5.12xlarge's 3800 GB
     ],
 )
@@ -495,3 +499,7 @@ def test_cpu_quantities_with_any_suffix_are_read_not_a_traceback(cpu):
         parse_stack_config(prod_with(models__chat__resources={"cpu": cpu, "memory": "24Gi"}))
     except StackConfigError as exc:
         assert all(p.startswith("modelops:") for p in exc.problems)
+
+
+def test_scratch_that_leaves_room_on_the_node_disk_passes():
+    parse_stack_config(prod_with(models__summarizer__resources__scratch="190Gi"))
