@@ -12,8 +12,6 @@ import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
 from components import (
-    GatewayFallback,
-    GatewayFallbackArgs,
     GpuNodePool,
     GpuNodePoolArgs,
     ModelImage,
@@ -162,29 +160,9 @@ for name, model in cfg.models.items():
     )
     exported = {"version": model.version, "image": image.image_ref, "placement": placement.reason}
 
-    # the function first: a model served both ways falls back to it through its gateway route
-    fallback = None
-    if placement.serverless:
-        fallback = ServerlessFallback(
-            f"{name}-fallback",
-            ServerlessFallbackArgs(
-                model=model,
-                cluster=cluster,
-                function_name=function_name_for(stack, name),
-                image_uri=image.cpu_image_ref,
-                log_retention_days=cfg.defaults.log_retention_days,
-                env_is_secret=env_is_secret,
-                tags=tags,
-            ),
-            opts=providers,
-        )
-
     if placement.kubernetes:
         pool = pools.get(model.pool) if model.pool else None
         assert k8s_provider is not None  # made above whenever a model runs on Kubernetes
-        k8s_opts = pulumi.ResourceOptions(
-            providers=[aws_provider, k8s_provider], depends_on=[namespaces[model.namespace]]
-        )
         service_args = ModelServiceArgs(
             model=model,
             cluster=cluster,
@@ -201,29 +179,31 @@ for name, model in cfg.models.items():
         if pool:
             service_args["node_selector"] = pool.node_selector
             service_args["tolerations"] = pool.tolerations
-        if fallback is not None and cluster.gateway is not None:
-            gateway_fallback = GatewayFallback(
-                f"{name}-fallback",
-                GatewayFallbackArgs(
-                    model=model,
-                    cluster=cluster,
-                    environment=env,
-                    cost_owner=cfg.cost_owner,
-                    function_name=function_name_for(stack, name),
-                    function_url=fallback.url,
-                    # the relay serves while the model sleeps: the environment's floor, not the model's
-                    replicas=cfg.defaults.min_replicas,
-                    tags=tags,
-                ),
-                opts=k8s_opts,
-            )
-            service_args["fallback_backend"] = gateway_fallback.backend_name
-        service = ModelService(name, service_args, opts=k8s_opts)
+        service = ModelService(
+            name,
+            service_args,
+            opts=pulumi.ResourceOptions(
+                providers=[aws_provider, k8s_provider], depends_on=[namespaces[model.namespace]]
+            ),
+        )
         exported["endpoint"] = service.endpoint
         if canary:
             exported["canary"] = {"version": canary.version, "weight": canary.weight, "image": image.canary_image_ref}
 
-    if fallback is not None:
+    if placement.serverless:
+        fallback = ServerlessFallback(
+            f"{name}-fallback",
+            ServerlessFallbackArgs(
+                model=model,
+                cluster=cluster,
+                function_name=function_name_for(stack, name),
+                image_uri=image.cpu_image_ref,
+                log_retention_days=cfg.defaults.log_retention_days,
+                env_is_secret=env_is_secret,
+                tags=tags,
+            ),
+            opts=providers,
+        )
         exported["fallback"] = {"function": fallback.function_name, "alias": fallback.alias_name, "url": fallback.url}
         exported.setdefault("endpoint", fallback.url)
     exports[name] = exported

@@ -19,7 +19,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from . import promql
-from .common import ARTIFACT_FETCHER_IMAGE, FALLBACK_RELAY_IMAGE, NVIDIA_REGISTRY, POD_CACHE_GIB, weights_volume_name
+from .common import ARTIFACT_FETCHER_IMAGE, NVIDIA_REGISTRY, POD_CACHE_GIB, weights_volume_name
 from .cron import cron_problem
 from .gpu_catalogue import GpuInstanceType, load_catalogue, memory_gib
 from .runtimes import PRESETS, Runtime, RuntimePreset
@@ -1125,8 +1125,6 @@ def _system_image_problems(cfg: StackConfig) -> list[str]:
         needed.append((ARTIFACT_FETCHER_IMAGE, "the artifact fetcher the model pods' init containers run"))
     if cfg.gpu_pools:
         needed.append((NVIDIA_REGISTRY, "the GPU pools' NVIDIA device plugin and DCGM exporter"))
-    if cfg.cluster.gateway and any(cfg.fallback(m) == FallbackMode.STANDBY for m in cfg.models.values()):
-        needed.append((FALLBACK_RELAY_IMAGE, "the SigV4 relay of a standby model's gateway fallback"))
     allowed = cfg.allowed_registries()
     return [
         f"{NAMESPACE}:registry.allowedRegistries: must allow {_repository_path(image)} ({why})"

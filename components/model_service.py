@@ -92,8 +92,6 @@ class ModelServiceArgs(TypedDict):
     secretKeyRef, never into the Deployment (whose spec anyone who can read Deployments sees) or plain state."""
     tags: NotRequired[dict[str, str]]
     """AWS tags (the service-account role)."""
-    fallback_backend: NotRequired[pulumi.Input[str]]
-    """An Envoy Gateway `Backend` (GatewayFallback's) the route sends requests to while no replica is ready."""
 
 
 class ModelService(pulumi.ComponentResource):
@@ -762,13 +760,6 @@ class ModelService(pulumi.ComponentResource):
                 }
             ],
         }
-        fallback = self._args.get("fallback_backend")
-        if fallback is not None:
-            # priority 1 in the rule's Envoy cluster: it takes requests only while no track has a ready replica
-            # (asleep at zero, waking, all down), instead of a 503 (components/gateway_fallback.py)
-            route["rules"][0]["backendRefs"].append(
-                {"group": "gateway.envoyproxy.io", "kind": "Backend", "name": fallback, "weight": 1}
-            )
         if gateway.hostname:
             route["hostnames"] = [gateway.hostname]
         k8s.apiextensions.CustomResource(

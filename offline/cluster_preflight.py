@@ -12,7 +12,6 @@ Kubernetes API before `pulumi up` finds out half-way (or, worse, succeeds while 
   that understands the fields the components emit; Karpenter's controller is v1 and supports the cluster's
   Kubernetes version.
 - The cluster's Prometheus selects the labels and the namespaces of the stack's ServiceMonitors and rules.
-- A standby model's gateway fallback: Envoy Gateway serves `Backend` and its configuration enables it.
 """
 
 from __future__ import annotations
@@ -22,10 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from components.common import GPU_TAINT, POOL_LABEL, standard_labels
-from components.config import ArtifactAccess, FallbackMode, StackConfig
+from components.config import ArtifactAccess, StackConfig
 from composition.placement import place
 
 from .gateway_routes import (
@@ -112,18 +109,7 @@ def _required_apis(cfg: StackConfig) -> list[tuple[str, str, str]]:
             ("gateway.networking.k8s.io/v1", "httproutes", "the models' routes (Gateway API)"),
             ("gateway.networking.k8s.io/v1", "gateways", "the Gateway the routes attach to (Gateway API)"),
         ]
-    if _gateway_fallbacks(cfg):
-        needed.append(
-            ("gateway.envoyproxy.io/v1alpha1", "backends", "the standby models' gateway fallback (Envoy Gateway)")
-        )
     return needed
-
-
-def _gateway_fallbacks(cfg: StackConfig) -> list[str]:
-    """Models whose route falls back to their function (GatewayFallback): standby, behind the gateway."""
-    if cfg.cluster.gateway is None:
-        return []
-    return [n for n, m in _kubernetes_models(cfg).items() if cfg.fallback(m) == FallbackMode.STANDBY]
 
 
 def _kubernetes_models(cfg: StackConfig) -> dict[str, Any]:
@@ -190,7 +176,6 @@ def check_cluster(cfg: StackConfig, api: KubeApi) -> ClusterReport:
         _check_keda,
         _check_karpenter,
         _check_prometheus,
-        _check_gateway_backends,
     ):
         check(cluster, report)
     return report
@@ -267,54 +252,6 @@ def _check_gateway(cluster: _Cluster, report: ClusterReport) -> None:
             report.passed.append(
                 f"Gateway {gateway.namespace}/{gateway.name} admits HTTPRoute {route.namespace}/{route.name}"
             )
-
-
-ENVOY_GATEWAY_CONFIG = ("envoy-gateway-system", "envoy-gateway-config", "envoy-gateway.yaml")
-"""Where Envoy Gateway's Helm chart puts its EnvoyGateway configuration (charts/gateway-helm/templates/
-envoy-gateway-config.yaml): namespace, ConfigMap, key."""
-
-
-def _check_gateway_backends(cluster: _Cluster, report: ClusterReport) -> None:
-    """Envoy Gateway refuses every route that names a Backend while `extensionApis.enableBackend` is off ("Backend
-    is disabled in Envoy Gateway configuration", internal/gatewayapi/validate.go): the route is not Accepted and
-    `up` fails at its await. Read the configuration where the chart installs it; elsewhere, say what to check."""
-    models = _gateway_fallbacks(cluster.cfg)
-    if not models:
-        return
-    namespace, name, key = ENVOY_GATEWAY_CONFIG
-    try:
-        found = cluster.api.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
-    except ClusterForbidden:
-        found = None
-    data = found.get("data") if isinstance(found, dict) else None
-    text = data.get(key) if isinstance(data, dict) else None
-    enabled = _backend_enabled(text) if isinstance(text, str) else None
-    who = ", ".join(models)
-    if enabled is None:
-        report.warnings.append(
-            f"could not read {namespace}/{name} ({key}): the gateway fallback of {who} needs Envoy Gateway's "
-            "extensionApis.enableBackend: true"
-        )
-    elif enabled:
-        report.passed.append(f"Envoy Gateway enables Backend (the gateway fallback of {who})")
-    else:
-        report.problems.append(
-            f"Envoy Gateway's {namespace}/{name} leaves extensionApis.enableBackend off: it refuses the routes of "
-            f"{who}, whose standby fallback is a Backend; set config.envoyGateway.extensionApis.enableBackend: true "
-            "in its Helm values"
-        )
-
-
-def _backend_enabled(text: str) -> bool | None:
-    """`extensionApis.enableBackend` of an EnvoyGateway document; None when it is not one."""
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-    if not isinstance(document, dict) or document.get("kind") != "EnvoyGateway":
-        return None
-    apis = document.get("extensionApis")
-    return isinstance(apis, dict) and apis.get("enableBackend") is True
 
 
 # ---- mounted weights on GPU nodes ----

@@ -15,14 +15,7 @@ import yaml
 
 from tests.conftest import CRDS
 
-CUSTOM_GROUPS = (
-    "karpenter.sh",
-    "karpenter.k8s.aws",
-    "monitoring.coreos.com",
-    "keda.sh",
-    "gateway.networking.k8s.io",
-    "gateway.envoyproxy.io",
-)
+CUSTOM_GROUPS = ("karpenter.sh", "karpenter.k8s.aws", "monitoring.coreos.com", "keda.sh", "gateway.networking.k8s.io")
 
 
 def _strict(schema: dict[str, Any]) -> dict[str, Any]:

@@ -36,8 +36,6 @@ provider:
 logging:
   level:
     default: info
-extensionApis:
-  enableBackend: true  # a standby model's route falls back to a Backend (GatewayFallback); off, EG refuses the route
 """
 
 

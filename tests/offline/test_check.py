@@ -177,11 +177,15 @@ def test_policy_config_follows_a_changed_stack_file(tmp_path, monkeypatch, capsy
 
     raw = stack_raw("prod")
     raw["budget"]["monthlyGpuUsd"] = 30000
-    allowed = ["public.ecr.aws/neuron/", "public.ecr.aws/aws-cli/", "nvcr.io/nvidia/", "public.ecr.aws/aws-observability/"]
-    raw["registry"]["allowedRegistries"] = allowed
+    raw["registry"]["allowedRegistries"] = ["public.ecr.aws/neuron/", "public.ecr.aws/aws-cli/", "nvcr.io/nvidia/"]
     derived = derived_settings(parse_stack_config(raw))
     assert derived["gpu-cost-ceiling"] == {"budgetUsd": 30000, "region": "us-east-1"}
-    assert derived["k8s-allowed-registries"]["registries"] == ["123456789012.dkr.ecr.us-east-1.amazonaws.com/", *allowed]
+    assert derived["k8s-allowed-registries"]["registries"] == [
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/",
+        "public.ecr.aws/neuron/",
+        "public.ecr.aws/aws-cli/",
+        "nvcr.io/nvidia/",
+    ]
 
 
 @pytest.mark.parametrize(

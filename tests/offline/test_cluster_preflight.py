@@ -26,23 +26,9 @@ APIS = {
     "keda.sh/v1alpha1": ["scaledobjects"],
     "gateway.networking.k8s.io/v1": ["httproutes", "gateways"],
     "gateway.networking.k8s.io/v1beta1": ["referencegrants"],
-    "gateway.envoyproxy.io/v1alpha1": ["backends"],
 }
 GATEWAY = "/apis/gateway.networking.k8s.io/v1/namespaces/gateway-system/gateways/models"
 PROMETHEUSES = "/apis/monitoring.coreos.com/v1/prometheuses"
-EG_CONFIG = "/api/v1/namespaces/envoy-gateway-system/configmaps/envoy-gateway-config"
-
-
-def envoy_gateway_config(extension_apis: str) -> dict[str, Any]:
-    """Envoy Gateway's configuration as its Helm chart installs it (charts/gateway-helm/templates/
-    envoy-gateway-config.yaml), with `extension_apis` as its `extensionApis` block."""
-    text = (
-        "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: EnvoyGateway\n"
-        "gateway:\n  controllerName: gateway.envoyproxy.io/gatewayclass-controller\n" + extension_apis
-    )
-    return {"data": {"envoy-gateway.yaml": text}}
-
-
 PROMETHEUS: dict[str, Any] = {
     "metadata": {"name": "kube-prometheus-stack-prometheus", "namespace": "monitoring"},
     "spec": {
@@ -107,7 +93,6 @@ def complete_cluster() -> dict[str, Any]:
             METRICS_API: {"status": {"conditions": [{"type": "Available", "status": "True"}]}},
             DEPLOYMENTS: {"items": [KEDA, KARPENTER]},
             PROMETHEUSES: {"items": [PROMETHEUS]},
-            EG_CONFIG: envoy_gateway_config("extensionApis:\n  enableBackend: true\n"),
         }
     )
     return objects
@@ -137,7 +122,6 @@ def test_a_cluster_with_every_prerequisite_passes(fake_cluster, capsys):
     assert "Gateway gateway-system/models admits HTTPRoute models/chat" in out
     assert "DaemonSet kube-system/s3-csi-node tolerates pool a10g's taints" in out
     assert "KEDA operator 2.16.1 runs" in out and "Karpenter 1.0.6 runs" in out
-    assert "Envoy Gateway enables Backend (the gateway fallback of sentiment)" in out
     assert {auth for _, auth in server.requests} == {"Bearer t0ken"}
 
 
@@ -148,16 +132,6 @@ def test_a_cluster_with_every_prerequisite_passes(fake_cluster, capsys):
         (lambda o: o.pop("/apis/karpenter.sh/v1"), "nodepools (karpenter.sh/v1) is not served"),
         (lambda o: o.pop("/api/v1/namespaces/monitoring"), "namespace monitoring does not exist"),
         (lambda o: o.pop(GATEWAY), "Gateway gateway-system/models does not exist"),
-        # prod's sentiment is a standby behind the gateway: its route falls back to an Envoy Gateway Backend
-        (lambda o: o.pop("/apis/gateway.envoyproxy.io/v1alpha1"), "backends (gateway.envoyproxy.io/v1alpha1)"),
-        (
-            lambda o: o.update({EG_CONFIG: envoy_gateway_config("")}),
-            "leaves extensionApis.enableBackend off: it refuses the routes of sentiment",
-        ),
-        (
-            lambda o: o.update({EG_CONFIG: envoy_gateway_config("extensionApis:\n  enableBackend: 'true'\n")}),
-            "leaves extensionApis.enableBackend off",  # a string is not the boolean Envoy Gateway reads
-        ),
         (
             lambda o: o.pop("/apis/storage.k8s.io/v1/csidrivers/s3.csi.aws.com"),
             "CSIDriver s3.csi.aws.com) is not installed",
@@ -464,16 +438,3 @@ def test_an_optional_read_the_credentials_may_not_make_is_a_warning(fake_cluster
     assert code == 0, out
     assert "! KEDA's operator not checked:" in out and "deployments.apps is forbidden" in out, out
     assert "! Karpenter's version not checked:" in out
-
-
-@pytest.mark.parametrize("unreadable", [None, {"data": {"envoy-gateway.yaml": "{not: yaml"}}, {"data": ["x"]}])
-def test_an_envoy_gateway_config_that_cannot_be_read_is_a_warning(fake_cluster, capsys, unreadable):
-    """Not installed by the chart (or not readable): the fallback's need is stated, the check does not fail."""
-    server, config = fake_cluster
-    if unreadable is None:
-        server.objects.pop(EG_CONFIG)
-    else:
-        server.objects[EG_CONFIG] = unreadable
-    code, out = preflight(config, capsys)
-    assert code == 0, out
-    assert "needs Envoy Gateway's extensionApis.enableBackend: true" in out
