@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from pathlib import Path
 
 import pulumi
@@ -71,11 +72,11 @@ def _pattern(text: str) -> re.Pattern[str]:
         c = text[i]
         if text.startswith("**", i):
             i += 2
-            if text.startswith("/", i):  # `**/`: zero or more whole directories
-                out += "(?:.*/)?"
+            if text.startswith("/", i):  # patternmatcher eats the `/` of `**/`
                 i += 1
-            else:
-                out += ".*"
+            # at the end, anything; elsewhere (`**/x`, and `a**b` too) zero or more whole directories: `a**b`
+            # matches `a/x/b` and `ab`, never `axb` (patternmatcher.go, compile: `(.*/)?`)
+            out += ".*" if i >= len(text) else "(?:.*/)?"
             continue
         if c == "*":
             out += "[^/]*"
@@ -98,20 +99,34 @@ def _pattern(text: str) -> re.Pattern[str]:
     return re.compile(out)
 
 
-def dockerignore_patterns(context: Path) -> list[tuple[bool, re.Pattern[str]]]:
-    """(exception?, pattern) for each line of the context's .dockerignore
-    (https://docs.docker.com/build/concepts/context/#dockerignore-files): `#` comments, blank lines, a leading
-    `/` and surrounding spaces dropped, paths cleaned, `!` re-includes."""
-    path = context / ".dockerignore"
-    if not path.is_file():
+def ignore_file(context: Path, dockerfile: str = "Dockerfile") -> Path | None:
+    """The ignore file BuildKit reads: `<Dockerfile>.dockerignore` beside the Dockerfile when there is one, which
+    takes precedence, else the context's `.dockerignore`
+    (https://docs.docker.com/build/concepts/context/#filename-and-location)."""
+    for path in (context / f"{dockerfile}.dockerignore", context / ".dockerignore"):
+        if path.is_file():
+            return path
+    return None
+
+
+def dockerignore_patterns(context: Path, dockerfile: str = "Dockerfile") -> list[tuple[bool, re.Pattern[str]]]:
+    """(exception?, pattern) for each line of the ignore file, read as moby/patternmatcher's ignorefile.ReadAll
+    reads it (https://docs.docker.com/build/concepts/context/#dockerignore-files): a UTF-8 BOM dropped, `#` a
+    comment only in column 1 (`  # x` is a pattern), surrounding spaces and blank lines dropped, `!` re-includes,
+    paths cleaned and one leading `/` dropped."""
+    path = ignore_file(context, dockerfile)
+    if path is None:
         return []
     patterns = []
-    for raw in path.read_text(errors="replace").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
+    for raw in path.read_text(errors="replace").removeprefix("\ufeff").splitlines():
+        if raw.startswith("#"):
             continue
+        line = raw.strip()
         exception = line.startswith("!")
-        line = os.path.normpath(line[1:].strip() if exception else line).lstrip("/")
+        line = line[1:].strip() if exception else line
+        if not line:
+            continue  # blank, or a lone `!` (which BuildKit refuses: the build says so)
+        line = os.path.normpath(line).lstrip("/")
         if line and line != ".":
             patterns.append((exception, _pattern(line)))
     return patterns
@@ -129,6 +144,28 @@ def ignored_by_docker(relative: str, patterns: list[tuple[bool, re.Pattern[str]]
     return excluded
 
 
+def _context_entries(root: Path) -> list[tuple[str, Path]]:
+    """Every file and link of the context as BuildKit walks it (links not followed), by relative path."""
+    entries = []
+    for directory, dirs, files in os.walk(root, followlinks=False):
+        base = Path(directory)
+        dirs[:] = [d for d in dirs if d not in IGNORED_IN_CONTEXT]
+        links = [d for d in dirs if (base / d).is_symlink()]
+        for name in [*files, *links]:
+            if name not in IGNORED_IN_CONTEXT:
+                path = base / name
+                entries.append((path.relative_to(root).as_posix(), path))
+    return sorted(entries, key=lambda entry: entry[0].split("/"))  # by path parts, as Path objects sort
+
+
+def _file_sha256(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.digest()
+
+
 def build_fingerprint(
     context: str, dockerfile: str, build_args: dict[str, str], platform: str, target: str | None
 ) -> str | None:
@@ -144,21 +181,27 @@ def build_fingerprint(
     if not root.is_dir():
         return None
     digest = hashlib.sha256()
-    patterns = dockerignore_patterns(root)
-    # the Dockerfile and .dockerignore reach the builder even when listed (Docker's documentation, as above)
-    always = {os.path.normpath(dockerfile), ".dockerignore"}
-    files = sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file()
-        and not IGNORED_IN_CONTEXT & set(p.relative_to(root).parts)
-        and (
-            p.relative_to(root).as_posix() in always or not ignored_by_docker(p.relative_to(root).as_posix(), patterns)
-        )
-    )
-    for path in files:
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    patterns = dockerignore_patterns(root, dockerfile)
+    # the Dockerfile and the ignore file reach the builder even when listed (Docker's documentation, as above)
+    ignores = ignore_file(root, dockerfile)
+    always = {
+        os.path.normpath(dockerfile),
+        ".dockerignore",
+        *([ignores.relative_to(root).as_posix()] if ignores else []),
+    }
+    for relative, path in _context_entries(root):
+        if relative not in always and ignored_by_docker(relative, patterns):
+            continue
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            # BuildKit sends a link as a link: its target's text is what the image gets, never the bytes it points
+            # at (which may be outside the context, huge, or a device)
+            digest.update(relative.encode() + b"\0link\0" + os.readlink(path).encode() + b"\0")
+        elif stat.S_ISREG(mode):
+            # the executable bits reach the image (COPY keeps them); plain files hash as they always did
+            executable = b"\0x" if mode & 0o111 else b""
+            digest.update(relative.encode() + executable + b"\0")
+            digest.update(_file_sha256(path))
     settings = {
         "dockerfile": dockerfile,
         "buildArgs": dict(sorted(build_args.items())),
