@@ -20,7 +20,17 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from .common import ARTIFACT_FETCHER_IMAGE, GPU_RESOURCE, as_model, dns_label, standard_labels, type_token
+from .common import (
+    ARTIFACT_FETCHER_IMAGE,
+    GPU_RESOURCE,
+    POD_CACHE_GIB,
+    as_model,
+    dashboard_uid,
+    dns_label,
+    standard_labels,
+    type_token,
+    weights_volume_name,
+)
 from .config import ArtifactAccess, ClusterConfig, Environment, ModelConfig
 from .dashboards import dashboard, dashboard_config_map
 from .gpu_catalogue import memory_gib
@@ -58,8 +68,6 @@ S3_CSI_DRIVER = "s3.csi.aws.com"
 SCALE_DOWN = {"stabilizationWindowSeconds": 600, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}]}
 HPA_TYPE = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 SCALED_OBJECT_TYPE = "kubernetes:keda.sh/v1alpha1:ScaledObject"
-CACHE_GIB = 2
-"""The writable /tmp of a read-only root filesystem."""
 RUN_AS_USER = 65532
 
 
@@ -277,7 +285,7 @@ class ModelService(pulumi.ComponentResource):
         mount can read exactly what the role can: the model's prefixes)."""
         labels = standard_labels(name, self._args["environment"], self._args["cost_owner"], version, "model-weights")
         ns, claim = self._model.namespace, f"{name}-weights-{dns_label(version)}"
-        volume = f"modelops-{ns}-{claim}"  # PersistentVolumes are cluster-wide
+        volume = weights_volume_name(ns, name, version)  # PersistentVolumes are cluster-wide
         k8s.core.v1.PersistentVolume(
             f"{name}-weights-{version}-pv",
             metadata={"name": volume, "labels": labels},
@@ -360,7 +368,7 @@ class ModelService(pulumi.ComponentResource):
     ) -> dict:
         # the /models volume is local disk only when the artifact is copied there
         scratch = 0 if self._artifact_claims.get(artifact_prefix) else memory_gib(self._model.resources.scratch)
-        storage = f"{scratch + CACHE_GIB:g}Gi"
+        storage = f"{scratch + POD_CACHE_GIB:g}Gi"
         resources = {
             "requests": {
                 "cpu": self._model.resources.cpu,
@@ -384,9 +392,7 @@ class ModelService(pulumi.ComponentResource):
             {"name": "cache", "mountPath": "/tmp"},
             {"name": "model", "mountPath": MODEL_DIR, **({"readOnly": True} if mounted else {})},
         ]
-        shm = self._model.resources.shm or (
-            f"{self._model.gpus * self._model.preset.shm_gib_per_gpu}Gi" if self._model.gpus else None
-        )
+        shm = self._model.shm_size  # the schema checks it against the memory limit it counts toward
         server_mounts = mounts + ([{"name": "dshm", "mountPath": "/dev/shm"}] if shm else [])
         if self._env_secret is not None:
             env = [
@@ -453,7 +459,7 @@ class ModelService(pulumi.ComponentResource):
             },
             "containers": [server],
             "volumes": [
-                {"name": "cache", "emptyDir": {"sizeLimit": f"{CACHE_GIB}Gi"}},
+                {"name": "cache", "emptyDir": {"sizeLimit": f"{POD_CACHE_GIB}Gi"}},
                 (
                     {"name": "model", "persistentVolumeClaim": {"claimName": mounted, "readOnly": True}}
                     if mounted
@@ -796,7 +802,7 @@ class ModelService(pulumi.ComponentResource):
             ("Replicas wanted", self._replicas_series("kube_deployment_spec_replicas", name), "short"),
             ("Replicas available", self._replicas_series("kube_deployment_status_replicas_available", name), "short"),
         ]
-        board = dashboard(f"modelops-{self._model.namespace}-{name}", f"modelops · model {name}", panels)
+        board = dashboard(dashboard_uid(self._model.namespace, name), f"modelops · model {name}", panels)
         dashboard_config_map(
             f"{name}-dashboard", f"model-{self._model.namespace}-{name}", board, self._cluster, labels, self
         )
@@ -882,7 +888,9 @@ def artifact_read_policy(partition: str, bucket: str, prefix: str, *more_prefixe
             ],
         }
     keys = [f"arn:{partition}:s3:::{bucket}/{p}/*" for p in prefixes]
-    listed = [v for p in prefixes for v in (p, f"{p}/*")]
+    # `chat/1/*`, never the bare `chat/1`, which would list `chat/10/…` too; `aws s3 sync` and Mountpoint list
+    # with the trailing `/` (`prefix chat/1/`), which `*` matches empty
+    listed = [f"{p}/*" for p in prefixes]
     return {
         "Version": "2012-10-17",
         "Statement": [

@@ -549,3 +549,19 @@ def test_up_waits_for_the_gateway_to_admit_the_route(build):
         'jsonpath={.status.parents[*].conditions[?(@.type=="ResolvedRefs")].status}=True',
     ]
     assert route["customTimeouts"] == {"create": 300.0, "update": 300.0}  # seconds, as the engine records them
+
+
+def test_a_prefix_grant_never_lists_a_sibling_prefix():
+    """`chat/1` must not list `chat/10/…`: the ListBucket condition names `<prefix>/*` only (IAM's StringLike `*`
+    matches any run, empty included, so `chat/1/` itself, which `aws s3 sync` and Mountpoint's `prefix chat/1/`
+    list with, still passes: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_String)."""
+    from fnmatch import fnmatchcase
+
+    from components.model_service import artifact_read_policy
+
+    policy = artifact_read_policy("aws", "acme-models", "chat/1", "chat/2")
+    [listing] = [s for s in policy["Statement"] if s["Action"] == "s3:ListBucket"]
+    patterns = listing["Condition"]["StringLike"]["s3:prefix"]
+    assert patterns == ["chat/1/*", "chat/2/*"]
+    assert any(fnmatchcase("chat/1/", p) for p in patterns)
+    assert not any(fnmatchcase(prefix, p) for p in patterns for prefix in ("chat/10/", "chat/1", "chat/10"))
