@@ -1,10 +1,8 @@
 """What every `modelops` verb shares: exit codes, the usage error, reading and planning a stack, writing a
 result. (The verbs and the command line both use it; neither imports the other for it.)"""
 
-import errno
 import os
 import re
-import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -19,33 +17,10 @@ class UsageError(Exception):
     """Reported on stderr, exit 2."""
 
 
-def read_regular_file(path: Path, limit: int) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes, else OSError (with a strerror to print): a FIFO would
-    block the reader forever and a device (`/dev/zero`, a link to it planted in a checkout) fill its memory, so
-    neither is read; a directory is IsADirectoryError. Every file a verb reads (plans, policy configs,
-    kubeconfigs and the files they name, stack files) comes through here."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
-        raise OSError(errno.EINVAL, "not a regular file", str(path))
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise OSError(errno.EFBIG, f"larger than {_size(limit)}", str(path))
-    return data
-
-
 STACK_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,99}")
 """What the Pulumi CLI takes as a stack name ("alphanumeric, hyphens, underscores, or periods":
 https://www.pulumi.com/docs/iac/concepts/stacks/#create-stack). It lands in file names, the PR comment's
 marker and git worktrees: nothing else gets that far (nor a leading '-', which a command would read as an option)."""
-
-
-def _size(limit: int) -> str:
-    return f"{limit // (1 << 20)} MiB" if limit % (1 << 20) == 0 else f"{limit} bytes"
 
 
 def checked_stack_name(stack: str) -> str:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .common import read_regular_file
+from .files import read_regular_file
 
 MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024
 EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")

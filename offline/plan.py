@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .common import read_regular_file
+from .files import read_regular_file
 
 MAX_PLAN_BYTES = 256 * 1024 * 1024
 """A bound on one read (a device or FIFO is refused before it): far above a preview, below what exhausts memory."""

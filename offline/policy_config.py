@@ -62,7 +62,7 @@ def read(path: Path) -> dict[str, Any]:
 
 def _bytes_of(path: Path) -> bytes:
     """At most MAX_BYTES of a regular file: a FIFO, a device (/dev/zero) or a directory is refused unread."""
-    from .common import read_regular_file
+    from .files import read_regular_file
 
     try:
         return read_regular_file(path, MAX_BYTES)

@@ -27,7 +27,7 @@ from components.config import (
     secret_paths_in,
 )
 
-from .common import read_regular_file
+from .files import read_regular_file
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRET_PLACEHOLDER = "offline-secret-placeholder"

@@ -335,13 +335,11 @@ INPUTS = [
             "code:offline/kubeapi.py:connect",
             "code:offline/kubeapi.py:_interpret",
             "code:offline/kubeapi.py:_status_message",
-            "code:offline/cluster_preflight.py:_backend_enabled",
         ),
         {
             "injection": "tests/offline/test_kubeapi_hostile.py::test_escape_sequences_from_the_server_are_made_inert",
             "tracebacks": "tests/offline/test_kubeapi_hostile.py::test_an_odd_answer_is_a_clear_cluster_failure; "
-            "tests/offline/test_kubeapi_hostile.py::test_a_server_that_never_finishes_is_cut_off_at_the_deadline; "
-            "tests/offline/test_cluster_preflight.py::test_an_envoy_gateway_config_that_cannot_be_read_is_a_warning",
+            "tests/offline/test_kubeapi_hostile.py::test_a_server_that_never_finishes_is_cut_off_at_the_deadline",
             "credentials": "tests/offline/test_kubeapi_hostile.py::test_a_redirect_is_never_followed_and_the_token_never_leaves; "
             "tests/offline/test_kubeapi_hostile.py::test_tls_server_name_is_the_name_verified",
         },
@@ -429,7 +427,7 @@ REQUIRED = {
 
 NOT_INPUT = {
     "code:offline/cli.py:main": "opens /dev/null to write to once the reader of stdout went away",
-    "code:offline/common.py:read_regular_file": "the shared reader itself (its callers have rows)",
+    "code:offline/files.py:read_regular_file": "the shared reader itself (its callers have rows)",
     "code:offline/common.py:write_atomically": "writes an output (tests/test_surfaces.py)",
     "code:offline/kubeapi.py:_key_files": "writes the client key material it removes afterwards",
     "code:offline/gate.py:format_sarif": "parses the SARIF `check` just wrote",
@@ -716,7 +714,7 @@ def test_usage_errors_quote_nothing_raw():
 )
 def test_what_is_not_a_regular_file_is_refused_unread(argv, workspace, tmp_path):
     """A FIFO hung the reader forever and `/dev/zero` (or a link to it, which a checkout can carry) filled
-    memory; a directory is not a file either. Each reader (offline/common.py read_regular_file) refuses them
+    memory; a directory is not a file either. Each reader (offline/files.py read_regular_file) refuses them
     before reading, exit 2 naming the file."""
     fifo = tmp_path / "Pulumi.fifo.yaml"
     os.mkfifo(fifo)
@@ -800,8 +798,9 @@ def test_every_stack_key_takes_hostile_values(tmp_path):
 def test_a_build_context_outside_the_project_is_what_the_stack_names(tmp_path):
     """A build context or Dockerfile path is the stack's own choice (`..` included: a monorepo keeps its models
     beside the infrastructure); it is read by the build and hashed into the tag. What a context cannot do is
-    stall or exhaust the preview that hashes it: a FIFO, a link to /dev/zero, a `.dockerignore` that is a FIFO
-    and a directory link back to the context are passed over, as Docker sends links, not what they point at."""
+    stall or exhaust the preview that hashes it: a FIFO and a `.dockerignore` that is a FIFO are passed over, and a
+    link to /dev/zero or back to the context is hashed as the link it is (BuildKit sends links, not what they point
+    at), never followed."""
     from components.images import build_fingerprint
 
     context = tmp_path / "models" / "chat"
@@ -815,4 +814,9 @@ def test_a_build_context_outside_the_project_is_what_the_stack_names(tmp_path):
     hostile = build_fingerprint(
         str(tmp_path / "models" / ".." / "models" / "chat"), "Dockerfile", {}, "linux/amd64", None
     )
-    assert plain is not None and hostile == plain
+    # BuildKit sends a link as a link: its text is part of the context (components/images.py), what it points at is
+    # never read; the FIFO is not a file the build gets
+    assert plain is not None and hostile is not None and hostile != plain
+    (context / "zero").unlink()
+    (context / "zero").symlink_to("/dev/null")
+    assert build_fingerprint(str(context), "Dockerfile", {}, "linux/amd64", None) not in (plain, hostile)

@@ -7,7 +7,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .framework import StackResource, as_list, as_map, is_full_digest, resource_rule, split_image, stack_rule
+from .framework import StackResource, is_full_digest, resource_rule, split_image, stack_rule
+from .values import as_list, as_map
 
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
 ECR_POLICY = "aws:ecr/repositoryPolicy:RepositoryPolicy"

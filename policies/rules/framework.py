@@ -10,9 +10,11 @@ Exemptions are data in the policy config: `{"namespace": ..., "name": ..., "reas
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from .values import as_list, as_map, dig
 
 Scope = Literal["resource", "stack"]
 ENFORCEMENT_LEVELS = ("advisory", "mandatory", "remediate", "disabled")
@@ -221,20 +223,6 @@ def is_full_digest(digest: str | None) -> bool:
 # ---- reading props (proxied Mappings/Sequences under pulumi-policy) ----
 
 
-def as_map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def as_list(value: Any) -> Sequence[Any]:
-    return value if isinstance(value, Sequence) and not isinstance(value, str | bytes) else []
-
-
-def dig(value: Any, *path: str) -> Any:
-    for key in path:
-        value = as_map(value).get(key)
-    return value
-
-
 # ---- Kubernetes helpers ----
 
 CLUSTER_SCOPED_KINDS = {
@@ -268,15 +256,6 @@ CLUSTER_SCOPED_KINDS = {
     "GatewayClass.gateway.networking.k8s.io",
     "ClusterIssuer.cert-manager.io",
 }
-
-
-def k8s_kind(resource_type: str) -> str | None:
-    """`kubernetes:apps/v1:Deployment` -> `Deployment`; None for anything not a Kubernetes object."""
-    if not resource_type.startswith("kubernetes:") or resource_type.startswith("kubernetes:helm"):
-        return None
-    if resource_type.startswith("kubernetes:yaml") or resource_type.endswith("List"):
-        return None
-    return resource_type.rsplit(":", 1)[-1]
 
 
 def pod_spec(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -10,20 +10,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .framework import (
-    StackResource,
-    as_list,
-    as_map,
-    dig,
-    gpu_count,
-    is_gpu_resource,
-    k8s_kind,
-    object_name,
-    resource_rule,
-    stack_rule,
-)
+from .framework import StackResource, gpu_count, is_gpu_resource, object_name, resource_rule, stack_rule
 from .k8s_stack import replicas_range
 from .pods import PodSite, describe, pod_sites, qualified_kind, workload_containers
+from .values import as_list, as_map, dig, k8s_kind
 
 NODE_POOL = "NodePool.karpenter.sh"
 EC2_NODE_CLASS = "EC2NodeClass.karpenter.k8s.aws"

@@ -8,19 +8,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import cron, promql
-from .framework import (
-    StackResource,
-    as_list,
-    as_map,
-    declares,
-    dig,
-    k8s_kind,
-    object_name,
-    object_namespace,
-    selector_matches,
-    stack_rule,
-)
+from .framework import StackResource, declares, object_name, object_namespace, selector_matches, stack_rule
 from .pods import is_builtin, pod_labels, qualified_kind
+from .values import as_list, as_map, dig, k8s_kind
 
 SCALED_OBJECT = "ScaledObject.keda.sh"
 

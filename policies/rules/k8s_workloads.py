@@ -8,19 +8,9 @@ import unicodedata
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .framework import (
-    CLUSTER_SCOPED_KINDS,
-    as_list,
-    as_map,
-    dig,
-    is_full_digest,
-    k8s_kind,
-    object_name,
-    object_namespace,
-    resource_rule,
-    split_image,
-)
+from .framework import CLUSTER_SCOPED_KINDS, is_full_digest, object_name, object_namespace, resource_rule, split_image
 from .pods import PodSite, describe, is_builtin, pod_sites, qualified_kind, workload_containers
+from .values import as_list, as_map, dig, k8s_kind
 
 _SECRET_WORDS = {
     "password",

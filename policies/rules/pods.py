@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .framework import as_list, as_map, dig, k8s_kind
+from .values import as_list, as_map, dig, k8s_kind
 
 try:  # the pack's own dependency; offline/ runs the pack with it too
     from pulumi_policy.proxy import UNKNOWN_ARRAY_VALUE, UNKNOWN_OBJECT_VALUE, UnknownValueError

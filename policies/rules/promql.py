@@ -113,8 +113,14 @@ def _unquote(text: str) -> str:
     return body if text[0] == "`" else re.sub(r"\\(.)", r"\1", body)
 
 
+MAX_DEPTH = 128
+"""Levels of nesting a query may have (parentheses, calls, operators in a chain): far beyond any query written by
+hand, well inside Python's default recursion limit (1000)."""
+
+
 class _Parser:
     def __init__(self, query: str):
+        self.depth = 0
         self.tokens: list[tuple[str, str]] = []
         pos = 0
         while pos < len(query):
@@ -144,15 +150,20 @@ class _Parser:
         return expr
 
     def expression(self, floor: int) -> Expr:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise PromQLError(f"nested too deeply to read (more than {MAX_DEPTH} levels)")
         left = self.unary()
         while True:
             op = self.peek()[1]
             precedence = _PRECEDENCE.get(op)
             if precedence is None or precedence < floor:
+                self.depth -= 1
                 return left
             self.take()
             self.modifiers()
             right = self.expression(precedence if op == "^" else precedence + 1)
+            self.depth -= 1
             left = Node("binary", op, (left, right))
 
     def modifiers(self) -> None:
@@ -179,7 +190,11 @@ class _Parser:
     def unary(self) -> Expr:
         if self.peek()[1] in ("-", "+"):
             sign = self.take()
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise PromQLError(f"nested too deeply to read (more than {MAX_DEPTH} levels)")
             operand = self.unary()
+            self.depth -= 1
             if sign == "-" and isinstance(operand, Node) and operand.kind == "number" and operand.value is not None:
                 return Node("number", value=-operand.value)
             return Node("unary", sign, (operand,))
@@ -277,8 +292,19 @@ class _Parser:
 
 
 def parse(query: str) -> Expr:
-    """The query's expression tree; PromQLError when it is not PromQL."""
-    return _Parser(query).parse()
+    """The query's expression tree; PromQLError when it is not PromQL, or nested deeper than MAX_DEPTH (as the
+    parser descends, and as the tree that `a + a + …` builds leans left): the readers below recurse per level, and
+    what they may do must not depend on the interpreter's recursion limit of the moment."""
+    expr = _Parser(query).parse()
+    deepest, pending = 0, [(expr, 1)]
+    while pending:
+        node, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, Node):
+            pending.extend((arg, depth + 1) for arg in node.args)
+    if deepest > MAX_DEPTH:
+        raise PromQLError(f"nested too deeply to read (more than {MAX_DEPTH} levels)")
+    return expr
 
 
 def selectors(expr: Expr) -> Iterable[Selector]:

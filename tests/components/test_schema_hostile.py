@@ -503,3 +503,18 @@ def test_cpu_quantities_with_any_suffix_are_read_not_a_traceback(cpu):
 
 def test_scratch_that_leaves_room_on_the_node_disk_passes():
     parse_stack_config(prod_with(models__summarizer__resources__scratch="190Gi"))
+
+
+@pytest.mark.parametrize("query", ["(" * 3000 + "x" + ")" * 3000, "x+" * 5000 + "x", "-" * 5000 + "x"])
+def test_the_nesting_bound_does_not_follow_the_recursion_limit(query):
+    """bench/run.py raises the interpreter's recursion limit; a query refused by default must be refused then too
+    (it once passed, after the benchmark's tests, as a query 3000 levels deep)."""
+    import sys
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(50_000)
+    try:
+        problems = problems_of(prod_with(models__vision__autoscaling__prometheusQuery=query))
+    finally:
+        sys.setrecursionlimit(limit)
+    assert any("nested too deeply" in p for p in problems), [p[:120] for p in problems]
