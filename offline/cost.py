@@ -81,9 +81,9 @@ class CostReport:
 def _load_rule_modules():
     """The policy pack's GPU and stack helpers: the cost here is the `gpu-cost-ceiling` rule's cost."""
     policy_rules()  # puts policies/ on the path, the way the pack imports its rules
-    from rules import framework, gpu, k8s_stack
+    from rules import framework, gpu, k8s_stack, values
 
-    return gpu, k8s_stack, framework
+    return gpu, k8s_stack, framework, values
 
 
 def _requests(spec: dict[str, Any]) -> tuple[str, str]:
@@ -108,7 +108,7 @@ def estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
 
 
 def _estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
-    gpu, k8s_stack, framework = _load_rule_modules()
+    gpu, k8s_stack, framework, values = _load_rule_modules()
     catalogue = load_catalogue()
     data = gpu.catalogue()
     prices = data["onDemandUsdPerHour"].get(region, {})
@@ -122,7 +122,7 @@ def _estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
         per_gpu = ceiling / (limit * data["hoursPerMonth"]) if limit and not problem else None
         report.pools.append(PoolCost(name, limit, per_gpu, None if problem else ceiling, problem))
     for r in resources:
-        if framework.k8s_kind(r.type) not in ("Deployment", "StatefulSet"):
+        if values.k8s_kind(r.type) not in ("Deployment", "StatefulSet"):
             continue
         spec = framework.pod_spec(r.type, r.props) or {}
         per_pod = sum(framework.gpu_count(c) for c in framework.containers(spec, include_init=False))
