@@ -262,6 +262,17 @@ def iam_no_wildcard(resource_type: str, props: Mapping[str, Any], settings: dict
             yield from (f"assumeRolePolicy {m}" for m in _trust_findings(i, statement))
 
 
+PRINCIPAL_KEYS = (
+    "aws:principalorgid",
+    "aws:principalaccount",
+    "aws:principalarn",
+    "aws:sourceaccount",
+    "aws:sourcearn",
+)
+"""Condition keys that name who may act, narrowing Principal '*' (any other condition, aws:SecureTransport say,
+leaves it anyone: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html)."""
+
+
 def _trust_findings(i: int, statement: Mapping[str, Any]) -> Iterator[str]:
     """Who may assume the role: not anyone (Principal '*' without a Condition), and, through an EKS cluster's
     OIDC provider, only the service account named by a `<issuer>:sub` condition without wildcards: with `aud`
@@ -269,21 +280,21 @@ def _trust_findings(i: int, statement: Mapping[str, Any]) -> Iterator[str]:
     (https://docs.aws.amazon.com/eks/latest/userguide/associate-service-account-role.html)."""
     if statement.get("Effect", "Allow") != "Allow":
         return
-    conditions = as_map(statement.get("Condition"))
-    if _public_principal(statement) and not conditions:
-        yield f"Statement[{i}] lets any AWS principal assume the role; name the principals"
+    narrowing = list(_narrowing_conditions(statement))
+    if _public_principal(statement) and not any(key.lower() in PRINCIPAL_KEYS for key, _ in narrowing):
+        yield (
+            f"Statement[{i}] lets any AWS principal assume the role; name the principals (or narrow Principal '*' "
+            "by aws:PrincipalOrgID, aws:PrincipalAccount or aws:PrincipalArn)"
+        )
     federated = [str(f) for f in _listed(as_map(statement.get("Principal")).get("Federated"))]
     if not any(":oidc-provider/" in f for f in federated):
         return
-    subjects = [
-        value
-        for operator in conditions.values()
-        for key, values in as_map(operator).items()
-        if str(key).endswith(":sub")
-        for value in _listed(values)
-    ]
+    subjects = [value for key, values in narrowing if key.endswith(":sub") for value in values]
     if not subjects:
-        yield f"Statement[{i}] trusts the cluster's OIDC provider without a `:sub` condition: every service account may assume the role"
+        yield (
+            f"Statement[{i}] trusts the cluster's OIDC provider without a `:sub` condition naming service accounts "
+            "(StringEquals or StringLike): every service account may assume the role"
+        )
     elif any("*" in str(v) or "?" in str(v) for v in subjects):
         yield f"Statement[{i}] trusts service accounts {subjects} by pattern; name the one service account"
 
@@ -337,7 +348,8 @@ def _statement_findings(i: int, statement: Mapping[str, Any]) -> Iterator[str]:
     if any(a in ("*", "*:*") or a.startswith("*") for a in actions):
         yield f"Statement[{i}] allows Action '*'; list the actions the workload needs"
         return
-    service_wide = [a for a in actions if a.split(":", 1)[-1] in ("*", "")]
+    # IAM's `*` matches any run of characters and `?` one: `s3:**`, `s3:?*` and `s3:*?` are `s3:*` too
+    service_wide = [a for a in actions if _every_action(a.split(":", 1)[-1])]
     if service_wide:
         yield f"Statement[{i}] allows every action of {service_wide}; list the actions the workload needs"
         return
@@ -369,11 +381,34 @@ https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-conditio
 
 
 def _narrows_pass_role(statement: Mapping[str, Any]) -> bool:
-    return any(
-        str(key).lower() in PASS_ROLE_KEYS
-        for operator in as_map(statement.get("Condition")).values()
-        for key in as_map(operator)
-    )
+    return any(str(key).lower() in PASS_ROLE_KEYS for key, _ in _narrowing_conditions(statement))
+
+
+NARROWING_OPERATORS = ("stringequals", "stringlike", "arnequals", "arnlike")
+"""Condition operators that can only narrow who or what a statement applies to (with `IfExists` they pass when the
+key is absent, and the `Not…` forms admit everything else: neither narrows)
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html)."""
+
+
+def _narrowing_conditions(statement: Mapping[str, Any]) -> Iterator[tuple[str, list[Any]]]:
+    """(key, values) of the conditions that narrow: a positive operator (ForAllValues admits an empty set, so only
+    ForAnyValue or none) whose values are not wildcards alone (`"*"` under StringLike narrows nothing;
+    `arn:aws:ec2:*` does)."""
+    for operator, entries in as_map(statement.get("Condition")).items():
+        name = str(operator).lower()
+        qualifier, _, base = name.rpartition(":")
+        if base not in NARROWING_OPERATORS or qualifier not in ("", "foranyvalue"):
+            continue
+        for key, values in as_map(entries).items():
+            listed = _listed(values)
+            if listed and all(str(v).strip("*?") for v in listed):
+                yield str(key), listed
+
+
+def _every_action(name: str) -> bool:
+    """An action name part that matches every action of its service: only `*` and `?`, at least one `*` (or
+    nothing at all)."""
+    return name == "" or ("*" in name and set(name) <= {"*", "?"})
 
 
 def _covers_data_action(action: str) -> bool:

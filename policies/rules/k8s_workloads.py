@@ -32,6 +32,7 @@ _SECRET_WORDS = {
     "accesstoken",
     "bearer",
     "auth",
+    "creds",
 }
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _SECRET_SUFFIXES = tuple(sorted(w for w in _SECRET_WORDS if len(w) >= 5))
@@ -40,10 +41,40 @@ GITHUBTOKEN, OPENAIAPIKEY); short ones (key, pass, pwd, auth) only as words of t
 PASSAGE would be secrets. A suffix, not a substring: TOKENIZERS_PARALLELISM and MAX_TOTAL_TOKENS are not."""
 
 
+_TOKEN_OWNERS = {
+    "api",
+    "access",
+    "auth",
+    "hf",
+    "hugging",
+    "face",
+    "github",
+    "gh",
+    "bearer",
+    "refresh",
+    "session",
+    "oauth",
+}
+"""Words before `tokens` that make it credentials (HF_TOKENS, API_TOKENS): alone, `tokens` counts text
+(MAX_TOTAL_TOKENS, vLLM's and TGI's settings)."""
+
+
+def _singular(word: str, before: str | None) -> str:
+    """A plural secret word as its singular (DB_PASSWORDS, API_KEYS, apiKeys); `tokens` only after an owner."""
+    stem = word[:-1]
+    if not word.endswith("s") or (stem not in _SECRET_WORDS and not stem.endswith(_SECRET_SUFFIXES)):
+        return word
+    if word == "tokens" and before not in _TOKEN_OWNERS:
+        return word
+    return stem
+
+
 def is_secret_name(name: str) -> bool:
-    """Whether an environment variable's name says it holds a secret, in any case, separator or none:
-    DB_PASSWORD, hfToken, api-key, OPENAI_APIKEY, aws.secretAccessKey, DBPASSWORD, SECRETKEY."""
-    words = [w.lower() for w in _WORD.findall(unicodedata.normalize("NFKC", name))]
+    """Whether an environment variable's name says it holds a secret, in any case, separator or none, singular or
+    plural: DB_PASSWORD, hfToken, api-key, OPENAI_APIKEY, aws.secretAccessKey, DBPASSWORD, SECRETKEY, API_KEYS,
+    HF_TOKENS, CREDS."""
+    found = [w.lower() for w in _WORD.findall(unicodedata.normalize("NFKC", name))]
+    words = [_singular(w, found[i - 1] if i else None) for i, w in enumerate(found)]
     return (
         any(w in _SECRET_WORDS for w in words)
         or any(f"{a}{b}" in _SECRET_WORDS for a, b in itertools.pairwise(words))

@@ -18,16 +18,6 @@ from typing import Any
 
 from .values import as_list, as_map, dig, k8s_kind
 
-try:  # the pack's own dependency; offline/ runs the pack with it too
-    from pulumi_policy.proxy import UNKNOWN_ARRAY_VALUE, UNKNOWN_OBJECT_VALUE, UnknownValueError
-except ImportError:  # pragma: no cover - only without pulumi-policy installed
-
-    class UnknownValueError(Exception):  # type: ignore[no-redef]
-        unknown_type_sentinel = ""
-
-    UNKNOWN_ARRAY_VALUE = UNKNOWN_OBJECT_VALUE = ""
-
-
 BUILTIN_KINDS: dict[str, frozenset[str]] = {
     **dict.fromkeys(
         (
@@ -290,13 +280,21 @@ def _operator_sites(group: str, kind: str, props: Mapping[str, Any]) -> list[Pod
 MAX_DEPTH = 24
 """Deeper than any operator keeps a pod spec (KServe's is 3 levels down, a Ray worker group's 5)."""
 MAX_NODES = 50_000
-_SKIPPED_KEYS = ("containers", "initContainers", "ephemeralContainers", "status", "managedFields")
+_SKIPPED_KEYS = ("containers", "initContainers", "ephemeralContainers", "managedFields")
+"""Never a pod spec's parent. (`status` is skipped at the top only: `spec.status.template.spec` is a pod spec.)"""
+
+
+class TooLargeToJudge(ValueError):
+    """A custom resource deeper or larger than the search reads: judged as malformed (offline: exit 2; under the
+    engine: an error), never passed, since a pod spec past the limits would go unread (issue #26, class 3)."""
 
 
 def _searched_sites(props: Mapping[str, Any]) -> list[PodSite]:
     """Every object under `spec` (or a PodTemplate-like top-level `template`) that has a `containers` key: a
     pod spec, wherever the custom resource keeps it. A value unknown at preview that could be an object or a
-    list may hide one: it raises (the rule is then not evaluated, never passed); unknown scalars cannot."""
+    list may hide one: any unknown raises (the rule is then not evaluated, never passed): the Python SDK sends
+    every unknown as the string marker (pulumi/runtime/rpc.py UNKNOWN), so an unknown scalar cannot be told from
+    an unknown object. Past MAX_DEPTH or MAX_NODES the resource is TooLargeToJudge."""
     found: list[PodSite] = []
     budget = [MAX_NODES]
     for key in ("spec", "template"):
@@ -306,18 +304,16 @@ def _searched_sites(props: Mapping[str, Any]) -> list[PodSite]:
 
 
 def _get(container: Any, key: Any) -> Any:
-    try:
-        return container[key]
-    except UnknownValueError as exc:
-        if exc.unknown_type_sentinel in (UNKNOWN_OBJECT_VALUE, UNKNOWN_ARRAY_VALUE):
-            raise
-        return None
+    return container[key]  # an unknown raises UnknownValueError: not evaluated
 
 
 def _search(value: Any, path: str, depth: int, found: list[PodSite], budget: list[int], parent: Any = None) -> None:
     budget[0] -= 1
     if depth > MAX_DEPTH or budget[0] < 0:
-        return
+        raise TooLargeToJudge(
+            f"{path}: nested deeper than {MAX_DEPTH} levels or larger than {MAX_NODES} values: a pod spec there "
+            "would go unread, so the resource is refused"
+        )
     if isinstance(value, Mapping):
         keys = list(value)
         if "containers" in keys:

@@ -63,6 +63,12 @@ def judged(type_: str, inputs: dict, tmp_path: Path) -> list[str]:
         (allow("ec2:Describe*", "*"), True),  # a suffixed wildcard on read verbs passes IAM.21
         (allow("*", "arn:aws:s3:::acme/x"), False),
         (allow("*:*", "arn:aws:s3:::acme/x"), False),
+        # IAM's `*` is any run and `?` one character: these are `service:*` too (found by an independent review)
+        (allow("s3:**", "arn:aws:s3:::acme/chat/*"), False),
+        (allow("s3:?*", "arn:aws:s3:::acme/chat/*"), False),
+        (allow("s3:*?", "arn:aws:s3:::acme/chat/*"), False),
+        (allow("iam:**", "arn:aws:iam::123456789012:role/x"), False),
+        (allow("s3:Get?bject", "arn:aws:s3:::acme/chat/*"), True),
         # NotAction / NotResource with Allow
         ({"Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:s3:::acme/x"}, False),
         ({"Effect": "Allow", "Action": "s3:GetObject", "NotResource": "arn:aws:s3:::secret/*"}, False),
@@ -75,6 +81,20 @@ def judged(type_: str, inputs: dict, tmp_path: Path) -> list[str]:
         (allow("iam:PassRole", "arn:aws:iam::123456789012:role/modelops-fallback"), True),
         (allow("iam:PassRole", "*", Condition={"Bool": {"aws:SecureTransport": "true"}}), False),
         (allow("iam:PassRole", "*", Condition={"StringLike": {"iam:AssociatedResourceARN": "arn:aws:ec2:*"}}), True),
+        # conditions that narrow nothing: a wildcard alone, a negated or IfExists operator, ForAllValues
+        (allow("iam:PassRole", "*", Condition={"StringLike": {"iam:PassedToService": "*"}}), False),
+        (
+            allow("iam:PassRole", "*", Condition={"StringNotEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
+            False,
+        ),
+        (
+            allow("iam:PassRole", "*", Condition={"StringEqualsIfExists": {"iam:PassedToService": "x.amazonaws.com"}}),
+            False,
+        ),
+        (
+            allow("iam:PassRole", "*", Condition={"ForAllValues:StringEquals": {"iam:PassedToService": "x.com"}}),
+            False,
+        ),
     ],
 )
 def test_wide_statements_are_refused(statement, passes, tmp_path):
@@ -194,6 +214,11 @@ def trust(principal, condition=None, action="sts:AssumeRoleWithWebIdentity") -> 
         (trust("*", action="sts:AssumeRole"), False),
         (trust({"AWS": ["arn:aws:iam::123456789012:root", "*"]}, action="sts:AssumeRole"), False),
         (trust({"AWS": "*"}, {"StringEquals": {"aws:PrincipalOrgID": "o-abc"}}, "sts:AssumeRole"), True),
+        # Principal '*' narrowed by a condition that does not say who (found by an independent review)
+        (trust({"AWS": "*"}, {"Bool": {"aws:SecureTransport": "true"}}, "sts:AssumeRole"), False),
+        (trust({"AWS": "*"}, {"StringNotEquals": {"aws:PrincipalOrgID": "o-abc"}}, "sts:AssumeRole"), False),
+        # a negated `sub` admits every other service account
+        (trust({"Federated": OIDC}, {"StringNotEquals": {f"{ISSUER}:sub": "system:serviceaccount:a:b"}}), False),
         ({"assumeRolePolicy": "{not json"}, False),
     ],
 )

@@ -264,11 +264,27 @@ def test_an_unknown_object_that_may_hide_a_pod_is_not_evaluated_never_passed():
 
     with pytest.raises(UnknownValueError):
         violations("k8s-no-privileged", "kubernetes:example.com/v1:ModelServer", {"spec": {"a": UNKNOWN_OBJECT_VALUE}})
-    # an unknown string cannot hold a pod spec: the rest of the object is still judged
+    # nor does the string marker pass: the Python SDK sends every unknown as it (pulumi/runtime/rpc.py UNKNOWN) and
+    # the engine passes it on (sdk/go/common/resource/plugin/rpc.go), so an unknown object arrives looking like one
+    with pytest.raises(UnknownValueError):
+        violations("k8s-no-privileged", "kubernetes:argoproj.io/v1alpha1:Rollout", {"spec": {"template": UNKNOWN}})
+
+
+def test_a_custom_resource_too_deep_or_too_large_to_search_is_refused_never_passed():
+    """A pod spec past the search's limits would go unread: the resource is malformed (offline exit 2), not clean.
+    And `status` is skipped only at the top: a pod spec under `spec.status` is still a pod spec."""
+    from rules.pods import MAX_DEPTH, MAX_NODES, TooLargeToJudge
+
     broken = good_pod()
     BREAKS["k8s-no-privileged"](broken)
-    inputs = {"spec": {"name": UNKNOWN, "template": template(broken)}}
-    assert violations("k8s-no-privileged", "kubernetes:example.com/v1:ModelServer", inputs)
+    deep: dict = {"template": template(broken)}
+    for _ in range(MAX_DEPTH + 1):
+        deep = {"x": deep}
+    for inputs in ({"spec": deep}, {"spec": {"pad": [0] * (MAX_NODES + 1), "template": template(broken)}}):
+        with pytest.raises(TooLargeToJudge):
+            violations("k8s-no-privileged", "kubernetes:argoproj.io/v1alpha1:Rollout", inputs)
+    nested = {"spec": {"status": {"template": template(broken)}}}
+    assert violations("k8s-no-privileged", "kubernetes:argoproj.io/v1alpha1:Rollout", nested)
 
 
 def test_objects_that_run_no_pods_have_no_pod_sites():

@@ -336,6 +336,17 @@ def test_only_a_pinned_ami_passes(terms, passes, tmp_path):
         ("MONKEY", False),
         ("PASSAGE_LIMIT", False),
         ("HOTKEY", False),
+        # plurals (found by an independent review); `tokens` alone counts text, after an owner it is credentials
+        ("API_TOKENS", True),
+        ("HF_TOKENS", True),
+        ("DB_PASSWORDS", True),
+        ("API_KEYS", True),
+        ("apiKeys", True),
+        ("CREDS", True),
+        ("MAX_NEW_TOKENS", False),
+        ("NUM_TOKENS", False),
+        ("MONKEYS", False),
+        ("PASSAGES", False),
     ],
 )
 def test_secret_env_names_run_together(name, secret, tmp_path):
