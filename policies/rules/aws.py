@@ -186,18 +186,29 @@ def lambda_concurrency_cap(resource_type: str, props: Mapping[str, Any], setting
         yield "reservedConcurrentExecutions is not set; a runaway fallback is a runaway bill; set a cap"
 
 
-WIDE_MANAGED_POLICY = re.compile(
-    r"arn:[^:]*:iam::aws:policy/(?:[\w+=,.@-]+/)*"
-    r"(AdministratorAccess[\w-]*|[\w-]*PowerUser[\w-]*|[\w-]*FullAccess[\w-]*|ReadOnlyAccess|AmazonS3ReadOnlyAccess"
-    r"|SystemAdministrator|NetworkAdministrator|DatabaseAdministrator|DataScientist)",
-    re.IGNORECASE,
+AWS_MANAGED_POLICY = re.compile(r"arn:[^:]*:iam::aws:policy/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)", re.IGNORECASE)
+NARROW_MANAGED_POLICIES = frozenset(
+    {
+        "AWSXRayDaemonWriteAccess",  # the fallbacks' traces: xray:Put* and sampling reads
+        "AWSXrayWriteOnlyAccess",  # the same actions, its older name
+        "AWSLambdaBasicExecutionRole",  # logs:CreateLogGroup/CreateLogStream/PutLogEvents
+        "AWSLambdaVPCAccessExecutionRole",  # the above and the ENI actions a VPC function needs
+        "CloudWatchLambdaInsightsExecutionRolePolicy",  # logs for the Lambda Insights group only
+    }
 )
-"""AWS managed policies that grant a whole service or more: AdministratorAccess (and its -Amplify, -… variants),
-PowerUserAccess and the services' *PowerUser ones (AmazonCognitoPowerUser: cognito-idp:*), every *FullAccess (IAMFullAccess, AmazonS3FullAccess, …), ReadOnlyAccess and AmazonS3ReadOnlyAccess
-(every object of every bucket), and the job-function policies
-(https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_job-functions.html). Attaching one is a
-service wildcard by another name (Security Hub IAM.1/IAM.21 judge customer policies only; this rule also judges
-what is attached)."""
+"""AWS managed policies known to grant no service wildcard and no data read: every other one is refused. A list of
+wide ones cannot be complete (SecretsManagerReadWrite is `secretsmanager:*` on `*`, AmazonSSMReadOnlyAccess and
+AmazonDynamoDBReadOnlyAccess read every parameter and item, as an independent review found beside AdministratorAccess,
+PowerUserAccess, the *FullAccess and job-function policies:
+https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_job-functions.html). Security Hub IAM.1/IAM.21 judge
+customer policies only; attaching a wide AWS one is a service wildcard by another name. A policy of the account's own
+(`arn:aws:iam::<account>:policy/…`) is judged by its document where the stack holds it."""
+
+
+def wide_managed_policy(arn: str) -> bool:
+    found = AWS_MANAGED_POLICY.fullmatch(arn.strip())
+    return found is not None and found.group(1) not in NARROW_MANAGED_POLICIES
+
 
 ATTACHMENT_TYPES = {
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "policyArn",
@@ -244,8 +255,11 @@ def _managed_arns(resource_type: str, props: Mapping[str, Any]) -> Iterator[tupl
 )
 def iam_no_wildcard(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for where, arn in _managed_arns(resource_type, props):
-        if WIDE_MANAGED_POLICY.fullmatch(arn.strip()):
-            yield f"{where} attaches {arn}, which grants a whole service or more; attach a policy listing what is needed"
+        if wide_managed_policy(arn):
+            yield (
+                f"{where} attaches {arn}, an AWS managed policy not known to be narrow "
+                f"({', '.join(sorted(NARROW_MANAGED_POLICIES))}); attach a policy listing what is needed"
+            )
     for where, document in _policy_documents(resource_type, props):
         statements = _statements(document)
         if statements is None:

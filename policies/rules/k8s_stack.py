@@ -105,7 +105,8 @@ def _label(r: StackResource) -> str:
 @stack_rule("k8s-netpol-coverage", "Every workload's pods must be selected by a NetworkPolicy.")
 def k8s_netpol_coverage(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
     policies = _SelectorIndex(
-        _of_kind(resources, "NetworkPolicy"), lambda p: as_map(dig(p.props, "spec", "podSelector"))
+        [p for p in _of_kind(resources, "NetworkPolicy") if _limits_ingress(p)],
+        lambda p: as_map(dig(p.props, "spec", "podSelector")),
     )
     for workload in _of_kind(resources, *_WORKLOADS):
         labels = pod_labels(workload.type, workload.props)
@@ -115,6 +116,18 @@ def k8s_netpol_coverage(resources: list[StackResource], settings: dict) -> Itera
                 workload,
                 f"{_label(workload)}: no NetworkPolicy selects its pods; add one that admits only expected callers",
             )
+
+
+def _limits_ingress(policy: StackResource) -> bool:
+    """Whether a NetworkPolicy limits who may call the pods it selects: its policyTypes include Ingress (absent, they
+    do), and no ingress rule admits every source (a rule without `from` does). An Egress-only policy, or one with
+    `ingress: [{}]`, selects pods and restricts no caller
+    (https://kubernetes.io/docs/concepts/services-networking/network-policies/)."""
+    spec = as_map(policy.props.get("spec"))
+    types = spec.get("policyTypes")
+    if types is not None and "Ingress" not in as_list(types):
+        return False
+    return all(as_list(as_map(rule).get("from")) for rule in as_list(spec.get("ingress")))
 
 
 PAUSED_REPLICAS_ANNOTATION = "autoscaling.keda.sh/paused-replicas"

@@ -137,6 +137,11 @@ ATTACHMENTS = [
         ("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess", False),
         ("arn:aws:iam::aws:policy/job-function/SystemAdministrator", False),
         ("arn:aws:iam::aws:policy/job-function/DataScientist", False),
+        # not on a list of wide ones, wide all the same (an independent review): refused unless known narrow
+        ("arn:aws:iam::aws:policy/SecretsManagerReadWrite", False),
+        ("arn:aws:iam::aws:policy/AmazonSSMReadOnlyAccess", False),
+        ("arn:aws:iam::aws:policy/AmazonDynamoDBReadOnlyAccess", False),
+        ("arn:aws:iam::aws:policy/AWSCodeArtifactAdminAccess", False),
         ("arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess", True),
         ("arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole", True),
         ("arn:aws:iam::123456789012:policy/AdministratorAccess-lookalike-in-my-account", True),

@@ -1433,3 +1433,22 @@ def test_a_scaled_object_paused_at_a_count_is_a_fixed_count_not_an_autoscaler(tm
     assert D in failures(unprotected, "k8s-pdb")
     rolled_back = check(drop("chat-pdb")(_paused_at("0")(compliant())), tmp_path, {"all": "mandatory"})
     assert not failures(rolled_back, "k8s-pdb")
+
+
+@pytest.mark.parametrize(
+    "change, passes",
+    [
+        (lambda spec: None, True),
+        (lambda spec: spec.update(policyTypes=["Egress"], egress=[]), False),
+        (lambda spec: spec.update(ingress=[{}]), False),
+        (lambda spec: spec.update(ingress=[{"ports": [{"port": 8000}]}]), False),
+        (lambda spec: spec.pop("policyTypes", None), True),  # absent, Ingress is always among them
+    ],
+)
+def test_a_network_policy_that_restricts_no_caller_covers_nothing(change, passes, tmp_path):
+    """A NetworkPolicy selecting the pods but with Egress alone, or an ingress rule without `from` (every source),
+    restricts no caller (https://kubernetes.io/docs/concepts/services-networking/network-policies/: "If no
+    policyTypes are specified on a NetworkPolicy then by default Ingress will always be set"; a rule's empty
+    `from` matches all sources). Found by an independent review."""
+    resources = edit("chat-netpol", lambda i: change(i["spec"]))(compliant())
+    assert ("chat" not in " ".join(failures(check(resources, tmp_path), "k8s-netpol-coverage"))) is passes
