@@ -44,7 +44,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import StackConfig
+from components.config import StackConfig, StackConfigError
 from components.gpu_catalogue import Catalogue, load_catalogue
 from offline.engine import run_program
 from offline.plan import from_json
@@ -477,9 +477,10 @@ def wait_for_karpenter_message(run: KarpenterRun, selector: str, text: str, time
 
 def test_a_data_volume_too_small_for_a_models_scratch_leaves_it_pending_until_it_grows(run, tmp_path):
     """Ephemeral storage as the AWS provider computes it from the EC2NodeClass (Bottlerocket: the data volume
-    /dev/xvdb, less 1Gi kube-reserved and the 10% nodefs eviction threshold): the stack schema accepts
-    `dataVolumeGib: 50`, but a model's default scratch (50Gi) and image cache do not fit on it. The same pod stays
-    Pending on the small volume (Karpenter names ephemeral-storage) and gets a node once the class is restored."""
+    /dev/xvdb, less 1Gi kube-reserved and the 10% nodefs eviction threshold): with `dataVolumeGib: 50` a model's
+    default scratch (50Gi) and image cache do not fit. The same pod stays Pending on the small volume (Karpenter
+    names ephemeral-storage) and gets a node once the class is restored. What Karpenter shows here, the stack schema
+    refuses first (components/config.py, scratch against the pool's largest node disk)."""
     pool = next(
         p
         for p, spec in run.cfg.gpu_pools.items()
@@ -490,10 +491,12 @@ def test_a_data_volume_too_small_for_a_models_scratch_leaves_it_pending_until_it
     data["config"]["modelops:gpuPools"][pool]["dataVolumeGib"] = 50
     variant = tmp_path / f"Pulumi.{run.env}.yaml"
     variant.write_text(yaml.safe_dump(data))
-    small = next(
-        o for o in program_objects(run.env, variant) if o["kind"] == "EC2NodeClass" and o["metadata"]["name"] == pool
-    )
+    with pytest.raises(StackConfigError, match=rf"resources\.scratch: .*pool '{pool}' is 50Gi \(the data volume"):
+        program_objects(run.env, variant)
     original = next(o for o in run.objects if o["kind"] == "EC2NodeClass" and o["metadata"]["name"] == pool)
+    small = copy.deepcopy(original)  # the class the refused stack file would have made
+    data_volume = next(d for d in small["spec"]["blockDeviceMappings"] if d["deviceName"] == "/dev/xvdb")
+    data_volume["ebs"]["volumeSize"] = "50Gi"
     deployment = variant_deployment(run, model, "small-disk")
     run.cluster.apply(small)
     run.cluster.apply(deployment)
