@@ -25,11 +25,13 @@ _READ_VERBS = ("Get", "List", "Describe", "Head", "BatchGet", "Query", "Scan", "
 
 
 def _statements(policy: Any) -> list[Mapping[str, Any]] | None:
-    """Statements of a policy document given as JSON text or as an object; None when it is neither."""
+    """Statements of a policy document given as JSON text or as an object; None when it is neither, or when the text
+    repeats a key: Python keeps the last of two `Action`s (or `Statement`s), which one IAM reads is not documented,
+    so a document that could be read two ways is not judged one way (it is refused)."""
     if isinstance(policy, str):
         try:
-            policy = json.loads(policy)
-        except json.JSONDecodeError:
+            policy = json.loads(policy, object_pairs_hook=_unique_keys)
+        except (json.JSONDecodeError, _RepeatedKey, RecursionError):
             return None
     if not isinstance(policy, Mapping):
         return None
@@ -39,11 +41,26 @@ def _statements(policy: Any) -> list[Mapping[str, Any]] | None:
     return [as_map(s) for s in as_list(statements)]
 
 
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise _RepeatedKey(keys)
+    return dict(pairs)
+
+
 def _listed(value: Any) -> list[Any]:
     return list(as_list(value)) if not isinstance(value, str | Mapping) else [value]
 
 
 def _public_principal(statement: Mapping[str, Any]) -> bool:
+    """Principal '*' (or AWS '*'), or NotPrincipal with Allow: everyone but those listed, a combination AWS calls
+    unsupported (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html)."""
+    if "NotPrincipal" in list(statement):
+        return True
     principal = statement.get("Principal")
     if principal == "*":
         return True

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import cron, promql
 from .framework import StackResource, declares, object_name, object_namespace, selector_matches, stack_rule
-from .pods import is_builtin, pod_labels, qualified_kind
+from .pods import is_builtin, pod_labels, pod_sites, qualified_kind
 from .values import as_list, as_map, dig, k8s_kind
 
 SCALED_OBJECT = "ScaledObject.keda.sh"
@@ -116,6 +116,17 @@ def k8s_netpol_coverage(resources: list[StackResource], settings: dict) -> Itera
                 workload,
                 f"{_label(workload)}: no NetworkPolicy selects its pods; add one that admits only expected callers",
             )
+    # the serving operators' and any other custom resource's pods (rules/pods.py), each pod template by its labels
+    for workload in resources:
+        if is_builtin(workload.type) or k8s_kind(workload.type) is None:
+            continue
+        for site in pod_sites(workload.type, workload.props):
+            if not policies.matching(object_namespace(workload.props), site.labels()):
+                yield (
+                    workload,
+                    f"{_label(workload)}: no NetworkPolicy selects the pods of {site.path}; add one that admits only "
+                    "expected callers",
+                )
 
 
 def _limits_ingress(policy: StackResource) -> bool:

@@ -234,3 +234,26 @@ def test_who_may_assume_a_role_is_named(inputs, passes, tmp_path):
     (https://docs.aws.amazon.com/eks/latest/userguide/associate-service-account-role.html). Principal '*'
     without a Condition is any AWS account."""
     assert (judged("aws:iam/role:Role", inputs, tmp_path) == []) is passes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"Statement": [{"Effect": "Allow", "Action": "s3:*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::a/x"}]}',
+        '{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}], "Statement": []}',
+    ],
+)
+def test_a_policy_text_that_repeats_a_key_is_refused(text, tmp_path):
+    """Python's JSON keeps the last of two keys; which one IAM reads is not documented: a document that could be read
+    two ways is refused, never judged by its last key (an independent review found `*:*` hidden so)."""
+    messages = judged("aws:iam/rolePolicy:RolePolicy", {"role": "r", "policy": text}, tmp_path)
+    assert messages and "not a JSON policy document" in messages[0]
+
+
+def test_not_principal_with_allow_is_public(tmp_path):
+    """Allow with NotPrincipal grants everyone but those listed, which AWS calls unsupported
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html)."""
+    statement = {"Effect": "Allow", "NotPrincipal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "ecr:*"}
+    policy = {"repository": "r", "policy": json.dumps({"Statement": [statement]})}
+    report = check([*compliant(), ("aws:ecr/repositoryPolicy:RepositoryPolicy", "pull", policy)], tmp_path)
+    assert [f for f in report.findings if f.rule == "ecr-not-public" and f.resource == "pull"]

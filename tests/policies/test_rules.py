@@ -1452,3 +1452,35 @@ def test_a_network_policy_that_restricts_no_caller_covers_nothing(change, passes
     `from` matches all sources). Found by an independent review."""
     resources = edit("chat-netpol", lambda i: change(i["spec"]))(compliant())
     assert ("chat" not in " ".join(failures(check(resources, tmp_path), "k8s-netpol-coverage"))) is passes
+
+
+def _isvc(labels: dict) -> tuple[str, str, dict]:
+    return (
+        "kubernetes:serving.kserve.io/v1beta1:InferenceService",
+        "isvc",
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "metadata": {"name": "isvc", "namespace": "models"},
+            "spec": {"predictor": {"labels": labels, "containers": [container()]}},
+        },
+    )
+
+
+@pytest.mark.parametrize("covered", [False, True])
+def test_an_operators_pods_need_a_network_policy_too(covered, tmp_path):
+    """k8s-netpol-coverage reads every pod template the pack's discovery finds (rules/pods.py), not only Kubernetes'
+    own workloads: an InferenceService's predictor pods carry its component labels. Found by an independent review."""
+    policy = (
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+        "isvc-netpol",
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "isvc", "namespace": "models"},
+            "spec": {"podSelector": {"matchLabels": {"app": "isvc"}}, "policyTypes": ["Ingress"]},
+        },
+    )
+    extra = [_isvc({"app": "isvc"})] + ([policy] if covered else [])
+    found = failures(check(add(*extra)(compliant()), tmp_path), "k8s-netpol-coverage")
+    assert ("isvc" not in found) is covered, found
