@@ -15,6 +15,7 @@ Read by the program (components/config.py, where the CLI's values cannot say whe
 from __future__ import annotations
 
 import datetime
+import decimal
 import math
 import re
 from typing import Any
@@ -55,6 +56,11 @@ _TIMESTAMPS = (
 
 class YamlV3Error(ValueError):
     """A scalar yaml.v3 refuses (an explicit tag its text does not fit)."""
+
+
+class YearZeroTimestamp(str):
+    """A timestamp in year 0: Go's time.Parse takes it (the CLI passes its time.String() text), Python's dates
+    cannot hold it. Refused like every other unquoted date, never read as the plain text it is written as."""
 
 
 def resolve_plain(text: str) -> Any:
@@ -113,7 +119,7 @@ def _underscores_between_digits(text: str) -> bool:
     return all(text[i - 1 : i].isdigit() and text[i + 1 : i + 2].isdigit() for i, c in enumerate(text) if c == "_")
 
 
-def _timestamp(text: str) -> datetime.date | None:
+def _timestamp(text: str) -> datetime.date | YearZeroTimestamp | None:
     """yaml.v3's parseTimestamp: a date (or date and time) only when Go's time.Parse accepts every field; a
     February 30th stays a string there, so it does here."""
     for pattern in _TIMESTAMPS:
@@ -121,6 +127,8 @@ def _timestamp(text: str) -> datetime.date | None:
         if match is None:
             continue
         fields = match.groupdict()
+        if int(fields["y"]) == 0:
+            return _year_zero(text, fields)
         try:
             day = datetime.date(int(fields["y"]), int(fields["mo"]), int(fields["d"]))
             if fields.get("h") is None:
@@ -132,6 +140,17 @@ def _timestamp(text: str) -> datetime.date | None:
             continue
         return datetime.datetime.combine(day, clock)
     return None
+
+
+def _year_zero(text: str, fields: dict[str, Any]) -> YearZeroTimestamp | None:
+    """Year 0 is a leap year in Go's proleptic calendar, as 2000 is: the same fields are valid in both."""
+    try:
+        datetime.date(2000, int(fields["mo"]), int(fields["d"]))
+        if fields.get("h") is not None:
+            datetime.time(int(fields["h"]), int(fields["mi"]), int(fields["s"]))
+    except ValueError:
+        return None
+    return YearZeroTimestamp(text)
 
 
 def _explicit(tag: str, text: str) -> Any:
@@ -165,8 +184,16 @@ class YamlV3Loader(_BASE, _V3Resolver):
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen = set()
+        merges = 0
         for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == "<<":
+                # yaml.v3's isMerge reads the text, quoted or not (decode.go), and refuses a second one
+                key_node.tag = "tag:yaml.org,2002:merge"
+                merges += 1
+                if merges > 1:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, 'mapping key "<<" already defined', key_node.start_mark
+                    )
                 continue  # merged keys may be overridden; only keys written twice are refused
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, list | dict):
@@ -208,7 +235,8 @@ def as_cli_value(value: Any) -> Any:
     writes an integral float64 below 1e21 without a fraction: 1e3 -> `1000`), which the program reads back as
     JSON, so a whole-number float arrives as an int."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 1e21:
-        return int(value)
+        # Go writes the shortest digits that read back as the float, then zeros: 2**64 -> 18446744073709552000
+        return int(decimal.Decimal(repr(value)))
     if isinstance(value, dict):
         return {k: as_cli_value(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -212,7 +212,7 @@ def _check_plain(value: Any, where: str, problems: list[str], seen: list[int]) -
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _check_plain(item, f"{here}[{i}]", problems, seen)
-    elif isinstance(value, datetime.date | datetime.datetime):
+    elif isinstance(value, datetime.date | datetime.datetime | stack_yaml.YearZeroTimestamp):
         problems.append(f"{here}: an unquoted date ({value}); quote it, config values are strings")
     elif isinstance(value, float) and not math.isfinite(value):
         # the CLI passes numbers to the program as JSON, which has no NaN or infinity: it refuses the file

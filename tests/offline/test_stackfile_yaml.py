@@ -114,6 +114,7 @@ def test_quoted_and_block_scalars_are_always_strings_and_merge_keys_merge():
         ("v: !!null 0", "cannot decode '0' as a !!null"),
         ("v: 1\nv: 2", "duplicate key 'v'"),
         ("? [1]\n: 2", "a mapping key is a list or a map"),
+        ("d: &x {k: 1}\ne: {<<: *x, '<<': *x}", 'mapping key "<<" already defined'),  # decode.go uniqueKeys
     ],
 )
 def test_what_yaml_v3_refuses_is_refused(text, why):
@@ -170,7 +171,9 @@ def test_floats_read_back_as_themselves_and_reach_the_program_as_go_json_would(n
     value = stack_yaml.load(f"v: {number!r}")["v"]
     assert value == number
     sent = stack_yaml.as_cli_value(value)
-    assert sent == number
+    # Go writes the shortest digits that read back as the float (strconv 'f', -1): past 2**53 that decimal is not
+    # the float's exact value, but the same float again
+    assert float(sent) == number
     assert isinstance(sent, int) == (number.is_integer() and abs(number) < 1e21)
 
 
@@ -293,3 +296,15 @@ def test_any_scalar_of_a_stack_file_is_read_or_refused_by_key_never_a_traceback(
     except StackConfigError as exc:
         assert exc.problems
         assert all(p.startswith(("Pulumi.edge.yaml:", "modelops:")) for p in exc.problems), exc.problems
+
+
+def test_the_reading_differences_an_independent_review_found_are_gone():
+    """Where yaml.v3 and this reader used to part (decode.go, resolve.go of v3.0.1; encoding/json's float format):
+    a quoted `<<` merges there too (isMerge reads the text); year 0 is a timestamp to Go's time.Parse, so the unquoted
+    date is refused as every date is; a whole float at or past 2**53 reaches the program as Go writes it."""
+    assert stack_yaml.load("d: &x {k: 1}\ne: {'<<': *x, j: 2}\n") == {"d": {"k": 1}, "e": {"k": 1, "j": 2}}
+    assert isinstance(stack_yaml.load("v: 0000-01-01")["v"], stack_yaml.YearZeroTimestamp)
+    assert not isinstance(stack_yaml.load("v: 0000-02-30")["v"], stack_yaml.YearZeroTimestamp)  # no such day
+    assert stack_yaml.as_cli_value(18446744073709551616.0) == 18446744073709552000
+    assert stack_yaml.as_cli_value(9007199254740993.0) == 9007199254740992  # the float the text became
+    assert stack_yaml.as_cli_value(1e3) == 1000
