@@ -150,16 +150,12 @@ def derived_settings(cfg: StackConfig) -> dict[str, dict[str, Any]]:
         dcgm = {"kind": "DaemonSet", "namespace": DAEMON_NAMESPACE, "name": f"dcgm-exporter-{pool_name}"}
         exemptions["k8s-run-as-non-root"].append({**dcgm, "reason": DCGM})
         exemptions["k8s-drop-capabilities"].append({**dcgm, "reason": DCGM})
-        host_paths.append(
-            {"namespace": DAEMON_NAMESPACE, "name": dcgm["name"], "path": "/var/lib/kubelet/pod-resources"}
-        )
+        host_paths.append({**dcgm, "path": "/var/lib/kubelet/pod-resources"})
         if pool.ami_family == "al2023":  # Bottlerocket's NVIDIA variants run their own device plugin
             plugin = {"kind": "DaemonSet", "namespace": DAEMON_NAMESPACE, "name": f"nvidia-device-plugin-{pool_name}"}
             exemptions["k8s-run-as-non-root"].append({**plugin, "reason": DEVICE_PLUGIN})
             exemptions["k8s-probes"].append({**plugin, "reason": DEVICE_PLUGIN_PROBES})
-            host_paths.append(
-                {"namespace": DAEMON_NAMESPACE, "name": plugin["name"], "path": "/var/lib/kubelet/device-plugins"}
-            )
+            host_paths.append({**plugin, "path": "/var/lib/kubelet/device-plugins"})
     for rule, entries in exemptions.items():
         settings[rule] = {"exemptions": entries}
     settings["k8s-no-hostpath"] = {"allowlist": host_paths}

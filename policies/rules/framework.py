@@ -91,9 +91,10 @@ SETTING_CONSTRAINTS: dict[str, dict[str, Any]] = {
     "repositoryPrefixes": {"items": _exactly(IMAGE_PREFIX, PREFIX_WORDS)},
     "allowlist": {
         "items": {
-            "required": ["namespace", "name", "path"],
+            "required": ["kind", "namespace", "name", "path"],
             "additionalProperties": False,
             "properties": {
+                "kind": {"enum": ["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"]},
                 "namespace": {"type": "string", **_exactly(ONE_WORD, ONE_WORD_WORDS)},
                 "name": {"type": "string", **_exactly(ONE_WORD, ONE_WORD_WORDS)},
                 "path": {"type": "string", **_exactly(HOST_PATH, HOST_PATH_WORDS)},

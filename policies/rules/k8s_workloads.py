@@ -113,14 +113,19 @@ def k8s_no_host_namespaces(resource_type: str, props: Mapping[str, Any], setting
 
 @resource_rule(
     "k8s-no-hostpath",
-    "Pods must not mount host paths, except allowlisted (namespace, name, path).",
+    "Pods must not mount host paths, except allowlisted (kind, namespace, name, path).",
     settings={
         "allowlist": {
             "type": "array",
             "default": [],
             "items": {
                 "type": "object",
-                "properties": {"namespace": {"type": "string"}, "name": {"type": "string"}, "path": {"type": "string"}},
+                "properties": {
+                    "kind": {"type": "string"},
+                    "namespace": {"type": "string"},
+                    "name": {"type": "string"},
+                    "path": {"type": "string"},
+                },
             },
             "description": "hostPath volumes allowed for named workloads (e.g. GPU system daemons).",
         }
@@ -128,13 +133,13 @@ def k8s_no_host_namespaces(resource_type: str, props: Mapping[str, Any], setting
 )
 def k8s_no_hostpath(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     yield from _host_volumes(resource_type, props)
-    # The allowlist names a workload of Kubernetes' own kinds (a DaemonSet): a custom resource that happens to
-    # share its namespace and name is not the workload the entry was written for.
-    ns, name = object_namespace(props), object_name(props, "")
+    # The allowlist names one workload of Kubernetes' own kinds (the DCGM DaemonSet): neither a custom resource nor
+    # a Pod or CronJob that happens to share its namespace and name is the workload the entry was written for.
+    ns, name, kind = object_namespace(props), object_name(props, ""), qualified_kind(resource_type)
     allowed = {
         (as_map(a).get("namespace"), as_map(a).get("name"), as_map(a).get("path"))
         for a in as_list(settings.get("allowlist"))
-        if is_builtin(resource_type)
+        if is_builtin(resource_type) and as_map(a).get("kind") == kind
     }
     for site in pod_sites(resource_type, props):
         for volume in as_list(site.spec.get("volumes")):
@@ -142,7 +147,7 @@ def k8s_no_hostpath(resource_type: str, props: Mapping[str, Any], settings: dict
             if path is not None and (ns, name, path) not in allowed:
                 yield site.where + (
                     f"volume {as_map(volume).get('name')!r}: hostPath {path} is mounted; use an emptyDir or a "
-                    "PersistentVolumeClaim, or allowlist (namespace, name, path) in the policy config"
+                    "PersistentVolumeClaim, or allowlist (kind, namespace, name, path) in the policy config"
                 )
 
 

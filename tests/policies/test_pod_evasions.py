@@ -101,17 +101,19 @@ def test_a_host_path_persistent_volume_is_a_host_path(source, passes, tmp_path):
 
 
 def test_the_hostpath_allowlist_names_kubernetes_own_workloads_only(tmp_path):
-    """An allowlist entry written for the DCGM DaemonSet does not let a custom resource of the same namespace
-    and name mount the path."""
-    allow = {"k8s-no-hostpath": {"allowlist": [{"namespace": "models", "name": "w", "path": "/var/lib/x"}]}}
+    """An allowlist entry written for the DCGM DaemonSet lets neither a custom resource nor a Pod of the same
+    namespace and name mount the path (the entry names its kind)."""
+    entry = {"kind": "DaemonSet", "namespace": "models", "name": "w", "path": "/var/lib/x"}
+    allow = {"k8s-no-hostpath": {"allowlist": [entry]}}
     volume = {"name": "h", "hostPath": {"path": "/var/lib/x"}}
     spec = copy.deepcopy(pod(compliant()[0][2]))
     spec["volumes"].append(volume)
     meta = {"name": "w", "namespace": "models"}
     daemon = ("kubernetes:apps/v1:DaemonSet", "daemon", {"metadata": meta, "spec": {"template": {"spec": spec}}})
     crd = ("kubernetes:example.com/v1:DaemonSet", "crd", {"metadata": meta, "spec": {"template": {"spec": spec}}})
-    report = check([*compliant(), daemon, crd], tmp_path, {"all": "mandatory", **allow})
-    assert failures(report, "k8s-no-hostpath") == ["crd"]
+    bare = ("kubernetes:core/v1:Pod", "bare-pod", {"metadata": meta, "spec": spec})
+    report = check([*compliant(), daemon, crd, bare], tmp_path, {"all": "mandatory", **allow})
+    assert sorted(failures(report, "k8s-no-hostpath")) == ["bare-pod", "crd"]
 
 
 @pytest.mark.parametrize(
