@@ -156,11 +156,19 @@ def _exemption(**fields: str) -> str:
             "k8s-no-hostpath.allowlist.0: 'namespace' is a required property",
         ),
         (
-            json.dumps({"k8s-no-hostpath": {"allowlist": [{"kind": "DaemonSet", "namespace": "a", "name": "b", "path": "/var/../etc"}]}}),
+            json.dumps(
+                {
+                    "k8s-no-hostpath": {
+                        "allowlist": [{"kind": "DaemonSet", "namespace": "a", "name": "b", "path": "/var/../etc"}]
+                    }
+                }
+            ),
             "allowlist.0.path: '/var/../etc' is not an absolute path without '.' or '..' components",
         ),
         (
-            json.dumps({"k8s-no-hostpath": {"allowlist": [{"kind": "DaemonSet", "namespace": "a", "name": "b", "path": "/"}]}}),
+            json.dumps(
+                {"k8s-no-hostpath": {"allowlist": [{"kind": "DaemonSet", "namespace": "a", "name": "b", "path": "/"}]}}
+            ),
             "allowlist.0.path: '/' is not an absolute path",
         ),
     ],
