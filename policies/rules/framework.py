@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .values import as_list, as_map, dig
+from .values import BUILTIN_KINDS, as_list, as_map, dig
 
 Scope = Literal["resource", "stack"]
 ENFORCEMENT_LEVELS = ("advisory", "mandatory", "remediate", "disabled")
@@ -120,6 +120,10 @@ def _narrowed(schema: dict[str, Any], constraint: dict[str, Any]) -> dict[str, A
     return out
 
 
+PULUMI_TYPE = r"^[a-z0-9-]+:[A-Za-z0-9/._-]*:[A-Za-z0-9]+$"
+KUBERNETES_KIND = r"^[A-Z][A-Za-z0-9]*(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
 def exemptions_schema() -> dict[str, Any]:
     # a namespaced object declared without metadata.namespace has none: an entry without one would exempt it in
     # whichever namespace it lands
@@ -141,7 +145,18 @@ EXEMPTIONS_SCHEMA: dict[str, Any] = {
         "required": ["kind", "name", "reason"],
         "additionalProperties": False,
         "properties": {
-            "kind": {"type": "string", **_exactly(ONE_WORD, ONE_WORD_WORDS)},
+            "kind": {
+                "type": "string",
+                **_exactly(ONE_WORD, ONE_WORD_WORDS),
+                # a kind no resource can have exempts nothing: `deployment`, or `Deployment.apps` (Kubernetes' own
+                # kinds are named bare, rules/pods.py qualified_kind)
+                "allOf": [
+                    {"anyOf": [{"pattern": PULUMI_TYPE}, {"pattern": KUBERNETES_KIND}]},
+                    {"not": {"enum": sorted(f"{k}.{g}" for k, groups in BUILTIN_KINDS.items() for g in groups)}},
+                ],
+                "$comment": "a Pulumi type token (aws:iam/role:Role), a Kubernetes kind (Deployment), or another "
+                "group's kind with its group (InferenceService.serving.kserve.io)",
+            },
             "namespace": {"type": "string", **_exactly(ONE_WORD, ONE_WORD_WORDS)},
             "name": {"type": "string", **_exactly(ONE_WORD, ONE_WORD_WORDS)},
             "reason": {"type": "string", "pattern": r"\S", "$comment": "a reason, not blank"},

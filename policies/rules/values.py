@@ -28,3 +28,55 @@ def k8s_kind(resource_type: str) -> str | None:
     if resource_type.startswith("kubernetes:yaml") or resource_type.endswith("List"):
         return None
     return resource_type.rsplit(":", 1)[-1]
+
+
+BUILTIN_KINDS: dict[str, frozenset[str]] = {
+    **dict.fromkeys(
+        (
+            "Pod",
+            "PodTemplate",
+            "ReplicationController",
+            "Service",
+            "ConfigMap",
+            "Secret",
+            "ServiceAccount",
+            "Namespace",
+            "Node",
+            "PersistentVolume",
+            "PersistentVolumeClaim",
+            "Endpoints",
+            "LimitRange",
+            "ResourceQuota",
+            "Event",
+        ),
+        frozenset({"core"}),
+    ),
+    **dict.fromkeys(("Deployment", "DaemonSet", "ReplicaSet"), frozenset({"apps", "extensions"})),
+    **dict.fromkeys(("StatefulSet", "ControllerRevision"), frozenset({"apps"})),
+    **dict.fromkeys(("Job", "CronJob"), frozenset({"batch"})),
+    "PodDisruptionBudget": frozenset({"policy"}),
+    "HorizontalPodAutoscaler": frozenset({"autoscaling"}),
+    **dict.fromkeys(("NetworkPolicy", "Ingress"), frozenset({"networking.k8s.io", "extensions"})),
+    **dict.fromkeys(("IngressClass",), frozenset({"networking.k8s.io"})),
+    **dict.fromkeys(
+        ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"), frozenset({"rbac.authorization.k8s.io"})
+    ),
+    **dict.fromkeys(("StorageClass", "CSIDriver", "CSINode", "VolumeAttachment"), frozenset({"storage.k8s.io"})),
+    "PriorityClass": frozenset({"scheduling.k8s.io"}),
+    "RuntimeClass": frozenset({"node.k8s.io"}),
+    "CustomResourceDefinition": frozenset({"apiextensions.k8s.io"}),
+    "APIService": frozenset({"apiregistration.k8s.io"}),
+    "Lease": frozenset({"coordination.k8s.io"}),
+    "EndpointSlice": frozenset({"discovery.k8s.io"}),
+    **dict.fromkeys(
+        (
+            "MutatingWebhookConfiguration",
+            "ValidatingWebhookConfiguration",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+        ),
+        frozenset({"admissionregistration.k8s.io"}),
+    ),
+}
+"""The kinds Kubernetes itself serves, with the API groups it serves each from (`core` is the empty group, as
+the Pulumi provider spells it in a type token: `kubernetes:core/v1:Pod`)."""

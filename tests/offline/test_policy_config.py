@@ -146,11 +146,15 @@ def _exemption(**fields: str) -> str:
         (_exemption(), "k8s-probes.exemptions.0: 'namespace' is a required property"),
         (_exemption(namespace="*"), "k8s-probes.exemptions.0.namespace: '*' is not one exact name"),
         (_exemption(namespace="models", name="chat-*"), "exemptions.0.name: 'chat-*' is not one exact name"),
-        (_exemption(namespace="models", kind="*"), "exemptions.0.kind: '*' is not one exact name"),
+        (_exemption(namespace="models", kind="*"), "exemptions.0.kind: '*' is not a Pulumi type token"),
         (_exemption(namespace=" models"), "exemptions.0.namespace: ' models' is not one exact name"),
         (_exemption(namespace=""), "exemptions.0.namespace: '' is not one exact name"),
         (_exemption(namespace="models", reason="  "), "exemptions.0.reason: '  ' is not a reason"),
         (_exemption(namespace="models", group="apps"), "Additional properties are not allowed ('group'"),
+        # kinds no resource has exempt nothing (an independent review): lower case, or Kubernetes' own with a group
+        (_exemption(namespace="models", kind="deployment"), "exemptions.0.kind: 'deployment'"),
+        (_exemption(namespace="models", kind="Deployment.apps"), "exemptions.0.kind: 'Deployment.apps'"),
+        (_exemption(namespace="models", kind="Pod.core"), "exemptions.0.kind: 'Pod.core'"),
         (
             json.dumps({"k8s-no-hostpath": {"allowlist": [{"name": "dcgm", "path": "/var/lib/kubelet"}]}}),
             "k8s-no-hostpath.allowlist.0: 'namespace' is a required property",
