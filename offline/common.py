@@ -57,21 +57,36 @@ def plan_settings(settings, preflight: bool = False) -> dict[str, Any]:
         raise UsageError(f"stack {settings.stack}: the program failed: {exc}") from None
 
 
-def checked_destination(destination: str) -> Path:
+def checked_destination(destination: str, within: Path | None = None) -> Path:
     """A file path a verb may write: not empty (which would name the working directory), and no symbolic link
     at it or at any directory on the way inside the working directory (a link planted in a checkout,
-    `comment.md -> ~/.bashrc`, would otherwise be written through). Raises UsageError naming the path."""
+    `comment.md -> ~/.bashrc`, would otherwise be written through), or, for a path the program derives itself (a
+    policy config of the checkout), inside `within` wherever the command runs from. Raises UsageError naming it."""
     if not destination.strip():
         raise UsageError("the output path is empty; name a file, or '-' for stdout")
     path = Path(destination)
-    for place in [*reversed(_inside_working_directory(path.parents)), path]:
-        if place.is_symlink():
-            raise UsageError(
-                f"cannot write {terminal(destination)}: {terminal(place)} is a symbolic link; give the path without links"
-            )
+    linked = symlink_on_the_way(path, within)
+    if linked is not None:
+        raise UsageError(
+            f"cannot write {terminal(destination)}: {terminal(linked)} is a symbolic link; give the path without links"
+        )
     if path.is_dir():
         raise UsageError(f"cannot write {terminal(destination)}: it is a directory")
     return path
+
+
+def symlink_on_the_way(path: Path, within: Path | None = None) -> Path | None:
+    """The first symbolic link at `path` or at a directory on the way to it that a checkout could have planted: those
+    of a relative path, those inside the working directory of an absolute one, and those inside `within`."""
+    parents = [
+        p
+        for p in path.parents
+        if p in _inside_working_directory([p]) or (within is not None and (p == within or within in p.parents))
+    ]
+    for place in [*reversed(parents), path]:
+        if place.is_symlink():
+            return place
+    return None
 
 
 def _inside_working_directory(parents) -> list[Path]:

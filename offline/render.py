@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .common import write_atomically
+from .common import symlink_on_the_way, write_atomically
 from .inert import terminal
 from .plan import SECRET, UNKNOWN, Plan, PlannedResource
 
@@ -127,8 +127,9 @@ def checked_output_dir(out: str | Path) -> Path:
         raise RenderError("--out is empty; name the directory to write the manifests into")
     out_dir = Path(out)
     try:
-        if out_dir.is_symlink():
-            raise RenderError(f"{terminal(out_dir)} is a symbolic link; refusing to write through it")
+        linked = symlink_on_the_way(out_dir)
+        if linked is not None:  # at --out or a directory on the way (`evil/manifests`, evil -> elsewhere)
+            raise RenderError(f"{terminal(linked)} is a symbolic link; refusing to write through it")
         if out_dir.exists() and not out_dir.is_dir():
             raise RenderError(f"{terminal(out_dir)} exists and is not a directory")
     except OSError as exc:  # a name longer than the file system takes (ENAMETOOLONG), a component not a directory

@@ -6,7 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import EXIT_OK, EXIT_POLICY, UsageError, plan_settings, stack_settings, write_output
+from .common import (
+    EXIT_OK,
+    EXIT_POLICY,
+    UsageError,
+    checked_destination,
+    plan_settings,
+    stack_settings,
+    write_output,
+)
 from .inert import terminal
 
 
@@ -182,6 +190,8 @@ def cmd_policy_config(args: argparse.Namespace) -> int:
         ) from None
     text = policy_config.dumps(updated)
     if args.write:
+        # the checkout's own file: no link on the way inside the checkout, from whichever directory this runs
+        checked_destination(str(path), within=POLICIES_DIR.parent)
         write_output(text, str(path))
         print(f"wrote {path}")
         return EXIT_OK

@@ -355,9 +355,11 @@ def test_the_committed_configs_pass_the_narrowed_schema(env):
     resolve(read(ROOT / "policies" / "config" / f"{env}.json"))
 
 
-def test_a_linked_config_directory_in_the_checkout_is_refused(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("run_from", ["checkout", "elsewhere"])
+def test_a_linked_config_directory_in_the_checkout_is_refused(tmp_path, monkeypatch, capsys, run_from):
     """A checkout can carry `policies/config -> /somewhere`: `policy-config --write` would write the stack's
-    config there. The shared writer refuses a link on the way inside the working directory; nothing lands."""
+    config there. The path is the checkout's own, so a link on the way inside the checkout is refused from whichever
+    directory the command runs (from outside it, it once wrote through: an independent review); nothing lands."""
     policy_rules()
     work = tmp_path / "checkout"
     (work / "policies").mkdir(parents=True)
@@ -366,7 +368,9 @@ def test_a_linked_config_directory_in_the_checkout_is_refused(tmp_path, monkeypa
     (victim / "dev.json").write_text(json.dumps(DEV))
     (work / "policies" / "config").symlink_to(victim, target_is_directory=True)
     monkeypatch.setattr(check, "POLICIES_DIR", work / "policies")
-    monkeypatch.chdir(work)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(work if run_from == "checkout" else elsewhere)
     before = (victim / "dev.json").read_text()
     assert main(["policy-config", "--stack", "dev", "--write"]) == 2
     assert "symbolic link" in capsys.readouterr().err

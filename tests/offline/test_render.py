@@ -157,6 +157,21 @@ def test_a_symbolic_link_anywhere_render_writes_is_refused_before_anything_is_wr
     assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"] and (victim / "keep.txt").read_text() == "keep"
 
 
+def test_a_linked_directory_on_the_way_to_out_is_refused(tmp_path, capsys, monkeypatch):
+    """`--out evil/manifests` with `evil -> elsewhere` planted in the working directory: refused, nothing written
+    where the link points (it once wrote every manifest there: an independent review)."""
+    plan = _only(tmp_path)
+    target = tmp_path / "target"
+    target.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "evil").symlink_to(target, target_is_directory=True)
+    monkeypatch.chdir(work)
+    assert main(["render", "--plan", plan, "--out", "evil/manifests"]) == 2
+    assert "evil is a symbolic link" in capsys.readouterr().err
+    assert list(target.iterdir()) == []
+
+
 def test_an_empty_out_is_refused_not_the_working_directory(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     plan = _only(tmp_path)
