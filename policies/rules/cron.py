@@ -30,18 +30,19 @@ def _cron_value(text: str, low: int, names: tuple[str, ...]) -> int:
 
 
 def _cron_field(text: str, field: tuple[str, int, int, tuple[str, ...]]) -> set[int] | None:
-    """The values a cron field selects (None for `*`/`?`: every value), as robfig/cron reads `a`, `a-b`,
-    `*/n`, `a-b/n`, `a/n` and lists of them; ValueError for what it refuses."""
+    """The values a cron field selects (None when robfig/cron marks it unrestricted: `*` or `?` with no step or a
+    step of 1, alone or in a list, which its getRange keeps as the star bit and dayMatches then ANDs the day fields
+    on), as robfig/cron reads `a`, `a-b`, `*/n`, `a-b/n`, `a/n` and lists of them; ValueError for what it refuses."""
     name, low, high, names = field
-    if text in ("*", "?"):
-        return None
     values: set[int] = set()
+    star = False
     for part in text.split(","):
         span, _, step_text = part.partition("/")
         step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
         if step_text and step is None:
             raise ValueError(f"{name}: {part!r} has no positive step")
         if span in ("*", "?"):
+            star = star or step in (None, 1)  # `*/1` is `*` (getRange: only a step above 1 drops the star bit)
             first, last = low, high
         else:
             first_text, dash, last_text = span.partition("-")
@@ -50,7 +51,7 @@ def _cron_field(text: str, field: tuple[str, int, int, tuple[str, ...]]) -> set[
         if not low <= first <= last <= high:
             raise ValueError(f"{name}: {part!r} is outside {low}-{high} (or runs backwards)")
         values |= set(range(first, last + 1, step or 1))
-    return values
+    return None if star else values
 
 
 def cron_problem(expression: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -139,6 +140,15 @@ def _limits_ingress(policy: StackResource) -> bool:
     if types is not None and "Ingress" not in as_list(types):
         return False
     return all(as_list(as_map(rule).get("from")) for rule in as_list(spec.get("ingress")))
+
+
+def _desired_replicas_problem(metadata: Any) -> str | None:
+    """A cron trigger's `desiredReplicas` as KEDA reads it (Go's strconv.Atoi: `00` and `+0` are 0, anything else
+    not a number is refused, so the trigger holds nothing); None when it holds at least one replica."""
+    text = str(as_map(metadata).get("desiredReplicas", "1"))
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        return f"desiredReplicas {text!r} is not a number KEDA reads"
+    return None if int(text) > 0 else f"desiredReplicas {text}"
 
 
 PAUSED_REPLICAS_ANNOTATION = "autoscaling.keda.sh/paused-replicas"
@@ -337,10 +347,10 @@ def _cannot_wake(scaler: StackResource, resources: list[StackResource]) -> str |
             continue
         if kind == "cron":
             metadata = as_map(trigger.get("metadata"))
-            problem = cron.cron_problem(str(metadata.get("start", "")))
-            if problem is None and str(metadata.get("desiredReplicas", "1")) != "0":
+            problem = cron.cron_problem(str(metadata.get("start", ""))) or _desired_replicas_problem(metadata)
+            if problem is None:
                 return None
-            asleep.append(f"a cron trigger that never holds a replica ({problem or 'desiredReplicas 0'})")
+            asleep.append(f"a cron trigger that never holds a replica ({problem})")
             continue
         if kind != "prometheus":
             return None  # an event source outside the pods (a queue, the HTTP add-on)

@@ -21,6 +21,7 @@ file, held identical by a test.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -358,7 +359,11 @@ def can_be_live(expr: Expr, own: Callable[[Selector], bool]) -> bool:
     if expr.kind in ("number", "string"):
         return False
     if expr.kind == "call":
-        return expr.name not in CONSTANT_FUNCTIONS and any(can_be_live(a, own) for a in expr.args)
+        if expr.name in CONSTANT_FUNCTIONS:
+            return False
+        if expr.name == "clamp_max" and len(expr.args) == 2 and (_constant(expr.args[1]) or 0) <= 0:
+            return False  # never above 0: it can never pass an activation threshold
+        return any(can_be_live(a, own) for a in expr.args)
     if expr.kind == "unary":
         return can_be_live(expr.args[0], own)
     left, right = expr.args
@@ -369,6 +374,18 @@ def can_be_live(expr: Expr, own: Callable[[Selector], bool]) -> bool:
     constants = [_constant(side) for side in (left, right)]
     if expr.name == "*" and 0 in constants:
         return False  # always 0: it can never pass an activation threshold
+    if any(c is not None and math.isnan(c) for c in constants):
+        return False  # NaN spreads through every arithmetic and comparison: it never passes a threshold
+    for side in (left, right):
+        # `scalar(v)` of an empty vector is NaN (prometheus.io/docs/prometheus/latest/querying/functions/#scalar),
+        # which then spreads: it is a scalar that needs its argument
+        if (
+            isinstance(side, Node)
+            and side.kind == "call"
+            and side.name == "scalar"
+            and not any(can_be_live(a, own) for a in side.args)
+        ):
+            return False
     scalars = [c is not None or _is_scalar_call(side) for c, side in zip(constants, (left, right), strict=True)]
     if scalars[0] != scalars[1]:  # vector op scalar: the vector decides
         return can_be_live(right if scalars[0] else left, own)
@@ -386,6 +403,14 @@ def _literal_alternatives(pattern: str) -> list[str] | None:
     return parts if all(re.fullmatch(r"[\w.:-]+", p) for p in parts) else None
 
 
+def _matches(pattern: str, value: str) -> bool:
+    """Whether a matcher's regular expression selects `value` (fully anchored, as Prometheus anchors it)."""
+    try:
+        return re.fullmatch(pattern, value) is not None
+    except re.error:
+        return False
+
+
 def owned_by(prefixes: tuple[str, ...], services: set[str]) -> Callable[[Selector], bool]:
     """A test of whether a selector reads only the model's own pods: a name only an inference server exports,
     or a `service`/`job` matcher naming the model's Services, or a `pod` matcher on its pods' names."""
@@ -400,7 +425,16 @@ def owned_by(prefixes: tuple[str, ...], services: set[str]) -> Callable[[Selecto
             alternatives = _literal_alternatives(value) if op == "=~" else None
             if label in ("service", "job") and alternatives and set(alternatives) <= services:
                 return True
-            if label == "pod" and op in ("=", "=~") and any(value.startswith(f"{s}-") for s in services):
+            # any other spelling that can select the model's Service (`(chat)`, `cha[t]`): a regular expression is
+            # anchored and matches the whole value (RE2, as Prometheus compiles it)
+            if label in ("service", "job") and op == "=~" and any(_matches(value, s) for s in services):
+                return True
+            # its pods by name, as kube-state-metrics (`pod`) and the DCGM exporter (`exported_pod`) label them
+            pod_like = [f"{s}-{suffix}" for s in services for suffix in ("7d9f8b6c4d-x2x9z", "0")]
+            if label in ("pod", "exported_pod") and (
+                (op == "=" and any(value.startswith(f"{s}-") for s in services))
+                or (op == "=~" and any(_matches(value, name) for name in pod_like))
+            ):
                 return True
         return False
 

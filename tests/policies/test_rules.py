@@ -1336,6 +1336,22 @@ def scaled_to_zero(triggers: list[dict], kind: str = "Deployment", **spec) -> Ca
         ([prometheus('sum(rate(http_requests_total{service="chat"}[2m]))')], False),
         ([prometheus('sum(rate(http_requests_total{job="chat"}[2m]))')], False),
         ([prometheus('sum(rate(http_requests_total{service="gateway"}[2m]))')], True),
+        # rewrites an independent review found: NaN spreads (scalar() of an empty vector is NaN,
+        # prometheus.io/docs/prometheus/latest/querying/functions/#scalar), clamp_max at 0 never passes, and the
+        # model's pods spelled by regular expression or by another exporter's labels are still its own
+        *(
+            ([prometheus(query)], False)
+            for query in (
+                'sum(rate(gateway_requests_total[2m])) * scalar(sum(rate(http_requests_total{service="chat"}[2m])))',
+                "sum(rate(gateway_requests_total[2m])) * NaN",
+                "clamp_max(sum(rate(gateway_requests_total[2m])), 0)",
+                'sum(rate(http_requests_total{service=~"(chat)"}[2m]))',
+                'sum(rate(http_requests_total{service=~"cha[t]"}[2m]))',
+                'sum(kube_pod_status_ready{pod=~"chat.+"})',
+                'avg(DCGM_FI_DEV_GPU_UTIL{exported_pod=~"chat-.*"})',
+            )
+        ),
+        ([prometheus("sum(rate(gateway_requests_total[2m])) * scalar(sum(rate(gateway_requests_total[2m])))")], True),
         ([{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "60"}}], False),
         ([prometheus("sum(rate(envoy_rq[2m])")], False),  # not PromQL: KEDA's query fails, nothing wakes
         # hours that never begin (February 30th), or hold no replica, wake nothing either
@@ -1352,6 +1368,31 @@ def scaled_to_zero(triggers: list[dict], kind: str = "Deployment", **spec) -> Ca
                 {**CRON, "metadata": {**CRON["metadata"], "desiredReplicas": "0"}},
             ],
             False,
+        ),
+        # spelled otherwise, the same (an independent review): KEDA reads desiredReplicas with strconv.Atoi, and
+        # robfig/cron keeps `*/1` in the weekday as `*`, so the date of April 31st must exist, and never does
+        *(
+            (
+                [
+                    prometheus("sum(vllm:num_requests_waiting)"),
+                    {**CRON, "metadata": {**CRON["metadata"], **change}},
+                ],
+                False,
+            )
+            for change in (
+                {"desiredReplicas": "00"},
+                {"desiredReplicas": "+0"},
+                {"desiredReplicas": "one"},
+                {"start": "0 9 31 4 */1"},
+                {"start": "0 9 31 4 ?/1"},
+            )
+        ),
+        (
+            [
+                prometheus("sum(vllm:num_requests_waiting)"),
+                {**CRON, "metadata": {**CRON["metadata"], "start": "0 9 31 4 */2"}},
+            ],
+            True,
         ),
         ([], False),
     ],
