@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 import botocore.config
@@ -34,6 +35,7 @@ from components.serverless_fallback import LIVE_ALIAS, alias_description, functi
 
 from .common import UsageError
 from .inert import terminal, without_credentials
+from .stackfile import SECRET_PLACEHOLDER
 
 REQUEST_SECONDS = 30.0
 """An endpoint request's whole budget: connect, answer and body."""
@@ -86,8 +88,26 @@ def smoke(cfg: StackConfig, stack: str, session: boto3.session.Session | None = 
     return results
 
 
+def holds_an_undecrypted_secret(value: Any) -> bool:
+    """Whether a value read from the stack file holds a `secure:` value, which modelops reads without the stack's
+    passphrase or key (offline/stackfile.py gives such values a placeholder): sending it would test nothing."""
+    if isinstance(value, dict):
+        return any(holds_an_undecrypted_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(holds_an_undecrypted_secret(v) for v in value)
+    return value == SECRET_PLACEHOLDER
+
+
+SECRET_PAYLOAD = (
+    "serverless.samplePayload holds a secure: value, which modelops cannot decrypt: it would send a placeholder, "
+    "which tests nothing; smoke this model with a payload that is not secret"
+)
+
+
 def _smoke_function(name: str, function: str, mode: str, model, lookup, invoker) -> SmokeResult:
     target = f"{function}:{LIVE_ALIAS}"
+    if holds_an_undecrypted_secret(model.serverless.sample_payload):
+        return SmokeResult(name, target, "fail", None, None, SECRET_PAYLOAD)
     try:
         # The alias first: its description says which model version it serves, and it names the
         # function version that serves it.
@@ -208,6 +228,9 @@ def smoke_endpoints(cfg: StackConfig, base_url: str | None = None, attempts: int
         method, path, body = (
             model.preset.sample(name) if model.preset.sample else ("POST", "/", model.serverless.sample_payload)
         )
+        if holds_an_undecrypted_secret(body):
+            results.append(SmokeResult(name, f"{root}/{name}{path}", "fail", None, None, SECRET_PAYLOAD))
+            continue
         results.append(_smoke_endpoint(name, model.runtime, method, f"{root}/{name}{path}", body, attempts))
     return results
 

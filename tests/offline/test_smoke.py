@@ -268,3 +268,26 @@ def test_an_unreachable_lambda_endpoint_with_credentials_in_its_url_never_prints
     results = smoke(parse_stack_config(stack_raw("dev")), "dev", boto3.session.Session(region_name="us-east-1"))
     shown = format_results(results)
     assert results[0].outcome == "fail" and "s3cr3t-pass" not in shown and "admin" not in shown
+
+
+def test_a_secret_sample_payload_is_never_sent_as_its_placeholder():
+    """A `secure:` samplePayload is read offline without the stack's key (a placeholder stands for it): sending the
+    placeholder would test nothing and report a pass (an independent review found it sent). The model fails with
+    the reason, and nothing is sent."""
+    from offline.smoke import SECRET_PAYLOAD, _smoke_function, smoke_endpoints
+    from offline.stackfile import SECRET_PLACEHOLDER
+
+    raw = stack_raw("dev")
+    raw["models"]["sentiment"]["fallback"] = "standby"
+    raw["models"]["sentiment"]["serverless"]["samplePayload"] = {"inputs": SECRET_PLACEHOLDER}
+    cfg = parse_stack_config(raw)
+    model = cfg.models["sentiment"]
+
+    class NeverCalled:
+        def __getattr__(self, name):
+            raise AssertionError(f"{name} called: the placeholder would have been sent")
+
+    result = _smoke_function("sentiment", "modelops-dev-sentiment", "standby", model, NeverCalled(), NeverCalled())
+    assert (result.outcome, result.detail) == ("fail", SECRET_PAYLOAD)
+    [endpoint] = smoke_endpoints(cfg, base_url="http://127.0.0.1:9")
+    assert (endpoint.outcome, endpoint.detail) == ("fail", SECRET_PAYLOAD)
