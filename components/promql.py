@@ -90,8 +90,14 @@ class Selector:
         """The metric names it reads: its name, or the alternatives of a `__name__` matcher."""
         found = [self.name] if self.name else []
         for label, op, value in self.matchers:
-            if label == "__name__" and op in ("=", "=~"):
-                found += value.split("|") if op == "=~" else [value]
+            if label == "__name__" and op == "=":
+                found.append(value)
+            elif label == "__name__" and op == "=~":
+                # `(vllm):num_requests_waiting` and `vll[m]:…` are spellings of a vLLM name: the literal text left
+                # once grouping and one-character classes are read out (a regex that can match outside a prefix,
+                # `.*vllm:…`, keeps its `.*` and so no prefix)
+                literal = re.sub(r"\[(.)\]", r"\1", value).replace("(", "").replace(")", "").replace("\\", "")
+                found += literal.split("|")
         return found
 
 

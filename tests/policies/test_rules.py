@@ -1349,8 +1349,11 @@ def scaled_to_zero(triggers: list[dict], kind: str = "Deployment", **spec) -> Ca
                 'sum(rate(http_requests_total{service=~"cha[t]"}[2m]))',
                 'sum(kube_pod_status_ready{pod=~"chat.+"})',
                 'avg(DCGM_FI_DEV_GPU_UTIL{exported_pod=~"chat-.*"})',
+                'sum({__name__=~"(vllm):num_requests_waiting"})',
+                'sum({__name__=~"vll[m]:num_requests_waiting"})',
             )
         ),
+        ([prometheus('sum({__name__=~"vllm:num_requests_waiting|gateway_requests_total"})')], True),
         ([prometheus("sum(rate(gateway_requests_total[2m])) * scalar(sum(rate(gateway_requests_total[2m])))")], True),
         ([{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "60"}}], False),
         ([prometheus("sum(rate(envoy_rq[2m])")], False),  # not PromQL: KEDA's query fails, nothing wakes
