@@ -291,6 +291,38 @@ def iam_no_wildcard(resource_type: str, props: Mapping[str, Any], settings: dict
             return
         for i, statement in enumerate(statements):
             yield from (f"assumeRolePolicy {m}" for m in _trust_findings(i, statement))
+    if resource_type in RESOURCE_POLICY_TYPES and props.get("policy") is not None:
+        yield from _resource_policy_findings(props.get("policy"))
+
+
+RESOURCE_POLICY_TYPES = (
+    "aws:kms/key:Key",
+    "aws:kms/keyPolicy:KeyPolicy",
+    "aws:secretsmanager/secretPolicy:SecretPolicy",
+    "aws:sns/topicPolicy:TopicPolicy",
+    "aws:sqs/queuePolicy:QueuePolicy",
+)
+"""Resource policies no other rule reads (ECR's and S3's have their own): who may use the key, secret, topic or
+queue. Their `kms:*` on `*` is the usual key policy for the account itself (Resource `*` is the key), so only the
+principal is judged here."""
+
+
+def _resource_policy_findings(policy: Any) -> Iterator[str]:
+    statements = _statements(policy)
+    if statements is None:
+        yield "policy is not a JSON policy document; it cannot be judged, so it is refused"
+        return
+    for i, statement in enumerate(statements):
+        narrowing = list(_narrowing_conditions(statement))
+        if (
+            statement.get("Effect", "Allow") == "Allow"
+            and _public_principal(statement)
+            and not any(key.lower() in PRINCIPAL_KEYS for key, _ in narrowing)
+        ):
+            yield (
+                f"policy Statement[{i}] grants any AWS principal (Principal '*' or NotPrincipal); name the principals, "
+                "or narrow it by aws:PrincipalOrgID, aws:PrincipalAccount or aws:PrincipalArn"
+            )
 
 
 PRINCIPAL_KEYS = (

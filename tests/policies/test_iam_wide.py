@@ -257,3 +257,25 @@ def test_not_principal_with_allow_is_public(tmp_path):
     policy = {"repository": "r", "policy": json.dumps({"Statement": [statement]})}
     report = check([*compliant(), ("aws:ecr/repositoryPolicy:RepositoryPolicy", "pull", policy)], tmp_path)
     assert [f for f in report.findings if f.rule == "ecr-not-public" and f.resource == "pull"]
+
+
+@pytest.mark.parametrize(
+    "type_, principal, condition, passes",
+    [
+        ("aws:kms/key:Key", "*", None, False),
+        ("aws:kms/keyPolicy:KeyPolicy", {"AWS": "*"}, None, False),
+        ("aws:secretsmanager/secretPolicy:SecretPolicy", "*", {"Bool": {"aws:SecureTransport": "true"}}, False),
+        ("aws:sns/topicPolicy:TopicPolicy", "*", {"StringEquals": {"aws:PrincipalOrgID": "o-abc"}}, True),
+        ("aws:sqs/queuePolicy:QueuePolicy", {"AWS": "arn:aws:iam::123456789012:root"}, None, True),
+        # the usual key policy: the account itself may do everything with the key (Resource '*' is the key)
+        ("aws:kms/key:Key", {"AWS": "arn:aws:iam::123456789012:root"}, None, True),
+    ],
+)
+def test_resource_policies_grant_no_one_at_large(type_, principal, condition, passes, tmp_path):
+    """Resource policies no other rule reads (an independent review): a KMS key, a secret, a topic or a queue
+    open to any AWS principal (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html#principal-anonymous)."""
+    statement = {"Effect": "Allow", "Principal": principal, "Action": "kms:*", "Resource": "*"}
+    if condition:
+        statement["Condition"] = condition
+    inputs = {"policy": json.dumps({"Statement": [statement]})}
+    assert (judged(type_, inputs, tmp_path) == []) is passes
