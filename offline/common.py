@@ -78,12 +78,10 @@ def checked_destination(destination: str, within: Path | None = None) -> Path:
 def symlink_on_the_way(path: Path, within: Path | None = None) -> Path | None:
     """The first symbolic link at `path` or at a directory on the way to it that a checkout could have planted: those
     of a relative path, those inside the working directory of an absolute one, and those inside `within`."""
-    parents = [
-        p
-        for p in path.parents
-        if p in _inside_working_directory([p]) or (within is not None and (p == within or within in p.parents))
-    ]
-    for place in [*reversed(parents), path]:
+    planted = set(_inside_working_directory(path.parents))
+    if within is not None:
+        planted |= {p for p in path.parents if p == within or within in p.parents}
+    for place in [*sorted(planted, key=lambda p: len(p.parts)), path]:
         if place.is_symlink():
             return place
     return None
