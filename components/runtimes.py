@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from . import promql
+
 
 class Runtime(StrEnum):
     CUSTOM = "custom"
@@ -314,3 +316,15 @@ PRESETS: dict[Runtime, RuntimePreset] = {
         other_ports=((29500, "torch.distributed's master port (TGI's --master-port default)"),),
     ),
 }
+
+
+SERVER_METRIC_PREFIXES = tuple(dict.fromkeys(p for preset in PRESETS.values() for p in preset.own_metric_prefixes))
+"""Series only an inference server's own pods export, whatever the model's runtime (a `custom` image may run any
+of them)."""
+
+
+def pod_only_metrics(query: str, services: set[str]) -> list[str]:
+    """The series a query cannot do without that only the model's own pods export (a server's metric names, or
+    any metric selected by the model's Services, `services`), when it can return nothing live at zero
+    replicas; else []. Raises promql.PromQLError for a query that is not PromQL."""
+    return promql.pod_only_series(query, SERVER_METRIC_PREFIXES, services)
