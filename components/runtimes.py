@@ -3,7 +3,9 @@
 `modelops:models.<m>.runtime` picks one; `custom` (the default) is the project's own contract (the shipped
 `models/sentiment` server). A preset sets the port, the probe paths, where the metrics are served, the
 container arguments, the /dev/shm size, a cache directory on the writable volume, the metric names the
-model's alerts read and, for GPU models, the engine signal KEDA scales on by default. A model's own `port`, `probes`, `args` and `resources.shm` override the preset.
+model's alerts read and, for GPU models, the engine signal KEDA scales on by default. A model's own `port`,
+`probes`, `args` and `resources.shm` override the preset. The metric prefixes only a server's own pods export tell
+which KEDA queries go empty at zero replicas (`pod_only_metrics`, read with promql.py).
 
 Each preset names the runtime version whose documentation it was checked against; tests hold the presets to
 those documented flags, endpoints and metrics.

@@ -11,7 +11,7 @@ holds the checks across models, one function per concern; `secret_paths` where `
 the entry, `parse_stack_config`. Import from here: `from components.config import ModelConfig`.
 """
 
-from ..runtimes import SERVER_METRIC_PREFIXES, pod_only_metrics
+from ..runtimes import SERVER_METRIC_PREFIXES  # the policy pack's copy is held equal to the schema's list
 from .autoscaling import ActiveHours, AutoscalingConfig, iana_zones
 from .base import KUBECONFIG_SECRET_KEY, NAMESPACE, SECRET_SET
 from .checks import KUBERNETES_OBJECT_DATA_BYTES
@@ -84,6 +84,5 @@ __all__ = [
     "label_problems",
     "lambda_function_name",
     "parse_stack_config",
-    "pod_only_metrics",
     "secret_paths_in",
 ]
