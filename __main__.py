@@ -1,7 +1,7 @@
 """modelops: build a stack's GPU pools, model images, serving deployments and serverless fallbacks.
 
-Composition only: the config is read and validated once (components/config.py), components do the
-work, and the stack exports each model's endpoint, image and version.
+Composition only: the config is read (composition/stack_config.py) and validated once (components/config/),
+components do the work, and the stack exports each model's endpoint, image and version.
 """
 
 from typing import cast
@@ -22,11 +22,11 @@ from components import (
     ServerlessFallbackArgs,
 )
 from components.common import aws_tags, standard_labels
-from components.config import StackConfig, StackConfigError, load_stack_config, models_hold_secrets
+from components.config import StackConfig, StackConfigError, lambda_function_name
 from components.images import DIGEST_MARK
-from components.serverless_fallback import function_name_for
 from composition import preflight
 from composition.placement import place
+from composition.stack_config import load_stack_config, models_hold_secrets
 
 try:
     cfg: StackConfig = load_stack_config()
@@ -36,9 +36,9 @@ except StackConfigError as exc:
 
 stack = pulumi.get_stack()
 env_is_secret = models_hold_secrets()
-env = cfg.environment
+environment = cfg.environment
 cluster = cfg.cluster
-tags = aws_tags(env, cfg.cost_owner, **{"modelops/stack": stack})
+tags = aws_tags(environment, cfg.cost_owner, **{"modelops/stack": stack})
 
 # Pre-flight: asked for by `auto` models (to choose) and by `preflight.duringUp` (to stop a doomed up).
 auto_pools = sorted({m.pool for m in cfg.models.values() if cfg.fallback(m) == "auto" and m.pool})
@@ -79,7 +79,7 @@ pools = {
         GpuNodePoolArgs(
             pool=pool,
             cluster=cluster,
-            environment=env,
+            environment=environment,
             cost_owner=cfg.cost_owner,
             capacity_types=cfg.capacity_types(pool),
             tags=tags,
@@ -128,7 +128,7 @@ for namespace in sorted({m.namespace for n, m in cfg.models.items() if placement
         metadata={
             "name": namespace,
             "labels": {
-                **standard_labels(namespace, env, cfg.cost_owner, component="namespace"),
+                **standard_labels(namespace, environment, cfg.cost_owner, component="namespace"),
                 # Kubernetes itself refuses pods that break the restricted profile here.
                 "pod-security.kubernetes.io/enforce": "restricted",
                 "pod-security.kubernetes.io/enforce-version": "latest",
@@ -166,7 +166,7 @@ for name, model in cfg.models.items():
         service_args = ModelServiceArgs(
             model=model,
             cluster=cluster,
-            environment=env,
+            environment=environment,
             cost_owner=cfg.cost_owner,
             image=image.image_ref,
             min_replicas=cfg.min_replicas(model),
@@ -196,7 +196,7 @@ for name, model in cfg.models.items():
             ServerlessFallbackArgs(
                 model=model,
                 cluster=cluster,
-                function_name=function_name_for(stack, name),
+                function_name=lambda_function_name(stack, name),
                 image_uri=image.cpu_image_ref,
                 log_retention_days=cfg.defaults.log_retention_days,
                 env_is_secret=env_is_secret,
@@ -208,7 +208,7 @@ for name, model in cfg.models.items():
         exported.setdefault("endpoint", fallback.url)
     exports[name] = exported
 
-pulumi.export("environment", env)
+pulumi.export("environment", environment)
 pulumi.export("models", exports)
 pulumi.export(
     "gpuPools", {name: {"gpuLimit": pool.gpu_limit, "nodeSelector": pool.node_selector} for name, pool in pools.items()}

@@ -3,7 +3,9 @@
 `modelops:models.<m>.runtime` picks one; `custom` (the default) is the project's own contract (the shipped
 `models/sentiment` server). A preset sets the port, the probe paths, where the metrics are served, the
 container arguments, the /dev/shm size, a cache directory on the writable volume, the metric names the
-model's alerts read and, for GPU models, the engine signal KEDA scales on by default. A model's own `port`, `probes`, `args` and `resources.shm` override the preset.
+model's alerts read and, for GPU models, the engine signal KEDA scales on by default. A model's own `port`,
+`probes`, `args` and `resources.shm` override the preset. The metric prefixes only a server's own pods export tell
+which KEDA queries go empty at zero replicas (`pod_only_metrics`, read with promql.py).
 
 Each preset names the runtime version whose documentation it was checked against; tests hold the presets to
 those documented flags, endpoints and metrics.
@@ -12,6 +14,8 @@ those documented flags, endpoints and metrics.
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from . import promql
 
 
 class Runtime(StrEnum):
@@ -314,3 +318,15 @@ PRESETS: dict[Runtime, RuntimePreset] = {
         other_ports=((29500, "torch.distributed's master port (TGI's --master-port default)"),),
     ),
 }
+
+
+SERVER_METRIC_PREFIXES = tuple(dict.fromkeys(p for preset in PRESETS.values() for p in preset.own_metric_prefixes))
+"""Series only an inference server's own pods export, whatever the model's runtime (a `custom` image may run any
+of them)."""
+
+
+def pod_only_metrics(query: str, services: set[str]) -> list[str]:
+    """The series a query cannot do without that only the model's own pods export (a server's metric names, or
+    any metric selected by the model's Services, `services`), when it can return nothing live at zero
+    replicas; else []. Raises promql.PromQLError for a query that is not PromQL."""
+    return promql.pod_only_series(query, SERVER_METRIC_PREFIXES, services)

@@ -19,7 +19,6 @@ import pulumi_aws as aws
 
 from .common import as_model, type_token
 from .config import ClusterConfig, ModelConfig, Platform
-from .config import lambda_function_name as function_name_for  # noqa: F401 - the name __main__ and smoke use
 from .model_service import artifact_read_policy
 
 

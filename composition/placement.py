@@ -16,7 +16,10 @@ from composition.preflight import PreflightReport
 
 
 @dataclass(frozen=True)
-class Placement:
+class PlacementDecision:
+    """Where `place` runs a model (Kubernetes, its serverless fallback, or both) and why; not the stack key
+    `placement` (components.config.Placement), which is one input of the decision."""
+
     kubernetes: bool
     serverless: bool
     reason: str
@@ -24,14 +27,14 @@ class Placement:
     """A move pre-flight recommends (logged as a warning), never made by itself."""
 
 
-def place(cfg: StackConfig, name: str, model: ModelConfig, report: PreflightReport | None) -> Placement:
+def place(cfg: StackConfig, name: str, model: ModelConfig, report: PreflightReport | None) -> PlacementDecision:
     mode = cfg.fallback(model)
     if mode == "none":
-        return Placement(True, False, "fallback none: Kubernetes only")
+        return PlacementDecision(True, False, "fallback none: Kubernetes only")
     if mode == "only":
-        return Placement(False, True, "fallback only: serverless only")
+        return PlacementDecision(False, True, "fallback only: serverless only")
     if mode == "standby":
-        return Placement(True, True, "fallback standby: Kubernetes with a serverless standby")
+        return PlacementDecision(True, True, "fallback standby: Kubernetes with a serverless standby")
     pool = model.pool or ""
     status = report.status(pool) if report else "unknown"
     why = report.reason(pool) if report else "pre-flight did not run"
@@ -42,7 +45,7 @@ def place(cfg: StackConfig, name: str, model: ModelConfig, report: PreflightRepo
             if status == "pass"
             else None
         )
-        return Placement(False, True, f"auto: serverless, as {key} records", advice)
+        return PlacementDecision(False, True, f"auto: serverless, as {key} records", advice)
     advice = (
         f"pre-flight failed for pool {pool}: {why}; set {key}: serverless to move {name} to its "
         "serverless fallback (its Deployment, Service and route would be deleted)"
@@ -50,4 +53,4 @@ def place(cfg: StackConfig, name: str, model: ModelConfig, report: PreflightRepo
         else None
     )
     checked = {"pass": "pre-flight passed", "fail": "pre-flight failed"}.get(status, why)
-    return Placement(True, False, f"auto: GPU pool {pool}, as {key} records ({checked})", advice)
+    return PlacementDecision(True, False, f"auto: GPU pool {pool}, as {key} records ({checked})", advice)

@@ -30,8 +30,8 @@ import boto3
 import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.config import StackConfig
-from components.serverless_fallback import LIVE_ALIAS, alias_description, function_name_for
+from components.config import StackConfig, lambda_function_name
+from components.serverless_fallback import LIVE_ALIAS, alias_description
 
 from .common import UsageError
 from .inert import terminal, without_credentials
@@ -82,7 +82,7 @@ def smoke(cfg: StackConfig, stack: str, session: boto3.session.Session | None = 
         mode = cfg.fallback(model)
         if mode == "none":
             continue
-        function = function_name_for(stack, name)
+        function = lambda_function_name(stack, name)
         lookup, invoker = _lambda_clients(session, cfg.cluster.region, model.serverless.timeout_seconds)
         results.append(_smoke_function(name, function, mode, model, lookup, invoker))
     return results

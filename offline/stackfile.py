@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 
-from components import stack_yaml
 from components.config import (
     NAMESPACE,
     SECRET_SET,
@@ -26,6 +25,7 @@ from components.config import (
     parse_stack_config,
     secret_paths_in,
 )
+from composition import stack_yaml
 
 from .files import read_regular_file
 

@@ -3,7 +3,7 @@ tests that lists every input surface (stack keys, CLI flags, files read, HTTP an
 classes tried against each; a new feature adds its rows"). tests/test_surfaces.py is the output side.
 
 The inventory is derived from the code, so a new input without a row fails here:
-- stack keys: every key path of the published stack schema (offline/schema.py, from components/config.py),
+- stack keys: every key path of the published stack schema (offline/schema.py, from components/config/),
   map keys (model and pool names, env names) included;
 - CLI flags: every argparse action of every `modelops` verb (offline/cli.py, offline/verbs.py);
 - files read and answers received: every call that reads a file, parses text from elsewhere or opens a
@@ -219,9 +219,9 @@ INPUTS = [
         "stack files (YAML as the Pulumi CLI reads it)",
         (
             "code:offline/stackfile.py:_read_yaml",
-            "code:components/stack_yaml.py:load",
-            "code:components/config.py:_stack_file_secret_paths",
-            "code:components/config.py:_program_value",
+            "code:composition/stack_yaml.py:load",
+            "code:composition/stack_config.py:_stack_file_secret_paths",
+            "code:composition/stack_config.py:_program_value",
             "flag:* --stack-file",
             "flag:* --stack",
         ),
@@ -299,7 +299,7 @@ INPUTS = [
     ),
     Input(
         "the time zone names (tzdata, else the host's zoneinfo)",
-        ("code:components/config.py:iana_zones",),
+        ("code:components/config/autoscaling.py:iana_zones",),
         {"tracebacks": f"{STACK_KEYS_HOSTILE}; tests/components/test_config.py::test_active_hours_that_keda_runs"},
     ),
     Input(

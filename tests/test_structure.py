@@ -14,26 +14,48 @@ PACKAGES = {
 }
 
 
-def _imports(package: str, path: Path) -> set[str]:
-    """Project modules a module imports, as `package.module` names."""
+def _module_name(package: str, root: Path, path: Path) -> str:
+    """`components/config/model.py` -> `components.config.model`; a subpackage's `__init__.py` is the subpackage."""
+    parts = [package, *path.relative_to(root).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(module: str, path: Path, modules: set[str]) -> set[str]:
+    """Project modules a module imports, as dotted names (`from .x import y` resolved to the module `.x.y` when
+    there is one, else `.x`)."""
+    here = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level == 1:
-                base = node.module.split(".")[0] if node.module else None
-                names = [base] if base else [alias.name for alias in node.names]
-                found |= {f"{package}.{name}" for name in names}
-            elif node.module and node.module.split(".")[0] in PACKAGES and node.module.count(".") >= 1:
-                found.add(".".join(node.module.split(".")[:2]))
-    return found
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = ".".join(here.split(".")[: len(here.split(".")) - node.level + 1])
+            target = f"{base}.{node.module}" if node.module else base
+        elif node.module and node.module.split(".")[0] in PACKAGES:
+            target = node.module
+        else:
+            continue
+        for alias in node.names:
+            candidate = f"{target}.{alias.name}"
+            found.add(candidate if candidate in modules else _known_prefix(target, modules))
+    return found - {""}
+
+
+def _known_prefix(name: str, modules: set[str]) -> str:
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name
 
 
 def graph() -> dict[str, set[str]]:
-    modules = {f"{package}.{path.stem}": path for package, root in PACKAGES.items() for path in root.glob("*.py")}
+    paths = {
+        _module_name(package, root, path): path for package, root in PACKAGES.items() for path in root.rglob("*.py")
+    }
+    modules = set(paths)
     return {
-        name: {m for m in _imports(name.split(".")[0], path) if m in modules and m != name}
-        for name, path in modules.items()
-        if not name.endswith(("__init__", "__main__"))
+        name: {m for m in _imports(name, path, modules) if m != name}
+        for name, path in paths.items()
+        if name not in PACKAGES and path.name != "__main__.py"
     }
 
 
@@ -74,7 +96,8 @@ def test_components_holds_components_and_what_they_share_nothing_else():
     """The component package travels to other programs: a module no component needs belongs elsewhere
     (composition/ for what only __main__.py uses)."""
     edges = graph()
-    components = {f"components.{p.stem}" for p in PACKAGES["components"].glob("*.py") if _defines_a_component(p)}
+    root = PACKAGES["components"]
+    components = {_module_name("components", root, p) for p in root.rglob("*.py") if _defines_a_component(p)}
     assert components == {
         "components.gpu_pool",
         "components.model_image",

@@ -22,6 +22,7 @@ file, held identical by a test.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -330,6 +331,16 @@ def metric_names(query: str) -> list[str]:
     return names
 
 
+_ARITHMETIC: dict[str, Callable[[float, float], float]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "%": operator.mod,
+    "^": operator.pow,
+}
+
+
 def _constant(expr: Expr) -> float | None:
     """The value of an expression of numbers alone (`1 - 1`, `-(2 ^ 3)`), else None."""
     if isinstance(expr, Selector):
@@ -339,20 +350,18 @@ def _constant(expr: Expr) -> float | None:
     if expr.kind == "unary":
         inner = _constant(expr.args[0])
         return None if inner is None else (-inner if expr.name == "-" else inner)
-    if expr.kind != "binary" or expr.name not in ("+", "-", "*", "/", "%", "^"):
-        return None
+    if expr.kind == "binary" and expr.name in _ARITHMETIC:
+        return _arithmetic(expr)
+    return None
+
+
+def _arithmetic(expr: Node) -> float | None:
+    """A binary operator over two constants: its value, NaN where the operation fails (`1 / 0`)."""
     left, right = (_constant(a) for a in expr.args)
     if left is None or right is None:
         return None
     try:
-        return {
-            "+": lambda: left + right,
-            "-": lambda: left - right,
-            "*": lambda: left * right,
-            "/": lambda: left / right,
-            "%": lambda: left % right,
-            "^": lambda: left**right,
-        }[expr.name]()
+        return _ARITHMETIC[expr.name](left, right)
     except (ArithmeticError, ValueError):
         return float("nan")
 
@@ -365,37 +374,53 @@ def can_be_live(expr: Expr, own: Callable[[Selector], bool]) -> bool:
     if expr.kind in ("number", "string"):
         return False
     if expr.kind == "call":
-        if expr.name in CONSTANT_FUNCTIONS:
-            return False
-        if expr.name == "clamp_max" and len(expr.args) == 2 and (_constant(expr.args[1]) or 0) <= 0:
-            return False  # never above 0: it can never pass an activation threshold
-        return any(can_be_live(a, own) for a in expr.args)
+        return _call_can_be_live(expr, own)
     if expr.kind == "unary":
         return can_be_live(expr.args[0], own)
+    return _binary_can_be_live(expr, own)
+
+
+def _call_can_be_live(call: Node, own: Callable[[Selector], bool]) -> bool:
+    if call.name in CONSTANT_FUNCTIONS:
+        return False
+    if call.name == "clamp_max" and len(call.args) == 2 and (_constant(call.args[1]) or 0) <= 0:
+        return False  # never above 0: it can never pass an activation threshold
+    return any(can_be_live(a, own) for a in call.args)
+
+
+def _binary_can_be_live(expr: Node, own: Callable[[Selector], bool]) -> bool:
     left, right = expr.args
     if expr.name == "or":
         return can_be_live(left, own) or can_be_live(right, own)
     if expr.name == "unless":
         return can_be_live(left, own)
     constants = [_constant(side) for side in (left, right)]
-    if expr.name == "*" and 0 in constants:
-        return False  # always 0: it can never pass an activation threshold
-    if any(c is not None and math.isnan(c) for c in constants):
-        return False  # NaN spreads through every arithmetic and comparison: it never passes a threshold
-    for side in (left, right):
-        # `scalar(v)` of an empty vector is NaN (prometheus.io/docs/prometheus/latest/querying/functions/#scalar),
-        # which then spreads: it is a scalar that needs its argument
-        if (
-            isinstance(side, Node)
-            and side.kind == "call"
-            and side.name == "scalar"
-            and not any(can_be_live(a, own) for a in side.args)
-        ):
-            return False
+    if _never_passes(expr.name, constants, (left, right), own):
+        return False
     scalars = [c is not None or _is_scalar_call(side) for c, side in zip(constants, (left, right), strict=True)]
     if scalars[0] != scalars[1]:  # vector op scalar: the vector decides
         return can_be_live(right if scalars[0] else left, own)
     return can_be_live(left, own) and can_be_live(right, own)
+
+
+def _never_passes(
+    operator_name: str, constants: list[float | None], sides: tuple[Expr, Expr], own: Callable[[Selector], bool]
+) -> bool:
+    """Whether an arithmetic or comparison of `sides` (their `constants`, None where not constant) can never pass an
+    activation threshold, whatever the series do."""
+    if operator_name == "*" and 0 in constants:
+        return True  # always 0
+    if any(c is not None and math.isnan(c) for c in constants):
+        return True  # NaN spreads through every arithmetic and comparison
+    # `scalar(v)` of an empty vector is NaN (prometheus.io/docs/prometheus/latest/querying/functions/#scalar),
+    # which then spreads: it is a scalar that needs its argument
+    return any(
+        isinstance(side, Node)
+        and side.kind == "call"
+        and side.name == "scalar"
+        and not any(can_be_live(a, own) for a in side.args)
+        for side in sides
+    )
 
 
 def _is_scalar_call(expr: Expr) -> bool:

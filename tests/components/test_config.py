@@ -385,7 +385,8 @@ def test_raid0_is_refused_for_instance_types_without_an_instance_store(monkeypat
     have its disks striped, and Karpenter would launch it with nothing to stripe."""
     from dataclasses import replace
 
-    from components import config, gpu_catalogue
+    from components import gpu_catalogue
+    from components.config import pool
 
     real = gpu_catalogue.load_catalogue()
     stripped = replace(
@@ -395,7 +396,7 @@ def test_raid0_is_refused_for_instance_types_without_an_instance_store(monkeypat
             "g5.xlarge": replace(real.instance_types["g5.xlarge"], instance_store_gb=0),
         },
     )
-    monkeypatch.setattr(config, "load_catalogue", lambda: stripped)
+    monkeypatch.setattr(pool, "load_catalogue", lambda: stripped)
     raw = stack_raw("prod")
     assert any("instanceStorePolicy: g5.xlarge have no local NVMe instance store" in p for p in problems_of(raw))
     raw["gpuPools"]["a10g"].pop("instanceStorePolicy")

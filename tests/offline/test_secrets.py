@@ -18,7 +18,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.config import StackConfigError, _stack_file_secret_paths, parse_stack_config
+from components.config import StackConfigError, parse_stack_config
+from composition.stack_config import _stack_file_secret_paths
 from offline.cli import main
 from offline.stackfile import SECRET_PLACEHOLDER
 from tests.conftest import ROOT, reference_plan, stack_raw

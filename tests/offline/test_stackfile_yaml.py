@@ -24,8 +24,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components import stack_yaml
 from components.config import StackConfigError
+from composition import stack_yaml
 from offline.cli import main
 from offline.stackfile import load_stack
 from tests.conftest import ROOT

@@ -8,7 +8,7 @@ booleans, and `1e3`, `0o17`, `08` and `+.5` are strings; yaml.v3 reads `1:30` an
 another under `pulumi up`. This module holds PyYAML's parser (libyaml) but resolves every plain scalar by
 yaml.v3's rules (resolve.go, `resolve`, v3.0.1: the version the Pulumi CLI pins), so both read the same values.
 
-Read by the program (components/config.py, where the CLI's values cannot say where a secret sits) and by
+Read by the program (composition/stack_config.py, where the CLI's values cannot say where a secret sits) and by
 `modelops` (offline/stackfile.py).
 """
 
@@ -73,6 +73,11 @@ def resolve_plain(text: str) -> Any:
         return _go_parse_float(text, text)
     if not (first.isascii() and (first.isdigit() or first in "+-")):
         return text  # the resolve table has no hint for it (or only for the words above): a string
+    return _resolve_number_like(text)
+
+
+def _resolve_number_like(text: str) -> Any:
+    """A plain scalar that starts with a digit or a sign: a timestamp, an integer, a float, else the text."""
     timestamp = _timestamp(text)
     if timestamp is not None:
         return timestamp

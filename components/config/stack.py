@@ -1,0 +1,82 @@
+"""The whole stack: the environment, cluster, registry, pools, models, budget and gates, and the defaults a
+model takes from its environment."""
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from .base import ConfigModel
+from .cluster import ClusterConfig
+from .enums import CapacityType, Environment, FallbackMode
+from .environments import ENVIRONMENT_DEFAULTS, EnvironmentDefaults
+from .model import ModelConfig
+from .pool import GpuPoolConfig
+from .registry import RegistryConfig
+
+
+class BudgetConfig(ConfigModel):
+    monthly_gpu_usd: float = Field(gt=0, allow_inf_nan=False)
+
+
+class PreflightConfig(ConfigModel):
+    during_up: bool = False
+    """Run the capacity and quota checks at the start of `pulumi up` (needs AWS credentials)."""
+
+
+class SecurityConfig(ConfigModel):
+    max_image_severity: Literal["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"] = "HIGH"
+    """The lowest ECR finding severity that fails `modelops gate`: an image with a finding at or above it, or
+    with one ECR could not rate (UNDEFINED, Inspector's UNTRIAGED), is refused."""
+    require_image_gate: bool | None = None
+    """Whether `modelops gate` must pass before `pulumi up` (default: on in prod, off elsewhere)."""
+    allow_unscanned_images: list[str] = []
+    """Images outside this account's ECR, which ECR never scans, that the gate lets through: a prefix ending in
+    `/` (`nvcr.io/nvidia/`) or one exact reference; either way the image must be pinned by digest."""
+
+    @field_validator("allow_unscanned_images")
+    @classmethod
+    def _prefix_or_reference(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not entry.endswith("/") and "@sha256:" not in entry:
+                raise ValueError(f"{entry!r}: give a prefix ending in '/' or a reference pinned by @sha256:")
+        return value
+
+    def image_gate_required(self, environment: Environment) -> bool:
+        # prod's default sits beside the key it defaults: the gate is a verb's setting, not the program's
+        return self.require_image_gate if self.require_image_gate is not None else environment == Environment.PROD
+
+
+class StackConfig(ConfigModel):
+    environment: Environment
+    cluster: ClusterConfig
+    registry: RegistryConfig
+    gpu_pools: dict[str, GpuPoolConfig] = {}
+    models: dict[str, ModelConfig]
+    budget: BudgetConfig
+    preflight: PreflightConfig = PreflightConfig()
+    security: SecurityConfig = SecurityConfig()
+    """Image gates: the scan findings `modelops gate` refuses before `pulumi up`."""
+    cost_owner: str = Field(default="ml-platform", pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
+    """The team billed for this stack: a tag on AWS resources and a label on Kubernetes objects."""
+
+    @property
+    def defaults(self) -> EnvironmentDefaults:
+        return ENVIRONMENT_DEFAULTS[self.environment]
+
+    def min_replicas(self, model: ModelConfig) -> int:
+        return model.replicas.min if model.replicas.min is not None else self.defaults.min_replicas
+
+    def max_replicas(self, model: ModelConfig) -> int:
+        if model.replicas.max is not None:
+            return model.replicas.max
+        return max(self.defaults.max_replicas, self.min_replicas(model))
+
+    def fallback(self, model: ModelConfig) -> FallbackMode:
+        return model.fallback if model.fallback is not None else self.defaults.fallback
+
+    def capacity_types(self, pool: "GpuPoolConfig") -> list[CapacityType]:
+        return list(pool.capacity_types if pool.capacity_types is not None else self.defaults.capacity_types)
+
+    def allowed_registries(self) -> tuple[str, ...]:
+        """Every registry a workload of this stack may pull from: this account's ECR first."""
+        return (f"{self.cluster.ecr_registry}/", *self.registry.allowed_registries)
