@@ -444,30 +444,48 @@ def is_wide_resource(resource: str) -> bool:
 
 def _statement_findings(i: int, statement: Mapping[str, Any]) -> Iterator[str]:
     """What a statement allows too widely (Security Hub IAM.1: Action '*'; IAM.21: `service:*`, whatever the
-    resource: https://docs.aws.amazon.com/securityhub/latest/userguide/iam-controls.html#iam-21)."""
+    resource: https://docs.aws.amazon.com/securityhub/latest/userguide/iam-controls.html#iam-21): the widest
+    grant only, since narrowing it changes what else the statement allows."""
     if statement.get("Effect", "Allow") != "Allow":
         return
-    if "NotAction" in list(statement):
-        yield f"Statement[{i}] allows NotAction: every action but those listed; list the actions allowed instead"
-        return
-    if "NotResource" in list(statement):
-        yield f"Statement[{i}] allows on NotResource: every resource but those listed; list the resources instead"
+    negated = _negated_grant(statement)
+    if negated:
+        yield f"Statement[{i}] {negated}"
         return
     actions = [str(a).strip().lower() for a in _listed(statement.get("Action"))]
     every_resource = any(is_wide_resource(str(r)) for r in _listed(statement.get("Resource")))
+    every_action = _every_action_grant(actions)
+    if every_action:
+        yield f"Statement[{i}] {every_action}"
+    elif every_resource:
+        yield from (f"Statement[{i}] {m}" for m in _every_resource_grants(statement, actions))
+
+
+def _negated_grant(statement: Mapping[str, Any]) -> str | None:
+    keys = list(statement)
+    if "NotAction" in keys:
+        return "allows NotAction: every action but those listed; list the actions allowed instead"
+    if "NotResource" in keys:
+        return "allows on NotResource: every resource but those listed; list the resources instead"
+    return None
+
+
+def _every_action_grant(actions: list[str]) -> str | None:
     if any(a in ("*", "*:*") or a.startswith("*") for a in actions):
-        yield f"Statement[{i}] allows Action '*'; list the actions the workload needs"
-        return
+        return "allows Action '*'; list the actions the workload needs"
     # IAM's `*` matches any run of characters and `?` one: `s3:**`, `s3:?*` and `s3:*?` are `s3:*` too
     service_wide = [a for a in actions if _every_action(a.split(":", 1)[-1])]
     if service_wide:
-        yield f"Statement[{i}] allows every action of {service_wide}; list the actions the workload needs"
-        return
-    if not every_resource:
-        return
+        return f"allows every action of {service_wide}; list the actions the workload needs"
+    return None
+
+
+def _every_resource_grants(statement: Mapping[str, Any], actions: list[str]) -> Iterator[str]:
+    """What a statement whose resource is every resource of a kind allows: data reads or writes (then nothing
+    more is said), other writes, and iam:PassRole without a narrowing condition."""
     data = [a for a in actions if _covers_data_action(a)]
     if data:
-        yield f"Statement[{i}] allows {data} on every resource of their kind; name the buckets, keys or roles"
+        yield f"allows {data} on every resource of their kind; name the buckets, keys or roles"
         return
     writes = [
         a
@@ -475,12 +493,12 @@ def _statement_findings(i: int, statement: Mapping[str, Any]) -> Iterator[str]:
         if a != "iam:passrole" and not a.split(":", 1)[-1].startswith(tuple(v.lower() for v in _READ_VERBS))
     ]
     if writes:
-        yield f"Statement[{i}] allows write actions {writes} on every resource; name the resources"
+        yield f"allows write actions {writes} on every resource; name the resources"
     # PassRole on any role hands the caller every role of the account to give a service; a Condition
     # (iam:PassedToService) narrows it (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html)
     if "iam:passrole" in actions and not _narrows_pass_role(statement):
         yield (
-            f"Statement[{i}] allows iam:PassRole on every role without an iam:PassedToService or "
+            "allows iam:PassRole on every role without an iam:PassedToService or "
             "iam:AssociatedResourceArn condition; name the roles"
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -92,27 +92,38 @@ def admits_gpus(props: Mapping[str, Any]) -> bool:
 
 
 def _excludes_gpus(key: str, op: str, values: list[str]) -> bool:
-    if key == "node.kubernetes.io/instance-type":
-        gpu = [v for v in values if _is_gpu_family(v.split(".", 1)[0])]
-        return (op == "In" and not gpu) or op == "DoesNotExist"
-    if key == "karpenter.k8s.aws/instance-family":
-        gpu = [v for v in values if _is_gpu_family(v)]
-        return (op == "In" and not gpu) or op == "DoesNotExist"
-    if key == "karpenter.k8s.aws/instance-category":
-        if op == "In":
-            return not {"g", "p"} & set(values)
-        if op == "NotIn":
-            return {"g", "p"} <= set(values)
-        return op == "DoesNotExist"
-    if key == "karpenter.k8s.aws/instance-gpu-count":
-        if op == "In":
-            return all(v == "0" for v in values)
-        if op == "Lt":
-            return bool(values) and values[0].isdigit() and int(values[0]) <= 1
-        return op == "DoesNotExist"
-    if key in _GPU_KEYS:
-        return op == "DoesNotExist"
-    return False
+    """Whether one NodePool requirement leaves no GPU instance type."""
+    if key in _GPU_EXCLUDING:
+        return _GPU_EXCLUDING[key](op, values)
+    return key in _GPU_KEYS and op == "DoesNotExist"
+
+
+def _types_exclude_gpus(op: str, values: list[str]) -> bool:
+    return (op == "In" and not any(_is_gpu_family(v.split(".", 1)[0]) for v in values)) or op == "DoesNotExist"
+
+
+def _families_exclude_gpus(op: str, values: list[str]) -> bool:
+    return (op == "In" and not any(_is_gpu_family(v) for v in values)) or op == "DoesNotExist"
+
+
+def _categories_exclude_gpus(op: str, values: list[str]) -> bool:
+    gpu_categories = {"g", "p"} & set(values)
+    return {"In": not gpu_categories, "NotIn": gpu_categories == {"g", "p"}, "DoesNotExist": True}.get(op, False)
+
+
+def _gpu_counts_exclude_gpus(op: str, values: list[str]) -> bool:
+    if op == "Lt":
+        return bool(values) and values[0].isdigit() and int(values[0]) <= 1
+    return {"In": all(v == "0" for v in values), "DoesNotExist": True}.get(op, False)
+
+
+_GPU_EXCLUDING: dict[str, Callable[[str, list[str]], bool]] = {
+    "node.kubernetes.io/instance-type": _types_exclude_gpus,
+    "karpenter.k8s.aws/instance-family": _families_exclude_gpus,
+    "karpenter.k8s.aws/instance-category": _categories_exclude_gpus,
+    "karpenter.k8s.aws/instance-gpu-count": _gpu_counts_exclude_gpus,
+}
+"""Per requirement key Karpenter selects instance types by, whether an operator and values leave no GPU type."""
 
 
 def pool_instance_types(props: Mapping[str, Any]) -> list[str]:
