@@ -724,6 +724,10 @@ def test_the_pack_project_files_are_a_normal_policy_pack():
     assert pack["runtime"]["name"] == "python" and pack["version"]
     requirements = (POLICIES_DIR / "requirements.txt").read_text()
     assert "pulumi-policy" in requirements
+    # every line is hashed, and pip refuses a local directory in hash-checking mode: the pack imports its rules
+    # from its own directory instead (policies/requirements.in)
+    assert not [line for line in requirements.splitlines() if line.startswith((".", "/", "-e", "file:"))]
+    assert (POLICIES_DIR / "modelops_rules" / "__init__.py").is_file()
     source = "\n".join(p.read_text() for p in (POLICIES_DIR).rglob("*.py"))
     assert "import components" not in source and "from components" not in source
     assert "import offline" not in source and "from offline" not in source
