@@ -36,10 +36,10 @@ class Rule:
     description: str
     scope: Scope
     check: Callable[..., Iterable[Any]]
+    implements: tuple[Control, ...]
+    """The published controls the rule enforces, its primary reference first (modelops_rules/standards.py)."""
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     """JSON-schema properties of the rule's settings (with defaults)."""
-    implements: tuple[Control, ...] = ()
-    """The published controls the rule enforces, its primary reference first (modelops_rules/standards.py)."""
 
     @property
     def cited_description(self) -> str:
@@ -194,7 +194,7 @@ def resource_rule(
     implements: tuple[Control, ...],
 ):
     def register(fn: Callable[[str, Mapping[str, Any], dict[str, Any]], Iterable[str]]):
-        _register(Rule(rule_id, description, "resource", fn, settings or {}, implements))
+        _register(Rule(rule_id, description, "resource", fn, implements, settings or {}))
         return fn
 
     return register
@@ -208,7 +208,7 @@ def stack_rule(
     implements: tuple[Control, ...],
 ):
     def register(fn: Callable[[list[StackResource], dict[str, Any]], Iterable[tuple[StackResource, str]]]):
-        _register(Rule(rule_id, description, "stack", fn, settings or {}, implements))
+        _register(Rule(rule_id, description, "stack", fn, implements, settings or {}))
         return fn
 
     return register

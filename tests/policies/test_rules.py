@@ -1189,6 +1189,16 @@ def test_every_rule_cites_what_it_implements_and_the_readme_tables_are_current()
     assert block == table, "README parity tables are stale: ./run modelops parity, and paste"
 
 
+def test_a_rule_is_declared_with_what_it_implements():
+    """Citations are registered with the rule, not looked up by id: a rule that names none is refused."""
+    from modelops_rules import framework
+
+    declared = list(framework.RULES)
+    with pytest.raises(ValueError, match="x-uncited: a rule names the published controls it implements"):
+        framework.resource_rule("x-uncited", "Checks nothing.", implements=())(lambda *_: iter(()))
+    assert declared == framework.RULES
+
+
 def test_sarif_names_each_rules_control_and_fingerprints_findings(tmp_path):
     from offline.report import format_sarif
 
