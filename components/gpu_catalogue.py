@@ -2,7 +2,7 @@
 
 The data lives beside the components (`components/data/gpu_instances.json`), so it travels with them when
 another program uses them; the policy pack (its own virtualenv, never importing this package) prices the
-GPU ceiling from the same file through the `policies/data` link to it. This module
+GPU ceiling from the same file through the `policies/modelops_rules/data` link to it. This module
 turns it into typed values for the stack schema (can a pool hold the GPUs a model asks for per
 replica?), the GPU node pool (cpu/memory limits), pre-flight (vCPU quota) and the cost ceiling.
 """

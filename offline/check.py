@@ -8,8 +8,6 @@ meeting it still fail (as `pulumi preview --policy-pack` reports them).
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from modelops_rules import RULES
+from modelops_rules.adapters import identity
+from modelops_rules.framework import Rule, StackResource, is_exempt, rule_settings
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from .common import UsageError
@@ -28,22 +29,6 @@ from .policy_config import read as read_policy_config
 POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
 PACK_DEFAULT_LEVEL = "advisory"
 LEVELS = ("advisory", "mandatory", "remediate", "disabled")
-
-
-def policy_rules():
-    """The pack's rules, imported the way the pack itself imports them (`rules`, from policies/)."""
-    if str(POLICIES_DIR) not in sys.path:
-        sys.path.insert(0, str(POLICIES_DIR))
-    rules = importlib.import_module("rules")
-    adapters = importlib.import_module("rules.adapters")
-    framework = importlib.import_module("rules.framework")
-    return rules.RULES, adapters, framework
-
-
-def rule_standards():
-    """The pack's citations module (rules/standards.py): what each rule implements, and where it is defined."""
-    policy_rules()
-    return importlib.import_module("rules.standards")
 
 
 @dataclass(frozen=True)
@@ -95,21 +80,20 @@ def load_policy_config(path: Path) -> dict[str, Any]:
 
 def resolve(config: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
     """Rule id -> (enforcement level, settings), as the engine resolves a `--policy-pack-config` file."""
-    rules, _, framework = policy_rules()
-    by_id = {r.id: r for r in rules}
+    by_id = {r.id: r for r in RULES}
     problems = [f"{key}: no such policy in the pack" for key in config if key != "all" and key not in by_id]
     default = config.get("all", PACK_DEFAULT_LEVEL)
     if default not in LEVELS:
         problems.append(f"all: unknown enforcement level {default!r} (use one of {', '.join(LEVELS)})")
     resolved = {}
-    for rule in rules:
+    for rule in RULES:
         entry = config.get(rule.id, {})
         if isinstance(entry, str):
             entry = {"enforcementLevel": entry}
         level = entry.get("enforcementLevel", default)
         if level not in LEVELS:
             problems.append(f"{rule.id}: unknown enforcement level {level!r}")
-        settings = framework.rule_settings(rule, entry)
+        settings = rule_settings(rule, entry)
         schema = {"type": "object", "properties": rule.config_schema(), "additionalProperties": False}
         for error in jsonschema.Draft7Validator(schema).iter_errors(settings):
             where = ".".join(str(p) for p in error.path)
@@ -181,58 +165,81 @@ def _malformed(rule_id: str, urn: str | None) -> Iterator[None]:
         ) from None
 
 
+@dataclass(frozen=True)
+class _Readable:
+    """The plan's resources as the rules read them: secrets unreadable, values unknown at preview raising."""
+
+    proxied: list[tuple[Any, Any]]
+    """Each resource with its inputs behind pulumi-policy's unknown-checking proxy."""
+    secret_paths: dict[str, set[str]]
+    """Per resource URN, the input paths that held a secret."""
+    stack_resources: list[StackResource]
+    """One list for every stack rule: what a rule derives from it (objects by kind, selector indexes) is kept for
+    that list, so the rules together stay linear in the stack's size."""
+
+    @classmethod
+    def of(cls, resources: list[Any]) -> _Readable:
+        secret_paths: dict[str, set[str]] = {r.urn: set() for r in resources}
+        proxied = [
+            (r, unknown_checking_proxy(_secrets_unreadable(r.inputs, "", secret_paths[r.urn]))) for r in resources
+        ]
+        return cls(proxied, secret_paths, [StackResource(r.type, r.name, r.urn, props) for r, props in proxied])
+
+    @property
+    def every_secret(self) -> set[str]:
+        return set().union(*self.secret_paths.values())
+
+
+def _judged(rule_id: str, level: str, urn: str, message: str, exempt_because: str | None) -> Finding:
+    """A violation the rule found: a failure, or kept as exempt with the policy config's reason."""
+    if exempt_because:
+        return Finding(rule_id, level, "exempt", urn, f"{message} (exempt: {exempt_because})")
+    return Finding(rule_id, level, "fail", urn, message)
+
+
+def _resource_rule_findings(rule: Rule, level: str, settings: dict[str, Any], plan: _Readable) -> Iterator[Finding]:
+    for resource, props in plan.proxied:
+        secrets = plan.secret_paths[resource.urn]
+        try:
+            exempt_because = is_exempt(settings, *identity(resource.type, props, resource.name))
+        except UnknownValueError as exc:
+            yield Finding(rule.id, level, "not-evaluated", resource.urn, _not_evaluated(exc, secrets))
+            continue
+        with _malformed(rule.id, resource.urn):
+            messages, unknown = _until_unknown(rule.check(resource.type, props, settings))
+        for message in messages:
+            yield _judged(rule.id, level, resource.urn, message, exempt_because)
+        if unknown is not None and not exempt_because:
+            yield Finding(rule.id, level, "not-evaluated", resource.urn, _not_evaluated(unknown, secrets))
+
+
+def _stack_rule_findings(rule: Rule, level: str, settings: dict[str, Any], plan: _Readable) -> Iterator[Finding]:
+    with _malformed(rule.id, None):
+        violations, unknown = _until_unknown(rule.check(plan.stack_resources, settings))
+    if unknown is not None:
+        yield Finding(rule.id, level, "not-evaluated", "", _not_evaluated(unknown, plan.every_secret))
+    for resource, message in violations:
+        exempt_because = is_exempt(settings, *identity(resource.type, resource.props, resource.name))
+        yield _judged(rule.id, level, resource.urn, message, exempt_because)
+
+
 def run_checks(plan: Plan, config: dict[str, Any]) -> CheckReport:
-    rules, adapters, framework = policy_rules()
     resolved = resolve(config)
     resources = plan.resources()
     report = CheckReport(
         plan.source,
         {r: lvl for r, (lvl, _) in resolved.items()},
-        {r.id: r.description for r in rules},
+        {r.id: r.description for r in RULES},
+        cited={r.id: (r.cited_description, r.help_uri) for r in RULES},
         resources=len(resources),
     )
-    standards = rule_standards()
-    report.cited = {r.id: (standards.cited(r.id, r.description), standards.help_uri(r.id)) for r in rules}
-    secret_paths: dict[str, set[str]] = {r.urn: set() for r in resources}
-    proxied = [(r, unknown_checking_proxy(_secrets_unreadable(r.inputs, "", secret_paths[r.urn]))) for r in resources]
-    every_secret = set().union(*secret_paths.values()) if secret_paths else set()
-    # one list for every stack rule: what a rule derives from it (objects by kind, selector indexes) is kept
-    # for that list, so the rules together stay linear in the stack's size
-    stack_resources = [framework.StackResource(r.type, r.name, r.urn, props) for r, props in proxied]
-    for rule in rules:
+    readable = _Readable.of(resources)
+    for rule in RULES:
         level, settings = resolved[rule.id]
         if level == "disabled":
             continue
-
-        def add(outcome: str, urn: str, message: str, rule_id: str = rule.id, level: str = level) -> None:
-            report.findings.append(Finding(rule_id, level, outcome, urn, message))
-
-        if rule.scope == "resource":
-            for resource, props in proxied:
-                try:
-                    identity = adapters.identity(resource.type, props, resource.name)
-                except UnknownValueError as exc:
-                    add("not-evaluated", resource.urn, _not_evaluated(exc, secret_paths[resource.urn]))
-                    continue
-                reason = framework.is_exempt(settings, *identity)
-                with _malformed(rule.id, resource.urn):
-                    messages, unknown = _until_unknown(rule.check(resource.type, props, settings))
-                for message in messages:
-                    add(
-                        "exempt" if reason else "fail",
-                        resource.urn,
-                        f"{message} (exempt: {reason})" if reason else message,
-                    )
-                if unknown is not None and not reason:
-                    add("not-evaluated", resource.urn, _not_evaluated(unknown, secret_paths[resource.urn]))
-            continue
-        with _malformed(rule.id, None):
-            violations, unknown = _until_unknown(rule.check(stack_resources, settings))
-        if unknown is not None:
-            add("not-evaluated", "", _not_evaluated(unknown, every_secret))
-        for resource, message in violations:
-            reason = framework.is_exempt(settings, *adapters.identity(resource.type, resource.props, resource.name))
-            add("exempt" if reason else "fail", resource.urn, f"{message} (exempt: {reason})" if reason else message)
+        findings = _resource_rule_findings if rule.scope == "resource" else _stack_rule_findings
+        report.findings.extend(findings(rule, level, settings, readable))
     return report
 
 

@@ -15,9 +15,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.gpu_catalogue import load_catalogue
+from modelops_rules import framework, gpu, k8s_stack, values
+from modelops_rules.framework import StackResource
 
-from .check import policy_rules
+from components.gpu_catalogue import Catalogue, cpu_cores, load_catalogue, memory_gib
+
 from .common import UsageError
 from .inert import terminal
 from .plan import Plan
@@ -78,18 +80,8 @@ class CostReport:
         return self.ceiling_usd <= self.budget_usd and not any(p.problem for p in self.pools)
 
 
-def _load_rule_modules():
-    """The policy pack's GPU and stack helpers: the cost here is the `gpu-cost-ceiling` rule's cost."""
-    policy_rules()  # puts policies/ on the path, the way the pack imports its rules
-    from rules import framework, gpu, k8s_stack, values
-
-    return gpu, k8s_stack, framework, values
-
-
 def _requests(spec: dict[str, Any]) -> tuple[str, str]:
     """A pod's summed CPU and memory requests, as quantities (init containers run before, not beside)."""
-    from components.gpu_catalogue import cpu_cores, memory_gib
-
     cpu = memory = 0.0
     for container in spec.get("containers") or []:
         requests = (container.get("resources") or {}).get("requests") or {}
@@ -108,19 +100,31 @@ def estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
 
 
 def _estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
-    gpu, k8s_stack, framework, values = _load_rule_modules()
-    catalogue = load_catalogue()
+    """The same pool, workload and price reading as the `gpu-cost-ceiling` rule: the pack's own helpers."""
+    resources = [StackResource(r.type, r.name, r.urn, r.inputs) for r in plan.resources()]
+    pools = gpu.gpu_pools(resources)
+    report = CostReport(region, budget_usd)
+    report.pools = [_pool_cost(pool, region) for pool in pools]
+    report.workloads = _workload_costs(resources, pools, region, load_catalogue())
+    report.fallbacks = [_fallback_cost(r) for r in resources if r.type == "aws:lambda/function:Function"]
+    return report
+
+
+def _pool_cost(pool: StackResource, region: str) -> PoolCost:
+    limit = gpu.pool_gpu_limit(pool.props)
+    ceiling, problem = gpu.monthly_ceiling(pool.props, region)
+    per_gpu = ceiling / (limit * gpu.catalogue()["hoursPerMonth"]) if limit and not problem else None
+    return PoolCost(framework.object_name(pool.props, pool.name), limit, per_gpu, None if problem else ceiling, problem)
+
+
+def _workload_costs(
+    resources: list[StackResource], pools: list[StackResource], region: str, catalogue: Catalogue
+) -> list[WorkloadCost]:
+    """Each GPU Deployment or StatefulSet at its minimum replicas, on the cheapest of its pool's instance types
+    that holds one of its pods."""
     data = gpu.catalogue()
     prices = data["onDemandUsdPerHour"].get(region, {})
-    resources = [framework.StackResource(r.type, r.name, r.urn, r.inputs) for r in plan.resources()]
-    report = CostReport(region, budget_usd)
-    pools = gpu.gpu_pools(resources)
-    for pool in pools:
-        name = framework.object_name(pool.props, pool.name)
-        limit = gpu.pool_gpu_limit(pool.props)
-        ceiling, problem = gpu.monthly_ceiling(pool.props, region)
-        per_gpu = ceiling / (limit * data["hoursPerMonth"]) if limit and not problem else None
-        report.pools.append(PoolCost(name, limit, per_gpu, None if problem else ceiling, problem))
+    costs = []
     for r in resources:
         if values.k8s_kind(r.type) not in ("Deployment", "StatefulSet"):
             continue
@@ -138,30 +142,24 @@ def _estimate(plan: Plan, region: str, budget_usd: float | None) -> CostReport:
         ]
         cheapest = min((prices[t] / data["instanceTypes"][t]["gpus"] for t in fitting), default=None)
         expected = low * per_pod * cheapest * data["hoursPerMonth"] if cheapest is not None else None
-        report.workloads.append(
-            WorkloadCost(
-                framework.object_name(r.props, r.name),
-                framework.object_name(pool.props, pool.name),
-                low,
-                per_pod,
-                expected,
-            )
-        )
-    lambda_price = data["lambdaUsdPerGbSecond"]
-    for r in resources:
-        if r.type != "aws:lambda/function:Function":
-            continue
-        concurrency = r.props.get("reservedConcurrentExecutions")
-        concurrency = None if concurrency in (None, -1) else int(concurrency)
-        memory = int(r.props.get("memorySize") or 128)
-        arch = (r.props.get("architectures") or ["x86_64"])[0]
-        cap = (
-            concurrency * memory / 1024 * lambda_price.get(arch, lambda_price["x86_64"]) * SECONDS_PER_MONTH
-            if concurrency is not None
-            else None
-        )
-        report.fallbacks.append(FallbackCost(str(r.props.get("name") or r.name), concurrency, memory, cap))
-    return report
+        name, pool_name = framework.object_name(r.props, r.name), framework.object_name(pool.props, pool.name)
+        costs.append(WorkloadCost(name, pool_name, low, per_pod, expected))
+    return costs
+
+
+def _fallback_cost(function: StackResource) -> FallbackCost:
+    """What the function would cost running flat out all month at its reserved concurrency (none: no cap)."""
+    lambda_price = gpu.catalogue()["lambdaUsdPerGbSecond"]
+    concurrency = function.props.get("reservedConcurrentExecutions")
+    concurrency = None if concurrency in (None, -1) else int(concurrency)
+    memory = int(function.props.get("memorySize") or 128)
+    arch = (function.props.get("architectures") or ["x86_64"])[0]
+    cap = (
+        concurrency * memory / 1024 * lambda_price.get(arch, lambda_price["x86_64"]) * SECONDS_PER_MONTH
+        if concurrency is not None
+        else None
+    )
+    return FallbackCost(str(function.props.get("name") or function.name), concurrency, memory, cap)
 
 
 def usd(value: float | None) -> str:

@@ -1,14 +1,17 @@
 """The README's parity tables: every Pod Security Standards control and every AWS FSBP control of the
 services the program uses, with the rule that implements it and its enforcement per environment.
 
-Generated from the pack's own citations (policies/rules/standards.py) and policy configs, so the table
-cannot claim a control no rule implements; a test keeps the README's copy current
+Generated from what each rule of the pack declares it implements (policies/modelops_rules) and the policy
+configs, so the table cannot claim a control no rule implements; a test keeps the README's copy current
 (`./run modelops parity` prints it).
 """
 
 from __future__ import annotations
 
-from .check import POLICIES_DIR, load_policy_config, resolve, rule_standards
+from modelops_rules import RULES
+from modelops_rules.standards import NOT_APPLICABLE
+
+from .check import POLICIES_DIR, load_policy_config, resolve
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 PSS_CONTROLS = {
@@ -44,16 +47,11 @@ def _levels() -> dict[str, dict[str, str]]:
     return {rule: {env: resolved[env][rule][0] for env in ENVIRONMENTS} for rule in rule_ids}
 
 
-def _rules_for(standards, standard: str, control: str) -> list[str]:
-    return sorted(
-        rule
-        for rule, cites in standards.CITATIONS.items()
-        if any(c.standard == standard and c.control == control for c in cites)
-    )
+def _rules_for(standard: str, control: str) -> list[str]:
+    return sorted(r.id for r in RULES if any(c.standard == standard and c.control == control for c in r.implements))
 
 
 def parity_markdown() -> str:
-    standards = rule_standards()
     levels = _levels()
 
     def enforcement(rules: list[str]) -> str:
@@ -62,7 +60,7 @@ def parity_markdown() -> str:
     lines = ["| profile | control | rule | dev / staging / prod |", "| --- | --- | --- | --- |"]
     for profile, controls in PSS_CONTROLS.items():
         for control in controls:
-            rules = _rules_for(standards, f"PSS {profile}", control)
+            rules = _rules_for(f"PSS {profile}", control)
             lines.append(
                 f"| {profile} | {control} | {', '.join(f'`{r}`' for r in rules) or '**none**'} | "
                 f"{enforcement(rules)} |"
@@ -77,12 +75,12 @@ def parity_markdown() -> str:
     ]
     aws = {
         (c.standard, c.control): c
-        for cites in standards.CITATIONS.values()
-        for c in cites
+        for rule in RULES
+        for c in rule.implements
         if c.standard in ("AWS FSBP", "Security Hub")
     }
-    aws.update({(c.standard, c.control): c for c, _ in standards.NOT_APPLICABLE})
-    reasons = {(c.standard, c.control): why for c, why in standards.NOT_APPLICABLE}
+    aws.update({(c.standard, c.control): c for c, _ in NOT_APPLICABLE})
+    reasons = {(c.standard, c.control): why for c, why in NOT_APPLICABLE}
 
     def order(key: tuple[str, str]) -> tuple[str, int, str]:
         service, number = key[1].split(".")
@@ -94,6 +92,6 @@ def parity_markdown() -> str:
         if key in reasons:
             lines.append(f"| {name} | not applicable: {reasons[key]} | |")
         else:
-            rules = _rules_for(standards, *key)
+            rules = _rules_for(*key)
             lines.append(f"| {name} | {', '.join(f'`{r}`' for r in rules)} | {enforcement(rules)} |")
     return "\n".join(lines) + "\n"

@@ -12,7 +12,7 @@ what the Pulumi CLI's reader refuses (github.com/pulumi/pulumi pkg/resource/plug
 Go's encoding/json into a map, each value a string or an object, `enforcementLevel` a string) and what Python's
 `json` would let through but Go's does not (NaN, Infinity, numbers beyond float64 such as 1e400) or takes
 silently (a duplicate key: both keep the last). The settings are then validated against the pack's own schema
-(offline/check.py `resolve`, the schema of policies/rules/framework.py `Rule.config_schema`).
+(offline/check.py `resolve`, the schema of policies/modelops_rules/framework.py `Rule.config_schema`).
 """
 
 from __future__ import annotations

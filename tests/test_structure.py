@@ -10,7 +10,7 @@ PACKAGES = {
     "components": ROOT / "components",
     "composition": ROOT / "composition",
     "offline": ROOT / "offline",
-    "rules": ROOT / "policies" / "rules",
+    "modelops_rules": ROOT / "policies" / "modelops_rules",
 }
 
 

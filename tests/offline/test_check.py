@@ -279,12 +279,8 @@ def test_check_work_grows_linearly_with_workloads(monkeypatch):
     re-derived the autoscalers once per workload: 1,000 workloads took 71 s where 100 took 2 (issue #26,
     class 10). Counted in selector matches and namespace reads, which a quadratic rule multiplies by 16 when
     the stack grows 4 times; wall time on shared cores is too noisy to assert on."""
-    import importlib
+    from modelops_rules import k8s_stack
 
-    from offline.check import policy_rules
-
-    policy_rules()  # puts the pack's `rules` package on the path, as check does
-    k8s_stack = importlib.import_module("rules.k8s_stack")
     config = json.loads((ROOT / "policies" / "config" / "prod.json").read_text())
     calls = {"n": 0}
 

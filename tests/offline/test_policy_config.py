@@ -7,7 +7,7 @@ and numbers beyond float64 such as 1e400 are refused, a duplicate key silently k
 is refused); each value must be a string (an enforcement level) or an object whose `enforcementLevel` is a
 string ("must be a string or object"); the reconciled settings (schema defaults, then the file) are validated
 with gojsonschema against each policy's config schema, whose `pattern`s are Go regexps. So one schema
-(policies/rules/framework.py `Rule.config_schema`) decides for the CLI and for `modelops check`/`policy-config`;
+(policies/modelops_rules/framework.py `Rule.config_schema`) decides for the CLI and for `modelops check`/`policy-config`;
 offline is stricter where Go is silent (duplicate keys, unknown settings, an empty file).
 """
 
@@ -24,9 +24,10 @@ import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from modelops_rules import RULES, framework
 
 from offline import check
-from offline.check import policy_rules, resolve
+from offline.check import resolve
 from offline.cli import main
 from offline.policy_config import MAX_BYTES, PolicyConfigError, read
 from tests.conftest import ROOT
@@ -49,8 +50,7 @@ def _check(config_text: str | bytes, tmp_path: Path, capsys) -> tuple[int, str]:
 
 def _schema_refuses(rule_id: str, settings_: dict[str, Any]) -> bool:
     """Whether the schema the pack registers (and the CLI validates with) refuses these settings."""
-    rules, _, framework = policy_rules()
-    rule = next(r for r in rules if r.id == rule_id)
+    rule = next(r for r in RULES if r.id == rule_id)
     schema = {"type": "object", "properties": rule.config_schema()}  # as the CLI's convertSchema builds it
     return not jsonschema.Draft7Validator(schema).is_valid(framework.rule_settings(rule, settings_))
 
@@ -85,8 +85,7 @@ def test_a_prefix_the_schema_accepts_admits_no_sibling(prefix):
     `evil/…` glued to its last component are never admitted, while an image under it is."""
     if _schema_refuses("k8s-allowed-registries", {"registries": [prefix]}):
         return
-    rules, _, _ = policy_rules()
-    rule = next(r for r in rules if r.id == "k8s-allowed-registries")
+    rule = next(r for r in RULES if r.id == "k8s-allowed-registries")
 
     def admitted(image: str) -> bool:
         pod = {"spec": {"containers": [{"name": "c", "image": image}]}}
@@ -190,7 +189,6 @@ def test_an_exemption_without_a_namespace_stands_only_where_none_exists(tmp_path
             json.dumps({"k8s-probes": {"exemptions": [{"kind": kind, "name": "x", "reason": "r"}]}}), tmp_path, capsys
         )
         assert code == 0, (kind, err)
-    _, _, framework = policy_rules()
     bare = {"exemptions": [{"kind": "Deployment", "name": "chat", "reason": "r"}]}
     assert framework.is_exempt(bare, "Deployment", None, "chat") is None
     assert framework.is_exempt(bare, "Deployment", "models", "chat") is None
@@ -248,7 +246,6 @@ def test_what_is_not_a_file_is_refused_unread(tmp_path, capsys):
 @pytest.fixture
 def policies_dir(tmp_path, monkeypatch) -> Path:
     """A policies/config directory of its own for `policy-config --write`, holding dev.json as committed."""
-    policy_rules()  # the pack's rules imported from the real directory before it is moved
     config_dir = tmp_path / "policies" / "config"
     config_dir.mkdir(parents=True)
     (config_dir / "dev.json").write_text(json.dumps(DEV, indent=2) + "\n")
@@ -338,10 +335,9 @@ def test_a_hand_written_entry_for_another_namespace_survives_the_merge(policies_
 def test_every_setting_of_every_rule_is_narrowed_on_purpose():
     """A new setting gets a SETTING_CONSTRAINTS entry (empty only when its type says all), so no allowlist or
     budget is left as wide as `string` or `number`."""
-    rules, _, framework = policy_rules()
-    declared = {name for rule in rules for name in rule.settings}
+    declared = {name for rule in RULES for name in rule.settings}
     assert declared == set(framework.SETTING_CONSTRAINTS)
-    for rule in rules:
+    for rule in RULES:
         for name, schema in rule.config_schema().items():
             if schema.get("type") in ("number", "integer"):
                 assert "minimum" in schema, (rule.id, name)
@@ -360,7 +356,6 @@ def test_a_linked_config_directory_in_the_checkout_is_refused(tmp_path, monkeypa
     """A checkout can carry `policies/config -> /somewhere`: `policy-config --write` would write the stack's
     config there. The path is the checkout's own, so a link on the way inside the checkout is refused from whichever
     directory the command runs (from outside it, it once wrote through: an independent review); nothing lands."""
-    policy_rules()
     work = tmp_path / "checkout"
     (work / "policies").mkdir(parents=True)
     victim = tmp_path / "victim"

@@ -153,7 +153,7 @@ def test_wide_managed_policies_are_refused_by_every_attachment_type(type_, input
 
 def test_every_attachment_type_of_the_locked_provider_is_judged():
     """The attachment resource types pulumi-aws itself defines (read from the locked package), each judged."""
-    from rules.aws import ATTACHMENT_TYPES, IAM_POLICY_TYPES
+    from modelops_rules.aws import ATTACHMENT_TYPES, IAM_POLICY_TYPES
 
     tokens = set()
     for module in PULUMI_AWS_IAM.glob("*.py"):

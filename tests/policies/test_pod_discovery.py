@@ -1,6 +1,6 @@
 """Issue #26, class 3: pods the pack must judge wherever Kubernetes and the serving operators keep them.
 
-Every pod rule reads pods through one discovery (policies/rules/pods.py). These tests put a pod spec that
+Every pod rule reads pods through one discovery (policies/modelops_rules/pods.py). These tests put a pod spec that
 breaks one rule at every place a pod spec can live, generated with Hypothesis, and assert that the rule sees
 it there, and that the same spec without the breakage passes. The places, as each upstream API defines them:
 
@@ -29,9 +29,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from modelops_rules import RULES
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from offline.check import policy_rules
 from offline.plan import UNKNOWN
 from tests.policies.test_rules import IMAGE, compliant
 
@@ -176,8 +176,7 @@ JOB_KINDS = {"Job", "CronJob", "CronJobPatch"}  # k8s-probes does not ask a run-
 
 
 def rules_by_id() -> dict[str, Any]:
-    rules, _, _ = policy_rules()
-    return {r.id: r for r in rules}
+    return {r.id: r for r in RULES}
 
 
 def violations(rule_id: str, type_: str, inputs: dict) -> list[str]:
@@ -273,7 +272,7 @@ def test_an_unknown_object_that_may_hide_a_pod_is_not_evaluated_never_passed():
 def test_a_custom_resource_too_deep_or_too_large_to_search_is_refused_never_passed():
     """A pod spec past the search's limits would go unread: the resource is malformed (offline exit 2), not clean.
     And `status` is skipped only at the top: a pod spec under `spec.status` is still a pod spec."""
-    from rules.pods import MAX_DEPTH, MAX_NODES, TooLargeToJudge
+    from modelops_rules.pods import MAX_DEPTH, MAX_NODES, TooLargeToJudge
 
     broken = good_pod()
     BREAKS["k8s-no-privileged"](broken)
@@ -288,7 +287,7 @@ def test_a_custom_resource_too_deep_or_too_large_to_search_is_refused_never_pass
 
 
 def test_objects_that_run_no_pods_have_no_pod_sites():
-    from rules.pods import pod_sites
+    from modelops_rules.pods import pod_sites
 
     for type_, _, inputs in compliant():
         if "karpenter" in type_:  # a NodePool's spec.template.spec is a node's, not a pod's

@@ -361,8 +361,8 @@ def test_secret_env_names_run_together(name, secret, tmp_path):
 
 def test_kubernetes_own_kinds_have_one_pod_site_at_their_template():
     """A Deployment has one pod spec, at spec.template.spec; a Service, a NodePool or an EC2NodeClass none."""
+    from modelops_rules.pods import pod_sites
     from pulumi_policy.proxy import unknown_checking_proxy
-    from rules.pods import pod_sites
 
     for type_, _, inputs in compliant():
         sites = pod_sites(type_, unknown_checking_proxy(json.loads(json.dumps(inputs))))
@@ -408,6 +408,6 @@ SECRET_WORDS = ["password", "passwd", "passphrase", "token", "secret", "credenti
 @settings(max_examples=300, deadline=None)
 def test_a_secret_word_at_the_end_is_a_secret_however_it_is_joined(before, word, separator, case):
     """DB_PASSWORD, dbpassword, Db.Password, OPENAI-APIKEY: the separator (or none) and the case change nothing."""
-    from rules.k8s_workloads import is_secret_name
+    from modelops_rules.k8s_workloads import is_secret_name
 
     assert is_secret_name(separator.join(case(w) for w in [*before, word]))

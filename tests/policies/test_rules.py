@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modelops_rules import RULES, adapters
 
-from offline.check import policy_rules, run_checks
+from offline.check import run_checks
 from offline.plan import UNKNOWN, load_plan
 from tests.conftest import UPSTREAM
 
@@ -471,8 +472,7 @@ def test_the_compliant_stack_passes_every_rule(tmp_path):
 def test_every_catalogue_rule_has_a_case():
     catalogue = set(re.findall(r"^\| ([a-z0-9-]+)(?: \(stack\))? \|", (UPSTREAM / "POLICY_RULES.md").read_text(), re.M))
     catalogue -= {"id", "---"}
-    rules, _, _ = policy_rules()
-    ids = {r.id for r in rules}
+    ids = {r.id for r in RULES}
     assert catalogue <= ids and ids == set(CASES)
     # rules beyond the catalogue are listed in the README with what they implement
     readme = (UPSTREAM.parent.parent / "README.md").read_text()
@@ -539,8 +539,9 @@ def test_only_build_cache_tags_may_move(mutability, filters, passes, tmp_path):
 
 
 def test_the_pack_and_the_program_agree_on_the_cache_tags():
+    from modelops_rules.aws import CACHE_TAG_PREFIX as ALLOWED
+
     from components.model_image import CACHE_TAG_PREFIX
-    from policies.rules.aws import CACHE_TAG_PREFIX as ALLOWED
 
     assert CACHE_TAG_PREFIX == ALLOWED
 
@@ -696,8 +697,7 @@ def test_pack_validators_report_through_the_cli_callback(monkeypatch):
     """The adapters the pack registers report the same violations the offline check finds."""
     from pulumi_policy.proxy import unknown_checking_proxy
 
-    rules, adapters, _ = policy_rules()
-    rule = next(r for r in rules if r.id == "lambda-url-iam")
+    rule = next(r for r in RULES if r.id == "lambda-url-iam")
     reported = []
 
     from pulumi_policy import ResourceValidationArgs
@@ -724,6 +724,10 @@ def test_the_pack_project_files_are_a_normal_policy_pack():
     assert pack["runtime"]["name"] == "python" and pack["version"]
     requirements = (POLICIES_DIR / "requirements.txt").read_text()
     assert "pulumi-policy" in requirements
+    # every line is hashed, and pip refuses a local directory in hash-checking mode: the pack imports its rules
+    # from its own directory instead (policies/requirements.in)
+    assert not [line for line in requirements.splitlines() if line.startswith((".", "/", "-e", "file:"))]
+    assert (POLICIES_DIR / "modelops_rules" / "__init__.py").is_file()
     source = "\n".join(p.read_text() for p in (POLICIES_DIR).rglob("*.py"))
     assert "import components" not in source and "from components" not in source
     assert "import offline" not in source and "from offline" not in source
@@ -1141,8 +1145,9 @@ def test_gpu_pools_carry_exactly_the_taint_gpu_pods_tolerate(taint, passes, tmp_
 
 
 def test_the_pack_and_the_program_agree_on_the_gpu_taint():
+    from modelops_rules.gpu import GPU_TAINT
+
     from components.common import GPU_TAINT as EMITTED
-    from policies.rules.gpu import GPU_TAINT
 
     assert EMITTED == GPU_TAINT
 
@@ -1168,14 +1173,11 @@ def test_secret_values_are_not_evaluated_offline_never_passed(resource, mutate, 
 
 
 def test_every_rule_cites_what_it_implements_and_the_readme_tables_are_current():
-    from offline.check import rule_standards
     from offline.parity import PSS_CONTROLS, parity_markdown
 
-    standards = rule_standards()
-    rules, _, _ = policy_rules()
-    assert {r.id for r in rules} == set(standards.CITATIONS)
-    for rule in rules:
-        assert standards.help_uri(rule.id).startswith("https://"), rule.id
+    for rule in RULES:
+        assert rule.implements and rule.help_uri.startswith("https://"), rule.id
+        assert rule.cited_description.startswith(rule.description + " Implements: "), rule.id
     table = parity_markdown()
     # every PSS control of both profiles has a rule (none says **none**)
     assert "**none**" not in table
@@ -1185,6 +1187,16 @@ def test_every_rule_cites_what_it_implements_and_the_readme_tables_are_current()
         "<!-- parity:end -->"
     )[0]
     assert block == table, "README parity tables are stale: ./run modelops parity, and paste"
+
+
+def test_a_rule_is_declared_with_what_it_implements():
+    """Citations are registered with the rule, not looked up by id: a rule that names none is refused."""
+    from modelops_rules import framework
+
+    declared = list(framework.RULES)
+    with pytest.raises(ValueError, match="x-uncited: a rule names the published controls it implements"):
+        framework.resource_rule("x-uncited", "Checks nothing.", implements=())(lambda *_: iter(()))
+    assert declared == framework.RULES
 
 
 def test_sarif_names_each_rules_control_and_fingerprints_findings(tmp_path):
@@ -1434,12 +1446,13 @@ def test_keda_idle_replicas_and_statefulsets_scale_to_zero_too(tmp_path):
 def test_the_pack_reads_promql_as_the_schema_does():
     """The pack runs without the components (its own environment): its PromQL and cron readers are copies of
     the components' (byte for byte), and its server-only prefixes are the runtime presets'."""
+    from modelops_rules.k8s_stack import SERVER_METRIC_PREFIXES
+
     from components.config import SERVER_METRIC_PREFIXES as SCHEMA_PREFIXES
-    from policies.rules.k8s_stack import SERVER_METRIC_PREFIXES
 
     root = Path(__file__).resolve().parents[2]
     for shared in ("promql.py", "cron.py"):
-        assert (root / "policies/rules" / shared).read_bytes() == (root / "components" / shared).read_bytes()
+        assert (root / "policies/modelops_rules" / shared).read_bytes() == (root / "components" / shared).read_bytes()
     assert set(SERVER_METRIC_PREFIXES) == set(SCHEMA_PREFIXES)
 
 

@@ -244,39 +244,45 @@ def _searched_sites(props: Mapping[str, Any]) -> list[PodSite]:
     list may hide one: any unknown raises (the rule is then not evaluated, never passed): the Python SDK sends
     every unknown as the string marker (pulumi/runtime/rpc.py UNKNOWN), so an unknown scalar cannot be told from
     an unknown object. Past MAX_DEPTH or MAX_NODES the resource is TooLargeToJudge."""
-    found: list[PodSite] = []
-    budget = [MAX_NODES]
+    search = _Search()
     for key in ("spec", "template"):
         if key in list(props):
-            _search(_get(props, key), key, 0, found, budget)
-    return found
+            search.visit(_get(props, key), key, 0)
+    return search.found
 
 
 def _get(container: Any, key: Any) -> Any:
     return container[key]  # an unknown raises UnknownValueError: not evaluated
 
 
-def _search(value: Any, path: str, depth: int, found: list[PodSite], budget: list[int], parent: Any = None) -> None:
-    budget[0] -= 1
-    if depth > MAX_DEPTH or budget[0] < 0:
-        raise TooLargeToJudge(
-            f"{path}: nested deeper than {MAX_DEPTH} levels or larger than {MAX_NODES} values: a pod spec there "
-            "would go unread, so the resource is refused"
-        )
-    if isinstance(value, Mapping):
-        keys = list(value)
-        if "containers" in keys:
-            # a pod spec under a template's `spec`: the template's metadata (labels, annotations) is the pods'
-            template = parent if path.endswith(".spec") and isinstance(parent, Mapping) else {}
-            meta = _get(template, "metadata") if "metadata" in list(template) else None
-            # and a pod spec carrying its own `labels`/`annotations` (KServe's ServingRuntimePodSpec) is read too
-            found.append(PodSite(path, value, False, (as_map(meta), value)))
-        for key in keys:
-            if key not in _SKIPPED_KEYS:
-                _search(_get(value, key), f"{path}.{key}", depth + 1, found, budget, value)
-    elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        for i in range(len(value)):
-            _search(_get(value, i), f"{path}[{i}]", depth + 1, found, budget, value)
+@dataclass
+class _Search:
+    """One resource's search: the pod specs found so far, and how many more values it may read."""
+
+    found: list[PodSite] = field(default_factory=list)
+    budget: int = MAX_NODES
+
+    def visit(self, value: Any, path: str, depth: int, parent: Any = None) -> None:
+        self.budget -= 1
+        if depth > MAX_DEPTH or self.budget < 0:
+            raise TooLargeToJudge(
+                f"{path}: nested deeper than {MAX_DEPTH} levels or larger than {MAX_NODES} values: a pod spec there "
+                "would go unread, so the resource is refused"
+            )
+        if isinstance(value, Mapping):
+            keys = list(value)
+            if "containers" in keys:
+                # a pod spec under a template's `spec`: the template's metadata (labels, annotations) is the pods'
+                template = parent if path.endswith(".spec") and isinstance(parent, Mapping) else {}
+                meta = _get(template, "metadata") if "metadata" in list(template) else None
+                # and a pod spec carrying its own `labels`/`annotations` (KServe's ServingRuntimePodSpec) is read too
+                self.found.append(PodSite(path, value, False, (as_map(meta), value)))
+            for key in keys:
+                if key not in _SKIPPED_KEYS:
+                    self.visit(_get(value, key), f"{path}.{key}", depth + 1, value)
+        elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
+            for i in range(len(value)):
+                self.visit(_get(value, i), f"{path}[{i}]", depth + 1, value)
 
 
 # ---- the discovery ----

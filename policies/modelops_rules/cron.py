@@ -2,7 +2,7 @@
 day of month, month, day of week; `*`, `?`, `a-b`, `/n`, lists, month and weekday names): what it refuses, and
 expressions that never fire (February 30th). A model at zero whose hours never begin never wakes.
 
-The policy pack runs without the components (its own environment): policies/rules/cron.py is a copy of this
+The policy pack runs without the components (its own environment): policies/modelops_rules/cron.py is a copy of this
 file, held identical by a test.
 """
 

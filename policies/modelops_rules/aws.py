@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .framework import StackResource, is_full_digest, resource_rule, split_image, stack_rule
+from .standards import doc, fsbp
 from .values import as_list, as_map
 
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
@@ -72,7 +73,7 @@ CACHE_TAG_PREFIX = "buildcache-"
 workload or function runs (the program's ModelImage keeps them there; a test holds the two equal)."""
 
 
-@resource_rule("ecr-immutable-tags", "ECR repositories must have immutable tags.")
+@resource_rule("ecr-immutable-tags", "ECR repositories must have immutable tags.", implements=(fsbp("ECR.2"),))
 def ecr_immutable_tags(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if resource_type != ECR_REPOSITORY:
         return
@@ -92,7 +93,7 @@ def ecr_immutable_tags(resource_type: str, props: Mapping[str, Any], settings: d
         )
 
 
-@resource_rule("ecr-scan-on-push", "ECR repositories must scan images on push.")
+@resource_rule("ecr-scan-on-push", "ECR repositories must scan images on push.", implements=(fsbp("ECR.1"),))
 def ecr_scan_on_push(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if (
         resource_type == ECR_REPOSITORY
@@ -101,7 +102,17 @@ def ecr_scan_on_push(resource_type: str, props: Mapping[str, Any], settings: dic
         yield "imageScanningConfiguration.scanOnPush is not true; set it"
 
 
-@resource_rule("ecr-not-public", "ECR repository policies must not grant Principal '*'.")
+@resource_rule(
+    "ecr-not-public",
+    "ECR repository policies must not grant Principal '*'.",
+    implements=(
+        doc(
+            "Amazon ECR",
+            "repository policies",
+            "https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-policies.html",
+        ),
+    ),
+)
 def ecr_not_public(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if resource_type != ECR_POLICY:
         return
@@ -114,7 +125,14 @@ def ecr_not_public(resource_type: str, props: Mapping[str, Any], settings: dict)
             yield "policy grants Principal '*'; name the accounts or roles that may pull"
 
 
-@resource_rule("lambda-url-iam", "Lambda function URLs must use AWS_IAM auth and no wildcard CORS origin.")
+@resource_rule(
+    "lambda-url-iam",
+    "Lambda function URLs must use AWS_IAM auth and no wildcard CORS origin.",
+    implements=(
+        fsbp("Lambda.1"),
+        doc("AWS Lambda", "function URL auth", "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"),
+    ),
+)
 def lambda_url_iam(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if resource_type != "aws:lambda/functionUrl:FunctionUrl":
         return
@@ -124,7 +142,9 @@ def lambda_url_iam(resource_type: str, props: Mapping[str, Any], settings: dict)
         yield "cors.allowOrigins contains '*'; list the origins that may call the model"
 
 
-@resource_rule("lambda-permission-scoped", "Lambda permissions must name a principal and a source.")
+@resource_rule(
+    "lambda-permission-scoped", "Lambda permissions must name a principal and a source.", implements=(fsbp("Lambda.1"),)
+)
 def lambda_permission_scoped(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if resource_type != "aws:lambda/permission:Permission":
         return
@@ -145,6 +165,9 @@ def lambda_permission_scoped(resource_type: str, props: Mapping[str, Any], setti
             "description": "ECR prefixes the stack's functions may run from.",
         }
     },
+    implements=(
+        doc("AWS Lambda", "container images", "https://docs.aws.amazon.com/lambda/latest/dg/images-create.html"),
+    ),
 )
 def lambda_image_pinned(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if resource_type != LAMBDA_FUNCTION or props.get("packageType") != "Image":
@@ -161,7 +184,7 @@ def lambda_image_pinned(resource_type: str, props: Mapping[str, Any], settings: 
         yield f"imageUri {image} names both a tag and a digest, which Lambda refuses; use repo@sha256:…"
 
 
-@stack_rule("ecr-lifecycle-policy", "ECR repositories must have a lifecycle policy.")
+@stack_rule("ecr-lifecycle-policy", "ECR repositories must have a lifecycle policy.", implements=(fsbp("ECR.3"),))
 def ecr_lifecycle_policy(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
     governed = {r.props.get("repository") for r in resources if r.type == ECR_LIFECYCLE}
     for repository in resources:
@@ -175,7 +198,9 @@ def ecr_lifecycle_policy(resources: list[StackResource], settings: dict) -> Iter
             )
 
 
-@resource_rule("lambda-tracing", "Functions must have active X-Ray tracing.")
+@resource_rule(
+    "lambda-tracing", "Functions must have active X-Ray tracing.", implements=(fsbp("Lambda.7", "Security Hub"),)
+)
 def lambda_tracing(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if resource_type == LAMBDA_FUNCTION and as_map(props.get("tracingConfig")).get("mode") != "Active":
         yield "tracingConfig.mode is not Active; a failing fallback leaves no trace of where it failed; set Active"
@@ -184,7 +209,18 @@ def lambda_tracing(resource_type: str, props: Mapping[str, Any], settings: dict)
 CLOUDWATCH_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 
-@resource_rule("cloudwatch-alarm-actions", "CloudWatch alarms must notify someone when they fire.")
+@resource_rule(
+    "cloudwatch-alarm-actions",
+    "CloudWatch alarms must notify someone when they fire.",
+    implements=(
+        fsbp("CloudWatch.15", "Security Hub"),
+        doc(
+            "AWS Config",
+            "cloudwatch-alarm-action-check",
+            "https://docs.aws.amazon.com/config/latest/developerguide/cloudwatch-alarm-action-check.html",
+        ),
+    ),
+)
 def cloudwatch_alarm_actions(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if resource_type != CLOUDWATCH_ALARM:
         return
@@ -197,7 +233,17 @@ def cloudwatch_alarm_actions(resource_type: str, props: Mapping[str, Any], setti
         )
 
 
-@resource_rule("lambda-concurrency-cap", "Fallback functions must reserve (and so cap) their concurrency.")
+@resource_rule(
+    "lambda-concurrency-cap",
+    "Fallback functions must reserve (and so cap) their concurrency.",
+    implements=(
+        doc(
+            "AWS Lambda",
+            "reserved concurrency",
+            "https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html",
+        ),
+    ),
+)
 def lambda_concurrency_cap(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if resource_type == LAMBDA_FUNCTION and props.get("reservedConcurrentExecutions") in (None, -1):
         yield "reservedConcurrentExecutions is not set; a runaway fallback is a runaway bill; set a cap"
@@ -269,6 +315,7 @@ def _managed_arns(resource_type: str, props: Mapping[str, Any]) -> Iterator[tupl
     "IAM policies must not allow Action '*', a service's every action ('s3:*'), NotAction or NotResource, nor "
     "data reads or writes on every resource, nor iam:PassRole on any role without a condition; nor attach a wide "
     "AWS managed policy.",
+    implements=(fsbp("IAM.1"), fsbp("IAM.21")),
 )
 def iam_no_wildcard(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for where, arn in _managed_arns(resource_type, props):
@@ -397,30 +444,48 @@ def is_wide_resource(resource: str) -> bool:
 
 def _statement_findings(i: int, statement: Mapping[str, Any]) -> Iterator[str]:
     """What a statement allows too widely (Security Hub IAM.1: Action '*'; IAM.21: `service:*`, whatever the
-    resource: https://docs.aws.amazon.com/securityhub/latest/userguide/iam-controls.html#iam-21)."""
+    resource: https://docs.aws.amazon.com/securityhub/latest/userguide/iam-controls.html#iam-21): the widest
+    grant only, since narrowing it changes what else the statement allows."""
     if statement.get("Effect", "Allow") != "Allow":
         return
-    if "NotAction" in list(statement):
-        yield f"Statement[{i}] allows NotAction: every action but those listed; list the actions allowed instead"
-        return
-    if "NotResource" in list(statement):
-        yield f"Statement[{i}] allows on NotResource: every resource but those listed; list the resources instead"
+    negated = _negated_grant(statement)
+    if negated:
+        yield f"Statement[{i}] {negated}"
         return
     actions = [str(a).strip().lower() for a in _listed(statement.get("Action"))]
     every_resource = any(is_wide_resource(str(r)) for r in _listed(statement.get("Resource")))
+    every_action = _every_action_grant(actions)
+    if every_action:
+        yield f"Statement[{i}] {every_action}"
+    elif every_resource:
+        yield from (f"Statement[{i}] {m}" for m in _every_resource_grants(statement, actions))
+
+
+def _negated_grant(statement: Mapping[str, Any]) -> str | None:
+    keys = list(statement)
+    if "NotAction" in keys:
+        return "allows NotAction: every action but those listed; list the actions allowed instead"
+    if "NotResource" in keys:
+        return "allows on NotResource: every resource but those listed; list the resources instead"
+    return None
+
+
+def _every_action_grant(actions: list[str]) -> str | None:
     if any(a in ("*", "*:*") or a.startswith("*") for a in actions):
-        yield f"Statement[{i}] allows Action '*'; list the actions the workload needs"
-        return
+        return "allows Action '*'; list the actions the workload needs"
     # IAM's `*` matches any run of characters and `?` one: `s3:**`, `s3:?*` and `s3:*?` are `s3:*` too
     service_wide = [a for a in actions if _every_action(a.split(":", 1)[-1])]
     if service_wide:
-        yield f"Statement[{i}] allows every action of {service_wide}; list the actions the workload needs"
-        return
-    if not every_resource:
-        return
+        return f"allows every action of {service_wide}; list the actions the workload needs"
+    return None
+
+
+def _every_resource_grants(statement: Mapping[str, Any], actions: list[str]) -> Iterator[str]:
+    """What a statement whose resource is every resource of a kind allows: data reads or writes (then nothing
+    more is said), other writes, and iam:PassRole without a narrowing condition."""
     data = [a for a in actions if _covers_data_action(a)]
     if data:
-        yield f"Statement[{i}] allows {data} on every resource of their kind; name the buckets, keys or roles"
+        yield f"allows {data} on every resource of their kind; name the buckets, keys or roles"
         return
     writes = [
         a
@@ -428,12 +493,12 @@ def _statement_findings(i: int, statement: Mapping[str, Any]) -> Iterator[str]:
         if a != "iam:passrole" and not a.split(":", 1)[-1].startswith(tuple(v.lower() for v in _READ_VERBS))
     ]
     if writes:
-        yield f"Statement[{i}] allows write actions {writes} on every resource; name the resources"
+        yield f"allows write actions {writes} on every resource; name the resources"
     # PassRole on any role hands the caller every role of the account to give a service; a Condition
     # (iam:PassedToService) narrows it (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html)
     if "iam:passrole" in actions and not _narrows_pass_role(statement):
         yield (
-            f"Statement[{i}] allows iam:PassRole on every role without an iam:PassedToService or "
+            "allows iam:PassRole on every role without an iam:PassedToService or "
             "iam:AssociatedResourceArn condition; name the roles"
         )
 
@@ -500,7 +565,11 @@ _DATA_EXAMPLES = (
 )
 
 
-@stack_rule("s3-model-bucket-private", "Model buckets must block all public access and grant no Principal '*'.")
+@stack_rule(
+    "s3-model-bucket-private",
+    "Model buckets must block all public access and grant no Principal '*'.",
+    implements=(fsbp("S3.2"), fsbp("S3.3"), fsbp("S3.8")),
+)
 def s3_model_bucket_private(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
     blocks = [r for r in resources if r.type == "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]
     flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 from .framework import StackResource, gpu_count, is_gpu_resource, object_name, resource_rule, stack_rule
 from .k8s_stack import replicas_range
 from .pods import PodSite, describe, pod_sites, qualified_kind, workload_containers
+from .standards import K8S_GPUS, KARPENTER_NODECLASSES, KARPENTER_NODEPOOLS, doc, fsbp
 from .values import as_list, as_map, dig, k8s_kind
 
 NODE_POOL = "NodePool.karpenter.sh"
@@ -37,7 +38,8 @@ def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
     return operator == "Equal" and key == taint["key"] and (toleration.get("value") or "") == taint["value"]
 
 
-CATALOGUE = Path(__file__).resolve().parent.parent / "data" / "gpu_instances.json"
+CATALOGUE = Path(__file__).resolve().parent / "data" / "gpu_instances.json"
+"""The components' GPU catalogue, through a link that travels with this package (the pack never imports them)."""
 
 
 @cache
@@ -90,27 +92,38 @@ def admits_gpus(props: Mapping[str, Any]) -> bool:
 
 
 def _excludes_gpus(key: str, op: str, values: list[str]) -> bool:
-    if key == "node.kubernetes.io/instance-type":
-        gpu = [v for v in values if _is_gpu_family(v.split(".", 1)[0])]
-        return (op == "In" and not gpu) or op == "DoesNotExist"
-    if key == "karpenter.k8s.aws/instance-family":
-        gpu = [v for v in values if _is_gpu_family(v)]
-        return (op == "In" and not gpu) or op == "DoesNotExist"
-    if key == "karpenter.k8s.aws/instance-category":
-        if op == "In":
-            return not {"g", "p"} & set(values)
-        if op == "NotIn":
-            return {"g", "p"} <= set(values)
-        return op == "DoesNotExist"
-    if key == "karpenter.k8s.aws/instance-gpu-count":
-        if op == "In":
-            return all(v == "0" for v in values)
-        if op == "Lt":
-            return bool(values) and values[0].isdigit() and int(values[0]) <= 1
-        return op == "DoesNotExist"
-    if key in _GPU_KEYS:
-        return op == "DoesNotExist"
-    return False
+    """Whether one NodePool requirement leaves no GPU instance type."""
+    if key in _GPU_EXCLUDING:
+        return _GPU_EXCLUDING[key](op, values)
+    return key in _GPU_KEYS and op == "DoesNotExist"
+
+
+def _types_exclude_gpus(op: str, values: list[str]) -> bool:
+    return (op == "In" and not any(_is_gpu_family(v.split(".", 1)[0]) for v in values)) or op == "DoesNotExist"
+
+
+def _families_exclude_gpus(op: str, values: list[str]) -> bool:
+    return (op == "In" and not any(_is_gpu_family(v) for v in values)) or op == "DoesNotExist"
+
+
+def _categories_exclude_gpus(op: str, values: list[str]) -> bool:
+    gpu_categories = {"g", "p"} & set(values)
+    return {"In": not gpu_categories, "NotIn": gpu_categories == {"g", "p"}, "DoesNotExist": True}.get(op, False)
+
+
+def _gpu_counts_exclude_gpus(op: str, values: list[str]) -> bool:
+    if op == "Lt":
+        return bool(values) and values[0].isdigit() and int(values[0]) <= 1
+    return {"In": all(v == "0" for v in values), "DoesNotExist": True}.get(op, False)
+
+
+_GPU_EXCLUDING: dict[str, Callable[[str, list[str]], bool]] = {
+    "node.kubernetes.io/instance-type": _types_exclude_gpus,
+    "karpenter.k8s.aws/instance-family": _families_exclude_gpus,
+    "karpenter.k8s.aws/instance-category": _categories_exclude_gpus,
+    "karpenter.k8s.aws/instance-gpu-count": _gpu_counts_exclude_gpus,
+}
+"""Per requirement key Karpenter selects instance types by, whether an operator and values leave no GPU type."""
 
 
 def pool_instance_types(props: Mapping[str, Any]) -> list[str]:
@@ -212,7 +225,11 @@ def workload_pool(props: Mapping[str, Any], resource_type: str, pools: list[Stac
     return found[0] if found else None
 
 
-@resource_rule("gpu-limits-match-requests", "GPU requests must equal GPU limits.")
+@resource_rule(
+    "gpu-limits-match-requests",
+    "GPU requests must equal GPU limits.",
+    implements=(doc("Kubernetes", "scheduling GPUs", K8S_GPUS),),
+)
 def gpu_limits_match_requests(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):
         requests = as_map(dig(c, "resources", "requests"))
@@ -225,7 +242,17 @@ def gpu_limits_match_requests(resource_type: str, props: Mapping[str, Any], sett
                 )
 
 
-@resource_rule("gpu-scheduling", "GPU pods must tolerate the GPU taint and select a GPU pool.")
+@resource_rule(
+    "gpu-scheduling",
+    "GPU pods must tolerate the GPU taint and select a GPU pool.",
+    implements=(
+        doc(
+            "Kubernetes",
+            "taints and tolerations",
+            "https://kubernetes.io/docs/concepts/scheduling-eviction/taint-and-toleration/",
+        ),
+    ),
+)
 def gpu_scheduling(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for site in pod_sites(resource_type, props):
         if not any(gpu_count(c) for c in site.containers()):
@@ -244,7 +271,17 @@ VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
 (https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/docker-specialized.html)."""
 
 
-@resource_rule("gpu-env-bypass", "Containers without a GPU limit must not set NVIDIA_VISIBLE_DEVICES.")
+@resource_rule(
+    "gpu-env-bypass",
+    "Containers without a GPU limit must not set NVIDIA_VISIBLE_DEVICES.",
+    implements=(
+        doc(
+            "NVIDIA",
+            "container toolkit environment",
+            "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/docker-specialized.html",
+        ),
+    ),
+)
 def gpu_env_bypass(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):
         if gpu_count(c):
@@ -272,14 +309,28 @@ def gpu_env_bypass(resource_type: str, props: Mapping[str, Any], settings: dict)
                 )
 
 
-@resource_rule("gpu-startup-probe", "GPU containers need a startupProbe (model loading outlasts liveness).")
+@resource_rule(
+    "gpu-startup-probe",
+    "GPU containers need a startupProbe (model loading outlasts liveness).",
+    implements=(
+        doc(
+            "Kubernetes",
+            "startup probes",
+            "https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/#startup-probe",
+        ),
+    ),
+)
 def gpu_startup_probe(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props, include_init=False):
         if gpu_count(c) and c.get("startupProbe") is None:
             yield f"{describe(c)}: GPU container without a startupProbe; liveness would kill it mid-load"
 
 
-@stack_rule("gpu-hpa-within-pool", "The GPUs models can scale to must fit their pool's GPU limit.")
+@stack_rule(
+    "gpu-hpa-within-pool",
+    "The GPUs models can scale to must fit their pool's GPU limit.",
+    implements=(doc("Karpenter", "NodePool limits", f"{KARPENTER_NODEPOOLS}#speclimits"),),
+)
 def gpu_hpa_within_pool(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
     pools = gpu_pools(resources)
     demand: dict[str, list[tuple[str, int]]] = {}
@@ -312,6 +363,7 @@ def gpu_hpa_within_pool(resources: list[StackResource], settings: dict) -> Itera
     "karpenter-gpu-limit",
     "GPU NodePools must cap GPUs, within the stack's ceiling.",
     settings={"maxGpusPerPool": {"type": "integer", "default": 64, "description": "The most GPUs one pool may allow."}},
+    implements=(doc("Karpenter", "NodePool limits", f"{KARPENTER_NODEPOOLS}#speclimits"),),
 )
 def karpenter_gpu_limit(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if qualified_kind(resource_type) != NODE_POOL or not admits_gpus(props):
@@ -324,7 +376,11 @@ def karpenter_gpu_limit(resource_type: str, props: Mapping[str, Any], settings: 
         yield f'spec.limits["{GPU_TAINT_KEY}"] is {limit}, above this stack\'s ceiling of {ceiling}'
 
 
-@resource_rule("karpenter-gpu-taint", "GPU NodePools must taint nodes nvidia.com/gpu:NoSchedule.")
+@resource_rule(
+    "karpenter-gpu-taint",
+    "GPU NodePools must taint nodes nvidia.com/gpu:NoSchedule.",
+    implements=(doc("Karpenter", "NodePool taints", f"{KARPENTER_NODEPOOLS}#spectemplatespectaints"),),
+)
 def karpenter_gpu_taint(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if qualified_kind(resource_type) != NODE_POOL or not admits_gpus(props):
         return
@@ -336,7 +392,11 @@ def karpenter_gpu_taint(resource_type: str, props: Mapping[str, Any], settings: 
         )
 
 
-@resource_rule("karpenter-ami-pinned", "EC2NodeClasses must pin their AMIs: a versioned alias or an AMI id.")
+@resource_rule(
+    "karpenter-ami-pinned",
+    "EC2NodeClasses must pin their AMIs: a versioned alias or an AMI id.",
+    implements=(doc("Karpenter", "AMI selector terms (drift)", f"{KARPENTER_NODECLASSES}#specamiselectorterms"),),
+)
 def karpenter_ami_pinned(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     # Karpenter treats a new AMI behind a term that follows releases as drift and replaces every node of the
     # class: each AMI release would roll every GPU node (and restart every model on it) outside any change review.
@@ -379,7 +439,7 @@ def _unpinned(term: Mapping[str, Any]) -> str | None:
     return None
 
 
-@resource_rule("node-imdsv2", "EC2NodeClasses must require IMDSv2 with a hop limit of 1.")
+@resource_rule("node-imdsv2", "EC2NodeClasses must require IMDSv2 with a hop limit of 1.", implements=(fsbp("EC2.8"),))
 def node_imdsv2(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if qualified_kind(resource_type) != EC2_NODE_CLASS:
         return
@@ -392,7 +452,11 @@ def node_imdsv2(resource_type: str, props: Mapping[str, Any], settings: dict) ->
         yield f"spec.metadataOptions.httpPutResponseHopLimit is {hops}; set 1 so pods cannot reach node credentials"
 
 
-@resource_rule("node-disk-encrypted", "EC2NodeClass block devices must be encrypted.")
+@resource_rule(
+    "node-disk-encrypted",
+    "EC2NodeClass block devices must be encrypted.",
+    implements=(doc("Karpenter", "block device mappings", f"{KARPENTER_NODECLASSES}#specblockdevicemappings"),),
+)
 def node_disk_encrypted(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if qualified_kind(resource_type) != EC2_NODE_CLASS:
         return
@@ -425,6 +489,7 @@ def monthly_ceiling(props: Mapping[str, Any], region: str) -> tuple[float, str |
         "budgetUsd": {"type": "number", "default": 0, "description": "Monthly GPU budget in USD."},
         "region": {"type": "string", "default": "us-east-1", "description": "Region the prices come from."},
     },
+    implements=(doc("Karpenter", "NodePool limits", f"{KARPENTER_NODEPOOLS}#speclimits"),),
 )
 def gpu_cost_ceiling(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
     pools = gpu_pools(resources)

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .standards import Control
 from .values import BUILTIN_KINDS, as_list, as_map, dig
 
 Scope = Literal["resource", "stack"]
-ENFORCEMENT_LEVELS = ("advisory", "mandatory", "remediate", "disabled")
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,21 @@ class Rule:
     description: str
     scope: Scope
     check: Callable[..., Iterable[Any]]
+    implements: tuple[Control, ...]
+    """The published controls the rule enforces, its primary reference first (modelops_rules/standards.py)."""
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     """JSON-schema properties of the rule's settings (with defaults)."""
+
+    @property
+    def cited_description(self) -> str:
+        """The description as the CLI shows it (and SARIF's fullDescription): what the rule checks, then what it
+        implements."""
+        return f"{self.description} Implements: {'; '.join(c.label for c in self.implements)}."
+
+    @property
+    def help_uri(self) -> str:
+        """The page that defines the rule's primary control (SARIF's helpUri)."""
+        return self.implements[0].url
 
     def config_schema(self) -> dict[str, Any]:
         """The rule's settings as it declares them, narrowed by SETTING_CONSTRAINTS: the one schema the Pulumi CLI
@@ -149,7 +162,7 @@ EXEMPTIONS_SCHEMA: dict[str, Any] = {
                 "type": "string",
                 **_exactly(ONE_WORD, ONE_WORD_WORDS),
                 # a kind no resource can have exempts nothing: `deployment`, or `Deployment.apps` (Kubernetes' own
-                # kinds are named bare, rules/pods.py qualified_kind)
+                # kinds are named bare, modelops_rules/pods.py qualified_kind)
                 "allOf": [
                     {"anyOf": [{"pattern": PULUMI_TYPE}, {"pattern": KUBERNETES_KIND}]},
                     {"not": {"enum": sorted(f"{k}.{g}" for k, groups in BUILTIN_KINDS.items() for g in groups)}},
@@ -167,17 +180,35 @@ EXEMPTIONS_SCHEMA: dict[str, Any] = {
 RULES: list[Rule] = []
 
 
-def resource_rule(rule_id: str, description: str, settings: dict[str, dict[str, Any]] | None = None):
+def _register(rule: Rule) -> None:
+    if not rule.implements:
+        raise ValueError(f"{rule.id}: a rule names the published controls it implements (implements=...)")
+    RULES.append(rule)
+
+
+def resource_rule(
+    rule_id: str,
+    description: str,
+    settings: dict[str, dict[str, Any]] | None = None,
+    *,
+    implements: tuple[Control, ...],
+):
     def register(fn: Callable[[str, Mapping[str, Any], dict[str, Any]], Iterable[str]]):
-        RULES.append(Rule(rule_id, description, "resource", fn, settings or {}))
+        _register(Rule(rule_id, description, "resource", fn, implements, settings or {}))
         return fn
 
     return register
 
 
-def stack_rule(rule_id: str, description: str, settings: dict[str, dict[str, Any]] | None = None):
+def stack_rule(
+    rule_id: str,
+    description: str,
+    settings: dict[str, dict[str, Any]] | None = None,
+    *,
+    implements: tuple[Control, ...],
+):
     def register(fn: Callable[[list[StackResource], dict[str, Any]], Iterable[tuple[StackResource, str]]]):
-        RULES.append(Rule(rule_id, description, "stack", fn, settings or {}))
+        _register(Rule(rule_id, description, "stack", fn, implements, settings or {}))
         return fn
 
     return register
@@ -265,7 +296,7 @@ CLUSTER_SCOPED_KINDS = {
     "ValidatingAdmissionPolicyBinding",
     "GatewayClass",
     "ClusterIssuer",
-    # custom kinds as an exemption names them (`Kind.group`, rules/pods.py qualified_kind)
+    # custom kinds as an exemption names them (`Kind.group`, modelops_rules/pods.py qualified_kind)
     "NodePool.karpenter.sh",
     "NodeClaim.karpenter.sh",
     "EC2NodeClass.karpenter.k8s.aws",
@@ -275,7 +306,7 @@ CLUSTER_SCOPED_KINDS = {
 
 
 def pod_spec(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The (first) pod spec a Kubernetes object runs, as the pack's one discovery finds it (rules/pods.py)."""
+    """The (first) pod spec a Kubernetes object runs, as the pack's one discovery finds it (modelops_rules/pods.py)."""
     from .pods import pod_sites  # pods builds on this module
 
     sites = pod_sites(resource_type, props)
@@ -299,7 +330,7 @@ def containers(spec: Mapping[str, Any], include_init: bool = True) -> list[Mappi
 def workload_containers(
     resource_type: str, props: Mapping[str, Any], include_init: bool = True
 ) -> list[Mapping[str, Any]]:
-    """The containers of every pod an object runs (rules/pods.py); none for anything that runs no pods."""
+    """The containers of every pod an object runs (modelops_rules/pods.py); none for anything that runs no pods."""
     from .pods import workload_containers as found
 
     return found(resource_type, props, include_init)

@@ -11,6 +11,7 @@ from typing import Any
 from . import cron, promql
 from .framework import StackResource, declares, object_name, object_namespace, selector_matches, stack_rule
 from .pods import is_builtin, pod_labels, pod_sites, qualified_kind
+from .standards import doc
 from .values import as_list, as_map, dig, k8s_kind
 
 SCALED_OBJECT = "ScaledObject.keda.sh"
@@ -103,7 +104,17 @@ def _label(r: StackResource) -> str:
     return f"{k8s_kind(r.type)} {object_namespace(r.props) or '-'}/{object_name(r.props, r.name)}"
 
 
-@stack_rule("k8s-netpol-coverage", "Every workload's pods must be selected by a NetworkPolicy.")
+@stack_rule(
+    "k8s-netpol-coverage",
+    "Every workload's pods must be selected by a NetworkPolicy.",
+    implements=(
+        doc(
+            "Kubernetes",
+            "network policies",
+            "https://kubernetes.io/docs/concepts/services-networking/network-policies/",
+        ),
+    ),
+)
 def k8s_netpol_coverage(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
     policies = _SelectorIndex(
         [p for p in _of_kind(resources, "NetworkPolicy") if _limits_ingress(p)],
@@ -117,7 +128,7 @@ def k8s_netpol_coverage(resources: list[StackResource], settings: dict) -> Itera
                 workload,
                 f"{_label(workload)}: no NetworkPolicy selects its pods; add one that admits only expected callers",
             )
-    # the serving operators' and any other custom resource's pods (rules/pods.py), each pod template by its labels
+    # the serving operators' and any other custom resource's pods (modelops_rules/pods.py), each pod template by its labels
     for workload in resources:
         if is_builtin(workload.type) or k8s_kind(workload.type) is None:
             continue
@@ -211,7 +222,11 @@ def _percent_or_count(value: Any, total: int) -> int:
     return int(value)
 
 
-@stack_rule("k8s-pdb", "Every Deployment needs a PodDisruptionBudget that allows voluntary disruption.")
+@stack_rule(
+    "k8s-pdb",
+    "Every Deployment needs a PodDisruptionBudget that allows voluntary disruption.",
+    implements=(doc("Kubernetes", "disruptions", "https://kubernetes.io/docs/concepts/workloads/pods/disruptions/"),),
+)
 def k8s_pdb(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
     budgets = _SelectorIndex(
         _of_kind(resources, "PodDisruptionBudget"), lambda b: as_map(dig(b.props, "spec", "selector"))
@@ -258,6 +273,13 @@ def k8s_pdb(resources: list[StackResource], settings: dict) -> Iterator[tuple[St
     settings={
         "minReplicas": {"type": "integer", "default": 2, "description": "Smallest minReplicas an autoscaler may have."}
     },
+    implements=(
+        doc(
+            "Kubernetes",
+            "HorizontalPodAutoscaler",
+            "https://kubernetes.io/docs/tasks/run-application/horizontal-pod-autoscale/",
+        ),
+    ),
 )
 def k8s_replicas_hpa(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
     floor = int(settings.get("minReplicas", 2))
@@ -376,6 +398,13 @@ def _cannot_wake(scaler: StackResource, resources: list[StackResource]) -> str |
             "description": "The longest first-request wait (node launch, pull, load) a scale-to-zero model may have.",
         }
     },
+    implements=(
+        doc(
+            "KEDA",
+            "scaling to zero (minReplicaCount, activation)",
+            "https://keda.sh/docs/latest/concepts/scaling-deployments/",
+        ),
+    ),
 )
 def k8s_scale_to_zero(resources: list[StackResource], settings: dict) -> Iterator[tuple[StackResource, str]]:
     ceiling = int(settings.get("maxColdStartSeconds", 3600))

@@ -10,6 +10,7 @@ from typing import Any
 
 from .framework import CLUSTER_SCOPED_KINDS, is_full_digest, object_name, object_namespace, resource_rule, split_image
 from .pods import PodSite, describe, is_builtin, pod_sites, qualified_kind, workload_containers
+from .standards import K8S_CONFIG, doc, pss
 from .values import as_list, as_map, dig, k8s_kind
 
 _SECRET_WORDS = {
@@ -86,7 +87,9 @@ def _where(container: Mapping[str, Any]) -> str:
     return describe(container)
 
 
-@resource_rule("k8s-no-privileged", "Containers must not run privileged.")
+@resource_rule(
+    "k8s-no-privileged", "Containers must not run privileged.", implements=(pss("baseline", "Privileged Containers"),)
+)
 def k8s_no_privileged(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):
         if dig(c, "securityContext", "privileged") is True:
@@ -94,7 +97,9 @@ def k8s_no_privileged(resource_type: str, props: Mapping[str, Any], settings: di
 
 
 @resource_rule(
-    "k8s-no-host-namespaces", "Pods must not share the host's network, PID or IPC namespace, nor bind host ports."
+    "k8s-no-host-namespaces",
+    "Pods must not share the host's network, PID or IPC namespace, nor bind host ports.",
+    implements=(pss("baseline", "Host Namespaces"), pss("baseline", "Host Ports")),
 )
 def k8s_no_host_namespaces(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for site in pod_sites(resource_type, props):
@@ -130,6 +135,7 @@ def k8s_no_host_namespaces(resource_type: str, props: Mapping[str, Any], setting
             "description": "hostPath volumes allowed for named workloads (e.g. GPU system daemons).",
         }
     },
+    implements=(pss("baseline", "HostPath Volumes"),),
 )
 def k8s_no_hostpath(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     yield from _host_volumes(resource_type, props)
@@ -167,7 +173,11 @@ def _host_volumes(resource_type: str, props: Mapping[str, Any]) -> Iterator[str]
             )
 
 
-@resource_rule("k8s-drop-capabilities", "Containers must drop ALL capabilities and add none but NET_BIND_SERVICE.")
+@resource_rule(
+    "k8s-drop-capabilities",
+    "Containers must drop ALL capabilities and add none but NET_BIND_SERVICE.",
+    implements=(pss("baseline", "Capabilities"), pss("restricted", "Capabilities")),
+)
 def k8s_drop_capabilities(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):
         caps = as_map(dig(c, "securityContext", "capabilities"))
@@ -178,14 +188,22 @@ def k8s_drop_capabilities(resource_type: str, props: Mapping[str, Any], settings
             yield f"{_where(c)}: securityContext.capabilities.add has {extra}; only NET_BIND_SERVICE is allowed"
 
 
-@resource_rule("k8s-no-privilege-escalation", "Containers must set allowPrivilegeEscalation: false.")
+@resource_rule(
+    "k8s-no-privilege-escalation",
+    "Containers must set allowPrivilegeEscalation: false.",
+    implements=(pss("restricted", "Privilege Escalation"),),
+)
 def k8s_no_privilege_escalation(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):
         if dig(c, "securityContext", "allowPrivilegeEscalation") is not False:
             yield f"{_where(c)}: securityContext.allowPrivilegeEscalation is not false; set it to false"
 
 
-@resource_rule("k8s-run-as-non-root", "Pods must run as non-root: runAsNonRoot true, and never runAsUser 0.")
+@resource_rule(
+    "k8s-run-as-non-root",
+    "Pods must run as non-root: runAsNonRoot true, and never runAsUser 0.",
+    implements=(pss("restricted", "Running as Non-root"), pss("restricted", "Running as Non-root user")),
+)
 def k8s_run_as_non_root(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for site in pod_sites(resource_type, props):
         spec = site.spec
@@ -204,7 +222,11 @@ def k8s_run_as_non_root(resource_type: str, props: Mapping[str, Any], settings: 
                 )
 
 
-@resource_rule("k8s-seccomp", "Pods must use the RuntimeDefault or a Localhost seccomp profile.")
+@resource_rule(
+    "k8s-seccomp",
+    "Pods must use the RuntimeDefault or a Localhost seccomp profile.",
+    implements=(pss("baseline", "Seccomp"), pss("restricted", "Seccomp")),
+)
 def k8s_seccomp(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for site in pod_sites(resource_type, props):
         spec = site.spec
@@ -233,7 +255,9 @@ def _security_contexts(site: PodSite) -> Iterator[tuple[str, Mapping[str, Any]]]
 
 
 @resource_rule(
-    "k8s-no-host-process", "Pods must not run as Windows HostProcess containers (PSS baseline: HostProcess)."
+    "k8s-no-host-process",
+    "Pods must not run as Windows HostProcess containers (PSS baseline: HostProcess).",
+    implements=(pss("baseline", "HostProcess"),),
 )
 def k8s_no_host_process(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for site in pod_sites(resource_type, props):
@@ -245,7 +269,9 @@ def k8s_no_host_process(resource_type: str, props: Mapping[str, Any], settings: 
                 )
 
 
-@resource_rule("k8s-apparmor", "AppArmor must not be disabled (PSS baseline: AppArmor).")
+@resource_rule(
+    "k8s-apparmor", "AppArmor must not be disabled (PSS baseline: AppArmor).", implements=(pss("baseline", "AppArmor"),)
+)
 def k8s_apparmor(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for site in pod_sites(resource_type, props):
         for where, ctx in _security_contexts(site):
@@ -266,7 +292,9 @@ _SELINUX_TYPES = ("", "container_t", "container_init_t", "container_kvm_t", "con
 
 
 @resource_rule(
-    "k8s-selinux", "SELinux options must not set a custom user or role, nor an unsafe type (PSS baseline: SELinux)."
+    "k8s-selinux",
+    "SELinux options must not set a custom user or role, nor an unsafe type (PSS baseline: SELinux).",
+    implements=(pss("baseline", "SELinux"),),
 )
 def k8s_selinux(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for site in pod_sites(resource_type, props):
@@ -282,7 +310,11 @@ def k8s_selinux(resource_type: str, props: Mapping[str, Any], settings: dict) ->
                     yield site.where + f"{where}.seLinuxOptions.{field} is set; leave it unset"
 
 
-@resource_rule("k8s-proc-mount", "Containers must use the default /proc mount (PSS baseline: /proc Mount Type).")
+@resource_rule(
+    "k8s-proc-mount",
+    "Containers must use the default /proc mount (PSS baseline: /proc Mount Type).",
+    implements=(pss("baseline", "/proc Mount Type"),),
+)
 def k8s_proc_mount(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):
         mount = dig(c, "securityContext", "procMount")
@@ -305,7 +337,11 @@ SAFE_SYSCTLS = (
 )
 
 
-@resource_rule("k8s-safe-sysctls", "Pods may set only the safe sysctls (PSS baseline: Sysctls).")
+@resource_rule(
+    "k8s-safe-sysctls",
+    "Pods may set only the safe sysctls (PSS baseline: Sysctls).",
+    implements=(pss("baseline", "Sysctls"),),
+)
 def k8s_safe_sysctls(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for site in pod_sites(resource_type, props):
         spec = site.spec
@@ -332,7 +368,9 @@ RESTRICTED_VOLUME_TYPES = (
 
 
 @resource_rule(
-    "k8s-volume-types", "Pods may use only the restricted profile's volume types (PSS restricted: Volume Types)."
+    "k8s-volume-types",
+    "Pods may use only the restricted profile's volume types (PSS restricted: Volume Types).",
+    implements=(pss("restricted", "Volume Types"),),
 )
 def k8s_volume_types(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for site in pod_sites(resource_type, props):
@@ -347,7 +385,17 @@ def k8s_volume_types(resource_type: str, props: Mapping[str, Any], settings: dic
                 )
 
 
-@resource_rule("k8s-memory-volume-limit", "Memory-backed volumes (/dev/shm) must set a sizeLimit.")
+@resource_rule(
+    "k8s-memory-volume-limit",
+    "Memory-backed volumes (/dev/shm) must set a sizeLimit.",
+    implements=(
+        doc(
+            "Kubernetes",
+            "emptyDir (medium Memory, sizeLimit)",
+            "https://kubernetes.io/docs/concepts/storage/volumes/#emptydir",
+        ),
+    ),
+)
 def k8s_memory_volume_limit(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for site in pod_sites(resource_type, props):
         spec = site.spec
@@ -363,7 +411,17 @@ def k8s_memory_volume_limit(resource_type: str, props: Mapping[str, Any], settin
 S3_CSI_DRIVER = "s3.csi.aws.com"
 
 
-@resource_rule("k8s-s3-mount-readonly", "S3 volumes (Mountpoint CSI) must be read-only.")
+@resource_rule(
+    "k8s-s3-mount-readonly",
+    "S3 volumes (Mountpoint CSI) must be read-only.",
+    implements=(
+        doc(
+            "Mountpoint for Amazon S3 CSI driver",
+            "static provisioning, mount options",
+            "https://docs.aws.amazon.com/eks/latest/userguide/s3-csi.html",
+        ),
+    ),
+)
 def k8s_s3_mount_readonly(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if k8s_kind(resource_type) not in ("PersistentVolume", "PersistentVolumePatch"):
         return
@@ -377,7 +435,17 @@ def k8s_s3_mount_readonly(resource_type: str, props: Mapping[str, Any], settings
         yield "mountOptions lacks read-only: Mountpoint would accept writes (and deletes) into the model's prefix"
 
 
-@resource_rule("k8s-readonly-rootfs", "Containers must have a read-only root filesystem (caches go to an emptyDir).")
+@resource_rule(
+    "k8s-readonly-rootfs",
+    "Containers must have a read-only root filesystem (caches go to an emptyDir).",
+    implements=(
+        doc(
+            "Kubernetes",
+            "security context",
+            "https://kubernetes.io/docs/tasks/configure-pod-container/security-context/",
+        ),
+    ),
+)
 def k8s_readonly_rootfs(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):
         if dig(c, "securityContext", "readOnlyRootFilesystem") is not True:
@@ -394,7 +462,11 @@ def _images(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[Mapp
             yield c, image
 
 
-@resource_rule("k8s-image-tag", "Images must carry a tag other than latest (or a digest).")
+@resource_rule(
+    "k8s-image-tag",
+    "Images must carry a tag other than latest (or a digest).",
+    implements=(doc("Kubernetes", "images", "https://kubernetes.io/docs/concepts/containers/images/#image-names"),),
+)
 def k8s_image_tag(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c, image in _images(resource_type, props):
         _, tag, digest = split_image(image)
@@ -402,7 +474,11 @@ def k8s_image_tag(resource_type: str, props: Mapping[str, Any], settings: dict) 
             yield f"{_where(c)}: image {image} has {'the tag latest' if tag else 'no tag'}; pin a version or a digest"
 
 
-@resource_rule("k8s-image-digest", "Images must be pinned by a full @sha256 digest.")
+@resource_rule(
+    "k8s-image-digest",
+    "Images must be pinned by a full @sha256 digest.",
+    implements=(doc("Kubernetes", "images", "https://kubernetes.io/docs/concepts/containers/images/#image-names"),),
+)
 def k8s_image_digest(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     # The kubelet accepts `repo@sha256:…` and `repo:tag@sha256:…` (the tag is then ignored): both pin.
     for c, image in _images(resource_type, props):
@@ -432,6 +508,7 @@ def normalise_image(image: str) -> str:
             "description": "Allowed prefixes, each ending with '/'.",
         }
     },
+    implements=(doc("Kubernetes", "images", "https://kubernetes.io/docs/concepts/containers/images/"),),
 )
 def k8s_allowed_registries(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     allowed = [str(r) for r in as_list(settings.get("registries"))]
@@ -443,7 +520,11 @@ def k8s_allowed_registries(resource_type: str, props: Mapping[str, Any], setting
             )
 
 
-@resource_rule("k8s-requests-limits", "Containers must request cpu and memory and limit memory.")
+@resource_rule(
+    "k8s-requests-limits",
+    "Containers must request cpu and memory and limit memory.",
+    implements=(doc("Kubernetes", "resource management", f"{K8S_CONFIG}manage-resources-containers/"),),
+)
 def k8s_requests_limits(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):
         resources = as_map(c.get("resources"))
@@ -457,7 +538,15 @@ def k8s_requests_limits(resource_type: str, props: Mapping[str, Any], settings: 
 
 
 @resource_rule(
-    "k8s-probes", "Serving containers need a readinessProbe, and every container a liveness or startup probe."
+    "k8s-probes",
+    "Serving containers need a readinessProbe, and every container a liveness or startup probe.",
+    implements=(
+        doc(
+            "Kubernetes",
+            "probes",
+            "https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/",
+        ),
+    ),
 )
 def k8s_probes(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if k8s_kind(resource_type) in ("Job", "CronJob", "JobPatch", "CronJobPatch"):
@@ -470,7 +559,15 @@ def k8s_probes(resource_type: str, props: Mapping[str, Any], settings: dict) -> 
             yield f"{_where(c)}: no livenessProbe or startupProbe; a hung process would never restart"
 
 
-@resource_rule("k8s-namespace", "Namespaced objects must name a namespace other than default.")
+@resource_rule(
+    "k8s-namespace",
+    "Namespaced objects must name a namespace other than default.",
+    implements=(
+        doc(
+            "Kubernetes", "namespaces", "https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/"
+        ),
+    ),
+)
 def k8s_namespace(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     kind = k8s_kind(resource_type)
     if kind is None or qualified_kind(resource_type) in CLUSTER_SCOPED_KINDS:
@@ -480,7 +577,17 @@ def k8s_namespace(resource_type: str, props: Mapping[str, Any], settings: dict) 
         yield f"metadata.namespace is {ns or 'unset'}; put {kind} in a namespace of its own"
 
 
-@resource_rule("k8s-sa-token", "Pods must not mount a service-account token unless they use the API.")
+@resource_rule(
+    "k8s-sa-token",
+    "Pods must not mount a service-account token unless they use the API.",
+    implements=(
+        doc(
+            "Kubernetes",
+            "service account tokens",
+            "https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/#opt-out-of-api-credential-automounting",
+        ),
+    ),
+)
 def k8s_sa_token(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for site in pod_sites(resource_type, props):
         if site.spec.get("automountServiceAccountToken") is not False:
@@ -506,7 +613,17 @@ def _projected_tokens(site: PodSite) -> Iterator[str]:
                 )
 
 
-@resource_rule("k8s-no-secret-env", "Secrets must not be literal env values (pods and Lambda functions).")
+@resource_rule(
+    "k8s-no-secret-env",
+    "Secrets must not be literal env values (pods and Lambda functions).",
+    implements=(
+        doc(
+            "Kubernetes",
+            "Secrets good practices",
+            "https://kubernetes.io/docs/concepts/security/secrets-good-practices/",
+        ),
+    ),
+)
 def k8s_no_secret_env(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     for c in workload_containers(resource_type, props):
         yield from _plain_secret_env(c)
@@ -560,6 +677,13 @@ def _plain_secret_env(c: Mapping[str, Any]) -> Iterator[str]:
             "description": "Whether LoadBalancer Services are allowed.",
         }
     },
+    implements=(
+        doc(
+            "Kubernetes",
+            "Service types",
+            "https://kubernetes.io/docs/concepts/services-networking/service/#publishing-services-service-types",
+        ),
+    ),
 )
 def k8s_service_exposure(resource_type: str, props: Mapping[str, Any], settings: dict) -> Iterator[str]:
     if k8s_kind(resource_type) not in ("Service", "ServicePatch"):

@@ -1,5 +1,5 @@
 """Reading resource properties: the helpers every rule module and the pod discovery share, with no rule machinery,
-so that rules/framework.py and rules/pods.py (which framework's pod helpers call) both build on it."""
+so that modelops_rules/framework.py and modelops_rules/pods.py (which framework's pod helpers call) both build on it."""
 
 from __future__ import annotations
 
