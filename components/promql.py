@@ -15,7 +15,7 @@ prefix) or when its selector names the model's own scrape target: the `service` 
 Prometheus Operator sets from the model's Service, or its pods' names. Everything else (the gateway's request
 counts, kube-state-metrics) lives outside the pods.
 
-The policy pack runs without the components (its own environment): policies/rules/promql.py is a copy of this
+The policy pack runs without the components (its own environment): policies/modelops_rules/promql.py is a copy of this
 file, held identical by a test.
 """
 
