@@ -6,6 +6,17 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from .contracts import (
+    COMPONENT_LABEL,
+    COST_OWNER_LABEL,
+    ENVIRONMENT_LABEL,
+    MANAGED_BY_LABEL,
+    NAME_LABEL,
+    PART_OF_LABEL,
+    VERSION_LABEL,
+)
+from .contracts import POOL_LABEL as POOL_LABEL  # where the GPU pool and the preflight have always imported it
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -28,16 +39,16 @@ def standard_labels(
 ) -> dict[str, str]:
     """The labels every Kubernetes object of the project carries (selectors use only the name)."""
     labels = {
-        "app.kubernetes.io/name": name,
-        "app.kubernetes.io/part-of": PACKAGE,
-        "app.kubernetes.io/managed-by": "pulumi",
-        "modelops/environment": environment,
-        "modelops/cost-owner": cost_owner,
+        NAME_LABEL: name,
+        PART_OF_LABEL: PACKAGE,
+        MANAGED_BY_LABEL: "pulumi",
+        ENVIRONMENT_LABEL: environment,
+        COST_OWNER_LABEL: cost_owner,
     }
     if version is not None:
-        labels["app.kubernetes.io/version"] = version
+        labels[VERSION_LABEL] = version
     if component is not None:
-        labels["app.kubernetes.io/component"] = component
+        labels[COMPONENT_LABEL] = component
     return labels
 
 
@@ -76,13 +87,11 @@ def dashboard_uid(namespace: str, model: str) -> str:
 
 def aws_tags(environment: str, cost_owner: str, **extra: str) -> dict[str, str]:
     """Tags every AWS resource carries; `modelops/cost-owner` is what cost reports group by."""
-    return {"modelops/environment": environment, "modelops/cost-owner": cost_owner, "managed-by": "pulumi", **extra}
+    return {ENVIRONMENT_LABEL: environment, COST_OWNER_LABEL: cost_owner, "managed-by": "pulumi", **extra}
 
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TAINT = {"key": GPU_RESOURCE, "value": "true", "effect": "NoSchedule"}
-POOL_LABEL = "modelops/gpu-pool"
-"""Node label Karpenter puts on a pool's nodes; serving workloads select it."""
 
 
 ARTIFACT_FETCHER_IMAGE = (

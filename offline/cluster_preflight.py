@@ -23,6 +23,7 @@ from typing import Any
 
 from components.common import GPU_TAINT, POOL_LABEL, standard_labels
 from components.config import ArtifactAccess, StackConfig
+from components.contracts import S3_CSI_DRIVER
 from composition.placement import place
 
 from .gateway_routes import (
@@ -37,7 +38,6 @@ from .kubeconfig import KubeconfigError
 
 __all__ = ["ClusterApiError", "ClusterReport", "KubeApi", "KubeconfigError", "check_cluster", "format_cluster_report"]
 
-S3_CSI_DRIVER = "s3.csi.aws.com"
 S3_CSI_NODE_DAEMONSET = ("kube-system", "s3-csi-node")
 """The driver's node DaemonSet: `s3-csi-node`, pods labelled `app: s3-csi-node` (Helm chart
 charts/aws-mountpoint-s3-csi-driver/templates/node.yaml; the EKS add-on installs it in kube-system)."""

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import cron, promql
+from .contracts import COLD_START_ANNOTATION, PAUSED_REPLICAS_ANNOTATION
 from .framework import StackResource, declares, object_name, object_namespace, selector_matches, stack_rule
 from .pods import is_builtin, pod_labels, pod_sites, qualified_kind
 from .standards import doc
@@ -162,11 +163,6 @@ def _desired_replicas_problem(metadata: Any) -> str | None:
     return None if int(text) > 0 else f"desiredReplicas {text}"
 
 
-PAUSED_REPLICAS_ANNOTATION = "autoscaling.keda.sh/paused-replicas"
-"""KEDA holds the target at this count and stops scaling it (its HPA is deleted): a fixed count, not an
-autoscaler (https://keda.sh/docs/2.21/concepts/scaling-deployments/#pause-autoscaling)."""
-
-
 def paused_replicas(scaler: StackResource) -> int | None:
     """The count a ScaledObject holds its target at while paused with a count, else None."""
     value = as_map(dig(scaler.props, "metadata", "annotations")).get(PAUSED_REPLICAS_ANNOTATION)
@@ -307,8 +303,6 @@ def k8s_replicas_hpa(resources: list[StackResource], settings: dict) -> Iterator
                 ),
             )
 
-
-COLD_START_ANNOTATION = "modelops/cold-start-seconds"
 
 SERVER_METRIC_PREFIXES = ("vllm:", "nv_inference_", "nv_gpu_", "nv_cpu_", "nv_cache_", "tgi_")
 """Series only an inference server's own pods export (vLLM, Triton, TGI): empty once it has no pods."""

@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from .contracts import S3_CSI_DRIVER
 from .framework import CLUSTER_SCOPED_KINDS, is_full_digest, object_name, object_namespace, resource_rule, split_image
 from .pods import PodSite, describe, is_builtin, pod_sites, qualified_kind, workload_containers
 from .standards import K8S_CONFIG, doc, pss
@@ -406,9 +407,6 @@ def k8s_memory_volume_limit(resource_type: str, props: Mapping[str, Any], settin
                     f"volume {as_map(volume).get('name')!r} is a memory-backed emptyDir without sizeLimit: it takes RAM "
                     "from the node until the pod's memory limit kills the server; size it (e.g. /dev/shm per GPU)"
                 )
-
-
-S3_CSI_DRIVER = "s3.csi.aws.com"
 
 
 @resource_rule(
