@@ -802,10 +802,13 @@ class ModelService(pulumi.ComponentResource):
             ("Replicas wanted", self._replicas_series("kube_deployment_spec_replicas", name), "short"),
             ("Replicas available", self._replicas_series("kube_deployment_status_replicas_available", name), "short"),
         ]
-        board = dashboard(dashboard_uid(self._model.namespace, name), f"modelops · model {name}", panels)
-        dashboard_config_map(
-            f"{name}-dashboard", f"model-{self._model.namespace}-{name}", board, self._cluster, labels, self
+        board = dashboard(
+            f"model-{self._model.namespace}-{name}",
+            dashboard_uid(self._model.namespace, name),
+            f"modelops · model {name}",
+            panels,
         )
+        dashboard_config_map(f"{name}-dashboard", board, self._cluster, labels, self)
 
     def _replicas_series(self, metric: str, name: str) -> str:
         """A kube-state-metrics Deployment gauge for each of the model's tracks (deduplicated: an HA
