@@ -1171,6 +1171,16 @@ def lambda_function_name(stack: str, model: str) -> str:
     return f"modelops-{stack}_{model}"
 
 
+def lambda_environment(model: ModelConfig) -> dict[str, str]:
+    """A fallback's Lambda environment, built here once: what the function gets and what validation measures
+    against Lambda's limit. The model's env, the version the server reports (as on pods) and, for an artifact,
+    the MODEL_URI it fetches it from."""
+    env = {**model.env, "MODEL_VERSION": model.version}
+    if model.artifact_uri:
+        env["MODEL_URI"] = model.artifact_uri.rstrip("/")
+    return env
+
+
 STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 """What the Pulumi CLI takes as a stack name (sdk/go/common/tokens/stack_name.go, ParseStackName: `^[A-Za-z0-9_.-]*`,
 not empty, at most 100 characters)."""
@@ -1199,9 +1209,7 @@ def _serverless_problems(cfg: StackConfig, stack: str | None) -> list[str]:
                 f"{path}: its Lambda function would be named {function!r}, which Lambda refuses (at most "
                 "64 letters, digits, '-' or '_'); shorten the model or stack name"
             )
-        env = {**model.env, "MODEL_VERSION": model.version}
-        if model.artifact_uri:
-            env["MODEL_URI"] = model.artifact_uri.rstrip("/")
+        env = lambda_environment(model)
         size = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
         if size > LAMBDA_ENV_BYTES:
             problems.append(
