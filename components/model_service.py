@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from .cluster_inputs import cluster_settings, required_cluster_input
 from .common import (
     ARTIFACT_FETCHER_IMAGE,
     GPU_RESOURCE,
@@ -79,6 +80,9 @@ class ModelServiceArgs(TypedDict):
     """The model: version, namespace, port, GPUs, resources, probes, autoscaling, artifact, canary, env."""
     cluster: ClusterConfig
     """The cluster: OIDC provider, ingress and monitoring namespaces, Prometheus labels, gateway."""
+    oidc_provider_arn: NotRequired[pulumi.Input[str]]
+    """The cluster's IAM OIDC provider as another resource or stack gives it (an EKS cluster's), over
+    `cluster.oidcProviderArn`: the service-account role trusts it (needed when the artifact is in S3)."""
     environment: Environment
     """dev, staging or prod."""
     cost_owner: str
@@ -122,7 +126,7 @@ class ModelService(pulumi.ComponentResource):
         # Hosted for another language, the component receives plain dicts: the schema's models validate
         # them (defaults, bounds) exactly as they validate a stack file.
         self._model = as_model(ModelConfig, args["model"])
-        self._cluster = as_model(ClusterConfig, args["cluster"])
+        self._cluster = cluster_settings(args["cluster"])
         self._gateway = self._cluster.gateway
         canary_config = self._model.canary
         self._canary_version = canary_config.version if canary_config else None
@@ -326,26 +330,13 @@ class ModelService(pulumi.ComponentResource):
         )
 
     def _service_account_role(self, name: str) -> aws.iam.Role:
-        issuer = self._cluster.oidc_provider_arn.split(":oidc-provider/", 1)[1]
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Federated": self._cluster.oidc_provider_arn},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {
-                        "StringEquals": {
-                            f"{issuer}:sub": f"system:serviceaccount:{self._model.namespace}:{name}",
-                            f"{issuer}:aud": "sts.amazonaws.com",
-                        }
-                    },
-                }
-            ],
-        }
+        provider_arn = required_cluster_input(self._args, self._cluster, "oidc_provider_arn", f"ModelService {name}")
+        subject = f"system:serviceaccount:{self._model.namespace}:{name}"
         return aws.iam.Role(
             f"{name}-role",
-            assume_role_policy=json.dumps(trust),
+            assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
+                lambda arn: json.dumps(service_account_trust(arn, subject))
+            ),
             tags=self._args.get("tags", {}),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -904,5 +895,22 @@ def artifact_read_policy(partition: str, bucket: str, prefix: str, *more_prefixe
                 "Resource": f"arn:{partition}:s3:::{bucket}",
                 "Condition": {"StringLike": {"s3:prefix": listed}},
             },
+        ],
+    }
+
+
+def service_account_trust(provider_arn: str, subject: str) -> dict[str, Any]:
+    """Who may assume a service-account role: `subject` (`system:serviceaccount:<ns>:<name>`) through the cluster's
+    OIDC provider, for STS."""
+    issuer = provider_arn.split(":oidc-provider/", 1)[1]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {f"{issuer}:sub": subject, f"{issuer}:aud": "sts.amazonaws.com"}},
+            }
         ],
     }
