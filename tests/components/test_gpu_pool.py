@@ -8,6 +8,7 @@ import pulumi
 import pytest
 
 from components import GpuNodePool, GpuNodePoolArgs
+from components.cluster_inputs import cluster_settings
 from components.config import CapacityType, Environment, GpuPoolConfig
 from components.gpu_pool import DCGM_EXPORTER_IMAGE, DEVICE_PLUGIN_IMAGE
 from offline.plan import Plan
@@ -168,7 +169,9 @@ def test_the_node_role_and_cluster_name_may_be_another_resources_outputs(build):
     def program():
         role = pulumi.Output.from_input("KarpenterNodeRole-platform").apply(lambda v: v)
         cluster_name = pulumi.Output.from_input("platform-eks").apply(lambda v: v)
-        cluster = {k: v for k, v in cluster_config().model_dump().items() if k not in ("node_role", "name")}
+        cluster = cluster_settings(
+            {k: v for k, v in cluster_config().model_dump().items() if k not in ("node_role", "name")}
+        )
         GpuNodePool("a10g", {**ARGS, "cluster": cluster, "node_role": role, "cluster_name": cluster_name})
 
     spec = build(program).inputs("a10g-node-class")["spec"]
@@ -181,7 +184,7 @@ def test_the_node_role_and_cluster_name_may_be_another_resources_outputs(build):
 
 
 def test_a_pool_without_a_node_role_names_both_ways_to_give_one(build):
-    cluster = {k: v for k, v in cluster_config().model_dump().items() if k != "node_role"}
+    cluster = cluster_settings({k: v for k, v in cluster_config().model_dump().items() if k != "node_role"})
     with pytest.raises(Exception, match=r"GpuNodePool a10g: give nodeRole or cluster\.nodeRole"):
         build(lambda: GpuNodePool("a10g", {**ARGS, "cluster": cluster}))
 
