@@ -66,7 +66,10 @@ def _pascal_case_enum_names(schema: dict[str, Any]) -> dict[str, Any]:
 
 class ModelopsComponentProvider(ComponentProvider):
     """The SDK's component provider, with what its analyzer cannot express added after it ran (no patch of
-    the SDK): the schema models' defaults (`publish_model_defaults`) and PascalCase enum names. It also reads
+    the SDK): the schema models' defaults (`publish_model_defaults`) and PascalCase enum names. The SDK
+    (pulumi 3.272) builds its Analyzer inside `ComponentProvider.__init__`, so no subclass can be passed in;
+    no upstream issue tracks pydantic models as component args (the nearest: pulumi/pulumi#18526, args arrive
+    as plain dicts, and #19655, inherited dataclass args), nor enums inside lists. It also reads
     enums inside lists and maps as enums: the SDK maps each item of a list whose items are an enum as an
     object, so `capacityTypes: ["on-demand"]` reached the component as `[{}]` (and a NodePool requirement the
     API server refuses)."""
