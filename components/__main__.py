@@ -14,7 +14,6 @@ from typing import Any
 # Run as a plugin directory (`python components`), the package's parent must be importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pulumi import ComponentResource
 from pulumi.errors import InputPropertyError
 from pulumi.provider import main
 from pulumi.provider.experimental.analyzer import PropertyDefinition, TypeDefinition
@@ -65,22 +64,15 @@ def _pascal_case_enum_names(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 class ModelopsComponentProvider(ComponentProvider):
-    """The SDK's component provider, with what its analyzer cannot express added after it ran (no patch of
-    the SDK): the schema models' defaults (`publish_model_defaults`) and PascalCase enum names. The SDK
-    (pulumi 3.272) builds its Analyzer inside `ComponentProvider.__init__`, so no subclass can be passed in;
-    no upstream issue tracks pydantic models as component args (the nearest: pulumi/pulumi#18526, args arrive
-    as plain dicts, and #19655, inherited dataclass args), nor enums inside lists. It also reads
-    enums inside lists and maps as enums: the SDK maps each item of a list whose items are an enum as an
-    object, so `capacityTypes: ["on-demand"]` reached the component as `[{}]` (and a NodePool requirement the
-    API server refuses)."""
+    """The SDK's component provider, with what its analyzer cannot express added after it ran by
+    `component_provider` (no patch of the SDK): the schema models' defaults (`publish_model_defaults`) and
+    PascalCase enum names. The SDK (pulumi 3.272) builds its Analyzer inside `ComponentProvider.__init__`, so
+    no subclass can be passed in; no upstream issue tracks pydantic models as component args (the nearest:
+    pulumi/pulumi#18526, args arrive as plain dicts; #19655, inherited dataclass args), nor enums in lists.
 
-    def __init__(self, components: list[type[ComponentResource]], name: str, version: str) -> None:
-        # No namespace: generated SDKs are `pulumi_modelops` / `@pulumi/modelops`; a namespace prefixes their
-        # names (`modelops_modelops`) and the `sdks/<namespace>-<name>` directory `pulumi package add` writes.
-        super().__init__(components, name, version=version)
-        assert self.schema is not None, "the component provider always serves a schema"
-        schema = publish_model_defaults(self.analyzer.type_definitions, json.loads(self.schema))
-        self.schema = json.dumps(_pascal_case_enum_names(schema))
+    It also reads enums inside lists and maps as enums: the SDK maps each item of a list whose items are an
+    enum as an object, so `capacityTypes: ["on-demand"]` reached the component as `[{}]` (and a NodePool
+    requirement the API server refuses)."""
 
     def map_input_properties(
         self,
@@ -111,7 +103,14 @@ class ModelopsComponentProvider(ComponentProvider):
 
 
 def component_provider() -> ComponentProvider:
-    return ModelopsComponentProvider(COMPONENTS, PACKAGE, version=VERSION)
+    """The provider, its schema completed where the analyzer falls short (see ModelopsComponentProvider)."""
+    # No namespace: generated SDKs are `pulumi_modelops` / `@pulumi/modelops`; a namespace prefixes their
+    # names (`modelops_modelops`) and the `sdks/<namespace>-<name>` directory `pulumi package add` writes.
+    provider = ModelopsComponentProvider(COMPONENTS, PACKAGE, version=VERSION)
+    assert provider.schema is not None, "the component provider always serves a schema"
+    schema = publish_model_defaults(provider.analyzer.type_definitions, json.loads(provider.schema))
+    provider.schema = json.dumps(_pascal_case_enum_names(schema))
+    return provider
 
 
 if __name__ == "__main__":
