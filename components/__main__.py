@@ -16,37 +16,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pulumi.errors import InputPropertyError
 from pulumi.provider import main
-from pulumi.provider.experimental import analyzer
-from pulumi.provider.experimental.analyzer import PropertyDefinition
+from pulumi.provider.experimental.analyzer import PropertyDefinition, TypeDefinition
 from pulumi.provider.experimental.component import ComponentProvider
 from pydantic import BaseModel
 
 from components import GpuNodePool, ModelImage, ModelService, ServerlessFallback
-from components.common import PACKAGE
+from components.cluster_inputs import package_model
+from components.common import PACKAGE, type_token
 
 COMPONENTS = [GpuNodePool, ModelImage, ModelService, ServerlessFallback]
 VERSION = "0.1.0"
 
 
-def _defaults_are_optional() -> None:
-    """The analyzer knows a TypedDict's NotRequired keys but not a pydantic field's default, so it would make
-    every field of the nested schema models required (another language would have to restate each default).
-    A field with a default is optional in the published schema; the model fills it in at construction."""
-    if getattr(analyzer.Analyzer.analyze_type, "_pydantic_defaults", False):
-        return
-    original = analyzer.Analyzer.analyze_type
-
-    def analyze_type(self: analyzer.Analyzer, typ: type, *, is_component_output: bool) -> Any:
-        properties, mapping = original(self, typ, is_component_output=is_component_output)
-        if isinstance(typ, type) and issubclass(typ, BaseModel):
-            for schema_name, python_name in mapping.items():
-                field = typ.model_fields.get(python_name)
-                if field is not None and not field.is_required():
-                    properties[schema_name].optional = True
-        return properties, mapping
-
-    analyze_type._pydantic_defaults = True  # type: ignore[attr-defined]
-    analyzer.Analyzer.analyze_type = analyze_type  # type: ignore[method-assign]
+def publish_model_defaults(type_definitions: dict[str, TypeDefinition], schema: dict[str, Any]) -> dict[str, Any]:
+    """The analyzer reads a TypedDict's NotRequired keys but not a pydantic field's default, so it makes every
+    field of the nested schema models required (another language would restate each default, and could not
+    leave out a cluster value it passes as a top-level Input). A field the model that validates the plain value
+    fills in (`package_model`) is optional, in the published schema and in the provider's own check of the
+    inputs it receives (the type definitions it maps them with)."""
+    for type_def in type_definitions.values():
+        model = type_def.python_type
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        fields = package_model(model).model_fields
+        for schema_name, python_name in type_def.properties_mapping.items():
+            field = fields.get(python_name)
+            if field is not None and not field.is_required():
+                type_def.properties[schema_name].optional = True
+        published = schema["types"][type_token(type_def.name)]
+        required = sorted(n for n, p in type_def.properties.items() if not p.optional)
+        if required:
+            published["required"] = required
+        else:
+            published.pop("required", None)
+    return schema
 
 
 def _pascal_case_enum_names(schema: dict[str, Any]) -> dict[str, Any]:
@@ -61,9 +64,15 @@ def _pascal_case_enum_names(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 class ModelopsComponentProvider(ComponentProvider):
-    """The SDK's component provider, with enums inside lists and maps read as enums: the SDK maps each item
-    of a list whose items are an enum as an object, so `capacityTypes: ["on-demand"]` reached the component
-    as `[{}]` (and a NodePool requirement the API server refuses)."""
+    """The SDK's component provider, with what its analyzer cannot express added after it ran by
+    `component_provider` (no patch of the SDK): the schema models' defaults (`publish_model_defaults`) and
+    PascalCase enum names. The SDK (pulumi 3.272) builds its Analyzer inside `ComponentProvider.__init__`, so
+    no subclass can be passed in; no upstream issue tracks pydantic models as component args (the nearest:
+    pulumi/pulumi#18526, args arrive as plain dicts; #19655, inherited dataclass args), nor enums in lists.
+
+    It also reads enums inside lists and maps as enums: the SDK maps each item of a list whose items are an
+    enum as an object, so `capacityTypes: ["on-demand"]` reached the component as `[{}]` (and a NodePool
+    requirement the API server refuses)."""
 
     def map_input_properties(
         self,
@@ -94,12 +103,13 @@ class ModelopsComponentProvider(ComponentProvider):
 
 
 def component_provider() -> ComponentProvider:
-    _defaults_are_optional()
+    """The provider, its schema completed where the analyzer falls short (see ModelopsComponentProvider)."""
     # No namespace: generated SDKs are `pulumi_modelops` / `@pulumi/modelops`; a namespace prefixes their
     # names (`modelops_modelops`) and the `sdks/<namespace>-<name>` directory `pulumi package add` writes.
     provider = ModelopsComponentProvider(COMPONENTS, PACKAGE, version=VERSION)
-    if provider.schema is not None:
-        provider.schema = json.dumps(_pascal_case_enum_names(json.loads(provider.schema)))
+    assert provider.schema is not None, "the component provider always serves a schema"
+    schema = publish_model_defaults(provider.analyzer.type_definitions, json.loads(provider.schema))
+    provider.schema = json.dumps(_pascal_case_enum_names(schema))
     return provider
 
 

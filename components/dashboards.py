@@ -6,7 +6,7 @@ shows its request rate, latency, errors, queue and replicas in its runtime's own
 """
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -26,8 +26,19 @@ def _panel(title: str, expr: str, unit: str, index: int) -> dict[str, Any]:
     }
 
 
-def dashboard(uid: str, title: str, panels: list[tuple[str, str, str]]) -> dict[str, Any]:
+class Dashboard(NamedTuple):
+    """A dashboard and the name its ConfigMap (`modelops-dashboard-<name>`) and file (`<name>.json`) carry."""
+
+    name: str
+    board: dict[str, Any]
+
+
+def dashboard(name: str, uid: str, title: str, panels: list[tuple[str, str, str]]) -> Dashboard:
     """A Grafana dashboard (schema version 39): one time-series panel per (title, PromQL, unit)."""
+    return Dashboard(name, _board(uid, title, panels))
+
+
+def _board(uid: str, title: str, panels: list[tuple[str, str, str]]) -> dict[str, Any]:
     return {
         "uid": uid,
         "title": title,
@@ -41,20 +52,17 @@ def dashboard(uid: str, title: str, panels: list[tuple[str, str, str]]) -> dict[
 
 
 def dashboard_config_map(
-    resource_name: str,
-    name: str,
-    board: dict[str, Any],
-    cluster: ClusterConfig,
-    labels: dict[str, str],
-    parent: pulumi.Resource,
+    resource_name: str, board: Dashboard, cluster: ClusterConfig, labels: dict[str, str], parent: pulumi.Resource
 ) -> k8s.core.v1.ConfigMap:
+    """The ConfigMap the Grafana sidecar loads `board` from: the cluster's dashboards namespace (else its monitoring
+    namespace), with the component's labels and the ones the sidecar discovers ConfigMaps by."""
     return k8s.core.v1.ConfigMap(
         resource_name,
         metadata={
-            "name": f"modelops-dashboard-{name}",
+            "name": f"modelops-dashboard-{board.name}",
             "namespace": cluster.dashboards_namespace or cluster.monitoring_namespace,
             "labels": {**labels, **cluster.dashboard_labels},
         },
-        data={f"{name}.json": json.dumps(board, indent=2, sort_keys=True)},
+        data={f"{board.name}.json": json.dumps(board.board, indent=2, sort_keys=True)},
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -17,17 +17,23 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .cluster_inputs import cluster_settings, required_cluster_input
 from .common import GPU_RESOURCE, GPU_TAINT, NVIDIA_REGISTRY, POOL_LABEL, as_model, standard_labels, type_token
 from .config import CapacityType, ClusterConfig, Environment, GpuPoolConfig
 from .dashboards import dashboard, dashboard_config_map
 from .gpu_catalogue import load_catalogue
 from .images import pinned_image
 
+DEVICE_PLUGIN_VERSION = "v0.17.0"
+"""The NVIDIA device plugin's release: its image tag and its objects' `app.kubernetes.io/version`."""
 DEVICE_PLUGIN_IMAGE = (
-    f"{NVIDIA_REGISTRY}k8s-device-plugin:v0.17.0"
+    f"{NVIDIA_REGISTRY}k8s-device-plugin:{DEVICE_PLUGIN_VERSION}"
     "@sha256:7089559ce6153018806857f5049085bae15b3bf6f1c8bd19d8b12f707d087dea"
 )
-DCGM_EXPORTER_IMAGE = f"{NVIDIA_REGISTRY}k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04"
+DCGM_EXPORTER_VERSION = "3.3.9-3.6.1"
+"""DCGM 3.3.9 with exporter 3.6.1: the exporter objects' `app.kubernetes.io/version` and its image tag's head (the
+tag adds the image's base OS, which is no version of the exporter)."""
+DCGM_EXPORTER_IMAGE = f"{NVIDIA_REGISTRY}k8s/dcgm-exporter:{DCGM_EXPORTER_VERSION}-ubuntu22.04"
 """Resolved to its digest at deploy time (`pinned_image`), so nodes never pull a moving tag."""
 DCGM_METRICS_PORT = 9400
 
@@ -44,6 +50,12 @@ class GpuNodePoolArgs(TypedDict):
     """Instances, GPU limit, AMI, disruption, volumes and time-slicing of the pool."""
     cluster: ClusterConfig
     """The cluster: its name, node role, discovery tag, monitoring namespace and Prometheus labels."""
+    cluster_name: NotRequired[pulumi.Input[str]]
+    """The cluster's name as another resource or stack gives it (an EKS cluster's `name`), over `cluster.name`:
+    the subnets' and security groups' discovery tag (without `cluster.discoveryTag`) and the nodes' tag."""
+    node_role: NotRequired[pulumi.Input[str]]
+    """The IAM role Karpenter gives the pool's nodes as another resource or stack gives it, over
+    `cluster.nodeRole`."""
     environment: Environment
     """dev, staging or prod: labels and tags."""
     cost_owner: str
@@ -72,11 +84,14 @@ class GpuNodePool(pulumi.ComponentResource):
         self._args = args
         # Hosted for another language, the component receives plain dicts: the schema's models validate them.
         self._pool = as_model(GpuPoolConfig, args["pool"])
-        self._cluster = as_model(ClusterConfig, args["cluster"])
+        self._cluster = cluster_settings(args["cluster"])
+        self._cluster_name = required_cluster_input(args, self._cluster, "cluster_name", f"GpuNodePool {name}")
+        self._node_role = required_cluster_input(args, self._cluster, "node_role", f"GpuNodePool {name}")
         child = pulumi.ResourceOptions(parent=self)
         labels = standard_labels(name, self._args["environment"], self._args["cost_owner"], component="gpu-pool")
         selector = {POOL_LABEL: name}
         tolerations = [{"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}]
+        self._selector, self._tolerations = selector, tolerations
 
         node_class = k8s.apiextensions.CustomResource(
             f"{name}-node-class",
@@ -95,8 +110,8 @@ class GpuNodePool(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[node_class]),
         )
         if self._pool.ami_family == "al2023":
-            self._device_plugin(name, selector, tolerations)
-        self._gpu_metrics(name, selector, tolerations)
+            self._device_plugin(name)
+        self._gpu_metrics(name)
         self._dashboard(name, labels)
 
         self.node_selector = pulumi.Output.from_input(selector)
@@ -188,10 +203,10 @@ class GpuNodePool(pulumi.ComponentResource):
             devices = [volume("/dev/xvda", self._pool.root_volume_gib), volume("/dev/xvdb", self._pool.data_volume_gib)]
         else:
             devices = [volume("/dev/xvda", self._pool.root_volume_gib + self._pool.data_volume_gib)]
-        discovery = [{"tags": {"karpenter.sh/discovery": (self._cluster.discovery_tag or self._cluster.name)}}]
+        discovery = [{"tags": {"karpenter.sh/discovery": (self._cluster.discovery_tag or self._cluster_name)}}]
         spec = {
             "amiSelectorTerms": [{"alias": f"{self._pool.ami_family}@{self._pool.ami_version}"}],
-            "role": self._cluster.node_role,
+            "role": self._node_role,
             "subnetSelectorTerms": discovery,
             "securityGroupSelectorTerms": discovery,
             "blockDeviceMappings": devices,
@@ -202,7 +217,7 @@ class GpuNodePool(pulumi.ComponentResource):
                 "httpTokens": "required",
             },
             # Karpenter adds eks:eks-cluster-name itself and refuses it here (a CEL rule of the CRD).
-            "tags": {**self._args.get("tags", {}), "modelops/gpu-pool": name, "modelops/cluster": self._cluster.name},
+            "tags": {**self._args.get("tags", {}), "modelops/gpu-pool": name, "modelops/cluster": self._cluster_name},
         }
         if self._pool.instance_store_policy:
             spec["instanceStorePolicy"] = self._pool.instance_store_policy.value
@@ -215,12 +230,12 @@ class GpuNodePool(pulumi.ComponentResource):
             )
         return spec
 
-    def _device_plugin(self, name: str, selector: dict[str, str], tolerations: list[dict[str, str]]) -> None:
+    def _device_plugin(self, name: str) -> None:
         labels = standard_labels(
             f"nvidia-device-plugin-{name}",
             self._args["environment"],
             self._args["cost_owner"],
-            "v0.17.0",
+            DEVICE_PLUGIN_VERSION,
             "device-plugin",
         )
         volumes = [{"name": "device-plugin", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}]
@@ -256,16 +271,7 @@ class GpuNodePool(pulumi.ComponentResource):
             "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
             "volumeMounts": mounts,
         }
-        self._system_daemon_set(
-            f"{name}-device-plugin",
-            f"nvidia-device-plugin-{name}",
-            labels,
-            selector,
-            tolerations,
-            container,
-            volumes,
-            priority="system-node-critical",
-        )
+        self._system_daemon_set(f"{name}-device-plugin", f"nvidia-device-plugin-{name}", labels, container, volumes)
         self._deny_ingress(f"{name}-device-plugin-netpol", f"nvidia-device-plugin-{name}", labels)
 
     def _dashboard(self, name: str, labels: dict[str, str]) -> None:
@@ -281,57 +287,18 @@ class GpuNodePool(pulumi.ComponentResource):
             ),
             ("GPUs in use", f"count(DCGM_FI_DEV_GPU_UTIL{{{sel}}})", "short"),
         ]
-        board = dashboard(f"modelops-pool-{name}", f"modelops · GPU pool {name}", panels)
-        dashboard_config_map(f"{name}-dashboard", f"pool-{name}", board, self._cluster, labels, self)
+        board = dashboard(f"pool-{name}", f"modelops-pool-{name}", f"modelops · GPU pool {name}", panels)
+        dashboard_config_map(f"{name}-dashboard", board, self._cluster, labels, self)
 
-    def _gpu_metrics(self, name: str, selector: dict[str, str], tolerations: list[dict[str, str]]) -> None:
+    def _gpu_metrics(self, name: str) -> None:
+        """The DCGM exporter on the pool's nodes, its Service and ServiceMonitor, and ingress from Prometheus only."""
         app = f"dcgm-exporter-{name}"
-        labels = standard_labels(app, self._args["environment"], self._args["cost_owner"], "3.3.9-3.6.1", "gpu-metrics")
-        match = {"app.kubernetes.io/name": app}
-        container = {
-            "name": "dcgm-exporter",
-            "image": pinned_image(DCGM_EXPORTER_IMAGE, self),
-            "ports": [{"name": "metrics", "containerPort": DCGM_METRICS_PORT}],
-            "env": [
-                {"name": "DCGM_EXPORTER_KUBERNETES", "value": "true"},
-                {"name": "DCGM_EXPORTER_LISTEN", "value": f":{DCGM_METRICS_PORT}"},
-            ],
-            # DCGM reads GPU counters through the driver (root, SYS_ADMIN) and maps GPUs to pods
-            # through the kubelet's pod-resources socket; exempted by name in the policy config.
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "runAsNonRoot": False,
-                "runAsUser": 0,
-                "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]},
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
-            "readinessProbe": {
-                "httpGet": {"path": "/health", "port": DCGM_METRICS_PORT},
-                "initialDelaySeconds": 20,
-                "periodSeconds": 10,
-            },
-            "livenessProbe": {
-                "httpGet": {"path": "/health", "port": DCGM_METRICS_PORT},
-                "initialDelaySeconds": 45,
-                "periodSeconds": 10,
-            },
-            "volumeMounts": [
-                {"name": "pod-resources", "mountPath": "/var/lib/kubelet/pod-resources", "readOnly": True}
-            ],
-        }
-        volumes = [{"name": "pod-resources", "hostPath": {"path": "/var/lib/kubelet/pod-resources"}}]
-        self._system_daemon_set(
-            f"{name}-dcgm-exporter",
-            app,
-            labels,
-            selector,
-            tolerations,
-            container,
-            volumes,
-            priority="system-node-critical",
+        labels = standard_labels(
+            app, self._args["environment"], self._args["cost_owner"], DCGM_EXPORTER_VERSION, "gpu-metrics"
         )
+        volumes = [{"name": "pod-resources", "hostPath": {"path": "/var/lib/kubelet/pod-resources"}}]
+        self._system_daemon_set(f"{name}-dcgm-exporter", app, labels, self._dcgm_container(), volumes)
+        match = {"app.kubernetes.io/name": app}
         service = k8s.core.v1.Service(
             f"{name}-dcgm-service",
             metadata={"name": app, "namespace": SYSTEM_NAMESPACE, "labels": labels},
@@ -358,21 +325,48 @@ class GpuNodePool(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[service]),
         )
+        self._metrics_ingress(f"{name}-dcgm-netpol", app, labels)
+
+    def _dcgm_container(self) -> dict[str, Any]:
+        health = {"path": "/health", "port": DCGM_METRICS_PORT}
+        return {
+            "name": "dcgm-exporter",
+            "image": pinned_image(DCGM_EXPORTER_IMAGE, self),
+            "ports": [{"name": "metrics", "containerPort": DCGM_METRICS_PORT}],
+            "env": [
+                {"name": "DCGM_EXPORTER_KUBERNETES", "value": "true"},
+                {"name": "DCGM_EXPORTER_LISTEN", "value": f":{DCGM_METRICS_PORT}"},
+            ],
+            # DCGM reads GPU counters through the driver (root, SYS_ADMIN) and maps GPUs to pods
+            # through the kubelet's pod-resources socket; exempted by name in the policy config.
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "runAsNonRoot": False,
+                "runAsUser": 0,
+                "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+            "readinessProbe": {"httpGet": health, "initialDelaySeconds": 20, "periodSeconds": 10},
+            "livenessProbe": {"httpGet": health, "initialDelaySeconds": 45, "periodSeconds": 10},
+            "volumeMounts": [
+                {"name": "pod-resources", "mountPath": "/var/lib/kubelet/pod-resources", "readOnly": True}
+            ],
+        }
+
+    def _metrics_ingress(self, resource_name: str, app: str, labels: dict[str, str]) -> None:
+        """Only the monitoring namespace (Prometheus) reaches the exporter's port."""
+        monitoring = {"kubernetes.io/metadata.name": self._cluster.monitoring_namespace}
         k8s.networking.v1.NetworkPolicy(
-            f"{name}-dcgm-netpol",
+            resource_name,
             metadata={"name": app, "namespace": SYSTEM_NAMESPACE, "labels": labels},
             spec={
-                "podSelector": {"matchLabels": match},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": app}},
                 "policyTypes": ["Ingress"],
                 "ingress": [
                     {
-                        "from": [
-                            {
-                                "namespaceSelector": {
-                                    "matchLabels": {"kubernetes.io/metadata.name": self._cluster.monitoring_namespace}
-                                }
-                            }
-                        ],
+                        "from": [{"namespaceSelector": {"matchLabels": monitoring}}],
                         "ports": [{"protocol": "TCP", "port": DCGM_METRICS_PORT}],
                     }
                 ],
@@ -381,16 +375,10 @@ class GpuNodePool(pulumi.ComponentResource):
         )
 
     def _system_daemon_set(
-        self,
-        resource_name: str,
-        app: str,
-        labels: dict[str, str],
-        selector: dict[str, str],
-        tolerations: list[dict[str, str]],
-        container: dict,
-        volumes: list[dict],
-        priority: str,
+        self, resource_name: str, app: str, labels: dict[str, str], container: dict, volumes: list[dict]
     ) -> None:
+        """A node agent on each of the pool's nodes (tolerating its taint), critical to them: it is scheduled
+        before, and evicted after, the workloads it serves."""
         match = {"app.kubernetes.io/name": app}
         k8s.apps.v1.DaemonSet(
             resource_name,
@@ -401,9 +389,9 @@ class GpuNodePool(pulumi.ComponentResource):
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
-                        "nodeSelector": selector,
-                        "tolerations": tolerations,
-                        "priorityClassName": priority,
+                        "nodeSelector": self._selector,
+                        "tolerations": self._tolerations,
+                        "priorityClassName": "system-node-critical",
                         "automountServiceAccountToken": False,
                         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [container],

@@ -161,44 +161,32 @@ class ModelImage(pulumi.ComponentResource):
         assert self.repository is not None, "a build without a repository"
         return self.repository
 
-    def _image(self, name_prefix: str, build: ImageConfig, version: str, role: str) -> pulumi.Output[str]:
-        if build.ref is not None:
-            return pinned_image(build.ref, self)
-        assert build.context is not None, "an image is built from a context or taken from a ref"
-        repository = self._built_repository()
+    def _fingerprint(self, build: ImageConfig, what: str) -> str | None:
+        """The build's fingerprint (`build_fingerprint`), or None when its context is missing: `up` stops there, a
+        preview warns (a bare version tag would be pushed once and refused ever after)."""
+        assert build.context is not None, "a fingerprint is taken of a build context"
         fingerprint = build_fingerprint(build.context, build.dockerfile, build.build_args, build.platform, build.target)
         if fingerprint is None:
             message = (
-                f"the build context {build.context!r} of {name_prefix} {version} is not there: images are tagged "
+                f"the build context {build.context!r} of {what} is not there: images are tagged "
                 "with a fingerprint of their context, and a bare version would be pushed once and refused ever after"
             )
             if not pulumi.runtime.is_dry_run():
                 raise pulumi.RunError(message)
             pulumi.log.warn(message + " (`up` will stop here)", resource=self)
+        return fingerprint
+
+    def _image(self, name_prefix: str, build: ImageConfig, version: str, role: str) -> pulumi.Output[str]:
+        if build.ref is not None:
+            return pinned_image(build.ref, self)
+        assert build.context is not None, "an image is built from a context or taken from a ref"
+        repository = self._built_repository()
+        fingerprint = self._fingerprint(build, f"{name_prefix} {version}")
         # the same inputs keep their tag (no rebuild, no roll-out); any change gets a new one
         image_tag = f"{version}-{fingerprint or 'no-context'}"
         pushed_digest = self._pushed.get(image_tag)
         tag = repository.repository_url.apply(lambda url: f"{url}:{image_tag}")
-        # A canary builds what the serving image of its version will be, so both read and write one cache: the
-        # resource they share must not change when the canary is promoted (a change would push its tag again).
-        # A CPU build keeps its own cache and starts from the serving build's layers.
-        cache_role = "cpu" if role == "cpu" else "serving"
-        caches = [cache_role] if cache_role == "serving" else [cache_role, "serving"]
-        cache_refs = {r: repository.repository_url.apply(_cache_ref(r)) for r in caches}
-        cache_from: list[docker_build.CacheFromArgsDict] = [{"registry": {"ref": ref}} for ref in cache_refs.values()]
-        # ECR takes a registry cache only as an OCI image manifest (BuildKit's default manifest list is
-        # refused); a cache that cannot be written must not fail the deploy it would only have sped up.
-        cache_to: list[docker_build.CacheToArgsDict] = [
-            {
-                "registry": {
-                    "ref": cache_refs[cache_role],
-                    "mode": docker_build.CacheMode.MAX,
-                    "image_manifest": True,
-                    "oci_media_types": True,
-                    "ignore_error": True,
-                }
-            }
-        ]
+        cache_from, cache_to = _build_caches(repository, role)
         # One resource per version (and per role besides the shared serving/canary pair): its pre-version name,
         # by role, is its alias, so a stack deployed before keeps its images.
         old_name = f"{self._name}-canary-image" if role == "canary" else name_prefix
@@ -232,6 +220,32 @@ class ModelImage(pulumi.ComponentResource):
         # `ref` is `repo:tag@sha256:…`, which Lambda refuses: consumers get the repository and digest.
         digest = pulumi.Output.from_input(pushed_digest) if pushed_digest else image.digest
         return pulumi.Output.all(repository.repository_url, digest).apply(lambda parts: by_digest(parts[0], parts[1]))
+
+
+def _build_caches(
+    repository: aws.ecr.Repository, role: str
+) -> tuple[list[docker_build.CacheFromArgsDict], list[docker_build.CacheToArgsDict]]:
+    """Where a build of `role` reads and writes its layer cache. A canary builds what the serving image of its version
+    will be, so both read and write one cache: the resource they share must not change when the canary is promoted (a
+    change would push its tag again). A CPU build keeps its own cache and starts from the serving build's layers."""
+    cache_role = "cpu" if role == "cpu" else "serving"
+    caches = [cache_role] if cache_role == "serving" else [cache_role, "serving"]
+    cache_refs = {r: repository.repository_url.apply(_cache_ref(r)) for r in caches}
+    cache_from: list[docker_build.CacheFromArgsDict] = [{"registry": {"ref": ref}} for ref in cache_refs.values()]
+    # ECR takes a registry cache only as an OCI image manifest (BuildKit's default manifest list is
+    # refused); a cache that cannot be written must not fail the deploy it would only have sped up.
+    cache_to: list[docker_build.CacheToArgsDict] = [
+        {
+            "registry": {
+                "ref": cache_refs[cache_role],
+                "mode": docker_build.CacheMode.MAX,
+                "image_manifest": True,
+                "oci_media_types": True,
+                "ignore_error": True,
+            }
+        }
+    ]
+    return cache_from, cache_to
 
 
 def _cache_ref(role: str):

@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from .cluster_inputs import cluster_settings, required_cluster_input
 from .common import as_model, dashboard_uid, type_token
 from .config import ClusterConfig, Environment, ModelConfig
 from .contracts import (
@@ -86,6 +87,9 @@ class ModelServiceArgs(TypedDict):
     """The model: version, namespace, port, GPUs, resources, probes, autoscaling, artifact, canary, env."""
     cluster: ClusterConfig
     """The cluster: OIDC provider, ingress and monitoring namespaces, Prometheus labels, gateway."""
+    oidc_provider_arn: NotRequired[pulumi.Input[str]]
+    """The cluster's IAM OIDC provider as another resource or stack gives it (an EKS cluster's), over
+    `cluster.oidcProviderArn`: the service-account role trusts it (needed when the artifact is in S3)."""
     environment: Environment
     """dev, staging or prod."""
     cost_owner: str
@@ -130,7 +134,7 @@ class ModelService(pulumi.ComponentResource):
         self._scope = scope = ModelScope(
             name=name,
             model=model,
-            cluster=as_model(ClusterConfig, args["cluster"]),
+            cluster=cluster_settings(args["cluster"]),
             environment=args["environment"],
             cost_owner=args["cost_owner"],
             min_replicas=args["min_replicas"],
@@ -141,7 +145,15 @@ class ModelService(pulumi.ComponentResource):
         self._tracks = model_tracks(scope, args["image"], args.get("canary_image"))
         self._access = weights_access(model)
         labels = scope.labels(model.version, "model-server")
-        role = service_account_role(scope, args.get("tags", {})) if self._access is not WeightsAccess.NONE else None
+        role = (
+            service_account_role(
+                scope,
+                required_cluster_input(args, scope.cluster, "oidc_provider_arn", f"ModelService {name}"),
+                args.get("tags", {}),
+            )
+            if self._access is not WeightsAccess.NONE
+            else None
+        )
         account = self._service_account(role, labels)
         weights = [provide_weights(scope, self._access, role, track) for track in self._tracks]
         env_secret = self._secret_env(labels) if args.get("env_is_secret", False) and model.env else None
@@ -547,8 +559,8 @@ class ModelService(pulumi.ComponentResource):
             ("Replicas wanted", self._replicas_series("kube_deployment_spec_replicas"), "short"),
             ("Replicas available", self._replicas_series("kube_deployment_status_replicas_available"), "short"),
         ]
-        board = dashboard(dashboard_uid(ns, name), f"modelops · model {name}", panels)
-        dashboard_config_map(f"{name}-dashboard", f"model-{ns}-{name}", board, scope.cluster, labels, self)
+        board = dashboard(f"model-{ns}-{name}", dashboard_uid(ns, name), f"modelops · model {name}", panels)
+        dashboard_config_map(f"{name}-dashboard", board, scope.cluster, labels, self)
 
     def _replicas_series(self, metric: str) -> str:
         """A kube-state-metrics Deployment gauge for each of the model's tracks (deduplicated: an HA

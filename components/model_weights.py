@@ -6,6 +6,7 @@ PersistentVolume and claim."""
 import json
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -67,26 +68,35 @@ def provide_weights(scope: ModelScope, access: WeightsAccess, role: aws.iam.Role
     return Weights(access, source, None, (grant,))
 
 
-def service_account_role(scope: ModelScope, tags: dict[str, str]) -> aws.iam.Role:
-    """The role the model's pods (and its mounts) read its weights with: assumable only by its ServiceAccount."""
-    issuer = scope.cluster.oidc_provider_arn.split(":oidc-provider/", 1)[1]
-    trust = {
+def service_account_role(scope: ModelScope, provider_arn: pulumi.Input[str], tags: dict[str, str]) -> aws.iam.Role:
+    """The role the model's pods (and its mounts) read its weights with: assumable only by its ServiceAccount,
+    through the cluster's OIDC provider (`provider_arn`, possibly another stack's output)."""
+    subject = f"system:serviceaccount:{scope.model.namespace}:{scope.name}"
+    return aws.iam.Role(
+        f"{scope.name}-role",
+        assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
+            lambda arn: json.dumps(service_account_trust(arn, subject))
+        ),
+        tags=tags,
+        opts=scope.child(),
+    )
+
+
+def service_account_trust(provider_arn: str, subject: str) -> dict[str, Any]:
+    """Who may assume a service-account role: `subject` (`system:serviceaccount:<ns>:<name>`) through the cluster's
+    OIDC provider, for STS."""
+    issuer = provider_arn.split(":oidc-provider/", 1)[1]
+    return {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"Federated": scope.cluster.oidc_provider_arn},
+                "Principal": {"Federated": provider_arn},
                 "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {
-                    "StringEquals": {
-                        f"{issuer}:sub": f"system:serviceaccount:{scope.model.namespace}:{scope.name}",
-                        f"{issuer}:aud": "sts.amazonaws.com",
-                    }
-                },
+                "Condition": {"StringEquals": {f"{issuer}:sub": subject, f"{issuer}:aud": "sts.amazonaws.com"}},
             }
         ],
     }
-    return aws.iam.Role(f"{scope.name}-role", assume_role_policy=json.dumps(trust), tags=tags, opts=scope.child())
 
 
 def _artifact_grant(scope: ModelScope, role: aws.iam.Role, bucket: str, track: Track) -> aws.iam.RolePolicy:

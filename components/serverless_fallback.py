@@ -17,8 +17,9 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from .cluster_inputs import cluster_input, cluster_settings
 from .common import as_model, type_token
-from .config import ClusterConfig, ModelConfig, Platform
+from .config import ClusterConfig, ModelConfig, Platform, lambda_environment
 from .model_service import artifact_read_policy
 
 
@@ -36,6 +37,8 @@ class ServerlessFallbackArgs(TypedDict):
     """The image, `repository@sha256:…`, in the account's ECR (the CPU build when there is one)."""
     log_retention_days: int
     """CloudWatch Logs retention (the environment's)."""
+    alarm_topic_arn: NotRequired[pulumi.Input[str]]
+    """The SNS topic the alarms notify as another resource or stack gives it, over `cluster.alarmTopicArn`."""
     env_is_secret: NotRequired[bool]
     """The env values came from secret config: the variables are a secret output (encrypted in the state)."""
     tags: NotRequired[dict[str, str]]
@@ -59,68 +62,19 @@ class ServerlessFallback(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServerlessFallbackArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(type_token("ServerlessFallback"), name, None, opts)
         # Hosted for another language, the component receives plain dicts: the schema's models validate them.
-        model = as_model(ModelConfig, args["model"])
-        cluster = as_model(ClusterConfig, args["cluster"])
-        settings = model.serverless
-        function_name, tags = args["function_name"], args.get("tags", {})
+        self._model = as_model(ModelConfig, args["model"])
+        cluster = cluster_settings(args["cluster"])
+        self._function_name, self._tags = args["function_name"], args.get("tags", {})
         child = pulumi.ResourceOptions(parent=self)
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
-        log_group_name = f"/aws/lambda/{function_name}"
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=log_group_name, retention_in_days=args["log_retention_days"], tags=tags, opts=child
-        )
-        role = aws.iam.Role(
-            f"{name}-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-            tags=tags,
+            f"{name}-logs",
+            name=f"/aws/lambda/{self._function_name}",
+            retention_in_days=args["log_retention_days"],
+            tags=self._tags,
             opts=child,
         )
-        aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=role.id,
-            policy=partition.apply(
-                lambda p: json.dumps(execution_policy(p, cluster.region, cluster.account_id, model, log_group_name))
-            ),
-            opts=child,
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-xray", role=role.name, policy_arn=partition.apply(xray_write_policy_arn), opts=child
-        )
-
-        # the server reports the version it serves (as on pods), and fetches its artifact from MODEL_URI
-        env = {**model.env, "MODEL_VERSION": model.version}
-        if model.artifact_uri:
-            env["MODEL_URI"] = model.artifact_uri.rstrip("/")
-        platform = (model.cpu_image or model.image).platform
-        function = aws.lambda_.Function(
-            f"{name}-function",
-            name=function_name,
-            package_type="Image",
-            image_uri=args["image_uri"],
-            role=role.arn,
-            architectures=["arm64" if platform == Platform.LINUX_ARM64 else "x86_64"],
-            memory_size=settings.memory_mb,
-            timeout=settings.timeout_seconds,
-            ephemeral_storage={"size": settings.ephemeral_storage_mb},
-            reserved_concurrent_executions=settings.reserved_concurrency,
-            tracing_config={"mode": "Active"},
-            logging_config={"log_format": "JSON", "log_group": log_group.name},
-            environment={"variables": pulumi.Output.secret(env) if args.get("env_is_secret") else env} if env else None,
-            publish=True,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
-        )
+        role = self._execution_role(name, cluster)
+        function = self._function(name, args, role, log_group)
         # One alias for every release: renaming it per version would replace the alias and its function
         # URL at each release, changing the endpoint clients call. The version moves; the name stays.
         alias = aws.lambda_.Alias(
@@ -128,7 +82,7 @@ class ServerlessFallback(pulumi.ComponentResource):
             name=LIVE_ALIAS,
             function_name=function.name,
             function_version=function.version,
-            description=alias_description(model.version),
+            description=alias_description(self._model.version),
             opts=child,
         )
         url = aws.lambda_.FunctionUrl(
@@ -138,7 +92,7 @@ class ServerlessFallback(pulumi.ComponentResource):
             authorization_type="AWS_IAM",
             opts=child,
         )
-        self._alarms(name, function_name, settings.timeout_seconds, cluster.alarm_topic_arn, tags, function)
+        self._alarms(name, function, cluster_input(args, cluster, "alarm_topic_arn"))
 
         self.function_name = function.name
         self.function_arn = function.arn
@@ -153,16 +107,58 @@ class ServerlessFallback(pulumi.ComponentResource):
             }
         )
 
-    def _alarms(
-        self,
-        name: str,
-        function_name: str,
-        timeout_seconds: int,
-        topic: str | None,
-        tags: dict[str, str],
-        function: aws.lambda_.Function,
-    ) -> None:
+    def _execution_role(self, name: str, cluster: ClusterConfig) -> aws.iam.Role:
+        """The function's role: writes its own log group, reads its model's prefix, sends traces."""
+        child = pulumi.ResourceOptions(parent=self)
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+        role = aws.iam.Role(f"{name}-role", assume_role_policy=json.dumps(trust), tags=self._tags, opts=child)
+        log_group_name, model = f"/aws/lambda/{self._function_name}", self._model
+        aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=role.id,
+            policy=partition.apply(
+                lambda p: json.dumps(execution_policy(p, cluster.region, cluster.account_id, model, log_group_name))
+            ),
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-xray", role=role.name, policy_arn=partition.apply(xray_write_policy_arn), opts=child
+        )
+        return role
+
+    def _function(
+        self, name: str, args: ServerlessFallbackArgs, role: aws.iam.Role, log_group: aws.cloudwatch.LogGroup
+    ) -> aws.lambda_.Function:
+        settings, env = self._model.serverless, lambda_environment(self._model)
+        platform = (self._model.cpu_image or self._model.image).platform
+        return aws.lambda_.Function(
+            f"{name}-function",
+            name=self._function_name,
+            package_type="Image",
+            image_uri=args["image_uri"],
+            role=role.arn,
+            architectures=["arm64" if platform == Platform.LINUX_ARM64 else "x86_64"],
+            memory_size=settings.memory_mb,
+            timeout=settings.timeout_seconds,
+            ephemeral_storage={"size": settings.ephemeral_storage_mb},
+            reserved_concurrent_executions=settings.reserved_concurrency,
+            tracing_config={"mode": "Active"},
+            logging_config={"log_format": "JSON", "log_group": log_group.name},
+            environment={"variables": pulumi.Output.secret(env) if args.get("env_is_secret") else env} if env else None,
+            publish=True,
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+        )
+
+    def _alarms(self, name: str, function: aws.lambda_.Function, topic: pulumi.Input[str] | None) -> None:
         dimensions = {"FunctionName": function.name}
+        timeout_seconds = self._model.serverless.timeout_seconds
         specs = [
             ("errors", "Errors", "Sum", 1, "the fallback returned errors"),
             ("throttles", "Throttles", "Sum", 1, "the fallback hit its concurrency cap"),
@@ -174,10 +170,12 @@ class ServerlessFallback(pulumi.ComponentResource):
                 "invocations ran above 80% of the timeout",
             ),
         ]
+        # an alarm without an action notifies nobody: the topic when there is one
+        actions = [topic] if topic is not None else None
         for role, metric, statistic, threshold, what in specs:
             aws.cloudwatch.MetricAlarm(
                 f"{name}-{role}-alarm",
-                alarm_description=f"{function_name}: {what}",
+                alarm_description=f"{self._function_name}: {what}",
                 namespace="AWS/Lambda",
                 metric_name=metric,
                 statistic=statistic,
@@ -187,9 +185,9 @@ class ServerlessFallback(pulumi.ComponentResource):
                 threshold=threshold,
                 comparison_operator="GreaterThanOrEqualToThreshold",
                 treat_missing_data="notBreaching",
-                alarm_actions=[topic] if topic else None,
-                ok_actions=[topic] if topic else None,
-                tags=tags,
+                alarm_actions=actions,
+                ok_actions=actions,
+                tags=self._tags,
                 opts=pulumi.ResourceOptions(parent=self),
             )
 

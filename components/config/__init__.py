@@ -29,7 +29,7 @@ from .enums import (
     Platform,
 )
 from .environments import ENVIRONMENT_DEFAULTS, EnvironmentDefaults
-from .model import PROGRAM_ENV, CanaryConfig, ModelConfig, ProbeConfig, Replicas, Resources
+from .model import PROGRAM_ENV, CanaryConfig, ModelConfig, ProbeConfig, Replicas, Resources, lambda_environment
 from .parse import StackConfigError, parse_stack_config
 from .pool import AMI_ALIAS_MAX, GpuPoolConfig
 from .registry import ImageConfig, RegistryConfig
@@ -82,6 +82,7 @@ __all__ = [
     "StackConfigError",
     "iana_zones",
     "label_problems",
+    "lambda_environment",
     "lambda_function_name",
     "parse_stack_config",
     "secret_paths_in",

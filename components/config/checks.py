@@ -16,7 +16,7 @@ from ..runtimes import pod_only_metrics
 from .base import KUBECONFIG_SECRET_KEY, NAMESPACE, SECRET_SET
 from .cluster import RESERVED_NAMESPACES
 from .enums import AmiFamily, ArtifactAccess, FallbackMode
-from .model import ModelConfig
+from .model import ModelConfig, lambda_environment
 from .pool import GpuPoolConfig
 from .serverless import LAMBDA_ENV_BYTES, STACK_NAME, lambda_function_name
 from .stack import StackConfig
@@ -328,9 +328,7 @@ def _lambda_problems(cfg: StackConfig, stack: str | None) -> list[str]:
                 f"{path}: its Lambda function would be named {function!r}, which Lambda refuses (at most "
                 "64 letters, digits, '-' or '_'); shorten the model or stack name"
             )
-        env = {**model.env, "MODEL_VERSION": model.version}
-        if model.artifact_uri:
-            env["MODEL_URI"] = model.artifact_uri.rstrip("/")
+        env = lambda_environment(model)
         size = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
         if size > LAMBDA_ENV_BYTES:
             problems.append(

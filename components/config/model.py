@@ -242,3 +242,13 @@ def _s3_prefix(uri: str | None) -> str:
         return ""
     parts = uri[len("s3://") :].split("/", 1)
     return parts[1].strip("/") if len(parts) > 1 else ""
+
+
+def lambda_environment(model: ModelConfig) -> dict[str, str]:
+    """A fallback's Lambda environment, built here once: what the function gets and what validation measures
+    against Lambda's limit. The model's env, the version the server reports (as on pods) and, for an artifact,
+    the MODEL_URI it fetches it from."""
+    env = {**model.env, "MODEL_VERSION": model.version}
+    if model.artifact_uri:
+        env["MODEL_URI"] = model.artifact_uri.rstrip("/")
+    return env

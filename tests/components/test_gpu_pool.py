@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
 import pytest
 
 from components import GpuNodePool, GpuNodePoolArgs
+from components.cluster_inputs import cluster_settings
 from components.config import CapacityType, Environment, GpuPoolConfig
-from components.gpu_pool import DEVICE_PLUGIN_IMAGE
+from components.gpu_pool import DCGM_EXPORTER_IMAGE, DEVICE_PLUGIN_IMAGE
 from offline.plan import Plan
 from offline.render import kubernetes_resources, manifest
 from tests.components.conftest import cluster_config
@@ -158,3 +160,38 @@ def test_raid0_puts_the_kubelets_storage_on_the_local_nvme_disks(build):
     node_class = build(lambda: GpuNodePool("a10g", with_pool(instance_store_policy="RAID0"))).inputs("a10g-node-class")
     assert node_class["spec"]["instanceStorePolicy"] == "RAID0"
     assert "instanceStorePolicy" not in build(lambda: GpuNodePool("a10g", ARGS)).inputs("a10g-node-class")["spec"]
+
+
+def test_the_node_role_and_cluster_name_may_be_another_resources_outputs(build):
+    """What the platform's program or stack produces reaches the node class as Outputs, over the nested cluster's
+    plain values; the nested ones may then be left out."""
+
+    def program():
+        role = pulumi.Output.from_input("KarpenterNodeRole-platform").apply(lambda v: v)
+        cluster_name = pulumi.Output.from_input("platform-eks").apply(lambda v: v)
+        cluster = cluster_settings(
+            {k: v for k, v in cluster_config().model_dump().items() if k not in ("node_role", "name")}
+        )
+        GpuNodePool("a10g", {**ARGS, "cluster": cluster, "node_role": role, "cluster_name": cluster_name})
+
+    spec = build(program).inputs("a10g-node-class")["spec"]
+    assert spec["role"] == "KarpenterNodeRole-platform"
+    assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "platform-eks"}}]
+    assert spec["tags"]["modelops/cluster"] == "platform-eks"
+    # given both, the top-level Input wins
+    both = build(lambda: GpuNodePool("a10g", {**ARGS, "node_role": "OtherRole"})).inputs("a10g-node-class")
+    assert both["spec"]["role"] == "OtherRole"
+
+
+def test_a_pool_without_a_node_role_names_both_ways_to_give_one(build):
+    cluster = cluster_settings({k: v for k, v in cluster_config().model_dump().items() if k != "node_role"})
+    with pytest.raises(Exception, match=r"GpuNodePool a10g: give nodeRole or cluster\.nodeRole"):
+        build(lambda: GpuNodePool("a10g", {**ARGS, "cluster": cluster}))
+
+
+def test_the_version_labels_are_the_images_own_versions(build):
+    built = build(lambda: GpuNodePool("a10g", with_pool(ami_family="al2023")))
+    for daemon_set, image in (("a10g-device-plugin", DEVICE_PLUGIN_IMAGE), ("a10g-dcgm-exporter", DCGM_EXPORTER_IMAGE)):
+        version = built.inputs(daemon_set)["metadata"]["labels"]["app.kubernetes.io/version"]
+        tag = image.split("@", 1)[0].rsplit(":", 1)[1]
+        assert tag == version or tag.startswith(f"{version}-"), (daemon_set, tag, version)

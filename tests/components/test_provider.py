@@ -199,3 +199,90 @@ def test_a_model_image_from_another_language_keeps_its_build_args(provider):
     build = next(s["newState"]["inputs"] for s in plan["steps"] if s["newState"]["type"] == "docker-build:index:Image")
     assert build["buildArgs"] == {"MODEL_NAME": "x", "someArg": "y"}
     assert build["platforms"] == ["linux/amd64"]
+
+
+def test_the_schema_models_defaults_are_published_without_patching_the_sdk(provider):
+    """The SDK's analyzer marks every pydantic field required; the provider marks what the models default (or
+    what a component also takes as an Input) optional after the analysis, in the schema it serves and in the
+    type definitions it checks inputs against, leaving the SDK's Analyzer as it is."""
+    from pulumi.provider.experimental.analyzer import Analyzer
+
+    assert Analyzer.analyze_type.__module__ == "pulumi.provider.experimental.analyzer"
+    assert not hasattr(Analyzer.analyze_type, "_pydantic_defaults")
+    schema = json.loads(provider.schema)
+    assert schema["types"]["modelops:index:GpuPoolConfig"]["required"] == ["gpuLimit"]
+    # what another resource may produce is a top-level Input; the nested value may then be left out
+    assert schema["types"]["modelops:index:ClusterConfig"]["required"] == ["accountId", "kubernetesVersion", "region"]
+    assert (
+        provider.get_type_definition(schema_property("#/types/modelops:index:ClusterConfig"))
+        .properties["nodeRole"]
+        .optional
+    )
+
+
+def schema_property(ref: str):
+    from pulumi.provider.experimental.analyzer import PropertyDefinition
+
+    return PropertyDefinition(ref=ref)
+
+
+@pytest.mark.parametrize(
+    "component, inputs",
+    [
+        ("GpuNodePool", ["clusterName", "nodeRole"]),
+        ("ModelService", ["oidcProviderArn"]),
+        ("ServerlessFallback", ["alarmTopicArn"]),
+    ],
+)
+def test_what_another_resource_produces_is_an_input_and_what_shapes_the_graph_is_plain(provider, component, inputs):
+    properties = json.loads(provider.schema)["resources"][f"modelops:index:{component}"]["inputProperties"]
+    for name in inputs:
+        assert properties[name]["type"] == "string" and not properties[name].get("plain"), name
+    # the nested settings decide which resources exist: plain
+    assert properties["cluster"]["plain"] is True
+
+
+def test_a_pool_from_another_language_takes_its_node_role_from_another_stack(provider):
+    """The consumer holds the node role as an Output (a StackReference's): it leaves `cluster.nodeRole` out."""
+    cluster = {k: v for k, v in CLUSTER.items() if k not in ("nodeRole", "gateway")}
+    inputs = {
+        "pool": {"gpuLimit": 4, "instanceTypes": ["g6.xlarge"]},
+        "cluster": cluster,
+        "nodeRole": "KarpenterNodeRole-platform",
+        "environment": "prod",
+        "costOwner": "ml",
+        "capacityTypes": ["on-demand"],
+    }
+    plan = plan_of(lambda: provider.construct("p", "modelops:index:GpuNodePool", inputs))
+    node_class = next(s["newState"]["inputs"] for s in plan["steps"] if s["urn"].endswith("::p-node-class"))
+    assert node_class["spec"]["role"] == "KarpenterNodeRole-platform"
+    without = {k: v for k, v in inputs.items() if k != "nodeRole"}
+    with pytest.raises(Exception, match=r"give nodeRole or cluster\.nodeRole"):
+        plan_of(lambda: provider.construct("p", "modelops:index:GpuNodePool", without))
+
+
+def test_a_model_service_from_another_language_trusts_the_oidc_provider_another_stack_gives(provider):
+    """The service-account role (an artifact in S3) trusts the OIDC provider given as a top-level Input; without
+    one either way, the component says which input is missing."""
+    arn = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/PLATFORM"
+    inputs = {
+        "model": {"version": "1.0.0", "image": {"context": "models/sentiment"}, "artifactUri": "s3://acme/m/1.0.0"},
+        "cluster": {k: v for k, v in CLUSTER.items() if k != "oidcProviderArn"},
+        "oidcProviderArn": arn,
+        "environment": "prod",
+        "costOwner": "ml",
+        "image": ECR + "a" * 64,
+        "minReplicas": 1,
+        "maxReplicas": 2,
+    }
+    plan = plan_of(lambda: provider.construct("m", "modelops:index:ModelService", inputs))
+    role = next(s["newState"]["inputs"] for s in plan["steps"] if s["urn"].endswith("iam/role:Role::m-role"))
+    statement = json.loads(role["assumeRolePolicy"])["Statement"][0]
+    assert statement["Principal"] == {"Federated": arn}
+    assert statement["Condition"]["StringEquals"] == {
+        "oidc.eks.us-east-1.amazonaws.com/id/PLATFORM:sub": "system:serviceaccount:models:m",
+        "oidc.eks.us-east-1.amazonaws.com/id/PLATFORM:aud": "sts.amazonaws.com",
+    }
+    without = {k: v for k, v in inputs.items() if k != "oidcProviderArn"}
+    with pytest.raises(Exception, match=r"ModelService m: give oidcProviderArn or cluster\.oidcProviderArn"):
+        plan_of(lambda: provider.construct("m", "modelops:index:ModelService", without))

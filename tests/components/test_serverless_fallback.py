@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from typing import cast
 
+import pulumi
 import pytest
 
 from components import ServerlessFallback, ServerlessFallbackArgs
+from components.config import lambda_environment
 from offline.engine import ProgramError, plan_of
 from tests.components.conftest import cluster_config, model_config
 
@@ -103,3 +105,33 @@ def test_alarms_notify_the_configured_topic(build):
     for role in ("errors", "throttles", "duration"):
         alarm = built.inputs(f"s-{role}-alarm")
         assert alarm["alarmActions"] == [topic] and alarm["okActions"] == [topic]
+
+
+def test_the_alarm_topic_may_be_another_resources_output(build):
+    """An SNS topic the platform's program creates reaches the alarms as its Output, over the nested cluster's."""
+    topic = "arn:aws:sns:us-east-1:123456789012:platform-oncall"
+
+    def program():
+        created = pulumi.Output.from_input(topic).apply(lambda arn: arn)
+        other = cluster_config(alarm_topic_arn="arn:aws:sns:us-east-1:123456789012:ml-oncall")
+        ServerlessFallback("s", {**ARGS, "cluster": other, "alarm_topic_arn": created})
+
+    built = build(program)
+    for role in ("errors", "throttles", "duration"):
+        alarm = built.inputs(f"s-{role}-alarm")
+        assert alarm["alarmActions"] == [topic] and alarm["okActions"] == [topic]
+    assert build(lambda: ServerlessFallback("s", ARGS)).inputs("s-errors-alarm").get("alarmActions") is None
+
+
+def test_the_function_gets_the_environment_validation_measured():
+    """One builder for the Lambda environment: what the function is given is what the stack schema counts
+    against Lambda's 4 KB."""
+    model = model_config(version="2.0.0", artifact_uri="s3://acme/m/2.0.0/", env={"LOG_LEVEL": "info"})
+    assert lambda_environment(model) == {
+        "LOG_LEVEL": "info",
+        "MODEL_VERSION": "2.0.0",
+        "MODEL_URI": "s3://acme/m/2.0.0",
+    }
+    function = plan_of(lambda: ServerlessFallback("s", {**ARGS, "model": model}))["steps"]
+    inputs = next(s["newState"]["inputs"] for s in function if s["urn"].endswith("::s-function"))
+    assert inputs["environment"]["variables"] == lambda_environment(model)

@@ -3,8 +3,10 @@
 A platform team's own program, in a directory of its own: `pulumi package add <repository>/components`
 runs the component plugin (components/PulumiPlugin.yaml, its __main__.py under the project's uv
 environment), generates a Python SDK from the schema it serves and links it into the program; a preview of
-that program constructs GpuNodePool across the plugin boundary against the staging API server. What it
-emits is what the same component emits offline from the same inputs: one component, not two.
+that program constructs GpuNodePool across the plugin boundary against the staging API server. The node role
+and the cluster's name are another of the team's stacks' outputs, read through a StackReference and passed
+as Inputs (left out of the nested `cluster`). What it emits is what the same component emits offline from the
+same inputs: one component, not two.
 """
 
 from __future__ import annotations
@@ -22,41 +24,35 @@ from tests.e2e.pulumi_cli import ROOT
 
 CONSUMER = "platform-pools"
 POOL = "consumer-l4"
+PLATFORM = "platform-cluster"
+"""The team's stack that owns the cluster: it exports the node role and the cluster's name."""
+PLATFORM_OUTPUTS = {"nodeRole": "KarpenterNodeRole-ml-staging", "clusterName": "ml-staging"}
 
 # What the consumer passes, in the schema's (camelCase) names: the same values reach the offline
 # construction below, and the consumer program spells them with the generated SDK's classes.
 INPUTS = {
     "pool": {"instanceFamilies": ["g6"], "instanceTypes": ["g6.xlarge"], "gpuLimit": 4, "amiVersion": "v1.66.0"},
-    "cluster": {
-        "name": "ml-staging",
-        "region": "us-west-2",
-        "accountId": "123456789012",
-        "kubernetesVersion": "1.31",
-        "nodeRole": "KarpenterNodeRole-ml-staging",
-        "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/STG",
-    },
+    "cluster": {"region": "us-west-2", "accountId": "123456789012", "kubernetesVersion": "1.31"},
+    **PLATFORM_OUTPUTS,
     "environment": "staging",
     "costOwner": "platform",
     "capacityTypes": ["on-demand"],
 }
 
-PROGRAM = f'''"""A platform team's program: one of its GPU pools is a modelops GpuNodePool."""
+PROGRAM = f'''"""A platform team's program: one of its GPU pools is a modelops GpuNodePool, on the cluster another
+of its stacks owns."""
 import pulumi
 import pulumi_modelops as modelops
 
+platform = pulumi.StackReference("organization/{PLATFORM}/test")
 pool = modelops.GpuNodePool(
     "{POOL}",
     pool=modelops.GpuPoolConfigArgs(
         instance_families=["g6"], instance_types=["g6.xlarge"], gpu_limit=4, ami_version="v1.66.0"
     ),
-    cluster=modelops.ClusterConfigArgs(
-        name="ml-staging",
-        region="us-west-2",
-        account_id="123456789012",
-        kubernetes_version="1.31",
-        node_role="KarpenterNodeRole-ml-staging",
-        oidc_provider_arn="arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/STG",
-    ),
+    cluster=modelops.ClusterConfigArgs(region="us-west-2", account_id="123456789012", kubernetes_version="1.31"),
+    cluster_name=platform.require_output("clusterName"),
+    node_role=platform.require_output("nodeRole"),
     environment=modelops.Environment.STAGING,
     cost_owner="platform",
     capacity_types=[modelops.CapacityType.ON_DEMAND],
@@ -98,6 +94,30 @@ def install_provider_plugins(cli) -> None:
         assert done.returncode == 0, done.explain()
 
 
+PLATFORM_PROGRAM = '''"""The team's cluster stack, as far as the pools need it: the nodes' role and the cluster's name."""
+import pulumi
+
+config = pulumi.Config()
+pulumi.export("nodeRole", config.require("nodeRole"))
+pulumi.export("clusterName", config.require("clusterName"))
+'''
+
+
+def platform_stack(cli) -> None:
+    """`organization/platform-cluster/test`, up, exporting PLATFORM_OUTPUTS (the program runs in the project's
+    environment: it needs only the pulumi SDK)."""
+    project = cli.workdir / PLATFORM
+    project.mkdir(parents=True, exist_ok=True)
+    runtime = {"name": "python", "options": {"toolchain": "pip", "virtualenv": str(ROOT / ".venv")}}
+    (project / "Pulumi.yaml").write_text(yaml.safe_dump({"name": PLATFORM, "main": "__main__.py", "runtime": runtime}))
+    (project / "__main__.py").write_text(PLATFORM_PROGRAM)
+    steps = [["stack", "init", f"organization/{PLATFORM}/test"]]
+    steps += [["config", "set", key, value, "-s", "test"] for key, value in PLATFORM_OUTPUTS.items()]
+    for step in [*steps, ["up", "--yes", "--skip-preview", "-s", "test"]]:
+        done = cli.run(*step, cwd=project)
+        assert done.returncode == 0, done.explain()
+
+
 def write_consumer(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "Pulumi.yaml").write_text(
@@ -119,11 +139,16 @@ def test_another_program_adds_the_package_and_previews_a_component_through_the_r
 
     assert set(provider_plugins()) == {"aws", "docker", "docker-build", "kubernetes"}
     install_provider_plugins(cli)
+    platform_stack(cli)
     added = cli.run("package", "add", str(cli.project / "components"), cwd=consumer)
     assert added.returncode == 0, added.explain()
     # the SDK generated from the schema the plugin served, linked into the program
     sdk = consumer / "sdks" / "modelops"
     assert (sdk / "pulumi_modelops" / "gpu_node_pool.py").is_file(), added.explain()
+    # the generated SDK takes the node role as an Input (an Output of another stack), the nested cluster plain
+    generated = (sdk / "pulumi_modelops" / "gpu_node_pool.py").read_text()
+    assert "node_role: pulumi.Input[Optional[_builtins.str]] = None" in generated
+    assert "cluster: 'ClusterConfigArgs'," in generated
     assert json.loads((sdk / "pulumi_modelops" / "pulumi-plugin.json").read_text())["name"] == "modelops"
     project = yaml.safe_load((consumer / "Pulumi.yaml").read_text())
     source = project["packages"]["modelops"]
@@ -154,6 +179,10 @@ def test_another_program_adds_the_package_and_previews_a_component_through_the_r
     assert {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]} in node_pool["template"][
         "spec"
     ]["requirements"]
+    # the other stack's outputs reached the node class, read at preview through the StackReference
+    node_class = children[f"{POOL}-node-class"]["inputs"]["spec"]
+    assert node_class["role"] == PLATFORM_OUTPUTS["nodeRole"]
+    assert node_class["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": PLATFORM_OUTPUTS["clusterName"]}}]
 
     # The same component from the same inputs, offline: the same Kubernetes objects, input for input.
     provider = component_provider()
