@@ -9,7 +9,7 @@ from tests.conftest import ROOT
 PACKAGES = {
     "components": ROOT / "components",
     "composition": ROOT / "composition",
-    "offline": ROOT / "offline",
+    "modelops_cli": ROOT / "modelops_cli",
     "rules": ROOT / "policies" / "rules",
 }
 

@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from offline.cli import main
-from offline.plan import SECRET_SIG, SIG_KEY
+from modelops_cli.cli import main
+from modelops_cli.plan import SECRET_SIG, SIG_KEY
 from tests.conftest import ROOT, reference_plan
 
 HOSTILE = (
@@ -54,7 +54,7 @@ class Surface:
 
 
 def _tree(head: Path) -> str:
-    from offline.tree import render_tree
+    from modelops_cli.offline.tree import render_tree
 
     return render_tree(json.loads(head.read_text()))
 
@@ -138,7 +138,7 @@ SURFACES = [
         "markdown",
         ("injection", "secrets", "tracebacks", "confinement"),
         writes_file=True,
-        elsewhere={"injection": "tests/offline/test_comment.py (fake verdicts, marker, --base)"},
+        elsewhere={"injection": "tests/modelops_cli/test_comment.py (fake verdicts, marker, --base)"},
     ),
     Surface(
         "cost text",
@@ -153,7 +153,7 @@ SURFACES = [
         "yaml-dir",
         ("injection", "secrets", "tracebacks", "confinement"),
         writes_file=True,
-        elsewhere={"confinement": "tests/offline/test_render.py (symlinks under --out, long names, empty --out)"},
+        elsewhere={"confinement": "tests/modelops_cli/test_render.py (symlinks under --out, long names, empty --out)"},
     ),
     Surface(
         "messages (stderr)",
@@ -161,7 +161,7 @@ SURFACES = [
         "terminal",
         ("injection", "secrets"),
         produce=lambda head: _stderr_of_a_bad_stack(head),
-        elsewhere={"secrets": "tests/offline/test_secrets.py (secrets refused by path, never quoted)"},
+        elsewhere={"secrets": "tests/modelops_cli/test_secrets.py (secrets refused by path, never quoted)"},
     ),
     Surface(
         "smoke (terminal)",
@@ -169,9 +169,9 @@ SURFACES = [
         "terminal",
         (),
         elsewhere={
-            "injection": "tests/offline/test_smoke.py (escape sequences in bodies, redirects, HTML pages)",
-            "tracebacks": "tests/offline/test_smoke.py (trickling answers cut at the stated timeout)",
-            "secrets": "tests/offline/test_smoke.py (credentials in --base-url refused, never echoed)",
+            "injection": "tests/modelops_cli/test_smoke.py (escape sequences in bodies, redirects, HTML pages)",
+            "tracebacks": "tests/modelops_cli/test_smoke.py (trickling answers cut at the stated timeout)",
+            "secrets": "tests/modelops_cli/test_smoke.py (credentials in --base-url refused, never echoed)",
         },
     ),
     Surface(
@@ -180,8 +180,8 @@ SURFACES = [
         "terminal",
         (),
         elsewhere={
-            "injection": "tests/offline/test_gate.py (escape sequences and bidi in a finding's name: terminal and SARIF)",
-            "tracebacks": "tests/offline/test_gate.py (a bad modelops:security key or --wait: exit 2 naming it)",
+            "injection": "tests/modelops_cli/test_gate.py (escape sequences and bidi in a finding's name: terminal and SARIF)",
+            "tracebacks": "tests/modelops_cli/test_gate.py (a bad modelops:security key or --wait: exit 2 naming it)",
         },
     ),
     Surface(
@@ -190,9 +190,9 @@ SURFACES = [
         "terminal",
         (),
         elsewhere={
-            "injection": "tests/offline/test_cluster_preflight.py, tests/offline/test_kubeapi_hostile.py "
+            "injection": "tests/modelops_cli/test_cluster_preflight.py, tests/modelops_cli/test_kubeapi_hostile.py "
             "(hostile API servers: escape sequences, HTML, endless and trickling bodies)",
-            "secrets": "tests/offline/test_kubeconfig.py (tokens and credentials in server URLs never echoed)",
+            "secrets": "tests/modelops_cli/test_kubeconfig.py (tokens and credentials in server URLs never echoed)",
         },
     ),
 ]
@@ -358,7 +358,7 @@ def test_every_surface_has_a_class_tried_here_or_elsewhere():
 def test_policy_config_write_never_goes_through_a_symbolic_link(tmp_path, monkeypatch, capsys):
     """`policy-config --write` rewrote a symlinked config through the link (issue #26, class 7): the writer every
     verb shares refuses it, and the file the link points at is untouched."""
-    from offline import check
+    from modelops_cli import check
 
     config_dir = tmp_path / "policies" / "config"
     config_dir.mkdir(parents=True)

@@ -12,9 +12,9 @@ from components import ModelImage, ModelImageArgs
 from components.config import RegistryConfig
 from components.images import NO_DEFAULT_ATTESTATIONS, single_manifest_builds
 from components.model_image import CACHE_TAG_PREFIX, lifecycle_rules
-from offline.engine import ProgramError, capture
-from offline.mocks import OfflineMocks
-from offline.plan import UNKNOWN
+from modelops_cli.offline.engine import ProgramError, capture
+from modelops_cli.offline.mocks import OfflineMocks
+from modelops_cli.plan import UNKNOWN
 from tests.components.conftest import model_config
 
 

@@ -31,8 +31,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from offline.check import policy_rules
-from offline.plan import UNKNOWN
+from modelops_cli.check import policy_rules
+from modelops_cli.plan import UNKNOWN
 from tests.policies.test_rules import IMAGE, compliant
 
 REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com/"
