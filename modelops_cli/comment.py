@@ -93,8 +93,10 @@ def _plan_command_at(tree: Path) -> list[str]:
 
 
 def render_comment(
-    stack: str, base: Plan, head: Plan, policy_report: check.CheckReport, region: str, budget_usd: float | None
+    stack: str, base: Plan, head: Plan, policy_report: check.CheckReport, pricing: tuple[str, float | None]
 ) -> str:
+    """The comment's Markdown; `pricing` is the price list's region and the monthly GPU budget (None: no budget)."""
+    region, budget_usd = pricing
     changes = diff.diff_plans(base, head)
     before = cost.estimate(base, region, budget_usd)
     after = cost.estimate(head, region, budget_usd)

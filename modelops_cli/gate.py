@@ -306,17 +306,23 @@ def check_outside_image(image: GatedImage, allowed: tuple[str, ...]) -> Verdict:
     return Verdict(image, "allowed", "image-outside-ecr", f"not scanned by ECR; allowed by {terminal(entry, 120)}")
 
 
-def run_gate(
-    gate: Gate,
-    images: list[GatedImage],
-    client_for: Callable[[str], Any],
-    wait_seconds: float = 0.0,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> Gate:
-    """Judge every image; with `wait_seconds`, ask again for those whose scan is missing or running until it
+@dataclass(frozen=True)
+class Wait:
+    """How long `run_gate` asks again while a scan is missing or running, and the clock it waits by."""
+
+    seconds: float = 0.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+
+NO_WAIT = Wait()
+
+
+def run_gate(gate: Gate, images: list[GatedImage], client_for: Callable[[str], Any], wait: Wait = NO_WAIT) -> Gate:
+    """Judge every image; with `wait.seconds`, ask again for those whose scan is missing or running until it
     ends or the time is up (they then fail as they last stood)."""
-    deadline = clock() + wait_seconds
+    sleep, clock = wait.sleep, wait.clock
+    deadline = clock() + wait.seconds
     verdicts = {image.ref: _judge(gate, image, client_for) for image in images}
     while any(v.waiting for v in verdicts.values()) and clock() < deadline:
         sleep(min(POLL_SECONDS, max(deadline - clock(), 0.0)))
@@ -402,4 +408,4 @@ def gate_plan(cfg: Any, plan: dict[str, Any], wait_seconds: float = 0.0) -> Gate
             clients[region] = session.client("ecr", region_name=region, config=_client_config())
         return clients[region]
 
-    return run_gate(gate, images, client_for, wait_seconds)
+    return run_gate(gate, images, client_for, Wait(wait_seconds))

@@ -57,23 +57,21 @@ def matches_selector(selector: Any, labels: Mapping[str, str]) -> bool:
     (LabelSelector docs: "An empty label selector matches all objects. A null label selector matches no objects")."""
     if not isinstance(selector, dict):
         return False
-    for key, value in _as_map(selector.get("matchLabels")).items():
-        if labels.get(key) != value:
-            return False
-    for item in _as_list(selector.get("matchExpressions")):
-        expr = _as_map(item)
-        key, op, values = str(expr.get("key")), expr.get("operator"), _as_list(expr.get("values"))
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels.get(key) in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            return False
-    return True
+    if any(labels.get(key) != value for key, value in _as_map(selector.get("matchLabels")).items()):
+        return False
+    return all(_matches_expression(_as_map(item), labels) for item in _as_list(selector.get("matchExpressions")))
+
+
+def _matches_expression(expr: dict[str, Any], labels: Mapping[str, str]) -> bool:
+    """One of matchExpressions; an operator the API does not define matches nothing."""
+    key, op, values = str(expr.get("key")), expr.get("operator"), _as_list(expr.get("values"))
+    outcome = {
+        "In": lambda: labels.get(key) in values,
+        "NotIn": lambda: not (key in labels and labels.get(key) in values),
+        "Exists": lambda: key in labels,
+        "DoesNotExist": lambda: key not in labels,
+    }.get(str(op))
+    return outcome is not None and outcome()
 
 
 def hostname_matches(listener: str, route: str) -> bool:

@@ -348,6 +348,21 @@ def _run_bounded(argv: list[str], env: dict[str, str], interactive: bool, plugin
     return b"".join(chunks)
 
 
+def _expiry(timestamp: str | None, where: str) -> datetime | None:
+    """An ExecCredential's status.expirationTimestamp (RFC 3339, with a zone, not past), or None without one."""
+    if not timestamp:
+        return None
+    try:
+        expires = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        raise KubeconfigError(f"{where}: status.expirationTimestamp is not an RFC 3339 time") from None
+    if expires.tzinfo is None:
+        raise KubeconfigError(f"{where}: status.expirationTimestamp has no time zone")
+    if expires <= datetime.now(UTC):
+        raise KubeconfigError(f"{where}: returned a credential that expired at {timestamp}")
+    return expires
+
+
 def _parse_exec_credential(output: bytes, plugin: ExecPlugin) -> _Credentials:
     where = f"exec plugin {plugin.command}"
     try:
@@ -375,14 +390,5 @@ def _parse_exec_credential(output: bytes, plugin: ExecPlugin) -> _Credentials:
         raise KubeconfigError(f"{where}: returned neither a token nor a certificate and key")
     if bool(fields["clientCertificateData"]) != bool(fields["clientKeyData"]):
         raise KubeconfigError(f"{where}: returned only one of the client certificate and key")
-    expires = None
-    if fields["expirationTimestamp"]:
-        try:
-            expires = datetime.fromisoformat(fields["expirationTimestamp"].replace("Z", "+00:00"))
-        except ValueError:
-            raise KubeconfigError(f"{where}: status.expirationTimestamp is not an RFC 3339 time") from None
-        if expires.tzinfo is None:
-            raise KubeconfigError(f"{where}: status.expirationTimestamp has no time zone")
-        if expires <= datetime.now(UTC):
-            raise KubeconfigError(f"{where}: returned a credential that expired at {fields['expirationTimestamp']}")
+    expires = _expiry(fields["expirationTimestamp"], where)
     return _Credentials(fields["token"], fields["clientCertificateData"], fields["clientKeyData"], expires)

@@ -272,40 +272,10 @@ def to_preview_json(
 ) -> dict[str, Any]:
     steps = []
     for reg in _ordered(registrations):
-        state: dict[str, Any] = {"urn": reg.urn, "custom": reg.custom, "type": reg.type}
-        # As the CLI writes a preview: inputs of custom resources only; no outputs of components or the
-        # stack (their registered outputs are not part of a preview). Reads are external, with an id.
-        if reg.custom:
-            state["inputs"] = reg.inputs
-        if reg.op == "read":
-            state["external"] = True
-            state["id"] = reg.inputs.get("name", reg.name)
-        if reg.outputs and reg.custom:
-            state["outputs"] = reg.outputs
-        if reg.parent:
-            state["parent"] = reg.parent
-        if reg.protect:
-            state["protect"] = True
-        if reg.retain_on_delete:
-            state["retainOnDelete"] = True
-        if reg.dependencies:
-            state["dependencies"] = reg.dependencies
-        if reg.provider:
-            state["provider"] = reg.provider
-        if reg.property_dependencies:
-            state["propertyDependencies"] = reg.property_dependencies
-        if reg.ignore_changes:
-            state["ignoreChanges"] = reg.ignore_changes
-        if reg.replace_on_changes:
-            state["replaceOnChanges"] = reg.replace_on_changes
-        if reg.custom_timeouts:
-            state["customTimeouts"] = reg.custom_timeouts
-        if reg.additional_secret_outputs:
-            state["additionalSecretOutputs"] = reg.additional_secret_outputs
         step: dict[str, Any] = {"op": reg.op, "urn": reg.urn}
         if reg.provider:
             step["provider"] = reg.provider
-        step["newState"] = state
+        step["newState"] = _new_state(reg)
         steps.append(step)
     shown_config = {k: (SECRET if k in secret_keys else v) for k, v in sorted(config.items())}
     summary: dict[str, int] = {}
@@ -317,6 +287,34 @@ def to_preview_json(
     if diagnostics:
         plan["diagnostics"] = diagnostics
     return plan
+
+
+def _new_state(reg: Registration) -> dict[str, Any]:
+    """A step's `newState`, its keys in the CLI's order."""
+    state: dict[str, Any] = {"urn": reg.urn, "custom": reg.custom, "type": reg.type}
+    # As the CLI writes a preview: inputs of custom resources only; no outputs of components or the
+    # stack (their registered outputs are not part of a preview). Reads are external, with an id.
+    if reg.custom:
+        state["inputs"] = reg.inputs
+    if reg.op == "read":
+        state["external"] = True
+        state["id"] = reg.inputs.get("name", reg.name)
+    if reg.outputs and reg.custom:
+        state["outputs"] = reg.outputs
+    optional = {
+        "parent": reg.parent,
+        "protect": reg.protect,
+        "retainOnDelete": reg.retain_on_delete,
+        "dependencies": reg.dependencies,
+        "provider": reg.provider,
+        "propertyDependencies": reg.property_dependencies,
+        "ignoreChanges": reg.ignore_changes,
+        "replaceOnChanges": reg.replace_on_changes,
+        "customTimeouts": reg.custom_timeouts,
+        "additionalSecretOutputs": reg.additional_secret_outputs,
+    }
+    state.update((key, value) for key, value in optional.items() if value)  # only what is set, as the CLI writes
+    return state
 
 
 def dumps(plan: dict[str, Any]) -> str:

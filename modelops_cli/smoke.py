@@ -84,7 +84,7 @@ def smoke(cfg: StackConfig, stack: str, session: boto3.session.Session | None = 
             continue
         function = function_name_for(stack, name)
         lookup, invoker = _lambda_clients(session, cfg.cluster.region, model.serverless.timeout_seconds)
-        results.append(_smoke_function(name, function, mode, model, lookup, invoker))
+        results.append(_smoke_function(name, function, mode, model, (lookup, invoker)))
     return results
 
 
@@ -104,7 +104,9 @@ SECRET_PAYLOAD = (
 )
 
 
-def _smoke_function(name: str, function: str, mode: str, model, lookup, invoker) -> SmokeResult:
+def _smoke_function(name: str, function: str, mode: str, model, clients: tuple[Any, Any]) -> SmokeResult:
+    """`clients`: Lambda clients to look the alias up with (retried) and to invoke it with (never retried)."""
+    lookup, invoker = clients
     target = f"{function}:{LIVE_ALIAS}"
     if holds_an_undecrypted_secret(model.serverless.sample_payload):
         return SmokeResult(name, target, "fail", None, None, SECRET_PAYLOAD)
@@ -124,17 +126,7 @@ def _smoke_function(name: str, function: str, mode: str, model, lookup, invoker)
         answer = invoker.invoke(FunctionName=function, Qualifier=LIVE_ALIAS, Payload=payload)
         body = answer["Payload"].read(LAMBDA_PAYLOAD_BYTES)
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code == "ResourceNotFoundException" and mode == "auto":
-            return SmokeResult(
-                name, target, "skipped", None, None, "not deployed: auto placed the model on its GPU pool"
-            )
-        if code in ("AccessDeniedException", "AccessDenied"):
-            detail = f"{code}: the credentials lack lambda:GetAlias or lambda:InvokeFunction on {function}"
-        else:
-            detail = f"{code}: {exc.response.get('Error', {}).get('Message', '')}".strip()
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return SmokeResult(name, target, "fail", status, None, terminal(detail, 300))
+        return _client_error(name, target, exc, mode, function)
     except BotoCoreError as exc:  # quotes the endpoint URL, credentials and all
         return SmokeResult(name, target, "fail", None, None, terminal(without_credentials(exc), 300))
     latency = (time.perf_counter() - started) * 1000
@@ -143,6 +135,19 @@ def _smoke_function(name: str, function: str, mode: str, model, lookup, invoker)
     if problem:
         return SmokeResult(name, target, "fail", status, latency, problem)
     return SmokeResult(name, target, "ok", status, latency, f"version {terminal(version)} answered {len(body)} bytes")
+
+
+def _client_error(name: str, target: str, exc: ClientError, mode: str, function: str) -> SmokeResult:
+    """What Lambda's refusal means: a function `auto` placed on its GPU pool is not deployed, else a failure."""
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    if code == "ResourceNotFoundException" and mode == "auto":
+        return SmokeResult(name, target, "skipped", None, None, "not deployed: auto placed the model on its GPU pool")
+    if code in ("AccessDeniedException", "AccessDenied"):
+        detail = f"{code}: the credentials lack lambda:GetAlias or lambda:InvokeFunction on {function}"
+    else:
+        detail = f"{code}: {exc.response.get('Error', {}).get('Message', '')}".strip()
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return SmokeResult(name, target, "fail", status, None, terminal(detail, 300))
 
 
 def _lambda_answer_problem(function_error: str | None, status: int | None, body: bytes) -> str | None:
@@ -231,11 +236,13 @@ def smoke_endpoints(cfg: StackConfig, base_url: str | None = None, attempts: int
         if holds_an_undecrypted_secret(body):
             results.append(SmokeResult(name, f"{root}/{name}{path}", "fail", None, None, SECRET_PAYLOAD))
             continue
-        results.append(_smoke_endpoint(name, model.runtime, method, f"{root}/{name}{path}", body, attempts))
+        results.append(_smoke_endpoint(name, model.runtime, (method, f"{root}/{name}{path}", body), attempts))
     return results
 
 
-def _smoke_endpoint(name: str, runtime: str, method: str, url: str, body, attempts: int) -> SmokeResult:
+def _smoke_endpoint(name: str, runtime: str, request: tuple[str, str, Any], attempts: int) -> SmokeResult:
+    """`request`: the method, URL and body to send (retried on a server error or no answer)."""
+    method, url, body = request
     target = f"{method} {url}"
     data = json.dumps(body).encode() if body is not None else None
     outcome: SmokeResult | None = None

@@ -246,7 +246,7 @@ def assert_terminal_inert(text: str) -> None:
 
 
 def _outside_code_spans(line: str) -> str:
-    from tests.offline.test_comment import outside_code_spans
+    from tests.modelops_cli.test_comment import outside_code_spans
 
     return outside_code_spans(line)
 

@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
@@ -291,17 +292,16 @@ def _evaluate(
         runpy.run_path(str(project.main), run_name="__main__")
 
     with _program_environment(settings, preflight):
-        return capture(
-            program,
+        mock_stack = MockStack(
             project.name,
             settings.stack,
             cluster.account_id,
             cluster.region,
             settings.config,
-            settings.secret_keys,
-            preview,
+            tuple(settings.secret_keys),
             reference_outputs=(cluster.kubeconfig_output,),
         )
+        return capture(program, mock_stack, preview)
 
 
 async def _wait_for_rpcs_linear(await_all_outstanding_tasks: bool = True) -> None:
@@ -347,22 +347,30 @@ def _linear_waits() -> Iterator[None]:
         sdk_stack.wait_for_rpcs = saved
 
 
+@dataclass(frozen=True)
+class MockStack:
+    """The stack a program is evaluated as under the mock engine (the defaults: a component test's)."""
+
+    project: str = "modelops"
+    stack: str = "test"
+    account_id: str = "123456789012"
+    region: str = "us-east-1"
+    config: dict[str, str] = field(default_factory=dict)
+    secret_keys: tuple[str, ...] = ()
+    reference_outputs: tuple[str, ...] = ("kubeconfig",)
+    """The outputs a StackReference answers (the cluster stack's kubeconfig)."""
+
+
 def capture(
-    program: Callable[[], object],
-    project: str,
-    stack: str,
-    account_id: str,
-    region: str,
-    config: dict[str, str] | None = None,
-    secret_keys: list[str] | None = None,
-    preview: bool = True,
-    reference_outputs: tuple[str, ...] = ("kubeconfig",),
+    program: Callable[[], object], target: MockStack | None = None, preview: bool = True
 ) -> tuple[list[Registration], list[dict[str, str]]]:
     """Run `program` inside a fresh Stack under the mock engine; what it registered, and its log."""
-    monitor = CapturingMonitor(OfflineMocks(account_id, region, reference_outputs), project, stack)
+    target = target or MockStack()
+    project, stack = target.project, target.stack
+    monitor = CapturingMonitor(OfflineMocks(target.account_id, target.region, target.reference_outputs), project, stack)
     engine = _RecordingEngine(monitor)
     sdk_settings.ROOT.set(None)
-    set_all_config(dict(config or {}), list(secret_keys or []))
+    set_all_config(dict(target.config), list(target.secret_keys))
     sdk_settings.configure(
         sdk_mocks.MockSettings(
             monitor=monitor,
@@ -397,5 +405,5 @@ def plan_of(
     program: Callable[[], object], stack: str = "test", account_id: str = "123456789012", region: str = "us-east-1"
 ) -> dict[str, Any]:
     """The preview-JSON plan of any Pulumi program function (components in isolation, benchmarks)."""
-    registrations, diagnostics = capture(program, "modelops", stack, account_id, region)
+    registrations, diagnostics = capture(program, MockStack(stack=stack, account_id=account_id, region=region))
     return to_preview_json({}, [], registrations, diagnostics)

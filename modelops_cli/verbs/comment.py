@@ -42,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
     except (PlanError, comment.BaseRevisionError) as exc:
         raise UsageError(str(exc)) from None
     report = check_plan(head, args.policy_config, stack)
-    region, budget = budget_and_region(args.region, args.budget, stack)
-    write_output(comment.render_comment(name, base, head, report, region, budget), args.out)
+    pricing = budget_and_region(args.region, args.budget, stack)
+    write_output(comment.render_comment(name, base, head, report, pricing), args.out)
     return EXIT_POLICY if report.mandatory_failures else EXIT_OK

@@ -337,7 +337,7 @@ def test_switching_between_hpa_and_keda_replaces_the_autoscaler_deleting_first(k
         if keda
         else ARGS
     )
-    registrations, _ = capture(lambda: ModelService("chat", args), "modelops", "test", "123456789012", "us-east-1")
+    registrations, _ = capture(lambda: ModelService("chat", args))
     scaler = next(r for r in registrations if r.name in ("chat-hpa", "chat-scaler"))
     assert scaler.name == ("chat-scaler" if keda else "chat-hpa")
     assert scaler.delete_before_replace is True and scaler.replace_on_changes == ["kind", "apiVersion"]

@@ -17,7 +17,7 @@ from modelops_cli.gateway_routes import RouteSpec, backend_refs_permitted, hostn
 from modelops_cli.kubeapi import KubeApi
 from modelops_cli.kubeconfig import load_kubeconfig
 from tests.conftest import stack_raw
-from tests.offline.kube_fakes import FakeKube, kubeconfig
+from tests.modelops_cli.kube_fakes import FakeKube, kubeconfig
 
 APIS = {
     "monitoring.coreos.com/v1": ["servicemonitors", "prometheusrules", "prometheuses"],

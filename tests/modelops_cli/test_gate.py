@@ -36,7 +36,7 @@ from botocore.stub import Stubber
 from components.images import build_fingerprint
 from modelops_cli.cli import main
 from modelops_cli.common import plan_settings, stack_settings
-from modelops_cli.gate import Gate, check_ecr_image, deployed_images, parse_ref, run_gate, tag_only_refs
+from modelops_cli.gate import Gate, Wait, check_ecr_image, deployed_images, parse_ref, run_gate, tag_only_refs
 from tests.aws_fakes import aws_env
 from tests.conftest import ROOT
 
@@ -288,14 +288,14 @@ def test_wait_asks_again_until_the_scan_ends_and_never_passes_one_still_running(
     with Stubber(client) as stub:
         stub.add_response("describe_image_scan_findings", page("IN_PROGRESS"))
         stub.add_response("describe_image_scan_findings", page("COMPLETE", findingSeverityCounts={"LOW": 1}))
-        gate = run_gate(Gate("HIGH", ()), [image], lambda region: client, 60, sleep, lambda: now[0])
+        gate = run_gate(Gate("HIGH", ()), [image], lambda region: client, Wait(60, sleep, lambda: now[0]))
     assert [v.outcome for v in gate.verdicts] == ["pass"] and slept == [15.0]
 
     with Stubber(client) as stub:
         for _ in range(3):  # at 0 s, at 15 s, and at the 20 s deadline
             stub.add_response("describe_image_scan_findings", page("PENDING"))
         now[0], slept[:] = 0.0, []
-        gate = run_gate(Gate("HIGH", ()), [image], lambda region: client, 20, sleep, lambda: now[0])
+        gate = run_gate(Gate("HIGH", ()), [image], lambda region: client, Wait(20, sleep, lambda: now[0]))
         stub.assert_no_pending_responses()
     assert gate.failed and gate.verdicts[0].reason == "scan in progress: status PENDING"
     assert slept == [15.0, 5.0]  # the deadline bounds the wait

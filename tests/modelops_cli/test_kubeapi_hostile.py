@@ -17,7 +17,7 @@ from modelops_cli import kubeapi
 from modelops_cli.cli import main
 from modelops_cli.kubeapi import ClusterApiError, KubeApi
 from modelops_cli.kubeconfig import KubeconfigError, load_kubeconfig
-from tests.offline.kube_fakes import FakeKube, SlowHeaders, kubeconfig, make_certificates
+from tests.modelops_cli.kube_fakes import FakeKube, SlowHeaders, kubeconfig, make_certificates
 
 NAMESPACE = "/api/v1/namespaces/monitoring"
 

@@ -21,7 +21,7 @@ from modelops_cli import kubeapi
 from modelops_cli.cli import main
 from modelops_cli.kubeapi import KubeApi
 from modelops_cli.kubeconfig import KubeconfigError, load_kubeconfig
-from tests.offline.kube_fakes import FakeKube, kubeconfig
+from tests.modelops_cli.kube_fakes import FakeKube, kubeconfig
 
 
 def base(server: str = "https://127.0.0.1:6443") -> dict[str, Any]:

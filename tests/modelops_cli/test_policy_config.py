@@ -298,8 +298,8 @@ def test_wrong_types_at_every_level_never_crash_policy_config(policies_dir, caps
 def test_policy_config_never_writes_a_config_the_pack_refuses(policies_dir, monkeypatch, capsys):
     """A stack's allowedRegistries need only end with '/' (components/config.py): `https://nvcr.io/` would be
     written as an allowlist entry no image matches. The written config is validated as `check` validates it."""
-    from modelops_cli.verbs import policy_config as verb
     from modelops_cli.common import stack_settings
+    from modelops_cli.verbs import policy_config as verb
 
     loaded = stack_settings("dev")
     registry = loaded.model.registry.model_copy(update={"allowed_registries": ["https://nvcr.io/nvidia/"]})

@@ -287,7 +287,7 @@ def test_a_secret_sample_payload_is_never_sent_as_its_placeholder():
         def __getattr__(self, name):
             raise AssertionError(f"{name} called: the placeholder would have been sent")
 
-    result = _smoke_function("sentiment", "modelops-dev-sentiment", "standby", model, NeverCalled(), NeverCalled())
+    result = _smoke_function("sentiment", "modelops-dev-sentiment", "standby", model, (NeverCalled(), NeverCalled()))
     assert (result.outcome, result.detail) == ("fail", SECRET_PAYLOAD)
     [endpoint] = smoke_endpoints(cfg, base_url="http://127.0.0.1:9")
     assert (endpoint.outcome, endpoint.detail) == ("fail", SECRET_PAYLOAD)
