@@ -10,28 +10,35 @@ PACKAGES = {
     "components": ROOT / "components",
     "composition": ROOT / "composition",
     "modelops_cli": ROOT / "modelops_cli",
+    "modelops_cli.offline": ROOT / "modelops_cli" / "offline",
+    "modelops_cli.verbs": ROOT / "modelops_cli" / "verbs",
     "rules": ROOT / "policies" / "rules",
 }
 
 
 def _imports(package: str, path: Path) -> set[str]:
-    """Project modules a module imports, as `package.module` names."""
+    """What a module of `package` imports, as dotted names: each module named and each name imported from it
+    (`graph` keeps those that are project modules). Relative imports are resolved against `package`."""
+    tops = {name.split(".")[0] for name in PACKAGES}
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level == 1:
-                base = node.module.split(".")[0] if node.module else None
-                names = [base] if base else [alias.name for alias in node.names]
-                found |= {f"{package}.{name}" for name in names}
-            elif node.module and node.module.split(".")[0] in PACKAGES and node.module.count(".") >= 1:
-                found.add(".".join(node.module.split(".")[:2]))
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = package.rsplit(".", node.level - 1)[0]
+            source = f"{base}.{node.module}" if node.module else base
+        elif node.module and node.module.split(".")[0] in tops:
+            source = node.module
+        else:
+            continue
+        found |= {source, *(f"{source}.{alias.name}" for alias in node.names)}
     return found
 
 
 def graph() -> dict[str, set[str]]:
     modules = {f"{package}.{path.stem}": path for package, root in PACKAGES.items() for path in root.glob("*.py")}
     return {
-        name: {m for m in _imports(name.split(".")[0], path) if m in modules and m != name}
+        name: {m for m in _imports(name.rsplit(".", 1)[0], path) if m in modules and m != name}
         for name, path in modules.items()
         if not name.endswith(("__init__", "__main__"))
     }
@@ -89,3 +96,16 @@ def test_components_holds_components_and_what_they_share_nothing_else():
                 frontier.append(module)
     present = {m for m in edges if m.startswith("components.")}
     assert present - needed == set()
+
+
+def test_imports_from_a_parent_package_are_edges(tmp_path, monkeypatch):
+    """`from ..plan import x` in a subpackage is an edge to the parent's module (a cycle through the CLI's
+    subpackages, modelops_cli/offline/ and modelops_cli/verbs/, is a cycle like any other)."""
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pkg" / "a.py").write_text("def f():\n    from .sub.b import y\n")
+    (tmp_path / "pkg" / "sub" / "b.py").write_text("from ..a import f\nfrom . import c\n")
+    (tmp_path / "pkg" / "sub" / "c.py").write_text("")
+    monkeypatch.setitem(PACKAGES, "pkg", tmp_path / "pkg")
+    monkeypatch.setitem(PACKAGES, "pkg.sub", tmp_path / "pkg" / "sub")
+    assert graph()["pkg.a"] == {"pkg.sub.b"} and graph()["pkg.sub.b"] == {"pkg.a", "pkg.sub.c"}
+    assert {"modelops_cli.offline.tree", "modelops_cli.common"} <= graph()["modelops_cli.verbs.plan"]
