@@ -172,3 +172,12 @@ def test_a_base_revision_is_resolved_to_a_commit_before_checkout(capsys):
     """`--end-of-options` keeps any value an operand of rev-parse; only the commit it names reaches worktree."""
     assert main(["comment", "--stack", "dev", "--base", "HEAD~0"]) == 0
     assert capsys.readouterr().out.startswith("<!-- modelops-comment stack=dev -->")
+
+
+def test_a_base_revision_is_planned_as_its_own_cli_spells_it(tmp_path):
+    """A base from before the CLI package was named modelops_cli has it as `offline`, which knows only `--json`."""
+    from modelops_cli.comment import _plan_command_at
+
+    assert _plan_command_at(tmp_path) == ["offline", "plan", "--json", "-"]
+    (tmp_path / "modelops_cli").mkdir()
+    assert _plan_command_at(tmp_path) == ["modelops_cli", "plan", "--format", "json", "--out", "-"]
