@@ -66,7 +66,9 @@ def _here(test: str) -> str:
 STACK_KEYS_HOSTILE = _here("test_every_stack_key_takes_hostile_values")
 FLAGS_HOSTILE = _here("test_every_flag_takes_hostile_values")
 READERS_REFUSE = _here("test_what_is_not_a_regular_file_is_refused_unread")
-SECRETS_BY_PATH = "tests/modelops_cli/test_secrets.py::test_a_secret_where_it_would_be_written_in_clear_is_refused_by_path"
+SECRETS_BY_PATH = (
+    "tests/modelops_cli/test_secrets.py::test_a_secret_where_it_would_be_written_in_clear_is_refused_by_path"
+)
 SECRETS_NEVER_QUOTED = "tests/modelops_cli/test_secrets.py::test_no_invalid_secret_value_is_ever_quoted"
 KEY_PATHS = "tests/components/test_config.py::test_broken_values_name_their_key_path"
 

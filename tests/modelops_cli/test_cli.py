@@ -27,8 +27,16 @@ def _sub(verb: str) -> argparse.ArgumentParser:
     return subparsers.choices[verb]
 
 
-def _option(verb: str, flag: str) -> argparse.Action | None:
-    return next((a for a in _sub(verb)._actions if flag in a.option_strings), None)
+def _has(verb: str, flag: str) -> bool:
+    return any(flag in a.option_strings for a in _sub(verb)._actions)
+
+
+def _option(verb: str, flag: str) -> argparse.Action:
+    return next(a for a in _sub(verb)._actions if flag in a.option_strings)
+
+
+def _choices(verb: str) -> list[str]:
+    return list(_option(verb, "--format").choices or ())
 
 
 def _parsed(verb: str, *argv: str) -> argparse.Namespace:
@@ -38,9 +46,9 @@ def _parsed(verb: str, *argv: str) -> argparse.Namespace:
 def test_the_verbs_are_the_ones_this_test_knows():
     """A new verb is sorted into the sets above (does it read a stack, does it write a report?)."""
     assert set(VERBS) == READS_A_STACK | WRITES_A_REPORT
-    stacks = {verb for verb in VERBS if _option(verb, "--stack")}
-    reports = {verb for verb in VERBS if _option(verb, "--format") and _option(verb, "--out")}
-    aliases = {verb for verb in VERBS if _option(verb, "--json")}
+    stacks = {verb for verb in VERBS if _has(verb, "--stack")}
+    reports = {verb for verb in VERBS if _has(verb, "--format") and _has(verb, "--out")}
+    aliases = {verb for verb in VERBS if _has(verb, "--json")}
     assert (stacks, reports, aliases) == (READS_A_STACK, WRITES_A_REPORT, JSON_ALIAS)
 
 
@@ -64,7 +72,7 @@ def test_every_verb_that_reads_a_stack_takes_s_and_stack_alike(verb):
 def test_one_default_rule_dev_unless_a_plan_file_stands_in(verb):
     """Unnamed, the stack is dev; a verb given a plan file instead reads no stack (unless one is named)."""
     assert stack_of(_parsed(verb)) == DEFAULT_STACK == "dev"
-    if _option(verb, "--plan"):
+    if _has(verb, "--plan"):
         assert stack_unless_plan(_parsed(verb)) == "dev"
         assert stack_unless_plan(_parsed(verb, "--plan", "p.json")) is None
         assert stack_unless_plan(_parsed(verb, "--plan", "p.json", "-s", "prod")) == "prod"
@@ -73,12 +81,11 @@ def test_one_default_rule_dev_unless_a_plan_file_stands_in(verb):
 
 @pytest.mark.parametrize("verb", sorted(WRITES_A_REPORT))
 def test_every_report_writer_takes_format_and_out(verb):
-    fmt, out = _option(verb, "--format"), _option(verb, "--out")
-    assert fmt.choices and fmt.default == fmt.choices[0]
-    assert out.default == "-"
-    first = fmt.choices[-1]
-    parsed = _parsed(verb, "--format", first, "--out", "report.txt")
-    assert (parsed.format, parsed.out) == (first, "report.txt")
+    choices = _choices(verb)
+    assert choices and _option(verb, "--format").default == choices[0]
+    assert _option(verb, "--out").default == "-"
+    parsed = _parsed(verb, "--format", choices[-1], "--out", "report.txt")
+    assert (parsed.format, parsed.out) == (choices[-1], "report.txt")
 
 
 @pytest.mark.parametrize("verb", sorted(JSON_ALIAS))
@@ -123,7 +130,7 @@ def test_schema_and_parity_write_to_out_what_they_print(tmp_path, capsys):
     for verb in ("schema", "parity"):
         assert main([verb]) == 0
         printed = capsys.readouterr().out
-        assert main([verb, "--format", _option(verb, "--format").choices[0], "--out", str(tmp_path / verb)]) == 0
+        assert main([verb, "--format", _choices(verb)[0], "--out", str(tmp_path / verb)]) == 0
         assert (tmp_path / verb).read_text() == printed and capsys.readouterr().out == ""
 
 
