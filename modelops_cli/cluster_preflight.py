@@ -32,10 +32,7 @@ from .gateway_routes import (
     matches_selector,
     route_acceptance,
 )
-from .kubeapi import ClusterApiError, ClusterForbidden, KubeApi, printable
-from .kubeconfig import KubeconfigError
-
-__all__ = ["ClusterApiError", "ClusterReport", "KubeApi", "KubeconfigError", "check_cluster", "format_cluster_report"]
+from .kubeapi import ClusterForbidden, KubeApi, printable
 
 S3_CSI_DRIVER = "s3.csi.aws.com"
 S3_CSI_NODE_DAEMONSET = ("kube-system", "s3-csi-node")

@@ -58,7 +58,8 @@ def policy_config_path(policy_config: str | None, stack: StackInput) -> Path:
 
 def check_plan(plan: Plan, policy_config: str | None, stack: StackInput) -> CheckReport:
     """The policy report of `plan` under the policy config named (`--policy-config`, else the stack's)."""
-    from ..check import PolicyConfigError, load_policy_config, run_checks
+    from ..check import load_policy_config, run_checks
+    from ..policy_config import PolicyConfigError
 
     try:
         return run_checks(plan, load_policy_config(policy_config_path(policy_config, stack)))

@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import policy_config
-    from ..check import POLICIES_DIR, PolicyConfigError, load_policy_config, resolve
+    from ..check import POLICIES_DIR, load_policy_config, resolve
+    from ..policy_config import PolicyConfigError
 
     settings = stack_settings(stack_of(args))
     path = POLICIES_DIR / "config" / f"{settings.stack}.json"
