@@ -148,6 +148,13 @@ SURFACES = [
         writes_file=True,
     ),
     Surface(
+        "cost JSON",
+        lambda b, h, o: ["cost", "--plan", str(h), "--format", "json", "--out", str(o)],
+        "json",
+        ("injection", "secrets", "tracebacks", "confinement"),
+        writes_file=True,
+    ),
+    Surface(
         "render manifests",
         lambda b, h, o: ["render", "--plan", str(h), "--out", str(o)],
         "yaml-dir",
@@ -343,6 +350,55 @@ def test_a_symbolic_link_at_the_output_is_refused(surface, plans, tmp_path, caps
     assert main(surface.argv(base, head, link)) == 2
     assert "symbolic link" in capsys.readouterr().err
     assert (list(victim.iterdir()) == []) if victim.is_dir() else victim.read_text() == "keep"
+
+
+PRODUCED = {
+    "plan tree": "plan tree (terminal)",
+    "plan json": "a plan is the engine's own JSON: tests/modelops_cli/test_plan.py (secrets never in clear)",
+    "schema json": "no outside value: made from components/config.py alone",
+    "parity markdown": "no outside value: the policy pack's own rules and configs",
+    "smoke text": "smoke (terminal)",
+    "gate table": "gate (terminal, SARIF)",
+    "gate json": "gate (terminal, SARIF)",
+    "gate sarif": "gate (terminal, SARIF)",
+    "preflight text": "preflight --kubeconfig (terminal, JSON)",
+    "preflight json": "preflight --kubeconfig (terminal, JSON)",
+}
+"""Reports with no command row above: the row that produces them another way, or why no outside value reaches them."""
+
+
+def _report_formats() -> dict[str, tuple[str, ...]]:
+    """Every verb that writes a report, and its formats (the first the default), from the command line's parser."""
+    import argparse
+
+    from modelops_cli.cli import build_parser
+
+    verbs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    return {
+        verb: tuple(action.choices or ())
+        for verb, sub in verbs.items()
+        for action in sub._actions
+        if "--format" in action.option_strings
+    }
+
+
+def test_every_report_a_verb_writes_has_a_row():
+    """A new verb or format adds its row (or, in PRODUCED, the row that covers it or why no outside value can
+    reach it): the list of reports comes from the parser, not from this file."""
+    formats = _report_formats()
+    covered = set()
+    for surface in SURFACES:
+        if surface.argv is None:
+            continue
+        argv = surface.argv(Path("base.json"), Path("head.json"), Path("out"))
+        if argv[0] not in formats:
+            continue  # render writes manifests, not a report
+        chosen = argv[argv.index("--format") + 1] if "--format" in argv else formats[argv[0]][0]
+        covered.add(f"{argv[0]} {chosen.lower()}")
+    reports = {f"{verb} {choice}" for verb, choices in formats.items() for choice in choices}
+    names = {s.name for s in SURFACES}
+    assert reports - covered - set(PRODUCED) == set()
+    assert {row for row in PRODUCED.values() if ":" not in row} <= names  # a reason says why after a colon
 
 
 def test_every_surface_has_a_class_tried_here_or_elsewhere():
