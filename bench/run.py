@@ -46,7 +46,7 @@ def sdk_modules_loaded_by_plan() -> list[str]:
     """The SDK modules (top packages and the sub-modules loaded lazily) a prod plan imports: the floor
     imports exactly these, so the ratio measures our work, not the SDKs' import time."""
     code = (
-        "import sys, contextlib, io; sys.argv=['modelops']; from offline.cli import main\n"
+        "import sys, contextlib, io; sys.argv=['modelops']; from modelops_cli.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()): main(['plan', '--stack', 'prod'])\n"
         f"print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in {SDK_PACKAGES!r})))"
     )
@@ -80,7 +80,7 @@ def floor_ratio(repeat: int) -> dict:
 
 def _plan_file(n: int, directory: Path, version_bump: str | None = None, name: str | None = None) -> dict:
     from bench.generate import write_stack
-    from offline.common import plan_stack
+    from modelops_cli.common import plan_stack
 
     path = write_stack(n, directory, version_bump, name)
     return plan_stack(path.stem.split(".", 1)[1], stack_file=str(path))
@@ -125,7 +125,7 @@ def _stock_registration(plan: dict) -> float:
 
 def sdk_ratio(directory: Path, repeat: int, n: int = 100) -> dict:
     from bench.generate import write_stack
-    from offline.common import plan_stack
+    from modelops_cli.common import plan_stack
 
     path = write_stack(n, directory)
     stack = path.stem.split(".", 1)[1]
@@ -149,8 +149,8 @@ def sdk_ratio(directory: Path, repeat: int, n: int = 100) -> dict:
 
 def _child_scaling(n: int) -> None:
     """In a fresh process: plan + check N models; print time (imports excluded) and peak RSS."""
-    from offline.check import load_policy_config, run_checks
-    from offline.plan import from_json
+    from modelops_cli.check import load_policy_config, run_checks
+    from modelops_cli.plan import from_json
 
     with tempfile.TemporaryDirectory() as tmp:
         _plan_file(1, Path(tmp), name="warm")  # imports and first-use costs, not per-model work
@@ -374,7 +374,7 @@ def _figure_3() -> None:
 
 
 def _figure_4(tmp: Path) -> None:
-    from offline.common import plan_stack
+    from modelops_cli.common import plan_stack
 
     prod_chain = longest_chain(plan_stack("prod"))
     big_chain = longest_chain(_plan_file(200, tmp))

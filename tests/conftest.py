@@ -29,8 +29,8 @@ _PLANS: dict[str, dict] = {}
 def reference_plan(stack: str) -> dict[str, Any]:
     """The offline plan of a reference stack, computed once per test session."""
     if stack not in _PLANS:
-        from offline.engine import run_program
-        from offline.stackfile import load_stack
+        from modelops_cli.offline.engine import run_program
+        from modelops_cli.stackfile import load_stack
 
         _PLANS[stack] = run_program(load_stack(stack))
     return copy.deepcopy(_PLANS[stack])

@@ -3,9 +3,9 @@ tests that lists every input surface (stack keys, CLI flags, files read, HTTP an
 classes tried against each; a new feature adds its rows"). tests/test_surfaces.py is the output side.
 
 The inventory is derived from the code, so a new input without a row fails here:
-- stack keys: every key path of the published stack schema (offline/schema.py, from components/config/),
+- stack keys: every key path of the published stack schema (modelops_cli/schema.py, from components/config/),
   map keys (model and pool names, env names) included;
-- CLI flags: every argparse action of every `modelops` verb (offline/cli.py, offline/verbs.py);
+- CLI flags: every argparse action of every `modelops` verb (modelops_cli/cli.py, modelops_cli/verbs/);
 - files read and answers received: every call that reads a file, parses text from elsewhere or opens a
   connection in offline/, composition/ and components/ (found in their syntax trees).
 
@@ -39,7 +39,7 @@ from typing import Any
 import pytest
 import yaml
 
-from offline.cli import build_parser, main
+from modelops_cli.cli import build_parser, main
 from tests.conftest import ROOT
 
 CLASSES = ("injection", "secrets", "tracebacks", "confinement", "credentials")
@@ -66,8 +66,10 @@ def _here(test: str) -> str:
 STACK_KEYS_HOSTILE = _here("test_every_stack_key_takes_hostile_values")
 FLAGS_HOSTILE = _here("test_every_flag_takes_hostile_values")
 READERS_REFUSE = _here("test_what_is_not_a_regular_file_is_refused_unread")
-SECRETS_BY_PATH = "tests/offline/test_secrets.py::test_a_secret_where_it_would_be_written_in_clear_is_refused_by_path"
-SECRETS_NEVER_QUOTED = "tests/offline/test_secrets.py::test_no_invalid_secret_value_is_ever_quoted"
+SECRETS_BY_PATH = (
+    "tests/modelops_cli/test_secrets.py::test_a_secret_where_it_would_be_written_in_clear_is_refused_by_path"
+)
+SECRETS_NEVER_QUOTED = "tests/modelops_cli/test_secrets.py::test_no_invalid_secret_value_is_ever_quoted"
 KEY_PATHS = "tests/components/test_config.py::test_broken_values_name_their_key_path"
 
 INPUTS = [
@@ -109,7 +111,7 @@ INPUTS = [
         {
             "injection": STACK_KEYS_HOSTILE,
             "secrets": f"{SECRETS_BY_PATH}; "
-            "tests/offline/test_plan.py::test_env_from_secret_config_reaches_pods_and_functions_only_as_secrets",
+            "tests/modelops_cli/test_plan.py::test_env_from_secret_config_reaches_pods_and_functions_only_as_secrets",
             "tracebacks": STACK_KEYS_HOSTILE,
         },
     ),
@@ -127,7 +129,7 @@ INPUTS = [
             "injection": STACK_KEYS_HOSTILE,
             "secrets": SECRETS_NEVER_QUOTED,
             "tracebacks": f"{STACK_KEYS_HOSTILE}; {KEY_PATHS}; "
-            "tests/offline/test_stackfile_yaml.py::test_any_number_like_scalar_resolves_to_one_json_value_never_a_traceback",
+            "tests/modelops_cli/test_stackfile_yaml.py::test_any_number_like_scalar_resolves_to_one_json_value_never_a_traceback",
         },
     ),
     Input(
@@ -170,9 +172,9 @@ INPUTS = [
         ("stack:modelops:kubeconfig.secure", "stack:modelops:cluster.kubeconfig*"),
         {
             "injection": STACK_KEYS_HOSTILE,
-            "secrets": "tests/offline/test_plan.py::test_secrets_never_appear_in_clear",
+            "secrets": "tests/modelops_cli/test_plan.py::test_secrets_never_appear_in_clear",
             "tracebacks": "tests/components/test_config.py::test_kubeconfig_must_come_from_a_stack_or_a_secret",
-            "credentials": "tests/offline/test_plan.py::test_the_stack_reference_answers_the_output_the_config_names",
+            "credentials": "tests/modelops_cli/test_plan.py::test_the_stack_reference_answers_the_output_the_config_names",
         },
     ),
     Input(
@@ -192,7 +194,7 @@ INPUTS = [
             "injection": STACK_KEYS_HOSTILE,
             "secrets": SECRETS_NEVER_QUOTED,
             "tracebacks": f"{STACK_KEYS_HOSTILE}; "
-            "tests/offline/test_policy_config.py::test_policy_config_never_writes_a_config_the_pack_refuses",
+            "tests/modelops_cli/test_policy_config.py::test_policy_config_never_writes_a_config_the_pack_refuses",
         },
     ),
     Input(
@@ -218,7 +220,7 @@ INPUTS = [
     Input(
         "stack files (YAML as the Pulumi CLI reads it)",
         (
-            "code:offline/stackfile.py:_read_yaml",
+            "code:modelops_cli/stackfile.py:_read_yaml",
             "code:composition/stack_yaml.py:load",
             "code:composition/stack_config.py:_stack_file_secret_paths",
             "code:composition/stack_config.py:_program_value",
@@ -227,19 +229,19 @@ INPUTS = [
         ),
         {
             "injection": "tests/test_surfaces.py::test_hostile_values_stay_inert",
-            "secrets": "tests/offline/test_secrets.py::test_the_program_reads_where_the_secrets_are_from_the_stack_file_the_cli_read",
-            "tracebacks": "tests/offline/test_plan.py::test_non_utf8_and_directory_stack_files_are_exit_2; "
-            "tests/offline/test_plan.py::test_duplicate_keys_are_refused_as_the_cli_refuses_them; "
-            "tests/offline/test_stackfile_yaml.py::test_what_yaml_v3_refuses_is_refused; "
-            "tests/offline/test_plan.py::test_yaml_the_cli_would_not_read_as_config_is_exit_2_naming_file_and_key",
-            "confinement": f"{READERS_REFUSE}; tests/offline/test_comment.py::test_the_marker_and_heading_take_only_a_stack_name",
+            "secrets": "tests/modelops_cli/test_secrets.py::test_the_program_reads_where_the_secrets_are_from_the_stack_file_the_cli_read",
+            "tracebacks": "tests/modelops_cli/test_plan.py::test_non_utf8_and_directory_stack_files_are_exit_2; "
+            "tests/modelops_cli/test_plan.py::test_duplicate_keys_are_refused_as_the_cli_refuses_them; "
+            "tests/modelops_cli/test_stackfile_yaml.py::test_what_yaml_v3_refuses_is_refused; "
+            "tests/modelops_cli/test_plan.py::test_yaml_the_cli_would_not_read_as_config_is_exit_2_naming_file_and_key",
+            "confinement": f"{READERS_REFUSE}; tests/modelops_cli/test_comment.py::test_the_marker_and_heading_take_only_a_stack_name",
         },
     ),
     # ---- files read ----
     Input(
         "plans (ours and `pulumi preview --json`)",
         (
-            "code:offline/plan.py:load_plan",
+            "code:modelops_cli/plan.py:load_plan",
             "flag:check --plan",
             "flag:cost --plan",
             "flag:render --plan",
@@ -250,7 +252,7 @@ INPUTS = [
         {
             "injection": "tests/test_surfaces.py::test_hostile_values_stay_inert",
             "secrets": "tests/test_surfaces.py::test_secrets_never_show",
-            "tracebacks": "tests/offline/test_check.py::test_files_that_are_not_plans_are_usage_errors_never_a_pass; "
+            "tracebacks": "tests/modelops_cli/test_check.py::test_files_that_are_not_plans_are_usage_errors_never_a_pass; "
             "tests/test_surfaces.py::test_plans_nested_too_deep_are_exit_2; "
             "tests/test_surfaces.py::test_malformed_values_are_exit_2_with_a_message_never_a_traceback",
             "confinement": READERS_REFUSE,
@@ -258,34 +260,34 @@ INPUTS = [
     ),
     Input(
         "policy configs (--policy-pack-config)",
-        ("code:offline/policy_config.py:*", "flag:check --policy-config", "flag:comment --policy-config"),
+        ("code:modelops_cli/policy_config.py:*", "flag:check --policy-config", "flag:comment --policy-config"),
         {
-            "injection": "tests/offline/test_policy_config.py::test_hand_edited_files_are_exit_2_with_the_place_named",
-            "tracebacks": "tests/offline/test_policy_config.py::test_hand_edited_files_are_exit_2_with_the_place_named; "
-            "tests/offline/test_policy_config.py::test_budgets_that_are_no_number_are_refused; "
-            "tests/offline/test_policy_config.py::test_wrong_types_at_every_level_never_crash_policy_config",
-            "confinement": "tests/offline/test_policy_config.py::test_what_is_not_a_file_is_refused_unread; "
+            "injection": "tests/modelops_cli/test_policy_config.py::test_hand_edited_files_are_exit_2_with_the_place_named",
+            "tracebacks": "tests/modelops_cli/test_policy_config.py::test_hand_edited_files_are_exit_2_with_the_place_named; "
+            "tests/modelops_cli/test_policy_config.py::test_budgets_that_are_no_number_are_refused; "
+            "tests/modelops_cli/test_policy_config.py::test_wrong_types_at_every_level_never_crash_policy_config",
+            "confinement": "tests/modelops_cli/test_policy_config.py::test_what_is_not_a_file_is_refused_unread; "
             "tests/test_surfaces.py::test_policy_config_write_never_goes_through_a_symbolic_link",
         },
     ),
     Input(
         "kubeconfigs and the files and plugins they name",
         (
-            "code:offline/kubeconfig.py:*",
-            "code:offline/kubeapi.py:_parse_exec_credential",
+            "code:modelops_cli/kubeconfig.py:*",
+            "code:modelops_cli/kubeapi.py:_parse_exec_credential",
             "flag:preflight --kubeconfig",
             "flag:preflight --context",
         ),
         {
-            "injection": "tests/offline/test_kubeconfig.py::test_a_malformed_kubeconfig_is_refused_with_its_key_path",
-            "secrets": "tests/offline/test_kubeconfig.py::test_a_token_the_plugin_returns_must_fit_a_header",
-            "tracebacks": "tests/offline/test_kubeconfig.py::test_a_malformed_kubeconfig_is_refused_with_its_key_path; "
-            "tests/offline/test_kubeconfig.py::test_a_huge_kubeconfig_is_refused_without_reading_it_all; "
-            "tests/offline/test_kubeconfig.py::test_a_plugin_that_hangs_is_stopped_at_its_deadline",
+            "injection": "tests/modelops_cli/test_kubeconfig.py::test_a_malformed_kubeconfig_is_refused_with_its_key_path",
+            "secrets": "tests/modelops_cli/test_kubeconfig.py::test_a_token_the_plugin_returns_must_fit_a_header",
+            "tracebacks": "tests/modelops_cli/test_kubeconfig.py::test_a_malformed_kubeconfig_is_refused_with_its_key_path; "
+            "tests/modelops_cli/test_kubeconfig.py::test_a_huge_kubeconfig_is_refused_without_reading_it_all; "
+            "tests/modelops_cli/test_kubeconfig.py::test_a_plugin_that_hangs_is_stopped_at_its_deadline",
             "confinement": f"{READERS_REFUSE}; "
-            "tests/offline/test_kubeconfig.py::test_a_relative_exec_command_is_found_beside_the_kubeconfig",
-            "credentials": "tests/offline/test_kubeapi_hostile.py::test_insecure_skip_tls_verify_is_honoured_only_as_a_bool; "
-            "tests/offline/test_kubeapi_hostile.py::test_client_certificates_authenticate_and_leave_no_key_behind",
+            "tests/modelops_cli/test_kubeconfig.py::test_a_relative_exec_command_is_found_beside_the_kubeconfig",
+            "credentials": "tests/modelops_cli/test_kubeapi_hostile.py::test_insecure_skip_tls_verify_is_honoured_only_as_a_bool; "
+            "tests/modelops_cli/test_kubeapi_hostile.py::test_client_certificates_authenticate_and_leave_no_key_behind",
         },
     ),
     Input(
@@ -311,11 +313,11 @@ INPUTS = [
     ),
     Input(
         "a base revision's stack file (comment --base, git)",
-        ("code:offline/comment.py:plan_at_revision", "flag:comment --base", "flag:comment --stack"),
+        ("code:modelops_cli/comment.py:plan_at_revision", "flag:comment --base", "flag:comment --stack"),
         {
-            "injection": "tests/offline/test_comment.py::test_option_like_base_revisions_never_reach_git",
-            "tracebacks": "tests/offline/test_comment.py::test_an_unknown_base_revision_is_a_usage_error",
-            "confinement": "tests/offline/test_comment.py::test_a_base_revision_is_resolved_to_a_commit_before_checkout",
+            "injection": "tests/modelops_cli/test_comment.py::test_option_like_base_revisions_never_reach_git",
+            "tracebacks": "tests/modelops_cli/test_comment.py::test_an_unknown_base_revision_is_a_usage_error",
+            "confinement": "tests/modelops_cli/test_comment.py::test_a_base_revision_is_resolved_to_a_commit_before_checkout",
         },
     ),
     Input(
@@ -323,45 +325,45 @@ INPUTS = [
         ("code:components/__main__.py:component_provider",),
         {
             "tracebacks": "tests/components/test_serverless_fallback.py::test_a_hosted_call_with_plain_dicts_plans_as_the_python_one",
-            "secrets": "tests/offline/test_secrets.py::test_the_program_reads_where_the_secrets_are_from_the_stack_file_the_cli_read",
+            "secrets": "tests/modelops_cli/test_secrets.py::test_the_program_reads_where_the_secrets_are_from_the_stack_file_the_cli_read",
         },
     ),
     # ---- HTTP answers ----
     Input(
         "Kubernetes API server answers (preflight --kubeconfig)",
         (
-            "code:offline/kubeapi.py:_request",
-            "code:offline/kubeapi.py:_connection",
-            "code:offline/kubeapi.py:connect",
-            "code:offline/kubeapi.py:_interpret",
-            "code:offline/kubeapi.py:_status_message",
+            "code:modelops_cli/kubeapi.py:_request",
+            "code:modelops_cli/kubeapi.py:_connection",
+            "code:modelops_cli/kubeapi.py:connect",
+            "code:modelops_cli/kubeapi.py:_interpret",
+            "code:modelops_cli/kubeapi.py:_status_message",
         ),
         {
-            "injection": "tests/offline/test_kubeapi_hostile.py::test_escape_sequences_from_the_server_are_made_inert",
-            "tracebacks": "tests/offline/test_kubeapi_hostile.py::test_an_odd_answer_is_a_clear_cluster_failure; "
-            "tests/offline/test_kubeapi_hostile.py::test_a_server_that_never_finishes_is_cut_off_at_the_deadline",
-            "credentials": "tests/offline/test_kubeapi_hostile.py::test_a_redirect_is_never_followed_and_the_token_never_leaves; "
-            "tests/offline/test_kubeapi_hostile.py::test_tls_server_name_is_the_name_verified",
+            "injection": "tests/modelops_cli/test_kubeapi_hostile.py::test_escape_sequences_from_the_server_are_made_inert",
+            "tracebacks": "tests/modelops_cli/test_kubeapi_hostile.py::test_an_odd_answer_is_a_clear_cluster_failure; "
+            "tests/modelops_cli/test_kubeapi_hostile.py::test_a_server_that_never_finishes_is_cut_off_at_the_deadline",
+            "credentials": "tests/modelops_cli/test_kubeapi_hostile.py::test_a_redirect_is_never_followed_and_the_token_never_leaves; "
+            "tests/modelops_cli/test_kubeapi_hostile.py::test_tls_server_name_is_the_name_verified",
         },
     ),
     Input(
         "smoke endpoints through the gateway (smoke --endpoints)",
-        ("code:offline/smoke.py:_request", "flag:smoke --base-url", "flag:smoke --endpoints"),
+        ("code:modelops_cli/smoke.py:_request", "flag:smoke --base-url", "flag:smoke --endpoints"),
         {
-            "injection": "tests/offline/test_smoke.py::test_a_gateway_that_redirects_or_answers_a_page_fails_and_prints_nothing_raw",
-            "secrets": "tests/offline/test_smoke.py::test_a_base_url_with_credentials_or_no_http_is_refused_without_echoing_them",
-            "tracebacks": "tests/offline/test_smoke.py::test_a_trickling_answer_is_cut_at_the_stated_timeout",
-            "credentials": "tests/offline/test_smoke.py::test_a_gateway_that_redirects_or_answers_a_page_fails_and_prints_nothing_raw",
+            "injection": "tests/modelops_cli/test_smoke.py::test_a_gateway_that_redirects_or_answers_a_page_fails_and_prints_nothing_raw",
+            "secrets": "tests/modelops_cli/test_smoke.py::test_a_base_url_with_credentials_or_no_http_is_refused_without_echoing_them",
+            "tracebacks": "tests/modelops_cli/test_smoke.py::test_a_trickling_answer_is_cut_at_the_stated_timeout",
+            "credentials": "tests/modelops_cli/test_smoke.py::test_a_gateway_that_redirects_or_answers_a_page_fails_and_prints_nothing_raw",
         },
     ),
     Input(
         "Lambda answers (smoke of the serverless fallbacks)",
-        ("code:offline/smoke.py:_lambda_clients", "code:offline/smoke.py:_lambda_answer_problem"),
+        ("code:modelops_cli/smoke.py:_lambda_clients", "code:modelops_cli/smoke.py:_lambda_answer_problem"),
         {
-            "injection": "tests/offline/test_smoke.py::test_a_function_answering_an_http_error_is_not_ok",
-            "secrets": "tests/offline/test_smoke.py::test_an_unreachable_lambda_endpoint_with_credentials_in_its_url_never_prints_them",
-            "tracebacks": "tests/offline/test_smoke.py::test_an_invoke_is_never_retried_and_waits_at_most_the_function_timeout",
-            "credentials": "tests/offline/test_smoke.py::test_an_unreachable_lambda_endpoint_with_credentials_in_its_url_never_prints_them",
+            "injection": "tests/modelops_cli/test_smoke.py::test_a_function_answering_an_http_error_is_not_ok",
+            "secrets": "tests/modelops_cli/test_smoke.py::test_an_unreachable_lambda_endpoint_with_credentials_in_its_url_never_prints_them",
+            "tracebacks": "tests/modelops_cli/test_smoke.py::test_an_invoke_is_never_retried_and_waits_at_most_the_function_timeout",
+            "credentials": "tests/modelops_cli/test_smoke.py::test_an_unreachable_lambda_endpoint_with_credentials_in_its_url_never_prints_them",
         },
     ),
     Input(
@@ -381,13 +383,13 @@ INPUTS = [
     ),
     Input(
         "ECR scan findings (gate)",
-        ("code:offline/gate.py:run", "code:offline/gate.py:client_for"),
+        ("code:modelops_cli/gate.py:gate_plan", "code:modelops_cli/gate.py:client_for"),
         {
-            "injection": "tests/offline/test_gate.py::test_a_finding_nobody_rated_fails",
-            "tracebacks": "tests/offline/test_gate.py::test_findings_are_read_on_every_page; "
-            "tests/offline/test_gate.py::test_wait_asks_again_until_the_scan_ends_and_never_passes_one_still_running; "
-            "tests/offline/test_gate.py::test_no_other_status_passes",
-            "credentials": "tests/offline/test_gate.py::test_a_stack_that_does_not_require_the_gate_passes_without_asking_aws",
+            "injection": "tests/modelops_cli/test_gate.py::test_a_finding_nobody_rated_fails",
+            "tracebacks": "tests/modelops_cli/test_gate.py::test_findings_are_read_on_every_page; "
+            "tests/modelops_cli/test_gate.py::test_wait_asks_again_until_the_scan_ends_and_never_passes_one_still_running; "
+            "tests/modelops_cli/test_gate.py::test_no_other_status_passes",
+            "credentials": "tests/modelops_cli/test_gate.py::test_a_stack_that_does_not_require_the_gate_passes_without_asking_aws",
         },
     ),
     # ---- the remaining flags ----
@@ -396,10 +398,10 @@ INPUTS = [
         ("flag:* --out", "flag:* --json"),
         {
             "injection": FLAGS_HOSTILE,
-            "tracebacks": f"{FLAGS_HOSTILE}; tests/offline/test_plan.py::test_an_output_that_cannot_be_written_is_exit_2_not_a_traceback",
+            "tracebacks": f"{FLAGS_HOSTILE}; tests/modelops_cli/test_plan.py::test_an_output_that_cannot_be_written_is_exit_2_not_a_traceback",
             "confinement": "tests/test_surfaces.py::test_a_symbolic_link_at_the_output_is_refused; "
             "tests/test_surfaces.py::test_a_directory_link_planted_in_the_working_directory_is_refused; "
-            "tests/offline/test_render.py::test_an_empty_out_is_refused_not_the_working_directory",
+            "tests/modelops_cli/test_render.py::test_an_empty_out_is_refused_not_the_working_directory",
         },
     ),
     Input(
@@ -426,11 +428,11 @@ REQUIRED = {
 """Classes every row of a kind must try (a row may try more)."""
 
 NOT_INPUT = {
-    "code:offline/cli.py:main": "opens /dev/null to write to once the reader of stdout went away",
-    "code:offline/files.py:read_regular_file": "the shared reader itself (its callers have rows)",
-    "code:offline/common.py:write_atomically": "writes an output (tests/test_surfaces.py)",
-    "code:offline/kubeapi.py:_key_files": "writes the client key material it removes afterwards",
-    "code:offline/gate.py:format_sarif": "parses the SARIF `check` just wrote",
+    "code:modelops_cli/cli.py:main": "opens /dev/null to write to once the reader of stdout went away",
+    "code:modelops_cli/files.py:read_regular_file": "the shared reader itself (its callers have rows)",
+    "code:modelops_cli/common.py:write_atomically": "writes an output (tests/test_surfaces.py)",
+    "code:modelops_cli/kubeapi.py:_key_files": "writes the client key material it removes afterwards",
+    "code:modelops_cli/gate.py:format_sarif": "parses the SARIF `check` just wrote",
 }
 """Calls the syntax-tree scan finds that read nothing from outside."""
 
@@ -440,7 +442,7 @@ NOT_INPUT = {
 
 def stack_keys() -> set[str]:
     """Every key path of the published stack schema; `<key>` for the names of a map's keys."""
-    from offline.schema import json_schema
+    from modelops_cli.schema import json_schema
 
     schema = json_schema()
     defs = schema["$defs"]
@@ -491,7 +493,7 @@ NET_CALLS = {"HTTPConnection", "HTTPSConnection", "urlopen", "create_connection"
 def code_reads() -> set[str]:
     """`code:<file>:<function>` for every function that reads a file, parses text or opens a connection."""
     found = set()
-    for top in ("offline", "composition", "components"):
+    for top in ("modelops_cli", "composition", "components"):
         for path in sorted((ROOT / top).rglob("*.py")):
             for function in ast.walk(ast.parse(path.read_text())):
                 if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -714,7 +716,7 @@ def test_usage_errors_quote_nothing_raw():
 )
 def test_what_is_not_a_regular_file_is_refused_unread(argv, workspace, tmp_path):
     """A FIFO hung the reader forever and `/dev/zero` (or a link to it, which a checkout can carry) filled
-    memory; a directory is not a file either. Each reader (offline/files.py read_regular_file) refuses them
+    memory; a directory is not a file either. Each reader (modelops_cli/files.py read_regular_file) refuses them
     before reading, exit 2 naming the file."""
     fifo = tmp_path / "Pulumi.fifo.yaml"
     os.mkfifo(fifo)
@@ -768,7 +770,7 @@ def test_every_stack_key_takes_hostile_values(tmp_path):
     negative, huge and fractional numbers, a bool, null, a list, a map and a deep map: the stack is refused
     with the key path named (exit 2) or accepted, never a traceback, and nothing printed carries the
     escape sequence raw. (Accepted values reach the plan's outputs: tests/test_surfaces.py.)"""
-    from offline.stackfile import load_stack
+    from modelops_cli.stackfile import load_stack
 
     reference = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod.yaml").read_text())
     path = tmp_path / "Pulumi.prod.yaml"
@@ -787,7 +789,7 @@ def test_every_stack_key_takes_hostile_values(tmp_path):
                     from components.config import StackConfigError
 
                     assert isinstance(exc, StackConfigError), (key, repr(value)[:80], repr(exc)[:300])
-                    from offline.inert import terminal
+                    from modelops_cli.inert import terminal
 
                     assert_inert("\n".join(terminal(p) for p in exc.problems))
                     assert all(p.strip() for p in exc.problems), key

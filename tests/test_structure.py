@@ -9,7 +9,7 @@ from tests.conftest import ROOT
 PACKAGES = {
     "components": ROOT / "components",
     "composition": ROOT / "composition",
-    "offline": ROOT / "offline",
+    "modelops_cli": ROOT / "modelops_cli",
     "modelops_rules": ROOT / "policies" / "modelops_rules",
 }
 
@@ -112,3 +112,15 @@ def test_components_holds_components_and_what_they_share_nothing_else():
                 frontier.append(module)
     present = {m for m in edges if m.startswith("components.")}
     assert present - needed == set()
+
+
+def test_imports_from_a_parent_package_are_edges(tmp_path, monkeypatch):
+    """`from ..plan import x` in a subpackage is an edge to the parent's module (a cycle through the CLI's
+    subpackages, modelops_cli/offline/ and modelops_cli/verbs/, is a cycle like any other)."""
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pkg" / "a.py").write_text("def f():\n    from .sub.b import y\n")
+    (tmp_path / "pkg" / "sub" / "b.py").write_text("from ..a import f\nfrom . import c\n")
+    (tmp_path / "pkg" / "sub" / "c.py").write_text("")
+    monkeypatch.setitem(PACKAGES, "pkg", tmp_path / "pkg")
+    assert graph()["pkg.a"] == {"pkg.sub.b"} and graph()["pkg.sub.b"] == {"pkg.a", "pkg.sub.c"}
+    assert {"modelops_cli.offline.tree", "modelops_cli.common"} <= graph()["modelops_cli.verbs.plan"]

@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from offline.cli import main
-from offline.plan import SECRET_SIG, SIG_KEY
+from modelops_cli.cli import main
+from modelops_cli.plan import SECRET_SIG, SIG_KEY
 from tests.conftest import ROOT, reference_plan
 
 HOSTILE = (
@@ -54,7 +54,7 @@ class Surface:
 
 
 def _tree(head: Path) -> str:
-    from offline.tree import render_tree
+    from modelops_cli.offline.tree import render_tree
 
     return render_tree(json.loads(head.read_text()))
 
@@ -138,7 +138,7 @@ SURFACES = [
         "markdown",
         ("injection", "secrets", "tracebacks", "confinement"),
         writes_file=True,
-        elsewhere={"injection": "tests/offline/test_comment.py (fake verdicts, marker, --base)"},
+        elsewhere={"injection": "tests/modelops_cli/test_comment.py (fake verdicts, marker, --base)"},
     ),
     Surface(
         "cost text",
@@ -148,12 +148,19 @@ SURFACES = [
         writes_file=True,
     ),
     Surface(
+        "cost JSON",
+        lambda b, h, o: ["cost", "--plan", str(h), "--format", "json", "--out", str(o)],
+        "json",
+        ("injection", "secrets", "tracebacks", "confinement"),
+        writes_file=True,
+    ),
+    Surface(
         "render manifests",
         lambda b, h, o: ["render", "--plan", str(h), "--out", str(o)],
         "yaml-dir",
         ("injection", "secrets", "tracebacks", "confinement"),
         writes_file=True,
-        elsewhere={"confinement": "tests/offline/test_render.py (symlinks under --out, long names, empty --out)"},
+        elsewhere={"confinement": "tests/modelops_cli/test_render.py (symlinks under --out, long names, empty --out)"},
     ),
     Surface(
         "messages (stderr)",
@@ -161,7 +168,7 @@ SURFACES = [
         "terminal",
         ("injection", "secrets"),
         produce=lambda head: _stderr_of_a_bad_stack(head),
-        elsewhere={"secrets": "tests/offline/test_secrets.py (secrets refused by path, never quoted)"},
+        elsewhere={"secrets": "tests/modelops_cli/test_secrets.py (secrets refused by path, never quoted)"},
     ),
     Surface(
         "smoke (terminal)",
@@ -169,9 +176,9 @@ SURFACES = [
         "terminal",
         (),
         elsewhere={
-            "injection": "tests/offline/test_smoke.py (escape sequences in bodies, redirects, HTML pages)",
-            "tracebacks": "tests/offline/test_smoke.py (trickling answers cut at the stated timeout)",
-            "secrets": "tests/offline/test_smoke.py (credentials in --base-url refused, never echoed)",
+            "injection": "tests/modelops_cli/test_smoke.py (escape sequences in bodies, redirects, HTML pages)",
+            "tracebacks": "tests/modelops_cli/test_smoke.py (trickling answers cut at the stated timeout)",
+            "secrets": "tests/modelops_cli/test_smoke.py (credentials in --base-url refused, never echoed)",
         },
     ),
     Surface(
@@ -180,8 +187,8 @@ SURFACES = [
         "terminal",
         (),
         elsewhere={
-            "injection": "tests/offline/test_gate.py (escape sequences and bidi in a finding's name: terminal and SARIF)",
-            "tracebacks": "tests/offline/test_gate.py (a bad modelops:security key or --wait: exit 2 naming it)",
+            "injection": "tests/modelops_cli/test_gate.py (escape sequences and bidi in a finding's name: terminal and SARIF)",
+            "tracebacks": "tests/modelops_cli/test_gate.py (a bad modelops:security key or --wait: exit 2 naming it)",
         },
     ),
     Surface(
@@ -190,9 +197,9 @@ SURFACES = [
         "terminal",
         (),
         elsewhere={
-            "injection": "tests/offline/test_cluster_preflight.py, tests/offline/test_kubeapi_hostile.py "
+            "injection": "tests/modelops_cli/test_cluster_preflight.py, tests/modelops_cli/test_kubeapi_hostile.py "
             "(hostile API servers: escape sequences, HTML, endless and trickling bodies)",
-            "secrets": "tests/offline/test_kubeconfig.py (tokens and credentials in server URLs never echoed)",
+            "secrets": "tests/modelops_cli/test_kubeconfig.py (tokens and credentials in server URLs never echoed)",
         },
     ),
 ]
@@ -246,7 +253,7 @@ def assert_terminal_inert(text: str) -> None:
 
 
 def _outside_code_spans(line: str) -> str:
-    from tests.offline.test_comment import outside_code_spans
+    from tests.modelops_cli.test_comment import outside_code_spans
 
     return outside_code_spans(line)
 
@@ -345,6 +352,55 @@ def test_a_symbolic_link_at_the_output_is_refused(surface, plans, tmp_path, caps
     assert (list(victim.iterdir()) == []) if victim.is_dir() else victim.read_text() == "keep"
 
 
+PRODUCED = {
+    "plan tree": "plan tree (terminal)",
+    "plan json": "a plan is the engine's own JSON: tests/modelops_cli/test_plan.py (secrets never in clear)",
+    "schema json": "no outside value: made from components/config.py alone",
+    "parity markdown": "no outside value: the policy pack's own rules and configs",
+    "smoke text": "smoke (terminal)",
+    "gate table": "gate (terminal, SARIF)",
+    "gate json": "gate (terminal, SARIF)",
+    "gate sarif": "gate (terminal, SARIF)",
+    "preflight text": "preflight --kubeconfig (terminal, JSON)",
+    "preflight json": "preflight --kubeconfig (terminal, JSON)",
+}
+"""Reports with no command row above: the row that produces them another way, or why no outside value reaches them."""
+
+
+def _report_formats() -> dict[str, tuple[str, ...]]:
+    """Every verb that writes a report, and its formats (the first the default), from the command line's parser."""
+    import argparse
+
+    from modelops_cli.cli import build_parser
+
+    verbs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    return {
+        verb: tuple(action.choices or ())
+        for verb, sub in verbs.items()
+        for action in sub._actions
+        if "--format" in action.option_strings
+    }
+
+
+def test_every_report_a_verb_writes_has_a_row():
+    """A new verb or format adds its row (or, in PRODUCED, the row that covers it or why no outside value can
+    reach it): the list of reports comes from the parser, not from this file."""
+    formats = _report_formats()
+    covered = set()
+    for surface in SURFACES:
+        if surface.argv is None:
+            continue
+        argv = surface.argv(Path("base.json"), Path("head.json"), Path("out"))
+        if argv[0] not in formats:
+            continue  # render writes manifests, not a report
+        chosen = argv[argv.index("--format") + 1] if "--format" in argv else formats[argv[0]][0]
+        covered.add(f"{argv[0]} {chosen.lower()}")
+    reports = {f"{verb} {choice}" for verb, choices in formats.items() for choice in choices}
+    names = {s.name for s in SURFACES}
+    assert reports - covered - set(PRODUCED) == set()
+    assert {row for row in PRODUCED.values() if ":" not in row} <= names  # a reason says why after a colon
+
+
 def test_every_surface_has_a_class_tried_here_or_elsewhere():
     """A new output surface adds its row; a row with nothing tried is a gap, not a pass."""
     known = {"injection", "secrets", "tracebacks", "confinement"}
@@ -358,7 +414,7 @@ def test_every_surface_has_a_class_tried_here_or_elsewhere():
 def test_policy_config_write_never_goes_through_a_symbolic_link(tmp_path, monkeypatch, capsys):
     """`policy-config --write` rewrote a symlinked config through the link (issue #26, class 7): the writer every
     verb shares refuses it, and the file the link points at is untouched."""
-    from offline import check
+    from modelops_cli import check
 
     config_dir = tmp_path / "policies" / "config"
     config_dir.mkdir(parents=True)

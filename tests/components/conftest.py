@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from offline.engine import plan_of
+from modelops_cli.offline.engine import plan_of
 
 
 class Built:

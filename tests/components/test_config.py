@@ -8,7 +8,7 @@ import re
 import pytest
 
 from components.config import ENVIRONMENT_DEFAULTS, SECRET_SET, StackConfigError, parse_stack_config
-from offline.schema import json_schema
+from modelops_cli.schema import json_schema
 from tests.conftest import ROOT, stack_raw
 
 

@@ -11,8 +11,8 @@ from components import GpuNodePool, GpuNodePoolArgs
 from components.cluster_inputs import cluster_settings
 from components.config import CapacityType, Environment, GpuPoolConfig
 from components.gpu_pool import DCGM_EXPORTER_IMAGE, DEVICE_PLUGIN_IMAGE
-from offline.plan import Plan
-from offline.render import kubernetes_resources, manifest
+from modelops_cli.plan import Plan
+from modelops_cli.render import kubernetes_resources, manifest
 from tests.components.conftest import cluster_config
 from tests.k8s_schema import validate_object
 

@@ -12,9 +12,9 @@ from components import ModelImage, ModelImageArgs
 from components.config import RegistryConfig
 from components.images import NO_DEFAULT_ATTESTATIONS, single_manifest_builds
 from components.model_image import CACHE_TAG_PREFIX, lifecycle_rules
-from offline.engine import ProgramError, capture
-from offline.mocks import OfflineMocks
-from offline.plan import UNKNOWN
+from modelops_cli.offline.engine import ProgramError, capture
+from modelops_cli.offline.mocks import OfflineMocks
+from modelops_cli.plan import UNKNOWN
 from tests.components.conftest import model_config
 
 
@@ -203,7 +203,7 @@ def test_tag_only_refs_are_read_with_the_registry_provider_the_caller_passes(mon
             opts=pulumi.ResourceOptions(providers=[registry]),
         )
 
-    capture(program, "modelops", "test", "123456789012", "us-east-1")
+    capture(program)
     ((token, provider),) = calls
     # private ECR answers a tag lookup only with credentials: the invoke goes through the caller's provider
     assert token == "docker:index/getRegistryImage:getRegistryImage"
@@ -219,13 +219,13 @@ def test_builds_refuse_to_push_an_image_index_lambda_would_refuse(monkeypatch):
 
     monkeypatch.delenv(NO_DEFAULT_ATTESTATIONS, raising=False)
     with pytest.raises(ProgramError, match=f"{NO_DEFAULT_ATTESTATIONS}=1") as refused:
-        capture(program, "modelops", "test", "123456789012", "us-east-1", preview=False)
+        capture(program, preview=False)
     assert "Lambda refuses" in str(refused.value)
     # a preview builds nothing (buildOnPreview is off), so it needs nothing
-    registrations, _ = capture(program, "modelops", "test", "123456789012", "us-east-1", preview=True)
+    registrations, _ = capture(program, preview=True)
     assert any(r.type == "docker-build:index:Image" for r in registrations)
     monkeypatch.setenv(NO_DEFAULT_ATTESTATIONS, "1")
-    registrations, _ = capture(program, "modelops", "test", "123456789012", "us-east-1", preview=False)
+    registrations, _ = capture(program, preview=False)
     assert any(r.type == "docker-build:index:Image" for r in registrations)
 
 
@@ -376,7 +376,7 @@ def test_up_refuses_a_build_whose_context_is_missing(monkeypatch):
         ModelImage("chat", image_args(version="2.4.0", image={"context": "models/absent"}))
 
     with pytest.raises(ProgramError, match=r"build context 'models/absent' of chat-image 2.4.0 is not there"):
-        capture(program, "modelops", "test", "123456789012", "us-east-1", preview=False)
+        capture(program, preview=False)
 
 
 def test_what_dockerignore_leaves_out_does_not_change_the_tag(tmp_path):

@@ -10,8 +10,8 @@ import pytest
 
 from components import ModelService, ModelServiceArgs
 from components.config import Environment
-from offline.plan import Plan
-from offline.render import kubernetes_resources, manifest
+from modelops_cli.plan import Plan
+from modelops_cli.render import kubernetes_resources, manifest
 from tests.components.conftest import cluster_config, model_config
 from tests.k8s_schema import validate_object
 
@@ -330,14 +330,14 @@ def test_switching_between_hpa_and_keda_replaces_the_autoscaler_deleting_first(k
     """KEDA's admission webhook refuses a ScaledObject for a Deployment an HPA still scales, and Pulumi
     creates new resources before it deletes old ones: the switch is one replacement of an aliased resource,
     the old kind deleted first. (The real-engine tier runs the switch; this holds the options.)"""
-    from offline.engine import capture
+    from modelops_cli.offline.engine import capture
 
     args = (
         service_args(model={"autoscaling": {"prometheus_query": "sum(rate(x[1m]))", "prometheus_threshold": "5"}})
         if keda
         else ARGS
     )
-    registrations, _ = capture(lambda: ModelService("chat", args), "modelops", "test", "123456789012", "us-east-1")
+    registrations, _ = capture(lambda: ModelService("chat", args))
     scaler = next(r for r in registrations if r.name in ("chat-hpa", "chat-scaler"))
     assert scaler.name == ("chat-scaler" if keda else "chat-hpa")
     assert scaler.delete_before_replace is True and scaler.replace_on_changes == ["kind", "apiVersion"]

@@ -7,7 +7,7 @@ import pytest
 from pulumi.provider.experimental.component import ComponentProvider
 
 from components.__main__ import component_provider
-from offline.engine import plan_of
+from modelops_cli.offline.engine import plan_of
 
 
 @pytest.fixture(scope="module")

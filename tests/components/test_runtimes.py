@@ -29,8 +29,8 @@ import pytest
 
 from components import ModelService
 from components.runtimes import PRESETS, Runtime
-from offline.plan import Plan
-from offline.render import kubernetes_resources, manifest
+from modelops_cli.plan import Plan
+from modelops_cli.render import kubernetes_resources, manifest
 from tests.components.test_model_service import IMAGE, service_args
 from tests.k8s_schema import validate_object
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from offline.plan import from_json
-from offline.render import kubernetes_resources, manifest
+from modelops_cli.plan import from_json
+from modelops_cli.render import kubernetes_resources, manifest
 from tests.conftest import reference_plan, stack_raw
 from tests.k8s_schema import validate_object
 

@@ -10,7 +10,7 @@ import pytest
 
 from components import ServerlessFallback, ServerlessFallbackArgs
 from components.config import lambda_environment
-from offline.engine import ProgramError, plan_of
+from modelops_cli.offline.engine import ProgramError, plan_of
 from tests.components.conftest import cluster_config, model_config
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/m/sentiment@sha256:" + "c" * 64

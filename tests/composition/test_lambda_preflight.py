@@ -19,7 +19,7 @@ import pytest
 from components.config import parse_stack_config
 from composition import lambda_preflight as preflight
 from composition import preflight as capacity_preflight
-from offline.cli import main
+from modelops_cli.cli import main
 from tests.aws_fakes import aws_env
 from tests.conftest import stack_raw
 

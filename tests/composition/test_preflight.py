@@ -8,7 +8,7 @@ import pytest
 
 from components.config import parse_stack_config
 from composition import preflight
-from offline.cli import main
+from modelops_cli.cli import main
 from tests.conftest import stack_raw
 
 pytestmark = pytest.mark.slow  # starts servers or plans several stacks
@@ -187,8 +187,8 @@ def test_cli_reports_passing_and_failing_accounts(fake_aws, capsys, tmp_path):
 
 def test_during_up_a_failing_preflight_stops_the_update_before_any_resource(fake_aws, monkeypatch):
     """`preflight.duringUp`: evaluated as `pulumi up` (not a preview), a short quota registers nothing."""
-    from offline import engine
-    from offline.stackfile import load_stack
+    from modelops_cli.offline import engine
+    from modelops_cli.stackfile import load_stack
 
     fake_aws.quotas.update({G_ON_DEMAND: 16, G_SPOT: 512})
     settings = load_stack("prod")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from offline.plan import SECRET, UNKNOWN
+from modelops_cli.plan import SECRET, UNKNOWN
 
 KUBERNETES_PREFIX = "kubernetes:"
 

@@ -38,7 +38,7 @@ PROJECT_FILES = (
     "__main__.py",
     "components",
     "composition",
-    "offline",
+    "modelops_cli",
     "policies",
     "models",
     "stacks",

@@ -1051,7 +1051,7 @@ class Invokes:
         """pulumi-docker's getRegistryImage: the tag's manifest digest, read with the provider's registryAuth."""
         if not ECR_HOST.match(args["name"].partition("/")[0]):
             # A public registry the tier cannot reach (nvcr.io's DCGM exporter, pinned by every GPU pool): a digest
-            # derived from the ref, as the offline mocks answer (offline/mocks.py). Only ECR is emulated.
+            # derived from the ref, as the offline mocks answer (modelops_cli/offline/mocks.py). Only ECR is emulated.
             digest = "sha256:" + hashlib.sha256(f"offline:{args['name']}".encode()).hexdigest()
             return {"name": args["name"], "sha256Digest": digest, "id": digest, "insecureSkipVerify": False}
         ref = EcrRef.parse(args["name"])

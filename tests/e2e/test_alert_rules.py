@@ -39,8 +39,8 @@ from typing import Any
 import pytest
 import yaml
 
-from offline.engine import run_program
-from offline.stackfile import load_stack
+from modelops_cli.offline.engine import run_program
+from modelops_cli.stackfile import load_stack
 from tests.e2e.cluster import required_tools
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from components.__main__ import component_provider
-from offline.engine import plan_of
+from modelops_cli.offline.engine import plan_of
 from tests.e2e.fidelity import differences, kubernetes_inputs
 from tests.e2e.pulumi_cli import ROOT
 

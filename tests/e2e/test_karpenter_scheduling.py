@@ -46,10 +46,10 @@ import yaml
 
 from components.config import StackConfig, StackConfigError
 from components.gpu_catalogue import Catalogue, load_catalogue
-from offline.engine import run_program
-from offline.plan import from_json
-from offline.render import kubernetes_resources, render_text
-from offline.stackfile import load_stack
+from modelops_cli.offline.engine import run_program
+from modelops_cli.plan import from_json
+from modelops_cli.render import kubernetes_resources, render_text
+from modelops_cli.stackfile import load_stack
 from tests.e2e.cluster import LocalCluster, free_port, required_tools, tools_bin_dir
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from offline.check import load_policy_config, run_checks
-from offline.diff import diff_plans
-from offline.engine import run_program
-from offline.plan import from_json
-from offline.stackfile import load_stack
+from modelops_cli.check import load_policy_config, run_checks
+from modelops_cli.diff import diff_plans
+from modelops_cli.offline.engine import run_program
+from modelops_cli.plan import from_json
+from modelops_cli.stackfile import load_stack
 from tests.e2e.aws_emulator import objects_of_state, world
 from tests.e2e.conftest import ENVIRONMENTS, Tier
 from tests.e2e.fidelity import (
@@ -189,7 +189,7 @@ def test_policy_configs_the_cli_accepts_and_refuses(tier, change, real_exit, tmp
     assert result.returncode == real_exit, result.explain()
     # offline refuses all three (exit 2): the unknown name is a divergence on the strict side, which
     # catches a misspelt rule whose settings the CLI would silently drop
-    from offline.cli import main
+    from modelops_cli.cli import main
 
     assert main(["check", "--plan", str(CLI_FIXTURE), "--policy-config", str(path)]) == 2
 
@@ -296,7 +296,7 @@ def test_the_pack_and_pod_security_admission_agree_on_every_control(tier):
     (`restricted` enforced on its namespace, server-side dry run); each control broken in it fails both."""
     import copy
 
-    from offline.plan import load_plan
+    from modelops_cli.plan import load_plan
     from tests.policies.test_rules import preview_json
 
     cluster = tier.clusters["prod"]
@@ -517,7 +517,7 @@ def test_preflight_reports_what_the_real_cluster_lacks_then_passes_once_it_has_i
     import contextlib
     import io
 
-    from offline.cli import main
+    from modelops_cli.cli import main
     from tests.e2e.conftest import stack_gateway_hostname
     from tests.e2e.gateway import gateway_manifests
 

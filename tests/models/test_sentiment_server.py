@@ -73,7 +73,7 @@ def test_the_alerts_read_series_the_server_exports(server):
     adds from the target (namespace, service) are not the server's to export."""
     from components import ModelService, ModelServiceArgs
     from components.config import Environment
-    from offline.engine import plan_of
+    from modelops_cli.offline.engine import plan_of
     from tests.components.conftest import cluster_config, model_config
 
     for body in (b'{"inputs": "good"}', b"not json"):

@@ -13,7 +13,7 @@ import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from offline.check import POLICIES_DIR
+from modelops_cli.check import POLICIES_DIR
 from tests.policies.test_rules import CASES, compliant
 
 pytestmark = pytest.mark.slow  # starts the pack's server

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from modelops_rules import RULES
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from offline.plan import UNKNOWN
+from modelops_cli.plan import UNKNOWN
 from tests.policies.test_rules import IMAGE, compliant
 
 REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com/"

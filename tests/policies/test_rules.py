@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from modelops_rules import RULES, adapters
 
-from offline.check import run_checks
-from offline.plan import UNKNOWN, load_plan
+from modelops_cli.check import run_checks
+from modelops_cli.plan import UNKNOWN, load_plan
 from tests.conftest import UPSTREAM
 
 ALL_MANDATORY = {
@@ -615,7 +615,7 @@ def test_exemptions_are_config_data_with_a_reason(tmp_path):
     [
         {"kind": "Deployment", "namespace": "other", "name": "chat"},  # another namespace
         {"kind": "StatefulSet", "namespace": "models", "name": "chat"},  # another kind, same name
-        # no namespace: refused for a namespaced kind (tests/offline/test_policy_config.py)
+        # no namespace: refused for a namespaced kind (tests/modelops_cli/test_policy_config.py)
     ],
 )
 def test_an_exemption_covers_exactly_the_resource_it_names(entry, tmp_path):
@@ -627,7 +627,7 @@ def test_an_exemption_covers_exactly_the_resource_it_names(entry, tmp_path):
 @pytest.mark.parametrize("name", ["chat*", "ch?t", "[c]hat"])
 def test_exemption_patterns_are_refused(name, tmp_path):
     # a pattern would let a new resource (dcgm-exporter-evil) borrow an exemption meant for another
-    from offline.check import PolicyConfigError
+    from modelops_cli.check import PolicyConfigError
 
     with pytest.raises(PolicyConfigError) as info:
         check(
@@ -643,7 +643,7 @@ def test_exemption_patterns_are_refused(name, tmp_path):
 
 
 def test_bad_policy_configs_are_refused(tmp_path):
-    from offline.check import PolicyConfigError
+    from modelops_cli.check import PolicyConfigError
 
     with pytest.raises(PolicyConfigError) as info:
         check(
@@ -664,7 +664,7 @@ def test_the_pack_registers_every_rule_id(monkeypatch):
 
     import pulumi_policy
 
-    from offline.check import POLICIES_DIR
+    from modelops_cli.check import POLICIES_DIR
 
     recorded: dict[str, Any] = {}
 
@@ -718,7 +718,7 @@ def test_pack_validators_report_through_the_cli_callback(monkeypatch):
 def test_the_pack_project_files_are_a_normal_policy_pack():
     import yaml
 
-    from offline.check import POLICIES_DIR
+    from modelops_cli.check import POLICIES_DIR
 
     pack = yaml.safe_load((POLICIES_DIR / "PulumiPolicy.yaml").read_text())
     assert pack["runtime"]["name"] == "python" and pack["version"]
@@ -737,7 +737,7 @@ def test_the_pack_project_files_are_a_normal_policy_pack():
 def test_policy_configs_agree_with_their_stacks(env):
     """The allowlist, budget and region a policy config enforces are the stack's own."""
     from components.config import parse_stack_config
-    from offline.check import POLICIES_DIR, resolve
+    from modelops_cli.check import POLICIES_DIR, resolve
     from tests.conftest import stack_raw
 
     cfg = parse_stack_config(stack_raw(env))
@@ -1173,7 +1173,7 @@ def test_secret_values_are_not_evaluated_offline_never_passed(resource, mutate, 
 
 
 def test_every_rule_cites_what_it_implements_and_the_readme_tables_are_current():
-    from offline.parity import PSS_CONTROLS, parity_markdown
+    from modelops_cli.parity import PSS_CONTROLS, parity_markdown
 
     for rule in RULES:
         assert rule.implements and rule.help_uri.startswith("https://"), rule.id
@@ -1200,7 +1200,7 @@ def test_a_rule_is_declared_with_what_it_implements():
 
 
 def test_sarif_names_each_rules_control_and_fingerprints_findings(tmp_path):
-    from offline.report import format_sarif
+    from modelops_cli.report import format_sarif
 
     broken = CASES["k8s-no-privileged"][0](compliant())
     report = check(broken, tmp_path)
