@@ -7,10 +7,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import modelops_rules.contracts as pack
 import pytest
 
 import components.contracts as program
-import modelops_rules.contracts as pack
 from tests.conftest import ROOT
 
 PACK_RULES = ROOT / "policies" / "modelops_rules"
