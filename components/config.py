@@ -19,7 +19,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from . import promql
-from .common import ARTIFACT_FETCHER_IMAGE, NVIDIA_REGISTRY, POD_CACHE_GIB, weights_volume_name
+from .common import ARTIFACT_FETCHER_IMAGE, FALLBACK_RELAY_IMAGE, NVIDIA_REGISTRY, POD_CACHE_GIB, weights_volume_name
 from .cron import cron_problem
 from .gpu_catalogue import GpuInstanceType, load_catalogue, memory_gib
 from .runtimes import PRESETS, Runtime, RuntimePreset
@@ -228,6 +228,9 @@ class GatewayRef(_Model):
     namespace: str = Field(pattern=_DNS_LABEL)
     hostname: str | None = Field(default=None, pattern=_HOSTNAME, max_length=253)
     """The host clients call: each model's endpoint is `https://<hostname>/<model>` and its HTTPRoute matches it."""
+    standby_failover: bool = False
+    """A `standby` model's route fails over to its Lambda function while no replica answers (asleep at zero, waking,
+    all down) instead of a 503 (components/gateway_fallback.py). Needs Envoy Gateway with `extensionApis.enableBackend`."""
 
     @field_validator("hostname")
     @classmethod
@@ -1125,6 +1128,9 @@ def _system_image_problems(cfg: StackConfig) -> list[str]:
         needed.append((ARTIFACT_FETCHER_IMAGE, "the artifact fetcher the model pods' init containers run"))
     if cfg.gpu_pools:
         needed.append((NVIDIA_REGISTRY, "the GPU pools' NVIDIA device plugin and DCGM exporter"))
+    gateway = cfg.cluster.gateway
+    if gateway and gateway.standby_failover and any(cfg.fallback(m) == "standby" for m in cfg.models.values()):
+        needed.append((FALLBACK_RELAY_IMAGE, "the SigV4 relay of cluster.gateway.standbyFailover"))
     allowed = cfg.allowed_registries()
     return [
         f"{NAMESPACE}:registry.allowedRegistries: must allow {_repository_path(image)} ({why})"
