@@ -33,6 +33,7 @@ from .common import (
 )
 from .config import ArtifactAccess, ClusterConfig, Environment, ModelConfig
 from .dashboards import dashboard, dashboard_config_map
+from .gateway_fallback import failover_backend_refs, failover_traffic_policy
 from .gpu_catalogue import memory_gib
 
 TRACK_LABEL = "modelops/track"
@@ -100,6 +101,8 @@ class ModelServiceArgs(TypedDict):
     secretKeyRef, never into the Deployment (whose spec anyone who can read Deployments sees) or plain state."""
     tags: NotRequired[dict[str, str]]
     """AWS tags (the service-account role)."""
+    fallback_backend: NotRequired[pulumi.Input[str]]
+    """A GatewayFallback's `Backend`: the route fails over to it while no track answers (components/gateway_fallback.py)."""
 
 
 class ModelService(pulumi.ComponentResource):
@@ -760,15 +763,13 @@ class ModelService(pulumi.ComponentResource):
                             "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
                         }
                     ],
-                    "backendRefs": [
-                        {"name": service_name, "port": 80, "weight": weight} for service_name, _, weight in backends
-                    ],
+                    "backendRefs": self._backend_refs(labels, [(service, weight) for service, _, weight in backends]),
                 }
             ],
         }
         if gateway.hostname:
             route["hostnames"] = [gateway.hostname]
-        k8s.apiextensions.CustomResource(
+        route_resource = k8s.apiextensions.CustomResource(
             f"{name}-route",
             api_version="gateway.networking.k8s.io/v1",
             kind="HTTPRoute",
@@ -790,6 +791,16 @@ class ModelService(pulumi.ComponentResource):
                 custom_timeouts=pulumi.CustomTimeouts(create=ROUTE_ADMISSION_WAIT, update=ROUTE_ADMISSION_WAIT),
             ),
         )
+        if "fallback_backend" in self._args:
+            timeout = self._model.serverless.timeout_seconds
+            failover_traffic_policy(self, route_resource, name, self._model.namespace, labels, timeout)
+
+    def _backend_refs(self, labels: dict[str, str], tracks: list[tuple[str, int]]) -> list[dict[str, Any]]:
+        """The tracks' Services, or with a gateway fallback the tracks and the fallback as Envoy Gateway Backends."""
+        fallback = self._args.get("fallback_backend")
+        if fallback is None:
+            return [{"name": service, "port": 80, "weight": weight} for service, weight in tracks]
+        return failover_backend_refs(self, self._model.namespace, labels, tracks, fallback)
 
     def _dashboard(self, name: str, labels: dict[str, str]) -> None:
         sel, by = self._model.series_selector(name), TRACK_SERIES_LABEL
