@@ -95,9 +95,9 @@ def translate(objects: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
         inputs.append(obj)
     source = workdir / "egctl-input.yaml"
     source.write_text(yaml.safe_dump_all(inputs))
+    command = ["x", "translate", "--from", "gateway-api", "--to", "xds", "-t", "all", "-f", str(source), "-o", "json"]
     done = subprocess.run(
-        [str(egctl()), "x", "translate", "--from", "gateway-api", "--to", "xds", "-t", "all", "-f", str(source)]
-        + ["-o", "json"],
+        [str(egctl()), *command],
         capture_output=True,
         text=True,
         check=False,
