@@ -50,10 +50,13 @@ BACKEND_API = "gateway.envoyproxy.io/v1alpha1"
 REQUEST_LIMIT = "6Mi"
 """A function URL takes at most 6 MB of request payload (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html:
 "Invocation payload (request and response): 6 MB each for request and response (synchronous)"). The gateway buffers
-each request up to this (413 above it), which is also what lets Envoy replay a request on the fallback: a retry
-needs the body held (https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/buffer_filter)."""
+each request whole up to this (Envoy's buffer filter: 413 above it,
+https://www.envoyproxy.io/docs/envoy/latest/faq/debugging/why_is_envoy_sending_413s), so a request is refused at the
+gateway rather than by Lambda, and Envoy holds its body to retry it on the fallback (not measured here: the tier has
+no data plane)."""
 CONNECT_TIMEOUT_SECONDS = 3
-"""A track asleep refuses at once (kube-proxy rejects a Service without endpoints); a dropped connect waits this."""
+"""A track asleep refuses at once (kube-proxy rejects a Service without endpoints with ICMP port unreachable:
+kubernetes/kubernetes#44547); a dropped connect waits this."""
 ROUTE_TIMEOUT_MARGIN_SECONDS = 15
 """The route waits for the function's own timeout, plus a refused first attempt and the relay's hop."""
 SERVICE_DOMAIN = "svc.cluster.local"
