@@ -12,6 +12,8 @@ import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
 from components import (
+    GatewayFallback,
+    GatewayFallbackArgs,
     GpuNodePool,
     GpuNodePoolArgs,
     ModelImage,
@@ -24,6 +26,7 @@ from components import (
 from components.common import aws_tags, standard_labels
 from components.config import StackConfig, StackConfigError, lambda_function_name
 from components.images import DIGEST_MARK
+from components.serverless_fallback import LIVE_ALIAS
 from composition import preflight
 from composition.placement import place
 from composition.stack_config import load_stack_config, models_hold_secrets
@@ -160,6 +163,23 @@ for name, model in cfg.models.items():
     )
     exported = {"version": model.version, "image": image.image_ref, "placement": placement.reason}
 
+    # the function first: a standby model's route may fail over to it (GatewayFallback)
+    fallback = None
+    if placement.serverless:
+        fallback = ServerlessFallback(
+            f"{name}-fallback",
+            ServerlessFallbackArgs(
+                model=model,
+                cluster=cluster,
+                function_name=lambda_function_name(stack, name),
+                image_uri=image.cpu_image_ref,
+                log_retention_days=cfg.defaults.log_retention_days,
+                env_is_secret=env_is_secret,
+                tags=tags,
+            ),
+            opts=providers,
+        )
+
     if placement.kubernetes:
         pool = pools.get(model.pool) if model.pool else None
         assert k8s_provider is not None  # made above whenever a model runs on Kubernetes
@@ -179,31 +199,33 @@ for name, model in cfg.models.items():
         if pool:
             service_args["node_selector"] = pool.node_selector
             service_args["tolerations"] = pool.tolerations
-        service = ModelService(
-            name,
-            service_args,
-            opts=pulumi.ResourceOptions(
-                providers=[aws_provider, k8s_provider], depends_on=[namespaces[model.namespace]]
-            ),
+        k8s_opts = pulumi.ResourceOptions(
+            providers=[aws_provider, k8s_provider], depends_on=[namespaces[model.namespace]]
         )
+        if fallback is not None and cluster.gateway is not None and cluster.gateway.standby_failover:
+            failover = GatewayFallback(
+                f"{name}-failover",
+                GatewayFallbackArgs(
+                    model=model,
+                    cluster=cluster,
+                    environment=environment,
+                    cost_owner=cfg.cost_owner,
+                    function_name=lambda_function_name(stack, name),
+                    alias=LIVE_ALIAS,
+                    function_url=fallback.url,
+                    # the relay serves while the model sleeps: the environment's floor, not the model's
+                    replicas=cfg.defaults.min_replicas,
+                    tags=tags,
+                ),
+                opts=k8s_opts,
+            )
+            service_args["fallback_backend"] = failover.backend_name
+        service = ModelService(name, service_args, opts=k8s_opts)
         exported["endpoint"] = service.endpoint
         if canary:
             exported["canary"] = {"version": canary.version, "weight": canary.weight, "image": image.canary_image_ref}
 
-    if placement.serverless:
-        fallback = ServerlessFallback(
-            f"{name}-fallback",
-            ServerlessFallbackArgs(
-                model=model,
-                cluster=cluster,
-                function_name=lambda_function_name(stack, name),
-                image_uri=image.cpu_image_ref,
-                log_retention_days=cfg.defaults.log_retention_days,
-                env_is_secret=env_is_secret,
-                tags=tags,
-            ),
-            opts=providers,
-        )
+    if fallback is not None:
         exported["fallback"] = {"function": fallback.function_name, "alias": fallback.alias_name, "url": fallback.url}
         exported.setdefault("endpoint", fallback.url)
     exports[name] = exported

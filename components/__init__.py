@@ -8,12 +8,15 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # type checkers and editors see the real classes; at run time they load on first use
+    from .gateway_fallback import GatewayFallback, GatewayFallbackArgs
     from .gpu_pool import GpuNodePool, GpuNodePoolArgs
     from .model_image import ModelImage, ModelImageArgs
     from .model_service import ModelService, ModelServiceArgs
     from .serverless_fallback import ServerlessFallback, ServerlessFallbackArgs
 
 _MODULE_OF = {
+    "GatewayFallback": "gateway_fallback",
+    "GatewayFallbackArgs": "gateway_fallback",
     "GpuNodePool": "gpu_pool",
     "GpuNodePoolArgs": "gpu_pool",
     "ModelImage": "model_image",
@@ -25,6 +28,8 @@ _MODULE_OF = {
 }
 
 __all__ = [
+    "GatewayFallback",
+    "GatewayFallbackArgs",
     "GpuNodePool",
     "GpuNodePoolArgs",
     "ModelImage",

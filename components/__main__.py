@@ -1,5 +1,5 @@
-"""The modelops component provider: GpuNodePool, ModelImage, ModelService and ServerlessFallback for any
-Pulumi program, in any language (`pulumi package add <this repository>/components` generates its SDK).
+"""The modelops component provider: GpuNodePool, ModelImage, ModelService, ServerlessFallback and GatewayFallback
+for any Pulumi program, in any language (`pulumi package add <this repository>/components` generates its SDK).
 
 The SDK's component provider infers the package schema from the components' Args and outputs (the stack
 schema's own models, with their field docstrings) and constructs them from the inputs another language
@@ -20,11 +20,11 @@ from pulumi.provider.experimental.analyzer import PropertyDefinition, TypeDefini
 from pulumi.provider.experimental.component import ComponentProvider
 from pydantic import BaseModel
 
-from components import GpuNodePool, ModelImage, ModelService, ServerlessFallback
+from components import GatewayFallback, GpuNodePool, ModelImage, ModelService, ServerlessFallback
 from components.cluster_inputs import package_model
 from components.common import PACKAGE, type_token
 
-COMPONENTS = [GpuNodePool, ModelImage, ModelService, ServerlessFallback]
+COMPONENTS = [GpuNodePool, ModelImage, ModelService, ServerlessFallback, GatewayFallback]
 VERSION = "0.1.0"
 
 

@@ -102,3 +102,10 @@ anonymous pull limit (per node IP, so per NAT gateway) stalls a fleet of new GPU
 for pulls from AWS. Pinned by digest (the index of 2.31.23)."""
 NVIDIA_REGISTRY = "nvcr.io/nvidia/"
 """Where the GPU pools' device plugin and DCGM exporter come from."""
+FALLBACK_RELAY_IMAGE = (
+    "public.ecr.aws/aws-observability/aws-sigv4-proxy:1.11.1"
+    "@sha256:34bbec3cb98403d3e040ec1dadb53bb02285f70d2f0ead2d16435fd30980abaa"
+)
+"""awslabs/aws-sigv4-proxy, which signs a gateway fallback's requests for its function URL (GatewayFallback). Its
+module path (`aws-sigv4-proxy`) is not fetchable, so the Go module proxy cannot serve it and the tier never builds it
+(kwok runs no containers anyway)."""

@@ -34,6 +34,7 @@ from .contracts import (
     WAIT_FOR_ANNOTATION,
 )
 from .dashboards import dashboard, dashboard_config_map
+from .gateway_fallback import failover_backend_refs, failover_traffic_policy
 from .model_tracks import ModelScope, Track, TrackName, model_tracks
 from .model_weights import (
     Weights,
@@ -111,6 +112,8 @@ class ModelServiceArgs(TypedDict):
     secretKeyRef, never into the Deployment (whose spec anyone who can read Deployments sees) or plain state."""
     tags: NotRequired[dict[str, str]]
     """AWS tags (the service-account role)."""
+    fallback_backend: NotRequired[pulumi.Input[str]]
+    """A GatewayFallback's `Backend`: the route fails over to it while no track answers (components/gateway_fallback.py)."""
 
 
 class ModelService(pulumi.ComponentResource):
@@ -141,6 +144,7 @@ class ModelService(pulumi.ComponentResource):
             max_replicas=args["max_replicas"],
             parent=self,
         )
+        self._fallback_backend = args.get("fallback_backend")
         # The two decisions every object below is built from: which tracks run, and where their weights come from.
         self._tracks = model_tracks(scope, args["image"], args.get("canary_image"))
         self._access = weights_access(model)
@@ -472,13 +476,13 @@ class ModelService(pulumi.ComponentResource):
                             "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}},
                         }
                     ],
-                    "backendRefs": [{"name": t.service, "port": 80, "weight": t.weight} for t in self._tracks],
+                    "backendRefs": self._backend_refs(labels),
                 }
             ],
         }
         if gateway.hostname:
             route["hostnames"] = [gateway.hostname]
-        k8s.apiextensions.CustomResource(
+        route_resource = k8s.apiextensions.CustomResource(
             f"{scope.name}-route",
             api_version="gateway.networking.k8s.io/v1",
             kind="HTTPRoute",
@@ -499,6 +503,15 @@ class ModelService(pulumi.ComponentResource):
                 custom_timeouts=pulumi.CustomTimeouts(create=ROUTE_ADMISSION_WAIT, update=ROUTE_ADMISSION_WAIT),
             ),
         )
+        if self._fallback_backend is not None:
+            failover_traffic_policy(scope, route_resource, labels)
+
+    def _backend_refs(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """The tracks' Services, or with a gateway fallback the tracks and the fallback as Envoy Gateway Backends."""
+        tracks = [(t.service, t.weight) for t in self._tracks]
+        if self._fallback_backend is None:
+            return [{"name": service, "port": 80, "weight": weight} for service, weight in tracks]
+        return failover_backend_refs(self, self._scope.model.namespace, labels, tracks, self._fallback_backend)
 
     def _network_policy(self, labels: dict[str, str]) -> None:
         scope, cluster = self._scope, self._scope.cluster

@@ -15,7 +15,14 @@ import yaml
 
 from tests.conftest import CRDS
 
-CUSTOM_GROUPS = ("karpenter.sh", "karpenter.k8s.aws", "monitoring.coreos.com", "keda.sh", "gateway.networking.k8s.io")
+CUSTOM_GROUPS = (
+    "karpenter.sh",
+    "karpenter.k8s.aws",
+    "monitoring.coreos.com",
+    "keda.sh",
+    "gateway.networking.k8s.io",
+    "gateway.envoyproxy.io",
+)
 
 
 def _strict(schema: dict[str, Any]) -> dict[str, Any]:

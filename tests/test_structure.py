@@ -99,6 +99,7 @@ def test_components_holds_components_and_what_they_share_nothing_else():
     root = PACKAGES["components"]
     components = {_module_name("components", root, p) for p in root.rglob("*.py") if _defines_a_component(p)}
     assert components == {
+        "components.gateway_fallback",
         "components.gpu_pool",
         "components.model_image",
         "components.model_service",

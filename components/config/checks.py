@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from .. import promql
-from ..common import ARTIFACT_FETCHER_IMAGE, NVIDIA_REGISTRY, POD_CACHE_GIB, weights_volume_name
+from ..common import ARTIFACT_FETCHER_IMAGE, FALLBACK_RELAY_IMAGE, NVIDIA_REGISTRY, POD_CACHE_GIB, weights_volume_name
 from ..gpu_catalogue import load_catalogue, memory_gib
 from ..runtimes import pod_only_metrics
 from .base import KUBECONFIG_SECRET_KEY, NAMESPACE, SECRET_SET
@@ -361,6 +361,9 @@ def _system_image_problems(cfg: StackConfig) -> list[str]:
         needed.append((ARTIFACT_FETCHER_IMAGE, "the artifact fetcher the model pods' init containers run"))
     if cfg.gpu_pools:
         needed.append((NVIDIA_REGISTRY, "the GPU pools' NVIDIA device plugin and DCGM exporter"))
+    gateway = cfg.cluster.gateway
+    if gateway and gateway.standby_failover and any(cfg.fallback(m) == "standby" for m in cfg.models.values()):
+        needed.append((FALLBACK_RELAY_IMAGE, "the SigV4 relay of cluster.gateway.standbyFailover"))
     allowed = cfg.allowed_registries()
     return [
         f"{NAMESPACE}:registry.allowedRegistries: must allow {_repository_path(image)} ({why})"

@@ -72,6 +72,9 @@ class GatewayRef(ConfigModel):
     namespace: str = Field(pattern=DNS_LABEL)
     hostname: str | None = Field(default=None, pattern=_HOSTNAME, max_length=253)
     """The host clients call: each model's endpoint is `https://<hostname>/<model>` and its HTTPRoute matches it."""
+    standby_failover: bool = False
+    """A `standby` model's route fails over to its Lambda function while no replica answers (asleep at zero, waking,
+    all down) instead of a 503 (components/gateway_fallback.py). Needs Envoy Gateway with `extensionApis.enableBackend`."""
 
     @field_validator("hostname")
     @classmethod

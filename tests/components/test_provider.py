@@ -19,7 +19,8 @@ def test_the_analyzer_accepts_every_component_and_publishes_its_schema(provider)
     schema = json.loads(provider.schema)
     resources = schema["resources"]
     assert sorted(resources) == [
-        f"modelops:index:{c}" for c in ("GpuNodePool", "ModelImage", "ModelService", "ServerlessFallback")
+        f"modelops:index:{c}"
+        for c in ("GatewayFallback", "GpuNodePool", "ModelImage", "ModelService", "ServerlessFallback")
     ]
     assert all(r["isComponent"] for r in resources.values())
     service = resources["modelops:index:ModelService"]

@@ -36,6 +36,8 @@ provider:
 logging:
   level:
     default: info
+extensionApis:
+  enableBackend: true  # a standby failover route names Backends (GatewayFallback); off, EG refuses the route
 """
 
 

@@ -252,6 +252,95 @@ def test_fallback_modes_none_standby_only_none(tier):
     apply(tier, "staging", label="fallback-reference")
 
 
+RELAY_REGISTRY = "public.ecr.aws/aws-observability/"
+FAILOVER_CLUSTER = "httproute/models/sentiment/rule/0"
+"""The route's Envoy cluster: what the gateway's request count for the route is labelled with, the wake query's."""
+
+
+def standby_failover_at_zero(config: dict[str, Any]) -> None:
+    """Staging's sentiment (a standby) behind the gateway with the failover on, scaling to zero on the gateway's
+    request count for its route (a series from outside its pods, so it can wake it)."""
+    config["modelops:cluster"]["gateway"]["standbyFailover"] = True
+    config["modelops:registry"]["allowedRegistries"].append(RELAY_REGISTRY)
+    _models(config)["sentiment"].update(
+        replicas={"min": 0, "max": 2},
+        autoscaling={
+            "prometheusQuery": f'sum(rate(envoy_cluster_upstream_rq_total{{envoy_cluster_name="{FAILOVER_CLUSTER}"}}[2m]))',
+            "prometheusThreshold": "5",
+            "activationThreshold": "0.1",
+        },
+    )
+
+
+def live_route_objects(tier: Tier) -> list[dict[str, Any]]:
+    """What Envoy Gateway's controller translates for the route, as the API server holds it now."""
+    kinds = "httproute,backends.gateway.envoyproxy.io,backendtrafficpolicies.gateway.envoyproxy.io,service"
+    items = kube(tier, "staging", "get", kinds, "-n", "models")["items"]
+    for item in items:
+        item.pop("status", None)
+        item["metadata"] = {k: item["metadata"][k] for k in ("name", "namespace", "labels") if k in item["metadata"]}
+    return items
+
+
+def accepted(tier: Tier, kind: str, name: str) -> dict[str, str]:
+    """The controller's verdict on a route (`parents`) or a policy (`ancestors`): {condition: status}."""
+    found = kube(tier, "staging", "get", kind, name, "-n", "models")["status"]
+    [parent] = found.get("parents") or found.get("ancestors")
+    return {c["type"]: c["status"] for c in parent["conditions"]}
+
+
+def test_a_standby_at_zero_fails_over_to_its_function(tier, tmp_path):
+    """staging's sentiment with `standbyFailover`, awake then asleep at zero. Envoy Gateway's controller accepts the
+    route (every Backend resolved) and its failover policy, awake and asleep alike; egctl translates the objects as
+    the API server holds them to one cluster with the track at priority 0 and the relay at priority 1 (not a weight
+    split: tests/e2e/test_gateway_fallback.py), in both states. The relay's role may invoke only the function's live
+    alias through its URL. Back to the reference stack, the relay, its Backends and the policy go."""
+    from tests.e2e.test_gateway_fallback import assert_priority_failover, translate
+
+    assert tier.aws is not None
+    config = tier.cli.project / "policies" / "config" / "staging.json"
+    reference = config.read_text()
+    policy = json.loads(reference)  # what `modelops policy-config --write` adds for the relay
+    policy["k8s-allowed-registries"]["registries"].append(RELAY_REGISTRY)
+    config.write_text(json.dumps(policy))
+    track = [(100, "sentiment.models.svc.cluster.local")]
+    try:
+        tier.prometheus.set(FAILOVER_CLUSTER, 3.0)  # awake: the gateway counts requests
+        apply(tier, "staging", standby_failover_at_zero, label="failover-awake")
+        wait_for("sentiment awake", lambda: (replicas(tier, "staging", "models", "sentiment") or 0) >= 1)
+        assert accepted(tier, "httproute", "sentiment") == {"Accepted": "True", "ResolvedRefs": "True"}
+        assert accepted(tier, "backendtrafficpolicies.gateway.envoyproxy.io", "sentiment")["Accepted"] == "True"
+        assert_priority_failover(translate(live_route_objects(tier), tmp_path), track)
+
+        tier.prometheus.set(FAILOVER_CLUSTER, None)  # idle: KEDA takes it to zero
+        wait_for("sentiment asleep", lambda: replicas(tier, "staging", "models", "sentiment") == 0, timeout=420)
+        slices = kube(
+            tier, "staging", "get", "endpointslices", "-n", "models", "-l", "kubernetes.io/service-name=sentiment"
+        )
+        assert not [e for s in slices["items"] for e in s.get("endpoints") or [] if e["conditions"].get("ready")]
+        assert accepted(tier, "httproute", "sentiment") == {"Accepted": "True", "ResolvedRefs": "True"}
+        assert_priority_failover(translate(live_route_objects(tier), tmp_path), track)
+        relay_policies(tier)
+    finally:
+        tier.prometheus.set(FAILOVER_CLUSTER, None)
+        config.write_text(reference)
+    apply(tier, "staging", label="failover-reference")
+    assert replicas(tier, "staging", "models", "sentiment-failover-relay") is None
+    refs = kube(tier, "staging", "get", "httproute", "sentiment", "-n", "models")["spec"]["rules"][0]["backendRefs"]
+    assert refs == [{"group": "", "kind": "Service", "name": "sentiment", "port": 80, "weight": 100}]
+
+
+def relay_policies(tier: Tier) -> None:
+    """The relay's role (in the AWS emulator) may invoke only the function's live alias, through its URL."""
+    assert tier.aws is not None
+    iam = tier.aws.client("iam", "us-west-2")
+    [role] = [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("sentiment-failover-role")]
+    [name] = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
+    resources = {s["Resource"] for s in document["Statement"]}
+    assert resources == {"arn:aws:lambda:us-west-2:123456789012:function:modelops-staging-sentiment:live"}
+
+
 def test_a_pool_resized_and_moved_to_other_families_is_updated_in_place(tier):
     """A bigger pool is a bigger GPU ceiling: the budget moves with it, in the stack file and in the policy config
     `modelops policy-config --write` derives from it (gpu-cost-ceiling reads the latter)."""
