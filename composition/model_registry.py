@@ -20,7 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@\s]{1,256})(?:/(?P<version>[1-9][0-9]{0,9})|@(?P<alias>[A-Za-z0-9_-]{1,255}))$")
+REGISTRY_URI = re.compile(
+    r"^models:/(?P<name>[^/@\s]{1,256})(?:/(?P<version>[1-9][0-9]{0,9})|@(?P<alias>[A-Za-z0-9_-]{1,255}))$"
+)
 """`models:/<name>/<version>` or `models:/<name>@<alias>`; MLflow's other spellings (`models:/<name>/latest`,
 stages like `/Production`) are deprecated upstream and name nothing stable, so they are refused."""
 

@@ -32,17 +32,35 @@ class MlflowServer:
         import boto3
 
         boto3.client(
-            "s3", endpoint_url=self.moto.url, region_name="us-east-1", aws_access_key_id="testing",
+            "s3",
+            endpoint_url=self.moto.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
             aws_secret_access_key="testing",
         ).create_bucket(Bucket=BUCKET)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         exe = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+        self._log = (self.workdir / "server.log").open("wb")  # closed in stop()
         self.process = subprocess.Popen(
-            [exe, "server", "--backend-store-uri", f"sqlite:///{self.workdir}/mlflow.db",
-             "--default-artifact-root", f"s3://{BUCKET}/mlflow", "--no-serve-artifacts",
-             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.workdir / "server.log", "wb"),
+            [
+                exe,
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.workdir}/mlflow.db",
+                "--default-artifact-root",
+                f"s3://{BUCKET}/mlflow",
+                "--no-serve-artifacts",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
         )
         self._wait_healthy()
 
@@ -101,5 +119,6 @@ class MlflowServer:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        self._log.close()
         self.moto.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)

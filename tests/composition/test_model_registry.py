@@ -43,8 +43,17 @@ def test_registry_uris_name_a_version_or_an_alias(uri, parsed):
 
 @pytest.mark.parametrize(
     "uri",
-    ["models:/chat/latest", "models:/chat/Production", "models:/chat", "models:/chat/0", "models:/chat@",
-     "models:/chat/3/extra", "models:/chat@champ ion", "runs:/abc/model", "models:/a/b@c"],
+    [
+        "models:/chat/latest",
+        "models:/chat/Production",
+        "models:/chat",
+        "models:/chat/0",
+        "models:/chat@",
+        "models:/chat/3/extra",
+        "models:/chat@champ ion",
+        "runs:/abc/model",
+        "models:/a/b@c",
+    ],
 )
 def test_other_spellings_are_refused_with_the_two_that_work(uri):
     with pytest.raises(RegistryError, match=r"models:/<name>/<version> or models:/<name>@<alias>"):
@@ -76,7 +85,10 @@ def test_an_alias_resolves_to_its_version_run_and_s3_prefix(mlflow_server):
     version, run_id = mlflow_server.register("sentiment-a", {"weights.bin": b"one"}, alias="champion")
     resolved = ModelRegistry(mlflow_server.url).resolve("models:/sentiment-a@champion")
     assert (resolved.name, resolved.version, resolved.alias, resolved.run_id) == (
-        "sentiment-a", version, "champion", run_id
+        "sentiment-a",
+        version,
+        "champion",
+        run_id,
     )
     assert resolved.source == f"runs:/{run_id}/model"
     assert resolved.storage_uri.startswith("s3://registry-models/mlflow/")
@@ -98,7 +110,9 @@ def test_a_missing_alias_or_version_names_the_uri(mlflow_server):
     mlflow_server.register("sentiment-c", {"weights.bin": b"one"})
     registry = ModelRegistry(mlflow_server.url)
     for uri in ("models:/sentiment-c@champion", "models:/sentiment-c/99", "models:/no-such-model/1"):
-        with pytest.raises(RegistryError, match=rf"^{uri}: not in the registry at http://127.0.0.1:\d+: .*not (found|exist)"):
+        with pytest.raises(
+            RegistryError, match=rf"^{uri}: not in the registry at http://127.0.0.1:\d+: .*not (found|exist)"
+        ):
             registry.resolve(uri)
 
 
@@ -112,7 +126,9 @@ def test_files_outside_s3_are_refused(mlflow_server):
 
 def test_an_unreachable_registry_fails_within_bounds_and_plainly():
     started = time.monotonic()
-    with pytest.raises(RegistryError, match=r"^models:/chat@champion: the registry at http://127.0.0.1:\d+ could not be read"):
+    with pytest.raises(
+        RegistryError, match=r"^models:/chat@champion: the registry at http://127.0.0.1:\d+ could not be read"
+    ):
         ModelRegistry(f"http://127.0.0.1:{free_port()}", token="s3cr3t-token").resolve("models:/chat@champion")
     assert time.monotonic() - started < 60  # not MLflow's four-minute default backoff
 
@@ -123,7 +139,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
     seen: list[tuple[str, str | None]]
     redirect_to: str | None = None
 
-    def do_GET(self):  # noqa: N802 (http.server's spelling)
+    def do_GET(self):
         type(self).seen.append((self.path, self.headers.get("Authorization")))
         if self.redirect_to:
             self.send_response(302)
@@ -150,8 +166,8 @@ def _serve(handler: type[_Recorder], host: str) -> tuple[http.server.HTTPServer,
 def test_the_token_goes_to_the_registry_and_nowhere_else():
     """The bearer token is sent to the tracking URI's host; a redirect to another host does not carry it
     (requests drops Authorization when the host changes: Session.rebuild_auth / should_strip_auth)."""
-    other = type("Other", (_Recorder,), {"seen": []})
-    registry_handler = type("Registry", (_Recorder,), {"seen": []})
+    other: type[_Recorder] = type("Other", (_Recorder,), {"seen": []})
+    registry_handler: type[_Recorder] = type("Registry", (_Recorder,), {"seen": []})
     other_server, other_url = _serve(other, "127.0.0.2")
     registry_handler.redirect_to = other_url
     registry_server, registry_url = _serve(registry_handler, "127.0.0.1")
