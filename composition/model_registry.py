@@ -12,19 +12,15 @@ where they are; run it with `--no-serve-artifacts` and an S3 `--default-artifact
 
 from __future__ import annotations
 
-import ipaddress
+import copy
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Any
 
-REGISTRY_URI = re.compile(
-    r"^models:/(?P<name>[^/@\s]{1,256})(?:/(?P<version>[1-9][0-9]{0,9})|@(?P<alias>[A-Za-z0-9_-]{1,255}))$"
-)
-"""`models:/<name>/<version>` or `models:/<name>@<alias>`; MLflow's other spellings (`models:/<name>/latest`,
-stages like `/Production`) are deprecated upstream and name nothing stable, so they are refused."""
+from components.config import NAMESPACE, ModelConfig, StackConfig, StackConfigError
+from components.config.mlflow import check_tracking_uri, is_registry_uri, parse_registry_uri
 
 BOUNDED_RETRIES = {
     # MLflow's client retries 7 times with a doubling backoff (about four minutes) before it reports a
@@ -55,47 +51,6 @@ class RegisteredModel:
     """The `s3://` prefix its files are under: what the pods copy or mount."""
 
 
-def is_registry_uri(value: str | None) -> bool:
-    return bool(value) and str(value).startswith("models:/")
-
-
-def parse_registry_uri(uri: str) -> tuple[str, str | None, str | None]:
-    """(name, version, alias) of a registry URI; RegistryError for any other spelling."""
-    match = REGISTRY_URI.match(uri)
-    if match is None:
-        raise RegistryError(
-            f"{uri!r} is not a registry URI this project resolves: write models:/<name>/<version> or "
-            "models:/<name>@<alias> (MLflow's 'latest' and stage names are deprecated and name nothing stable)"
-        )
-    return match["name"], match["version"], match["alias"]
-
-
-def check_tracking_uri(uri: str) -> str:
-    """The registry's address, refused where a token would travel in clear or to a place it was not meant for:
-    https only (plain http on the loopback, a local test server, at most), no credentials, query or fragment."""
-    parts = urlsplit(uri)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise RegistryError(f"the MLflow tracking URI must be an https:// address, got {uri!r}")
-    if parts.username or parts.password:
-        raise RegistryError("the MLflow tracking URI must not carry credentials: set the token as secret config")
-    if parts.query or parts.fragment:
-        raise RegistryError("the MLflow tracking URI must not have a query or fragment")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise RegistryError(
-            f"the MLflow tracking URI {uri!r} is plain http: the registry token would cross the network in clear; use https"
-        )
-    return uri.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @contextmanager
 def _bounded_retries() -> Iterator[None]:
     """MLflow reads its retry settings from the environment at each request: bound them for the call, unless
@@ -114,14 +69,18 @@ class ModelRegistry:
     the process environment's MLFLOW_TRACKING_TOKEN, which another stack's program could have set)."""
 
     def __init__(self, tracking_uri: str, token: str | None = None):
-        from mlflow.store.model_registry.rest_store import RestStore as RegistryStore
-        from mlflow.store.tracking.rest_store import RestStore as TrackingStore
+        # imported here: MLflow's import costs a second, paid only by stacks with registry URIs
+        from mlflow.store.model_registry import rest_store as registry_rest
+        from mlflow.store.tracking import rest_store as tracking_rest
         from mlflow.utils.rest_utils import MlflowHostCreds
 
-        self.tracking_uri = check_tracking_uri(tracking_uri)
+        try:
+            self.tracking_uri = check_tracking_uri(tracking_uri)
+        except ValueError as exc:
+            raise RegistryError(str(exc)) from None
         creds = MlflowHostCreds(self.tracking_uri, token=token or None)
-        self._registry = RegistryStore(lambda: creds)
-        self._tracking = TrackingStore(lambda: creds)
+        self._registry = registry_rest.RestStore(lambda: creds)
+        self._tracking = tracking_rest.RestStore(lambda: creds)
         self._resolved: dict[str, RegisteredModel] = {}
 
     def resolve(self, uri: str) -> RegisteredModel:
@@ -131,7 +90,10 @@ class ModelRegistry:
         return self._resolved[uri]
 
     def _resolve(self, uri: str) -> RegisteredModel:
-        name, version, alias = parse_registry_uri(uri)
+        try:
+            name, version, alias = parse_registry_uri(uri)
+        except ValueError as exc:
+            raise RegistryError(str(exc)) from None
         with _bounded_retries():
             try:
                 found = (
@@ -175,3 +137,84 @@ class ModelRegistry:
         if code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
             return f"the registry at {self.tracking_uri} refused the token ({code})"
         return f"the registry at {self.tracking_uri} could not be read: {first_line}"
+
+
+@dataclass(frozen=True)
+class RegisteredTracks:
+    """What a model's registry URIs resolved to, by track."""
+
+    stable: RegisteredModel | None
+    canary: RegisteredModel | None
+
+    def as_output(self) -> dict[str, dict[str, str | None]]:
+        """The stack output and plan's account of it: which version, run and files an alias stood for."""
+        return {
+            track: {
+                "uri": found.uri,
+                "name": found.name,
+                "version": found.version,
+                "runId": found.run_id,
+                "source": found.source,
+                "artifactUri": found.storage_uri,
+            }
+            for track, found in (("stable", self.stable), ("canary", self.canary))
+            if found is not None
+        }
+
+    def describe(self) -> str:
+        """One line for the plan and the preview's diagnostics."""
+        return "; ".join(
+            f"{track} {found.uri} is registered version {found.version} (run {found.run_id or 'none'}, "
+            f"files {found.storage_uri})"
+            for track, found in (("stable", self.stable), ("canary", self.canary))
+            if found is not None
+        )
+
+
+def registered_version(version: str, found: RegisteredModel) -> str:
+    """A track's version with the registry's: `1.4` serving registry version 7 is `1.4-r7`, so moving an alias
+    makes a new version (its own weights volume, grant and image tag) rather than new weights under old pods."""
+    return f"{version}-r{found.version}"
+
+
+def resolve_stack_models(
+    raw: dict[str, Any], cfg: StackConfig, token: str | None
+) -> tuple[dict[str, Any], dict[str, RegisteredTracks]]:
+    """The stack's raw config with every registry URI replaced by the S3 prefix it resolves to and each such
+    track's version marked with the registry's, and what each resolved to. Raises StackConfigError naming the key
+    of every URI that could not be resolved (the stack then registers nothing)."""
+    uses = {name: _registry_uris(model) for name, model in cfg.models.items()}
+    uses = {name: found for name, found in uses.items() if found}
+    if not uses:
+        return raw, {}
+    assert cfg.mlflow is not None  # the schema's checks ask for it beside any registry URI
+    registry = ModelRegistry(cfg.mlflow.tracking_uri, token)
+    models = copy.deepcopy(raw["models"])
+    registered: dict[str, RegisteredTracks] = {}
+    problems: list[str] = []
+    for name, tracks in uses.items():
+        resolved: dict[str, RegisteredModel] = {}
+        for track, uri in tracks.items():
+            try:
+                resolved[track] = registry.resolve(uri)
+            except RegistryError as exc:
+                key = "artifactUri" if track == "stable" else "canary.artifactUri"
+                problems.append(f"{NAMESPACE}:models.{name}.{key}: {exc}")
+        _rewrite_model(models[name], resolved)
+        registered[name] = RegisteredTracks(resolved.get("stable"), resolved.get("canary"))
+    if problems:
+        raise StackConfigError(problems)
+    return {**raw, "models": models}, registered
+
+
+def _registry_uris(model: ModelConfig) -> dict[str, str]:
+    tracks = {"stable": model.artifact_uri, "canary": model.canary.artifact_uri if model.canary else None}
+    return {track: uri for track, uri in tracks.items() if uri and is_registry_uri(uri)}
+
+
+def _rewrite_model(raw_model: dict[str, Any], resolved: dict[str, RegisteredModel]) -> None:
+    """The resolved prefix and registry-marked version, written where the stack file had the URI."""
+    for track, found in resolved.items():
+        target = raw_model if track == "stable" else raw_model["canary"]
+        target["artifactUri"] = found.storage_uri
+        target["version"] = registered_version(str(target["version"]), found)
