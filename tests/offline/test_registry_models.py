@@ -31,10 +31,10 @@ def _stack_file(tmp_path, tracking_uri: str, artifact_uri: str, canary: dict | N
     return path
 
 
-def _plan(path, out, capsys) -> tuple[int, dict | None, str]:
+def _plan(path, out, capsys) -> tuple[int, dict, str]:
     code = main(["plan", "--stack-file", str(path), "--json", str(out)])
     captured = capsys.readouterr()
-    return code, json.loads(out.read_text()) if code == 0 else None, captured.out + captured.err
+    return code, json.loads(out.read_text()) if code == 0 else {}, captured.out + captured.err
 
 
 def _as_list(value) -> list:
