@@ -24,15 +24,15 @@ from components import (
     ServerlessFallbackArgs,
 )
 from components.common import aws_tags, standard_labels
-from components.config import StackConfig, StackConfigError, lambda_function_name
+from components.config import StackConfigError, lambda_function_name
 from components.images import DIGEST_MARK
 from components.serverless_fallback import LIVE_ALIAS
 from composition import preflight
 from composition.placement import place
-from composition.stack_config import load_stack_config, models_hold_secrets
+from composition.stack_config import load_stack, models_hold_secrets
 
 try:
-    cfg: StackConfig = load_stack_config()
+    cfg, registered = load_stack()
 except StackConfigError as exc:
     # Before any resource: a broken stack registers nothing.
     raise pulumi.RunError("invalid stack config:\n" + str(exc)) from None
@@ -162,6 +162,9 @@ for name, model in cfg.models.items():
         opts=image_providers,
     )
     exported = {"version": model.version, "image": image.image_ref, "placement": placement.reason}
+    if name in registered:  # which registered version, run and files an alias stood for at this run
+        pulumi.log.info(f"model {name}: {registered[name].describe()}")
+        exported["registry"] = registered[name].as_output()
 
     # the function first: a standby model's route may fail over to it (GatewayFallback)
     fallback = None

@@ -2,8 +2,9 @@
 where its stack file holds `secure:` values; components/config validates what is read here."""
 
 import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pulumi
 import yaml
@@ -19,10 +20,19 @@ from components.config import (
     secret_paths_in,
 )
 from composition import stack_yaml
+from composition.model_registry import RegisteredTracks, resolve_stack_models
 
 
-def load_stack_config() -> StackConfig:
-    """Read and validate the `modelops:` keys of the running stack (under the CLI or the offline engine)."""
+class LoadedStack(NamedTuple):
+    config: StackConfig
+    """Validated, with every registry URI resolved to its S3 prefix."""
+    registered: dict[str, RegisteredTracks]
+    """By model: what its registry URIs stood for at this run (none for models with S3 prefixes)."""
+
+
+def load_stack() -> LoadedStack:
+    """Read and validate the `modelops:` keys of the running stack (under the CLI or the offline engine), and
+    resolve the registry URIs of its models (the token from MLFLOW_TRACKING_TOKEN, MLflow's own variable)."""
     prefix = f"{NAMESPACE}:"
     raw: dict[str, Any] = {}
     for full_key, value in runtime_config.CONFIG.get().items():
@@ -35,7 +45,12 @@ def load_stack_config() -> StackConfig:
         raw[key] = _program_value(value)
     secret_keys = frozenset(k for k in raw if runtime_config.is_config_secret(prefix + k))
     stack = pulumi.get_stack()
-    return parse_stack_config(raw, stack, _stack_file_secret_paths(stack, secret_keys), secret_keys)
+    secret_paths = _stack_file_secret_paths(stack, secret_keys)
+    cfg = parse_stack_config(raw, stack, secret_paths, secret_keys)
+    resolved, registered = resolve_stack_models(raw, cfg, os.environ.get("MLFLOW_TRACKING_TOKEN") or None)
+    if registered:  # validated again as resolved: the prefixes' rules, the canary's, the versions' length
+        cfg = parse_stack_config(resolved, stack, secret_paths, secret_keys)
+    return LoadedStack(cfg, registered)
 
 
 def _program_value(text: Any) -> Any:

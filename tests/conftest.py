@@ -70,6 +70,16 @@ def moto_server():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def mlflow_server():
+    """A real MLflow tracking server (SQLite, artifacts on its own moto S3), shared by the registry tests."""
+    from tests.mlflow_registry import MlflowServer
+
+    server = MlflowServer()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def fake_aws(moto_server, monkeypatch):
     """A moto-backed AWS endpoint with Service Quotas and fault injection; boto3 pointed at it."""

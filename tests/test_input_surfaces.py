@@ -159,6 +159,18 @@ INPUTS = [
         },
     ),
     Input(
+        "model registry (MLflow tracking server and its answers)",
+        ("stack:modelops:mlflow", "stack:modelops:mlflow.trackingUri", "code:composition/model_registry.py:__init__"),
+        {
+            "injection": STACK_KEYS_HOSTILE,
+            "secrets": "tests/composition/test_model_registry.py::test_the_token_goes_to_the_registry_and_nowhere_else",
+            "tracebacks": "tests/composition/test_model_registry.py::test_an_unreachable_registry_fails_within_bounds_and_plainly; "
+            "tests/modelops_cli/test_registry_models.py::test_an_unknown_alias_or_a_registry_that_is_down_registers_nothing",
+            "credentials": "tests/composition/test_model_registry.py::test_a_tracking_uri_that_would_leak_the_token_is_refused; "
+            "tests/composition/test_model_registry.py::test_the_token_goes_to_the_registry_and_nowhere_else",
+        },
+    ),
+    Input(
         "cluster identity, network and labels",
         ("stack:modelops:cluster.*",),
         {
@@ -487,7 +499,8 @@ def _verb_parsers() -> dict[str, argparse.ArgumentParser]:
 
 
 READ_CALLS = {"read_bytes", "read_text", "read_regular_file", "_read_bounded", "open", "load", "loads", "safe_load"}
-NET_CALLS = {"HTTPConnection", "HTTPSConnection", "urlopen", "create_connection", "request", "client"}
+NET_CALLS = {"HTTPConnection", "HTTPSConnection", "urlopen", "create_connection", "request", "client", "RestStore"}
+"""`RestStore`: MLflow's REST stores (composition/model_registry.py), the registry's answers."""
 
 
 def code_reads() -> set[str]:

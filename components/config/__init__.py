@@ -1,6 +1,6 @@
 """The stack configuration schema: every `modelops:` key, validated once.
 
-The program reads config only through `composition.stack_config.load_stack_config()`, which hands the values to
+The program reads config only through `composition.stack_config.load_stack()`, which hands the values to
 `parse_stack_config`; components receive the typed values. Errors name the key path as a user writes it in a stack
 file (`modelops:models.chat.replicas.min`) and the reason, one line per problem, so a broken stack fails before any
 resource is registered.
@@ -29,6 +29,7 @@ from .enums import (
     Platform,
 )
 from .environments import ENVIRONMENT_DEFAULTS, EnvironmentDefaults
+from .mlflow import MlflowConfig
 from .model import PROGRAM_ENV, CanaryConfig, ModelConfig, ProbeConfig, Replicas, Resources, lambda_environment
 from .parse import StackConfigError, parse_stack_config
 from .pool import AMI_ALIAS_MAX, GpuPoolConfig
@@ -67,6 +68,7 @@ __all__ = [
     "GpuPoolConfig",
     "ImageConfig",
     "InstanceStorePolicy",
+    "MlflowConfig",
     "ModelConfig",
     "Placement",
     "Platform",

@@ -16,6 +16,7 @@ from ..runtimes import pod_only_metrics
 from .base import KUBECONFIG_SECRET_KEY, NAMESPACE, SECRET_SET
 from .cluster import RESERVED_NAMESPACES
 from .enums import AmiFamily, ArtifactAccess, FallbackMode
+from .mlflow import is_registry_uri
 from .model import ModelConfig, lambda_environment
 from .pool import GpuPoolConfig
 from .serverless import LAMBDA_ENV_BYTES, STACK_NAME, lambda_function_name
@@ -269,6 +270,26 @@ def _pool_fit_problems(path: str, model: ModelConfig, pool_name: str, pool: GpuP
     return problems
 
 
+# ---- registered models ----
+
+
+def _registry_problems(cfg: StackConfig, name: str, model: ModelConfig) -> list[str]:
+    """A registry URI is resolved against the stack's MLflow server: one must be configured."""
+    uses = [
+        key
+        for key, uri in (
+            ("artifactUri", model.artifact_uri),
+            ("canary.artifactUri", model.canary and model.canary.artifact_uri),
+        )
+        if is_registry_uri(uri)
+    ]
+    if not uses or cfg.mlflow is not None:
+        return []
+    return [
+        f"{_path(name)}.{uses[0]}: a registry URI needs {NAMESPACE}:mlflow.trackingUri, the registry to resolve it in"
+    ]
+
+
 # ---- canaries ----
 
 
@@ -278,17 +299,24 @@ def _canary_problems(cfg: StackConfig, name: str, model: ModelConfig) -> list[st
         return []
     path = _path(name)
     problems = []
-    if model.canary.version == model.version:
+    both_registered = is_registry_uri(model.artifact_uri) and is_registry_uri(model.canary.artifact_uri)
+    # registered tracks are told apart by their registry versions, once resolved (then checked again)
+    if model.canary.version == model.version and not both_registered:
         problems.append(f"{path}.canary.version: equals the stable version {model.version!r}")
     if not model.artifact_uri:
         return problems
     canary_uri = model.canary_artifact_uri
     if canary_uri is None:
         problems.append(
-            f"{path}.canary.artifactUri: required: artifactUri has no {model.version!r} path "
+            f"{path}.canary.artifactUri: required: the registered version artifactUri names has no path to "
+            "derive the canary's from (e.g. models:/<name>@challenger)"
+            if is_registry_uri(model.artifact_uri)
+            else f"{path}.canary.artifactUri: required: artifactUri has no {model.version!r} path "
             "segment to derive the canary's weights from, and the canary must not serve the "
             "stable weights"
         )
+    elif is_registry_uri(canary_uri) or is_registry_uri(model.artifact_uri):
+        pass  # compared once resolved: the composition validates the resolved prefixes again
     elif canary_uri.split("/")[2] != model.artifact_bucket:
         problems.append(f"{path}.canary.artifactUri: must be in the model's bucket {model.artifact_bucket!r}")
     elif canary_uri.rstrip("/") == model.artifact_uri.rstrip("/"):
@@ -340,6 +368,7 @@ def _lambda_problems(cfg: StackConfig, stack: str | None) -> list[str]:
 
 _MODEL_CHECKS = (
     _model_name_problems,
+    _registry_problems,
     _replica_range_problems,
     _artifact_access_problems,
     _autoscaling_problems,

@@ -8,6 +8,7 @@ from ..runtimes import PRESETS, Runtime, RuntimePreset
 from .autoscaling import AutoscalingConfig
 from .base import DNS_LABEL, ConfigModel
 from .enums import ArtifactAccess, FallbackMode, Placement
+from .mlflow import is_registry_uri, parse_registry_uri
 from .registry import ImageConfig
 from .serverless import LAMBDA_RESERVED_ENV, ServerlessConfig
 
@@ -22,6 +23,8 @@ PROGRAM_ENV = ("MODEL_VERSION", "MODEL_DIR", "MODEL_URI", "HOME")
 _QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
 
 _S3_URI = r"^s3://[a-z0-9.-]{3,63}(/.*)?$"
+_ARTIFACT_URI = r"^(s3://[a-z0-9.-]{3,63}(/.*)?|models:/.+)$"
+"""An S3 prefix, or a registry URI the composition resolves to one (components/config/mlflow.py)."""
 _S3_KEY = re.compile(r"[A-Za-z0-9!_.'()+=@,-]+(/[A-Za-z0-9!_.'()+=@,-]+)*/?")
 """An artifact prefix: S3's safe key characters (docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html,
 "Safe characters") without `*` and with `+ = @ ,`, in non-empty `/`-separated segments."""
@@ -34,6 +37,9 @@ def _artifact_uri(value: str | None) -> str | None:
     holding one would widen the role past its own prefix (`s3://b/*` is the whole bucket). A bucket alone, or an
     empty segment, would grant the whole bucket or another key than the one fetched."""
     if value is None:
+        return value
+    if is_registry_uri(value):
+        parse_registry_uri(value)
         return value
     bucket, _, key = value[len("s3://") :].partition("/")
     if not key.strip("/"):
@@ -79,9 +85,10 @@ class CanaryConfig(ConfigModel):
     """Percent of traffic sent to the canary."""
     image: ImageConfig | None = None
     """The canary's image (default: the model's image built at the canary version)."""
-    artifact_uri: str | None = Field(default=None, pattern=_S3_URI)
+    artifact_uri: str | None = Field(default=None, pattern=_ARTIFACT_URI)
     """The canary version's weights (default: the model's artifactUri with its version segment replaced
-    by the canary version): the canary must serve the new version, not the stable weights."""
+    by the canary version): the canary must serve the new version, not the stable weights. A registry URI
+    (`models:/chat@challenger`) when the model's weights come from the registry."""
 
     _prefix_only = field_validator("artifact_uri")(lambda value: _artifact_uri(value))
 
@@ -113,8 +120,11 @@ class ModelConfig(ConfigModel):
     pool: str | None = None
     replicas: Replicas = Replicas()
     resources: Resources = Resources()
-    artifact_uri: str | None = Field(default=None, pattern=_S3_URI)
-    """`s3://<bucket>/<prefix>`: the model's weights. The pods' role may read this prefix and nothing else."""
+    artifact_uri: str | None = Field(default=None, pattern=_ARTIFACT_URI)
+    """`s3://<bucket>/<prefix>`: the model's weights. The pods' role may read this prefix and nothing else. Or a
+    registered model version, `models:/<name>/<version>` or `models:/<name>@<alias>` (with `modelops:mlflow`):
+    resolved at every run to the S3 prefix holding its files, and the track's version becomes
+    `<version>-r<registry version>`, so an alias moved in the registry rolls out as a new version."""
     _prefix_only = field_validator("artifact_uri")(lambda value: _artifact_uri(value))
     artifact_access: ArtifactAccess = ArtifactAccess.COPY
     """How pods reach `artifactUri`: `copy` (an init container copies it to local disk before the server
@@ -214,7 +224,9 @@ class ModelConfig(ConfigModel):
 
     @property
     def artifact_bucket(self) -> str | None:
-        return self.artifact_uri[len("s3://") :].split("/", 1)[0] if self.artifact_uri else None
+        if not self.artifact_uri or is_registry_uri(self.artifact_uri):
+            return None  # known once the composition has resolved it
+        return self.artifact_uri[len("s3://") :].split("/", 1)[0]
 
     @property
     def artifact_prefix(self) -> str:
@@ -227,6 +239,8 @@ class ModelConfig(ConfigModel):
             return None
         if self.canary.artifact_uri:
             return self.canary.artifact_uri
+        if is_registry_uri(self.artifact_uri):
+            return None  # a registered version has no path to move on: the canary names its own
         segments = self.artifact_uri.split("/")
         if self.version not in segments[3:]:
             return None
@@ -238,7 +252,7 @@ class ModelConfig(ConfigModel):
 
 
 def _s3_prefix(uri: str | None) -> str:
-    if not uri:
+    if not uri or is_registry_uri(uri):
         return ""
     parts = uri[len("s3://") :].split("/", 1)
     return parts[1].strip("/") if len(parts) > 1 else ""

@@ -9,6 +9,7 @@ from .base import ConfigModel
 from .cluster import ClusterConfig
 from .enums import CapacityType, Environment, FallbackMode
 from .environments import ENVIRONMENT_DEFAULTS, EnvironmentDefaults
+from .mlflow import MlflowConfig
 from .model import ModelConfig
 from .pool import GpuPoolConfig
 from .registry import RegistryConfig
@@ -53,6 +54,8 @@ class StackConfig(ConfigModel):
     gpu_pools: dict[str, GpuPoolConfig] = {}
     models: dict[str, ModelConfig]
     budget: BudgetConfig
+    mlflow: MlflowConfig | None = None
+    """The MLflow registry that `models:/…` artifact URIs are resolved in."""
     preflight: PreflightConfig = PreflightConfig()
     security: SecurityConfig = SecurityConfig()
     """Image gates: the scan findings `modelops gate` refuses before `pulumi up`."""

@@ -1,0 +1,68 @@
+"""Models from an MLflow model registry: the tracking server (`modelops:mlflow`) and the registry URIs an
+`artifactUri` may give instead of an S3 prefix (`models:/<name>/<version>`, `models:/<name>@<alias>`, MLflow's
+own spellings: https://mlflow.org/docs/latest/ml/model-registry/). The composition resolves them
+(composition/model_registry.py); this module only says which values are well formed."""
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+
+from .base import ConfigModel
+
+REGISTRY_URI = re.compile(
+    r"^models:/(?P<name>[^/@\s]{1,256})(?:/(?P<version>[1-9][0-9]{0,9})|@(?P<alias>[A-Za-z0-9_-]{1,255}))$"
+)
+"""`models:/<name>/<version>` or `models:/<name>@<alias>`; MLflow's other spellings (`models:/<name>/latest`,
+stage names like `/Production`) are deprecated upstream and name nothing stable, so they are refused."""
+
+
+def is_registry_uri(value: object) -> bool:
+    return isinstance(value, str) and value.startswith("models:/")
+
+
+def parse_registry_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """(name, version, alias) of a registry URI; ValueError for any other spelling."""
+    match = REGISTRY_URI.match(uri)
+    if match is None:
+        raise ValueError(
+            f"{uri!r} is not a registry URI this project resolves: write models:/<name>/<version> or "
+            "models:/<name>@<alias> (MLflow's 'latest' and stage names are deprecated and name nothing stable)"
+        )
+    return match["name"], match["version"], match["alias"]
+
+
+def check_tracking_uri(uri: str) -> str:
+    """The registry's address, refused where a token would travel in clear or to a place it was not meant for:
+    https only (plain http on the loopback, a local test server, at most), no credentials, query or fragment."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"the MLflow tracking URI must be an https:// address, got {uri!r}")
+    if parts.username or parts.password:
+        raise ValueError("the MLflow tracking URI must not carry credentials: give the token as MLFLOW_TRACKING_TOKEN")
+    if parts.query or parts.fragment:
+        raise ValueError("the MLflow tracking URI must not have a query or fragment")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(
+            f"the MLflow tracking URI {uri!r} is plain http: the registry token would cross the network in clear; "
+            "use https"
+        )
+    return uri.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class MlflowConfig(ConfigModel):
+    tracking_uri: str = Field(max_length=2048)
+    """The MLflow tracking server whose registry `models:/` URIs are resolved against, at every preview, up and
+    offline plan (https; the token, if the server wants one, from MLFLOW_TRACKING_TOKEN in the environment)."""
+
+    _checked = field_validator("tracking_uri")(lambda value: check_tracking_uri(value))

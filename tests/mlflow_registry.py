@@ -1,0 +1,124 @@
+"""A real MLflow tracking server on 127.0.0.1 for the registry tests: a SQLite store, artifacts in S3 on its own
+moto server (the layout the README asks of a production registry: `--default-artifact-root s3://…`,
+`--no-serve-artifacts`), populated through MLflow's own client as a data scientist's training job would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.aws_fakes import MotoServer, free_port
+
+BUCKET = "registry-models"
+
+
+class MlflowServer:
+    def __init__(self):
+        self.moto = MotoServer()
+        self.workdir = Path(tempfile.mkdtemp(prefix="modelops-mlflow-"))
+        self.env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "MLFLOW_S3_ENDPOINT_URL": self.moto.url,
+        }
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=self.moto.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).create_bucket(Bucket=BUCKET)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        exe = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+        self._log = (self.workdir / "server.log").open("wb")  # closed in stop()
+        self.process = subprocess.Popen(
+            [
+                exe,
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.workdir}/mlflow.db",
+                "--default-artifact-root",
+                f"s3://{BUCKET}/mlflow",
+                "--no-serve-artifacts",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
+        self._wait_healthy()
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + 120  # migrations of a new SQLite store take ~30 s on a loaded machine
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.5)
+        log = (self.workdir / "server.log").read_text(errors="replace")[-2000:]
+        self.stop()
+        raise RuntimeError(f"mlflow server did not start:\n{log}")
+
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.url, registry_uri=self.url)
+
+    def register(self, name: str, files: dict[str, bytes], alias: str | None = None) -> tuple[str, str]:
+        """Log `files` under a new run's `model/` and register them as a new version of `name` (created when
+        absent); returns (version, run_id). The client uploads to S3 itself, as a training job does."""
+        client = self.client()
+        saved = {k: os.environ.get(k) for k in ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        os.environ.update({k: self.env[k] for k in saved})
+        try:
+            experiment = client.get_experiment_by_name(name) or client.get_experiment(client.create_experiment(name))
+            run = client.create_run(experiment.experiment_id)
+            staging = Path(tempfile.mkdtemp(dir=self.workdir)) / "model"
+            staging.mkdir()
+            for relative, content in files.items():
+                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                (staging / relative).write_bytes(content)
+            client.log_artifacts(run.info.run_id, str(staging), artifact_path="model")
+            client.set_terminated(run.info.run_id)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        if not client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.create_registered_model(name)
+        version = client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+        if alias:
+            client.set_registered_model_alias(name, alias, version.version)
+        return str(version.version), run.info.run_id
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self._log.close()
+        self.moto.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,126 @@
+"""Stacks whose weights come from an MLflow registry, planned offline against a real tracking server
+(tests/mlflow_registry.py): the same program `pulumi up` runs resolves `models:/…` URIs at every run.
+
+An alias is a mutable pointer to one version (https://mlflow.org/docs/latest/ml/model-registry/#deploy-and-organize-models-with-aliases-and-tags):
+moving it must roll out as a new version of exactly that model (its own weights grant and image tag, the
+version label), never new files under the old version's pods."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from modelops_cli.cli import main
+from tests.aws_fakes import free_port
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # starts an MLflow server and plans a stack several times
+
+
+def _stack_file(tmp_path, tracking_uri: str, artifact_uri: str, canary: dict | None = None):
+    data = yaml.safe_load((ROOT / "stacks" / "Pulumi.staging.yaml").read_text())
+    data["config"]["modelops:mlflow"] = {"trackingUri": tracking_uri}
+    sentiment = data["config"]["modelops:models"]["sentiment"]
+    sentiment["artifactUri"] = artifact_uri
+    if canary:
+        sentiment["canary"] = canary
+    path = tmp_path / "Pulumi.staging.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _plan(path, out, capsys) -> tuple[int, dict, str]:
+    code = main(["plan", "--stack-file", str(path), "--json", str(out)])
+    captured = capsys.readouterr()
+    return code, json.loads(out.read_text()) if code == 0 else {}, captured.out + captured.err
+
+
+def _as_list(value) -> list:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def _by_name(plan: dict) -> dict[str, dict]:
+    return {s["urn"].rsplit("::", 1)[-1]: s["newState"].get("inputs") for s in plan["steps"]}
+
+
+def test_an_alias_plans_as_its_registered_version(mlflow_server, tmp_path, capsys):
+    version, run_id = mlflow_server.register("sentiment-plan-a", {"model.bin": b"v1"}, alias="champion")
+    path = _stack_file(tmp_path, mlflow_server.url, "models:/sentiment-plan-a@champion")
+    code, plan, output = _plan(path, tmp_path / "plan.json", capsys)
+    assert code == 0, output
+    steps = _by_name(plan)
+    # the track's version carries the registry's: its image tag, its read grant, its labels
+    assert f"sentiment-image-1.3.0-r{version}" in steps
+    grant = json.loads(steps[f"sentiment-artifact-read-1.3.0-r{version}"]["policy"])
+    resources = {r for s in grant["Statement"] for r in _as_list(s.get("Resource"))}
+    assert any(r.endswith(f"/{run_id}/artifacts/model/*") for r in resources), resources
+    labels = steps["sentiment-deployment"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/version"] == f"1.3.0-r{version}"
+    function_env = steps["sentiment-fallback-function"]["environment"]["variables"]
+    assert function_env["MODEL_URI"].startswith("s3://registry-models/mlflow/")
+    # what the alias stood for is in the plan's diagnostics (and the stack's outputs)
+    messages = " ".join(d["message"] for d in plan["diagnostics"])
+    assert f"models:/sentiment-plan-a@champion is registered version {version} (run {run_id}" in messages
+
+
+def test_moving_the_alias_changes_exactly_that_model(mlflow_server, tmp_path, capsys):
+    first, _ = mlflow_server.register("sentiment-plan-b", {"model.bin": b"v1"}, alias="champion")
+    second, _ = mlflow_server.register("sentiment-plan-b", {"model.bin": b"v2"})
+    path = _stack_file(tmp_path, mlflow_server.url, "models:/sentiment-plan-b@champion")
+    code, before, output = _plan(path, tmp_path / "before.json", capsys)
+    assert code == 0, output
+    mlflow_server.client().set_registered_model_alias("sentiment-plan-b", "champion", second)
+    code, after, output = _plan(path, tmp_path / "after.json", capsys)
+    assert code == 0, output
+    old, new = _by_name(before), _by_name(after)
+    changed = {n for n in old.keys() | new.keys() if old.get(n) != new.get(n)}
+    assert changed, "moving the alias changed nothing"
+    assert all(n.startswith("sentiment") for n in changed), sorted(changed)
+    assert f"sentiment-artifact-read-1.3.0-r{first}" in old and f"sentiment-artifact-read-1.3.0-r{second}" in new
+
+
+def test_a_canary_follows_the_challenger(mlflow_server, tmp_path, capsys):
+    champion, _ = mlflow_server.register("sentiment-plan-c", {"model.bin": b"v1"}, alias="champion")
+    challenger, _ = mlflow_server.register("sentiment-plan-c", {"model.bin": b"v2"}, alias="challenger")
+    canary = {"version": "1.3.0", "weight": 10, "artifactUri": "models:/sentiment-plan-c@challenger"}
+    path = _stack_file(tmp_path, mlflow_server.url, "models:/sentiment-plan-c@champion", canary)
+    code, plan, output = _plan(path, tmp_path / "plan.json", capsys)
+    assert code == 0, output
+    steps = _by_name(plan)
+    assert {f"sentiment-artifact-read-1.3.0-r{champion}", f"sentiment-artifact-read-1.3.0-r{challenger}"} <= set(steps)
+    # both aliases on one version: the canary would serve the stable weights
+    mlflow_server.client().set_registered_model_alias("sentiment-plan-c", "challenger", champion)
+    code, _, output = _plan(path, tmp_path / "plan.json", capsys)
+    assert code == 2
+    assert f"modelops:models.sentiment.canary.version: equals the stable version '1.3.0-r{champion}'" in output
+
+
+def test_a_canary_must_name_its_own_registered_version(mlflow_server, tmp_path, capsys):
+    path = _stack_file(tmp_path, mlflow_server.url, "models:/sentiment@champion", {"version": "1.4.0", "weight": 10})
+    code, _, output = _plan(path, tmp_path / "plan.json", capsys)
+    assert code == 2
+    assert "modelops:models.sentiment.canary.artifactUri: required: the registered version" in output
+
+
+def test_an_unknown_alias_or_a_registry_that_is_down_registers_nothing(mlflow_server, tmp_path, capsys):
+    path = _stack_file(tmp_path, mlflow_server.url, "models:/no-such-model@champion")
+    code, _, output = _plan(path, tmp_path / "plan.json", capsys)
+    assert code == 2
+    assert "modelops:models.sentiment.artifactUri: models:/no-such-model@champion: not in the registry" in output
+    down = _stack_file(tmp_path, f"http://127.0.0.1:{free_port()}", "models:/sentiment@champion")
+    code, _, output = _plan(down, tmp_path / "plan.json", capsys)
+    assert code == 2
+    assert "modelops:models.sentiment.artifactUri: models:/sentiment@champion: the registry at" in output
+    assert "could not be read" in output
+
+
+def test_a_registry_uri_without_a_registry_is_a_config_error(tmp_path, capsys):
+    data = yaml.safe_load((ROOT / "stacks" / "Pulumi.staging.yaml").read_text())
+    data["config"]["modelops:models"]["sentiment"]["artifactUri"] = "models:/sentiment@champion"
+    path = tmp_path / "Pulumi.staging.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code, _, output = _plan(path, tmp_path / "plan.json", capsys)
+    assert code == 2
+    assert "modelops:models.sentiment.artifactUri: a registry URI needs modelops:mlflow.trackingUri" in output
