@@ -16,11 +16,12 @@ from components.config import (
     SECRET_SET,
     SecretPath,
     StackConfig,
+    StackConfigError,
     parse_stack_config,
     secret_paths_in,
 )
 from composition import stack_yaml
-from composition.model_registry import RegisteredTracks, resolve_stack_models
+from composition.model_registry import RegisteredTracks, registry_credentials, resolve_stack_models
 
 
 class LoadedStack(NamedTuple):
@@ -32,7 +33,7 @@ class LoadedStack(NamedTuple):
 
 def load_stack() -> LoadedStack:
     """Read and validate the `modelops:` keys of the running stack (under the CLI or the offline engine), and
-    resolve the registry URIs of its models (the token from MLFLOW_TRACKING_TOKEN, MLflow's own variable)."""
+    resolve the registry URIs of its models (credentials from MLflow's own variables, `registry_credentials`)."""
     prefix = f"{NAMESPACE}:"
     raw: dict[str, Any] = {}
     for full_key, value in runtime_config.CONFIG.get().items():
@@ -47,10 +48,13 @@ def load_stack() -> LoadedStack:
     stack = pulumi.get_stack()
     secret_paths = _stack_file_secret_paths(stack, secret_keys)
     cfg = parse_stack_config(raw, stack, secret_paths, secret_keys)
-    resolved, registered = resolve_stack_models(raw, cfg, os.environ.get("MLFLOW_TRACKING_TOKEN") or None)
-    if registered:  # validated again as resolved: the prefixes' rules, the canary's, the versions' length
-        cfg = parse_stack_config(resolved, stack, secret_paths, secret_keys)
-    return LoadedStack(cfg, registered)
+    resolved, registered = resolve_stack_models(raw, cfg, registry_credentials(os.environ))
+    if not registered:
+        return LoadedStack(cfg, registered)
+    try:  # validated again as resolved: the prefixes' rules, the canary's, the versions' length
+        return LoadedStack(parse_stack_config(resolved, stack, secret_paths, secret_keys), registered)
+    except StackConfigError as exc:
+        raise StackConfigError([f"{problem} (with the registry URIs resolved)" for problem in exc.problems]) from None
 
 
 def _program_value(text: Any) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 import socket
 import ssl
 import threading
@@ -31,6 +32,7 @@ import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from components.config import StackConfig, lambda_function_name
+from components.config.mlflow import is_registry_uri
 from components.serverless_fallback import LIVE_ALIAS, alias_description
 
 from .common import UsageError
@@ -104,6 +106,20 @@ SECRET_PAYLOAD = (
 )
 
 
+def _serves_the_version(description: object, model) -> bool:
+    """Whether the alias's description names the model's version. A model whose weights come from a registry
+    (`models:/…`) is deployed as `<version>-r<registered version>-<hash>`, resolved when `up` ran: any registered
+    version of this version is the one deployed (smoke reads the stack file, not the registry)."""
+    if description == alias_description(model.version):
+        return True
+    registered = re.escape(alias_description(model.version)) + r"-r[0-9]{1,10}-[0-9a-f]{6}"
+    return (
+        is_registry_uri(model.artifact_uri)
+        and isinstance(description, str)
+        and re.fullmatch(registered, description) is not None
+    )
+
+
 def _smoke_function(name: str, function: str, mode: str, model, clients: tuple[Any, Any]) -> SmokeResult:
     """`clients`: Lambda clients to look the alias up with (retried) and to invoke it with (never retried)."""
     lookup, invoker = clients
@@ -115,7 +131,7 @@ def _smoke_function(name: str, function: str, mode: str, model, clients: tuple[A
         # function version that serves it.
         described = lookup.get_alias(FunctionName=function, Name=LIVE_ALIAS)
         version = described["FunctionVersion"]
-        if described.get("Description") != alias_description(model.version):
+        if not _serves_the_version(described.get("Description"), model):
             serves = terminal(described.get("Description") or "an unknown version", 200)
             detail = (
                 f"the {LIVE_ALIAS} alias serves {serves}, not model version {model.version}: deploy this version first"

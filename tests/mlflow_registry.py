@@ -4,6 +4,7 @@ moto server (the layout the README asks of a production registry: `--default-art
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from tests.aws_fakes import MotoServer, free_port
 
@@ -122,3 +124,83 @@ class MlflowServer:
         self._log.close()
         self.moto.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class HostileRegistry:
+    """A tracking server on 127.0.0.1 that answers what a test sets in `answers` (a registry's answers are
+    untrusted: another bucket, odd versions, echoed credentials, Retry-After, a drip-fed body); `seen` records
+    each request's path and Authorization header."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.answers: dict[str, Any] = {}
+        self.seen: list[tuple[str, str | None]] = []
+        registry = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # http.server calls do_<METHOD>
+                registry.seen.append((self.path, self.headers.get("Authorization")))
+                registry.answer(self)
+
+            do_POST = do_GET
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def answer(self, handler: Any) -> None:
+        a = self.answers
+        if "status" in a:
+            body = a.get("body", "").replace("{auth}", str(handler.headers.get("Authorization"))).encode()
+            handler.send_response(a["status"])
+            for name, value in a.get("headers", {}).items():
+                handler.send_header(name, value)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+            return
+        if "/runs/get" in handler.path:
+            payload = {
+                "run": {
+                    "info": {
+                        "run_id": "r1",
+                        "experiment_id": "1",
+                        "artifact_uri": a.get("run_artifacts", f"s3://{BUCKET}/mlflow/1/r1/artifacts"),
+                    },
+                    "data": {},
+                }
+            }
+        elif "/logged-models/search" in handler.path:
+            payload = {"models": a.get("logged_models", [])}
+        else:
+            version = {
+                "name": "chat",
+                "version": a.get("version", "7"),
+                "source": a.get("source", f"s3://{BUCKET}/chat/7"),
+                "status": "READY",
+            }
+            if "run_id" in a:
+                version["run_id"] = a["run_id"]
+            payload = {"model_version": version}
+        body = json.dumps(payload).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        if a.get("drip"):
+            for byte in body:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                time.sleep(a["drip"])
+        else:
+            handler.wfile.write(body)
+
+    def stop(self) -> None:
+        self.server.shutdown()

@@ -160,7 +160,7 @@ INPUTS = [
     ),
     Input(
         "model registry (MLflow tracking server and its answers)",
-        ("stack:modelops:mlflow", "stack:modelops:mlflow.trackingUri", "code:composition/model_registry.py:__init__"),
+        ("stack:modelops:mlflow", "stack:modelops:mlflow.*", "code:composition/model_registry.py:__init__"),
         {
             "injection": STACK_KEYS_HOSTILE,
             "secrets": "tests/composition/test_model_registry.py::test_the_token_goes_to_the_registry_and_nowhere_else",

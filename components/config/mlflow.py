@@ -12,10 +12,14 @@ from pydantic import Field, field_validator
 from .base import ConfigModel
 
 REGISTRY_URI = re.compile(
-    r"^models:/(?P<name>[^/@\s]{1,256})(?:/(?P<version>[1-9][0-9]{0,9})|@(?P<alias>[A-Za-z0-9_-]{1,255}))$"
+    r"^models:/(?P<name>[A-Za-z0-9][A-Za-z0-9_.+-]{0,255})(?:/(?P<version>[1-9][0-9]{0,9})|@(?P<alias>[A-Za-z0-9_-]{1,255}))$"
 )
-"""`models:/<name>/<version>` or `models:/<name>@<alias>`; MLflow's other spellings (`models:/<name>/latest`,
+"""`models:/<name>/<version>` or `models:/<name>@<alias>`, names of letters, digits and `_ . + -` (no spaces,
+controls or look-alike characters to hide in a review); MLflow's other spellings (`models:/<name>/latest`,
 stage names like `/Production`) are deprecated upstream and name nothing stable, so they are refused."""
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def is_registry_uri(value: object) -> bool:
@@ -63,6 +67,18 @@ def _is_loopback(host: str) -> bool:
 class MlflowConfig(ConfigModel):
     tracking_uri: str = Field(max_length=2048)
     """The MLflow tracking server whose registry `models:/` URIs are resolved against, at every preview, up and
-    offline plan (https; the token, if the server wants one, from MLFLOW_TRACKING_TOKEN in the environment)."""
+    offline plan (https; credentials from MLflow's own MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and
+    MLFLOW_TRACKING_PASSWORD, in the environment)."""
+    artifact_buckets: list[str] = Field(min_length=1, max_length=20)
+    """The S3 buckets a registered version's files may be in: the registry names the prefix the pods' role may
+    read, and this list keeps that choice inside buckets the stack's reviewers chose."""
 
     _checked = field_validator("tracking_uri")(lambda value: check_tracking_uri(value))
+
+    @field_validator("artifact_buckets")
+    @classmethod
+    def _bucket_names(cls, value: list[str]) -> list[str]:
+        for bucket in value:
+            if not _BUCKET.fullmatch(bucket):
+                raise ValueError(f"{bucket!r} is not an S3 bucket name (3-63 lower-case letters, digits, '.' and '-')")
+        return value

@@ -30,7 +30,7 @@ _S3_KEY = re.compile(r"[A-Za-z0-9!_.'()+=@,-]+(/[A-Za-z0-9!_.'()+=@,-]+)*/?")
 "Safe characters") without `*` and with `+ = @ ,`, in non-empty `/`-separated segments."""
 
 
-def _artifact_uri(value: str | None) -> str | None:
+def check_artifact_uri(value: str | None) -> str | None:
     """An artifact URI the pods' IAM grant can be scoped to. The grant's resources are `<bucket>/<prefix>/*` and
     its list condition `s3:prefix` StringLike `<prefix>/*`: in both, `*` and `?` are wildcards and `${...}` a policy
     variable (docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html), so a prefix
@@ -47,6 +47,8 @@ def _artifact_uri(value: str | None) -> str | None:
             f"{value!r} names a bucket but no prefix: the pods' role would read the whole bucket; give the prefix "
             "of this model's weights (s3://<bucket>/<model>/<version>)"
         )
+    if any(segment in (".", "..") for segment in key.split("/")):
+        raise ValueError(f"{value!r}: '.' and '..' segments name another prefix than the one the pods' role is granted")
     if not _S3_KEY.fullmatch(key):
         wild = sorted({c for c in key if c in "*?$"})
         raise ValueError(
@@ -90,7 +92,7 @@ class CanaryConfig(ConfigModel):
     by the canary version): the canary must serve the new version, not the stable weights. A registry URI
     (`models:/chat@challenger`) when the model's weights come from the registry."""
 
-    _prefix_only = field_validator("artifact_uri")(lambda value: _artifact_uri(value))
+    _prefix_only = field_validator("artifact_uri")(lambda value: check_artifact_uri(value))
 
 
 class ProbeConfig(ConfigModel):
@@ -125,7 +127,7 @@ class ModelConfig(ConfigModel):
     registered model version, `models:/<name>/<version>` or `models:/<name>@<alias>` (with `modelops:mlflow`):
     resolved at every run to the S3 prefix holding its files, and the track's version becomes
     `<version>-r<registry version>`, so an alias moved in the registry rolls out as a new version."""
-    _prefix_only = field_validator("artifact_uri")(lambda value: _artifact_uri(value))
+    _prefix_only = field_validator("artifact_uri")(lambda value: check_artifact_uri(value))
     artifact_access: ArtifactAccess = ArtifactAccess.COPY
     """How pods reach `artifactUri`: `copy` (an init container copies it to local disk before the server
     starts) or `mount` (the Mountpoint for Amazon S3 CSI driver serves the prefix read-only: no copy step, the

@@ -13,6 +13,7 @@ What MLflow documents and these tests hold the resolver to:
 from __future__ import annotations
 
 import http.server
+import re
 import threading
 import time
 
@@ -21,8 +22,11 @@ import pytest
 from components.config.mlflow import check_tracking_uri, parse_registry_uri
 from composition.model_registry import ModelRegistry, RegistryError
 from tests.aws_fakes import free_port
+from tests.mlflow_registry import BUCKET, HostileRegistry
 
 pytestmark = pytest.mark.slow  # starts an MLflow server
+
+BUCKETS = (BUCKET,)
 
 
 @pytest.mark.parametrize(
@@ -79,7 +83,7 @@ def test_https_and_loopback_http_are_accepted():
 
 def test_an_alias_resolves_to_its_version_run_and_s3_prefix(mlflow_server):
     version, run_id = mlflow_server.register("sentiment-a", {"weights.bin": b"one"}, alias="champion")
-    resolved = ModelRegistry(mlflow_server.url).resolve("models:/sentiment-a@champion")
+    resolved = ModelRegistry(mlflow_server.url, buckets=BUCKETS).resolve("models:/sentiment-a@champion")
     assert (resolved.name, resolved.version, resolved.alias, resolved.run_id) == (
         "sentiment-a",
         version,
@@ -87,24 +91,24 @@ def test_an_alias_resolves_to_its_version_run_and_s3_prefix(mlflow_server):
         run_id,
     )
     assert resolved.source == f"runs:/{run_id}/model"
-    assert resolved.storage_uri.startswith("s3://registry-models/mlflow/")
+    assert resolved.storage_uri.startswith(f"s3://{BUCKET}/mlflow/")
     assert resolved.storage_uri.endswith(f"/{run_id}/artifacts/model")
 
 
 def test_moving_an_alias_moves_the_resolution_at_the_next_run(mlflow_server):
     first, _ = mlflow_server.register("sentiment-b", {"weights.bin": b"one"}, alias="champion")
     second, second_run = mlflow_server.register("sentiment-b", {"weights.bin": b"two"})
-    assert ModelRegistry(mlflow_server.url).resolve("models:/sentiment-b@champion").version == first
+    assert ModelRegistry(mlflow_server.url, buckets=BUCKETS).resolve("models:/sentiment-b@champion").version == first
     mlflow_server.client().set_registered_model_alias("sentiment-b", "champion", second)
-    moved = ModelRegistry(mlflow_server.url).resolve("models:/sentiment-b@champion")
+    moved = ModelRegistry(mlflow_server.url, buckets=BUCKETS).resolve("models:/sentiment-b@champion")
     assert (moved.version, moved.run_id) == (second, second_run)
     # and a pinned version does not move with the alias
-    assert ModelRegistry(mlflow_server.url).resolve(f"models:/sentiment-b/{first}").version == first
+    assert ModelRegistry(mlflow_server.url, buckets=BUCKETS).resolve(f"models:/sentiment-b/{first}").version == first
 
 
 def test_a_missing_alias_or_version_names_the_uri(mlflow_server):
     mlflow_server.register("sentiment-c", {"weights.bin": b"one"})
-    registry = ModelRegistry(mlflow_server.url)
+    registry = ModelRegistry(mlflow_server.url, buckets=BUCKETS)
     for uri in ("models:/sentiment-c@champion", "models:/sentiment-c/99", "models:/no-such-model/1"):
         with pytest.raises(
             RegistryError, match=rf"^{uri}: not in the registry at http://127.0.0.1:\d+: .*not (found|exist)"
@@ -117,7 +121,7 @@ def test_files_outside_s3_are_refused(mlflow_server):
     client.create_registered_model("proxied")
     client.create_model_version("proxied", "gs://elsewhere/chat/model")
     with pytest.raises(RegistryError, match=r"not in S3: .*--default-artifact-root s3://"):
-        ModelRegistry(mlflow_server.url).resolve("models:/proxied/1")
+        ModelRegistry(mlflow_server.url, buckets=BUCKETS).resolve("models:/proxied/1")
 
 
 def test_an_unreachable_registry_fails_within_bounds_and_plainly():
@@ -125,7 +129,9 @@ def test_an_unreachable_registry_fails_within_bounds_and_plainly():
     with pytest.raises(
         RegistryError, match=r"^models:/chat@champion: the registry at http://127.0.0.1:\d+ could not be read"
     ):
-        ModelRegistry(f"http://127.0.0.1:{free_port()}", token="s3cr3t-token").resolve("models:/chat@champion")
+        ModelRegistry(f"http://127.0.0.1:{free_port()}", {"token": "s3cr3t-token"}, BUCKETS).resolve(
+            "models:/chat@champion"
+        )
     assert time.monotonic() - started < 60  # not MLflow's four-minute default backoff
 
 
@@ -169,7 +175,7 @@ def test_the_token_goes_to_the_registry_and_nowhere_else():
     registry_server, registry_url = _serve(registry_handler, "127.0.0.1")
     try:
         with pytest.raises(RegistryError) as caught:
-            ModelRegistry(registry_url, token="s3cr3t-token").resolve("models:/chat@champion")
+            ModelRegistry(registry_url, {"token": "s3cr3t-token"}, BUCKETS).resolve("models:/chat@champion")
         assert "s3cr3t-token" not in str(caught.value)
         assert registry_handler.seen and registry_handler.seen[0][1] == "Bearer s3cr3t-token"
         assert other.seen, "the redirect was followed"
@@ -177,3 +183,130 @@ def test_the_token_goes_to_the_registry_and_nowhere_else():
     finally:
         other_server.shutdown()
         registry_server.shutdown()
+
+
+def test_mlflow_3_logged_models_resolve_where_mlflows_download_finds_them(mlflow_server):
+    """MLflow 3 logs a model as a LoggedModel of the run (`log_model_artifacts`), and a version registered from
+    `runs:/<run>/<name>` then has its files under the logged model, not the run's artifacts
+    (RunsArtifactRepository._download_model_artifacts): resolved where the files are."""
+    import tempfile
+    from pathlib import Path
+
+    client = mlflow_server.client()
+    experiment = client.create_experiment("logged-model-flow")
+    run = client.create_run(experiment)
+    logged = client.create_logged_model(experiment, name="model", source_run_id=run.info.run_id)
+    staging = Path(tempfile.mkdtemp()) / "model"
+    staging.mkdir()
+    (staging / "weights.bin").write_bytes(b"w")
+    with _s3_env(mlflow_server):
+        client.log_model_artifacts(logged.model_id, str(staging))
+    client.create_registered_model("logged-flow")
+    client.create_model_version("logged-flow", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    resolved = ModelRegistry(mlflow_server.url, buckets=BUCKETS).resolve("models:/logged-flow/1")
+    assert resolved.storage_uri == logged.artifact_location.rstrip("/")
+    assert logged.model_id in resolved.storage_uri
+
+
+def _s3_env(mlflow_server):
+    import contextlib
+    import os
+
+    @contextlib.contextmanager
+    def env():
+        keys = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        saved = {k: os.environ.get(k) for k in keys}
+        os.environ.update({k: mlflow_server.env[k] for k in keys})
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    return env()
+
+
+# ---- a registry's answers are untrusted ----
+
+
+@pytest.fixture
+def hostile():
+    registry = HostileRegistry()
+    yield registry
+    registry.stop()
+
+
+@pytest.mark.parametrize(
+    ("answers", "reason"),
+    [
+        (
+            {"source": "s3://acme-secrets-prod/db-backups"},
+            "bucket 'acme-secrets-prod', which modelops:mlflow.artifactBuckets does not list",
+        ),
+        ({"source": f"s3://{BUCKET}"}, "names a bucket but no prefix"),
+        ({"source": f"s3://{BUCKET}/chat/*"}, "IAM wildcard"),
+        ({"source": f"s3://{BUCKET}/chat/../other"}, "'.' and '..' segments"),
+        ({"source": f"s3://{BUCKET}/" + "a" * 2000}, "prefix of 2021 characters (S3: 1,024)"),
+        ({"source": "file:///etc"}, "not in S3"),
+        ({"version": "abc"}, "not a version number"),
+        ({"version": ""}, "not a version number"),
+        ({"run_id": "x`</details>\n# pwned", "source": "runs:/x/model"}, "not a run id"),
+        (
+            {"source": "runs:/r1/model", "run_artifacts": "s3://acme-secrets-prod/mlflow/1/r1/artifacts"},
+            "does not list",
+        ),
+    ],
+)
+def test_a_registry_never_chooses_what_the_pods_may_read(hostile, answers, reason):
+    hostile.answers.update(answers)
+    with pytest.raises(RegistryError, match=re.escape(reason)) as caught:
+        ModelRegistry(hostile.url, buckets=BUCKETS).resolve("models:/chat@champion")
+    assert str(caught.value).startswith("models:/chat@champion: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_credentials_echoed_by_a_registry_are_not_repeated(hostile):
+    hostile.answers.update({"status": 404, "body": "<html>no such page (Authorization: {auth})</html>"})
+    with pytest.raises(RegistryError) as caught:
+        ModelRegistry(hostile.url, {"token": "s3cr3t-token"}, BUCKETS).resolve("models:/chat@champion")
+    assert "s3cr3t" not in str(caught.value)
+    assert hostile.seen[0][1] == "Bearer s3cr3t-token"
+
+
+def test_basic_auth_credentials_are_mlflows_own_variables(hostile):
+    """MLflow's basic-auth app reads HTTP Basic (mlflow/server/auth, authenticate_request_basic_auth)."""
+    from composition.model_registry import registry_credentials
+
+    credentials = registry_credentials({"MLFLOW_TRACKING_USERNAME": "ci", "MLFLOW_TRACKING_PASSWORD": "pw"})
+    assert ModelRegistry(hostile.url, credentials, BUCKETS).resolve("models:/chat@champion").version == "7"
+    assert hostile.seen[0][1] == "Basic " + __import__("base64").b64encode(b"ci:pw").decode()
+    assert registry_credentials({"MLFLOW_TRACKING_TOKEN": "t", "MLFLOW_TRACKING_USERNAME": "ci"}) == {"token": "t"}
+
+
+def test_retry_after_and_drip_fed_answers_are_bounded(hostile, monkeypatch):
+    """urllib3 obeys a 503's Retry-After up to six hours; a drip-fed body resets the read timeout at each byte."""
+    import composition.model_registry as model_registry
+
+    hostile.answers.update({"status": 503, "body": "", "headers": {"Retry-After": "21600"}})
+    started = time.monotonic()
+    with pytest.raises(RegistryError, match="could not be read"):
+        ModelRegistry(hostile.url, buckets=BUCKETS).resolve("models:/chat@champion")
+    assert time.monotonic() - started < 60
+    hostile.answers.clear()
+    hostile.answers.update({"drip": 0.5})
+    monkeypatch.setattr(model_registry, "RESOLVE_DEADLINE_SECONDS", 3)
+    started = time.monotonic()
+    with pytest.raises(RegistryError, match="did not answer within 3 s"):
+        ModelRegistry(hostile.url, buckets=BUCKETS).resolve("models:/chat@champion")
+    assert time.monotonic() - started < 10
+
+
+def test_a_copied_version_resolves_to_its_origins_files(mlflow_server):
+    """MLflow's copy_model_version registers a version whose source is `models:/<name>/<version>`."""
+    version, run_id = mlflow_server.register("copy-origin", {"weights.bin": b"one"})
+    copied = mlflow_server.client().copy_model_version(f"models:/copy-origin/{version}", "copy-target")
+    resolved = ModelRegistry(mlflow_server.url, buckets=BUCKETS).resolve(f"models:/copy-target/{copied.version}")
+    assert resolved.storage_uri.endswith(f"/{run_id}/artifacts/model")

@@ -15,13 +15,14 @@ import yaml
 from modelops_cli.cli import main
 from tests.aws_fakes import free_port
 from tests.conftest import ROOT
+from tests.mlflow_registry import BUCKET
 
 pytestmark = pytest.mark.slow  # starts an MLflow server and plans a stack several times
 
 
 def _stack_file(tmp_path, tracking_uri: str, artifact_uri: str, canary: dict | None = None):
     data = yaml.safe_load((ROOT / "stacks" / "Pulumi.staging.yaml").read_text())
-    data["config"]["modelops:mlflow"] = {"trackingUri": tracking_uri}
+    data["config"]["modelops:mlflow"] = {"trackingUri": tracking_uri, "artifactBuckets": [BUCKET]}
     sentiment = data["config"]["modelops:models"]["sentiment"]
     sentiment["artifactUri"] = artifact_uri
     if canary:
@@ -41,6 +42,13 @@ def _as_list(value) -> list:
     return [value] if isinstance(value, str) else list(value or [])
 
 
+def _named(steps: dict, prefix: str) -> str:
+    """The one step named `<prefix>-<6 hex>` (a registered track's version ends in a hash of where it came from)."""
+    found = [name for name in steps if name.startswith(prefix + "-") and len(name) == len(prefix) + 7]
+    assert len(found) == 1, (prefix, sorted(steps))
+    return found[0]
+
+
 def _by_name(plan: dict) -> dict[str, dict]:
     return {s["urn"].rsplit("::", 1)[-1]: s["newState"].get("inputs") for s in plan["steps"]}
 
@@ -52,14 +60,17 @@ def test_an_alias_plans_as_its_registered_version(mlflow_server, tmp_path, capsy
     assert code == 0, output
     steps = _by_name(plan)
     # the track's version carries the registry's: its image tag, its read grant, its labels
-    assert f"sentiment-image-1.3.0-r{version}" in steps
-    grant = json.loads(steps[f"sentiment-artifact-read-1.3.0-r{version}"]["policy"])
+    image = _named(steps, f"sentiment-image-1.3.0-r{version}")
+    grant_name = _named(steps, f"sentiment-artifact-read-1.3.0-r{version}")
+    track_version = grant_name.removeprefix("sentiment-artifact-read-")
+    assert image == f"sentiment-image-{track_version}"
+    grant = json.loads(steps[grant_name]["policy"])
     resources = {r for s in grant["Statement"] for r in _as_list(s.get("Resource"))}
     assert any(r.endswith(f"/{run_id}/artifacts/model/*") for r in resources), resources
     labels = steps["sentiment-deployment"]["metadata"]["labels"]
-    assert labels["app.kubernetes.io/version"] == f"1.3.0-r{version}"
+    assert labels["app.kubernetes.io/version"] == track_version
     function_env = steps["sentiment-fallback-function"]["environment"]["variables"]
-    assert function_env["MODEL_URI"].startswith("s3://registry-models/mlflow/")
+    assert function_env["MODEL_URI"].startswith(f"s3://{BUCKET}/mlflow/")
     # what the alias stood for is in the plan's diagnostics (and the stack's outputs)
     messages = " ".join(d["message"] for d in plan["diagnostics"])
     assert f"models:/sentiment-plan-a@champion is registered version {version} (run {run_id}" in messages
@@ -78,7 +89,9 @@ def test_moving_the_alias_changes_exactly_that_model(mlflow_server, tmp_path, ca
     changed = {n for n in old.keys() | new.keys() if old.get(n) != new.get(n)}
     assert changed, "moving the alias changed nothing"
     assert all(n.startswith("sentiment") for n in changed), sorted(changed)
-    assert f"sentiment-artifact-read-1.3.0-r{first}" in old and f"sentiment-artifact-read-1.3.0-r{second}" in new
+    assert _named(old, f"sentiment-artifact-read-1.3.0-r{first}") and _named(
+        new, f"sentiment-artifact-read-1.3.0-r{second}"
+    )
 
 
 def test_a_canary_follows_the_challenger(mlflow_server, tmp_path, capsys):
@@ -89,12 +102,14 @@ def test_a_canary_follows_the_challenger(mlflow_server, tmp_path, capsys):
     code, plan, output = _plan(path, tmp_path / "plan.json", capsys)
     assert code == 0, output
     steps = _by_name(plan)
-    assert {f"sentiment-artifact-read-1.3.0-r{champion}", f"sentiment-artifact-read-1.3.0-r{challenger}"} <= set(steps)
+    assert _named(steps, f"sentiment-artifact-read-1.3.0-r{champion}")
+    assert _named(steps, f"sentiment-artifact-read-1.3.0-r{challenger}")
     # both aliases on one version: the canary would serve the stable weights
     mlflow_server.client().set_registered_model_alias("sentiment-plan-c", "challenger", champion)
     code, _, output = _plan(path, tmp_path / "plan.json", capsys)
     assert code == 2
-    assert f"modelops:models.sentiment.canary.version: equals the stable version '1.3.0-r{champion}'" in output
+    assert f"modelops:models.sentiment.canary.version: equals the stable version '1.3.0-r{champion}-" in output
+    assert "(with the registry URIs resolved)" in output
 
 
 def test_a_canary_must_name_its_own_registered_version(mlflow_server, tmp_path, capsys):

@@ -64,6 +64,27 @@ def test_a_fallback_still_serving_the_previous_version_fails(moto_lambda, capsys
     assert "serves model version 1.1.0, not model version 1.2.0" in results[0].detail
 
 
+def test_a_registered_models_fallback_serves_a_registered_version_of_its_version(moto_lambda):
+    """A model whose weights come from a registry is deployed as `<version>-r<registered>-<hash>` (resolved when
+    `up` ran); smoke reads the stack file, not the registry: any registered version of that version passes, a
+    plain or another version fails."""
+    raw = stack_raw("dev")
+    raw["mlflow"] = {"trackingUri": "https://mlflow.example.com", "artifactBuckets": ["acme-models-dev"]}
+    raw["models"]["sentiment"]["artifactUri"] = "models:/sentiment@champion"
+    deploy(moto_lambda, "modelops-dev-sentiment", "1.2.0-r7-0a1b2c")
+    assert [r.outcome for r in smoke(parse_stack_config(raw), "dev")] == ["ok"]
+    moto_lambda.update_alias(
+        FunctionName="modelops-dev-sentiment", Name="live", Description="model version 1.1.0-r7-0a1b2c"
+    )
+    [result] = smoke(parse_stack_config(raw), "dev")
+    assert result.outcome == "fail" and "serves model version 1.1.0-r7-0a1b2c, not model version 1.2.0" in result.detail
+    # a model with an S3 prefix is held to its exact version
+    moto_lambda.update_alias(
+        FunctionName="modelops-dev-sentiment", Name="live", Description="model version 1.2.0-r7-0a1b2c"
+    )
+    assert [r.outcome for r in smoke(parse_stack_config(stack_raw("dev")), "dev")] == ["fail"]
+
+
 def test_a_missing_fallback_fails_the_smoke_check(moto_lambda, capsys):
     assert main(["smoke", "--stack", "dev"]) == 1
     out = capsys.readouterr().out
