@@ -178,7 +178,7 @@ for name, model in cfg.models.items():
                 image_uri=image.cpu_image_ref,
                 log_retention_days=cfg.defaults.log_retention_days,
                 env_is_secret=env_is_secret,
-                tags=tags,
+                tags={**tags, **registered[name].stable_tags()} if name in registered else tags,
             ),
             opts=providers,
         )
@@ -197,6 +197,8 @@ for name, model in cfg.models.items():
             env_is_secret=env_is_secret,
             tags=tags,
         )
+        if name in registered:
+            service_args["provenance"] = registered[name].provenance()
         if canary:
             service_args["canary_image"] = cast(pulumi.Output[str], image.canary_image_ref)  # built: not None
         if pool:

@@ -37,3 +37,12 @@ ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 
 S3_CSI_DRIVER = "s3.csi.aws.com"
 """The Mountpoint for Amazon S3 CSI driver (the EKS add-on aws-mountpoint-s3-csi-driver)."""
+REGISTRY_ANNOTATIONS = {
+    "uri": "modelops/registry-uri",
+    "name": "modelops/registry-model",
+    "version": "modelops/registry-version",
+    "run": "modelops/registry-run",
+    "artifact": "modelops/artifact-uri",
+}
+"""Where a track's weights came from when they are a registered model version (composition/model_registry.py): on
+its Deployment and pods, and (with `:` for `/`, as AWS tag keys read) on its fallback's AWS resources."""

@@ -112,6 +112,9 @@ class ModelServiceArgs(TypedDict):
     secretKeyRef, never into the Deployment (whose spec anyone who can read Deployments sees) or plain state."""
     tags: NotRequired[dict[str, str]]
     """AWS tags (the service-account role)."""
+    provenance: NotRequired[dict[str, dict[str, str]]]
+    """By track (`stable`, `canary`), annotations saying where its weights came from (a registered model version:
+    components/contracts.py REGISTRY_ANNOTATIONS), on its Deployment and its pods."""
     fallback_backend: NotRequired[pulumi.Input[str]]
     """A GatewayFallback's `Backend`: the route fails over to it while no track answers (components/gateway_fallback.py)."""
 
@@ -145,6 +148,7 @@ class ModelService(pulumi.ComponentResource):
             parent=self,
         )
         self._fallback_backend = args.get("fallback_backend")
+        self._provenance = args.get("provenance", {})
         # The two decisions every object below is built from: which tracks run, and where their weights come from.
         self._tracks = model_tracks(scope, args["image"], args.get("canary_image"))
         self._access = weights_access(model)
@@ -223,6 +227,10 @@ class ModelService(pulumi.ComponentResource):
     def _deployment(self, track: Track, placement: PodPlacement, weights: Weights) -> k8s.apps.v1.Deployment:
         scope = self._scope
         labels = {**scope.labels(track.version, "model-server"), TRACK_LABEL: track.track}
+        provenance = self._provenance.get(track.track)
+        template_metadata: dict[str, Any] = {"labels": labels}
+        if provenance:  # what `kubectl describe` shows of a pod's weights
+            template_metadata["annotations"] = dict(provenance)
         spec = {
             "selector": {"matchLabels": {NAME_LABEL: scope.name, TRACK_LABEL: track.track}},
             # Never below capacity during a rollout: a new replica is ready before an old one goes.
@@ -231,15 +239,17 @@ class ModelService(pulumi.ComponentResource):
             # Kubernetes' default (600 s) marks a Deployment failed before one GPU replica can be ready,
             # and the provider's await gives up on that condition.
             "progressDeadlineSeconds": self._replica_ready_seconds() + 60,
-            "template": {"metadata": {"labels": labels}, "spec": pod_spec(scope, placement, track, weights)},
+            "template": {"metadata": template_metadata, "spec": pod_spec(scope, placement, track, weights)},
         }
         metadata: dict[str, Any] = {"name": track.name, "namespace": scope.model.namespace, "labels": labels}
+        if provenance:
+            metadata["annotations"] = dict(provenance)
         replicas = track.spec_replicas
         if replicas is not None:  # else they belong to an autoscaler
             spec["replicas"] = replicas
             # A canary whose model moved from KEDA to an HPA takes its replicas back from KEDA, which set them last:
             # without force, server-side apply refuses the change as a conflict (pulumi/pulumi-kubernetes#2491).
-            metadata["annotations"] = {PATCH_FORCE_ANNOTATION: "true"}
+            metadata["annotations"] = {**metadata.get("annotations", {}), PATCH_FORCE_ANNOTATION: "true"}
         # The provider awaits a rollout for 10 minutes by default: a GPU model's takes longer.
         rollout = f"{self._rollout_seconds(replicas if replicas is not None else scope.max_replicas)}s"
         return k8s.apps.v1.Deployment(

@@ -26,6 +26,7 @@ from typing import Any
 from components.config import NAMESPACE, ModelConfig, StackConfig, StackConfigError
 from components.config.mlflow import check_tracking_uri, is_registry_uri, parse_registry_uri
 from components.config.model import check_artifact_uri
+from components.contracts import REGISTRY_ANNOTATIONS
 
 BOUNDED_RETRIES = {
     # MLflow's client retries 7 times with a doubling backoff (about four minutes) before it reports a
@@ -245,6 +246,26 @@ class RegisteredTracks:
             for track, found in (("stable", self.stable), ("canary", self.canary))
             if found is not None
         }
+
+    def provenance(self) -> dict[str, dict[str, str]]:
+        """By track, the annotations that say where its weights came from (REGISTRY_ANNOTATIONS)."""
+        return {
+            track: {
+                REGISTRY_ANNOTATIONS["uri"]: found.uri,
+                REGISTRY_ANNOTATIONS["name"]: found.name,
+                REGISTRY_ANNOTATIONS["version"]: found.version,
+                REGISTRY_ANNOTATIONS["run"]: found.run_id or "",
+                REGISTRY_ANNOTATIONS["artifact"]: found.storage_uri,
+            }
+            for track, found in (("stable", self.stable), ("canary", self.canary))
+            if found is not None
+        }
+
+    def stable_tags(self) -> dict[str, str]:
+        """The stable track's provenance as AWS tags (its serverless fallback serves the stable version); a value
+        longer than a tag's 256 characters (a deep prefix) is left to the stack output."""
+        stable = self.provenance().get("stable", {})
+        return {key.replace("/", ":"): value for key, value in stable.items() if value and len(value) <= 256}
 
     def describe(self) -> str:
         """One line for the plan and the preview's diagnostics."""
