@@ -32,6 +32,7 @@ PodDisruptionBudget and a NetworkPolicy admitting only the gateway's proxies. `f
 """
 
 import json
+from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
@@ -90,6 +91,21 @@ class GatewayFallbackArgs(TypedDict):
     """AWS tags (the relay's role)."""
 
 
+@dataclass(frozen=True)
+class _RelaySite:
+    """Where a fallback's relay objects go and what they are called: the component's name (`<model>-failover`),
+    the relay's name, the model's namespace, the relay's labels and the selector its pods are matched by."""
+
+    name: str
+    relay: str
+    namespace: str
+    labels: dict[str, str]
+    match: dict[str, str]
+
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.relay, "namespace": self.namespace, "labels": self.labels}
+
+
 class GatewayFallback(pulumi.ComponentResource):
     """The Backend a model's route falls back to, and the relay behind it. Secure defaults: the relay's role may
     only invoke the model's own function through its URL; the relay signs for one host only (`--host`, never the
@@ -102,68 +118,92 @@ class GatewayFallback(pulumi.ComponentResource):
         super().__init__(type_token("GatewayFallback"), name, None, opts)
         model = as_model(ModelConfig, args["model"])
         cluster = as_model(ClusterConfig, args["cluster"])
-        relay, ns = relay_name(name), model.namespace
-        labels = standard_labels(relay, args["environment"], args["cost_owner"], component="fallback-relay")
-        match = {"app.kubernetes.io/name": relay}
-        child = pulumi.ResourceOptions(parent=self)
-
-        role = self._relay_role(name, relay, cluster, ns, args)
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-relay-sa",
-            metadata={
-                "name": relay,
-                "namespace": ns,
-                "labels": labels,
-                "annotations": {"eks.amazonaws.com/role-arn": role.arn},
-            },
-            automount_service_account_token=False,
-            opts=child,
+        relay = relay_name(name)
+        site = _RelaySite(
+            name,
+            relay,
+            model.namespace,
+            standard_labels(relay, args["environment"], args["cost_owner"], component="fallback-relay"),
+            {"app.kubernetes.io/name": relay},
         )
+        role = self._relay_role(name, relay, cluster, model.namespace, args)
+        account = self._relay_account(site, role)
         host = pulumi.Output.from_input(args["function_url"]).apply(url_host)
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-relay",
-            metadata={"name": relay, "namespace": ns, "labels": labels},
-            spec={
-                "replicas": args["replicas"],
-                "selector": {"matchLabels": match},
-                "template": {"metadata": {"labels": labels}, "spec": relay_pod_spec(relay, host, cluster.region)},
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[account]),
+        deployment = self._relay_deployment(
+            site, args["replicas"], relay_pod_spec(relay, host, cluster.region), account
         )
-        service = k8s.core.v1.Service(
-            f"{name}-relay-svc",
-            metadata={"name": relay, "namespace": ns, "labels": labels},
-            spec={
-                "type": "ClusterIP",
-                "selector": match,
-                "ports": [{"name": "http", "port": RELAY_PORT, "targetPort": "http", "protocol": "TCP"}],
-            },
-            opts=child,
-        )
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-relay-pdb",
-            metadata={"name": relay, "namespace": ns, "labels": labels},
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": match}},
-            opts=child,
-        )
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-relay-netpol",
-            metadata={"name": relay, "namespace": ns, "labels": labels},
-            spec=relay_network_policy(match, cluster.ingress_namespace),
-            opts=child,
-        )
-        backend = k8s.apiextensions.CustomResource(
-            f"{name}-backend",
-            api_version=BACKEND_API,
-            kind="Backend",
-            metadata={"name": name, "namespace": ns, "labels": labels},
-            spec={"fallback": True, "endpoints": [fqdn_endpoint(relay, ns, RELAY_PORT)]},
-            # the route sends requests here only once a relay can take them
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, service]),
-        )
+        service = self._relay_service(site)
+        self._relay_guards(site, cluster.ingress_namespace)
+        # the route sends requests to the Backend only once a relay can take them
+        backend = self._fallback_backend(site, depends_on=[deployment, service])
         # the name is known now; through the Backend's URN it carries the dependency, so the route waits for it
         self.backend_name = _name_after(backend, name)
         self.register_outputs({"backend_name": self.backend_name})
+
+    def _relay_account(self, site: _RelaySite, role: aws.iam.Role) -> k8s.core.v1.ServiceAccount:
+        """The relay's ServiceAccount, annotated with its IRSA role; no API token mounted (the pod needs none)."""
+        return k8s.core.v1.ServiceAccount(
+            f"{site.name}-relay-sa",
+            metadata={**site.metadata(), "annotations": {"eks.amazonaws.com/role-arn": role.arn}},
+            automount_service_account_token=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _relay_deployment(
+        self, site: _RelaySite, replicas: int, pod_spec: dict[str, Any], account: k8s.core.v1.ServiceAccount
+    ) -> k8s.apps.v1.Deployment:
+        return k8s.apps.v1.Deployment(
+            f"{site.name}-relay",
+            metadata=site.metadata(),
+            spec={
+                "replicas": replicas,
+                "selector": {"matchLabels": site.match},
+                "template": {"metadata": {"labels": site.labels}, "spec": pod_spec},
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[account]),
+        )
+
+    def _relay_service(self, site: _RelaySite) -> k8s.core.v1.Service:
+        """The ClusterIP Service the fallback Backend's FQDN names."""
+        return k8s.core.v1.Service(
+            f"{site.name}-relay-svc",
+            metadata=site.metadata(),
+            spec={
+                "type": "ClusterIP",
+                "selector": site.match,
+                "ports": [{"name": "http", "port": RELAY_PORT, "targetPort": "http", "protocol": "TCP"}],
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _relay_guards(self, site: _RelaySite, ingress_namespace: str) -> None:
+        """A drain takes one relay at a time; only the gateway's proxies reach it."""
+        child = pulumi.ResourceOptions(parent=self)
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{site.name}-relay-pdb",
+            metadata=site.metadata(),
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": site.match}},
+            opts=child,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{site.name}-relay-netpol",
+            metadata=site.metadata(),
+            spec=relay_network_policy(site.match, ingress_namespace),
+            opts=child,
+        )
+
+    def _fallback_backend(
+        self, site: _RelaySite, depends_on: list[pulumi.Resource]
+    ) -> k8s.apiextensions.CustomResource:
+        """The `Backend` marked `fallback: true` (priority 1 in the route's cluster) on the relay's Service name."""
+        return k8s.apiextensions.CustomResource(
+            f"{site.name}-backend",
+            api_version=BACKEND_API,
+            kind="Backend",
+            metadata={"name": site.name, "namespace": site.namespace, "labels": site.labels},
+            spec={"fallback": True, "endpoints": [fqdn_endpoint(site.relay, site.namespace, RELAY_PORT)]},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
 
     def _relay_role(
         self, name: str, relay: str, cluster: ClusterConfig, namespace: str, args: GatewayFallbackArgs

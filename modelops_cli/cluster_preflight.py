@@ -12,6 +12,8 @@ Kubernetes API before `pulumi up` finds out half-way (or, worse, succeeds while 
   that understands the fields the components emit; Karpenter's controller is v1 and supports the cluster's
   Kubernetes version.
 - The cluster's Prometheus selects the labels and the namespaces of the stack's ServiceMonitors and rules.
+- A standby model's gateway failover (`cluster.gateway.standbyFailover`): Envoy Gateway serves `Backend` and
+  `BackendTrafficPolicy`, and its configuration enables Backend.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
 
 from components.common import GPU_TAINT, POOL_LABEL, standard_labels
 from components.config import ArtifactAccess, StackConfig
@@ -106,7 +110,25 @@ def _required_apis(cfg: StackConfig) -> list[tuple[str, str, str]]:
             ("gateway.networking.k8s.io/v1", "httproutes", "the models' routes (Gateway API)"),
             ("gateway.networking.k8s.io/v1", "gateways", "the Gateway the routes attach to (Gateway API)"),
         ]
+    if _gateway_failovers(cfg):
+        needed += [
+            ("gateway.envoyproxy.io/v1alpha1", "backends", "the standby models' gateway failover (Envoy Gateway)"),
+            (
+                "gateway.envoyproxy.io/v1alpha1",
+                "backendtrafficpolicies",
+                "the standby models' failover retries and health checks (Envoy Gateway)",
+            ),
+        ]
     return needed
+
+
+def _gateway_failovers(cfg: StackConfig) -> list[str]:
+    """Models whose route fails over to their function (GatewayFallback, made in __main__.py for a model on
+    Kubernetes with a serverless side, a standby, when the gateway has `standbyFailover` on)."""
+    gateway = cfg.cluster.gateway
+    if gateway is None or not gateway.standby_failover:
+        return []
+    return [n for n, m in cfg.models.items() if (p := place(cfg, n, m, None)).kubernetes and p.serverless]
 
 
 def _kubernetes_models(cfg: StackConfig) -> dict[str, Any]:
@@ -173,6 +195,7 @@ def check_cluster(cfg: StackConfig, api: KubeApi) -> ClusterReport:
         _check_keda,
         _check_karpenter,
         _check_prometheus,
+        _check_gateway_backends,
     ):
         check(cluster, report)
     return report
@@ -249,6 +272,105 @@ def _check_gateway(cluster: _Cluster, report: ClusterReport) -> None:
             report.passed.append(
                 f"Gateway {gateway.namespace}/{gateway.name} admits HTTPRoute {route.namespace}/{route.name}"
             )
+
+
+# ---- the standby models' gateway failover ----
+
+ENVOY_GATEWAY_CONFIG = ("envoy-gateway-system", "envoy-gateway-config", "envoy-gateway.yaml")
+"""Where Envoy Gateway's Helm chart (v1.9.1) puts its EnvoyGateway configuration: the ConfigMap
+`envoy-gateway-config`, key `envoy-gateway.yaml` (charts/gateway-helm/templates/envoy-gateway-config.yaml:4,9), in
+the release's namespace (templates/_helpers.tpl:4-6, `eg.namespace`), which the chart's install instructions name
+`envoy-gateway-system` (charts/gateway-helm/README.md:36); the controller reads it as
+`--config-path=/config/envoy-gateway.yaml` (templates/envoy-gateway-deployment.yaml:62)."""
+ENVOY_GATEWAY_API = "gateway.envoyproxy.io/v1alpha1"
+CONFIG_MAX_CHARS = 1024 * 1024
+"""A ConfigMap holds at most 1 MiB (https://kubernetes.io/docs/concepts/configuration/configmap/: "The data
+stored in a ConfigMap cannot exceed 1 MiB"): a longer text is no configuration Envoy Gateway was given."""
+_SAFE_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader where PyYAML has it (4x faster on a 1 MiB text; it refuses deep nesting itself)."""
+
+
+class _UnreadableConfig(Exception):
+    """The configuration could not be read or is not an EnvoyGateway document: why, in words of our own (never
+    the text itself)."""
+
+
+def _check_gateway_backends(cluster: _Cluster, report: ClusterReport) -> None:
+    """Envoy Gateway refuses every route that names a Backend while `extensionApis.enableBackend` is off
+    (internal/gatewayapi/validate.go:272-274, "Backend is disabled in Envoy Gateway configuration"; the
+    controller treats a missing `extensionApis` as off, internal/provider/kubernetes/controller.go:268-279): the
+    route is not Accepted and `up` fails at its await. Read the configuration where the chart installs it; where
+    it cannot be read, a warning says what to check."""
+    models = _gateway_failovers(cluster.cfg)
+    if not models:
+        return
+    who = ", ".join(models)
+    try:
+        where, text = _envoy_gateway_config(cluster)
+        enabled = _backend_enabled(text)
+    except _UnreadableConfig as exc:
+        report.warnings.append(
+            f"Envoy Gateway's configuration not checked: {exc}; the gateway failover of {who} needs "
+            "extensionApis.enableBackend: true (Helm value config.envoyGateway.extensionApis.enableBackend)"
+        )
+        return
+    if enabled:
+        report.passed.append(f"Envoy Gateway's {where} enables Backend (the gateway failover of {who})")
+    else:
+        report.problems.append(
+            f"Envoy Gateway's {where} leaves extensionApis.enableBackend off: it refuses the routes of {who}, whose "
+            "standby failover names Backends; set config.envoyGateway.extensionApis.enableBackend: true in its Helm "
+            "values (a boolean, not a string)"
+        )
+
+
+def _envoy_gateway_config(cluster: _Cluster) -> tuple[str, str]:
+    """(namespace/name, text) of the chart's ConfigMap: in envoy-gateway-system, else in the ingress namespace
+    (where the proxies run: Envoy Gateway's own namespace unless it deploys them beside the Gateways)."""
+    default_namespace, name, key = ENVOY_GATEWAY_CONFIG
+    namespaces = dict.fromkeys((default_namespace, cluster.cfg.cluster.ingress_namespace))
+    for namespace in namespaces:
+        try:
+            found = cluster.api.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+        except ClusterForbidden as exc:
+            raise _UnreadableConfig(str(exc)) from None
+        if found is None:
+            continue
+        data = found.get("data")
+        text = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(text, str):
+            raise _UnreadableConfig(f"ConfigMap {namespace}/{name} has no text at data.{key}")
+        return f"{namespace}/{name}", text
+    raise _UnreadableConfig(f"no ConfigMap {name} in {' or '.join(namespaces)} (Envoy Gateway's Helm chart makes it)")
+
+
+def _backend_enabled(text: str) -> bool:
+    """`extensionApis.enableBackend` of an EnvoyGateway document (api/v1alpha1/envoygateway_types.go:120,
+    `ExtensionAPIs *ExtensionAPISettings json:"extensionApis"`; :358, `EnableBackend bool json:"enableBackend"`):
+    on only when it is the boolean true (Go decodes no string into a bool). The document must be what Envoy
+    Gateway decodes, apiVersion gateway.envoyproxy.io/v1alpha1 and kind EnvoyGateway
+    (internal/envoygateway/config/decoder.go:47-50). The text is the cluster's: huge, deep, malformed or of
+    another shape, it raises _UnreadableConfig."""
+    if len(text) > CONFIG_MAX_CHARS:
+        raise _UnreadableConfig(f"its text is {len(text)} characters, more than a ConfigMap holds")
+    try:
+        document = yaml.load(text, Loader=_SAFE_LOADER)  # _SAFE_LOADER: a safe loader
+    except RecursionError:
+        raise _UnreadableConfig("its text is nested too deeply to be a configuration") from None
+    except (yaml.YAMLError, ValueError):
+        raise _UnreadableConfig("its text is not YAML") from None
+    if (
+        not isinstance(document, dict)
+        or document.get("apiVersion") != ENVOY_GATEWAY_API
+        or document.get("kind") != "EnvoyGateway"
+    ):
+        raise _UnreadableConfig(f"its text is not an EnvoyGateway document ({ENVOY_GATEWAY_API})")
+    apis = document.get("extensionApis")
+    if apis is None:
+        return False
+    if not isinstance(apis, dict):
+        raise _UnreadableConfig("its extensionApis is not a mapping")
+    return apis.get("enableBackend") is True
 
 
 # ---- mounted weights on GPU nodes ----

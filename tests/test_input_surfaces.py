@@ -359,6 +359,15 @@ INPUTS = [
         },
     ),
     Input(
+        "Envoy Gateway's configuration (its ConfigMap's YAML, read by preflight --kubeconfig for the standby failover)",
+        ("code:modelops_cli/cluster_preflight.py:_backend_enabled",),
+        {
+            "injection": "tests/modelops_cli/test_cluster_preflight.py::test_an_envoy_gateway_config_that_cannot_be_read_is_a_warning",
+            "tracebacks": "tests/modelops_cli/test_cluster_preflight.py::test_an_envoy_gateway_config_that_cannot_be_read_is_a_warning; "
+            "tests/modelops_cli/test_cluster_preflight.py::test_a_configuration_the_credentials_may_not_read_is_a_warning",
+        },
+    ),
+    Input(
         "smoke endpoints through the gateway (smoke --endpoints)",
         ("code:modelops_cli/smoke.py:_request", "flag:smoke --base-url", "flag:smoke --endpoints"),
         {

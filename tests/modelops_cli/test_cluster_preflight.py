@@ -1,7 +1,9 @@
 """modelops preflight against a faked Kubernetes API: a cluster that has what prod needs passes; one that lacks
 a CRD, a namespace, the Gateway, a listener that admits the routes, the CSI driver on the GPU nodes,
 metrics-server, KEDA or Karpenter at a version the stack needs, or a Prometheus that selects the stack's
-objects fails (exit 1) and says which. (The real-engine tier runs it against a real API server.)"""
+objects fails (exit 1) and says which; with the standby failover on, Envoy Gateway's Backend and
+BackendTrafficPolicy APIs and its configuration's `extensionApis.enableBackend` too. (The real-engine tier runs it
+against a real API server.)"""
 
 from __future__ import annotations
 
@@ -9,14 +11,16 @@ import copy
 from typing import Any
 
 import pytest
+import yaml
 
 from components.config import parse_stack_config
 from modelops_cli.cli import main
 from modelops_cli.cluster_preflight import check_cluster, tolerates
+from modelops_cli.common import stack_settings
 from modelops_cli.gateway_routes import RouteSpec, backend_refs_permitted, hostname_matches, route_acceptance
 from modelops_cli.kubeapi import KubeApi
 from modelops_cli.kubeconfig import load_kubeconfig
-from tests.conftest import stack_raw
+from tests.conftest import ROOT, stack_raw
 from tests.modelops_cli.kube_fakes import FakeKube, kubeconfig
 
 APIS = {
@@ -26,9 +30,29 @@ APIS = {
     "keda.sh/v1alpha1": ["scaledobjects"],
     "gateway.networking.k8s.io/v1": ["httproutes", "gateways"],
     "gateway.networking.k8s.io/v1beta1": ["referencegrants"],
+    "gateway.envoyproxy.io/v1alpha1": ["backends", "backendtrafficpolicies"],
 }
 GATEWAY = "/apis/gateway.networking.k8s.io/v1/namespaces/gateway-system/gateways/models"
 PROMETHEUSES = "/apis/monitoring.coreos.com/v1/prometheuses"
+EG_API = "/apis/gateway.envoyproxy.io/v1alpha1"
+EG_CONFIG = "/api/v1/namespaces/envoy-gateway-system/configmaps/envoy-gateway-config"
+EG_HEAD = "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: EnvoyGateway\n"
+
+
+def envoy_gateway_config(text: Any) -> dict[str, Any]:
+    """Envoy Gateway's configuration as its Helm chart v1.9.1 installs it (charts/gateway-helm/templates/
+    envoy-gateway-config.yaml: ConfigMap envoy-gateway-config, key envoy-gateway.yaml)."""
+    return {"metadata": {"name": "envoy-gateway-config"}, "data": {"envoy-gateway.yaml": text}}
+
+
+def eg_config_with(extension_apis: str) -> dict[str, Any]:
+    """What the chart renders from its default values, `extension_apis` as its extensionApis block."""
+    return envoy_gateway_config(
+        EG_HEAD + "gateway:\n  controllerName: gateway.envoyproxy.io/gatewayclass-controller\n"
+        "provider:\n  type: Kubernetes\n" + extension_apis
+    )
+
+
 PROMETHEUS: dict[str, Any] = {
     "metadata": {"name": "kube-prometheus-stack-prometheus", "namespace": "monitoring"},
     "spec": {
@@ -93,6 +117,7 @@ def complete_cluster() -> dict[str, Any]:
             METRICS_API: {"status": {"conditions": [{"type": "Available", "status": "True"}]}},
             DEPLOYMENTS: {"items": [KEDA, KARPENTER]},
             PROMETHEUSES: {"items": [PROMETHEUS]},
+            EG_CONFIG: eg_config_with("extensionApis:\n  enableBackend: true\n"),
         }
     )
     return objects
@@ -438,3 +463,139 @@ def test_an_optional_read_the_credentials_may_not_make_is_a_warning(fake_cluster
     assert code == 0, out
     assert "! KEDA's operator not checked:" in out and "deployments.apps is forbidden" in out, out
     assert "! Karpenter's version not checked:" in out
+
+
+# ---- the standby models' gateway failover (cluster.gateway.standbyFailover) ----
+
+
+@pytest.fixture
+def failover_on(tmp_path, monkeypatch):
+    """prod with standbyFailover on (its standby, sentiment, fails over through Envoy Gateway Backends) and the
+    relay's registry allowed, as `modelops preflight` reads it."""
+    data = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod.yaml").read_text())
+    config = data["config"]
+    config["modelops:cluster"]["gateway"]["standbyFailover"] = True
+    config["modelops:registry"]["allowedRegistries"].append("public.ecr.aws/aws-observability/")
+    (tmp_path / "stack").mkdir()
+    path = tmp_path / "stack" / "Pulumi.prod.yaml"
+    path.write_text(yaml.safe_dump(data))
+    settings = stack_settings("prod", str(path))
+    monkeypatch.setattr("modelops_cli.verbs.preflight.stack_settings", lambda stack: settings)
+
+
+def test_the_failover_passes_where_envoy_gateway_enables_backend(fake_cluster, failover_on, capsys):
+    server, config = fake_cluster
+    code, out = preflight(config, capsys)
+    assert code == 0, out
+    assert "ok backends.gateway.envoyproxy.io/v1alpha1 is served" in out
+    assert "ok backendtrafficpolicies.gateway.envoyproxy.io/v1alpha1 is served" in out
+    assert (
+        "ok Envoy Gateway's envoy-gateway-system/envoy-gateway-config enables Backend (the gateway failover of "
+        "sentiment)" in out
+    ), out
+
+
+def test_without_the_failover_envoy_gateway_is_not_asked(fake_cluster, capsys):
+    """prod as committed (standbyFailover off): no Backend is emitted, so neither its API nor the configuration
+    is needed, nor read."""
+    server, config = fake_cluster
+    server.objects.pop(EG_API)
+    server.objects[EG_CONFIG] = eg_config_with("")
+    code, out = preflight(config, capsys)
+    assert code == 0 and "Envoy Gateway" not in out and "backends" not in out, out
+    assert not [path for path, _ in server.requests if "envoy" in path], server.requests
+
+
+@pytest.mark.parametrize(
+    "break_it, message",
+    [
+        (lambda o: o.pop(EG_API), "backends (gateway.envoyproxy.io/v1alpha1) is not served: needed for the standby"),
+        (
+            lambda o: o.update({EG_API: {"resources": [{"name": "backends"}]}}),
+            "backendtrafficpolicies (gateway.envoyproxy.io/v1alpha1) is not served",
+        ),
+        # the chart's default values: `extensionApis: {}`; and no block at all (the controller's nil check)
+        (
+            lambda o: o.update({EG_CONFIG: eg_config_with("extensionApis: {}\n")}),
+            "leaves extensionApis.enableBackend off",
+        ),
+        (
+            lambda o: o.update({EG_CONFIG: eg_config_with("")}),
+            "Envoy Gateway's envoy-gateway-system/envoy-gateway-config leaves extensionApis.enableBackend off: it "
+            "refuses the routes of sentiment",
+        ),
+        (lambda o: o.update({EG_CONFIG: eg_config_with("extensionApis:\n  enableBackend: false\n")}), "off"),
+        # a string is not the boolean Envoy Gateway decodes
+        (
+            lambda o: o.update({EG_CONFIG: eg_config_with("extensionApis:\n  enableBackend: 'true'\n")}),
+            "leaves extensionApis.enableBackend off",
+        ),
+    ],
+)
+def test_a_failover_envoy_gateway_would_refuse_fails(fake_cluster, failover_on, capsys, break_it, message):
+    server, config = fake_cluster
+    break_it(server.objects)
+    code, out = preflight(config, capsys)
+    assert code == 1 and message in out, out
+
+
+def test_the_configuration_is_also_looked_for_in_the_ingress_namespace(fake_cluster, failover_on, capsys):
+    """The chart installs in its release's namespace (charts/gateway-helm/templates/_helpers.tpl, eg.namespace):
+    not envoy-gateway-system, then where the gateway's proxies run (cluster.ingressNamespace, gateway-system)."""
+    server, config = fake_cluster
+    server.objects["/api/v1/namespaces/gateway-system/configmaps/envoy-gateway-config"] = server.objects.pop(EG_CONFIG)
+    code, out = preflight(config, capsys)
+    assert code == 0 and "Envoy Gateway's gateway-system/envoy-gateway-config enables Backend" in out, out
+
+
+HOSTILE = "\x1b]8;;https://evil.example\x07\x1b[2J### ✅ \u202e"
+
+
+@pytest.mark.parametrize(
+    "configmap, why",
+    [
+        (None, "no ConfigMap envoy-gateway-config in envoy-gateway-system or gateway-system"),
+        ({"data": ["envoy-gateway.yaml"]}, "has no text at data.envoy-gateway.yaml"),
+        ({"data": {"envoy-gateway.yaml": 42}}, "has no text at data.envoy-gateway.yaml"),
+        ({"data": {"other.yaml": "x"}}, "has no text at data.envoy-gateway.yaml"),
+        (envoy_gateway_config("{not: yaml" + HOSTILE), "its text is not YAML"),
+        (envoy_gateway_config(EG_HEAD + "when: 2026-13-45\n"), "its text is not YAML"),  # a date Python refuses
+        (envoy_gateway_config("[" * 200_000), "its text is"),  # nested too deeply (PyYAML or libyaml says so)
+        (envoy_gateway_config(EG_HEAD + "x: " + "a" * (1024 * 1024) + "\n"), "more than a ConfigMap holds"),
+        (envoy_gateway_config("- '### ✅ evil.example'\n- b\n"), "its text is not an EnvoyGateway document"),
+        (envoy_gateway_config("just text"), "its text is not an EnvoyGateway document"),
+        (
+            envoy_gateway_config("apiVersion: v1\nkind: EnvoyProxy\nextensionApis: {enableBackend: true}\n"),
+            "its text is not an EnvoyGateway document (gateway.envoyproxy.io/v1alpha1)",
+        ),
+        (envoy_gateway_config(EG_HEAD + "extensionApis: [enableBackend]\n"), "its extensionApis is not a mapping"),
+    ],
+)
+def test_an_envoy_gateway_config_that_cannot_be_read_is_a_warning(fake_cluster, failover_on, capsys, configmap, why):
+    """Not where the chart puts it, or not a configuration: the need is stated as a warning (exit 0), never a
+    traceback, and nothing of the text is shown."""
+    server, config = fake_cluster
+    server.objects.pop(EG_CONFIG)
+    if configmap is not None:
+        server.objects[EG_CONFIG] = configmap
+    code, out = preflight(config, capsys)
+    assert code == 0, out
+    warning = next(line for line in out.splitlines() if "Envoy Gateway's configuration not checked" in line)
+    assert warning.startswith("  ! ") and why in warning, out
+    assert "the gateway failover of sentiment needs extensionApis.enableBackend: true" in warning
+    assert "\x1b" not in out and "evil.example" not in out and "###" not in out
+
+
+def test_a_configuration_the_credentials_may_not_read_is_a_warning(fake_cluster, failover_on, capsys, monkeypatch):
+    server, config = fake_cluster
+    real = FakeKube.answer
+
+    def forbidding(self, handler):
+        if handler.path.startswith(EG_CONFIG):
+            return self.send(handler, 403, b'{"kind":"Status","message":"configmaps is forbidden"}')
+        return real(self, handler)
+
+    monkeypatch.setattr(FakeKube, "answer", forbidding)
+    code, out = preflight(config, capsys)
+    assert code == 0, out
+    assert "! Envoy Gateway's configuration not checked:" in out and "configmaps is forbidden" in out, out
