@@ -17,7 +17,8 @@ from .flags import add_json_alias, add_report_arguments, add_stack_argument, sta
 HELP = (
     "Check GPU capacity offerings, vCPU quotas and Lambda concurrency for a stack and, with a kubeconfig, the "
     "cluster's prerequisites (served APIs, Gateway route acceptance, namespaces, the S3 CSI driver on GPU "
-    "nodes, metrics-server, KEDA and Karpenter versions, the Prometheus that selects the stack's objects). "
+    "nodes, metrics-server, KEDA and Karpenter versions, the Prometheus that selects the stack's objects, Envoy "
+    "Gateway's Backend for standby failover). "
     "Exit 1 when a check fails (warnings never fail), 2 for an unusable stack or kubeconfig."
 )
 
