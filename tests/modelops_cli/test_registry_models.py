@@ -73,15 +73,15 @@ def test_an_alias_plans_as_its_registered_version(mlflow_server, tmp_path, capsy
     assert function_env["MODEL_URI"].startswith(f"s3://{BUCKET}/mlflow/")
     # provenance: where the weights came from, on the Deployment, its pods and the fallback function
     deployment = steps["sentiment-deployment"]
-    for annotations in (
+    for shown in (
         deployment["metadata"]["annotations"],
         deployment["spec"]["template"]["metadata"]["annotations"],
     ):
-        assert annotations["modelops/registry-uri"] == "models:/sentiment-plan-a@champion"
-        assert annotations["modelops/registry-model"] == "sentiment-plan-a"
-        assert annotations["modelops/registry-version"] == version
-        assert annotations["modelops/registry-run"] == run_id
-        assert annotations["modelops/artifact-uri"].endswith(f"/{run_id}/artifacts/model")
+        assert shown["modelops/registry-uri"] == "models:/sentiment-plan-a@champion"
+        assert shown["modelops/registry-model"] == "sentiment-plan-a"
+        assert shown["modelops/registry-version"] == version
+        assert shown["modelops/registry-run"] == run_id
+        assert shown["modelops/artifact-uri"].endswith(f"/{run_id}/artifacts/model")
     tags = steps["sentiment-fallback-function"]["tags"]
     assert (tags["modelops:registry-version"], tags["modelops:registry-run"]) == (version, run_id)
     # what the alias stood for is in the plan's diagnostics (and the stack's outputs)
