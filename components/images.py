@@ -45,7 +45,7 @@ def single_manifest_builds(environ: dict[str, str] | None = None) -> bool:
     default provenance attestation. With it, every push is an OCI image index, which Lambda refuses ("The image
     manifest, config or layer media type ... is not supported"; aws/aws-lambda-roadmap#82) and whose untagged
     children an untagged-expiry lifecycle rule would delete. pulumi-docker-build has no `provenance` input
-    (its CLI path still lists `--attest` as a TODO); buildx reads this variable with Go's ParseBool."""
+    (its CLI path does not pass `--attest` yet); buildx reads this variable with Go's ParseBool."""
     value = (os.environ if environ is None else environ).get(NO_DEFAULT_ATTESTATIONS, "")
     return value in {"1", "t", "T", "TRUE", "true", "True"}
 

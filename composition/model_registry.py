@@ -232,6 +232,10 @@ class RegisteredTracks:
     stable: RegisteredModel | None
     canary: RegisteredModel | None
 
+    def tracks(self) -> list[tuple[str, RegisteredModel]]:
+        """(track, what it resolved to) for each track whose weights are registered."""
+        return [(track, found) for track, found in (("stable", self.stable), ("canary", self.canary)) if found]
+
     def as_output(self) -> dict[str, dict[str, str | None]]:
         """The stack output and plan's account of it: which version, run and files an alias stood for."""
         return {
@@ -243,8 +247,7 @@ class RegisteredTracks:
                 "source": found.source,
                 "artifactUri": found.storage_uri,
             }
-            for track, found in (("stable", self.stable), ("canary", self.canary))
-            if found is not None
+            for track, found in self.tracks()
         }
 
     def provenance(self) -> dict[str, dict[str, str]]:
@@ -257,8 +260,7 @@ class RegisteredTracks:
                 REGISTRY_ANNOTATIONS["run"]: found.run_id or "",
                 REGISTRY_ANNOTATIONS["artifact"]: found.storage_uri,
             }
-            for track, found in (("stable", self.stable), ("canary", self.canary))
-            if found is not None
+            for track, found in self.tracks()
         }
 
     def stable_tags(self) -> dict[str, str]:
@@ -272,8 +274,7 @@ class RegisteredTracks:
         return "; ".join(
             f"{track} {found.uri} is registered version {found.version} (run {found.run_id or 'none'}, "
             f"files {found.storage_uri})"
-            for track, found in (("stable", self.stable), ("canary", self.canary))
-            if found is not None
+            for track, found in self.tracks()
         )
 
 

@@ -32,7 +32,7 @@ import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from components.config import StackConfig, lambda_function_name
-from components.config.mlflow import is_registry_uri
+from components.config.mlflow import REGISTERED_SUFFIX, is_registry_uri
 from components.serverless_fallback import LIVE_ALIAS, alias_description
 
 from .common import UsageError
@@ -112,7 +112,7 @@ def _serves_the_version(description: object, model) -> bool:
     version of this version is the one deployed (smoke reads the stack file, not the registry)."""
     if description == alias_description(model.version):
         return True
-    registered = re.escape(alias_description(model.version)) + r"-r[0-9]{1,10}-[0-9a-f]{6}"
+    registered = re.escape(alias_description(model.version)) + REGISTERED_SUFFIX
     return (
         is_registry_uri(model.artifact_uri)
         and isinstance(description, str)

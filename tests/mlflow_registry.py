@@ -4,6 +4,7 @@ moto server (the layout the README asks of a production registry: `--default-art
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +87,26 @@ class MlflowServer:
 
         return MlflowClient(tracking_uri=self.url, registry_uri=self.url)
 
+    @contextlib.contextmanager
+    def s3_env(self) -> Iterator[None]:
+        """The process environment MLflow's client uploads with (its S3 endpoint and keys), restored after."""
+        keys = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        saved = {key: os.environ.get(key) for key in keys}
+        os.environ.update({key: self.env[key] for key in keys})
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
     def register(self, name: str, files: dict[str, bytes], alias: str | None = None) -> tuple[str, str]:
         """Log `files` under a new run's `model/` and register them as a new version of `name` (created when
         absent); returns (version, run_id). The client uploads to S3 itself, as a training job does."""
         client = self.client()
-        saved = {k: os.environ.get(k) for k in ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-        os.environ.update({k: self.env[k] for k in saved})
-        try:
+        with self.s3_env():
             experiment = client.get_experiment_by_name(name) or client.get_experiment(client.create_experiment(name))
             run = client.create_run(experiment.experiment_id)
             staging = Path(tempfile.mkdtemp(dir=self.workdir)) / "model"
@@ -101,12 +116,6 @@ class MlflowServer:
                 (staging / relative).write_bytes(content)
             client.log_artifacts(run.info.run_id, str(staging), artifact_path="model")
             client.set_terminated(run.info.run_id)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
         if not client.search_registered_models(filter_string=f"name = '{name}'"):
             client.create_registered_model(name)
         version = client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)

@@ -22,6 +22,11 @@ stage names like `/Production`) are deprecated upstream and name nothing stable,
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
+REGISTERED_SUFFIX = r"-r[1-9][0-9]{0,9}-[0-9a-f]{6}"
+"""What the composition appends to a track's version when its weights are a registered model version
+(`1.4.0-r7-3f9a1c`: the registry's version and a hash of where it came from; composition/model_registry.py)."""
+
+
 def is_registry_uri(value: object) -> bool:
     return isinstance(value, str) and value.startswith("models:/")
 

@@ -202,34 +202,13 @@ def test_mlflow_3_logged_models_resolve_where_mlflows_download_finds_them(mlflow
     staging = Path(tempfile.mkdtemp()) / "model"
     staging.mkdir()
     (staging / "weights.bin").write_bytes(b"w")
-    with _s3_env(mlflow_server):
+    with mlflow_server.s3_env():
         client.log_model_artifacts(logged.model_id, str(staging))
     client.create_registered_model("logged-flow")
     client.create_model_version("logged-flow", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
     resolved = ModelRegistry(mlflow_server.url, buckets=BUCKETS).resolve("models:/logged-flow/1")
     assert resolved.storage_uri == logged.artifact_location.rstrip("/")
     assert logged.model_id in resolved.storage_uri
-
-
-def _s3_env(mlflow_server):
-    import contextlib
-    import os
-
-    @contextlib.contextmanager
-    def env():
-        keys = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-        saved = {k: os.environ.get(k) for k in keys}
-        os.environ.update({k: mlflow_server.env[k] for k in keys})
-        try:
-            yield
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-
-    return env()
 
 
 # ---- a registry's answers are untrusted ----
@@ -313,3 +292,17 @@ def test_a_copied_version_resolves_to_its_origins_files(mlflow_server):
     copied = mlflow_server.client().copy_model_version(f"models:/copy-origin/{version}", "copy-target")
     resolved = ModelRegistry(mlflow_server.url, buckets=BUCKETS).resolve(f"models:/copy-target/{copied.version}")
     assert resolved.storage_uri.endswith(f"/{run_id}/artifacts/model")
+
+
+def test_a_registered_version_is_spelled_as_smoke_recognises_it():
+    """components/config/mlflow.py REGISTERED_SUFFIX (what `modelops smoke` accepts) is what the composition writes."""
+    from components.config.mlflow import REGISTERED_SUFFIX
+    from composition.model_registry import RegisteredModel, registered_version
+
+    found = RegisteredModel("models:/chat@a", "chat", "12", "a", None, "s3://b/c", "s3://b/c", "https://m.example.com")
+    marked = registered_version("1.4.0", found)
+    assert re.fullmatch(re.escape("1.4.0") + REGISTERED_SUFFIX, marked), marked
+    other = registered_version(
+        "1.4.0", RegisteredModel(*[*found.__dict__.values()][:1], "chat-llama", *[*found.__dict__.values()][2:])
+    )
+    assert other != marked and other.startswith("1.4.0-r12-")
