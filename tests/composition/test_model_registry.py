@@ -12,6 +12,7 @@ What MLflow documents and these tests hold the resolver to:
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import re
 import threading
@@ -302,7 +303,5 @@ def test_a_registered_version_is_spelled_as_smoke_recognises_it():
     found = RegisteredModel("models:/chat@a", "chat", "12", "a", None, "s3://b/c", "s3://b/c", "https://m.example.com")
     marked = registered_version("1.4.0", found)
     assert re.fullmatch(re.escape("1.4.0") + REGISTERED_SUFFIX, marked), marked
-    other = registered_version(
-        "1.4.0", RegisteredModel(*[*found.__dict__.values()][:1], "chat-llama", *[*found.__dict__.values()][2:])
-    )
+    other = registered_version("1.4.0", dataclasses.replace(found, name="chat-llama"))
     assert other != marked and other.startswith("1.4.0-r12-")
