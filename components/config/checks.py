@@ -120,6 +120,12 @@ def _model_name_problems(cfg: StackConfig, name: str, model: ModelConfig) -> lis
             f"{path}: collides with model {track_owners[name]!r}'s {name.rsplit('-', 1)[1]} "
             "track (its Deployment and Service have this name); rename one"
         )
+    relay_owners = _failover_names(cfg)
+    if name in relay_owners:
+        problems.append(
+            f"{path}: collides with model {relay_owners[name]!r}'s gateway failover (its relay and fallback Backend "
+            "are named <model>-failover and <model>-failover-relay); rename one"
+        )
     not_owned = {*RESERVED_NAMESPACES, cfg.cluster.monitoring_namespace, cfg.cluster.ingress_namespace}
     if cfg.cluster.gateway:
         not_owned.add(cfg.cluster.gateway.namespace)
@@ -130,6 +136,16 @@ def _model_name_problems(cfg: StackConfig, name: str, model: ModelConfig) -> lis
             "on it); use a namespace of its own"
         )
     return problems
+
+
+def _failover_names(cfg: StackConfig) -> dict[str, str]:
+    """Names a standby model's gateway failover takes (components/gateway_fallback.py): its fallback Backend and
+    its relay's Deployment, Service, ServiceAccount and role subject, in the model's namespace."""
+    gateway = cfg.cluster.gateway
+    if gateway is None or not gateway.standby_failover:
+        return {}
+    owners = [other for other, m in cfg.models.items() if cfg.fallback(m) == FallbackMode.STANDBY]
+    return {f"{other}-{suffix}": other for other in owners for suffix in ("failover", "failover-relay")}
 
 
 def _cluster_name_problems(cfg: StackConfig) -> list[str]:

@@ -245,3 +245,23 @@ def test_standby_failover_needs_the_relay_registry():
     assert gateway is not None and gateway.standby_failover is True
     # off by default: the reference stacks deploy no relay
     assert parse_stack_config(stack_raw("staging")).cluster.gateway.standby_failover is False  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("suffix", ["failover", "failover-relay"])
+def test_a_model_named_like_anothers_failover_is_refused(suffix):
+    """An independent review: a model `<x>-failover-relay` shared the relay's ServiceAccount name (so its pods could
+    assume the relay's invoke role) and `<x>-failover` wrote the same Backend as x's fallback; the plan passed."""
+    raw = stack_raw("staging")
+    raw["cluster"]["gateway"]["standbyFailover"] = True
+    raw["registry"]["allowedRegistries"] = [
+        *raw["registry"].get("allowedRegistries", []),
+        "public.ecr.aws/aws-observability/",
+    ]
+    raw["models"][f"sentiment-{suffix}"] = {**raw["models"]["sentiment"], "fallback": "none"}
+    with pytest.raises(
+        StackConfigError,
+        match=rf"modelops:models.sentiment-{suffix}: collides with model 'sentiment''s gateway failover",
+    ):
+        parse_stack_config(raw, "staging")
+    raw["cluster"]["gateway"]["standbyFailover"] = False  # without the failover, the name is free
+    parse_stack_config(raw, "staging")
