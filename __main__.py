@@ -30,9 +30,10 @@ from components.serverless_fallback import LIVE_ALIAS
 from composition import preflight
 from composition.placement import place
 from composition.stack_config import load_stack, models_hold_secrets
+from composition.weights_lock import provenance_tags
 
 try:
-    cfg, registered = load_stack()
+    cfg, registered, pinned_weights = load_stack()
 except StackConfigError as exc:
     # Before any resource: a broken stack registers nothing.
     raise pulumi.RunError("invalid stack config:\n" + str(exc)) from None
@@ -165,6 +166,8 @@ for name, model in cfg.models.items():
     if name in registered:  # which registered version, run and files an alias stood for at this run
         pulumi.log.info(f"model {name}: {registered[name].describe()}")
         exported["registry"] = registered[name].as_output()
+    if name in pinned_weights:  # the digest of the files each track's pods check before serving
+        exported["weights"] = {track: manifest.digest for track, manifest in pinned_weights[name].items()}
 
     # the function first: a standby model's route may fail over to it (GatewayFallback)
     fallback = None
@@ -178,7 +181,7 @@ for name, model in cfg.models.items():
                 image_uri=image.cpu_image_ref,
                 log_retention_days=cfg.defaults.log_retention_days,
                 env_is_secret=env_is_secret,
-                tags={**tags, **registered[name].stable_tags()} if name in registered else tags,
+                tags={**tags, **provenance_tags(registered.get(name), pinned_weights.get(name, {}).get("stable"))},
             ),
             opts=providers,
         )
@@ -199,6 +202,8 @@ for name, model in cfg.models.items():
         )
         if name in registered:
             service_args["provenance"] = registered[name].provenance()
+        if name in pinned_weights:  # checked in the pods before serving
+            service_args["weights_manifests"] = {t: dict(m.files) for t, m in pinned_weights[name].items()}
         if canary:
             service_args["canary_image"] = cast(pulumi.Output[str], image.canary_image_ref)  # built: not None
         if pool:

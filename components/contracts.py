@@ -46,3 +46,6 @@ REGISTRY_ANNOTATIONS = {
 }
 """Where a track's weights came from when they are a registered model version (composition/model_registry.py): on
 its Deployment and pods, and (with `:` for `/`, as AWS tag keys read) on its fallback's AWS resources."""
+WEIGHTS_DIGEST_ANNOTATION = "modelops/weights-sha256"
+"""On a track's Deployment and pods (and as `modelops:weights-sha256` on its fallback): the digest of the manifest
+its pods check their weights against (components/weights_manifest.py), whatever registry they came from."""

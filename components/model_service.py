@@ -32,6 +32,7 @@ from .contracts import (
     SCRAPE_LABEL,
     TRACK_LABEL,
     WAIT_FOR_ANNOTATION,
+    WEIGHTS_DIGEST_ANNOTATION,
 )
 from .dashboards import dashboard, dashboard_config_map
 from .gateway_fallback import failover_backend_refs, failover_traffic_policy
@@ -45,6 +46,7 @@ from .model_weights import (
     weights_access,
 )
 from .pod_spec import PodPlacement, pod_spec
+from .weights_manifest import WeightsManifest, parse_manifest
 
 __all__ = ["ModelService", "ModelServiceArgs", "artifact_read_policy"]
 """`artifact_read_policy` (model_weights.py) stays importable from here: the serverless fallback grants with it."""
@@ -115,6 +117,9 @@ class ModelServiceArgs(TypedDict):
     provenance: NotRequired[dict[str, dict[str, str]]]
     """By track (`stable`, `canary`), annotations saying where its weights came from (a registered model version:
     components/contracts.py REGISTRY_ANNOTATIONS), on its Deployment and its pods."""
+    weights_manifests: NotRequired[dict[str, dict[str, str]]]
+    """By track (`stable`, `canary`), the files its weights are pinned to, `{path: sha256 hex}`
+    (components/weights_manifest.py): its pods check them before the server starts and carry their digest."""
     fallback_backend: NotRequired[pulumi.Input[str]]
     """A GatewayFallback's `Backend`: the route fails over to it while no track answers (components/gateway_fallback.py)."""
 
@@ -148,7 +153,8 @@ class ModelService(pulumi.ComponentResource):
             parent=self,
         )
         self._fallback_backend = args.get("fallback_backend")
-        self._provenance = args.get("provenance", {})
+        self._manifests = {track: parse_manifest(files) for track, files in args.get("weights_manifests", {}).items()}
+        self._provenance = _with_weights_digest(args.get("provenance", {}), self._manifests)
         # The two decisions every object below is built from: which tracks run, and where their weights come from.
         self._tracks = model_tracks(scope, args["image"], args.get("canary_image"))
         self._access = weights_access(model)
@@ -163,7 +169,10 @@ class ModelService(pulumi.ComponentResource):
             else None
         )
         account = self._service_account(role, labels)
-        weights = [provide_weights(scope, self._access, role, track) for track in self._tracks]
+        weights = [
+            provide_weights(scope, self._access, role, track, self._manifests.get(track.track))
+            for track in self._tracks
+        ]
         env_secret = self._secret_env(labels) if args.get("env_is_secret", False) and model.env else None
         placement = PodPlacement(
             service_account=account.metadata.name,
@@ -656,3 +665,17 @@ class ModelService(pulumi.ComponentResource):
                 "has none available"
             },
         }
+
+
+def _with_weights_digest(
+    provenance: dict[str, dict[str, str]], manifests: dict[str, WeightsManifest]
+) -> dict[str, dict[str, str]]:
+    """Each track's provenance with the digest of the files its pods check, whether or not they are registered."""
+    tracks = set(provenance) | set(manifests)
+    return {
+        track: {
+            **provenance.get(track, {}),
+            **({WEIGHTS_DIGEST_ANNOTATION: manifests[track].digest} if track in manifests else {}),
+        }
+        for track in sorted(tracks)
+    }

@@ -16,6 +16,7 @@ from .common import dns_label, weights_volume_name
 from .config import ArtifactAccess, ModelConfig
 from .contracts import S3_CSI_DRIVER
 from .model_tracks import ModelScope, Track
+from .weights_manifest import WeightsManifest
 
 RUN_AS_USER = 65532
 """The model pods' user and group: the mounted weights are theirs."""
@@ -48,12 +49,20 @@ class Weights:
     """The PersistentVolumeClaim its pods mount (`mount` only)."""
     needs: tuple[pulumi.Resource, ...]
     """What its pods need before they start: the read grant on its prefix, its claim."""
+    manifest: WeightsManifest | None = None
+    """The files its bytes are pinned to: checked in the pod before the server starts (None: not pinned)."""
 
 
 NO_WEIGHTS = Weights(WeightsAccess.NONE, "", None, ())
 
 
-def provide_weights(scope: ModelScope, access: WeightsAccess, role: aws.iam.Role | None, track: Track) -> Weights:
+def provide_weights(
+    scope: ModelScope,
+    access: WeightsAccess,
+    role: aws.iam.Role | None,
+    track: Track,
+    manifest: WeightsManifest | None = None,
+) -> Weights:
     """Each version's weights are granted and mounted on their own, named by version: a version bump adds the new
     version's grant and volume before its pods start and removes the old ones at the end of the update, after the
     rollout, so running pods never lose their weights nor see another version's under their mount."""
@@ -64,8 +73,8 @@ def provide_weights(scope: ModelScope, access: WeightsAccess, role: aws.iam.Role
     grant = _artifact_grant(scope, role, bucket, track)
     if access is WeightsAccess.MOUNT:
         claim_name, claim = _artifact_mount(scope, bucket, track)
-        return Weights(access, source, claim_name, (grant, claim))
-    return Weights(access, source, None, (grant,))
+        return Weights(access, source, claim_name, (grant, claim), manifest)
+    return Weights(access, source, None, (grant,), manifest)
 
 
 def service_account_role(scope: ModelScope, provider_arn: pulumi.Input[str], tags: dict[str, str]) -> aws.iam.Role:

@@ -14,6 +14,7 @@ from .contracts import NAME_LABEL
 from .gpu_catalogue import memory_gib
 from .model_tracks import ModelScope, Track
 from .model_weights import RUN_AS_USER, Weights, WeightsAccess
+from .weights_manifest import verify_command
 
 MODEL_DIR = "/models"
 CONTAINER_SECURITY: k8s.core.v1.SecurityContextArgsDict = {
@@ -39,7 +40,7 @@ class PodPlacement:
 
 
 def pod_spec(scope: ModelScope, placement: PodPlacement, track: Track, weights: Weights) -> k8s.core.v1.PodSpecArgsDict:
-    fetch = [fetch_container(weights)] if weights.access is WeightsAccess.COPY else []
+    fetch = [container for container in [fetch_container(weights)] if container is not None]
     return {
         "serviceAccountName": placement.service_account,
         "automountServiceAccountToken": False,
@@ -148,12 +149,22 @@ def model_mounts(weights: Weights) -> list[k8s.core.v1.VolumeMountArgsDict]:
     return [{"name": "cache", "mountPath": "/tmp"}, {"name": "model", "mountPath": MODEL_DIR, **read_only}]
 
 
-def fetch_container(weights: Weights) -> k8s.core.v1.ContainerArgsDict:
-    """The init container that copies the track's weights to MODEL_DIR before the server starts."""
+def fetch_container(weights: Weights) -> k8s.core.v1.ContainerArgsDict | None:
+    """The init container that copies the track's weights to MODEL_DIR before the server starts, and checks them
+    against their manifest when they are pinned; for mounted weights, the check alone (None when unpinned: the
+    mount is the server's to read)."""
+    manifest = weights.manifest
+    if manifest is not None:
+        source = weights.source if weights.access is WeightsAccess.COPY else ""
+        name, command = ("fetch-model" if source else "verify-model"), verify_command(source, MODEL_DIR, manifest)
+    elif weights.access is WeightsAccess.COPY:
+        name, command = "fetch-model", ["aws", "s3", "sync", "--only-show-errors", weights.source, MODEL_DIR]
+    else:
+        return None
     return {
-        "name": "fetch-model",
+        "name": name,
         "image": ARTIFACT_FETCHER_IMAGE,
-        "command": ["aws", "s3", "sync", "--only-show-errors", weights.source, MODEL_DIR],
+        "command": command,
         "env": [{"name": "HOME", "value": "/tmp"}],
         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
         "securityContext": CONTAINER_SECURITY,

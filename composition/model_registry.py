@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -27,6 +28,7 @@ from components.config import NAMESPACE, ModelConfig, StackConfig, StackConfigEr
 from components.config.mlflow import check_tracking_uri, is_registry_uri, parse_registry_uri
 from components.config.model import check_artifact_uri
 from components.contracts import REGISTRY_ANNOTATIONS
+from components.weights_manifest import WeightsManifest, parse_manifest
 
 BOUNDED_RETRIES = {
     # MLflow's client retries 7 times with a doubling backoff (about four minutes) before it reports a
@@ -44,6 +46,9 @@ MAX_PREFIX_CHARS = 1024
 _VERSION = re.compile(r"[1-9][0-9]{0,9}")
 _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,255}")
+MANIFEST_TAG = "modelops.weights.manifest"
+"""A registered version's tag holding its files' SHA-256 as JSON `{path: hex}` (`modelops weights --print` writes
+it): the version is pinned by the registry itself, wherever an alias moves."""
 _MAX_SOURCE_HOPS = 3
 """`models:/<name>/<version>` sources (MLflow's copy_model_version) followed this many times at most."""
 
@@ -68,6 +73,8 @@ class RegisteredModel:
     """The `s3://` prefix its files are under: what the pods copy or mount."""
     registry: str
     """The tracking server it was found in."""
+    manifest: WeightsManifest | None = None
+    """Its files' SHA-256 as the registry records them (MANIFEST_TAG); None when it has none."""
 
 
 @contextmanager
@@ -144,8 +151,17 @@ class ModelRegistry:
                 raise RegistryError(f"{uri}: {self._reason(exc)}") from None
         if found.status not in (None, "READY"):
             raise RegistryError(f"{uri}: version {found.version} is {found.status}, not READY")
+        manifest = _tagged_manifest(uri, found.version, getattr(found, "tags", None) or {})
         return RegisteredModel(
-            uri, name, str(found.version), alias, found.run_id or None, found.source, location, self.tracking_uri
+            uri,
+            name,
+            str(found.version),
+            alias,
+            found.run_id or None,
+            found.source,
+            location,
+            self.tracking_uri,
+            manifest,
         )
 
     def _storage_uri(self, source: str, run_id: str | None, hops: int) -> str:
@@ -225,12 +241,27 @@ def _check_answer(version: object, run_id: object) -> None:
         raise RegistryError(f"the registry answered the run id {str(run_id)[:40]!r}, not a run id")
 
 
+def _tagged_manifest(uri: str, version: object, tags: Mapping[str, Any]) -> WeightsManifest | None:
+    """The version's MANIFEST_TAG, checked as a lock file's entry is (the registry's answer is untrusted text)."""
+    text = tags.get(MANIFEST_TAG)
+    if text is None:
+        return None
+    try:
+        return parse_manifest(json.loads(text) if isinstance(text, str) else None)
+    except (ValueError, RecursionError) as exc:  # json.JSONDecodeError is a ValueError
+        reason = "not JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise RegistryError(f"{uri}: version {version}'s tag {MANIFEST_TAG}: {reason}") from None
+
+
 @dataclass(frozen=True)
 class RegisteredTracks:
     """What a model's registry URIs resolved to, by track."""
 
     stable: RegisteredModel | None
     canary: RegisteredModel | None
+
+    def for_track(self, track: str) -> RegisteredModel | None:
+        return self.stable if track == "stable" else self.canary
 
     def tracks(self) -> list[tuple[str, RegisteredModel]]:
         """(track, what it resolved to) for each track whose weights are registered."""

@@ -20,8 +20,10 @@ from components.config import (
     parse_stack_config,
     secret_paths_in,
 )
+from components.weights_manifest import WeightsManifest
 from composition import stack_yaml
 from composition.model_registry import RegisteredTracks, registry_credentials, resolve_stack_models
+from composition.weights_lock import lock_path, read_weights_lock, stack_manifests
 
 
 class LoadedStack(NamedTuple):
@@ -29,6 +31,8 @@ class LoadedStack(NamedTuple):
     """Validated, with every registry URI resolved to its S3 prefix."""
     registered: dict[str, RegisteredTracks]
     """By model: what its registry URIs stood for at this run (none for models with S3 prefixes)."""
+    weights: dict[str, dict[str, WeightsManifest]]
+    """By model and track: the files its weights are pinned to (weights.lock.json or the registry's tag)."""
 
 
 def load_stack() -> LoadedStack:
@@ -49,12 +53,14 @@ def load_stack() -> LoadedStack:
     secret_paths = _stack_file_secret_paths(stack, secret_keys)
     cfg = parse_stack_config(raw, stack, secret_paths, secret_keys)
     resolved, registered = resolve_stack_models(raw, cfg, registry_credentials(os.environ))
-    if not registered:
-        return LoadedStack(cfg, registered)
-    try:  # validated again as resolved: the prefixes' rules, the canary's, the versions' length
-        return LoadedStack(parse_stack_config(resolved, stack, secret_paths, secret_keys), registered)
-    except StackConfigError as exc:
-        raise StackConfigError([f"{problem} (with the registry URIs resolved)" for problem in exc.problems]) from None
+    if registered:
+        try:  # validated again as resolved: the prefixes' rules, the canary's, the versions' length
+            cfg = parse_stack_config(resolved, stack, secret_paths, secret_keys)
+        except StackConfigError as exc:
+            problems = [f"{problem} (with the registry URIs resolved)" for problem in exc.problems]
+            raise StackConfigError(problems) from None
+    # the lock sits in the project directory, the program's working directory under the CLI and offline alike
+    return LoadedStack(cfg, registered, stack_manifests(cfg, registered, read_weights_lock(lock_path(Path.cwd()))))
 
 
 def _program_value(text: Any) -> Any:

@@ -13,7 +13,21 @@ from components.config import StackConfigError
 
 from .common import EXIT_OK, EXIT_USAGE, UsageError
 from .inert import terminal
-from .verbs import check, comment, cost, diff, gate, parity, plan, policy_config, preflight, render, schema, smoke
+from .verbs import (
+    check,
+    comment,
+    cost,
+    diff,
+    gate,
+    parity,
+    plan,
+    policy_config,
+    preflight,
+    render,
+    schema,
+    smoke,
+    weights,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,6 +52,7 @@ VERBS: dict[str, ModuleType] = {
     "preflight": preflight,
     "smoke": smoke,
     "gate": gate,
+    "weights": weights,
 }
 """Every verb, in the order `modelops --help` lists them: a module of modelops_cli/verbs/ each."""
 

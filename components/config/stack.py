@@ -42,6 +42,11 @@ class SecurityConfig(ConfigModel):
                 raise ValueError(f"{entry!r}: give a prefix ending in '/' or a reference pinned by @sha256:")
         return value
 
+    require_pinned_weights: bool = False
+    """Every model whose weights are in S3 must have them pinned by content (`weights.lock.json`, written by
+    `modelops weights`, or the registered version's `modelops.weights.manifest` tag): an unpinned one is a config
+    error. Pinned weights are checked in the pod before serving whether or not this is on."""
+
     def image_gate_required(self, environment: Environment) -> bool:
         # prod's default sits beside the key it defaults: the gate is a verb's setting, not the program's
         return self.require_image_gate if self.require_image_gate is not None else environment == Environment.PROD

@@ -7,11 +7,13 @@ version label), never new files under the old version's pods."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 import yaml
 
+from composition.model_registry import MANIFEST_TAG
 from modelops_cli.cli import main
 from tests.aws_fakes import free_port
 from tests.conftest import ROOT
@@ -152,3 +154,41 @@ def test_a_registry_uri_without_a_registry_is_a_config_error(tmp_path, capsys):
     code, _, output = _plan(path, tmp_path / "plan.json", capsys)
     assert code == 2
     assert "modelops:models.sentiment.artifactUri: a registry URI needs modelops:mlflow.trackingUri" in output
+
+
+def test_a_version_pinned_in_the_registry_is_checked_by_its_pods(mlflow_server, tmp_path, capsys, monkeypatch):
+    """The registered version's own `modelops.weights.manifest` tag pins its files wherever the alias moves."""
+    monkeypatch.setenv("MODELOPS_WEIGHTS_LOCK", str(tmp_path / "absent.json"))
+    files = {"model.bin": b"v1", "tokenizer/vocab.txt": b"a\nb\n"}
+    version, _ = mlflow_server.register("sentiment-pinned", files, alias="champion")
+    pinned = {path: hashlib.sha256(content).hexdigest() for path, content in files.items()}
+    mlflow_server.client().set_model_version_tag("sentiment-pinned", version, MANIFEST_TAG, json.dumps(pinned))
+    path = _stack_file(tmp_path, mlflow_server.url, "models:/sentiment-pinned@champion")
+    code, plan, output = _plan(path, tmp_path / "plan.json", capsys)
+    assert code == 0, output
+    deployment = _by_name(plan)["sentiment-deployment"]
+    [fetch] = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert fetch["command"][6] == "".join(f"{h}  {p}\n" for p, h in sorted(pinned.items()))
+    assert deployment["metadata"]["annotations"]["modelops/weights-sha256"] == fetch["command"][7]
+    assert _by_name(plan)["sentiment-fallback-function"]["tags"]["modelops:weights-sha256"] == fetch["command"][7]
+
+
+@pytest.mark.parametrize(
+    "tag, reason",
+    [
+        ("{not json", "not JSON"),
+        ('{"../../etc/shadow": "' + "a" * 64 + '"}', "is not a file path"),
+        ('{"model.bin": "deadbeef"}', "is not a SHA-256"),
+        ("[]", "a non-empty mapping"),
+    ],
+)
+def test_a_registry_tag_that_is_not_a_manifest_names_the_key(mlflow_server, tmp_path, capsys, tag, reason):
+    name = f"sentiment-badtag-{hashlib.sha256(tag.encode()).hexdigest()[:8]}"
+    version, _ = mlflow_server.register(name, {"model.bin": b"v1"}, alias="champion")
+    mlflow_server.client().set_model_version_tag(name, version, MANIFEST_TAG, tag)
+    code, _, output = _plan(
+        _stack_file(tmp_path, mlflow_server.url, f"models:/{name}@champion"), tmp_path / "p", capsys
+    )
+    assert code == 2
+    assert f"modelops:models.sentiment.artifactUri: models:/{name}@champion: version {version}'s tag" in output
+    assert reason in output

@@ -1,0 +1,107 @@
+"""A model version's weights pinned by content: the SHA-256 of every file under its S3 prefix, and the step that
+checks them in the pod before the server starts (the fetch init container for `copy`, a verify init container for
+`mount`). A changed, truncated, missing or added file refuses to start, with a message naming it.
+
+The manifest is `sha256sum`'s own format (`<hex>  <path>`, one line a file, sorted by path), checked with
+`sha256sum --check --strict` from GNU coreutils in the AWS CLI image, so what the pod runs is the standard tool,
+not a checker of ours. Its digest (`sha256:<hex of the manifest's text>`) names the whole set of bytes: it is what
+the provenance annotations, tags and stack outputs show."""
+
+import hashlib
+import re
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+MANIFEST_MAX_BYTES = 100_000
+"""A manifest's text travels as one argument of the init container's process, and Linux takes at most 128 KiB
+in one (MAX_ARG_STRLEN): about 900 files of 40-character paths."""
+_HEX = re.compile(r"[0-9a-f]{64}")
+_SEGMENT = r"[A-Za-z0-9_+=@,-][A-Za-z0-9._+=@,-]{0,254}"
+_PATH = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT}){{0,31}}")
+"""A file's path under the prefix: no whitespace (sha256sum's and the shell's separator), no glob characters (the
+copy's `--include` filters are globs), no `\\` (sha256sum escapes such names), no `.`/`..` segment, no leading `.`
+(a file the server would load without anyone seeing it in a listing), at most 1,024 characters (an S3 key's)."""
+
+
+@dataclass(frozen=True)
+class WeightsManifest:
+    """The files of one version's weights and their SHA-256, by path under the version's prefix."""
+
+    files: MappingProxyType[str, str]
+
+    @property
+    def text(self) -> str:
+        """As `sha256sum` writes it and `sha256sum --check` reads it."""
+        return "".join(f"{digest}  {path}\n" for path, digest in sorted(self.files.items()))
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.text.encode()).hexdigest()
+
+
+def parse_manifest(files: Any) -> WeightsManifest:
+    """A manifest from `{path: sha256 hex}` (the lock file's and a registry tag's form); raises ValueError naming
+    the first entry that is not a safe relative path with a lower-case SHA-256."""
+    if not isinstance(files, dict) or not files:
+        raise ValueError("a manifest is a non-empty mapping of file paths to their SHA-256")
+    for path, digest in files.items():
+        shown = repr(str(path)[:120])
+        if not isinstance(path, str) or len(path) > 1024 or not _PATH.fullmatch(path) or _has_dot_segment(path):
+            raise ValueError(
+                f"{shown} is not a file path the check can name safely (letters, digits and ._+=@,- in "
+                "'/'-separated segments, none '.', '..' or starting with '.')"
+            )
+        if not isinstance(digest, str) or not _HEX.fullmatch(digest):
+            raise ValueError(f"{shown}: {str(digest)[:80]!r} is not a SHA-256 (64 lower-case hex digits)")
+    prefixes = {path.rsplit("/", 1)[0] for path in files if "/" in path}
+    clash = sorted(prefixes & set(files))
+    if clash:
+        raise ValueError(f"{clash[0]!r} is listed as a file and as a directory")
+    manifest = WeightsManifest(MappingProxyType(dict(sorted(files.items()))))
+    if len(manifest.text) > MANIFEST_MAX_BYTES:
+        raise ValueError(
+            f"a manifest of {len(files):,} files is {len(manifest.text):,} bytes as text; the check takes at most "
+            f"{MANIFEST_MAX_BYTES:,} (one process argument)"
+        )
+    return manifest
+
+
+def _has_dot_segment(path: str) -> bool:
+    return any(segment in (".", "..") or segment.startswith(".") for segment in path.split("/"))
+
+
+VERIFY_SCRIPT = r"""set -euo pipefail
+source="$1" dir="$2" manifest="$3" digest="$4"
+if [ -n "$source" ]; then
+  # exactly the files the manifest lists: an object added under the prefix is never copied
+  filters=(--exclude '*')
+  while read -r _ path; do [ -z "$path" ] || filters+=(--include "$path"); done <<< "$manifest"
+  aws s3 sync --only-show-errors "$source" "$dir" "${filters[@]}"
+fi
+cd "$dir"
+if ! printf '%s' "$manifest" | sha256sum --check --strict --quiet - >&2; then
+  echo "modelops: the weights in $dir are not the bytes pinned by $digest (a file above differs, is missing or" \
+    "is truncated): refusing to serve them" >&2
+  exit 1
+fi
+# and nothing beside them: a file the manifest does not list (code a runtime would import) is refused too
+declare -A listed
+while read -r _ path; do [ -z "$path" ] || listed["$path"]=1; done <<< "$manifest"
+shopt -s globstar dotglob nullglob
+for path in **; do
+  if [ ! -d "$path" ] && [ -z "${listed[$path]+set}" ]; then
+    echo "modelops: $dir/$path is not in the manifest $digest: refusing to serve the weights" >&2
+    exit 1
+  fi
+done
+echo "modelops: ${#listed[@]} files verified against $digest"
+"""
+"""Run by bash (`bash -c VERIFY_SCRIPT <name> SOURCE DIR MANIFEST DIGEST`): copies SOURCE (an `s3://` prefix; ""
+for a mounted volume, already in place) to DIR, then checks DIR against MANIFEST. bash, not sh, for arrays and
+`**` (globstar); both and sha256sum are in the AWS CLI image (Amazon Linux)."""
+
+
+def verify_command(source: str, directory: str, manifest: WeightsManifest) -> list[str]:
+    """The init container's command: `source` "" checks what is already at `directory` (a mounted volume)."""
+    return ["/bin/bash", "-c", VERIFY_SCRIPT, "verify-weights", source, directory, manifest.text, manifest.digest]

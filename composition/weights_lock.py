@@ -1,0 +1,131 @@
+"""Which bytes each model version's weights are: `weights.lock.json` beside the stack files (written by
+`modelops weights`, reviewed in the pull request like any lock file) maps an S3 prefix to its files' SHA-256, and a
+registered version may carry its own in the registry (the `modelops.weights.manifest` tag). The pods check what
+they serve against it (components/weights_manifest.py).
+
+One file for the project, keyed by prefix rather than by stack or model: a version pinned once is the same bytes in
+dev, staging and prod, a canary promoted to stable keeps its pin, and a roll-back finds the old version's."""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.config import NAMESPACE, ModelConfig, StackConfig, StackConfigError
+from components.config.model import check_artifact_uri
+from components.contracts import WEIGHTS_DIGEST_ANNOTATION
+from components.weights_manifest import WeightsManifest, parse_manifest
+from composition import stack_yaml
+from composition.model_registry import RegisteredTracks
+
+WEIGHTS_LOCK = "weights.lock.json"
+LOCK_FORMAT = 1
+LOCK_PATH_VARIABLE = "MODELOPS_WEIGHTS_LOCK"
+"""Another lock file than the project's (a stack file kept elsewhere, a test's)."""
+
+
+@dataclass(frozen=True)
+class WeightsLock:
+    """The pinned manifests by `s3://bucket/prefix` (no trailing `/`)."""
+
+    manifests: dict[str, WeightsManifest]
+
+    def as_json(self) -> str:
+        """The file's text: sorted, one file a line, so a pull request's diff shows exactly what moved."""
+        weights = {uri: dict(self.manifests[uri].files) for uri in sorted(self.manifests)}
+        return json.dumps({"format": LOCK_FORMAT, "weights": weights}, indent=2) + "\n"
+
+
+def lock_path(project_dir: Path) -> Path:
+    """`<stackConfigDir>/weights.lock.json` of the project (Pulumi.yaml's `stackConfigDir`), unless
+    LOCK_PATH_VARIABLE names another."""
+    if os.environ.get(LOCK_PATH_VARIABLE):
+        return Path(os.environ[LOCK_PATH_VARIABLE])
+    try:
+        project = stack_yaml.load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8"))
+        stack_dir = str(project.get("stackConfigDir") or ".") if isinstance(project, dict) else "."
+    except (OSError, ValueError, yaml.YAMLError):
+        stack_dir = "."
+    return project_dir / stack_dir / WEIGHTS_LOCK
+
+
+def read_weights_lock(path: Path) -> WeightsLock:
+    """The lock at `path` (empty when there is none); StackConfigError naming the entry that is wrong."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return WeightsLock({})
+    except OSError as exc:
+        raise StackConfigError([f"{path.name}: cannot be read ({exc.strerror})"]) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StackConfigError([f"{path.name}: not JSON ({exc.msg}, line {exc.lineno})"]) from None
+    if not isinstance(data, dict) or data.get("format") != LOCK_FORMAT or not isinstance(data.get("weights"), dict):
+        raise StackConfigError([f'{path.name}: expected {{"format": {LOCK_FORMAT}, "weights": {{...}}}}'])
+    manifests, problems = {}, []
+    for uri, files in data["weights"].items():
+        try:
+            manifests[_lock_key(uri)] = parse_manifest(files)
+        except ValueError as exc:
+            problems.append(f"{path.name}: weights[{str(uri)[:200]!r}]: {exc}")
+    if problems:
+        raise StackConfigError(problems)
+    return WeightsLock(manifests)
+
+
+def _lock_key(uri: Any) -> str:
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise ValueError("keys are the s3://<bucket>/<prefix> of a version's weights")
+    check_artifact_uri(uri.rstrip("/"))
+    return uri.rstrip("/")
+
+
+def track_locations(model: ModelConfig) -> dict[str, str]:
+    """By track, the `s3://` prefix its pods read (a registry URI already resolved); none without weights in S3."""
+    if not model.artifact_bucket:
+        return {}
+    stable = f"s3://{model.artifact_bucket}/{model.artifact_prefix}".rstrip("/")
+    canary = model.canary_artifact_uri
+    return {"stable": stable, **({"canary": canary.rstrip("/")} if canary and model.canary else {})}
+
+
+def stack_manifests(
+    cfg: StackConfig, registered: dict[str, RegisteredTracks], lock: WeightsLock
+) -> dict[str, dict[str, WeightsManifest]]:
+    """By model and track, the manifest its weights are pinned to: the lock's entry for its prefix, else the
+    registered version's own. With `security.requirePinnedWeights`, a track with neither is a StackConfigError
+    naming its key."""
+    pinned: dict[str, dict[str, WeightsManifest]] = {}
+    problems = []
+    for name, model in cfg.models.items():
+        tracks = registered.get(name)
+        for track, location in track_locations(model).items():
+            found = tracks.for_track(track) if tracks else None
+            manifest = lock.manifests.get(location) or (found.manifest if found else None)
+            if manifest is not None:
+                pinned.setdefault(name, {})[track] = manifest
+            elif cfg.security.require_pinned_weights:
+                key = "artifactUri" if track == "stable" else "canary.artifactUri"
+                problems.append(
+                    f"{NAMESPACE}:models.{name}.{key}: the weights at {location} are not pinned "
+                    f"(modelops:security.requirePinnedWeights): run `modelops weights --stack <stack>` to record "
+                    f"their files' SHA-256 in {WEIGHTS_LOCK}"
+                    + (", or tag the registered version with modelops.weights.manifest" if found else "")
+                )
+    if problems:
+        raise StackConfigError(problems)
+    return pinned
+
+
+def provenance_tags(registered: RegisteredTracks | None, stable: WeightsManifest | None) -> dict[str, str]:
+    """The stable track's provenance as AWS tags, for its serverless fallback (which serves the stable version):
+    the registered version's, and the digest of the files pinned at its prefix. The function's handler is the
+    model image's own: it is not made to check them (the pods do)."""
+    tags = registered.stable_tags() if registered else {}
+    if stable is not None:
+        tags[WEIGHTS_DIGEST_ANNOTATION.replace("/", ":")] = stable.digest
+    return tags
