@@ -1,7 +1,7 @@
-"""A ModelService track's pod, in its parts: the server container, the container that fetches copied weights, the
-volumes, and the placement every track shares. Restricted Pod Security profile throughout: non-root, no privilege
-escalation, all capabilities dropped, RuntimeDefault seccomp, a read-only root filesystem (writable places are
-volumes)."""
+"""A ModelService track's pod, in its parts: the server container, the init container that fetches or checks the
+weights, the volumes, and the placement every track shares. Restricted Pod Security profile throughout: non-root,
+no privilege escalation, all capabilities dropped, RuntimeDefault seccomp, a read-only root filesystem (writable
+places are volumes)."""
 
 import math
 from dataclasses import dataclass
@@ -40,7 +40,7 @@ class PodPlacement:
 
 
 def pod_spec(scope: ModelScope, placement: PodPlacement, track: Track, weights: Weights) -> k8s.core.v1.PodSpecArgsDict:
-    fetch = [container for container in [fetch_container(weights)] if container is not None]
+    fetch = fetch_container(weights)
     return {
         "serviceAccountName": placement.service_account,
         "automountServiceAccountToken": False,
@@ -63,7 +63,7 @@ def pod_spec(scope: ModelScope, placement: PodPlacement, track: Track, weights: 
             }
             for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
         ],
-        **({"initContainers": fetch} if fetch else {}),
+        **({"initContainers": [fetch]} if fetch is not None else {}),
         **({"nodeSelector": placement.node_selector} if placement.node_selector is not None else {}),
         **({"tolerations": placement.tolerations} if placement.tolerations is not None else {}),
     }

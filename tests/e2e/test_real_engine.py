@@ -8,6 +8,7 @@ the next one starts from.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from modelops_cli.diff import diff_plans
 from modelops_cli.offline.engine import run_program
 from modelops_cli.plan import from_json
 from modelops_cli.stackfile import load_stack
+from tests.components.test_weights_verification import tiny_model
 from tests.e2e.aws_emulator import objects_of_state, world
 from tests.e2e.conftest import ENVIRONMENTS, Tier
 from tests.e2e.fidelity import (
@@ -355,6 +357,26 @@ def test_a_version_bump_changes_that_model_only(tier, env, model):
     assert touched, "a version bump changes something"
     outside = sorted(urn for urn in touched if f"::{model}-" not in urn and not urn.endswith(f"::{model}"))
     assert outside == []
+
+
+def test_pinning_a_versions_weights_checks_them_in_that_models_pods_only(tier):
+    """The lock's manifest becomes the fetch container's check: the API server's dry run takes the Deployment
+    (the bash script and the manifest as arguments), and only the pinned model's pods roll."""
+    manifest = {path: hashlib.sha256(content).hexdigest() for path, content in tiny_model().items()}
+    lock = tier.cli.project / "stacks" / "weights.lock.json"
+    lock.write_text(json.dumps({"format": 1, "weights": {"s3://acme-models-staging/summarizer/2.0.0": manifest}}))
+    try:
+        result = tier.cli.preview("staging")
+    finally:
+        lock.unlink()
+    assert result.returncode == 0, result.explain()
+    touched = changed(result.json())
+    assert touched and all(urn.endswith("::summarizer-deployment") for urn in touched), touched
+    [step] = [s for s in result.json()["steps"] if s["urn"].endswith("::summarizer-deployment")]
+    pod = step["newState"]["inputs"]["spec"]["template"]["spec"]
+    [fetch] = pod["initContainers"]
+    assert fetch["command"][:2] == ["/bin/bash", "-c"]
+    assert fetch["command"][6] == "".join(f"{h}  {p}\n" for p, h in sorted(manifest.items()))
 
 
 def preview_with(tier: Tier, env: str, edit) -> dict:
