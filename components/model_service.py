@@ -36,6 +36,7 @@ from .contracts import (
 )
 from .dashboards import dashboard, dashboard_config_map
 from .gateway_fallback import failover_backend_refs, failover_traffic_policy
+from .gpu_catalogue import memory_gib
 from .model_tracks import ModelScope, Track, TrackName, model_tracks
 from .model_weights import (
     Weights,
@@ -68,6 +69,8 @@ ROUTE_ADMISSION_WAIT = "5m"
 NODE_LAUNCH_SECONDS = 300
 IMAGE_PULL_SECONDS = 600
 ARTIFACT_COPY_SECONDS = 300
+CHECK_MIB_PER_SECOND = 200
+"""SHA-256 at half a core (the fetch container's request): about 400 MiB/s a core on current x86 and Graviton."""
 # Scale down slowly: a replica that goes takes a loaded model with it.
 SCALE_DOWN = {"stabilizationWindowSeconds": 600, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}]}
 HPA_TYPE = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
@@ -277,8 +280,14 @@ class ModelService(pulumi.ComponentResource):
             NODE_LAUNCH_SECONDS
             + IMAGE_PULL_SECONDS
             + (ARTIFACT_COPY_SECONDS if self._access is WeightsAccess.COPY else 0)
+            + (self._check_seconds() if self._manifests else 0)
             + self._scope.model.probes.startup_seconds
         )
+
+    def _check_seconds(self) -> int:
+        """Reading every pinned byte once more before the server starts, at the init container's half core, for
+        weights as large as the model's scratch volume (the only size the stack gives)."""
+        return math.ceil(memory_gib(self._scope.model.resources.scratch) * 1024 / CHECK_MIB_PER_SECOND)
 
     def _rollout_seconds(self, replicas: int) -> int:
         """How long Pulumi may await a rollout: replicas are replaced one at a time (maxSurge 1,

@@ -85,7 +85,7 @@ def server_container(
         "name": "server",
         "image": track.image,
         "ports": ports,
-        "env": _server_env(scope, placement, track),
+        "env": _server_env(scope, placement, track, weights),
         "resources": _server_resources(scope, weights),
         "securityContext": CONTAINER_SECURITY,
         "volumeMounts": model_mounts(weights) + ([{"name": "dshm", "mountPath": "/dev/shm"}] if shm else []),
@@ -114,7 +114,9 @@ def server_container(
     }
 
 
-def _server_env(scope: ModelScope, placement: PodPlacement, track: Track) -> list[k8s.core.v1.EnvVarArgsDict]:
+def _server_env(
+    scope: ModelScope, placement: PodPlacement, track: Track, weights: Weights
+) -> list[k8s.core.v1.EnvVarArgsDict]:
     model, secret = scope.model, placement.env_secret
     env: list[k8s.core.v1.EnvVarArgsDict]
     if secret is not None:
@@ -123,6 +125,9 @@ def _server_env(scope: ModelScope, placement: PodPlacement, track: Track) -> lis
         env = [{"name": k, "value": v} for k, v in sorted(model.env.items())]
     # the runtime's cache locations, on the writable /tmp (the model's own env wins)
     env += [{"name": k, "value": v} for k, v in sorted(model.preset.env.items()) if k not in model.env]
+    if weights.manifest is not None and "HF_HUB_OFFLINE" not in model.env:
+        # pinned weights are all the server reads: no code or config fetched from the Hugging Face Hub beside them
+        env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
     return [
         *env,
         {"name": "MODEL_VERSION", "value": track.version},

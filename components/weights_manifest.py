@@ -17,11 +17,13 @@ MANIFEST_MAX_BYTES = 100_000
 """A manifest's text travels as one argument of the init container's process, and Linux takes at most 128 KiB
 in one (MAX_ARG_STRLEN): about 900 files of 40-character paths."""
 _HEX = re.compile(r"[0-9a-f]{64}")
-_SEGMENT = r"[A-Za-z0-9_+=@,-][A-Za-z0-9._+=@,-]{0,254}"
+_SEGMENT = r"[A-Za-z0-9._+=@,][A-Za-z0-9._+=@,-]{0,254}"
 _PATH = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT}){{0,31}}")
 """A file's path under the prefix: no whitespace (sha256sum's and the shell's separator), no glob characters (the
-copy's `--include` filters are globs), no `\\` (sha256sum escapes such names), no `.`/`..` segment, no leading `.`
-(a file the server would load without anyone seeing it in a listing), at most 1,024 characters (an S3 key's)."""
+copy's `--include` filters are globs), no `\\` (sha256sum escapes such names), no `.`/`..` segment, no segment
+starting with `-` (an option to `aws` and `sha256sum`: `-` alone is sha256sum's stdin), at most 1,024 characters
+(an S3 key's). Hidden files (`.gitattributes`, a Hugging Face download's `.cache/`) may be listed: listed, they
+are seen in the lock and checked like the rest, and unlisted ones are refused."""
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,12 @@ def parse_manifest(files: Any) -> WeightsManifest:
         if not isinstance(path, str) or len(path) > 1024 or not _PATH.fullmatch(path) or _has_dot_segment(path):
             raise ValueError(
                 f"{shown} is not a file path the check can name safely (letters, digits and ._+=@,- in "
-                "'/'-separated segments, none '.', '..' or starting with '.')"
+                "'/'-separated segments, none '.' or '..', none starting with '-')"
             )
         if not isinstance(digest, str) or not _HEX.fullmatch(digest):
             raise ValueError(f"{shown}: {str(digest)[:80]!r} is not a SHA-256 (64 lower-case hex digits)")
-    prefixes = {path.rsplit("/", 1)[0] for path in files if "/" in path}
-    clash = sorted(prefixes & set(files))
+    directories = {path.rsplit("/", depth)[0] for path in files for depth in range(1, path.count("/") + 1)}
+    clash = sorted(directories & set(files))
     if clash:
         raise ValueError(f"{clash[0]!r} is listed as a file and as a directory")
     manifest = WeightsManifest(MappingProxyType(dict(sorted(files.items()))))
@@ -68,12 +70,16 @@ def parse_manifest(files: Any) -> WeightsManifest:
 
 
 def _has_dot_segment(path: str) -> bool:
-    return any(segment in (".", "..") or segment.startswith(".") for segment in path.split("/"))
+    return any(segment in (".", "..") for segment in path.split("/"))
 
 
 VERIFY_SCRIPT = r"""set -euo pipefail
 source="$1" dir="$2" manifest="$3" digest="$4"
+[ -n "$dir" ] || { echo "modelops: no weights directory given" >&2; exit 2; }
 if [ -n "$source" ]; then
+  # from nothing at every attempt: a retry after a refused or killed copy would keep the refused bytes (sync skips a
+  # local file of the same size that is newer than the object) or a half-written temporary file
+  (shopt -s dotglob nullglob; rm -rf -- "$dir"/*)
   # exactly the files the manifest lists: an object added under the prefix is never copied
   filters=(--exclude '*')
   while read -r _ path; do [ -z "$path" ] || filters+=(--include "$path"); done <<< "$manifest"

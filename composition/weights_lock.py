@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from components.config import NAMESPACE, ModelConfig, StackConfig, StackConfigError
+from components.config import NAMESPACE, ArtifactAccess, ModelConfig, StackConfig, StackConfigError
 from components.config.model import check_artifact_uri
 from components.contracts import WEIGHTS_DIGEST_ANNOTATION
 from components.weights_manifest import WeightsManifest, parse_manifest
@@ -23,6 +23,7 @@ from composition.model_registry import RegisteredTracks
 
 WEIGHTS_LOCK = "weights.lock.json"
 LOCK_FORMAT = 1
+LOCK_MAX_BYTES = 64 * 1024 * 1024
 LOCK_PATH_VARIABLE = "MODELOPS_WEIGHTS_LOCK"
 """Another lock file than the project's (a stack file kept elsewhere, a test's)."""
 
@@ -53,13 +54,19 @@ def lock_path(project_dir: Path) -> Path:
 
 
 def read_weights_lock(path: Path) -> WeightsLock:
-    """The lock at `path` (empty when there is none); StackConfigError naming the entry that is wrong."""
+    """The lock at `path` (empty when there is none); StackConfigError naming the entry that is wrong. Only a
+    regular file of at most LOCK_MAX_BYTES is read: a FIFO or a link to /dev/zero in a checkout would hang or
+    fill the plan."""
     try:
-        text = path.read_text()
+        if path.exists() and (not path.is_file() or path.stat().st_size > LOCK_MAX_BYTES):
+            kind = "a regular file" if not path.is_file() else f"at most {LOCK_MAX_BYTES:,} bytes"
+            raise StackConfigError([f"{path.name}: not {kind}"])
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return WeightsLock({})
-    except OSError as exc:
-        raise StackConfigError([f"{path.name}: cannot be read ({exc.strerror})"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+        raise StackConfigError([f"{path.name}: cannot be read ({reason})"]) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -102,6 +109,15 @@ def stack_manifests(
     pinned: dict[str, dict[str, WeightsManifest]] = {}
     problems = []
     for name, model in cfg.models.items():
+        if (
+            cfg.security.require_pinned_weights
+            and model.artifact_bucket
+            and model.artifact_access == ArtifactAccess.MOUNT
+        ):
+            problems.append(
+                f"{NAMESPACE}:models.{name}.artifactAccess: a mount reads S3 live after the pod's start check (and "
+                "unchecked after a container restart), so modelops:security.requirePinnedWeights needs `copy`"
+            )
         tracks = registered.get(name)
         for track, location in track_locations(model).items():
             found = tracks.for_track(track) if tracks else None

@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from components.config import StackConfig
+from components.config import ModelConfig, StackConfig
 from components.config.mlflow import is_registry_uri
 from components.weights_manifest import WeightsManifest, parse_manifest
-from composition.weights_lock import WeightsLock, track_locations
+from composition.weights_lock import WeightsLock
 
 from .inert import terminal, without_credentials
 
@@ -60,11 +60,23 @@ def stack_locations(cfg: StackConfig, models: list[str]) -> tuple[list[str], lis
     for name, model in cfg.models.items():
         if models and name not in models:
             continue
-        uris = [model.artifact_uri, model.canary.artifact_uri if model.canary else None]
-        registered += [uri for uri in uris if uri and is_registry_uri(uri)]
-        if model.artifact_uri and not is_registry_uri(model.artifact_uri):
-            locations += track_locations(model).values()
+        for uri in _track_uris(model).values():
+            if is_registry_uri(uri):
+                registered.append(uri)
+            else:
+                locations.append(uri.rstrip("/"))
     return sorted(set(locations)), sorted(set(registered))
+
+
+def _track_uris(model: ModelConfig) -> dict[str, str]:
+    """By track, the URI the stack file gives its weights (a canary without its own: the stable's, moved on to
+    its version, unless that is a registry URI, which the schema then refuses)."""
+    uris = {"stable": model.artifact_uri} if model.artifact_uri else {}
+    if model.canary is not None and model.artifact_uri:
+        canary = model.canary.artifact_uri or model.canary_artifact_uri
+        if canary:
+            uris["canary"] = canary
+    return uris
 
 
 def pin(locations: list[str], lock: WeightsLock, client: Any) -> list[PinnedPrefix]:
@@ -163,7 +175,9 @@ def format_report(pinned: list[PinnedPrefix], registered: list[str], checking: b
         files = len(prefix.manifest.files)
         lines.append(f"{prefix.location}  {files} file{'s' * (files != 1)}  {prefix.manifest.digest}  {state}")
     lines += [
-        f"{terminal(uri, 200)}  pinned by its registered version's modelops.weights.manifest tag" for uri in registered
+        f"{terminal(uri, 200)}  a registered version: pinned by its modelops.weights.manifest tag, if it has one "
+        "(read at plan time, not here)"
+        for uri in registered
     ]
     return "".join(f"{line}\n" for line in lines)
 

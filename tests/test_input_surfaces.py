@@ -413,6 +413,36 @@ INPUTS = [
             "credentials": "tests/modelops_cli/test_gate.py::test_a_stack_that_does_not_require_the_gate_passes_without_asking_aws",
         },
     ),
+    Input(
+        "pinned weights: the lock file and a registered version's manifest tag",
+        (
+            "code:composition/weights_lock.py:read_weights_lock",
+            "code:composition/weights_lock.py:lock_path",
+            "code:composition/model_registry.py:_tagged_manifest",
+        ),
+        {
+            "injection": "tests/components/test_weights_manifest.py::test_paths_the_check_cannot_name_safely_are_refused",
+            "tracebacks": "tests/modelops_cli/test_weights.py::test_a_broken_lock_names_the_entry_and_plans_nothing; "
+            "tests/modelops_cli/test_registry_models.py::test_a_registry_tag_that_is_not_a_manifest_names_the_key",
+            "confinement": "tests/modelops_cli/test_weights.py::test_a_lock_that_is_not_a_regular_file_is_refused_unread",
+        },
+    ),
+    Input(
+        "pinned weights: the S3 objects `modelops weights` hashes, and its flags",
+        (
+            "code:modelops_cli/weights.py:s3_client",
+            "flag:weights --model",
+            "flag:weights --print",
+            "flag:weights --check",
+        ),
+        {
+            "injection": f"{FLAGS_HOSTILE}; "
+            "tests/modelops_cli/test_weights.py::test_an_object_name_the_check_cannot_carry_is_refused_when_pinning",
+            "tracebacks": f"{FLAGS_HOSTILE}; tests/modelops_cli/test_weights.py::test_s3_refusals_are_reported_plainly; "
+            "tests/modelops_cli/test_weights.py::test_bad_requests_exit_2_with_the_reason",
+            "secrets": "tests/modelops_cli/test_weights.py::test_s3_refusals_are_reported_plainly",
+        },
+    ),
     # ---- the remaining flags ----
     Input(
         "output paths",
@@ -661,6 +691,7 @@ def base_argv(verb: str, flag: str, ws: dict[str, str], out: str) -> dict[str, l
         "preflight": {"--stack": ["prod"], "--cluster-only": [], "--kubeconfig": [ws["kubeconfig"]]},
         "smoke": {"--stack": ["prod"], "--endpoints": [], "--base-url": ["http://127.0.0.1:1"]},
         "gate": {"--stack": ["dev"], "--out": [out]},  # dev requires no scan: nothing asks AWS
+        "weights": {"--stack": ["dev"], "--model": ["nosuch"]},  # a model dev lacks: refused before S3 is asked
     }
     assert verb in bases, f"a new verb, {verb}: give it a quick offline command here"
     base = dict(bases[verb])

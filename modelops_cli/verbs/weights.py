@@ -4,9 +4,21 @@
 from __future__ import annotations
 
 import argparse
+import re
 
-from ..common import EXIT_OK, EXIT_POLICY, UsageError, checked_destination, stack_settings, write_output
+from ..common import (
+    EXIT_OK,
+    EXIT_POLICY,
+    UsageError,
+    checked_destination,
+    stack_settings,
+    write_atomically,
+    write_output,
+)
+from ..inert import terminal
 from .flags import add_stack_argument, stack_of
+
+REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 
 HELP = (
     "Pin the stack's model weights by content: the SHA-256 of every file under each S3 prefix it serves, recorded "
@@ -49,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         updated_lock,
     )
 
+    if args.region is not None and not REGION.fullmatch(args.region):
+        raise UsageError(f"--region {terminal(args.region, 60)}: not an AWS region name (us-east-1, eu-west-2)")
     settings = stack_settings(stack_of(args), args.stack_file)
     region = args.region or settings.model.cluster.region
     try:
@@ -71,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         return EXIT_POLICY if any(p.previous is None or p.changed_files for p in pinned) else EXIT_OK
     checked_destination(str(path))
-    path.write_text(updated_lock(lock, pinned).as_json())
+    try:
+        write_atomically(path, updated_lock(lock, pinned).as_json())
+    except OSError as exc:
+        raise UsageError(f"cannot write {terminal(str(path))}: {exc.strerror}") from None
     print(f"wrote {path} ({len(pinned)} prefix{'es' * (len(pinned) != 1)})")
     return EXIT_OK

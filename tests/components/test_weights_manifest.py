@@ -17,8 +17,9 @@ DIGEST = "0" * 63 + "1"
         "a/../../b",
         "./model.bin",
         "/etc/passwd",
-        ".hidden",
-        "tokenizer/.git/config",
+        "-",
+        "--include",
+        "tokenizer/-x",
         "has space.bin",
         "tab\tname",
         "line\nbreak",
@@ -44,9 +45,16 @@ def test_digests_are_lower_case_sha256(digest):
         parse_manifest({"model.bin": digest})
 
 
-def test_a_path_cannot_be_a_file_and_a_directory():
+@pytest.mark.parametrize("nested", ["tokenizer/vocab.txt", "tokenizer/a/b/vocab.txt"])
+def test_a_path_cannot_be_a_file_and_a_directory(nested):
     with pytest.raises(ValueError, match="'tokenizer' is listed as a file and as a directory"):
-        parse_manifest({"tokenizer": DIGEST, "tokenizer/vocab.txt": DIGEST})
+        parse_manifest({"tokenizer": DIGEST, nested: DIGEST})
+
+
+def test_hidden_files_may_be_listed():
+    """A Hugging Face repository's `.gitattributes`, a `--local-dir` download's `.cache/`: listed, they are seen."""
+    manifest = parse_manifest({".gitattributes": DIGEST, ".cache/huggingface/x.lock": DIGEST, "model.bin": DIGEST})
+    assert ".gitattributes" in manifest.files
 
 
 def test_the_text_is_sha256sums_format_sorted_and_the_digest_follows_it():

@@ -161,3 +161,38 @@ def test_the_check_runs_without_the_aws_cli_for_mounted_weights(tmp_path):
         [bash or "/bin/bash", *verify_command("", str(mount), _pinned())[1:]], env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_retry_after_the_object_is_restored_fetches_it_again(s3, tmp_path):
+    """The kubelet retries a failed init container on the same volume: `aws s3 sync` would keep a same-size local
+    file newer than the object, so the refused bytes would be refused forever. Each attempt starts empty."""
+    manifest = manifest_of(LOCATION, s3)
+    good = tiny_model()["config.json"]
+    s3.put_object(Bucket=BUCKET, Key="chat/1/config.json", Body=good[:-1] + b"X")  # same size, tampered
+    assert run_check(LOCATION, tmp_path / "models", manifest).returncode == 1
+    s3.put_object(Bucket=BUCKET, Key="chat/1/config.json", Body=good)  # restored
+    done = run_check(LOCATION, tmp_path / "models", manifest)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "models" / "config.json").read_bytes() == good
+
+
+def test_a_file_left_by_a_killed_copy_does_not_block_the_retry(s3, tmp_path):
+    manifest = manifest_of(LOCATION, s3)
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "model.safetensors.6aF3b2C1").write_bytes(b"partial")  # what a killed s3transfer download leaves
+    (models / ".hidden-partial").write_bytes(b"partial")
+    done = run_check(LOCATION, models, manifest)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in models.iterdir()) == ["config.json", "model.safetensors", "tokenizer"]
+
+
+def test_a_listed_hidden_file_is_copied_and_checked(s3, tmp_path):
+    import hashlib
+
+    s3.put_object(Bucket=BUCKET, Key="chat/1/.gitattributes", Body=b"*.safetensors filter=lfs\n")
+    manifest = manifest_of(LOCATION, s3)
+    assert manifest.files[".gitattributes"] == hashlib.sha256(b"*.safetensors filter=lfs\n").hexdigest()
+    done = run_check(LOCATION, tmp_path / "models", manifest)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "models" / ".gitattributes").exists()

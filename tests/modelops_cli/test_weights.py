@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,8 @@ def test_the_lock_records_every_served_prefix_and_the_pods_check_it(s3, tmp_path
     assert (source, directory) == (f"s3://{BUCKET}/summarizer/2.0.0", "/models")
     assert text == "".join(f"{h}  {p}\n" for p, h in sorted(_expected("summarizer/2.0.0").items()))
     assert digest == "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    server = stable["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "HF_HUB_OFFLINE", "value": "1"} in server["env"]  # nothing from the Hub beside the pinned files
     # the digest in the open: the Deployment, its pods, the stack output
     assert stable["metadata"]["annotations"]["modelops/weights-sha256"] == digest
     assert stable["spec"]["template"]["metadata"]["annotations"]["modelops/weights-sha256"] == digest
@@ -154,6 +157,8 @@ def test_without_a_lock_the_plan_is_as_before(tmp_path, capsys, monkeypatch):
     assert code == 0, output
     [fetch] = _inputs(plan, "summarizer")["spec"]["template"]["spec"]["initContainers"]
     assert fetch["command"] == ["aws", "s3", "sync", "--only-show-errors", f"s3://{BUCKET}/summarizer/2.0.0", "/models"]
+    server = _inputs(plan, "summarizer")["spec"]["template"]["spec"]["containers"][0]
+    assert "HF_HUB_OFFLINE" not in {e["name"] for e in server["env"]}
     assert "weights" not in _exports(_stack(tmp_path))["summarizer"]
 
 
@@ -230,3 +235,57 @@ def test_s3_refusals_are_reported_plainly(s3, capsys, monkeypatch):
     assert code == 2
     assert "s3://no-such-bucket-here/m/1/: NoSuchBucket" in output
     assert "hunter2" not in output
+
+
+def test_mounted_weights_cannot_satisfy_required_pins(s3, tmp_path, capsys):
+    """The mount is checked when the pod starts, then read live: only a copy holds the pin for the pod's life."""
+
+    def mount_and_require(config):
+        config["modelops:models"]["summarizer"]["artifactAccess"] = "mount"
+        config["modelops:security"] = {"requirePinnedWeights": True}
+
+    stack = _stack(tmp_path, mount_and_require)
+    assert _run(capsys, "weights", "--stack-file", str(stack))[0] == 0
+    code, _, output = _plan(tmp_path, stack, capsys)
+    assert code == 2
+    assert "modelops:models.summarizer.artifactAccess: a mount reads S3 live after the pod's start check" in output
+
+
+def test_a_registered_canary_beside_an_s3_stable_pins_the_s3_track_only(s3, tmp_path, capsys):
+    def registered_canary(config):
+        config["modelops:mlflow"] = {"trackingUri": "https://mlflow.example.com", "artifactBuckets": [BUCKET]}
+        config["modelops:models"]["summarizer"]["canary"]["artifactUri"] = "models:/summarizer/3"
+
+    stack = _stack(tmp_path, registered_canary)
+    code, output = _run(capsys, "weights", "--stack-file", str(stack), "--model", "summarizer")
+    assert code == 0, output
+    assert f"s3://{BUCKET}/summarizer/2.0.0  3 files" in output
+    assert "models:/summarizer/3  a registered version" in output
+    lock = json.loads((tmp_path / "weights.lock.json").read_text())
+    assert list(lock["weights"]) == [f"s3://{BUCKET}/summarizer/2.0.0"]
+
+
+def test_a_region_that_is_no_region_is_refused(s3, capsys):
+    code, output = _run(capsys, "weights", "--stack", "staging", "--region", "us east\x1b[2J")
+    assert code == 2
+    assert "not an AWS region name" in output
+    assert "\x1b" not in output
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory", "not-utf8"])
+def test_a_lock_that_is_not_a_regular_file_is_refused_unread(tmp_path, capsys, monkeypatch, kind):
+    lock = tmp_path / "weights.lock.json"
+    if kind == "fifo":
+        os.mkfifo(lock)
+    elif kind == "dev-zero":
+        lock.symlink_to("/dev/zero")
+    elif kind == "directory":
+        lock.mkdir()
+    else:
+        lock.write_bytes(b'{"format": 1, "weights": {"\xff": {}}}')
+    monkeypatch.setenv("MODELOPS_WEIGHTS_LOCK", str(lock))
+    code, _, output = _plan(tmp_path, _stack(tmp_path), capsys)
+    assert code == 2
+    assert (
+        "weights.lock.json: " + ("cannot be read (not UTF-8)" if kind == "not-utf8" else "not a regular file") in output
+    )
