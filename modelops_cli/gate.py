@@ -492,6 +492,7 @@ def format_table(gate: Gate, stack: str) -> str:
 
 
 def format_json(gate: Gate, stack: str) -> str:
+    """`images` holds one entry per image and check: an ECR image's scan, and its signature where required."""
     body = {
         "stack": stack,
         "threshold": gate.threshold,
