@@ -1,7 +1,8 @@
 """`modelops gate`: before `pulumi up` of a stack that requires it (prod by default, `modelops:security`), every
 image the stack deploys must have a completed ECR scan with no finding at or above
-`modelops:security.maxImageSeverity` (HIGH by default). Exit 0 pass (or the gate is not required), 1 failed, 2
-usage or config error.
+`modelops:security.maxImageSeverity` (HIGH by default) and, where `modelops:security.trustedSigningProfiles` is
+set, an ECR managed signature by one of those AWS Signer profiles. Exit 0 pass (or the gate is not required), 1
+failed, 2 usage or config error.
 
 Which images: those of the stack's offline plan, as the program would deploy them. A build is gated by the tag
 the program pushes (`<repository>:<version>-<fingerprint>`, components/model_image.py), a pinned reference by its
@@ -22,7 +23,26 @@ SCAN_ELIGIBILITY_EXPIRED, any other status, an image or repository ECR does not 
 
 Images outside ECR (nvcr.io, public.ecr.aws, Docker Hub) are not scanned by ECR: they fail unless the stack lists
 them in `modelops:security.allowUnscannedImages` (a prefix ending in `/`, or one exact reference) and they are
-pinned by digest, so what was allowed is what runs. Signatures (AWS Signer, Notation, cosign) are not checked.
+pinned by digest, so what was allowed is what runs.
+
+Signatures (rule `image-signed`, only where `trustedSigningProfiles` lists AWS Signer signing profile ARNs): ECR
+managed signing (https://docs.aws.amazon.com/AmazonECR/latest/userguide/managed-signing.html) signs an image with
+AWS Signer, as a Notation signature stored beside it, when it is pushed to a repository a signing rule covers, and
+`DescribeImageSigningStatus` (one answer, not paginated; IAM `ecr:DescribeImageSigningStatus`) reports one status
+per profile (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageSigningStatus.html). An image
+passes with a COMPLETE status by a trusted profile. It fails with its reason otherwise: no status at all (no rule
+covers the repository, or the image was pushed before the rule: ECR signs on push; `--wait` asks again, since
+signing follows the push), IN_PROGRESS (`--wait` asks again), FAILED (with ECR's failureCode and failureReason),
+signed only by profiles the stack does not trust, AccessDeniedException, a region whose ECR does not know the
+operation (UnknownOperationException), an image or repository ECR does not hold, any other AWS error. Images
+outside ECR carry no status ECR knows: the allowance above is all that lets them through.
+
+What this is and is not: ECR's record that AWS Signer made the signature, read before `up`; the trusted profiles
+are the cluster verifier's `trustedIdentities` (the Notation trust policy of the AWS Signer plugin, used by
+Kyverno's or Ratify's verification: https://docs.aws.amazon.com/signer/latest/developerguide/image-verification.html).
+The gate does not fetch the signature envelope and verify it against AWS Signer's root certificate, nor ask
+`signer:GetRevocationStatus`: that is the admission-time verifier's job. Signatures made by hand (the Notation
+CLI, cosign) have no managed signing status, so a stack that signs that way leaves `trustedSigningProfiles` empty.
 """
 
 from __future__ import annotations
@@ -61,7 +81,13 @@ RULES = {
         "Images ECR does not scan are listed in modelops:security.allowUnscannedImages and pinned by digest",
         "https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-scanning.html",
     ),
+    "image-signed": (
+        "Every image has a COMPLETE ECR managed signature by one of modelops:security.trustedSigningProfiles",
+        "https://docs.aws.amazon.com/AmazonECR/latest/userguide/managed-signing.html",
+    ),
 }
+SIGNED, SIGNING = "COMPLETE", "IN_PROGRESS"
+"""`ImageSigningStatus.status` (IN_PROGRESS | COMPLETE | FAILED): https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageSigningStatus.html"""
 
 
 @dataclass(frozen=True)
@@ -96,11 +122,20 @@ class Verdict:
 class Gate:
     threshold: str
     allow_unscanned: tuple[str, ...]
+    signing_profiles: tuple[str, ...] = ()
+    """The AWS Signer profiles one of which must have signed every ECR image; empty: signatures not checked."""
     verdicts: list[Verdict] = field(default_factory=list)
+    """One per image and check: an ECR image's scan, and its signature where profiles are given."""
 
     @property
     def failed(self) -> bool:
         return any(v.outcome == "fail" for v in self.verdicts)
+
+    @property
+    def images(self) -> tuple[int, int]:
+        """(images judged, images failed): an image fails when any of its checks does."""
+        failed = {v.image.ref for v in self.verdicts if v.outcome == "fail"}
+        return len({v.image.ref for v in self.verdicts}), len(failed)
 
 
 def parse_ref(ref: str, used_by: tuple[str, ...]) -> GatedImage:
@@ -246,33 +281,49 @@ def _ask_ecr(client, image: GatedImage) -> tuple[str, str, list[tuple[str, str]]
     return status, description, found
 
 
-def _refusal(code: str, message: str, image: GatedImage) -> Verdict:
+def _not_found(image: GatedImage) -> dict[str, tuple[str, bool]]:
     where = f"{image.repository} in registry {image.registry_id} ({image.region})"
+    return {
+        "ImageNotFoundException": (f"not in the repository: {where} has no such image; push it first", False),
+        "RepositoryNotFoundException": (f"no repository {where}", False),
+    }
+
+
+def _refusal(code: str, message: str, image: GatedImage) -> Verdict:
     reasons = {
         "ScanNotFoundException": (
             "not scanned: ECR holds no scan of this image (scan on push, or enhanced scanning, must be on)",
             True,
         ),
-        "ImageNotFoundException": (f"not in the repository: {where} has no such image; push it first", False),
-        "RepositoryNotFoundException": (f"no repository {where}", False),
+        **_not_found(image),
         "AccessDeniedException": ("AccessDeniedException: the credentials lack ecr:DescribeImageScanFindings", False),
     }
     reason, waiting = reasons.get(code, (f"{code}: {message}".strip(), False))
     return Verdict(image, "fail", "image-scan-complete", terminal(reason, 400), waiting)
 
 
-def check_ecr_image(client, image: GatedImage, threshold: str) -> Verdict:
+def _aws_failure(ask: Callable[[], Any], refuse: Callable[[str, str], Verdict], rule: str, image: GatedImage):
+    """`ask()`'s answer, or the Verdict an AWS failure makes of it (an error code through `refuse`)."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     try:
-        status, description, found = _ask_ecr(client, image)
+        return ask()
     except NoCredentialsError:
-        return Verdict(image, "fail", "image-scan-complete", "no AWS credentials to read the scan findings with")
+        return Verdict(image, "fail", rule, "no AWS credentials to ask ECR with")
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        return _refusal(str(error.get("Code", "")), str(error.get("Message", "")), image)
+        return refuse(str(error.get("Code", "")), str(error.get("Message", "")))
     except BotoCoreError as exc:  # quotes the endpoint URL, credentials and all
-        return Verdict(image, "fail", "image-scan-complete", terminal(without_credentials(exc), 400))
+        return Verdict(image, "fail", rule, terminal(without_credentials(exc), 400))
+
+
+def check_ecr_image(client, image: GatedImage, threshold: str) -> Verdict:
+    answer = _aws_failure(
+        lambda: _ask_ecr(client, image), lambda c, m: _refusal(c, m, image), "image-scan-complete", image
+    )
+    if isinstance(answer, Verdict):
+        return answer
+    status, description, found = answer
     if status not in PASSING_STATUSES:
         said = f" ({terminal(description, 200)})" if description else ""
         state = "scan in progress" if status in WAITING_STATUSES else "scan not usable"
@@ -295,15 +346,78 @@ def _judge_findings(image: GatedImage, status: str, found: list[tuple[str, str]]
     return Verdict(image, "fail", "image-findings-below-threshold", reason)
 
 
-def check_outside_image(image: GatedImage, allowed: tuple[str, ...]) -> Verdict:
+def check_outside_image(image: GatedImage, allowed: tuple[str, ...], signatures: bool = False) -> Verdict:
+    """An image outside the account's ECR: neither its scan nor (where signatures are required) its signature
+    is known to ECR, so only the stack's allowance lets it through."""
     entry = next((a for a in allowed if image.ref == a or (a.endswith("/") and image.ref.startswith(a))), None)
+    unknown = "not scanned by ECR, nor its signature checked" if signatures else "not scanned by ECR"
     if "@sha256:" not in image.ref:
-        reason = "not scanned by ECR, and not pinned by digest: what runs could change after any allowance"
+        reason = f"{unknown}, and not pinned by digest: what runs could change after any allowance"
         return Verdict(image, "fail", "image-outside-ecr", reason)
     if entry is None:
-        reason = "not scanned by ECR: list it (or its registry prefix) in modelops:security.allowUnscannedImages"
+        reason = f"{unknown}: list it (or its registry prefix) in modelops:security.allowUnscannedImages"
         return Verdict(image, "fail", "image-outside-ecr", reason)
-    return Verdict(image, "allowed", "image-outside-ecr", f"not scanned by ECR; allowed by {terminal(entry, 120)}")
+    return Verdict(image, "allowed", "image-outside-ecr", f"{unknown}; allowed by {terminal(entry, 120)}")
+
+
+def _signing_refusal(code: str, message: str, image: GatedImage) -> Verdict:
+    reasons = {
+        **_not_found(image),
+        "AccessDeniedException": ("AccessDeniedException: the credentials lack ecr:DescribeImageSigningStatus", False),
+        "UnknownOperationException": (
+            f"ECR in {image.region} does not know DescribeImageSigningStatus: no managed signing in that region",
+            False,
+        ),
+    }
+    reason, waiting = reasons.get(code, (f"{code}: {message}".strip(), False))
+    return Verdict(image, "fail", "image-signed", terminal(reason, 400), waiting)
+
+
+def check_signature(client, image: GatedImage, trusted: tuple[str, ...]) -> Verdict:
+    """ECR managed signing's record of the image (one status per signing profile whose rule it matched): it
+    passes with a COMPLETE status by a trusted profile."""
+    answer = _aws_failure(
+        lambda: client.describe_image_signing_status(
+            registryId=image.registry_id, repositoryName=image.repository, imageId=image.image_id
+        ),
+        lambda code, message: _signing_refusal(code, message, image),
+        "image-signed",
+        image,
+    )
+    if isinstance(answer, Verdict):
+        return answer
+    answered = answer.get("signingStatuses") or []
+    statuses = [(str(s.get("signingProfileArn", "")), str(s.get("status", ""))) for s in answered]
+    ours = {arn: status for arn, status in statuses if arn in trusted}
+    by = {status: arn for arn, status in ours.items()}
+    if SIGNED in by:
+        return Verdict(image, "pass", "image-signed", f"signed: status {SIGNED} by {terminal(by[SIGNED], 200)}")
+    if SIGNING in by:
+        reason = f"signing in progress: status {SIGNING} by {terminal(by[SIGNING], 200)}"
+        return Verdict(image, "fail", "image-signed", reason, waiting=True)
+    if ours:
+        return Verdict(image, "fail", "image-signed", _unsigned_reason(answered, trusted))
+    if statuses:
+        others = ", ".join(f"{terminal(arn, 200)} ({terminal(status, 40)})" for arn, status in statuses)
+        reason = f"not signed by a trusted profile (modelops:security.trustedSigningProfiles): only by {others}"
+        return Verdict(image, "fail", "image-signed", reason)
+    reason = (
+        "not signed: ECR holds no managed signature of this image (a signing rule must cover its repository; "
+        "images pushed before the rule are not signed: push again)"
+    )
+    return Verdict(image, "fail", "image-signed", reason, waiting=True)
+
+
+def _unsigned_reason(statuses: list[dict], trusted: tuple[str, ...]) -> str:
+    """A trusted profile's signing that FAILED (ECR's failure code and reason), or ended in a status unknown here."""
+    said = []
+    for status in (s for s in statuses if s.get("signingProfileArn") in trusted):
+        why = ": ".join(str(status[k]) for k in ("failureCode", "failureReason") if status.get(k))
+        said.append(
+            f"status {terminal(str(status.get('status') or 'missing'), 40)} by "
+            f"{terminal(str(status['signingProfileArn']), 200)}{f' ({terminal(why, 300)})' if why else ''}"
+        )
+    return "signing not usable: " + "; ".join(said)
 
 
 @dataclass(frozen=True)
@@ -318,28 +432,46 @@ class Wait:
 NO_WAIT = Wait()
 
 
+Check = Callable[[Gate, GatedImage, Callable[[str], Any]], Verdict]
+
+
 def run_gate(gate: Gate, images: list[GatedImage], client_for: Callable[[str], Any], wait: Wait = NO_WAIT) -> Gate:
-    """Judge every image; with `wait.seconds`, ask again for those whose scan is missing or running until it
-    ends or the time is up (they then fail as they last stood)."""
+    """Judge every image by each of its checks; with `wait.seconds`, ask again those whose scan or signature is
+    missing or running until it ends or the time is up (they then fail as they last stood)."""
     sleep, clock = wait.sleep, wait.clock
     deadline = clock() + wait.seconds
-    verdicts = {image.ref: _judge(gate, image, client_for) for image in images}
-    while any(v.waiting for v in verdicts.values()) and clock() < deadline:
+    checks = [(image, check) for image in images for check in _checks(gate, image)]
+    verdicts = [check(gate, image, client_for) for image, check in checks]
+    while any(v.waiting for v in verdicts) and clock() < deadline:
         sleep(min(POLL_SECONDS, max(deadline - clock(), 0.0)))
-        for ref, verdict in verdicts.items():
-            if verdict.waiting:
-                verdicts[ref] = _judge(gate, verdict.image, client_for)
-    gate.verdicts = [replace(v, waiting=False) for v in verdicts.values()]
+        verdicts = [
+            check(gate, image, client_for) if verdict.waiting else verdict
+            for (image, check), verdict in zip(checks, verdicts, strict=True)
+        ]
+    gate.verdicts = [replace(v, waiting=False) for v in verdicts]
     return gate
 
 
-def _judge(gate: Gate, image: GatedImage, client_for: Callable[[str], Any]) -> Verdict:
+def _checks(gate: Gate, image: GatedImage) -> tuple[Check, ...]:
     if image.registry_id is None:
-        if image.ref == "(unknown until up)":
-            return Verdict(image, "fail", "image-scan-complete", "no build of the stack makes this image: not gated")
-        return check_outside_image(image, gate.allow_unscanned)
+        return (_judge_outside,)
+    return (_judge_scan, _judge_signature) if gate.signing_profiles else (_judge_scan,)
+
+
+def _judge_outside(gate: Gate, image: GatedImage, client_for: Callable[[str], Any]) -> Verdict:
+    if image.ref == "(unknown until up)":
+        return Verdict(image, "fail", "image-scan-complete", "no build of the stack makes this image: not gated")
+    return check_outside_image(image, gate.allow_unscanned, signatures=bool(gate.signing_profiles))
+
+
+def _judge_scan(gate: Gate, image: GatedImage, client_for: Callable[[str], Any]) -> Verdict:
     assert image.region is not None  # set with the registry
     return check_ecr_image(client_for(image.region), image, gate.threshold)
+
+
+def _judge_signature(gate: Gate, image: GatedImage, client_for: Callable[[str], Any]) -> Verdict:
+    assert image.region is not None
+    return check_signature(client_for(image.region), image, gate.signing_profiles)
 
 
 def format_table(gate: Gate, stack: str) -> str:
@@ -349,19 +481,22 @@ def format_table(gate: Gate, stack: str) -> str:
         lines.append(f"{mark[v.outcome]:7}  {terminal(v.image.ref)}")
         lines.append(f"         {v.reason}")
         lines.append(f"         used by: {terminal(', '.join(v.image.used_by), 300)}")
-    failed = sum(1 for v in gate.verdicts if v.outcome == "fail")
+    images, failed = gate.images
     verdict = "FAILED" if failed else "passed"
+    signatures = f", signatures by {len(gate.signing_profiles)} trusted profile(s)" if gate.signing_profiles else ""
     lines.append(
-        f"image gate {verdict} for stack {terminal(stack)}: {len(gate.verdicts)} image(s), {failed} failed, "
-        f"threshold {gate.threshold}"
+        f"image gate {verdict} for stack {terminal(stack)}: {images} image(s), {failed} failed, "
+        f"threshold {gate.threshold}{signatures}"
     )
     return "\n".join(lines) + "\n"
 
 
 def format_json(gate: Gate, stack: str) -> str:
+    """`images` holds one entry per image and check: an ECR image's scan, and its signature where required."""
     body = {
         "stack": stack,
         "threshold": gate.threshold,
+        "trustedSigningProfiles": list(gate.signing_profiles),
         "passed": not gate.failed,
         "images": [
             {"ref": v.image.ref, "outcome": v.outcome, "rule": v.rule, "reason": v.reason, "usedBy": v.image.used_by}
@@ -381,7 +516,7 @@ def format_sarif(gate: Gate, artifact: str) -> str:
         levels=dict.fromkeys(RULES, "mandatory"),
         descriptions={rule: text for rule, (text, _) in RULES.items()},
         cited=dict(RULES),
-        resources=len(gate.verdicts),
+        resources=gate.images[0],
     )
     for v in gate.verdicts:
         ref = terminal(v.image.ref, 400)  # a stack file's value: one inert line, as everywhere it is shown
@@ -400,7 +535,12 @@ def gate_plan(cfg: Any, plan: dict[str, Any], wait_seconds: float = 0.0) -> Gate
     import boto3
 
     images = deployed_images(plan, tag_only_refs(cfg))
-    gate = Gate(cfg.security.max_image_severity, tuple(cfg.security.allow_unscanned_images))
+    security = cfg.security
+    gate = Gate(
+        security.max_image_severity,
+        tuple(security.allow_unscanned_images),
+        tuple(security.trusted_signing_profiles),
+    )
     session, clients = boto3.session.Session(), {}
 
     def client_for(region: str):

@@ -1,6 +1,7 @@
 """The whole stack: the environment, cluster, registry, pools, models, budget and gates, and the defaults a
 model takes from its environment."""
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -24,6 +25,10 @@ class PreflightConfig(ConfigModel):
     """Run the capacity and quota checks at the start of `pulumi up` (needs AWS credentials)."""
 
 
+SIGNING_PROFILE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:signer:[a-z0-9-]+:[0-9]{12}:/signing-profiles/[a-zA-Z0-9_]{2,}$")
+"""An AWS Signer signing profile ARN as ECR answers it (botocore's ECR model, `SigningProfileArn`)."""
+
+
 class SecurityConfig(ConfigModel):
     max_image_severity: Literal["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"] = "HIGH"
     """The lowest ECR finding severity that fails `modelops gate`: an image with a finding at or above it, or
@@ -31,8 +36,25 @@ class SecurityConfig(ConfigModel):
     require_image_gate: bool | None = None
     """Whether `modelops gate` must pass before `pulumi up` (default: on in prod, off elsewhere)."""
     allow_unscanned_images: list[str] = []
-    """Images outside this account's ECR, which ECR never scans, that the gate lets through: a prefix ending in
-    `/` (`nvcr.io/nvidia/`) or one exact reference; either way the image must be pinned by digest."""
+    """Images outside this account's ECR, which ECR never scans (nor signs), that the gate lets through: a prefix
+    ending in `/` (`nvcr.io/nvidia/`) or one exact reference; either way the image must be pinned by digest."""
+
+    trusted_signing_profiles: list[str] = []
+    """AWS Signer signing profiles (ARNs, `arn:aws:signer:<region>:<account>:/signing-profiles/<name>`) whose
+    signature `modelops gate` requires: when set, every image in this account's ECR must have a COMPLETE ECR
+    managed signing status by one of them; the same identities the cluster's verifier trusts (Notation's
+    `trustedIdentities`). Empty (the default): signatures are not checked."""
+
+    @field_validator("trusted_signing_profiles")
+    @classmethod
+    def _signing_profile_arns(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not SIGNING_PROFILE_ARN.match(entry):
+                raise ValueError(
+                    f"{entry!r}: give an AWS Signer signing profile ARN, "
+                    "arn:aws:signer:<region>:<account>:/signing-profiles/<name> (no version)"
+                )
+        return value
 
     @field_validator("allow_unscanned_images")
     @classmethod
@@ -63,7 +85,7 @@ class StackConfig(ConfigModel):
     """The MLflow registry that `models:/…` artifact URIs are resolved in."""
     preflight: PreflightConfig = PreflightConfig()
     security: SecurityConfig = SecurityConfig()
-    """Image gates: the scan findings `modelops gate` refuses before `pulumi up`."""
+    """Image gates: the scan findings `modelops gate` refuses before `pulumi up`, and the signatures it requires."""
     cost_owner: str = Field(default="ml-platform", pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
     """The team billed for this stack: a tag on AWS resources and a label on Kubernetes objects."""
 

@@ -10,7 +10,8 @@ from .flags import add_report_arguments, add_stack_argument, finite_number, stac
 
 HELP = (
     "Before `pulumi up` of a stack that requires it (prod by default): every image it deploys has a completed "
-    "ECR scan with no finding at or above modelops:security.maxImageSeverity (exit 1 otherwise)."
+    "ECR scan with no finding at or above modelops:security.maxImageSeverity and, where "
+    "modelops:security.trustedSigningProfiles is set, an ECR managed signature by one of them (exit 1 otherwise)."
 )
 
 
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=finite_number,
         default=0.0,
         metavar="SECONDS",
-        help="ask again while a scan is missing or running",
+        help="ask again while a scan or signature is missing or running",
     )
     parser.add_argument(
         "--build-targets",

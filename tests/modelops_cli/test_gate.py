@@ -13,11 +13,20 @@ What the real service does, and so what is emulated here:
 - Severities (`FindingSeverity`): INFORMATIONAL | LOW | MEDIUM | HIGH | CRITICAL | UNDEFINED; Inspector's
   enhanced findings also report UNTRIAGED (moto's own example of an enhanced answer counts one).
 
+- `DescribeImageSigningStatus` (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImageSigningStatus.html,
+  ECR managed signing with AWS Signer) answers `signingStatuses`, one `ImageSigningStatus` per signing profile whose
+  rule the image matched: `signingProfileArn`, `status` IN_PROGRESS | COMPLETE | FAILED, and with FAILED
+  `failureCode` and `failureReason`; not paginated. Its errors (botocore's model): ImageNotFoundException,
+  RepositoryNotFoundException, InvalidParameterException, ValidationException, ServerException; AccessDeniedException
+  as every AWS JSON API answers a principal without the permission.
+
 The emulator: moto 5 serves DescribeImageScanFindings (ScanNotFoundException until StartImageScan ran, then a
 canned answer) and takes an injected answer per image through `/moto-api/static/ecr/scan-finding-results`. It
 caches the first answer per image id and ignores `nextToken`, so the two cases that need answers in sequence
 (more than one page; a scan in progress that completes while `--wait` polls) use botocore's Stubber instead, which
-checks every request and answer against ECR's real service model.
+checks every request and answer against ECR's real service model. moto 5 does not serve DescribeImageSigningStatus
+(moto/ecr has no signing), so `SigningEcr` stands in front of it: it answers that operation from injected answers,
+each checked against botocore's model of the response as Stubber checks them, and forwards the rest to moto.
 """
 
 from __future__ import annotations
@@ -25,18 +34,32 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import http.client
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
 import pytest
 import yaml
 from botocore.stub import Stubber
+from botocore.validate import ParamValidator
 
+from components.config.stack import SIGNING_PROFILE_ARN
 from components.images import build_fingerprint
 from modelops_cli.cli import main
 from modelops_cli.common import plan_settings, stack_settings
-from modelops_cli.gate import Gate, Wait, check_ecr_image, deployed_images, parse_ref, run_gate, tag_only_refs
+from modelops_cli.gate import (
+    Gate,
+    Wait,
+    check_ecr_image,
+    check_signature,
+    deployed_images,
+    parse_ref,
+    run_gate,
+    tag_only_refs,
+)
 from tests.aws_fakes import aws_env
 from tests.conftest import ROOT
 
@@ -47,6 +70,8 @@ REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 SENTIMENT_REPO, RANKER_REPO = "modelops/prod/sentiment", "modelops/prod/ranker"
 RANKER_REF = f"{REGISTRY}/{RANKER_REPO}:1.0.0"
 AWS_CLI = "public.ecr.aws/aws-cli/aws-cli:"
+TRUSTED = f"arn:aws:signer:{REGION}:{ACCOUNT}:/signing-profiles/modelops_prod"
+OTHER = f"arn:aws:signer:{REGION}:{ACCOUNT}:/signing-profiles/someone_else"
 
 
 def gated_stack(directory: Path, security: dict | None = None) -> Path:
@@ -83,6 +108,89 @@ def ecr(moto_server, monkeypatch):
     moto_server.reset()
     aws_env(monkeypatch, moto_server.url)
     return boto3.client("ecr", region_name=REGION)
+
+
+SIGNING_TARGET = "AmazonEC2ContainerRegistry_V20150921.DescribeImageSigningStatus"
+
+
+class SigningEcr:
+    """ECR with managed signing: DescribeImageSigningStatus answered from `answer`'s injections (moto 5 does not
+    serve it), everything else forwarded to moto. The requests it answered are kept in `asked`."""
+
+    def __init__(self, moto):
+        self.answers: dict[tuple[str, str], list] = {}
+        self.asked: list[dict] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("X-Amz-Target") == SIGNING_TARGET:
+                    return self._send(*owner.respond(json.loads(body)))
+                conn = http.client.HTTPConnection("127.0.0.1", moto.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                conn.request("POST", self.path, body, headers)
+                answer = conn.getresponse()
+                self._send(answer.status, answer.read())
+                conn.close()
+
+            def _send(self, status: int, payload: bytes):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, repository: str, tag: str, *answers) -> None:
+        """What ECR answers for `repository:tag`, in turn (the last one stays): a list of `ImageSigningStatus`,
+        or an error `(code, message)`."""
+        shape = (
+            boto3.client("ecr", region_name=REGION)
+            .meta.service_model.operation_model("DescribeImageSigningStatus")
+            .output_shape
+        )
+        for one in answers:
+            if isinstance(one, list):
+                report = ParamValidator().validate({"signingStatuses": one}, shape)
+                assert not report.has_errors(), report.generate_report()
+                statuses = shape.members["signingStatuses"].member.members["status"].enum
+                assert all(status["status"] in statuses for status in one)
+        self.answers[(repository, tag)] = list(answers)
+
+    def respond(self, request: dict) -> tuple[int, bytes]:
+        self.asked.append(request)
+        image_id = request["imageId"]
+        turns = self.answers.get((request["repositoryName"], image_id.get("imageTag", "")), [[]])
+        one = turns.pop(0) if len(turns) > 1 else turns[0]
+        if isinstance(one, tuple):
+            return 400, json.dumps({"__type": one[0], "message": one[1]}).encode()
+        body = {**request, "registryId": request.get("registryId", ACCOUNT), "signingStatuses": one}
+        return 200, json.dumps(body).encode()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def signing(moto_server, monkeypatch):
+    """The emulated ECR with managed signing in front of moto, boto3 pointed at it; its client and the fake."""
+    moto_server.reset()
+    fake = SigningEcr(moto_server)
+    aws_env(monkeypatch, fake.url)
+    yield boto3.client("ecr", region_name=REGION), fake
+    fake.stop()
+
+
+def signed(profile: str = TRUSTED, status: str = "COMPLETE", **failure) -> dict:
+    return {"signingProfileArn": profile, "status": status, **failure}
 
 
 def push(client, repository: str, tag: str) -> str:
@@ -301,6 +409,112 @@ def test_wait_asks_again_until_the_scan_ends_and_never_passes_one_still_running(
     assert slept == [15.0, 5.0]  # the deadline bounds the wait
 
 
+# --- signatures: ECR managed signing's status, on the emulator -----------------------------------------
+
+
+def test_an_image_signed_by_a_trusted_profile_passes(signing):
+    client, fake = signing
+    push(client, SENTIMENT_REPO, "1.0")
+    fake.answer(SENTIMENT_REPO, "1.0", [signed(OTHER, "FAILED"), signed()])
+    verdict = check_signature(client, ecr_image(SENTIMENT_REPO, "1.0"), (TRUSTED,))
+    assert (verdict.outcome, verdict.rule) == ("pass", "image-signed")
+    assert verdict.reason == f"signed: status COMPLETE by {TRUSTED}"
+    assert fake.asked == [{"registryId": ACCOUNT, "repositoryName": SENTIMENT_REPO, "imageId": {"imageTag": "1.0"}}]
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason", "waiting"),
+    [
+        (
+            [],
+            "not signed: ECR holds no managed signature of this image (a signing rule must cover its repository; "
+            "images pushed before the rule are not signed: push again)",
+            True,
+        ),
+        ([signed(status="IN_PROGRESS")], f"signing in progress: status IN_PROGRESS by {TRUSTED}", True),
+        (
+            # the codes are ECR's own strings, passed on as they come (the model types them as free text)
+            # ECR's text is shown inert: an escape sequence in it reaches the terminal as text
+            [signed(status="FAILED", failureCode="AccessDenied", failureReason="no signer:SignPayload\x1b[2J")],
+            f"signing not usable: status FAILED by {TRUSTED} (AccessDenied: no signer:SignPayload\\x1b[2J)",
+            False,
+        ),
+        (
+            [signed(OTHER)],
+            "not signed by a trusted profile (modelops:security.trustedSigningProfiles): only by "
+            f"{OTHER} (COMPLETE)",
+            False,
+        ),
+        (
+            ("AccessDeniedException", "User is not authorized to perform: ecr:DescribeImageSigningStatus"),
+            "AccessDeniedException: the credentials lack ecr:DescribeImageSigningStatus",
+            False,
+        ),
+        (
+            ("UnknownOperationException", ""),
+            f"ECR in {REGION} does not know DescribeImageSigningStatus: no managed signing in that region",
+            False,
+        ),
+        (
+            ("ImageNotFoundException", "The image requested does not exist"),
+            f"not in the repository: {SENTIMENT_REPO} in registry {ACCOUNT} ({REGION}) has no such image; push it "
+            "first",
+            False,
+        ),
+    ],
+    ids=["no-signature", "in-progress", "failed", "other-profile", "access-denied", "unknown-operation", "no-image"],
+)
+def test_an_image_without_a_trusted_signature_fails_with_its_reason(signing, answer, reason, waiting):
+    client, fake = signing
+    push(client, SENTIMENT_REPO, "1.0")
+    fake.answer(SENTIMENT_REPO, "1.0", answer)
+    verdict = check_signature(client, ecr_image(SENTIMENT_REPO, "1.0"), (TRUSTED,))
+    assert (verdict.outcome, verdict.rule, verdict.reason, verdict.waiting) == ("fail", "image-signed", reason, waiting)
+
+
+def test_trusted_profiles_are_spelled_as_ecr_answers_them():
+    shape = boto3.client("ecr", region_name=REGION).meta.service_model.shape_for("SigningProfileArn")
+    assert SIGNING_PROFILE_ARN.pattern == shape.metadata["pattern"].replace("\\/", "/")
+
+
+def test_signatures_are_asked_only_where_trusted_profiles_are_given(moto_server, signing):
+    client, fake = signing
+    push(client, SENTIMENT_REPO, "1.0")
+    scanned(moto_server, client, SENTIMENT_REPO, "1.0", findingSeverityCounts={})
+    image = ecr_image(SENTIMENT_REPO, "1.0")
+    unsigned = run_gate(Gate("HIGH", ()), [image], lambda region: client)
+    assert [(v.rule, v.outcome) for v in unsigned.verdicts] == [("image-findings-below-threshold", "pass")]
+    assert fake.asked == []
+    required = run_gate(Gate("HIGH", (), (TRUSTED,)), [image], lambda region: client)
+    assert [(v.rule, v.outcome) for v in required.verdicts] == [
+        ("image-findings-below-threshold", "pass"),
+        ("image-signed", "fail"),
+    ]
+    assert required.images == (1, 1)  # one image, failed: its signature is missing
+
+
+def test_wait_asks_again_until_signing_ends(moto_server, signing):
+    client, fake = signing
+    push(client, SENTIMENT_REPO, "1.0")
+    scanned(moto_server, client, SENTIMENT_REPO, "1.0", findingSeverityCounts={})
+    fake.answer(SENTIMENT_REPO, "1.0", [], [signed(status="IN_PROGRESS")], [signed()])
+    now, slept = [0.0], []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    gate = Gate("HIGH", (), (TRUSTED,))
+    run_gate(gate, [ecr_image(SENTIMENT_REPO, "1.0")], lambda region: client, Wait(60, sleep, lambda: now[0]))
+    assert [v.outcome for v in gate.verdicts] == ["pass", "pass"] and slept == [15.0, 15.0]
+    assert len(fake.asked) == 3  # the scan, passed at once, was not asked again
+
+    fake.answer(SENTIMENT_REPO, "1.0", [signed(status="IN_PROGRESS")])
+    now[0], slept[:] = 0.0, []
+    run_gate(gate, [ecr_image(SENTIMENT_REPO, "1.0")], lambda region: client, Wait(10, sleep, lambda: now[0]))
+    assert gate.failed and gate.verdicts[1].reason.startswith("signing in progress") and slept == [10.0]
+
+
 # --- outside ECR ------------------------------------------------------------------------------------------
 
 
@@ -316,6 +530,11 @@ def test_images_outside_ecr_fail_unless_allowed_and_pinned():
     allowed = run_gate(Gate("HIGH", ("nvcr.io/nvidia/k8s/",)), [pinned, by_tag], no_client).verdicts
     assert [v.outcome for v in allowed] == ["allowed", "fail"]
     assert allowed[1].reason.startswith("not scanned by ECR, and not pinned by digest")
+    # where signatures are required, the allowance is what lets the image through: ECR knows no signature of it
+    signing = run_gate(Gate("HIGH", ("nvcr.io/nvidia/k8s/",), (TRUSTED,)), [pinned], no_client).verdicts
+    assert [(v.outcome, v.reason) for v in signing] == [
+        ("allowed", "not scanned by ECR, nor its signature checked; allowed by nvcr.io/nvidia/k8s/")
+    ]
 
 
 # --- the verb -----------------------------------------------------------------------------------------------
@@ -382,11 +601,57 @@ def test_build_targets_are_the_stack_image_builds(stack_file, capsys):
     assert not any("Deployment" in t for t in targets)
 
 
+def signing_stack(directory: Path) -> Path:
+    """The gated stack with prod's allowances, requiring signatures by TRUSTED."""
+    prod = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod.yaml").read_text())["config"]["modelops:security"]
+    return gated_stack(directory, {**prod, "trustedSigningProfiles": [TRUSTED]})
+
+
+def push_scan_and_sign(moto_server, signing, planned, unsigned_repository: str | None = None) -> None:
+    client, fake = signing
+    push_and_scan_stack(moto_server, client, planned, {"findingSeverityCounts": {}})
+    for image in planned:
+        if image.registry_id and image.tag and image.repository != unsigned_repository:
+            fake.answer(image.repository, image.tag, [signed()])
+
+
+def test_the_verb_passes_a_stack_whose_images_are_signed(moto_server, signing, planned, tmp_path, capsys):
+    push_scan_and_sign(moto_server, signing, planned)
+    assert main(["gate", "--stack-file", str(signing_stack(tmp_path)), "--format", "json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["passed"] and body["trustedSigningProfiles"] == [TRUSTED]
+    signatures = [entry for entry in body["images"] if entry["rule"] == "image-signed"]
+    ecr_refs = {image.ref for image in planned if image.registry_id}
+    assert {entry["ref"] for entry in signatures} == ecr_refs and len(signatures) == len(ecr_refs) == 2
+    assert all(entry["outcome"] == "pass" for entry in signatures)
+
+
+def test_the_verb_refuses_an_unsigned_image_and_writes_sarif(moto_server, signing, planned, tmp_path, capsys):
+    push_scan_and_sign(moto_server, signing, planned, unsigned_repository=RANKER_REPO)
+    sarif_path = tmp_path / "gate.sarif"
+    stack = signing_stack(tmp_path)
+    assert main(["gate", "--stack-file", str(stack), "--format", "sarif", "--out", str(sarif_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL     {RANKER_REF}\n         not signed: ECR holds no managed signature" in out
+    assert "image gate FAILED for stack prod" in out and "1 failed" in out
+    assert "signatures by 1 trusted profile(s)" in out
+    run = json.loads(sarif_path.read_text())["runs"][0]
+    failures = [r for r in run["results"] if not r.get("suppressions")]
+    assert [(r["ruleId"], r["level"]) for r in failures] == [("image-signed", "error")]
+    assert failures[0]["message"]["text"].startswith(f"{RANKER_REF}: not signed")
+    assert "image-signed" in {rule["id"] for rule in run["tool"]["driver"]["rules"]}
+
+
 @pytest.mark.parametrize(
     ("security", "problem"),
     [
         ({"maxImageSeverity": "SEVERE"}, "modelops:security.maxImageSeverity"),
         ({"allowUnscannedImages": ["nvcr.io"]}, "modelops:security.allowUnscannedImages"),
+        ({"trustedSigningProfiles": ["modelops_prod"]}, "modelops:security.trustedSigningProfiles"),
+        (
+            {"trustedSigningProfiles": [f"{TRUSTED}/3f1e5c0a9b"]},  # a profile version: ECR answers the bare ARN
+            "modelops:security.trustedSigningProfiles",
+        ),
     ],
 )
 def test_a_bad_security_key_is_a_usage_error_naming_it(tmp_path, capsys, security, problem):
