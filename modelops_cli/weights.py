@@ -165,7 +165,7 @@ def format_report(pinned: list[PinnedPrefix], registered: list[str], checking: b
     for prefix in pinned:
         changed = prefix.changed_files
         if prefix.previous is None:
-            state = "not in the lock" if checking else "pinned"
+            state = "not pinned: not in the lock" if checking else "pinned"
         elif not changed:
             state = "unchanged"
         else:

@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="compare S3 with the lock instead of writing it (exit 1 when a pinned file changed or is unpinned)",
+        help="compare S3 with the lock instead of writing it (exit 1 when a pinned file changed, or a prefix is "
+        "unpinned where modelops:security.requirePinnedWeights holds)",
     )
     parser.add_argument(
         "--print",
@@ -82,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
     except WeightsError as exc:
         raise UsageError(str(exc)) from None
     print(format_report(pinned, registered, args.check), end="")
-    if args.check:
-        return EXIT_POLICY if any(p.previous is None or p.changed_files for p in pinned) else EXIT_OK
+    if args.check:  # an unpinned prefix fails only where pins are required
+        required = settings.model.security.require_pinned_weights
+        return EXIT_POLICY if any(p.changed_files if p.previous else required for p in pinned) else EXIT_OK
     checked_destination(str(path))
     try:
         write_atomically(path, updated_lock(lock, pinned).as_json())
