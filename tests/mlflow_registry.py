@@ -23,21 +23,26 @@ BUCKET = "registry-models"
 
 
 class MlflowServer:
-    def __init__(self):
-        self.moto = MotoServer()
+    def __init__(self, s3_url: str | None = None):
+        """`s3_url`: an S3 already serving on 127.0.0.1 to keep the artifacts in (the real-engine tier's AWS
+        emulator, where the stacks' grants are), left running by stop(); else a moto server of its own."""
+        self.moto: MotoServer | None = None
+        if s3_url is None:
+            self.moto = MotoServer()
+            s3_url = self.moto.url
         self.workdir = Path(tempfile.mkdtemp(prefix="modelops-mlflow-"))
         self.env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
-            "MLFLOW_S3_ENDPOINT_URL": self.moto.url,
+            "MLFLOW_S3_ENDPOINT_URL": s3_url,
         }
         import boto3
 
         boto3.client(
             "s3",
-            endpoint_url=self.moto.url,
+            endpoint_url=s3_url,
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
@@ -131,7 +136,8 @@ class MlflowServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self._log.close()
-        self.moto.stop()
+        if self.moto is not None:
+            self.moto.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
