@@ -148,6 +148,8 @@ def parse_ref(ref: str, used_by: tuple[str, ...]) -> GatedImage:
     head, _, last = path.rpartition("/")
     repository_last, _, tag = last.partition(":")
     repository = f"{head}/{repository_last}" if head else repository_last
+    # neither tag nor digest: the one the runtime pulls, as docker and containerd default it
+    tag = tag or ("latest" if not digest else "")
     return GatedImage(ref, used_by, match["registry"], match["region"], repository, tag or None, digest or None)
 
 

@@ -49,7 +49,7 @@ class SecurityConfig(ConfigModel):
     @classmethod
     def _signing_profile_arns(cls, value: list[str]) -> list[str]:
         for entry in value:
-            if not SIGNING_PROFILE_ARN.match(entry):
+            if not SIGNING_PROFILE_ARN.fullmatch(entry):  # `$` in the pattern would admit a final newline
                 raise ValueError(
                     f"{entry!r}: give an AWS Signer signing profile ARN, "
                     "arn:aws:signer:<region>:<account>:/signing-profiles/<name> (no version)"

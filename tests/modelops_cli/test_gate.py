@@ -671,3 +671,17 @@ def test_the_deploy_runs_the_gate_before_pulumi_up():
     push_images = next(i for i, run in enumerate(runs) if "--build-targets" in run)
     up = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("pulumi/actions"))
     assert push_images < gate < up
+
+
+def test_a_profile_arn_with_a_trailing_newline_is_refused():
+    from components.config.stack import SecurityConfig
+
+    arn = "arn:aws:signer:us-east-1:123456789012:/signing-profiles/modelops_prod"
+    assert SecurityConfig(trusted_signing_profiles=[arn]).trusted_signing_profiles == [arn]
+    with pytest.raises(ValueError, match="give an AWS Signer signing profile ARN"):
+        SecurityConfig(trusted_signing_profiles=[arn + "\n"])
+
+
+def test_an_ecr_reference_without_tag_or_digest_is_asked_as_latest():
+    image = parse_ref("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/model", ("Deployment chat",))
+    assert (image.repository, image.image_id) == ("team/model", {"imageTag": "latest"})
