@@ -47,6 +47,21 @@ class SecurityConfig(ConfigModel):
     `modelops weights`, or the registered version's `modelops.weights.manifest` tag): an unpinned one is a config
     error. Pinned weights are checked in the pod before serving whether or not this is on."""
 
+    model_signing_keys: list[str] = []
+    """Public keys (PEM files in the project, e.g. `keys/models.pub`) whose OpenSSF model signatures a model with
+    `signature: key` accepts: elliptic-curve P-256, P-384 or P-521, as `model_signing sign key` uses."""
+
+    @field_validator("model_signing_keys")
+    @classmethod
+    def _project_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            parts = path.split("/")
+            if not path or path.startswith("/") or any(part in ("", ".", "..") for part in parts) or "\\" in path:
+                raise ValueError(f"{path!r}: give a path relative to the project, in '/'-separated names (no '..')")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a key twice")
+        return value
+
     def image_gate_required(self, environment: Environment) -> bool:
         # prod's default sits beside the key it defaults: the gate is a verb's setting, not the program's
         return self.require_image_gate if self.require_image_gate is not None else environment == Environment.PROD
