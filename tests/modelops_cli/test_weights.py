@@ -28,6 +28,12 @@ PREFIXES = ("sentiment/1.3.0", "summarizer/2.0.0", "summarizer/2.1.0")
 
 @pytest.fixture
 def s3(moto_server, monkeypatch, tmp_path):
+    return served_weights(moto_server, monkeypatch, tmp_path)
+
+
+def served_weights(moto_server, monkeypatch, tmp_path):
+    """The staging stack's prefixes on the S3 emulator, each a tiny model (its bytes marked with the prefix), and
+    the lock in `tmp_path`: the S3 client."""
     moto_server.reset()
     aws_env(monkeypatch, moto_server.url)
     monkeypatch.setenv("MODELOPS_WEIGHTS_LOCK", str(tmp_path / "weights.lock.json"))
