@@ -246,4 +246,4 @@ def check_signed(manifest: WeightsManifest, signed: SignedWeights) -> None:
         if paths
     ]
     if reasons:
-        raise SignatureError("the weights are not the files signed by " + f"{signed.signer.path}: {'; '.join(reasons)}")
+        raise SignatureError(f"the weights are not the files signed by {signed.signer.path}: {'; '.join(reasons)}")

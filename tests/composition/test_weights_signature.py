@@ -249,3 +249,44 @@ def test_unusable_keys_name_their_entry(tmp_path):
         "modelops:security.modelSigningKeys[2]: rsa.pub: not a P-256, P-384 or P-521 elliptic-curve key, the ones "
         "model-signing signs with",
     ]
+
+
+def test_the_readme_flow_signs_what_we_verify(tmp_path):
+    """`openssl` keys and `model_signing sign key <dir> --signature <dir>/model.sig`, as the README says."""
+    import shutil
+    import subprocess
+    import sys
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl here")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    subprocess.run(
+        [openssl, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(tmp_path / "models.key")],
+        check=True,
+    )
+    subprocess.run(
+        [openssl, "ec", "-in", str(tmp_path / "models.key"), "-pubout", "-out", str(keys / "models.pub")],
+        check=True,
+        capture_output=True,
+    )
+    model = write_model(tmp_path / "chat-1.4.0", tiny_model())
+    cli = Path(sys.executable).parent / "model_signing"
+    done = subprocess.run(
+        [
+            str(cli),
+            "sign",
+            "key",
+            str(model),
+            "--private_key",
+            str(tmp_path / "models.key"),
+            "--signature",
+            str(model / "model.sig"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert ours_accepts(model, model / "model.sig", keys / "models.pub")
