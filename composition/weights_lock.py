@@ -25,10 +25,13 @@ from components.contracts import WEIGHTS_DIGEST_ANNOTATION, WEIGHTS_SIGNER_ANNOT
 from components.weights_manifest import WeightsManifest, parse_manifest
 from composition import stack_yaml
 from composition.model_registry import RegisteredTracks
+from composition.project_files import read_regular_file
 from composition.weights_signature import KEYS_KEY, SignatureError, SigningKey, check_signed, verify_bundle
 
 WEIGHTS_LOCK = "weights.lock.json"
 LOCK_FORMAT = 1
+MAX_LOCK_BYTES = 64 * 1024 * 1024
+"""Hundreds of versions of manifests (at most 100 KB each) and their signatures."""
 LOCK_PATH_VARIABLE = "MODELOPS_WEIGHTS_LOCK"
 """Another lock file than the project's (a stack file kept elsewhere, a test's)."""
 
@@ -67,7 +70,7 @@ def lock_path(project_dir: Path) -> Path:
 def read_weights_lock(path: Path) -> WeightsLock:
     """The lock at `path` (empty when there is none); StackConfigError naming the entry that is wrong."""
     try:
-        text = path.read_text()
+        text = read_regular_file(path, MAX_LOCK_BYTES).decode("utf-8", errors="replace")
     except FileNotFoundError:
         return WeightsLock({})
     except OSError as exc:

@@ -29,12 +29,15 @@ from typing import Any
 
 from components.config import NAMESPACE, StackConfigError
 from components.weights_manifest import SIGNATURE_OBJECT, WeightsManifest, parse_manifest
+from composition.project_files import read_regular_file
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1"
 MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
 KEYS_KEY = f"{NAMESPACE}:security.modelSigningKeys"
+MAX_KEY_BYTES = 16_384
+"""A PEM public key is a few hundred bytes."""
 MAX_BUNDLE_BYTES = 1_000_000
 """A signature of a few thousand files is a few hundred kilobytes; more is not one model's."""
 
@@ -77,7 +80,7 @@ def read_signing_keys(paths: list[str], project_dir: Path) -> list[SigningKey]:
     for index, path in enumerate(paths):
         where = f"{KEYS_KEY}[{index}]: {path}"
         try:
-            key = serialization.load_pem_public_key((project_dir / path).read_bytes())
+            key = serialization.load_pem_public_key(read_regular_file(project_dir / path, MAX_KEY_BYTES))
         except OSError as exc:
             problems.append(f"{where}: cannot be read ({exc.strerror})")
             continue

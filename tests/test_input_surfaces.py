@@ -249,6 +249,45 @@ INPUTS = [
             "confinement": f"{READERS_REFUSE}; tests/modelops_cli/test_comment.py::test_the_marker_and_heading_take_only_a_stack_name",
         },
     ),
+    Input(
+        "signed weights: the signature a model requires, the trusted keys (project files)",
+        (
+            "stack:modelops:models.*.signature",
+            "stack:modelops:models.*.canary.signature",
+            "code:composition/weights_signature.py:read_signing_keys",
+            "code:composition/project_files.py:read_regular_file",
+        ),
+        {
+            "injection": STACK_KEYS_HOSTILE,
+            "secrets": SECRETS_NEVER_QUOTED,
+            "tracebacks": "tests/composition/test_weights_signature.py::test_unusable_keys_name_their_entry; "
+            "tests/modelops_cli/test_signed_weights.py::test_signature_config_errors_name_the_key",
+            "confinement": "tests/composition/test_weights_signature.py::test_keys_and_locks_that_are_not_regular_files_are_refused_unread; "
+            "tests/modelops_cli/test_signed_weights.py::test_signature_config_errors_name_the_key",
+        },
+    ),
+    Input(
+        "weights pinned by content: the lock, S3 objects and signatures, a registered version's manifest tag",
+        (
+            "flag:weights --*",
+            "code:composition/weights_lock.py:*",
+            "code:composition/model_registry.py:_tagged_manifest",
+            "code:composition/weights_signature.py:parse_bundle",
+            "code:composition/weights_signature.py:_signed_manifest",
+            "code:modelops_cli/weights.py:*",
+        ),
+        {
+            "injection": FLAGS_HOSTILE,
+            "secrets": "tests/modelops_cli/test_weights.py::test_s3_refusals_are_reported_plainly",
+            "tracebacks": f"{FLAGS_HOSTILE}; "
+            "tests/modelops_cli/test_weights.py::test_a_broken_lock_names_the_entry_and_plans_nothing; "
+            "tests/modelops_cli/test_weights.py::test_an_object_name_the_check_cannot_carry_is_refused_when_pinning; "
+            "tests/modelops_cli/test_registry_models.py::test_a_registry_tag_that_is_not_a_manifest_names_the_key; "
+            "tests/composition/test_weights_signature.py::test_what_is_not_a_signature_is_refused_plainly; "
+            "tests/modelops_cli/test_signed_weights.py::test_a_plan_refuses_a_recorded_signature_that_was_edited",
+            "confinement": "tests/composition/test_weights_signature.py::test_keys_and_locks_that_are_not_regular_files_are_refused_unread",
+        },
+    ),
     # ---- files read ----
     Input(
         "plans (ours and `pulumi preview --json`)",
@@ -661,6 +700,7 @@ def base_argv(verb: str, flag: str, ws: dict[str, str], out: str) -> dict[str, l
         "preflight": {"--stack": ["prod"], "--cluster-only": [], "--kubeconfig": [ws["kubeconfig"]]},
         "smoke": {"--stack": ["prod"], "--endpoints": [], "--base-url": ["http://127.0.0.1:1"]},
         "gate": {"--stack": ["dev"], "--out": [out]},  # dev requires no scan: nothing asks AWS
+        "weights": {"--stack": ["dev"], "--model": ["nope"]},  # an unknown model: refused before S3 is asked
     }
     assert verb in bases, f"a new verb, {verb}: give it a quick offline command here"
     base = dict(bases[verb])

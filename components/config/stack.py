@@ -1,6 +1,7 @@
 """The whole stack: the environment, cluster, registry, pools, models, budget and gates, and the defaults a
 model takes from its environment."""
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -22,6 +23,10 @@ class BudgetConfig(ConfigModel):
 class PreflightConfig(ConfigModel):
     during_up: bool = False
     """Run the capacity and quota checks at the start of `pulumi up` (needs AWS credentials)."""
+
+
+_PROJECT_PATH = re.compile(r"[A-Za-z0-9._+=@,-]{1,255}(/[A-Za-z0-9._+=@,-]{1,255}){0,15}")
+"""A file of the project: nothing a message could not show as it is, no absolute path."""
 
 
 class SecurityConfig(ConfigModel):
@@ -55,9 +60,11 @@ class SecurityConfig(ConfigModel):
     @classmethod
     def _project_paths(cls, value: list[str]) -> list[str]:
         for path in value:
-            parts = path.split("/")
-            if not path or path.startswith("/") or any(part in ("", ".", "..") for part in parts) or "\\" in path:
-                raise ValueError(f"{path!r}: give a path relative to the project, in '/'-separated names (no '..')")
+            if not _PROJECT_PATH.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
+                raise ValueError(
+                    f"{path[:200]!r}: give a path relative to the project: '/'-separated names of letters, digits "
+                    "and ._+=@,- (no '..')"
+                )
         if len(set(value)) != len(value):
             raise ValueError("lists a key twice")
         return value

@@ -290,3 +290,27 @@ def test_the_readme_flow_signs_what_we_verify(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert ours_accepts(model, model / "model.sig", keys / "models.pub")
+
+
+def test_keys_and_locks_that_are_not_regular_files_are_refused_unread(tmp_path):
+    """A FIFO would hang every plan and a link to /dev/zero fill its memory: a key or a lock committed as one is
+    refused before it is read, naming it."""
+    import os
+
+    from composition.weights_lock import read_weights_lock
+
+    os.mkfifo(tmp_path / "fifo.pub")
+    (tmp_path / "zero.pub").symlink_to("/dev/zero")
+    (tmp_path / "dir.pub").mkdir()
+    (tmp_path / "huge.pub").write_bytes(b"-" * 20_000)
+    with pytest.raises(StackConfigError) as refused:
+        read_signing_keys(["fifo.pub", "zero.pub", "dir.pub", "huge.pub"], tmp_path)
+    assert refused.value.problems == [
+        "modelops:security.modelSigningKeys[0]: fifo.pub: cannot be read (not a regular file)",
+        "modelops:security.modelSigningKeys[1]: zero.pub: cannot be read (not a regular file)",
+        "modelops:security.modelSigningKeys[2]: dir.pub: cannot be read (is a directory)",
+        "modelops:security.modelSigningKeys[3]: huge.pub: cannot be read (larger than 16,384 bytes)",
+    ]
+    os.mkfifo(tmp_path / "weights.lock.json")
+    with pytest.raises(StackConfigError, match=r"weights.lock.json: cannot be read \(not a regular file\)"):
+        read_weights_lock(tmp_path / "weights.lock.json")

@@ -15,7 +15,7 @@ from modelops_cli.plan import dumps
 from modelops_cli.verbs.flags import DEFAULT_STACK, stack_of, stack_unless_plan
 from tests.conftest import reference_plan
 
-READS_A_STACK = {"plan", "check", "cost", "comment", "render", "policy-config", "preflight", "smoke", "gate"}
+READS_A_STACK = {"plan", "check", "cost", "comment", "render", "policy-config", "preflight", "smoke", "gate", "weights"}
 WRITES_A_REPORT = {"plan", "schema", "check", "diff", "cost", "comment", "parity", "preflight", "smoke", "gate"}
 JSON_ALIAS = {"plan", "preflight"}
 REQUIRED = {"diff": ["a.json"], "render": ["--out", "manifests"]}
