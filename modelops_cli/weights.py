@@ -52,6 +52,8 @@ class PinnedPrefix:
     """Why the signature a model requires cannot be recorded (None: none required, or it verified)."""
     signer: str | None = None
     """The fingerprint of the trusted key whose signature verified here (None: none required)."""
+    signature_in_lock: bool = True
+    """False for a required signature the lock does not hold yet (the plan would refuse it until pinned)."""
 
     @property
     def changed_files(self) -> list[str]:
@@ -103,7 +105,8 @@ def pin(served: StackLocations, lock: WeightsLock, client: Any, keys: list[Signi
             except SignatureError as exc:
                 pinned.append(PinnedPrefix(location, manifest, previous, signature_problem=f"{location}: {exc}"))
                 continue
-            pinned.append(PinnedPrefix(location, manifest, previous, signature=bundle, signer=signer))
+            in_lock = location in lock.signatures
+            pinned.append(PinnedPrefix(location, manifest, previous, bundle, signer=signer, signature_in_lock=in_lock))
         else:  # not required here: a signature recorded for these very files stays (another stack may need it)
             unchanged = previous is not None and previous.files == manifest.files
             pinned.append(
@@ -228,6 +231,8 @@ def format_report(pinned: list[PinnedPrefix], registered: list[str], checking: b
             state = f"SIGNATURE REFUSED: {terminal(prefix.signature_problem, 400)}"
         elif prefix.previous is None:
             state = "not in the lock" if checking else "pinned"
+        elif checking and not prefix.signature_in_lock:
+            state = "SIGNATURE not in the lock"
         elif not changed:
             state = "unchanged"
         else:

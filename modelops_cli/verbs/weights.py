@@ -74,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("the weights are not signed as required:\n  " + "\n  ".join(refused))
     print(format_report(pinned, served.registered, args.check), end="")
     if args.check:
-        stale = any(p.previous is None or p.changed_files or p.signature_problem for p in pinned)
+        stale = any(
+            p.previous is None or p.changed_files or p.signature_problem or not p.signature_in_lock for p in pinned
+        )
         return EXIT_POLICY if stale else EXIT_OK
     checked_destination(str(path))
     path.write_text(updated_lock(lock, pinned).as_json())

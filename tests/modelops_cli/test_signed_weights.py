@@ -195,9 +195,16 @@ def test_a_plan_refuses_pinned_files_the_recorded_signature_does_not_list(s3, tm
 
 
 def test_a_plan_refuses_weights_required_signed_that_were_pinned_unsigned(s3, tmp_path, capsys, keys):
-    make_key(ROOT / keys, "models")
+    private, _ = make_key(ROOT / keys, "models")
     assert _run(capsys, "weights", "--stack-file", str(_stack(tmp_path)))[0] == 0  # pinned before signing was required
-    code, _, output = _plan(tmp_path, _stack(tmp_path, _require_signature(keys, "models")), capsys)
+    for prefix in SIGNED:
+        _sign_prefix(s3, tmp_path, prefix, private)
+    signed_stack = _stack(tmp_path, _require_signature(keys, "models"))
+    code, output = _run(capsys, "weights", "--stack-file", str(signed_stack), "--check")
+    assert code == 1  # the files are the pinned ones, but the plan would refuse them: the pre-flight says so
+    assert f"s3://{BUCKET}/summarizer/2.0.0  3 files" in output
+    assert output.count("SIGNATURE not in the lock") == 2
+    code, _, output = _plan(tmp_path, signed_stack, capsys)
     assert code == 2
     assert (
         f"modelops:models.summarizer.signature: the weights at s3://{BUCKET}/summarizer/2.0.0 have no signature in "
