@@ -30,7 +30,7 @@ from components.serverless_fallback import LIVE_ALIAS
 from composition import preflight
 from composition.placement import place
 from composition.stack_config import load_stack, models_hold_secrets
-from composition.weights_lock import provenance_tags
+from composition.weights_lock import provenance_tags, weights_provenance
 
 try:
     cfg, registered, pinned_weights = load_stack()
@@ -200,8 +200,9 @@ for name, model in cfg.models.items():
             env_is_secret=env_is_secret,
             tags=tags,
         )
-        if name in registered:
-            service_args["provenance"] = registered[name].provenance()
+        provenance = weights_provenance(registered.get(name), pinned_weights.get(name, {}))
+        if provenance:  # where its weights came from: the registered version, the key that signed them
+            service_args["provenance"] = provenance
         if name in pinned_weights:  # checked in the pods before serving
             service_args["weights_manifests"] = {t: dict(m.files) for t, m in pinned_weights[name].items()}
         if canary:

@@ -49,3 +49,6 @@ its Deployment and pods, and (with `:` for `/`, as AWS tag keys read) on its fal
 WEIGHTS_DIGEST_ANNOTATION = "modelops/weights-sha256"
 """On a track's Deployment and pods (and as `modelops:weights-sha256` on its fallback): the digest of the manifest
 its pods check their weights against (components/weights_manifest.py), whatever registry they came from."""
+WEIGHTS_SIGNER_ANNOTATION = "modelops/weights-signer"
+"""Beside it, for weights that must be signed: `sha256:<fingerprint>` of the trusted public key whose OpenSSF model
+signature lists exactly those files (composition/weights_signature.py; model-signing's key hint)."""

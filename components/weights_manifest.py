@@ -16,6 +16,9 @@ from typing import Any
 MANIFEST_MAX_BYTES = 100_000
 """A manifest's text travels as one argument of the init container's process, and Linux takes at most 128 KiB
 in one (MAX_ARG_STRLEN): about 900 files of 40-character paths."""
+SIGNATURE_OBJECT = "model.sig"
+"""The weights' OpenSSF model signature, at the top of their prefix (where `model_signing sign` writes it by default,
+a name it leaves out of what it signs): never part of the weights, never copied (VERIFY_SCRIPT names it too)."""
 _HEX = re.compile(r"[0-9a-f]{64}")
 _SEGMENT = r"[A-Za-z0-9._+=@,][A-Za-z0-9._+=@,-]{0,254}"
 _PATH = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT}){{0,31}}")
@@ -31,6 +34,9 @@ class WeightsManifest:
     """The files of one version's weights and their SHA-256, by path under the version's prefix."""
 
     files: MappingProxyType[str, str]
+    signer: str | None = None
+    """`sha256:<fingerprint>` of the trusted key whose OpenSSF model signature lists exactly these files, when the
+    model requires one (verified by the composition, composition/weights_signature.py); None: not required."""
 
     @property
     def text(self) -> str:
@@ -91,12 +97,13 @@ if ! printf '%s' "$manifest" | sha256sum --check --strict --quiet - >&2; then
     "is truncated): refusing to serve them" >&2
   exit 1
 fi
-# and nothing beside them: a file the manifest does not list (code a runtime would import) is refused too
+# and nothing beside them: a file the manifest does not list (code a runtime would import) is refused too, but for
+# the weights' signature at the top (model.sig, JSON the server never loads), which is pinned by the lock instead
 declare -A listed
 while read -r _ path; do [ -z "$path" ] || listed["$path"]=1; done <<< "$manifest"
 shopt -s globstar dotglob nullglob
 for path in **; do
-  if [ ! -d "$path" ] && [ -z "${listed[$path]+set}" ]; then
+  if [ ! -d "$path" ] && [ -z "${listed[$path]+set}" ] && [ "$path" != model.sig ]; then
     echo "modelops: $dir/$path is not in the manifest $digest: refusing to serve the weights" >&2
     exit 1
   fi

@@ -24,6 +24,7 @@ from components.weights_manifest import WeightsManifest
 from composition import stack_yaml
 from composition.model_registry import RegisteredTracks, registry_credentials, resolve_stack_models
 from composition.weights_lock import lock_path, read_weights_lock, stack_manifests
+from composition.weights_signature import read_signing_keys
 
 
 class LoadedStack(NamedTuple):
@@ -59,8 +60,11 @@ def load_stack() -> LoadedStack:
         except StackConfigError as exc:
             problems = [f"{problem} (with the registry URIs resolved)" for problem in exc.problems]
             raise StackConfigError(problems) from None
-    # the lock sits in the project directory, the program's working directory under the CLI and offline alike
-    return LoadedStack(cfg, registered, stack_manifests(cfg, registered, read_weights_lock(lock_path(Path.cwd()))))
+    # the lock and the trusted keys sit in the project directory, the program's working directory under the CLI
+    # and offline alike
+    project = Path.cwd()
+    keys = read_signing_keys(cfg.security.model_signing_keys, project)
+    return LoadedStack(cfg, registered, stack_manifests(cfg, registered, read_weights_lock(lock_path(project)), keys))
 
 
 def _program_value(text: Any) -> Any:

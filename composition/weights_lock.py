@@ -4,11 +4,16 @@ registered version may carry its own in the registry (the `modelops.weights.mani
 they serve against it (components/weights_manifest.py).
 
 One file for the project, keyed by prefix rather than by stack or model: a version pinned once is the same bytes in
-dev, staging and prod, a canary promoted to stable keeps its pin, and a roll-back finds the old version's."""
+dev, staging and prod, a canary promoted to stable keeps its pin, and a roll-back finds the old version's.
 
+Weights a model requires signed (`signature: key`) also have their OpenSSF model signature recorded, under
+`signatures` by the same prefix (a key beside the files could be a file's name): every plan verifies it against the
+stack's trusted keys and requires it to list exactly the pinned files (composition/weights_signature.py)."""
+
+import dataclasses
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +21,17 @@ import yaml
 
 from components.config import NAMESPACE, ArtifactAccess, ModelConfig, StackConfig, StackConfigError
 from components.config.model import check_artifact_uri
-from components.contracts import WEIGHTS_DIGEST_ANNOTATION
+from components.contracts import WEIGHTS_DIGEST_ANNOTATION, WEIGHTS_SIGNER_ANNOTATION
 from components.weights_manifest import WeightsManifest, parse_manifest
 from composition import stack_yaml
 from composition.model_registry import RegisteredTracks
+from composition.project_files import read_regular_file
+from composition.weights_signature import KEYS_KEY, SignatureError, SigningKey, check_signed, verify_bundle
 
 WEIGHTS_LOCK = "weights.lock.json"
 LOCK_FORMAT = 1
-LOCK_MAX_BYTES = 64 * 1024 * 1024
+MAX_LOCK_BYTES = 64 * 1024 * 1024
+"""Hundreds of versions of manifests (at most 100 KB each) and their signatures."""
 LOCK_PATH_VARIABLE = "MODELOPS_WEIGHTS_LOCK"
 """Another lock file than the project's (a stack file kept elsewhere, a test's)."""
 
@@ -33,11 +41,17 @@ class WeightsLock:
     """The pinned manifests by `s3://bucket/prefix` (no trailing `/`)."""
 
     manifests: dict[str, WeightsManifest]
+    signatures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """By prefix, the model signature (a Sigstore bundle, as `model_signing sign` wrote it) of weights that
+    must be signed."""
 
     def as_json(self) -> str:
         """The file's text: sorted, one file a line, so a pull request's diff shows exactly what moved."""
         weights = {uri: dict(self.manifests[uri].files) for uri in sorted(self.manifests)}
-        return json.dumps({"format": LOCK_FORMAT, "weights": weights}, indent=2) + "\n"
+        data: dict[str, Any] = {"format": LOCK_FORMAT, "weights": weights}
+        if self.signatures:
+            data["signatures"] = {uri: self.signatures[uri] for uri in sorted(self.signatures)}
+        return json.dumps(data, indent=2) + "\n"
 
 
 def lock_path(project_dir: Path) -> Path:
@@ -55,13 +69,9 @@ def lock_path(project_dir: Path) -> Path:
 
 def read_weights_lock(path: Path) -> WeightsLock:
     """The lock at `path` (empty when there is none); StackConfigError naming the entry that is wrong. Only a
-    regular file of at most LOCK_MAX_BYTES is read: a FIFO or a link to /dev/zero in a checkout would hang or
-    fill the plan."""
+    regular file of at most MAX_LOCK_BYTES is read (composition/project_files.py)."""
     try:
-        if path.exists() and (not path.is_file() or path.stat().st_size > LOCK_MAX_BYTES):
-            kind = "a regular file" if not path.is_file() else f"at most {LOCK_MAX_BYTES:,} bytes"
-            raise StackConfigError([f"{path.name}: not {kind}"])
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_file(path, MAX_LOCK_BYTES).decode("utf-8")
     except FileNotFoundError:
         return WeightsLock({})
     except (OSError, UnicodeDecodeError) as exc:
@@ -79,9 +89,25 @@ def read_weights_lock(path: Path) -> WeightsLock:
             manifests[_lock_key(uri)] = parse_manifest(files)
         except ValueError as exc:
             problems.append(f"{path.name}: weights[{str(uri)[:200]!r}]: {exc}")
+    signatures = _lock_signatures(path.name, data.get("signatures", {}), manifests)
     if problems:
         raise StackConfigError(problems)
-    return WeightsLock(manifests)
+    return WeightsLock(manifests, signatures)
+
+
+def _lock_signatures(name: str, value: Any, manifests: dict[str, WeightsManifest]) -> dict[str, dict[str, Any]]:
+    """The recorded signatures, each of a pinned prefix (verified where a model requires it: `stack_manifests`)."""
+    if not isinstance(value, dict):
+        raise StackConfigError([f"{name}: signatures: expected {{<s3 prefix>: <signature bundle>, ...}}"])
+    problems = [
+        f"{name}: signatures[{str(uri)[:200]!r}]: "
+        + ("not a signature bundle (a JSON object)" if not isinstance(bundle, dict) else "no weights pinned there")
+        for uri, bundle in value.items()
+        if not isinstance(bundle, dict) or str(uri).rstrip("/") not in manifests
+    ]
+    if problems:
+        raise StackConfigError(problems)
+    return {str(uri).rstrip("/"): bundle for uri, bundle in value.items()}
 
 
 def _lock_key(uri: Any) -> str:
@@ -101,11 +127,12 @@ def track_locations(model: ModelConfig) -> dict[str, str]:
 
 
 def stack_manifests(
-    cfg: StackConfig, registered: dict[str, RegisteredTracks], lock: WeightsLock
+    cfg: StackConfig, registered: dict[str, RegisteredTracks], lock: WeightsLock, keys: list[SigningKey]
 ) -> dict[str, dict[str, WeightsManifest]]:
     """By model and track, the manifest its weights are pinned to: the lock's entry for its prefix, else the
-    registered version's own. With `security.requirePinnedWeights`, a track with neither is a StackConfigError
-    naming its key."""
+    registered version's own. A track that must be signed has its recorded signature verified with `keys` (the
+    manifest then names the signer). StackConfigError naming the key of each track that is not pinned (with
+    `security.requirePinnedWeights`, or a signature required) or whose signature fails."""
     pinned: dict[str, dict[str, WeightsManifest]] = {}
     problems = []
     for name, model in cfg.models.items():
@@ -122,12 +149,18 @@ def stack_manifests(
         for track, location in track_locations(model).items():
             found = tracks.for_track(track) if tracks else None
             manifest = lock.manifests.get(location) or (found.manifest if found else None)
+            prefix = f"{NAMESPACE}:models.{name}.{'' if track == 'stable' else 'canary.'}"
+            if model.signature_for(track):
+                try:
+                    manifest = _signed(location, manifest, lock, keys)
+                except SignatureError as exc:
+                    problems.append(f"{prefix}signature: {exc}")
+                    continue
             if manifest is not None:
                 pinned.setdefault(name, {})[track] = manifest
             elif cfg.security.require_pinned_weights:
-                key = "artifactUri" if track == "stable" else "canary.artifactUri"
                 problems.append(
-                    f"{NAMESPACE}:models.{name}.{key}: the weights at {location} are not pinned "
+                    f"{prefix}artifactUri: the weights at {location} are not pinned "
                     f"(modelops:security.requirePinnedWeights): run `modelops weights --stack <stack>` to record "
                     f"their files' SHA-256 in {WEIGHTS_LOCK}"
                     + (", or tag the registered version with modelops.weights.manifest" if found else "")
@@ -137,6 +170,28 @@ def stack_manifests(
     return pinned
 
 
+def _signed(
+    location: str, manifest: WeightsManifest | None, lock: WeightsLock, keys: list[SigningKey]
+) -> WeightsManifest:
+    """The pinned manifest of weights that must be signed, with its signer: the recorded signature must verify with
+    a trusted key and list exactly the pinned files. Only the lock's pin counts (a registry tag carries no
+    signature); offline, from the lock alone."""
+    bundle = lock.signatures.get(location)
+    if manifest is None or bundle is None or location not in lock.manifests:
+        raise SignatureError(
+            f"the weights at {location} have no {'signature' if manifest else 'pin'} in {WEIGHTS_LOCK}: run "
+            "`modelops weights --stack <stack>` to pin them with their model.sig"
+        )
+    if not keys:
+        raise SignatureError(f"{KEYS_KEY} names no key to verify it with")
+    try:
+        signed = verify_bundle(bundle, keys)
+        check_signed(manifest, signed)
+    except SignatureError as exc:
+        raise SignatureError(f"the signature recorded in {WEIGHTS_LOCK} for {location}: {exc}") from None
+    return dataclasses.replace(manifest, signer=f"sha256:{signed.signer.fingerprint}")
+
+
 def provenance_tags(registered: RegisteredTracks | None, stable: WeightsManifest | None) -> dict[str, str]:
     """The stable track's provenance as AWS tags, for its serverless fallback (which serves the stable version):
     the registered version's, and the digest of the files pinned at its prefix. The function's handler is the
@@ -144,4 +199,18 @@ def provenance_tags(registered: RegisteredTracks | None, stable: WeightsManifest
     tags = registered.stable_tags() if registered else {}
     if stable is not None:
         tags[WEIGHTS_DIGEST_ANNOTATION.replace("/", ":")] = stable.digest
+    if stable is not None and stable.signer:
+        tags[WEIGHTS_SIGNER_ANNOTATION.replace("/", ":")] = stable.signer
     return tags
+
+
+def weights_provenance(
+    registered: RegisteredTracks | None, pinned: dict[str, WeightsManifest]
+) -> dict[str, dict[str, str]]:
+    """By track, the annotations saying where its weights came from: the registered version's, and the key that
+    signed them (the digest itself the component adds from the manifest)."""
+    provenance = registered.provenance() if registered else {}
+    for track, manifest in pinned.items():
+        if manifest.signer:
+            provenance[track] = {**provenance.get(track, {}), WEIGHTS_SIGNER_ANNOTATION: manifest.signer}
+    return provenance

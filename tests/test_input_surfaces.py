@@ -249,6 +249,46 @@ INPUTS = [
             "confinement": f"{READERS_REFUSE}; tests/modelops_cli/test_comment.py::test_the_marker_and_heading_take_only_a_stack_name",
         },
     ),
+    Input(
+        "signed weights: the signature a model requires, the trusted keys (project files)",
+        (
+            "stack:modelops:models.*.signature",
+            "stack:modelops:models.*.canary.signature",
+            "code:composition/weights_signature.py:read_signing_keys",
+            "code:composition/project_files.py:read_regular_file",
+        ),
+        {
+            "injection": STACK_KEYS_HOSTILE,
+            "secrets": SECRETS_NEVER_QUOTED,
+            "tracebacks": "tests/composition/test_weights_signature.py::test_unusable_keys_name_their_entry; "
+            "tests/modelops_cli/test_signed_weights.py::test_signature_config_errors_name_the_key",
+            "confinement": "tests/composition/test_weights_signature.py::test_keys_and_locks_that_are_not_regular_files_are_refused_unread; "
+            "tests/modelops_cli/test_signed_weights.py::test_signature_config_errors_name_the_key",
+        },
+    ),
+    Input(
+        "weights pinned by content: the lock, S3 objects and signatures, a registered version's manifest tag",
+        (
+            "flag:weights --*",
+            "code:composition/weights_lock.py:*",
+            "code:composition/model_registry.py:_tagged_manifest",
+            "code:composition/weights_signature.py:parse_bundle",
+            "code:composition/weights_signature.py:_signed_manifest",
+            "code:modelops_cli/weights.py:*",
+        ),
+        {
+            "injection": FLAGS_HOSTILE,
+            "secrets": "tests/modelops_cli/test_weights.py::test_s3_refusals_are_reported_plainly",
+            "tracebacks": f"{FLAGS_HOSTILE}; "
+            "tests/modelops_cli/test_weights.py::test_a_broken_lock_names_the_entry_and_plans_nothing; "
+            "tests/modelops_cli/test_weights.py::test_an_object_name_the_check_cannot_carry_is_refused_when_pinning; "
+            "tests/modelops_cli/test_registry_models.py::test_a_registry_tag_that_is_not_a_manifest_names_the_key; "
+            "tests/composition/test_weights_signature.py::test_what_is_not_a_signature_is_refused_plainly; "
+            "tests/modelops_cli/test_signed_weights.py::test_a_plan_refuses_a_recorded_signature_that_was_edited",
+            "confinement": "tests/composition/test_weights_signature.py::test_keys_and_locks_that_are_not_regular_files_are_refused_unread; "
+            "tests/modelops_cli/test_weights.py::test_a_lock_that_is_not_a_regular_file_is_refused_unread",
+        },
+    ),
     # ---- files read ----
     Input(
         "plans (ours and `pulumi preview --json`)",
@@ -411,36 +451,6 @@ INPUTS = [
             "tests/modelops_cli/test_gate.py::test_wait_asks_again_until_the_scan_ends_and_never_passes_one_still_running; "
             "tests/modelops_cli/test_gate.py::test_no_other_status_passes",
             "credentials": "tests/modelops_cli/test_gate.py::test_a_stack_that_does_not_require_the_gate_passes_without_asking_aws",
-        },
-    ),
-    Input(
-        "pinned weights: the lock file and a registered version's manifest tag",
-        (
-            "code:composition/weights_lock.py:read_weights_lock",
-            "code:composition/weights_lock.py:lock_path",
-            "code:composition/model_registry.py:_tagged_manifest",
-        ),
-        {
-            "injection": "tests/components/test_weights_manifest.py::test_paths_the_check_cannot_name_safely_are_refused",
-            "tracebacks": "tests/modelops_cli/test_weights.py::test_a_broken_lock_names_the_entry_and_plans_nothing; "
-            "tests/modelops_cli/test_registry_models.py::test_a_registry_tag_that_is_not_a_manifest_names_the_key",
-            "confinement": "tests/modelops_cli/test_weights.py::test_a_lock_that_is_not_a_regular_file_is_refused_unread",
-        },
-    ),
-    Input(
-        "pinned weights: the S3 objects `modelops weights` hashes, and its flags",
-        (
-            "code:modelops_cli/weights.py:s3_client",
-            "flag:weights --model",
-            "flag:weights --print",
-            "flag:weights --check",
-        ),
-        {
-            "injection": f"{FLAGS_HOSTILE}; "
-            "tests/modelops_cli/test_weights.py::test_an_object_name_the_check_cannot_carry_is_refused_when_pinning",
-            "tracebacks": f"{FLAGS_HOSTILE}; tests/modelops_cli/test_weights.py::test_s3_refusals_are_reported_plainly; "
-            "tests/modelops_cli/test_weights.py::test_bad_requests_exit_2_with_the_reason",
-            "secrets": "tests/modelops_cli/test_weights.py::test_s3_refusals_are_reported_plainly",
         },
     ),
     # ---- the remaining flags ----

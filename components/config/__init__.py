@@ -27,6 +27,7 @@ from .enums import (
     InstanceStorePolicy,
     Placement,
     Platform,
+    WeightsSignature,
 )
 from .environments import ENVIRONMENT_DEFAULTS, EnvironmentDefaults
 from .mlflow import MlflowConfig
@@ -82,6 +83,7 @@ __all__ = [
     "ServerlessConfig",
     "StackConfig",
     "StackConfigError",
+    "WeightsSignature",
     "iana_zones",
     "label_problems",
     "lambda_environment",

@@ -306,6 +306,33 @@ def _registry_problems(cfg: StackConfig, name: str, model: ModelConfig) -> list[
     ]
 
 
+def _signature_problems(cfg: StackConfig, name: str, model: ModelConfig) -> list[str]:
+    """Signed weights are weights in S3 that `modelops weights` pins (a registered version is pinned by its tag,
+    which holds no signature), checked against keys the stack trusts."""
+    keys = [
+        key
+        for key, signature in (
+            ("signature", model.signature),
+            ("canary.signature", model.canary and model.canary.signature),
+        )
+        if signature
+    ]
+    if not keys:
+        return []
+    where = f"{_path(name)}.{keys[0]}"
+    if not model.artifact_uri:
+        return [f"{where}: the model has no artifactUri: there are no weights to sign"]
+    uris = [model.artifact_uri, model.canary.artifact_uri if model.canary else None]
+    if any(is_registry_uri(uri) for uri in uris):
+        return [
+            f"{where}: signed weights are pinned from their s3:// prefix by `modelops weights`; a registered "
+            "version (models:/…) is pinned by its registry tag, which carries no signature: give the s3:// prefix"
+        ]
+    if not cfg.security.model_signing_keys:
+        return [f"{where}: needs {NAMESPACE}:security.modelSigningKeys, the public keys whose signatures it accepts"]
+    return []
+
+
 # ---- canaries ----
 
 
@@ -390,6 +417,7 @@ _MODEL_CHECKS = (
     _autoscaling_problems,
     _pool_problems,
     _canary_problems,
+    _signature_problems,
     _fallback_problems,
 )
 """The checks of one model against the stack, in the order their messages are listed."""

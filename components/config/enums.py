@@ -30,6 +30,10 @@ class ArtifactAccess(StrEnum):
     MOUNT = "mount"
 
 
+class WeightsSignature(StrEnum):
+    KEY = "key"
+
+
 class Placement(StrEnum):
     GPU = "gpu"
     SERVERLESS = "serverless"

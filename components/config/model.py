@@ -7,7 +7,7 @@ from pydantic import Field, field_validator
 from ..runtimes import PRESETS, Runtime, RuntimePreset
 from .autoscaling import AutoscalingConfig
 from .base import DNS_LABEL, ConfigModel
-from .enums import ArtifactAccess, FallbackMode, Placement
+from .enums import ArtifactAccess, FallbackMode, Placement, WeightsSignature
 from .mlflow import is_registry_uri, parse_registry_uri
 from .registry import ImageConfig
 from .serverless import LAMBDA_RESERVED_ENV, ServerlessConfig
@@ -93,6 +93,8 @@ class CanaryConfig(ConfigModel):
     (`models:/chat@challenger`) when the model's weights come from the registry."""
 
     _prefix_only = field_validator("artifact_uri")(lambda value: check_artifact_uri(value))
+    signature: WeightsSignature | None = None
+    """The canary's weights must be signed (as `signature` of the model, which applies to the canary too)."""
 
 
 class ProbeConfig(ConfigModel):
@@ -132,6 +134,10 @@ class ModelConfig(ConfigModel):
     """How pods reach `artifactUri`: `copy` (an init container copies it to local disk before the server
     starts) or `mount` (the Mountpoint for Amazon S3 CSI driver serves the prefix read-only: no copy step, the
     weights stream from S3 with the pod's own, prefix-scoped role)."""
+    signature: WeightsSignature | None = None
+    """`key`: the weights (and the canary's) must carry an OpenSSF model signature, `model.sig` beside them as
+    `model_signing sign key` writes it, by one of `security.modelSigningKeys`, listing exactly their files:
+    `modelops weights` records it in the lock only then, and every plan verifies it again."""
     canary: CanaryConfig | None = None
     fallback: FallbackMode | None = None
     placement: Placement = Placement.GPU
@@ -247,6 +253,11 @@ class ModelConfig(ConfigModel):
         if self.version not in segments[3:]:
             return None
         return "/".join(self.canary.version if i >= 3 and s == self.version else s for i, s in enumerate(segments))
+
+    def signature_for(self, track: str) -> WeightsSignature | None:
+        """The signature a track's weights need: the canary's own, else the model's."""
+        own = self.canary.signature if track == "canary" and self.canary else None
+        return own or self.signature
 
     @property
     def canary_artifact_prefix(self) -> str:

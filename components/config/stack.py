@@ -27,6 +27,8 @@ class PreflightConfig(ConfigModel):
 
 SIGNING_PROFILE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:signer:[a-z0-9-]+:[0-9]{12}:/signing-profiles/[a-zA-Z0-9_]{2,}$")
 """An AWS Signer signing profile ARN as ECR answers it (botocore's ECR model, `SigningProfileArn`)."""
+_PROJECT_PATH = re.compile(r"[A-Za-z0-9._+=@,-]{1,255}(/[A-Za-z0-9._+=@,-]{1,255}){0,15}")
+"""A file of the project: nothing a message could not show as it is, no absolute path."""
 
 
 class SecurityConfig(ConfigModel):
@@ -68,6 +70,23 @@ class SecurityConfig(ConfigModel):
     """Every model whose weights are in S3 must have them pinned by content (`weights.lock.json`, written by
     `modelops weights`, or the registered version's `modelops.weights.manifest` tag): an unpinned one is a config
     error. Pinned weights are checked in the pod before serving whether or not this is on."""
+
+    model_signing_keys: list[str] = []
+    """Public keys (PEM files in the project, e.g. `keys/models.pub`) whose OpenSSF model signatures a model with
+    `signature: key` accepts: elliptic-curve P-256, P-384 or P-521, as `model_signing sign key` uses."""
+
+    @field_validator("model_signing_keys")
+    @classmethod
+    def _project_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not _PROJECT_PATH.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
+                raise ValueError(
+                    f"{path[:200]!r}: give a path relative to the project: '/'-separated names of letters, digits "
+                    "and ._+=@,- (no '..')"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("lists a key twice")
+        return value
 
     def image_gate_required(self, environment: Environment) -> bool:
         # prod's default sits beside the key it defaults: the gate is a verb's setting, not the program's

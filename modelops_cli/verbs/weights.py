@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from components.config.model import check_artifact_uri
     from composition.weights_lock import lock_path, read_weights_lock
+    from composition.weights_signature import read_signing_keys
 
     from ..weights import (
         WeightsError,
@@ -78,14 +79,23 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_OK
         path = lock_path(settings.project.root)
         lock = read_weights_lock(path)
-        locations, registered = stack_locations(settings.model, args.model)
-        pinned = pin(locations, lock, s3_client(region))
+        served = stack_locations(settings.model, args.model)
+        keys = read_signing_keys(settings.model.security.model_signing_keys, settings.project.root)
+        pinned = pin(served, lock, s3_client(region), keys)
     except WeightsError as exc:
         raise UsageError(str(exc)) from None
-    print(format_report(pinned, registered, args.check), end="")
-    if args.check:  # an unpinned prefix fails only where pins are required
+    refused = [p.signature_problem for p in pinned if p.signature_problem]
+    if refused and not args.check:  # nothing written: the lock never pins weights a signature does not cover
+        raise UsageError("the weights are not signed as required:\n  " + "\n  ".join(refused))
+    print(format_report(pinned, served.registered, args.check), end="")
+    if args.check:  # an unpinned prefix fails only where pins (or signatures) are required
         required = settings.model.security.require_pinned_weights
-        return EXIT_POLICY if any(p.changed_files if p.previous else required for p in pinned) else EXIT_OK
+        stale = any(
+            p.signature_problem
+            or ((p.changed_files or not p.signature_in_lock) if p.previous else required or p.location in served.signed)
+            for p in pinned
+        )
+        return EXIT_POLICY if stale else EXIT_OK
     checked_destination(str(path))
     try:
         write_atomically(path, updated_lock(lock, pinned).as_json())

@@ -574,3 +574,23 @@ def test_mounted_artifacts_need_an_artifact():
         "modelops:models.sentiment.artifactAccess: 'mount' serves artifactUri from S3; set artifactUri"
         in problems_of(raw)
     )
+
+
+def test_signed_weights_need_an_s3_prefix_and_trusted_keys():
+    """A registered version is pinned by its registry tag, which carries no signature: refused, not ignored."""
+    raw = stack_raw("prod")
+    raw["security"] = {"modelSigningKeys": ["keys/models.pub"]}
+    raw["mlflow"] = {"trackingUri": "https://mlflow.example.com", "artifactBuckets": ["acme-models-prod"]}
+    chat = raw["models"]["chat"]
+    chat["artifactUri"] = "models:/chat@champion"
+    chat["canary"] = {**chat["canary"], "artifactUri": "models:/chat@challenger", "signature": "key"}
+    assert problems_of(raw) == [
+        "modelops:models.chat.canary.signature: signed weights are pinned from their s3:// prefix by `modelops "
+        "weights`; a registered version (models:/…) is pinned by its registry tag, which carries no signature: give "
+        "the s3:// prefix"
+    ]
+    del raw["models"]["chat"]
+    raw["models"]["sentiment"]["signature"] = "key"
+    cfg = parse_stack_config(raw)
+    assert cfg.models["sentiment"].signature_for("stable") == "key"
+    assert cfg.security.model_signing_keys == ["keys/models.pub"]

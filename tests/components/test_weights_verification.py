@@ -196,3 +196,22 @@ def test_a_listed_hidden_file_is_copied_and_checked(s3, tmp_path):
     done = run_check(LOCATION, tmp_path / "models", manifest)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "models" / ".gitattributes").exists()
+
+
+def test_the_signature_beside_the_weights_is_neither_pinned_nor_copied_nor_refused(s3, tmp_path):
+    """`model.sig` at the top of the prefix is the weights' signature, pinned in the lock (not a file the server
+    loads): the manifest leaves it out, the copy skips it, and a mount that shows it still starts; one deeper down is
+    a file like any other."""
+    s3.put_object(Bucket=BUCKET, Key="chat/1/model.sig", Body=b"{}")
+    manifest = manifest_of(LOCATION, s3)
+    assert set(manifest.files) == set(tiny_model())
+    done = run_check(LOCATION, tmp_path / "models", manifest)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "models" / "model.sig").exists()
+    mount = _mounted(tmp_path)
+    (mount / "model.sig").write_bytes(b"{}")
+    assert run_check("", mount, _pinned()).returncode == 0
+    (mount / "tokenizer" / "model.sig").write_bytes(b"{}")
+    done = run_check("", mount, _pinned())
+    assert done.returncode == 1
+    assert f"{mount}/tokenizer/model.sig is not in the manifest" in done.stderr

@@ -29,6 +29,12 @@ PREFIXES = ("sentiment/1.3.0", "summarizer/2.0.0", "summarizer/2.1.0")
 
 @pytest.fixture
 def s3(moto_server, monkeypatch, tmp_path):
+    return served_weights(moto_server, monkeypatch, tmp_path)
+
+
+def served_weights(moto_server, monkeypatch, tmp_path):
+    """The staging stack's prefixes on the S3 emulator, each a tiny model (its bytes marked with the prefix), and
+    the lock in `tmp_path`: the S3 client."""
     moto_server.reset()
     aws_env(monkeypatch, moto_server.url)
     monkeypatch.setenv("MODELOPS_WEIGHTS_LOCK", str(tmp_path / "weights.lock.json"))
@@ -289,6 +295,5 @@ def test_a_lock_that_is_not_a_regular_file_is_refused_unread(tmp_path, capsys, m
     monkeypatch.setenv("MODELOPS_WEIGHTS_LOCK", str(lock))
     code, _, output = _plan(tmp_path, _stack(tmp_path), capsys)
     assert code == 2
-    assert (
-        "weights.lock.json: " + ("cannot be read (not UTF-8)" if kind == "not-utf8" else "not a regular file") in output
-    )
+    reason = {"not-utf8": "not UTF-8", "directory": "is a directory"}.get(kind, "not a regular file")
+    assert f"weights.lock.json: cannot be read ({reason})" in output
