@@ -1,6 +1,7 @@
-"""Reading files of the project the program runs in (the weights lock, trusted keys): regular files only, and
-bounded, as the CLI reads what it is given (modelops_cli/files.py; the program never imports the CLI). A FIFO
-committed as `weights.lock.json` would hang every plan and a link to `/dev/zero` fill its memory: neither is read."""
+"""Reading files regular and bounded: the program's project files (the weights lock, trusted keys) and everything
+a `modelops` verb is given (plans, policy configs, kubeconfigs, stack files: modelops_cli/files.py uses this one;
+the program never imports the CLI). A FIFO would hang the reader forever and a device (`/dev/zero`, a link to it
+planted in a checkout) fill its memory: neither is read."""
 
 import errno
 import os
@@ -21,5 +22,9 @@ def read_regular_file(path: Path, limit: int) -> bytes:
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
-        raise OSError(errno.EFBIG, f"larger than {limit:,} bytes", str(path))
+        raise OSError(errno.EFBIG, f"larger than {_size(limit)}", str(path))
     return data
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1 << 20)} MiB" if limit % (1 << 20) == 0 else f"{limit:,} bytes"

@@ -1,31 +1,7 @@
-"""Reading what a verb is given: regular files only, and bounded. Its own module (standard library only), so the
-plan, stack-file and kubeconfig readers share it without importing the verbs' common module, which plans stacks
-through them."""
+"""Reading what a verb is given: regular files only, and bounded (composition/project_files.py, the program's own
+reader). Its own module, so the plan, stack-file and kubeconfig readers share it without importing the verbs'
+common module, which plans stacks through them."""
 
-import errno
-import os
-import stat
-from pathlib import Path
+from composition.project_files import read_regular_file
 
-
-def read_regular_file(path: Path, limit: int) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes, else OSError (with a strerror to print): a FIFO would
-    block the reader forever and a device (`/dev/zero`, a link to it planted in a checkout) fill its memory, so
-    neither is read; a directory is IsADirectoryError. Every file a verb reads (plans, policy configs,
-    kubeconfigs and the files they name, stack files) comes through here."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
-        raise OSError(errno.EINVAL, "not a regular file", str(path))
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise OSError(errno.EFBIG, f"larger than {_size(limit)}", str(path))
-    return data
-
-
-def _size(limit: int) -> str:
-    return f"{limit // (1 << 20)} MiB" if limit % (1 << 20) == 0 else f"{limit} bytes"
+__all__ = ["read_regular_file"]

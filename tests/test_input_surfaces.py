@@ -490,7 +490,7 @@ REQUIRED = {
 
 NOT_INPUT = {
     "code:modelops_cli/cli.py:main": "opens /dev/null to write to once the reader of stdout went away",
-    "code:modelops_cli/files.py:read_regular_file": "the shared reader itself (its callers have rows)",
+    "code:composition/project_files.py:read_regular_file": "the shared reader itself (its callers have rows)",
     "code:modelops_cli/common.py:write_atomically": "writes an output (tests/test_surfaces.py)",
     "code:modelops_cli/kubeapi.py:_key_files": "writes the client key material it removes afterwards",
     "code:modelops_cli/gate.py:format_sarif": "parses the SARIF `check` just wrote",
